@@ -1,0 +1,177 @@
+//! Flooding: stops one user from sending too many messages in one room.
+//!
+//! Per room and per user, the protection keeps the messages of the last
+//! minute. When a user sends more than `max-per-minute` of them, it acts:
+//! by default it redacts those messages and bans the user; `consequence`
+//! can instead only redact, or only tell the management room. While a user
+//! stays flagged (until a minute passes without a message from them), every
+//! further message is redacted too, but the ban and the notice are sent once.
+//!
+//! Room moderators (power level at or above the room's ban level) and the
+//! bot itself are never acted on. Redactions are not messages and are not
+//! counted. Time is the host's clock when the event arrived, not the
+//! sender's claimed timestamp, so a spammer cannot backdate messages.
+
+use std::collections::{HashMap, VecDeque};
+
+use gleipnir_sdk::prelude::*;
+
+/// Messages count toward the limit for this long.
+const WINDOW_MS: u64 = 60_000;
+/// Forget idle users after this many handled events, to bound memory.
+const SWEEP_EVERY: u32 = 4096;
+
+gleipnir_sdk::choice! {
+    /// What happens when a user floods a room.
+    pub enum Consequence {
+        RedactAndBan = "redact-and-ban",
+        Redact = "redact",
+        Notify = "notify",
+    }
+}
+
+gleipnir_sdk::settings! {
+    pub struct Config {
+        /// How many messages one user may send in one room within a minute; one more is a flood.
+        max_per_minute: u32 = 10, min 1, max 10_000;
+        /// What happens to a flooder: redact their recent messages and ban them, only redact, or only notify the management room.
+        consequence: Consequence = Consequence::RedactAndBan;
+        /// The reason given with redactions and bans.
+        reason: String = "flooding".to_owned();
+    }
+}
+
+#[derive(Debug, Default)]
+struct Sender {
+    /// When and what this user sent within the window, oldest first.
+    recent: VecDeque<(u64, String)>,
+    /// Acted on until this time; each new message extends it.
+    flagged_until: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct Flooding {
+    config: Config,
+    /// room → user → recent messages
+    rooms: HashMap<String, HashMap<String, Sender>>,
+    bot: Option<String>,
+    since_sweep: u32,
+}
+
+impl Protection for Flooding {
+    const NAME: &'static str = "flooding";
+    const SUMMARY: &'static str = "Redacts and bans users who send too many messages in a room within a minute.";
+    const CAPABILITIES: &'static [Capability] = &[Capability::Redact, Capability::Ban, Capability::NotifyManagement];
+    const EVENTS: &'static [EventClass] = &[EventClass::Message];
+    type Settings = Config;
+
+    fn configure(&mut self, config: Config) -> Result<(), String> {
+        self.config = config;
+        Ok(())
+    }
+
+    fn handle(&mut self, event: &Event, host: &dyn Host) -> Vec<Action> {
+        let EventKind::Message(_) = &event.kind else { return Vec::new() };
+        let now = host.now_ms();
+        self.maybe_sweep(now);
+
+        let max = self.config.max_per_minute as usize;
+        let sender = self.sender_mut(&event.room_id, &event.sender);
+        while sender.recent.front().is_some_and(|(ts, _)| now.saturating_sub(*ts) >= WINDOW_MS) {
+            sender.recent.pop_front();
+        }
+        sender.recent.push_back((now, event.event_id.clone()));
+        let flagged = sender.flagged_until.is_some_and(|until| now < until);
+        if sender.recent.len() <= max && !flagged {
+            return Vec::new();
+        }
+
+        let bot = self.bot.get_or_insert_with(|| host.bot_user_id());
+        if event.sender == *bot || host.is_moderator(&event.room_id, &event.sender) {
+            // Keep the window bounded for users we never act on.
+            let sender = self.sender_mut(&event.room_id, &event.sender);
+            while sender.recent.len() > max {
+                sender.recent.pop_front();
+            }
+            return Vec::new();
+        }
+
+        let consequence = self.config.consequence;
+        let reason = self.config.reason.clone();
+        let sender = self.sender_mut(&event.room_id, &event.sender);
+        sender.flagged_until = Some(now + WINDOW_MS);
+        let count = sender.recent.len();
+        let mut actions = Vec::new();
+        if flagged {
+            // Already acted on: clean up what keeps coming, say nothing new.
+            if consequence != Consequence::Notify {
+                actions.push(Action::redact(event, &reason));
+            }
+            sender.recent.clear();
+            return actions;
+        }
+        if consequence != Consequence::Notify {
+            for (_, event_id) in sender.recent.drain(..) {
+                actions.push(Action::Redact(RedactEvent {
+                    room_id: event.room_id.clone(),
+                    event_id,
+                    reason: reason.clone(),
+                }));
+            }
+        } else {
+            sender.recent.clear();
+        }
+        if consequence == Consequence::RedactAndBan {
+            actions.push(Action::ban(&event.room_id, &event.sender, &reason));
+        }
+        let what = match consequence {
+            Consequence::RedactAndBan => "redacted their messages and banned them",
+            Consequence::Redact => "redacted their messages",
+            Consequence::Notify => "took no action (consequence is notify)",
+        };
+        actions.push(Action::notify(
+            &format!(
+                "{} sent {count} messages within a minute in {} (limit {max}); {what}.",
+                event.sender, event.room_id
+            ),
+            &reason,
+        ));
+        actions
+    }
+}
+
+impl Flooding {
+    fn sender_mut(&mut self, room: &str, user: &str) -> &mut Sender {
+        // Look up by &str first so the common case allocates nothing.
+        if !self.rooms.contains_key(room) {
+            self.rooms.insert(room.to_owned(), HashMap::new());
+        }
+        let users = self.rooms.get_mut(room).expect("inserted above");
+        if !users.contains_key(user) {
+            users.insert(user.to_owned(), Sender::default());
+        }
+        users.get_mut(user).expect("inserted above")
+    }
+
+    /// Forget users with nothing in the window and no flag.
+    fn maybe_sweep(&mut self, now: u64) {
+        self.since_sweep += 1;
+        if self.since_sweep < SWEEP_EVERY {
+            return;
+        }
+        self.since_sweep = 0;
+        for users in self.rooms.values_mut() {
+            users.retain(|_, s| {
+                let recent = s.recent.back().is_some_and(|(ts, _)| now.saturating_sub(*ts) < WINDOW_MS);
+                let flagged = s.flagged_until.is_some_and(|until| now < until);
+                recent || flagged
+            });
+        }
+        self.rooms.retain(|_, users| !users.is_empty());
+    }
+}
+
+gleipnir_sdk::export_protection!(Flooding);
+
+#[cfg(test)]
+mod tests;

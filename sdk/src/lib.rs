@@ -1,0 +1,107 @@
+//! Write a Gleipnir protection: a trait, typed settings, one export macro and a
+//! native test harness.
+//!
+//! A protection is data in, decisions out: it receives events and returns
+//! actions; the host checks each action against the capabilities the
+//! protection declared and the operator granted, then carries it out. Here is
+//! a complete protection that redacts any message containing a forbidden word:
+//!
+//! ```
+//! use gleipnir_sdk::prelude::*;
+//!
+//! gleipnir_sdk::settings! {
+//!     pub struct Config {
+//!         /// The word that gets a message redacted.
+//!         word: String = "spam".to_owned();
+//!     }
+//! }
+//!
+//! #[derive(Default)]
+//! pub struct NoSpam {
+//!     config: Config,
+//! }
+//!
+//! impl Protection for NoSpam {
+//!     const NAME: &'static str = "no-spam";
+//!     const SUMMARY: &'static str = "Redacts messages that contain a forbidden word.";
+//!     const CAPABILITIES: &'static [Capability] = &[Capability::Redact];
+//!     const EVENTS: &'static [EventClass] = &[EventClass::Message];
+//!     type Settings = Config;
+//!
+//!     fn configure(&mut self, settings: Config) -> Result<(), String> {
+//!         self.config = settings;
+//!         Ok(())
+//!     }
+//!
+//!     fn handle(&mut self, event: &Event, host: &dyn Host) -> Vec<Action> {
+//!         let EventKind::Message(message) = &event.kind else { return vec![] };
+//!         if !message.body.contains(&self.config.word)
+//!             || host.is_moderator(&event.room_id, &event.sender)
+//!         {
+//!             return vec![];
+//!         }
+//!         vec![Action::redact(event, "forbidden word")]
+//!     }
+//! }
+//!
+//! gleipnir_sdk::export_protection!(NoSpam);
+//!
+//! // Natively, with plain `cargo test`:
+//! use gleipnir_sdk::testing::{Harness, events};
+//! let mut harness = Harness::<NoSpam>::new();
+//! let actions = harness.handle(&events::message("!room:x", "@bob:x", "buy spam now"));
+//! assert_eq!(actions.len(), 1);
+//! ```
+//!
+//! Build it for the host with `cargo build --release --target wasm32-wasip2`;
+//! the output `.wasm` is a component that `gleipnir plugin inspect` can read.
+//!
+//! Version check: the WIT package this SDK targets is [`WIT_VERSION`]; a host
+//! that does not speak it refuses the plugin with a message naming both
+//! versions.
+
+extern crate self as gleipnir_sdk;
+
+#[doc(hidden)]
+pub use wit_bindgen as __wit_bindgen;
+
+/// The bindings generated from `wit/`; the types are re-exported in [`prelude`].
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit/0.1.0",
+        world: "plugin",
+        pub_export_macro: true,
+        default_bindings_module: "gleipnir_sdk::bindings",
+        runtime_path: "gleipnir_sdk::__wit_bindgen::rt",
+        additional_derives: [PartialEq],
+    });
+}
+
+mod actions;
+#[doc(hidden)]
+pub mod export;
+mod host;
+mod protection;
+pub mod settings;
+pub mod testing;
+
+pub use host::{Host, WasmHost};
+pub use protection::Protection;
+
+/// The version of the WIT package `gleipnir:protection` this SDK speaks.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Everything a protection usually needs.
+pub mod prelude {
+    pub use crate::Host;
+    pub use crate::Protection;
+    pub use crate::bindings::gleipnir::protection::types::{
+        AbuseReport, Action, Capability, Deactivate, Event, EventClass, EventKind, JoinRule,
+        KvError, LogLevel, MediaInfo, Membership, MembershipChange, Message, NotifyManagement,
+        PolicyChange, PolicyRule, PolicyRuleEdit, Reaction, Redaction, RedactEvent, RoomLevels,
+        RuleChange, RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel, Setting,
+        SettingKind, SettingSpec, SettingValue, StateChange, TargetUser,
+    };
+    pub use crate::settings::{Room, User};
+    pub use std::time::Duration;
+}
