@@ -1,1 +1,93 @@
-fn main() {}
+//! Dispatch cost through the real runtime, sandbox on (epoch deadline,
+//! memory cap, capability checks): `cargo bench -p gleipnir-tests --bench runtime`.
+//!
+//! Prints, for each case, the median of several rounds in ns per event and
+//! events per second. Without `--bench` (as `cargo test` runs it) it does a
+//! few iterations only, to prove it works.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use gleipnir_runtime::{Event, event};
+use gleipnir_tests::{load, plugins, queries};
+
+fn messages(count: usize, users: usize) -> Vec<Event> {
+    (0..count)
+        .map(|i| {
+            let json = serde_json::json!({
+                "room_id": "!HTwZpTKsrmUzZbWNuZ:example.org",
+                "event_id": format!("$Zx9yJ4lqD2ePGOi5mWb8{i:08}"),
+                "sender": format!("@user{}:example.org", i % users),
+                "type": "m.room.message",
+                "origin_server_ts": 1_700_000_000_000u64 + i as u64 * 50,
+                "content": {"msgtype": "m.text", "body": "Hello everyone, has anyone tried the new release yet?"},
+            })
+            .to_string();
+            event::from_json(&json, None, &|_, _| None).unwrap().unwrap()
+        })
+        .collect()
+}
+
+/// Median ns per item over `rounds` rounds of `f` over `n` items.
+fn measure(rounds: usize, n: usize, mut f: impl FnMut()) -> f64 {
+    let mut samples: Vec<f64> = (0..rounds)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_nanos() as f64 / n as f64
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn report(name: &str, ns: f64) {
+    println!("{name:<58} {ns:>9.0} ns/event {:>12.0} events/s", 1e9 / ns);
+}
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (n, rounds) = if full { (100_000, 15) } else { (200, 2) };
+    let events = messages(n, 1000);
+
+    // An empty `handle`: the fixed cost of crossing into the sandbox with a message.
+    let noop = load(plugins::NOOP);
+    let (q, _) = queries();
+    let mut instance = noop.instantiate(q, noop.declared()).unwrap();
+    for e in events.iter().take(1000) {
+        instance.handle(e).unwrap();
+    }
+    report("empty handle (noop protection, one message event)", measure(rounds, n, || {
+        for e in &events {
+            black_box(instance.handle(e).unwrap());
+        }
+    }));
+
+    // Flooding: 1000 users chatting, under the limit, so no actions.
+    let flooding = load(plugins::FLOODING);
+    let (q, _) = queries();
+    let clock = q.clone();
+    let mut instance = flooding.instantiate(q, flooding.declared()).unwrap();
+    report("flooding, message event, no action", measure(rounds, n, || {
+        for e in &events {
+            clock.clock.set(e.origin_ts);
+            let outcome = instance.handle(e).unwrap();
+            assert!(outcome.actions.is_empty());
+        }
+    }));
+
+    // Converting the client-format JSON once per event (shared by all protections).
+    let lines: Vec<String> = events
+        .iter()
+        .map(|e| {
+            serde_json::json!({"room_id": e.room_id, "event_id": e.event_id, "sender": e.sender, "type": "m.room.message",
+                "origin_server_ts": e.origin_ts, "content": serde_json::from_str::<serde_json::Value>(&e.content).unwrap()})
+            .to_string()
+        })
+        .collect();
+    report("event conversion from client-format JSON (host, once per event)", measure(rounds, n, || {
+        for l in &lines {
+            black_box(event::from_json(l, None, &|_, _| None).unwrap());
+        }
+    }));
+}

@@ -1,1 +1,44 @@
-//! placeholder
+//! Shared helpers for the contract tests and benchmarks: the built plugin
+//! components (see build.rs) and a runtime set up as the bot sets it up.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use gleipnir_runtime::host::StateQueries;
+use gleipnir_runtime::rooms::RoomStates;
+use gleipnir_runtime::{Clock, Limits, Plugin, Runtime, RuntimeConfig};
+
+/// Paths of the built components, one constant per plugin.
+pub mod plugins {
+    include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
+}
+
+/// Where the tests cache compiled components (shared by all tests and runs).
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-component-cache")
+}
+
+/// One runtime for a whole test binary, with default limits.
+pub fn runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| runtime_with(Limits::default()))
+        .clone()
+}
+
+/// A runtime with other limits.
+pub fn runtime_with(limits: Limits) -> Arc<Runtime> {
+    Runtime::new(RuntimeConfig { limits, cache_dir: Some(cache_dir()) }).expect("runtime starts")
+}
+
+/// Loads a built plugin.
+pub fn load(path: &str) -> Plugin {
+    runtime().load_file(path.as_ref()).unwrap_or_else(|e| panic!("loading {path}: {e}"))
+}
+
+/// Room state and a manual clock, as `gleipnir plugin run` uses.
+pub fn queries() -> (Arc<StateQueries>, Arc<RoomStates>) {
+    let rooms = Arc::new(RoomStates::new());
+    let queries = Arc::new(StateQueries { bot: "@gleipnir:test".into(), clock: Clock::manual(0), rooms: rooms.clone() });
+    (queries, rooms)
+}

@@ -1,1 +1,75 @@
-fn main() {}
+//! `cargo xtask plugins` builds every protection into `target/plugins/`;
+//! `cargo xtask test` runs every test (what CI runs).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use xtask::{build_plugins, plugin_crates};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("plugins") => plugins().map(|_| ()),
+        Some("test") => test(&args[1..]),
+        _ => {
+            eprintln!("usage: cargo xtask <plugins | test>");
+            eprintln!("  plugins  build every protection under plugins/ into target/plugins/NAME.wasm");
+            eprintln!("  test     build plugins, run every test, clippy and rustfmt (what CI runs)");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Builds `plugins/*` and copies each component to `target/plugins/NAME.wasm`.
+fn plugins() -> Result<Vec<PathBuf>, String> {
+    let root = workspace();
+    let crates = plugin_crates(&root.join("plugins"))?;
+    let built = build_plugins(&root, &crates, &root.join("target/wasm"))?;
+    let out_dir = root.join("target/plugins");
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let mut outputs = Vec::new();
+    for (plugin, artifact) in built {
+        let dest = out_dir.join(format!("{}.wasm", plugin.name));
+        // Copy to a temporary name and rename: a running bot watching the
+        // folder never sees half a file.
+        let tmp = out_dir.join(format!(".{}.wasm.tmp", plugin.name));
+        std::fs::copy(&artifact, &tmp)
+            .and_then(|_| std::fs::rename(&tmp, &dest))
+            .map_err(|e| format!("cannot copy {} to {}: {e}", artifact.display(), dest.display()))?;
+        let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+        println!("{} ({} KiB)", dest.display(), size / 1024);
+        outputs.push(dest);
+    }
+    Ok(outputs)
+}
+
+fn run(description: &str, command: &mut Command) -> Result<(), String> {
+    eprintln!("==> {description}");
+    let status = command.current_dir(workspace()).status().map_err(|e| format!("{description}: cannot start: {e}"))?;
+    if status.success() { Ok(()) } else { Err(format!("{description} failed ({status})")) }
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    plugins()?;
+    run("cargo test", Command::new(&cargo).args(["test", "--workspace", "--all-targets"]).args(extra))?;
+    run("doc tests", Command::new(&cargo).args(["test", "--workspace", "--doc"]))?;
+    run(
+        "clippy",
+        Command::new(&cargo).args(["clippy", "--workspace", "--all-targets", "--quiet", "--", "-D", "warnings"]),
+    )?;
+    run("rustfmt", Command::new(&cargo).args(["fmt", "--all", "--check"]))?;
+    eprintln!("==> all tests passed");
+    Ok(())
+}

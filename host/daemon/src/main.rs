@@ -1,1 +1,73 @@
-fn main() {}
+//! `gleipnir`: the moderation bot's binary. For now the plugin tools:
+//! inspect a protection and run one over recorded events.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod cli;
+
+#[derive(Parser)]
+#[command(name = "gleipnir", version, about = "A moderation bot for Matrix with sandboxed protections")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Work with protection plugins (.wasm components).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Show a protection's name, version, contract version, settings, capabilities and events.
+    Inspect {
+        /// The component file.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Feed recorded Matrix events (client-format JSON, one per line) through a
+    /// protection and print every action it returns as one JSON line.
+    Run {
+        /// The component file.
+        file: PathBuf,
+        /// The events: one JSON object per line, as a homeserver serves them ("-" for stdin).
+        #[arg(long)]
+        events: PathBuf,
+        /// Set a setting, e.g. --set max-per-minute=5 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Grant only these capabilities (comma-separated); by default all the protection declares.
+        #[arg(long, value_delimiter = ',')]
+        grant: Option<Vec<String>>,
+        /// The bot's user id, as protections see it.
+        #[arg(long, default_value = "@gleipnir:localhost")]
+        bot: String,
+        /// Compiled components are cached here; by default under $XDG_CACHE_HOME or ~/.cache.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let result = match args.command {
+        Command::Plugin(PluginCommand::Inspect { file, json }) => cli::plugin::inspect(&file, json),
+        Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, cache_dir }) => {
+            cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, cache_dir })
+        }
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

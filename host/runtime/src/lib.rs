@@ -1,1 +1,43 @@
-//! placeholder
+//! The sandboxed protection runtime: loads WebAssembly components that speak
+//! `gleipnir:protection`, checks what they declare, runs them with a deadline
+//! and a memory cap, and checks every action they return against their
+//! capabilities. No Matrix and no network here: events come in as data,
+//! actions go out as data.
+//!
+//! The pieces, in the order an event meets them:
+//! - [`event`]: client-format Matrix JSON → the contract's [`Event`].
+//! - [`rooms`]: the room state protections may query (membership, power levels).
+//! - [`Runtime`] / [`Plugin`] / [`Instance`]: compile (with an on-disk cache),
+//!   instantiate one store per protection, call it under limits.
+//! - [`capability`]: every returned action checked against declared ∩ granted.
+//! - [`settings`]: specs validated on load, values validated before `configure`.
+
+mod bindings;
+pub mod capability;
+mod cache;
+mod engine;
+pub mod event;
+pub mod host;
+pub mod json;
+mod kv;
+mod plugin;
+pub mod rooms;
+pub mod settings;
+
+pub use bindings::gleipnir::protection::types::{
+    AbuseReport, Action, Capability, Deactivate, Descriptor, Event, EventClass, EventKind,
+    IntegerBounds, JoinRule, KvError, LogLevel, MediaInfo, Membership, MembershipChange, Message,
+    NotifyManagement, NumberBounds, PolicyChange, PolicyRule, PolicyRuleEdit, Reaction,
+    RedactEvent, Redaction, RoomLevels, RuleChange, RuleKind, SendNotice, ServerUser,
+    SetJoinRule, SetPowerLevel, Setting, SettingKind, SettingSpec, SettingValue, StateChange,
+    TargetUser,
+};
+pub use capability::{CapabilitySet, Refusal};
+pub use engine::{Limits, Runtime, RuntimeConfig, RuntimeError};
+pub use host::{Clock, HostQueries};
+pub use kv::{KvLimits, KvStore};
+pub use plugin::{Fault, Instance, LoadError, Outcome, Plugin};
+
+/// The WIT package version this host speaks.
+pub const WIT_PACKAGE: &str = "gleipnir:protection";
+pub const WIT_VERSION: &str = "0.1.0";

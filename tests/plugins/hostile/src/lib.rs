@@ -1,1 +1,69 @@
-//! placeholder
+//! A protection that misbehaves on request, to prove the host survives it.
+//! The body of a message says what to do:
+//! `loop`, `alloc`, `panic`, `recurse`, `overreach`, `flood`, `bad-fields`,
+//! `log-spam`, `kv-fill`; anything else gets one notice back (proof of life).
+
+use gleipnir_sdk::prelude::*;
+
+#[derive(Default)]
+pub struct Hostile {
+    hoard: Vec<Vec<u8>>,
+}
+
+impl Protection for Hostile {
+    const NAME: &'static str = "hostile";
+    const SUMMARY: &'static str = "Misbehaves on request (test plugin).";
+    const CAPABILITIES: &'static [Capability] = &[Capability::NotifyManagement, Capability::Redact];
+    const EVENTS: &'static [EventClass] = &[EventClass::Message];
+    type Settings = ();
+
+    fn handle(&mut self, event: &Event, host: &dyn Host) -> Vec<Action> {
+        let EventKind::Message(message) = &event.kind else { return vec![] };
+        match message.body.as_str() {
+            "loop" => {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            "alloc" => loop {
+                self.hoard.push(vec![1u8; 1 << 20]);
+            },
+            "panic" => panic!("asked to panic"),
+            "recurse" => vec![Action::notify(&recurse(std::hint::black_box(1)).to_string(), "recursed")],
+            "overreach" => vec![Action::ban(&event.room_id, &event.sender, "not declared")],
+            "flood" => (0..100_000).map(|i| Action::notify(&format!("flood {i}"), "flood")).collect(),
+            "bad-fields" => vec![Action::Redact(RedactEvent {
+                room_id: "not-a-room".to_owned(),
+                event_id: event.event_id.clone(),
+                reason: "bad".to_owned(),
+            })],
+            "log-spam" => {
+                for i in 0..1000 {
+                    host.log(LogLevel::Info, &format!("line {i}"));
+                }
+                vec![Action::notify("logged", "log-spam")]
+            }
+            "kv-fill" => {
+                let mut stored = 0;
+                let error = loop {
+                    match host.kv_set(&format!("key-{stored}"), &[7u8; 60 * 1024]) {
+                        Ok(()) => stored += 1,
+                        Err(e) => break e,
+                    }
+                };
+                vec![Action::notify(&format!("stored {stored}, then {error:?}"), "kv-fill")]
+            }
+            _ => vec![Action::notify(&format!("alive: {}", message.body), "proof of life")],
+        }
+    }
+}
+
+fn recurse(depth: u64) -> u64 {
+    let mut buffer = [0u8; 1024];
+    buffer[0] = depth as u8;
+    std::hint::black_box(&mut buffer);
+    if depth == 0 { 0 } else { recurse(depth + 1) + u64::from(buffer[0]) }
+}
+
+gleipnir_sdk::export_protection!(Hostile);

@@ -1,0 +1,3 @@
+//! The command-line subcommands.
+
+pub(crate) mod plugin;

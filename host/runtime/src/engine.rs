@@ -1,0 +1,165 @@
+//! One wasmtime `Engine` for every protection, configured for fast sync calls
+//! and interruption by epoch, with a thread that advances the epoch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::Linker;
+use wasmtime::{Config, Engine};
+
+use crate::cache::ComponentCache;
+use crate::host::StoreState;
+use crate::kv::KvLimits;
+use crate::plugin::{self, LoadError, Plugin};
+
+/// How often the epoch advances; the granularity of call deadlines.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// What one protection may use per call and in total.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Wall-clock time one call may take before it is interrupted.
+    pub call_deadline: Duration,
+    /// Linear memory, in bytes, across the protection's instance.
+    pub memory_bytes: usize,
+    /// Actions one call may return; a reply with more is refused whole.
+    pub max_actions: usize,
+    pub kv: KvLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { call_deadline: Duration::from_millis(50), memory_bytes: 32 << 20, max_actions: 1000, kv: KvLimits::default() }
+    }
+}
+
+impl Limits {
+    /// Epoch ticks for one call, rounding up, plus one because the current
+    /// tick may be about to end.
+    pub(crate) fn deadline_ticks(&self) -> u64 {
+        let tick = EPOCH_TICK.as_nanos();
+        (self.call_deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1
+    }
+}
+
+/// How to build a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    pub limits: Limits,
+    /// Where compiled components are kept between runs; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot configure the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("cannot link the host interfaces: {0}")]
+    Link(String),
+    #[error("cannot use the component cache at {path}: {error}")]
+    Cache { path: PathBuf, error: std::io::Error },
+}
+
+/// Compiles, caches and instantiates protections. Cheap to share: clone the `Arc`.
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<StoreState>,
+    pub(crate) limits: Limits,
+    cache: Option<ComponentCache>,
+    ticker: Option<Ticker>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub fn new(config: RuntimeConfig) -> Result<Arc<Runtime>, RuntimeError> {
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            // Without this every sync call goes through the async task
+            // machinery and costs about three times as much.
+            .concurrency_support(false)
+            .wasm_component_model(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+
+        let mut linker = Linker::<StoreState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+
+        let cache = match config.cache_dir {
+            Some(dir) => Some(ComponentCache::open(&dir, &engine).map_err(|error| RuntimeError::Cache { path: dir, error })?),
+            None => None,
+        };
+        let ticker = Some(Ticker::start(engine.clone()));
+        Ok(Arc::new(Runtime { engine, linker, limits: config.limits, cache, ticker }))
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Loads a protection from a `.wasm` component file.
+    pub fn load_file(self: &Arc<Self>, path: &Path) -> Result<Plugin, LoadError> {
+        let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
+        self.load_bytes(&bytes)
+    }
+
+    /// Loads a protection from component bytes: compile (or reuse the cached
+    /// compilation), check the contract version, describe, validate.
+    pub fn load_bytes(self: &Arc<Self>, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let (component, hash) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes)?,
+            None => {
+                let hash = crate::cache::content_hash(bytes);
+                let component = wasmtime::component::Component::new(&self.engine, bytes)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                (component, hash)
+            }
+        };
+        plugin::prepare(self.clone(), component, hash)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(ticker) = self.ticker.take() {
+            ticker.stop();
+        }
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] so deadlines fire.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("gleipnir-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Ticker { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}

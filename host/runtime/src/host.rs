@@ -1,0 +1,221 @@
+//! The host side of the `host` interface: what a protection may ask while it
+//! handles an event, answered from memory, plus its private key-value store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::StoreLimits;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::gleipnir::protection::{host, types};
+use crate::rooms::RoomStates;
+use crate::{KvError, KvStore, LogLevel, Membership, RoomLevels};
+
+/// The queries the host answers for protections. Implementations must answer
+/// from memory: a protection waits on every call.
+pub trait HostQueries: Send + Sync {
+    fn now_ms(&self) -> u64;
+    fn bot_user_id(&self) -> &str;
+    fn membership(&self, room: &str, user: &str) -> Option<Membership>;
+    fn joined_at(&self, room: &str, user: &str) -> Option<u64>;
+    fn power_level(&self, room: &str, user: &str) -> i64;
+    fn room_levels(&self, room: &str) -> RoomLevels;
+}
+
+/// Where "now" comes from: the system clock, or a clock the caller sets (to
+/// replay a recorded stream with each event's own timestamp).
+#[derive(Debug)]
+pub enum Clock {
+    System,
+    Manual(AtomicU64),
+}
+
+impl Clock {
+    pub fn manual(ms: u64) -> Self {
+        Clock::Manual(AtomicU64::new(ms))
+    }
+    pub fn now_ms(&self) -> u64 {
+        match self {
+            Clock::System => SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
+            Clock::Manual(ms) => ms.load(Ordering::Relaxed),
+        }
+    }
+    /// Sets a manual clock; a system clock ignores it.
+    pub fn set(&self, ms: u64) {
+        if let Clock::Manual(now) = self {
+            now.store(ms, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Room state plus a clock and the bot's id: the usual [`HostQueries`].
+#[derive(Debug)]
+pub struct StateQueries {
+    pub bot: String,
+    pub clock: Clock,
+    pub rooms: Arc<RoomStates>,
+}
+
+impl HostQueries for StateQueries {
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+    fn bot_user_id(&self) -> &str {
+        &self.bot
+    }
+    fn membership(&self, room: &str, user: &str) -> Option<Membership> {
+        self.rooms.membership(room, user)
+    }
+    fn joined_at(&self, room: &str, user: &str) -> Option<u64> {
+        self.rooms.joined_at(room, user)
+    }
+    fn power_level(&self, room: &str, user: &str) -> i64 {
+        self.rooms.power_level(room, user)
+    }
+    fn room_levels(&self, room: &str) -> RoomLevels {
+        self.rooms.room_levels(room)
+    }
+}
+
+/// Log lines a protection may write per call; more are counted, not written.
+const LOG_LINES_PER_CALL: u32 = 64;
+/// Longest log line kept, in bytes.
+const LOG_LINE_BYTES: usize = 2048;
+
+/// Everything one protection's `Store` holds.
+pub(crate) struct StoreState {
+    pub(crate) name: Arc<str>,
+    pub(crate) queries: Arc<dyn HostQueries>,
+    pub(crate) kv: KvStore,
+    pub(crate) limits: StoreLimits,
+    pub(crate) memory_limit: usize,
+    pub(crate) logs_this_call: u32,
+    pub(crate) logs_dropped: u64,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl StoreState {
+    pub(crate) fn new(name: Arc<str>, queries: Arc<dyn HostQueries>, kv: KvStore, limits: StoreLimits) -> Self {
+        StoreState {
+            name,
+            queries,
+            kv,
+            limits,
+            memory_limit: 0,
+            logs_this_call: 0,
+            logs_dropped: 0,
+            wasi: locked_down_wasi(),
+            table: ResourceTable::new(),
+        }
+    }
+}
+
+/// WASI with nothing in it: no files, no network, no environment, no
+/// arguments, stdio closed, and clocks stopped at zero (protections get time
+/// from `now-ms`, so a replay sees the same time as the original run).
+/// Rust's std still imports WASI, so it must be linked, but it reaches nothing.
+fn locked_down_wasi() -> WasiCtx {
+    let mut builder = WasiCtx::builder();
+    builder
+        .allow_blocking_current_thread(false)
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }))
+        .wall_clock(StoppedClock)
+        .monotonic_clock(StoppedClock);
+    builder.build()
+}
+
+struct StoppedClock;
+
+impl wasmtime_wasi::HostWallClock for StoppedClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for StoreState {}
+
+impl host::Host for StoreState {
+    fn log(&mut self, level: LogLevel, mut message: String) {
+        self.logs_this_call += 1;
+        if self.logs_this_call > LOG_LINES_PER_CALL {
+            self.logs_dropped += 1;
+            return;
+        }
+        if message.len() > LOG_LINE_BYTES {
+            let mut end = LOG_LINE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push('…');
+        }
+        let name = &*self.name;
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "gleipnir::plugin", protection = name, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "gleipnir::plugin", protection = name, "{message}"),
+            LogLevel::Info => tracing::info!(target: "gleipnir::plugin", protection = name, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "gleipnir::plugin", protection = name, "{message}"),
+            LogLevel::Error => tracing::error!(target: "gleipnir::plugin", protection = name, "{message}"),
+        }
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.queries.now_ms()
+    }
+
+    fn bot_user_id(&mut self) -> String {
+        self.queries.bot_user_id().to_owned()
+    }
+
+    fn membership_of(&mut self, room: String, user: String) -> Option<Membership> {
+        self.queries.membership(&room, &user)
+    }
+
+    fn joined_at(&mut self, room: String, user: String) -> Option<u64> {
+        self.queries.joined_at(&room, &user)
+    }
+
+    fn power_level(&mut self, room: String, user: String) -> i64 {
+        self.queries.power_level(&room, &user)
+    }
+
+    fn required_levels(&mut self, room: String) -> RoomLevels {
+        self.queries.room_levels(&room)
+    }
+
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        self.kv.get(&key).map(<[u8]>::to_vec)
+    }
+
+    fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        self.kv.set(key, value)
+    }
+
+    fn kv_delete(&mut self, key: String) {
+        self.kv.delete(&key)
+    }
+}

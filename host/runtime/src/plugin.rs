@@ -1,0 +1,453 @@
+//! A loaded protection ([`Plugin`]: compiled, checked, described) and a
+//! running one ([`Instance`]: its own `Store`, called under a deadline and a
+//! memory cap, its actions checked against its capabilities).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Component, types::ComponentItem};
+use wasmtime::{Store, StoreLimitsBuilder, Trap};
+
+use crate::bindings::{Plugin as Bindings, PluginPre};
+use crate::capability::{self, CapabilitySet, Refusal};
+use crate::engine::Runtime;
+use crate::host::{HostQueries, StoreState};
+use crate::kv::KvStore;
+use crate::settings::{self, SettingError};
+use crate::{Action, Descriptor, Event, EventClass, Setting, SettingValue, WIT_PACKAGE, WIT_VERSION};
+
+/// Why a file could not be loaded as a protection.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    #[error("not a Gleipnir protection: it exports no `{WIT_PACKAGE}/protection` interface (exports: {0})")]
+    NotAProtection(String),
+    #[error(
+        "the plugin speaks {WIT_PACKAGE}@{found}, this host speaks @{WIT_VERSION}; rebuild the plugin with a gleipnir-sdk for {WIT_VERSION}"
+    )]
+    WitVersion { found: String },
+    #[error("the plugin needs imports this host does not offer: {0}")]
+    Link(String),
+    #[error("`describe` failed: {0}")]
+    Describe(Fault),
+    #[error("invalid descriptor: {0}")]
+    Descriptor(String),
+    #[error("invalid settings spec: {0}")]
+    SettingsSpec(SettingError),
+    #[error("its default settings were refused: {0}")]
+    Defaults(ConfigureError),
+}
+
+/// A protection call that went wrong. Only the protection is affected.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum Fault {
+    #[error("`{call}` took longer than {deadline:?} and was stopped")]
+    Timeout { call: &'static str, deadline: Duration },
+    #[error("`{call}` ran out of memory (limit {limit} bytes)")]
+    OutOfMemory { call: &'static str, limit: usize },
+    #[error("`{call}` trapped: {message}")]
+    Trap { call: &'static str, message: String },
+    #[error("`handle` returned {returned} actions, more than the limit of {limit}; none were carried out")]
+    TooManyActions { returned: usize, limit: usize },
+    #[error("the protection faulted earlier and has not been restarted: {0}")]
+    Faulted(Box<Fault>),
+}
+
+impl Fault {
+    /// Whether the instance is dead after this fault and must be restarted.
+    pub fn kills_instance(&self) -> bool {
+        match self {
+            Fault::Timeout { .. } | Fault::OutOfMemory { .. } | Fault::Trap { .. } | Fault::Faulted(_) => true,
+            Fault::TooManyActions { .. } => false,
+        }
+    }
+}
+
+/// Why new settings were not applied. The previous settings stay in force.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigureError {
+    #[error("{0}")]
+    Invalid(SettingError),
+    #[error("the protection refused them: {0}")]
+    Rejected(String),
+    #[error("{0}")]
+    Fault(Fault),
+}
+
+/// What one `handle` call produced: the actions to carry out, and those
+/// refused with the reason.
+#[derive(Debug, Default, Clone)]
+pub struct Outcome {
+    pub actions: Vec<Action>,
+    pub refused: Vec<Refusal>,
+}
+
+/// A compiled, checked protection, ready to instantiate. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: Arc<Runtime>,
+    pre: PluginPre<StoreState>,
+    descriptor: Descriptor,
+    declared: CapabilitySet,
+    events: Vec<EventClass>,
+    hash: String,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.inner.descriptor.name)
+            .field("version", &self.inner.descriptor.version)
+            .field("hash", &self.inner.hash)
+            .finish()
+    }
+}
+
+/// The WIT version of the `protection` interface a component exports.
+fn exported_version(runtime: &Runtime, component: &Component) -> Result<String, LoadError> {
+    let ty = component.component_type();
+    let mut names = Vec::new();
+    for (name, item) in ty.exports(&runtime.engine) {
+        if let (Some(rest), ComponentItem::ComponentInstance(_)) = (name.strip_prefix(WIT_PACKAGE), &item.ty)
+            && let Some(version) = rest.strip_prefix("/protection@")
+        {
+            return Ok(version.to_owned());
+        }
+        names.push(name.to_owned());
+    }
+    Err(LoadError::NotAProtection(if names.is_empty() { "none".to_owned() } else { names.join(", ") }))
+}
+
+pub(crate) fn prepare(runtime: Arc<Runtime>, component: Component, hash: String) -> Result<Plugin, LoadError> {
+    let found = exported_version(&runtime, &component)?;
+    if found != WIT_VERSION {
+        return Err(LoadError::WitVersion { found });
+    }
+    let instance_pre = runtime.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+
+    // Describe in a scratch store: a protection may not do anything yet.
+    let scratch = Arc::new(NoQueries);
+    let mut store = new_store(&runtime, "(describing)".into(), scratch, KvStore::new(runtime.limits.kv));
+    let bindings = instantiate(&pre, &mut store, "describe")?;
+    store.set_epoch_deadline(runtime.limits.deadline_ticks());
+    let descriptor = bindings
+        .gleipnir_protection_protection()
+        .call_describe(&mut store)
+        .map_err(|e| LoadError::Describe(classify("describe", e, &runtime)))?;
+    check_descriptor(&descriptor)?;
+    settings::validate_specs(&descriptor.settings).map_err(LoadError::SettingsSpec)?;
+    let declared = descriptor.capabilities.iter().copied().collect();
+    let mut events = descriptor.events.clone();
+    events.dedup();
+    let plugin = Plugin { inner: Arc::new(Inner { runtime, pre, descriptor, declared, events, hash }) };
+
+    // A protection that refuses its own defaults cannot be enabled; say so now.
+    plugin.instantiate(Arc::new(NoQueries), CapabilitySet::EMPTY).map_err(LoadError::Defaults)?;
+    Ok(plugin)
+}
+
+fn check_descriptor(d: &Descriptor) -> Result<(), LoadError> {
+    let bad = |m: String| Err(LoadError::Descriptor(m));
+    if !settings::is_kebab(&d.name) || d.name.len() > 64 {
+        return bad(format!("name `{}` must be 1–64 characters of a-z, 0-9 and inner hyphens", d.name.escape_debug()));
+    }
+    if d.version.is_empty() || d.version.len() > 64 || d.version.contains(char::is_whitespace) {
+        return bad(format!("version `{}` must be 1–64 characters without spaces", d.version.escape_debug()));
+    }
+    if d.summary.len() > 1000 {
+        return bad(format!("summary is {} bytes; at most 1000", d.summary.len()));
+    }
+    Ok(())
+}
+
+impl Plugin {
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.inner.descriptor
+    }
+    pub fn name(&self) -> &str {
+        &self.inner.descriptor.name
+    }
+    /// sha256 of the component file, hex.
+    pub fn content_hash(&self) -> &str {
+        &self.inner.hash
+    }
+    pub fn declared(&self) -> CapabilitySet {
+        self.inner.declared
+    }
+    pub fn wants(&self, class: EventClass) -> bool {
+        self.inner.events.contains(&class)
+    }
+    pub fn wit_version(&self) -> &'static str {
+        WIT_VERSION
+    }
+
+    /// A new instance in its own store, configured with the defaults.
+    /// `granted` is what the operator allows; the protection may use
+    /// only what it declared *and* was granted.
+    pub fn instantiate(&self, queries: Arc<dyn HostQueries>, granted: CapabilitySet) -> Result<Instance, ConfigureError> {
+        let runtime = &self.inner.runtime;
+        let kv = KvStore::new(runtime.limits.kv);
+        let mut store = new_store(runtime, self.name().into(), queries, kv);
+        let bindings = instantiate(&self.inner.pre, &mut store, "instantiate").map_err(|e| match e {
+            LoadError::Describe(fault) => ConfigureError::Fault(fault),
+            other => ConfigureError::Fault(Fault::Trap { call: "instantiate", message: other.to_string() }),
+        })?;
+        let mut instance = Instance {
+            plugin: self.clone(),
+            store,
+            bindings,
+            granted,
+            settings: Vec::new(),
+            overrides: Vec::new(),
+            fault: None,
+        };
+        instance.configure(&[])?;
+        Ok(instance)
+    }
+}
+
+fn new_store(runtime: &Runtime, name: Arc<str>, queries: Arc<dyn HostQueries>, kv: KvStore) -> Store<StoreState> {
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(runtime.limits.memory_bytes)
+        .instances(32)
+        .memories(8)
+        .tables(64)
+        .table_elements(1 << 20)
+        .trap_on_grow_failure(true)
+        .build();
+    let mut state = StoreState::new(name, queries, kv, limits);
+    state.memory_limit = runtime.limits.memory_bytes;
+    let mut store = Store::new(&runtime.engine, state);
+    store.limiter(|s| &mut s.limits);
+    store.set_epoch_deadline(runtime.limits.deadline_ticks());
+    store
+}
+
+fn instantiate(pre: &PluginPre<StoreState>, store: &mut Store<StoreState>, call: &'static str) -> Result<Bindings, LoadError> {
+    let limit = store.data().memory_limit;
+    pre.instantiate(&mut *store).map_err(|e| {
+        let message = format!("{e:#}");
+        if message.contains("forcing trap when growing memory") || message.contains("memory minimum size") {
+            LoadError::Describe(Fault::OutOfMemory { call, limit })
+        } else {
+            LoadError::Describe(Fault::Trap { call, message: shorten(message) })
+        }
+    })
+}
+
+/// Turns a wasmtime error from a call into the fault moderators read.
+fn classify(call: &'static str, error: wasmtime::Error, runtime: &Runtime) -> Fault {
+    if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
+        return Fault::Timeout { call, deadline: runtime.limits.call_deadline };
+    }
+    let message = format!("{error:#}");
+    if message.contains("forcing trap when growing memory") {
+        return Fault::OutOfMemory { call, limit: runtime.limits.memory_bytes };
+    }
+    Fault::Trap { call, message: shorten(message) }
+}
+
+fn shorten(mut message: String) -> String {
+    const MAX: usize = 2000;
+    if message.len() > MAX {
+        let mut end = MAX;
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push('…');
+    }
+    message
+}
+
+/// A protection that queries nothing: used while describing and checking defaults.
+struct NoQueries;
+
+impl HostQueries for NoQueries {
+    fn now_ms(&self) -> u64 {
+        0
+    }
+    fn bot_user_id(&self) -> &str {
+        "@gleipnir:invalid"
+    }
+    fn membership(&self, _: &str, _: &str) -> Option<crate::Membership> {
+        None
+    }
+    fn joined_at(&self, _: &str, _: &str) -> Option<u64> {
+        None
+    }
+    fn power_level(&self, _: &str, _: &str) -> i64 {
+        0
+    }
+    fn room_levels(&self, _: &str) -> crate::RoomLevels {
+        crate::rooms::DEFAULT_LEVELS
+    }
+}
+
+/// One running protection: its own store, settings and faults.
+pub struct Instance {
+    plugin: Plugin,
+    store: Store<StoreState>,
+    bindings: Bindings,
+    granted: CapabilitySet,
+    /// Every key with its effective value, as last accepted.
+    settings: Vec<Setting>,
+    /// The values set explicitly, as last accepted.
+    overrides: Vec<(String, SettingValue)>,
+    fault: Option<Fault>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").field("plugin", &self.plugin).field("fault", &self.fault).finish_non_exhaustive()
+    }
+}
+
+impl Instance {
+    pub fn plugin(&self) -> &Plugin {
+        &self.plugin
+    }
+
+    /// The fault that stopped this instance, if it is stopped.
+    pub fn fault(&self) -> Option<&Fault> {
+        self.fault.as_ref()
+    }
+
+    /// What this instance may do: declared ∩ granted.
+    pub fn allowed(&self) -> CapabilitySet {
+        self.plugin.declared().intersection(self.granted)
+    }
+
+    /// Every setting with its effective value.
+    pub fn settings(&self) -> &[Setting] {
+        &self.settings
+    }
+
+    /// The values set explicitly (the rest are defaults).
+    pub fn overrides(&self) -> &[(String, SettingValue)] {
+        &self.overrides
+    }
+
+    /// Log lines the protection wrote beyond the per-call limit.
+    pub fn logs_dropped(&self) -> u64 {
+        self.store.data().logs_dropped
+    }
+
+    pub fn kv(&self) -> &KvStore {
+        &self.store.data().kv
+    }
+
+    fn call<R>(
+        &mut self,
+        call: &'static str,
+        f: impl FnOnce(&Bindings, &mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Fault> {
+        if let Some(fault) = &self.fault {
+            return Err(Fault::Faulted(Box::new(fault.clone())));
+        }
+        let runtime = self.plugin.inner.runtime.clone();
+        self.store.set_epoch_deadline(runtime.limits.deadline_ticks());
+        self.store.data_mut().logs_this_call = 0;
+        f(&self.bindings, &mut self.store).map_err(|e| {
+            let fault = classify(call, e, &runtime);
+            self.fault = Some(fault.clone());
+            fault
+        })
+    }
+
+    /// Applies settings: `overrides` are validated against the spec and
+    /// layered on the defaults; every key is passed to the protection. On any
+    /// error the previous settings stay in force.
+    pub fn configure(&mut self, overrides: &[(String, SettingValue)]) -> Result<(), ConfigureError> {
+        let values = settings::resolve(&self.plugin.descriptor().settings, overrides).map_err(ConfigureError::Invalid)?;
+        let result = self
+            .call("configure", |b, s| b.gleipnir_protection_protection().call_configure(s, &values))
+            .map_err(ConfigureError::Fault)?;
+        result.map_err(|m| ConfigureError::Rejected(shorten(m)))?;
+        self.settings = values;
+        self.overrides = overrides.to_vec();
+        Ok(())
+    }
+
+    /// Hands one event to the protection and checks what comes back.
+    pub fn handle(&mut self, event: &Event) -> Result<Outcome, Fault> {
+        let returned = self.call("handle", |b, s| b.gleipnir_protection_protection().call_handle(s, event))?;
+        let limit = self.plugin.inner.runtime.limits.max_actions;
+        if returned.len() > limit {
+            return Err(Fault::TooManyActions { returned: returned.len(), limit });
+        }
+        Ok(self.check(returned))
+    }
+
+    /// Splits actions into those allowed and those refused, with the reason.
+    fn check(&self, returned: Vec<Action>) -> Outcome {
+        let mut outcome = Outcome::default();
+        for action in returned {
+            let needed = capability::required(&action);
+            let why = if !self.plugin.declared().contains(needed) {
+                Some(format!("needs `{}`, which the protection did not declare", capability::name(needed)))
+            } else if !self.granted.contains(needed) {
+                Some(format!("needs `{}`, which the operator has not granted", capability::name(needed)))
+            } else {
+                capability::check_fields(&action).err()
+            };
+            match why {
+                Some(why) => outcome.refused.push(Refusal { action, why }),
+                None => outcome.actions.push(action),
+            }
+        }
+        outcome
+    }
+
+    /// State to carry into a new instance (hot swap).
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, Fault> {
+        self.call("snapshot", |b, s| b.gleipnir_protection_protection().call_snapshot(s))
+    }
+
+    /// Takes over state from [`snapshot`](Instance::snapshot).
+    pub fn restore(&mut self, state: &[u8]) -> Result<Result<(), String>, Fault> {
+        self.call("restore", |b, s| b.gleipnir_protection_protection().call_restore(s, state))
+    }
+
+    /// A fresh instance after a fault: same plugin, grants, settings and
+    /// key-value store; in-memory state of the protection is lost.
+    pub fn restart(&mut self) -> Result<(), ConfigureError> {
+        let runtime = self.plugin.inner.runtime.clone();
+        let data = self.store.data_mut();
+        let kv = std::mem::take(&mut data.kv);
+        let queries = data.queries.clone();
+        let mut store = new_store(&runtime, self.plugin.name().into(), queries, kv);
+        let bindings = instantiate(&self.plugin.inner.pre, &mut store, "instantiate").map_err(|e| match e {
+            LoadError::Describe(fault) => ConfigureError::Fault(fault),
+            other => ConfigureError::Fault(Fault::Trap { call: "instantiate", message: other.to_string() }),
+        });
+        let bindings = match bindings {
+            Ok(b) => b,
+            Err(e) => {
+                // Keep the store's kv for the next attempt.
+                let kv = std::mem::take(&mut store.data_mut().kv);
+                self.store.data_mut().kv = kv;
+                return Err(e);
+            }
+        };
+        self.store = store;
+        self.bindings = bindings;
+        self.fault = None;
+        let overrides = self.overrides.clone();
+        self.configure(&overrides)
+    }
+
+    /// Changes what the operator grants, effective for the next call.
+    pub fn set_granted(&mut self, granted: CapabilitySet) {
+        self.granted = granted;
+    }
+}
