@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use gleipnir_runtime::host::StateQueries;
 use gleipnir_runtime::rooms::RoomStates;
@@ -18,12 +19,14 @@ pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-component-cache")
 }
 
-/// One runtime for a whole test binary, with default limits.
+/// The call deadline in tests: long enough that a shared, loaded CI machine
+/// never stops a well-behaved call, short enough to keep the timeout test quick.
+pub const TEST_DEADLINE: Duration = Duration::from_secs(1);
+
+/// One runtime for a whole test binary: default limits but the deadline.
 pub fn runtime() -> Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| runtime_with(Limits::default()))
-        .clone()
+    RUNTIME.get_or_init(|| runtime_with(Limits { call_deadline: TEST_DEADLINE, ..Limits::default() })).clone()
 }
 
 /// A runtime with other limits.
@@ -33,7 +36,12 @@ pub fn runtime_with(limits: Limits) -> Arc<Runtime> {
 
 /// Loads a built plugin.
 pub fn load(path: &str) -> Plugin {
-    runtime().load_file(path.as_ref()).unwrap_or_else(|e| panic!("loading {path}: {e}"))
+    load_with(&runtime(), path)
+}
+
+/// Loads a built plugin into another runtime.
+pub fn load_with(runtime: &Arc<Runtime>, path: &str) -> Plugin {
+    runtime.load_file(path.as_ref()).unwrap_or_else(|e| panic!("loading {path}: {e}"))
 }
 
 /// Room state and a manual clock, as `gleipnir plugin run` uses.

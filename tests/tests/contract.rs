@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use gleipnir_runtime::rooms::RoomStates;
-use gleipnir_runtime::{CapabilitySet, Fault, Instance, LoadError, Plugin, capability, event, json};
+use gleipnir_runtime::{CapabilitySet, Fault, Instance, Limits, LoadError, Plugin, capability, event, json};
 use gleipnir_tests::{load, plugins, queries};
 use serde_json::json;
 
@@ -257,7 +257,7 @@ mod hostile {
 
     #[test]
     fn an_infinite_loop_times_out() {
-        survive("loop", |r| matches!(r, Err(Fault::Timeout { call: "handle", deadline }) if *deadline == Duration::from_millis(50)));
+        survive("loop", |r| matches!(r, Err(Fault::Timeout { call: "handle", deadline }) if *deadline == gleipnir_tests::TEST_DEADLINE));
     }
 
     #[test]
@@ -267,12 +267,12 @@ mod hostile {
 
     #[test]
     fn a_panic_is_a_trap() {
-        survive("panic", |r| matches!(r, Err(Fault::Trap { call: "handle", message }) if message.contains("unreachable")));
+        survive("panic", |r| matches!(r, Err(Fault::Trap { call: "handle", message }) if message.contains("panicked")));
     }
 
     #[test]
     fn a_stack_overflow_is_a_trap() {
-        survive("recurse", |r| matches!(r, Err(Fault::Trap { call: "handle", message }) if message.contains("stack")));
+        survive("recurse", |r| matches!(r, Err(Fault::Trap { call: "handle", message }) if message.contains("stack overflow")));
     }
 
     #[test]
@@ -284,7 +284,17 @@ mod hostile {
 
     #[test]
     fn a_hundred_thousand_actions_are_refused_whole() {
-        survive("flood", |r| matches!(r, Err(Fault::TooManyActions { returned: 100_000, limit: 1000 })));
+        // Building 100,000 actions takes a while in a loaded debug test run;
+        // this test is about the action limit, not the deadline.
+        let runtime = gleipnir_tests::runtime_with(Limits { call_deadline: Duration::from_secs(30), ..Limits::default() });
+        let (queries, _) = queries();
+        let hostile = gleipnir_tests::load_with(&runtime, plugins::HOSTILE);
+        let mut bad = hostile.instantiate(queries, hostile.declared()).unwrap();
+        let result = send(&mut bad, "flood");
+        assert!(matches!(result, Err(Fault::TooManyActions { returned: 100_000, limit: 1000 })), "{result:?}");
+        // Not fatal: the same instance keeps working without a restart.
+        assert!(bad.fault().is_none());
+        assert_eq!(send(&mut bad, "ping").unwrap(), ["notify-management alive: ping (proof of life)"]);
     }
 
     #[test]
@@ -304,7 +314,7 @@ mod hostile {
     #[test]
     fn the_key_value_store_is_bounded() {
         let (mut bad, _, _) = start(&load(plugins::HOSTILE), &[]);
-        assert_eq!(send(&mut bad, "kv-fill").unwrap(), ["notify-management stored 17, then QuotaExceeded(1048576) (kv-fill)"]);
+        assert_eq!(send(&mut bad, "kv-fill").unwrap(), ["notify-management stored 17, then KvError::QuotaExceeded(1048576) (kv-fill)"]);
         assert!(bad.kv().used_bytes() <= 1 << 20);
     }
 

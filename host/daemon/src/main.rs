@@ -31,6 +31,9 @@ enum PluginCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Compiled components are cached here; by default under $XDG_CACHE_HOME or ~/.cache.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
     /// Feed recorded Matrix events (client-format JSON, one per line) through a
     /// protection and print every action it returns as one JSON line.
@@ -58,7 +61,7 @@ enum PluginCommand {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Plugin(PluginCommand::Inspect { file, json }) => cli::plugin::inspect(&file, json),
+        Command::Plugin(PluginCommand::Inspect { file, json, cache_dir }) => cli::plugin::inspect(&file, json, cache_dir),
         Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, cache_dir }) => {
             cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, cache_dir })
         }

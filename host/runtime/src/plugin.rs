@@ -253,6 +253,16 @@ fn classify(call: &'static str, error: wasmtime::Error, runtime: &Runtime) -> Fa
     if message.contains("forcing trap when growing memory") {
         return Fault::OutOfMemory { call, limit: runtime.limits.memory_bytes };
     }
+    // The trap itself says what happened; the wasm backtrace goes to the log.
+    if let Some(trap) = error.downcast_ref::<Trap>() {
+        tracing::debug!(call, "protection trapped: {message}");
+        let hint = match trap {
+            Trap::MemoryOutOfBounds | Trap::StackOverflow => " (a stack overflow or a memory bug in the protection)",
+            Trap::UnreachableCodeReached => " (the protection panicked or aborted)",
+            _ => "",
+        };
+        return Fault::Trap { call, message: format!("{trap}{hint}") };
+    }
     Fault::Trap { call, message: shorten(message) }
 }
 

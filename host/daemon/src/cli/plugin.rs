@@ -25,8 +25,8 @@ fn load(file: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Plugin> {
     runtime.load_file(file).with_context(|| format!("cannot load {}", file.display()))
 }
 
-pub(crate) fn inspect(file: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
-    let plugin = load(file, None)?;
+pub(crate) fn inspect(file: &Path, as_json: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let plugin = load(file, cache_dir)?;
     let d = plugin.descriptor();
     let mut out = std::io::stdout().lock();
     if as_json {

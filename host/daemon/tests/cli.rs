@@ -1,0 +1,111 @@
+//! The `gleipnir plugin` commands, run as a user runs them.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use gleipnir_tests::plugins;
+
+fn gleipnir(args: &[&str]) -> Output {
+    let cache = gleipnir_tests::cache_dir();
+    Command::new(env!("CARGO_BIN_EXE_gleipnir"))
+        .args(args)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .output()
+        .expect("gleipnir runs")
+}
+
+fn example(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples").join(name).display().to_string()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn inspect_shows_settings_capabilities_and_contract() {
+    let out = gleipnir(&["plugin", "inspect", plugins::FLOODING]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for expected in [
+        "flooding 1.0.0",
+        "contract: gleipnir:protection@0.1.0",
+        "capabilities: redact, ban, notify-management",
+        "events: message",
+        "max-per-minute (integer (1..=10000)) = 10",
+        "consequence (one of: redact-and-ban, redact, notify) = redact-and-ban",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn inspect_json_is_machine_readable() {
+    let out = gleipnir(&["plugin", "inspect", plugins::FLOODING, "--json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "flooding");
+    assert_eq!(v["wit"], "gleipnir:protection@0.1.0");
+    assert_eq!(v["settings"][0]["key"], "max-per-minute");
+    assert_eq!(v["settings"][0]["default"], 10);
+    assert_eq!(v["settings"][0]["kind"]["min"], 1);
+}
+
+/// The scenario: 15 messages from one user within 20 seconds, 5 from
+/// another: a ban and redactions for the first, nothing for the second.
+#[test]
+fn run_bans_the_flooder_and_leaves_the_chatter_alone() {
+    let out = gleipnir(&["plugin", "run", plugins::FLOODING, "--events", &example("flood.jsonl")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let actions: Vec<serde_json::Value> =
+        text(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    let count = |kind: &str| actions.iter().filter(|a| a["action"] == kind).count();
+    assert_eq!(count("ban"), 1);
+    assert_eq!(count("redact"), 15);
+    assert!(actions.iter().all(|a| !a.to_string().contains("alice")), "{actions:#?}");
+    let ban = actions.iter().find(|a| a["action"] == "ban").unwrap();
+    assert_eq!(ban["user_id"], "@spammer:example.org");
+}
+
+#[test]
+fn run_reports_malformed_lines_by_number_and_goes_on() {
+    let dir = std::env::temp_dir().join(format!("gleipnir-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let good = std::fs::read_to_string(example("flood.jsonl")).unwrap();
+    std::fs::write(&events, format!("{{\"type\": 5}}\n\nnot json\n{good}")).unwrap();
+    let out = gleipnir(&["plugin", "run", plugins::FLOODING, "--events", events.to_str().unwrap()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("line 1: not a JSON event: invalid type: integer `5`"), "{stderr}");
+    assert!(stderr.contains("line 3: not a JSON event"), "{stderr}");
+    assert!(text(&out.stdout).contains("\"ban\""), "the good lines are still handled");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_refuses_bad_settings_with_the_reason() {
+    for (set, expected) in [
+        ("max-per-minute=0", "setting `max-per-minute`: 0 is outside 1..=10000"),
+        ("max-per-minute=lots", "setting `max-per-minute`: `lots` is not a whole number"),
+        ("consequence=explode", "`explode` is not one of: redact-and-ban, redact, notify"),
+        ("volume=11", "setting `volume`: no such setting; known keys: max-per-minute, consequence, reason"),
+        ("max-per-minute", "write KEY=VALUE"),
+    ] {
+        let out = gleipnir(&["plugin", "run", plugins::FLOODING, "--events", &example("flood.jsonl"), "--set", set]);
+        assert_eq!(out.status.code(), Some(2), "{set}");
+        assert!(text(&out.stderr).contains(expected), "{set}: {}", text(&out.stderr));
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn files_that_are_not_protections_get_a_clear_error() {
+    let out = gleipnir(&["plugin", "inspect", &example("flood.jsonl")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("not a valid WebAssembly component"), "{}", text(&out.stderr));
+    let out = gleipnir(&["plugin", "inspect", plugins::BAD_SPEC]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("setting `threshold`"), "{}", text(&out.stderr));
+}
