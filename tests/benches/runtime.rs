@@ -28,17 +28,22 @@ fn messages(count: usize, users: usize) -> Vec<Event> {
         .collect()
 }
 
-/// Median ns per item over `rounds` rounds of `f` over `n` items.
-fn measure(rounds: usize, n: usize, mut f: impl FnMut()) -> f64 {
-    let mut samples: Vec<f64> = (0..rounds)
-        .map(|_| {
+/// Median ns per item over `rounds` rounds of `f(round)` over `n` items.
+fn measure(rounds: usize, n: usize, mut f: impl FnMut(u64)) -> f64 {
+    let mut samples: Vec<f64> = (0..rounds as u64)
+        .map(|round| {
             let start = Instant::now();
-            f();
+            f(round);
             start.elapsed().as_nanos() as f64 / n as f64
         })
         .collect();
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
+}
+
+/// GLEIPNIR_BENCH_ONLY=text runs only the cases whose name contains it.
+fn wanted(name: &str) -> bool {
+    std::env::var("GLEIPNIR_BENCH_ONLY").map_or(true, |only| name.contains(&only))
 }
 
 fn report(name: &str, ns: f64) {
@@ -47,7 +52,9 @@ fn report(name: &str, ns: f64) {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
-    let (n, rounds) = if full { (100_000, 15) } else { (200, 2) };
+    // GLEIPNIR_BENCH_EVENTS sets the events per round (e.g. small, under callgrind).
+    let n = std::env::var("GLEIPNIR_BENCH_EVENTS").ok().and_then(|v| v.parse().ok());
+    let (n, rounds) = if full { (n.unwrap_or(100_000), 15) } else { (n.unwrap_or(200), 2) };
     let events = messages(n, 1000);
 
     // An empty `handle`: the fixed cost of crossing into the sandbox with a message.
@@ -57,24 +64,49 @@ fn main() {
     for e in events.iter().take(1000) {
         instance.handle(e).unwrap();
     }
-    report("empty handle (noop protection, one message event)", measure(rounds, n, || {
-        for e in &events {
-            black_box(instance.handle(e).unwrap());
-        }
-    }));
+    if wanted("empty handle (noop protection, one message event)") {
+        report("empty handle (noop protection, one message event)", measure(rounds, n, |_| {
+            for e in &events {
+                black_box(instance.handle(e).unwrap());
+            }
+        }));
+    }
+
+    // The same message without its raw content: what copying the content costs.
+    let bare: Vec<Event> = events.iter().map(|e| Event { content: String::new(), ..e.clone() }).collect();
+    if wanted("empty handle (noop protection, message event, empty content)") {
+        report("empty handle (noop protection, message event, empty content)", measure(rounds, n, |_| {
+            for e in &bare {
+                black_box(instance.handle(e).unwrap());
+            }
+        }));
+    }
+
+    // The same with a tick: no strings to copy, so the rest is the call itself.
+    let tick = event::tick(1);
+    if wanted("empty handle (noop protection, tick event)") {
+        report("empty handle (noop protection, tick event)", measure(rounds, n, |_| {
+            for _ in 0..n {
+                black_box(instance.handle(&tick).unwrap());
+            }
+        }));
+    }
 
     // Flooding: 1000 users chatting, under the limit, so no actions.
     let flooding = load(plugins::FLOODING);
     let (q, _) = queries();
     let clock = q.clone();
     let mut instance = flooding.instantiate(q, flooding.declared()).unwrap();
-    report("flooding, message event, no action", measure(rounds, n, || {
-        for e in &events {
-            clock.clock.set(e.origin_ts);
-            let outcome = instance.handle(e).unwrap();
-            assert!(outcome.actions.is_empty());
-        }
-    }));
+    // Each round starts a day later, so windows of earlier rounds have passed.
+    if wanted("flooding, message event, no action") {
+        report("flooding, message event, no action", measure(rounds, n, |round| {
+            for e in &events {
+                clock.clock.set(e.origin_ts + round * 86_400_000);
+                let outcome = instance.handle(e).unwrap();
+                assert!(outcome.actions.is_empty());
+            }
+        }));
+    }
 
     // Converting the client-format JSON once per event (shared by all protections).
     let lines: Vec<String> = events
@@ -85,9 +117,11 @@ fn main() {
             .to_string()
         })
         .collect();
-    report("event conversion from client-format JSON (host, once per event)", measure(rounds, n, || {
-        for l in &lines {
-            black_box(event::from_json(l, None, &|_, _| None).unwrap());
-        }
-    }));
+    if wanted("event conversion from client-format JSON (host, once per event)") {
+        report("event conversion from client-format JSON (host, once per event)", measure(rounds, n, |_| {
+            for l in &lines {
+                black_box(event::from_json(l, None, &|_, _| None).unwrap());
+            }
+        }));
+    }
 }

@@ -319,6 +319,17 @@ mod hostile {
     }
 
     #[test]
+    fn the_sandbox_reaches_nothing_outside() {
+        let (mut bad, _, _) = start(&load(plugins::HOSTILE), &[]);
+        let got = send(&mut bad, "probe").unwrap();
+        // stdout "works" but goes nowhere: WASI stdio is closed by the host.
+        assert_eq!(
+            got,
+            ["notify-management env=0 args=0 root=false passwd=false cwd=false tcp=false dns=false wall-clock=0 stdout=true hashmap=1 (probe)"]
+        );
+    }
+
+    #[test]
     fn a_faulted_instance_refuses_calls_until_restarted() {
         let (mut bad, _, _) = start(&load(plugins::HOSTILE), &[]);
         let line = message(ROOM, "@a:test", 1, "panic", 1);
@@ -346,6 +357,36 @@ mod bad_spec {
 }
 
 #[test]
+fn compiled_components_are_cached_on_disk_and_reused() {
+    let dir = std::env::temp_dir().join(format!("gleipnir-cache-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let config = || gleipnir_runtime::RuntimeConfig { cache_dir: Some(dir.clone()), ..Default::default() };
+    let files = || -> Vec<(String, std::time::SystemTime)> {
+        let mut v: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().modified().unwrap()))
+            .collect();
+        v.sort();
+        v
+    };
+    let first = gleipnir_runtime::Runtime::new(config()).unwrap().load_file(plugins::NOOP.as_ref()).unwrap();
+    let cached = files();
+    assert_eq!(cached.len(), 1);
+    assert!(cached[0].0.starts_with(first.content_hash()), "{cached:?}");
+    // A new runtime (a restart) loads the cached artifact instead of compiling.
+    let again = gleipnir_runtime::Runtime::new(config()).unwrap().load_file(plugins::NOOP.as_ref()).unwrap();
+    assert_eq!(again.content_hash(), first.content_hash());
+    assert_eq!(files(), cached, "the artifact was not rewritten");
+    // A damaged artifact is compiled again, not trusted.
+    std::fs::write(dir.join(&cached[0].0), b"garbage").unwrap();
+    let repaired = gleipnir_runtime::Runtime::new(config()).unwrap().load_file(plugins::NOOP.as_ref()).unwrap();
+    assert_eq!(repaired.descriptor().name, "noop");
+    assert_ne!(std::fs::read(dir.join(&cached[0].0)).unwrap(), b"garbage");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn files_that_are_not_protections_are_refused() {
     let runtime = gleipnir_tests::runtime();
     let err = runtime.load_bytes(b"definitely not wasm").unwrap_err();
@@ -366,5 +407,20 @@ mod noop {
         assert!(p.declared().is_empty());
         let lines: Vec<_> = (0..50).map(|i| message("!r:test", "@a:test", 0, "x", i)).collect();
         check(&p, &[], &lines, "");
+    }
+}
+
+mod future_contract {
+    use super::*;
+
+    pub(super) fn covered() {}
+
+    #[test]
+    fn a_plugin_for_another_contract_version_is_refused_naming_both() {
+        let err = gleipnir_tests::runtime().load_file(plugins::FUTURE_CONTRACT.as_ref()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the plugin speaks gleipnir:protection@9.0.0, this host speaks @0.1.0; rebuild the plugin with a gleipnir-sdk for 0.1.0"
+        );
     }
 }

@@ -99,6 +99,7 @@ struct Inner {
     declared: CapabilitySet,
     events: Vec<EventClass>,
     hash: String,
+    deadline_ticks: u64,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -148,7 +149,8 @@ pub(crate) fn prepare(runtime: Arc<Runtime>, component: Component, hash: String)
     let declared = descriptor.capabilities.iter().copied().collect();
     let mut events = descriptor.events.clone();
     events.dedup();
-    let plugin = Plugin { inner: Arc::new(Inner { runtime, pre, descriptor, declared, events, hash }) };
+    let deadline_ticks = runtime.limits.deadline_ticks();
+    let plugin = Plugin { inner: Arc::new(Inner { runtime, pre, descriptor, declared, events, hash, deadline_ticks }) };
 
     // A protection that refuses its own defaults cannot be enabled; say so now.
     plugin.instantiate(Arc::new(NoQueries), CapabilitySet::EMPTY).map_err(LoadError::Defaults)?;
@@ -364,11 +366,10 @@ impl Instance {
         if let Some(fault) = &self.fault {
             return Err(Fault::Faulted(Box::new(fault.clone())));
         }
-        let runtime = self.plugin.inner.runtime.clone();
-        self.store.set_epoch_deadline(runtime.limits.deadline_ticks());
+        self.store.set_epoch_deadline(self.plugin.inner.deadline_ticks);
         self.store.data_mut().logs_this_call = 0;
         f(&self.bindings, &mut self.store).map_err(|e| {
-            let fault = classify(call, e, &runtime);
+            let fault = classify(call, e, &self.plugin.inner.runtime);
             self.fault = Some(fault.clone());
             fault
         })

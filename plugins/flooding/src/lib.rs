@@ -12,9 +12,11 @@
 //! counted. Time is the host's clock when the event arrived, not the
 //! sender's claimed timestamp, so a spammer cannot backdate messages.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, RandomState};
 
 use gleipnir_sdk::prelude::*;
+use hashbrown::HashTable;
 
 /// Messages count toward the limit for this long.
 const WINDOW_MS: u64 = 60_000;
@@ -49,11 +51,27 @@ struct Sender {
     flagged_until: Option<u64>,
 }
 
+/// Recent messages of one user in one room.
+#[derive(Debug)]
+struct Entry {
+    room: String,
+    user: String,
+    sender: Sender,
+}
+
+/// Hashes a (room, user) pair; the same for borrowed and owned strings.
+fn hash_of(hasher: &RandomState, room: &str, user: &str) -> u64 {
+    hasher.hash_one((room, user))
+}
+
 #[derive(Default)]
 pub struct Flooding {
     config: Config,
-    /// room → user → recent messages
-    rooms: HashMap<String, HashMap<String, Sender>>,
+    /// (room, user) → recent messages, found with one hash and no
+    /// allocation. SipHash with a random key (std's `RandomState`), since
+    /// user ids are chosen by whoever floods.
+    senders: HashTable<Entry>,
+    hasher: RandomState,
     bot: Option<String>,
     since_sweep: u32,
 }
@@ -142,15 +160,18 @@ impl Protection for Flooding {
 
 impl Flooding {
     fn sender_mut(&mut self, room: &str, user: &str) -> &mut Sender {
-        // Look up by &str first so the common case allocates nothing.
-        if !self.rooms.contains_key(room) {
-            self.rooms.insert(room.to_owned(), HashMap::new());
-        }
-        let users = self.rooms.get_mut(room).expect("inserted above");
-        if !users.contains_key(user) {
-            users.insert(user.to_owned(), Sender::default());
-        }
-        users.get_mut(user).expect("inserted above")
+        // One hash, and an allocation only for a sender not seen in the window.
+        let hasher = &self.hasher;
+        let hash = hash_of(hasher, room, user);
+        let entry = self.senders.entry(
+            hash,
+            |e| e.room == room && e.user == user,
+            |e| hash_of(hasher, &e.room, &e.user),
+        );
+        &mut entry
+            .or_insert_with(|| Entry { room: room.to_owned(), user: user.to_owned(), sender: Sender::default() })
+            .into_mut()
+            .sender
     }
 
     /// Forget users with nothing in the window and no flag.
@@ -160,14 +181,11 @@ impl Flooding {
             return;
         }
         self.since_sweep = 0;
-        for users in self.rooms.values_mut() {
-            users.retain(|_, s| {
-                let recent = s.recent.back().is_some_and(|(ts, _)| now.saturating_sub(*ts) < WINDOW_MS);
-                let flagged = s.flagged_until.is_some_and(|until| now < until);
-                recent || flagged
-            });
-        }
-        self.rooms.retain(|_, users| !users.is_empty());
+        self.senders.retain(|Entry { sender: s, .. }| {
+            let recent = s.recent.back().is_some_and(|(ts, _)| now.saturating_sub(*ts) < WINDOW_MS);
+            let flagged = s.flagged_until.is_some_and(|until| now < until);
+            recent || flagged
+        });
     }
 }
 

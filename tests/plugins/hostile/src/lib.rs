@@ -1,7 +1,8 @@
 //! A protection that misbehaves on request, to prove the host survives it.
 //! The body of a message says what to do:
 //! `loop`, `alloc`, `panic`, `recurse`, `overreach`, `flood`, `bad-fields`,
-//! `log-spam`, `kv-fill`; anything else gets one notice back (proof of life).
+//! `log-spam`, `kv-fill`, `probe` (reports what of the outside world it can
+//! reach); anything else gets one notice back (proof of life).
 
 use gleipnir_sdk::prelude::*;
 
@@ -54,9 +55,34 @@ impl Protection for Hostile {
                 };
                 vec![Action::notify(&format!("stored {stored}, then {error:?}"), "kv-fill")]
             }
+            "probe" => vec![Action::notify(&probe(), "probe")],
             _ => vec![Action::notify(&format!("alive: {}", message.body), "proof of life")],
         }
     }
+}
+
+/// What a protection can see of the world outside its sandbox.
+fn probe() -> String {
+    use std::collections::HashMap;
+    let env = std::env::vars().count();
+    let args = std::env::args().count();
+    let root = std::fs::read_dir("/").is_ok();
+    let passwd = std::fs::read("/etc/passwd").is_ok();
+    let cwd = std::fs::read_dir(".").is_ok();
+    let tcp = std::net::TcpStream::connect("127.0.0.1:80").is_ok();
+    let dns = std::net::ToSocketAddrs::to_socket_addrs("localhost:80").is_ok();
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(u64::MAX);
+    let printed = {
+        use std::io::Write;
+        std::io::stdout().write_all(b"hello").is_ok()
+    };
+    // std's HashMap seeds itself from WASI random: it must work.
+    let mut map = HashMap::new();
+    map.insert("k", 1);
+    format!(
+        "env={env} args={args} root={root} passwd={passwd} cwd={cwd} tcp={tcp} dns={dns} wall-clock={wall} stdout={printed} hashmap={}",
+        map.len()
+    )
 }
 
 fn recurse(depth: u64) -> u64 {
