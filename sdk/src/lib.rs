@@ -78,6 +78,7 @@ pub mod bindings {
 }
 
 mod actions;
+pub mod alloc;
 #[doc(hidden)]
 pub mod export;
 mod host;
@@ -88,6 +89,10 @@ pub mod testing;
 pub use host::{Host, WasmHost};
 pub use protection::Protection;
 
+#[cfg(all(target_arch = "wasm32", feature = "small-object-allocator"))]
+#[global_allocator]
+static ALLOCATOR: alloc::SmallObjectAllocator = alloc::SmallObjectAllocator::new();
+
 /// The version of the WIT package `gleipnir:protection` this SDK speaks.
 pub const WIT_VERSION: &str = "0.1.0";
 
@@ -97,7 +102,7 @@ pub mod prelude {
     pub use crate::Protection;
     pub use crate::bindings::gleipnir::protection::types::{
         AbuseReport, Action, Capability, Deactivate, Event, EventClass, EventKind, JoinRule,
-        KvError, LogLevel, MediaInfo, Membership, MembershipChange, Message, NotifyManagement,
+        KvError, LogLevel, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, NotifyManagement,
         PolicyChange, PolicyRule, PolicyRuleEdit, Reaction, Redaction, RedactEvent, RoomLevels,
         RuleChange, RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel, Setting,
         SettingKind, SettingSpec, SettingValue, StateChange, TargetUser,

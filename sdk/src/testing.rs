@@ -224,11 +224,10 @@ pub mod events {
             sender,
             content,
             EventKind::Message(Message {
-                msgtype: "m.text".to_owned(),
+                msgtype: Msgtype::Text,
                 body: body.to_owned(),
                 formatted_body: None,
-                mentions: Vec::new(),
-                mentions_room: false,
+                mentions: None,
                 replaces: None,
                 in_reply_to: None,
                 media: None,

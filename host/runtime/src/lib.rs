@@ -26,7 +26,7 @@ pub mod settings;
 
 pub use bindings::gleipnir::protection::types::{
     AbuseReport, Action, Capability, Deactivate, Descriptor, Event, EventClass, EventKind,
-    IntegerBounds, JoinRule, KvError, LogLevel, MediaInfo, Membership, MembershipChange, Message,
+    IntegerBounds, JoinRule, KvError, LogLevel, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype,
     NotifyManagement, NumberBounds, PolicyChange, PolicyRule, PolicyRuleEdit, Reaction,
     RedactEvent, Redaction, RoomLevels, RuleChange, RuleKind, SendNotice, ServerUser,
     SetJoinRule, SetPowerLevel, Setting, SettingKind, SettingSpec, SettingValue, StateChange,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::{
-    Event, EventClass, EventKind, MediaInfo, Membership, MembershipChange, Message, PolicyChange,
+    Event, EventClass, EventKind, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, PolicyChange,
     PolicyRule, Reaction, Redaction, RuleChange, RuleKind, StateChange,
 };
 
@@ -143,7 +143,7 @@ struct MessageContent {
     format: Option<String>,
     formatted_body: Option<String>,
     #[serde(rename = "m.mentions")]
-    mentions: Option<Mentions>,
+    mentions: Option<RawMentions>,
     #[serde(rename = "m.relates_to")]
     relates_to: Option<RelatesTo>,
     #[serde(rename = "m.new_content")]
@@ -154,7 +154,7 @@ struct MessageContent {
 }
 
 #[derive(Deserialize, Default)]
-struct Mentions {
+struct RawMentions {
     #[serde(default)]
     user_ids: Vec<serde_json::Value>,
     #[serde(default)]
@@ -202,7 +202,7 @@ fn message(json: &str, sticker: bool) -> Result<Message, EventError> {
         (Some(_), Some(new)) => *new,
         (_, _) => MessageContent { relates_to: None, new_content: None, ..content },
     };
-    let msgtype = if sticker { "m.sticker".to_owned() } else { effective.msgtype.clone().unwrap_or_default() };
+    let msgtype = if sticker { Msgtype::Sticker } else { msgtype(effective.msgtype.as_deref().unwrap_or("")) };
     // Some clients send a non-string body; protections still see its text.
     let body = match &effective.body {
         Some(serde_json::Value::String(s)) => s.clone(),
@@ -213,6 +213,8 @@ fn message(json: &str, sticker: bool) -> Result<Message, EventError> {
         .formatted_body
         .filter(|_| effective.format.as_deref() == Some("org.matrix.custom.html"));
     let mentions = effective.mentions.unwrap_or_default();
+    let users: Vec<String> = mentions.user_ids.into_iter().filter_map(|u| u.as_str().map(str::to_owned)).collect();
+    let mentions = (!users.is_empty() || mentions.room).then_some(Mentions { users, room: mentions.room });
     let url = effective.url.or(effective.file.and_then(|f| f.url));
     let media = match (url, effective.info) {
         (None, None) => None,
@@ -225,12 +227,25 @@ fn message(json: &str, sticker: bool) -> Result<Message, EventError> {
         msgtype,
         body,
         formatted_body,
-        mentions: mentions.user_ids.into_iter().filter_map(|u| u.as_str().map(str::to_owned)).collect(),
-        mentions_room: mentions.room,
+        mentions,
         replaces,
         in_reply_to,
         media,
     })
+}
+
+fn msgtype(text: &str) -> Msgtype {
+    match text {
+        "m.text" => Msgtype::Text,
+        "m.notice" => Msgtype::Notice,
+        "m.emote" => Msgtype::Emote,
+        "m.image" => Msgtype::Image,
+        "m.file" => Msgtype::File,
+        "m.audio" => Msgtype::Audio,
+        "m.video" => Msgtype::Video,
+        "m.location" => Msgtype::Location,
+        other => Msgtype::Other(other.to_owned()),
+    }
 }
 
 fn reaction(json: &str) -> Result<Reaction, EventError> {

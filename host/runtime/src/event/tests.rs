@@ -15,20 +15,20 @@ fn check(json: &str, expected: &str) {
 fn messages() {
     check(
         r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"m.room.message","origin_server_ts":5,"content":{"msgtype":"m.text","body":"hi"}}"#,
-        r#"!r $e @a:x 5 EventKind::Message(Message { msgtype: "m.text", body: "hi", formatted-body: None, mentions: [], mentions-room: false, replaces: None, in-reply-to: None, media: None })"#,
+        r#"!r $e @a:x 5 EventKind::Message(Message { msgtype: Msgtype::Text, body: "hi", formatted-body: None, mentions: None, replaces: None, in-reply-to: None, media: None })"#,
     );
     // An edit is seen with its new text; HTML only when the format says so.
     check(
         r#"{"room_id":"!r:x","event_id":"$e","sender":"@a:x","type":"m.room.message","origin_server_ts":5,"content":{"msgtype":"m.text","body":"* old","m.new_content":{"msgtype":"m.text","body":"new","format":"org.matrix.custom.html","formatted_body":"<b>new</b>"},"m.relates_to":{"rel_type":"m.replace","event_id":"$old"}}}"#,
-        r#"!r:x $e @a:x 5 EventKind::Message(Message { msgtype: "m.text", body: "new", formatted-body: Some("<b>new</b>"), mentions: [], mentions-room: false, replaces: Some("$old"), in-reply-to: None, media: None })"#,
+        r#"!r:x $e @a:x 5 EventKind::Message(Message { msgtype: Msgtype::Text, body: "new", formatted-body: Some("<b>new</b>"), mentions: None, replaces: Some("$old"), in-reply-to: None, media: None })"#,
     );
     check(
         r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"m.room.message","origin_server_ts":5,"content":{"msgtype":"m.image","body":"cat.png","url":"mxc://x/y","info":{"mimetype":"image/png","size":1234},"m.mentions":{"user_ids":["@b:x",7],"room":true},"m.relates_to":{"m.in_reply_to":{"event_id":"$q"}}}}"#,
-        r#"!r $e @a:x 5 EventKind::Message(Message { msgtype: "m.image", body: "cat.png", formatted-body: None, mentions: ["@b:x"], mentions-room: true, replaces: None, in-reply-to: Some("$q"), media: Some(MediaInfo { url: Some("mxc://x/y"), mimetype: Some("image/png"), size: Some(1234) }) })"#,
+        r#"!r $e @a:x 5 EventKind::Message(Message { msgtype: Msgtype::Image, body: "cat.png", formatted-body: None, mentions: Some(Mentions { users: ["@b:x"], room: true }), replaces: None, in-reply-to: Some("$q"), media: Some(MediaInfo { url: Some("mxc://x/y"), mimetype: Some("image/png"), size: Some(1234) }) })"#,
     );
     check(
         r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"m.sticker","origin_server_ts":5,"content":{"body":"wave","url":"mxc://x/s"}}"#,
-        r#"!r $e @a:x 5 EventKind::Message(Message { msgtype: "m.sticker", body: "wave", formatted-body: None, mentions: [], mentions-room: false, replaces: None, in-reply-to: None, media: Some(MediaInfo { url: Some("mxc://x/s"), mimetype: None, size: None }) })"#,
+        r#"!r $e @a:x 5 EventKind::Message(Message { msgtype: Msgtype::Sticker, body: "wave", formatted-body: None, mentions: None, replaces: None, in-reply-to: None, media: Some(MediaInfo { url: Some("mxc://x/s"), mimetype: None, size: None }) })"#,
     );
 }
 
