@@ -26,7 +26,11 @@ fn main() {
         writeln!(code, "pub const {}: &str = {:?};", ident.to_uppercase(), path.display().to_string()).unwrap();
         idents.push(ident);
     }
-    writeln!(code, "\n/// Calls `$m!(plugin_name)` for every plugin.\n#[macro_export]\nmacro_rules! for_each_plugin {{").unwrap();
+    writeln!(
+        code,
+        "\n/// Calls `$m!(plugin_name)` for every plugin.\n#[macro_export]\nmacro_rules! for_each_plugin {{"
+    )
+    .unwrap();
     writeln!(code, "    ($m:ident) => {{").unwrap();
     for ident in &idents {
         writeln!(code, "        $m!({ident});").unwrap();

@@ -6,9 +6,9 @@ use std::thread::LocalKey;
 
 use crate::Protection;
 use crate::WasmHost;
+use crate::bindings::gleipnir::protection::types::Descriptor;
 use crate::prelude::*;
 use crate::settings::Settings;
-use crate::bindings::gleipnir::protection::types::Descriptor;
 
 /// Where the one instance of a protection lives inside its sandbox.
 pub type Slot<P> = LocalKey<RefCell<Option<P>>>;
@@ -69,7 +69,9 @@ macro_rules! export_protection {
                 fn describe() -> t::Descriptor {
                     $crate::export::describe::<$ty>(env!("CARGO_PKG_VERSION"))
                 }
-                fn configure(settings: ::std::vec::Vec<t::Setting>) -> ::core::result::Result<(), ::std::string::String> {
+                fn configure(
+                    settings: ::std::vec::Vec<t::Setting>,
+                ) -> ::core::result::Result<(), ::std::string::String> {
                     $crate::export::configure::<$ty>(&INSTANCE, settings)
                 }
                 fn handle(event: t::Event) -> ::std::vec::Vec<t::Action> {
@@ -86,7 +88,7 @@ macro_rules! export_protection {
             // Natively (tests, `cargo build` of the workspace) there is nothing to
             // export to, and the export names are not valid native symbols.
             #[cfg(target_arch = "wasm32")]
-            $crate::bindings::export!(Export with_types_in $crate::bindings);
+    $crate::bindings::export!(Export with_types_in $crate::bindings);
         };
     };
 }

@@ -101,11 +101,11 @@ pub mod prelude {
     pub use crate::Host;
     pub use crate::Protection;
     pub use crate::bindings::gleipnir::protection::types::{
-        AbuseReport, Action, Capability, Deactivate, Event, EventClass, EventKind, JoinRule,
-        KvError, LogLevel, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, NotifyManagement,
-        PolicyChange, PolicyRule, PolicyRuleEdit, Reaction, Redaction, RedactEvent, RoomLevels,
-        RuleChange, RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel, Setting,
-        SettingKind, SettingSpec, SettingValue, StateChange, TargetUser,
+        AbuseReport, Action, Capability, Deactivate, Event, EventClass, EventKind, JoinRule, KvError, LogLevel,
+        MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, NotifyManagement, PolicyChange,
+        PolicyRule, PolicyRuleEdit, Reaction, RedactEvent, Redaction, RoomLevels, RuleChange, RuleKind, SendNotice,
+        ServerUser, SetJoinRule, SetPowerLevel, Setting, SettingKind, SettingSpec, SettingValue, StateChange,
+        TargetUser,
     };
     pub use crate::settings::{Room, User};
     pub use std::time::Duration;

@@ -30,8 +30,8 @@
 //! assert_eq!(Config::default().max_messages, 10);
 //! ```
 
-use crate::prelude::*;
 use crate::bindings::gleipnir::protection::types::{IntegerBounds, NumberBounds};
+use crate::prelude::*;
 
 /// A protection's settings as one Rust value.
 pub trait Settings: Sized + Default {

@@ -10,12 +10,15 @@ use std::collections::HashMap;
 use crate::prelude::*;
 use crate::settings::Settings;
 
+/// (room, user) → membership and join time.
+type Members = HashMap<(String, String), (Membership, Option<u64>)>;
+
 /// A host whose answers the test decides.
 #[derive(Debug)]
 pub struct TestHost {
     now: Cell<u64>,
     bot: String,
-    members: RefCell<HashMap<(String, String), (Membership, Option<u64>)>>,
+    members: RefCell<Members>,
     levels: RefCell<HashMap<(String, String), i64>>,
     room_levels: RefCell<HashMap<String, RoomLevels>>,
     kv: RefCell<HashMap<String, Vec<u8>>>,
@@ -147,10 +150,10 @@ impl<P: Protection> Harness<P> {
         self.protection.configure(settings)
     }
 
-    /// Handle one event with the host's clock set to the event's timestamp.
+    /// Handle one event with the host's clock set to when it was received.
     pub fn handle(&mut self, event: &Event) -> Vec<Action> {
-        if event.origin_ts != 0 {
-            self.host.set_now(event.origin_ts);
+        if event.received_ts != 0 {
+            self.host.set_now(event.received_ts);
         }
         self.protection.handle(event, &self.host)
     }
@@ -211,6 +214,7 @@ pub mod events {
             event_id: next_event_id(),
             sender: sender.to_owned(),
             origin_ts: 0,
+            received_ts: 0,
             content,
             kind,
         }
@@ -262,9 +266,10 @@ pub mod events {
     }
 
     impl Event {
-        /// The same event at `ms` since the epoch.
+        /// The same event sent and received at `ms` since the epoch.
         pub fn at(mut self, ms: u64) -> Event {
             self.origin_ts = ms;
+            self.received_ts = ms;
             self
         }
 
@@ -287,11 +292,17 @@ pub mod events {
             Action::Unban(a) => format!("unban {} {} ({})", a.room_id, a.user_id, a.reason),
             Action::Kick(a) => format!("kick {} {} ({})", a.room_id, a.user_id, a.reason),
             Action::SetJoinRule(a) => format!("set-join-rule {} {:?} ({})", a.room_id, a.rule, a.reason),
-            Action::SetPowerLevel(a) => format!("set-power-level {} {} {} ({})", a.room_id, a.user_id, a.level, a.reason),
+            Action::SetPowerLevel(a) => {
+                format!("set-power-level {} {} {} ({})", a.room_id, a.user_id, a.level, a.reason)
+            }
             Action::SendNotice(a) => format!("notice {}: {} ({})", a.room_id, a.body, a.reason),
             Action::NotifyManagement(a) => format!("notify: {} ({})", a.body, a.reason),
-            Action::AddPolicyRule(a) => format!("add-rule {} {:?} {} {} ({})", a.list_room, a.kind, a.entity, a.recommendation, a.reason),
-            Action::RemovePolicyRule(a) => format!("remove-rule {} {:?} {} {} ({})", a.list_room, a.kind, a.entity, a.recommendation, a.reason),
+            Action::AddPolicyRule(a) => {
+                format!("add-rule {} {:?} {} {} ({})", a.list_room, a.kind, a.entity, a.recommendation, a.reason)
+            }
+            Action::RemovePolicyRule(a) => {
+                format!("remove-rule {} {:?} {} {} ({})", a.list_room, a.kind, a.entity, a.recommendation, a.reason)
+            }
             Action::SuspendUser(a) => format!("suspend {} ({})", a.user_id, a.reason),
             Action::DeactivateUser(a) => format!("deactivate {} erase={} ({})", a.user_id, a.erase, a.reason),
             Action::DeleteUserMedia(a) => format!("delete-media {} ({})", a.user_id, a.reason),

@@ -69,31 +69,40 @@ fn main() {
         instance.handle(e).unwrap();
     }
     if wanted("empty handle (noop protection, one message event)") {
-        report("empty handle (noop protection, one message event)", measure(rounds, n, |_| {
-            for i in 0..n {
-                black_box(instance.handle(event(i)).unwrap());
-            }
-        }));
+        report(
+            "empty handle (noop protection, one message event)",
+            measure(rounds, n, |_| {
+                for i in 0..n {
+                    black_box(instance.handle(event(i)).unwrap());
+                }
+            }),
+        );
     }
 
     // The same message without its raw content: what copying the content costs.
     let bare: Vec<Event> = events.iter().map(|e| Event { content: String::new(), ..e.clone() }).collect();
     if wanted("empty handle (noop protection, message event, empty content)") {
-        report("empty handle (noop protection, message event, empty content)", measure(rounds, n, |_| {
-            for i in 0..n {
-                black_box(instance.handle(&bare[i % bare.len()]).unwrap());
-            }
-        }));
+        report(
+            "empty handle (noop protection, message event, empty content)",
+            measure(rounds, n, |_| {
+                for i in 0..n {
+                    black_box(instance.handle(&bare[i % bare.len()]).unwrap());
+                }
+            }),
+        );
     }
 
     // The same with a tick: no strings to copy, so the rest is the call itself.
     let tick = event::tick(1);
     if wanted("empty handle (noop protection, tick event)") {
-        report("empty handle (noop protection, tick event)", measure(rounds, n, |_| {
-            for _ in 0..n {
-                black_box(instance.handle(&tick).unwrap());
-            }
-        }));
+        report(
+            "empty handle (noop protection, tick event)",
+            measure(rounds, n, |_| {
+                for _ in 0..n {
+                    black_box(instance.handle(&tick).unwrap());
+                }
+            }),
+        );
     }
 
     // Flooding: the clock advances 50 ms per event; each round starts a day
@@ -102,14 +111,49 @@ fn main() {
     let (q, _) = queries();
     let clock = q.clone();
     let mut instance = flooding.instantiate(q, flooding.declared()).unwrap();
+    let mut live = events.clone();
     if wanted("flooding, message event, no action") {
-        report("flooding, message event, no action", measure(rounds, n, |round| {
-            for i in 0..n {
-                clock.clock.set(1_700_000_000_000 + round * 86_400_000 + i as u64 * 50);
-                let outcome = instance.handle(event(i)).unwrap();
-                assert!(outcome.actions.is_empty());
-            }
-        }));
+        report(
+            "flooding, message event, no action",
+            measure(rounds, n, |round| {
+                for i in 0..n {
+                    let now = 1_700_000_000_000 + round * 86_400_000 + i as u64 * 50;
+                    clock.clock.set(now);
+                    let index = i % live.len();
+                    live[index].received_ts = now;
+                    let outcome = instance.handle(&live[index]).unwrap();
+                    assert!(outcome.actions.is_empty());
+                }
+            }),
+        );
+    }
+
+    // Loading a protection: compiling it, and taking it from the disk cache
+    // (what a restart does).
+    if wanted("load") {
+        let dir = std::env::temp_dir().join(format!("gleipnir-bench-cache-{}", std::process::id()));
+        let load_rounds = if full { 5 } else { 1 };
+        let mut compile = Vec::new();
+        let mut cached = Vec::new();
+        for _ in 0..load_rounds {
+            let _ = std::fs::remove_dir_all(&dir);
+            let runtime = gleipnir_runtime::Runtime::new(gleipnir_runtime::RuntimeConfig {
+                cache_dir: Some(dir.clone()),
+                ..Default::default()
+            })
+            .unwrap();
+            let start = Instant::now();
+            runtime.load_file(plugins::FLOODING.as_ref()).unwrap();
+            compile.push(start.elapsed().as_secs_f64() * 1e3);
+            let start = Instant::now();
+            runtime.load_file(plugins::FLOODING.as_ref()).unwrap();
+            cached.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        compile.sort_by(f64::total_cmp);
+        cached.sort_by(f64::total_cmp);
+        println!("{:<58} {:>9.1} ms", "load flooding.wasm, compiling (cold cache)", compile[compile.len() / 2]);
+        println!("{:<58} {:>9.2} ms", "load flooding.wasm, from the disk cache (restart)", cached[cached.len() / 2]);
     }
 
     // Converting the client-format JSON once per event (shared by all protections).
@@ -122,10 +166,13 @@ fn main() {
         })
         .collect();
     if wanted("event conversion from client-format JSON (host, once per event)") {
-        report("event conversion from client-format JSON (host, once per event)", measure(rounds, n, |_| {
-            for i in 0..n {
-                black_box(event::from_json(&lines[i % lines.len()], None, &|_, _| None).unwrap());
-            }
-        }));
+        report(
+            "event conversion from client-format JSON (host, once per event)",
+            measure(rounds, n, |_| {
+                for i in 0..n {
+                    black_box(event::from_json(&lines[i % lines.len()], None, &|_, _| None).unwrap());
+                }
+            }),
+        );
     }
 }

@@ -47,6 +47,7 @@ pub fn load_with(runtime: &Arc<Runtime>, path: &str) -> Plugin {
 /// Room state and a manual clock, as `gleipnir plugin run` uses.
 pub fn queries() -> (Arc<StateQueries>, Arc<RoomStates>) {
     let rooms = Arc::new(RoomStates::new());
-    let queries = Arc::new(StateQueries { bot: "@gleipnir:test".into(), clock: Clock::manual(0), rooms: rooms.clone() });
+    let queries =
+        Arc::new(StateQueries { bot: "@gleipnir:test".into(), clock: Clock::manual(0), rooms: rooms.clone() });
     (queries, rooms)
 }

@@ -52,10 +52,18 @@ fn render_action(a: &gleipnir_runtime::Action) -> String {
 fn run(instance: &mut Instance, rooms: &RoomStates, clock: &gleipnir_runtime::Clock, lines: &[String]) -> String {
     let mut out = Vec::new();
     for line in lines {
-        let event = event::from_json(line, None, &|r, u| rooms.membership(r, u)).expect("valid event").expect("handled kind");
+        let event =
+            event::from_json(line, None, &|r, u| rooms.membership(r, u)).expect("valid event").expect("handled kind");
         let raw: serde_json::Value = serde_json::from_str(line).unwrap();
         if let Some(key) = raw["state_key"].as_str() {
-            rooms.apply(&event.room_id, raw["type"].as_str().unwrap(), key, &event.sender, event.origin_ts, &event.content);
+            rooms.apply(
+                &event.room_id,
+                raw["type"].as_str().unwrap(),
+                key,
+                &event.sender,
+                event.origin_ts,
+                &event.content,
+            );
         }
         clock.set(event.origin_ts);
         if !instance.plugin().wants(event::class(&event.kind)) {
@@ -64,7 +72,9 @@ fn run(instance: &mut Instance, rooms: &RoomStates, clock: &gleipnir_runtime::Cl
         match instance.handle(&event) {
             Ok(outcome) => {
                 out.extend(outcome.actions.iter().map(render_action));
-                out.extend(outcome.refused.iter().map(|r| format!("refused: {} — {}", render_action(&r.action), r.why)));
+                out.extend(
+                    outcome.refused.iter().map(|r| format!("refused: {} — {}", render_action(&r.action), r.why)),
+                );
             }
             Err(fault) => {
                 out.push(format!("fault: {fault}"));
@@ -77,7 +87,10 @@ fn run(instance: &mut Instance, rooms: &RoomStates, clock: &gleipnir_runtime::Cl
     out.join("\n")
 }
 
-fn start(plugin: &Plugin, overrides: &[(&str, gleipnir_runtime::SettingValue)]) -> (Instance, Arc<RoomStates>, Arc<gleipnir_runtime::host::StateQueries>) {
+fn start(
+    plugin: &Plugin,
+    overrides: &[(&str, gleipnir_runtime::SettingValue)],
+) -> (Instance, Arc<RoomStates>, Arc<gleipnir_runtime::host::StateQueries>) {
     let (queries, rooms) = queries();
     let mut instance = plugin.instantiate(queries.clone(), plugin.declared()).expect("instantiates");
     let overrides: Vec<_> = overrides.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
@@ -125,12 +138,8 @@ mod flooding {
             }
         }
         let got_lines = lines.clone();
-        let spam_ids: Vec<usize> = got_lines
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.contains("@spam:test"))
-            .map(|(i, _)| i + 1)
-            .collect();
+        let spam_ids: Vec<usize> =
+            got_lines.iter().enumerate().filter(|(_, l)| l.contains("@spam:test")).map(|(i, _)| i + 1).collect();
         let mut expected: Vec<String> =
             spam_ids[..11].iter().map(|i| format!("redact !room:test $e{i} (flooding)")).collect();
         expected.push("ban !room:test @spam:test (flooding)".into());
@@ -165,8 +174,14 @@ mod flooding {
 
     #[test]
     fn a_raised_ban_level_is_respected() {
-        let mut lines =
-            vec![state(ROOM, "@owner:test", "m.room.power_levels", "", json!({"ban": 80, "users": {"@helper:test": 50}}), 1)];
+        let mut lines = vec![state(
+            ROOM,
+            "@owner:test",
+            "m.room.power_levels",
+            "",
+            json!({"ban": 80, "users": {"@helper:test": 50}}),
+            1,
+        )];
         for i in 0..3 {
             lines.push(message(ROOM, "@helper:test", i, "x", lines.len() + 1));
         }
@@ -187,7 +202,10 @@ notify-management @helper:test sent 3 messages within a minute in !room:test (li
     fn without_the_ban_grant_the_ban_is_refused_and_the_rest_goes_through() {
         let p = plugin();
         let (queries, rooms) = queries();
-        let granted: CapabilitySet = [capability::parse("redact").unwrap(), capability::parse("notify-management").unwrap()].into_iter().collect();
+        let granted: CapabilitySet =
+            [capability::parse("redact").unwrap(), capability::parse("notify-management").unwrap()]
+                .into_iter()
+                .collect();
         let mut instance = p.instantiate(queries.clone(), granted).unwrap();
         instance.configure(&[("max-per-minute".into(), SettingValue::Integer(1))]).unwrap();
         let lines: Vec<_> = (0..2).map(|i| message(ROOM, "@a:test", i, "x", i as usize + 1)).collect();
@@ -207,8 +225,15 @@ refused: ban !room:test @a:test (flooding) — needs `ban`, which the operator h
         let err = instance.configure(&[("max-per-minute".into(), SettingValue::Integer(0))]).unwrap_err();
         assert_eq!(err.to_string(), "setting `max-per-minute`: 0 is outside 1..=10000");
         let err = instance.configure(&[("max-per-hour".into(), SettingValue::Integer(5))]).unwrap_err();
-        assert_eq!(err.to_string(), "setting `max-per-hour`: no such setting; known keys: max-per-minute, consequence, reason");
-        let current: Vec<_> = instance.settings().iter().map(|s| format!("{}={}", s.key, gleipnir_runtime::settings::format_value(&s.value))).collect();
+        assert_eq!(
+            err.to_string(),
+            "setting `max-per-hour`: no such setting; known keys: max-per-minute, consequence, reason"
+        );
+        let current: Vec<_> = instance
+            .settings()
+            .iter()
+            .map(|s| format!("{}={}", s.key, gleipnir_runtime::settings::format_value(&s.value)))
+            .collect();
         assert_eq!(current, ["max-per-minute=5", "consequence=redact-and-ban", "reason=flooding"]);
     }
 }
@@ -247,7 +272,8 @@ mod hostile {
     fn survive(body: &str, expect: impl Fn(&Result<Vec<String>, Fault>) -> bool) {
         let hostile = load(plugins::HOSTILE);
         let (mut bad, _, _) = start(&hostile, &[]);
-        let (mut good, rooms, queries) = start(&load(plugins::FLOODING), &[("max-per-minute", gleipnir_runtime::SettingValue::Integer(1))]);
+        let (mut good, rooms, queries) =
+            start(&load(plugins::FLOODING), &[("max-per-minute", gleipnir_runtime::SettingValue::Integer(1))]);
         let result = send(&mut bad, body);
         assert!(expect(&result), "{body}: unexpected {result:?}");
         assert_eq!(send(&mut bad, "ping").unwrap(), ["notify-management alive: ping (proof of life)"]);
@@ -257,7 +283,10 @@ mod hostile {
 
     #[test]
     fn an_infinite_loop_times_out() {
-        survive("loop", |r| matches!(r, Err(Fault::Timeout { call: "handle", deadline }) if *deadline == gleipnir_tests::TEST_DEADLINE));
+        survive(
+            "loop",
+            |r| matches!(r, Err(Fault::Timeout { call: "handle", deadline }) if *deadline == gleipnir_tests::TEST_DEADLINE),
+        );
     }
 
     #[test]
@@ -272,7 +301,10 @@ mod hostile {
 
     #[test]
     fn a_stack_overflow_is_a_trap() {
-        survive("recurse", |r| matches!(r, Err(Fault::Trap { call: "handle", message }) if message.contains("stack overflow")));
+        survive(
+            "recurse",
+            |r| matches!(r, Err(Fault::Trap { call: "handle", message }) if message.contains("stack overflow")),
+        );
     }
 
     #[test]
@@ -286,7 +318,8 @@ mod hostile {
     fn a_hundred_thousand_actions_are_refused_whole() {
         // Building 100,000 actions takes a while in a loaded debug test run;
         // this test is about the action limit, not the deadline.
-        let runtime = gleipnir_tests::runtime_with(Limits { call_deadline: Duration::from_secs(30), ..Limits::default() });
+        let runtime =
+            gleipnir_tests::runtime_with(Limits { call_deadline: Duration::from_secs(30), ..Limits::default() });
         let (queries, _) = queries();
         let hostile = gleipnir_tests::load_with(&runtime, plugins::HOSTILE);
         let mut bad = hostile.instantiate(queries, hostile.declared()).unwrap();
@@ -314,7 +347,10 @@ mod hostile {
     #[test]
     fn the_key_value_store_is_bounded() {
         let (mut bad, _, _) = start(&load(plugins::HOSTILE), &[]);
-        assert_eq!(send(&mut bad, "kv-fill").unwrap(), ["notify-management stored 17, then KvError::QuotaExceeded(1048576) (kv-fill)"]);
+        assert_eq!(
+            send(&mut bad, "kv-fill").unwrap(),
+            ["notify-management stored 17, then KvError::QuotaExceeded(1048576) (kv-fill)"]
+        );
         assert!(bad.kv().used_bytes() <= 1 << 20);
     }
 
@@ -325,7 +361,9 @@ mod hostile {
         // stdout "works" but goes nowhere: WASI stdio is closed by the host.
         assert_eq!(
             got,
-            ["notify-management env=0 args=0 root=false passwd=false cwd=false tcp=false dns=false wall-clock=0 stdout=true hashmap=1 (probe)"]
+            [
+                "notify-management env=0 args=0 root=false passwd=false cwd=false tcp=false dns=false wall-clock=0 stdout=true hashmap=1 (probe)"
+            ]
         );
     }
 
@@ -352,7 +390,10 @@ mod bad_spec {
     fn an_invalid_settings_spec_is_refused_at_load() {
         let err = gleipnir_tests::runtime().load_file(plugins::BAD_SPEC.as_ref()).unwrap_err();
         assert!(matches!(err, LoadError::SettingsSpec(_)), "{err:?}");
-        assert_eq!(err.to_string(), "invalid settings spec: setting `threshold`: the default is invalid: 0 is outside 5..=10");
+        assert_eq!(
+            err.to_string(),
+            "invalid settings spec: setting `threshold`: the default is invalid: 0 is outside 5..=10"
+        );
     }
 }
 
@@ -383,6 +424,33 @@ fn compiled_components_are_cached_on_disk_and_reused() {
     let repaired = gleipnir_runtime::Runtime::new(config()).unwrap().load_file(plugins::NOOP.as_ref()).unwrap();
     assert_eq!(repaired.descriptor().name, "noop");
     assert_ne!(std::fs::read(dir.join(&cached[0].0)).unwrap(), b"garbage");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Threads and processes compiling the same component at once must not write
+/// into one temporary file (that once crashed a test run with SIGBUS).
+#[test]
+fn concurrent_loads_share_the_cache_safely() {
+    let dir = std::env::temp_dir().join(format!("gleipnir-cache-race-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let config = gleipnir_runtime::RuntimeConfig { cache_dir: Some(dir), ..Default::default() };
+                let runtime = gleipnir_runtime::Runtime::new(config).unwrap();
+                for _ in 0..3 {
+                    let plugin = runtime.load_file(plugins::FLOODING.as_ref()).unwrap();
+                    assert_eq!(plugin.descriptor().name, "flooding");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 1, "only the artifact remains: {leftovers:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

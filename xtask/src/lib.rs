@@ -34,7 +34,8 @@ pub fn plugin_crates(dir: &Path) -> Result<Vec<PluginCrate>, String> {
         if !manifest.is_file() {
             continue;
         }
-        let text = std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
+        let text =
+            std::fs::read_to_string(&manifest).map_err(|e| format!("cannot read {}: {e}", manifest.display()))?;
         let name = package_name(&text).ok_or_else(|| format!("{}: no package name", manifest.display()))?;
         crates.push(PluginCrate { name, dir: path });
     }
@@ -72,9 +73,15 @@ pub fn ensure_wasm_target(workspace: &Path) -> Result<(), String> {
         .current_dir(workspace)
         .env_remove("RUSTUP_TOOLCHAIN")
         .status()
-        .map_err(|e| format!("cannot run rustup to install {WASM_TARGET}: {e}; install it with `rustup target add {WASM_TARGET}`"))?;
+        .map_err(|e| {
+            format!(
+                "cannot run rustup to install {WASM_TARGET}: {e}; install it with `rustup target add {WASM_TARGET}`"
+            )
+        })?;
     if !status.success() {
-        return Err(format!("`rustup toolchain install` failed; install the target with `rustup target add {WASM_TARGET}`"));
+        return Err(format!(
+            "`rustup toolchain install` failed; install the target with `rustup target add {WASM_TARGET}`"
+        ));
     }
     Ok(())
 }
@@ -86,7 +93,11 @@ fn rustc() -> String {
 /// Builds the plugins in release (`plugin` profile) for `wasm32-wasip2` into
 /// `target_dir`, and returns each plugin with the path of its component.
 /// Cargo skips what is up to date, so this is cheap when nothing changed.
-pub fn build_plugins(workspace: &Path, crates: &[PluginCrate], target_dir: &Path) -> Result<Vec<(PluginCrate, PathBuf)>, String> {
+pub fn build_plugins(
+    workspace: &Path,
+    crates: &[PluginCrate],
+    target_dir: &Path,
+) -> Result<Vec<(PluginCrate, PathBuf)>, String> {
     ensure_wasm_target(workspace)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
@@ -101,13 +112,27 @@ pub fn build_plugins(workspace: &Path, crates: &[PluginCrate], target_dir: &Path
     // target, jobserver); none of it applies to this one.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
-        let keep = key == "CARGO_HOME" || key.starts_with("CARGO_NET_") || key.starts_with("CARGO_HTTP_") || key.starts_with("CARGO_REGISTR");
+        let keep = key == "CARGO_HOME"
+            || key.starts_with("CARGO_NET_")
+            || key.starts_with("CARGO_HTTP_")
+            || key.starts_with("CARGO_REGISTR");
         let outer = key.starts_with("CARGO_")
             || key.starts_with("DEP_")
             || matches!(
                 key.as_str(),
-                "RUSTC" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTDOC" | "RUSTFLAGS" | "TARGET" | "HOST"
-                    | "OUT_DIR" | "OPT_LEVEL" | "PROFILE" | "DEBUG" | "NUM_JOBS" | "RUSTC_LINKER"
+                "RUSTC"
+                    | "RUSTC_WRAPPER"
+                    | "RUSTC_WORKSPACE_WRAPPER"
+                    | "RUSTDOC"
+                    | "RUSTFLAGS"
+                    | "TARGET"
+                    | "HOST"
+                    | "OUT_DIR"
+                    | "OPT_LEVEL"
+                    | "PROFILE"
+                    | "DEBUG"
+                    | "NUM_JOBS"
+                    | "RUSTC_LINKER"
             );
         if outer && !keep {
             command.env_remove(&key);

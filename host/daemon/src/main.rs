@@ -61,7 +61,9 @@ enum PluginCommand {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
-        Command::Plugin(PluginCommand::Inspect { file, json, cache_dir }) => cli::plugin::inspect(&file, json, cache_dir),
+        Command::Plugin(PluginCommand::Inspect { file, json, cache_dir }) => {
+            cli::plugin::inspect(&file, json, cache_dir)
+        }
         Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, cache_dir }) => {
             cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, cache_dir })
         }

@@ -140,7 +140,11 @@ pub fn check_fields(action: &Action) -> Result<(), String> {
         crate::event::check_user_id(id).map_err(|e| format!("user id: {e}"))
     }
     fn reason(text: &str) -> Result<(), String> {
-        if text.len() > MAX_REASON { Err(format!("reason is {} bytes; at most {MAX_REASON}", text.len())) } else { Ok(()) }
+        if text.len() > MAX_REASON {
+            Err(format!("reason is {} bytes; at most {MAX_REASON}", text.len()))
+        } else {
+            Ok(())
+        }
     }
     fn body(text: &str) -> Result<(), String> {
         if text.is_empty() {

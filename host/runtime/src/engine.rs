@@ -32,7 +32,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { call_deadline: Duration::from_millis(50), memory_bytes: 32 << 20, max_actions: 1000, kv: KvLimits::default() }
+        Limits {
+            call_deadline: Duration::from_millis(50),
+            memory_bytes: 32 << 20,
+            max_actions: 1000,
+            kv: KvLimits::default(),
+        }
     }
 }
 
@@ -95,7 +100,9 @@ impl Runtime {
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
 
         let cache = match config.cache_dir {
-            Some(dir) => Some(ComponentCache::open(&dir, &engine).map_err(|error| RuntimeError::Cache { path: dir, error })?),
+            Some(dir) => {
+                Some(ComponentCache::open(&dir, &engine).map_err(|error| RuntimeError::Cache { path: dir, error })?)
+            }
             None => None,
         };
         let ticker = Some(Ticker::start(engine.clone()));

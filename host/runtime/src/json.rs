@@ -10,7 +10,9 @@ use crate::{Action, Descriptor, EventClass, JoinRule, RuleKind, SettingKind, Set
 
 pub fn action(action: &Action) -> Value {
     match action {
-        Action::Redact(a) => json!({"action": "redact", "room_id": a.room_id, "event_id": a.event_id, "reason": a.reason}),
+        Action::Redact(a) => {
+            json!({"action": "redact", "room_id": a.room_id, "event_id": a.event_id, "reason": a.reason})
+        }
         Action::Ban(a) => json!({"action": "ban", "room_id": a.room_id, "user_id": a.user_id, "reason": a.reason}),
         Action::Unban(a) => json!({"action": "unban", "room_id": a.room_id, "user_id": a.user_id, "reason": a.reason}),
         Action::Kick(a) => json!({"action": "kick", "room_id": a.room_id, "user_id": a.user_id, "reason": a.reason}),
@@ -20,14 +22,22 @@ pub fn action(action: &Action) -> Value {
         Action::SetPowerLevel(a) => {
             json!({"action": "set-power-level", "room_id": a.room_id, "user_id": a.user_id, "level": a.level, "reason": a.reason})
         }
-        Action::SendNotice(a) => json!({"action": "send-notice", "room_id": a.room_id, "body": a.body, "reason": a.reason}),
+        Action::SendNotice(a) => {
+            json!({"action": "send-notice", "room_id": a.room_id, "body": a.body, "reason": a.reason})
+        }
         Action::NotifyManagement(a) => json!({"action": "notify-management", "body": a.body, "reason": a.reason}),
-        Action::AddPolicyRule(a) => json!({"action": "add-policy-rule", "list_room": a.list_room, "kind": rule_kind(a.kind),
-            "entity": a.entity, "recommendation": a.recommendation, "reason": a.reason}),
-        Action::RemovePolicyRule(a) => json!({"action": "remove-policy-rule", "list_room": a.list_room, "kind": rule_kind(a.kind),
-            "entity": a.entity, "recommendation": a.recommendation, "reason": a.reason}),
+        Action::AddPolicyRule(a) => {
+            json!({"action": "add-policy-rule", "list_room": a.list_room, "kind": rule_kind(a.kind),
+            "entity": a.entity, "recommendation": a.recommendation, "reason": a.reason})
+        }
+        Action::RemovePolicyRule(a) => {
+            json!({"action": "remove-policy-rule", "list_room": a.list_room, "kind": rule_kind(a.kind),
+            "entity": a.entity, "recommendation": a.recommendation, "reason": a.reason})
+        }
         Action::SuspendUser(a) => json!({"action": "suspend-user", "user_id": a.user_id, "reason": a.reason}),
-        Action::DeactivateUser(a) => json!({"action": "deactivate-user", "user_id": a.user_id, "erase": a.erase, "reason": a.reason}),
+        Action::DeactivateUser(a) => {
+            json!({"action": "deactivate-user", "user_id": a.user_id, "erase": a.erase, "reason": a.reason})
+        }
         Action::DeleteUserMedia(a) => json!({"action": "delete-user-media", "user_id": a.user_id, "reason": a.reason}),
     }
 }

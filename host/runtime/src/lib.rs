@@ -13,8 +13,8 @@
 //! - [`settings`]: specs validated on load, values validated before `configure`.
 
 mod bindings;
-pub mod capability;
 mod cache;
+pub mod capability;
 mod engine;
 pub mod event;
 pub mod host;
@@ -25,12 +25,11 @@ pub mod rooms;
 pub mod settings;
 
 pub use bindings::gleipnir::protection::types::{
-    AbuseReport, Action, Capability, Deactivate, Descriptor, Event, EventClass, EventKind,
-    IntegerBounds, JoinRule, KvError, LogLevel, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype,
-    NotifyManagement, NumberBounds, PolicyChange, PolicyRule, PolicyRuleEdit, Reaction,
-    RedactEvent, Redaction, RoomLevels, RuleChange, RuleKind, SendNotice, ServerUser,
-    SetJoinRule, SetPowerLevel, Setting, SettingKind, SettingSpec, SettingValue, StateChange,
-    TargetUser,
+    AbuseReport, Action, Capability, Deactivate, Descriptor, Event, EventClass, EventKind, IntegerBounds, JoinRule,
+    KvError, LogLevel, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, NotifyManagement,
+    NumberBounds, PolicyChange, PolicyRule, PolicyRuleEdit, Reaction, RedactEvent, Redaction, RoomLevels, RuleChange,
+    RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel, Setting, SettingKind, SettingSpec, SettingValue,
+    StateChange, TargetUser,
 };
 pub use capability::{CapabilitySet, Refusal};
 pub use engine::{Limits, Runtime, RuntimeConfig, RuntimeError};

@@ -195,7 +195,11 @@ impl Plugin {
     /// A new instance in its own store, configured with the defaults.
     /// `granted` is what the operator allows; the protection may use
     /// only what it declared *and* was granted.
-    pub fn instantiate(&self, queries: Arc<dyn HostQueries>, granted: CapabilitySet) -> Result<Instance, ConfigureError> {
+    pub fn instantiate(
+        &self,
+        queries: Arc<dyn HostQueries>,
+        granted: CapabilitySet,
+    ) -> Result<Instance, ConfigureError> {
         let runtime = &self.inner.runtime;
         let kv = KvStore::new(runtime.limits.kv);
         let mut store = new_store(runtime, self.name().into(), queries, kv);
@@ -234,7 +238,11 @@ fn new_store(runtime: &Runtime, name: Arc<str>, queries: Arc<dyn HostQueries>, k
     store
 }
 
-fn instantiate(pre: &PluginPre<StoreState>, store: &mut Store<StoreState>, call: &'static str) -> Result<Bindings, LoadError> {
+fn instantiate(
+    pre: &PluginPre<StoreState>,
+    store: &mut Store<StoreState>,
+    call: &'static str,
+) -> Result<Bindings, LoadError> {
     let limit = store.data().memory_limit;
     pre.instantiate(&mut *store).map_err(|e| {
         let message = format!("{e:#}");
@@ -379,7 +387,8 @@ impl Instance {
     /// layered on the defaults; every key is passed to the protection. On any
     /// error the previous settings stay in force.
     pub fn configure(&mut self, overrides: &[(String, SettingValue)]) -> Result<(), ConfigureError> {
-        let values = settings::resolve(&self.plugin.descriptor().settings, overrides).map_err(ConfigureError::Invalid)?;
+        let values =
+            settings::resolve(&self.plugin.descriptor().settings, overrides).map_err(ConfigureError::Invalid)?;
         let result = self
             .call("configure", |b, s| b.gleipnir_protection_protection().call_configure(s, &values))
             .map_err(ConfigureError::Fault)?;

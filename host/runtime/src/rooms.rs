@@ -11,15 +11,8 @@ use crate::event::parse_membership;
 use crate::{Membership, RoomLevels};
 
 /// The levels the spec assumes when a room's power levels do not set them.
-pub const DEFAULT_LEVELS: RoomLevels = RoomLevels {
-    ban: 50,
-    kick: 50,
-    redact: 50,
-    invite: 0,
-    state_default: 50,
-    events_default: 0,
-    users_default: 0,
-};
+pub const DEFAULT_LEVELS: RoomLevels =
+    RoomLevels { ban: 50, kick: 50, redact: 50, invite: 0, state_default: 50, events_default: 0, users_default: 0 };
 
 #[derive(Debug, Clone, Default)]
 struct Room {
@@ -183,7 +176,14 @@ mod tests {
     fn power_levels_with_defaults_and_string_values() {
         let states = RoomStates::new();
         assert_eq!(states.power_level(ROOM, "@a:test"), 0);
-        states.apply(ROOM, "m.room.power_levels", "", "@c:test", 1, r#"{"ban": 75, "users": {"@a:test": 80, "@b:test": "60"}, "users_default": 5}"#);
+        states.apply(
+            ROOM,
+            "m.room.power_levels",
+            "",
+            "@c:test",
+            1,
+            r#"{"ban": 75, "users": {"@a:test": 80, "@b:test": "60"}, "users_default": 5}"#,
+        );
         assert_eq!(states.power_level(ROOM, "@a:test"), 80);
         assert_eq!(states.power_level(ROOM, "@b:test"), 60);
         assert_eq!(states.power_level(ROOM, "@x:test"), 5);
@@ -194,7 +194,14 @@ mod tests {
     #[test]
     fn creators_of_v12_rooms_outrank_everyone() {
         let states = RoomStates::new();
-        states.apply("!v12", "m.room.create", "", "@c:test", 1, r#"{"room_version": "12", "additional_creators": ["@d:test"]}"#);
+        states.apply(
+            "!v12",
+            "m.room.create",
+            "",
+            "@c:test",
+            1,
+            r#"{"room_version": "12", "additional_creators": ["@d:test"]}"#,
+        );
         states.apply("!v11:test", "m.room.create", "", "@c:test", 1, r#"{"room_version": "11"}"#);
         assert_eq!(states.power_level("!v12", "@c:test"), i64::MAX);
         assert_eq!(states.power_level("!v12", "@d:test"), i64::MAX);
@@ -223,7 +230,10 @@ mod tests {
         let states = RoomStates::new();
         states.apply(ROOM, "m.room.power_levels", "", "@c:test", 1, r#"{"users": {"@a:test": 80}}"#);
         assert_eq!(states.apply(ROOM, "m.room.power_levels", "", "@c:test", 2, "not json"), Applied::Ignored);
-        assert_eq!(states.apply(ROOM, "m.room.member", "@a:test", "@a:test", 2, r#"{"membership": "dancing"}"#), Applied::Ignored);
+        assert_eq!(
+            states.apply(ROOM, "m.room.member", "@a:test", "@a:test", 2, r#"{"membership": "dancing"}"#),
+            Applied::Ignored
+        );
         assert_eq!(states.power_level(ROOM, "@a:test"), 80);
     }
 }

@@ -9,8 +9,8 @@
 //!
 //! Room moderators (power level at or above the room's ban level) and the
 //! bot itself are never acted on. Redactions are not messages and are not
-//! counted. Time is the host's clock when the event arrived, not the
-//! sender's claimed timestamp, so a spammer cannot backdate messages.
+//! counted. Time is when the host received the event, not the sender's
+//! claimed timestamp, so a spammer cannot spread messages out on paper.
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, RandomState};
@@ -90,7 +90,7 @@ impl Protection for Flooding {
 
     fn handle(&mut self, event: &Event, host: &dyn Host) -> Vec<Action> {
         let EventKind::Message(_) = &event.kind else { return Vec::new() };
-        let now = host.now_ms();
+        let now = event.received_ts;
         self.maybe_sweep(now);
 
         let max = self.config.max_per_minute as usize;
@@ -163,11 +163,8 @@ impl Flooding {
         // One hash, and an allocation only for a sender not seen in the window.
         let hasher = &self.hasher;
         let hash = hash_of(hasher, room, user);
-        let entry = self.senders.entry(
-            hash,
-            |e| e.room == room && e.user == user,
-            |e| hash_of(hasher, &e.room, &e.user),
-        );
+        let entry =
+            self.senders.entry(hash, |e| e.room == room && e.user == user, |e| hash_of(hasher, &e.room, &e.user));
         &mut entry
             .or_insert_with(|| Entry { room: room.to_owned(), user: user.to_owned(), sender: Sender::default() })
             .into_mut()

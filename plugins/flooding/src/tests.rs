@@ -111,11 +111,7 @@ fn notify_only_tells_once() {
 
 #[test]
 fn moderators_are_never_acted_on() {
-    check(
-        |h| h.host.set_power_level(ROOM, "@mod:test", 50),
-        &repeat("@mod:test", 30, 1),
-        "",
-    );
+    check(|h| h.host.set_power_level(ROOM, "@mod:test", 50), &repeat("@mod:test", 30, 1), "");
 }
 
 #[test]

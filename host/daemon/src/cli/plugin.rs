@@ -21,7 +21,8 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 fn load(file: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Plugin> {
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: cache_dir.or_else(default_cache_dir), ..Default::default() })?;
+    let runtime =
+        Runtime::new(RuntimeConfig { cache_dir: cache_dir.or_else(default_cache_dir), ..Default::default() })?;
     runtime.load_file(file).with_context(|| format!("cannot load {}", file.display()))
 }
 
@@ -46,13 +47,7 @@ pub(crate) fn inspect(file: &Path, as_json: bool, cache_dir: Option<PathBuf>) ->
     } else {
         writeln!(out, "settings:")?;
         for s in &d.settings {
-            writeln!(
-                out,
-                "  {} ({}) = {}",
-                s.key,
-                settings::format_kind(&s.kind),
-                settings::format_value(&s.default)
-            )?;
+            writeln!(out, "  {} ({}) = {}", s.key, settings::format_kind(&s.kind), settings::format_value(&s.default))?;
             if !s.doc.is_empty() {
                 writeln!(out, "      {}", s.doc)?;
             }
@@ -101,7 +96,8 @@ pub(crate) fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     let input: Box<dyn BufRead> = if options.events == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
-        let file = std::fs::File::open(&options.events).with_context(|| format!("cannot open {}", options.events.display()))?;
+        let file = std::fs::File::open(&options.events)
+            .with_context(|| format!("cannot open {}", options.events.display()))?;
         Box::new(BufReader::new(file))
     };
 

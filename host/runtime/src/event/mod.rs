@@ -48,7 +48,9 @@ struct Unsigned {
     prev_content: Option<serde_json::Value>,
 }
 
-/// Converts one client-format event. `room_id` is used when the JSON has none
+/// Converts one client-format event; `received_ts` is set to the event's
+/// own timestamp, which a caller receiving live events replaces with its
+/// clock. `room_id` is used when the JSON has none
 /// (the sync API leaves it out of timeline events); `previous` looks up a
 /// user's membership before this event when `unsigned.prev_content` lacks it.
 pub fn from_json(
@@ -107,7 +109,15 @@ pub fn from_json(
         // Encrypted, call and unknown message-like events: nothing to act on.
         (_, None) => return Ok(None),
     };
-    Ok(Some(Event { room_id, event_id, sender, origin_ts, content: content.get().to_owned(), kind }))
+    Ok(Some(Event {
+        room_id,
+        event_id,
+        sender,
+        origin_ts,
+        received_ts: origin_ts,
+        content: content.get().to_owned(),
+        kind,
+    }))
 }
 
 /// The class a protection subscribes to for events of this kind.
@@ -131,6 +141,7 @@ pub fn tick(now_ms: u64) -> Event {
         event_id: String::new(),
         sender: String::new(),
         origin_ts: now_ms,
+        received_ts: now_ms,
         content: "{}".to_owned(),
         kind: EventKind::Tick,
     }
@@ -193,9 +204,7 @@ fn content_of<'a, T: Deserialize<'a>>(json: &'a str) -> Result<T, EventError> {
 fn message(json: &str, sticker: bool) -> Result<Message, EventError> {
     let content: MessageContent = content_of(json)?;
     let relates = content.relates_to.as_ref();
-    let replaces = relates
-        .filter(|r| r.rel_type.as_deref() == Some("m.replace"))
-        .and_then(|r| r.event_id.clone());
+    let replaces = relates.filter(|r| r.rel_type.as_deref() == Some("m.replace")).and_then(|r| r.event_id.clone());
     let in_reply_to = relates.and_then(|r| r.in_reply_to.as_ref()).and_then(|r| r.event_id.clone());
     // An edit's visible text is its new content; the fallback body is `* old`.
     let effective = match (&replaces, content.new_content) {
@@ -209,9 +218,8 @@ fn message(json: &str, sticker: bool) -> Result<Message, EventError> {
         Some(other) => other.to_string(),
         None => String::new(),
     };
-    let formatted_body = effective
-        .formatted_body
-        .filter(|_| effective.format.as_deref() == Some("org.matrix.custom.html"));
+    let formatted_body =
+        effective.formatted_body.filter(|_| effective.format.as_deref() == Some("org.matrix.custom.html"));
     let mentions = effective.mentions.unwrap_or_default();
     let users: Vec<String> = mentions.user_ids.into_iter().filter_map(|u| u.as_str().map(str::to_owned)).collect();
     let mentions = (!users.is_empty() || mentions.room).then_some(Mentions { users, room: mentions.room });
@@ -223,15 +231,7 @@ fn message(json: &str, sticker: bool) -> Result<Message, EventError> {
             Some(MediaInfo { url, mimetype, size })
         }
     };
-    Ok(Message {
-        msgtype,
-        body,
-        formatted_body,
-        mentions,
-        replaces,
-        in_reply_to,
-        media,
-    })
+    Ok(Message { msgtype, body, formatted_body, mentions, replaces, in_reply_to, media })
 }
 
 fn msgtype(text: &str) -> Msgtype {

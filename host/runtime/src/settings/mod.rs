@@ -74,7 +74,10 @@ pub fn validate_specs(specs: &[SettingSpec]) -> Result<(), SettingError> {
                 }
                 for (j, option) in options.iter().enumerate() {
                     if option.is_empty() || option.len() > 64 || option.contains(char::is_whitespace) {
-                        return Err(error(key, format!("option `{}` must be 1–64 characters without spaces", option.escape_debug())));
+                        return Err(error(
+                            key,
+                            format!("option `{}` must be 1–64 characters without spaces", option.escape_debug()),
+                        ));
                     }
                     if options[..j].contains(option) {
                         return Err(error(key, format!("option `{option}` is listed twice")));
@@ -169,7 +172,11 @@ pub fn resolve(specs: &[SettingSpec], overrides: &[(String, SettingValue)]) -> R
 pub fn find<'a>(specs: &'a [SettingSpec], key: &str) -> Result<&'a SettingSpec, SettingError> {
     specs.iter().find(|s| s.key == key).ok_or_else(|| {
         let keys: Vec<_> = specs.iter().map(|s| s.key.as_str()).collect();
-        let known = if keys.is_empty() { "this protection has no settings".to_owned() } else { format!("known keys: {}", keys.join(", ")) };
+        let known = if keys.is_empty() {
+            "this protection has no settings".to_owned()
+        } else {
+            format!("known keys: {}", keys.join(", "))
+        };
         error(key, format!("no such setting; {known}"))
     })
 }
@@ -266,7 +273,9 @@ pub fn format_value(value: &SettingValue) -> String {
         SettingValue::Flag(b) => b.to_string(),
         SettingValue::Integer(i) => i.to_string(),
         SettingValue::Number(n) => n.to_string(),
-        SettingValue::Text(t) | SettingValue::UserId(t) | SettingValue::RoomId(t) | SettingValue::Choice(t) => t.clone(),
+        SettingValue::Text(t) | SettingValue::UserId(t) | SettingValue::RoomId(t) | SettingValue::Choice(t) => {
+            t.clone()
+        }
         SettingValue::TextList(items) | SettingValue::UserIds(items) | SettingValue::RoomIds(items) => {
             if items.iter().any(|i| i.contains(',')) {
                 serde_json::to_string(items).unwrap_or_default()

@@ -28,7 +28,11 @@ fn parsing_typed_text() {
     check_parse(int(Some(1), Some(100)), "0", "error: setting `k`: 0 is outside 1..=100");
     check_parse(int(None, None), "1.5", "error: setting `k`: `1.5` is not a whole number");
     check_parse(SettingKind::Number(NumberBounds { min: Some(0.0), max: None }), "0.25", "0.25");
-    check_parse(SettingKind::Number(NumberBounds { min: None, max: None }), "NaN", "error: setting `k`: NaN is not a finite number");
+    check_parse(
+        SettingKind::Number(NumberBounds { min: None, max: None }),
+        "NaN",
+        "error: setting `k`: NaN is not a finite number",
+    );
     check_parse(SettingKind::TextList, "spam, scam ,, eggs", "spam, scam, eggs");
     check_parse(SettingKind::TextList, r#"["a,b", "c"]"#, r#"["a,b","c"]"#);
     check_parse(SettingKind::UserIds, "@a:x, @b:y", "@a:x, @b:y");
@@ -38,9 +42,17 @@ fn parsing_typed_text() {
     check_parse(SettingKind::Duration, "1h30m", "1h30m");
     check_parse(SettingKind::Duration, "90s", "1m30s");
     check_parse(SettingKind::Duration, "250ms", "250ms");
-    check_parse(SettingKind::Duration, "10", "error: setting `k`: `10` is not a duration; write e.g. 90s, 5m, 1h30m, 250ms or 2d");
+    check_parse(
+        SettingKind::Duration,
+        "10",
+        "error: setting `k`: `10` is not a duration; write e.g. 90s, 5m, 1h30m, 250ms or 2d",
+    );
     check_parse(SettingKind::Choice(vec!["ban".into(), "kick".into()]), "kick", "kick");
-    check_parse(SettingKind::Choice(vec!["ban".into(), "kick".into()]), "explode", "error: setting `k`: `explode` is not one of: ban, kick");
+    check_parse(
+        SettingKind::Choice(vec!["ban".into(), "kick".into()]),
+        "explode",
+        "error: setting `k`: `explode` is not one of: ban, kick",
+    );
 }
 
 fn check_specs(specs: Vec<SettingSpec>, expected: &str) {
@@ -54,22 +66,44 @@ fn check_specs(specs: Vec<SettingSpec>, expected: &str) {
 #[test]
 fn validating_specs() {
     check_specs(vec![spec("max-per-minute", int(Some(1), None), SettingValue::Integer(10))], "ok");
-    check_specs(vec![spec("Max", SettingKind::Flag, SettingValue::Flag(true))], "setting `Max`: keys must be 1–64 characters of a-z, 0-9 and inner hyphens");
-    check_specs(vec![spec("a-", SettingKind::Flag, SettingValue::Flag(true))], "setting `a-`: keys must be 1–64 characters of a-z, 0-9 and inner hyphens");
     check_specs(
-        vec![spec("a", SettingKind::Flag, SettingValue::Flag(true)), spec("a", SettingKind::Flag, SettingValue::Flag(true))],
+        vec![spec("Max", SettingKind::Flag, SettingValue::Flag(true))],
+        "setting `Max`: keys must be 1–64 characters of a-z, 0-9 and inner hyphens",
+    );
+    check_specs(
+        vec![spec("a-", SettingKind::Flag, SettingValue::Flag(true))],
+        "setting `a-`: keys must be 1–64 characters of a-z, 0-9 and inner hyphens",
+    );
+    check_specs(
+        vec![
+            spec("a", SettingKind::Flag, SettingValue::Flag(true)),
+            spec("a", SettingKind::Flag, SettingValue::Flag(true)),
+        ],
         "setting `a`: declared twice",
     );
     check_specs(vec![spec("a", int(Some(5), Some(1)), SettingValue::Integer(3))], "setting `a`: min 5 is above max 1");
-    check_specs(vec![spec("a", int(Some(5), None), SettingValue::Integer(3))], "setting `a`: the default is invalid: 3 is outside 5 and up");
-    check_specs(vec![spec("a", SettingKind::Flag, SettingValue::Integer(3))], "setting `a`: the default is invalid: expected flag, got integer");
-    check_specs(vec![spec("a", SettingKind::Choice(vec![]), SettingValue::Choice("x".into()))], "setting `a`: a choice needs at least one option");
+    check_specs(
+        vec![spec("a", int(Some(5), None), SettingValue::Integer(3))],
+        "setting `a`: the default is invalid: 3 is outside 5 and up",
+    );
+    check_specs(
+        vec![spec("a", SettingKind::Flag, SettingValue::Integer(3))],
+        "setting `a`: the default is invalid: expected flag, got integer",
+    );
+    check_specs(
+        vec![spec("a", SettingKind::Choice(vec![]), SettingValue::Choice("x".into()))],
+        "setting `a`: a choice needs at least one option",
+    );
     check_specs(
         vec![spec("a", SettingKind::Choice(vec!["x".into(), "x".into()]), SettingValue::Choice("x".into()))],
         "setting `a`: option `x` is listed twice",
     );
     check_specs(
-        vec![spec("a", SettingKind::Number(NumberBounds { min: Some(f64::NEG_INFINITY), max: None }), SettingValue::Number(1.0))],
+        vec![spec(
+            "a",
+            SettingKind::Number(NumberBounds { min: Some(f64::NEG_INFINITY), max: None }),
+            SettingValue::Number(1.0),
+        )],
         "setting `a`: bounds must be finite numbers",
     );
 }

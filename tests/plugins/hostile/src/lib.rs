@@ -71,7 +71,8 @@ fn probe() -> String {
     let cwd = std::fs::read_dir(".").is_ok();
     let tcp = std::net::TcpStream::connect("127.0.0.1:80").is_ok();
     let dns = std::net::ToSocketAddrs::to_socket_addrs("localhost:80").is_ok();
-    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(u64::MAX);
+    let wall =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(u64::MAX);
     let printed = {
         use std::io::Write;
         std::io::stdout().write_all(b"hello").is_ok()
