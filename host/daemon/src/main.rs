@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cli;
+mod config;
 
 #[derive(Parser)]
 #[command(name = "gleipnir", version, about = "A moderation bot for Matrix with sandboxed protections")]
@@ -20,6 +21,19 @@ enum Command {
     /// Work with protection plugins (.wasm components).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Work with the config file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a config file and report every problem with its key path.
+    Check {
+        /// The config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -61,6 +75,7 @@ enum PluginCommand {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
+        Command::Config(ConfigCommand::Check { config }) => cli::config::check(&config),
         Command::Plugin(PluginCommand::Inspect { file, json, cache_dir }) => {
             cli::plugin::inspect(&file, json, cache_dir)
         }

@@ -109,3 +109,34 @@ fn files_that_are_not_protections_get_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("setting `threshold`"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn config_check_accepts_the_example_and_lists_every_problem_of_a_bad_one() {
+    let dir = std::env::temp_dir().join(format!("gleipnir-config-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    std::fs::create_dir_all(dir.join("target/plugins")).unwrap();
+    std::fs::write(dir.join("data/access_token"), "syt_secret\n").unwrap();
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config.example.toml");
+    let good = dir.join("config.toml");
+    std::fs::copy(&example, &good).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_gleipnir")).args(["config", "check", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("flooding may: redact, ban, notify-management"), "{}", text(&out.stdout));
+    assert!(!text(&out.stdout).contains("syt_secret"), "secrets are never printed");
+
+    let bad = dir.join("bad.toml");
+    let broken = std::fs::read_to_string(&example)
+        .unwrap()
+        .replace("@gleipnir:localhost", "gleipnir")
+        .replace("\"50ms\"", "\"forever\"");
+    std::fs::write(&bad, broken).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_gleipnir")).args(["config", "check", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("2 problem(s)"), "{stderr}");
+    assert!(stderr.contains("matrix.user_id: `gleipnir` is not a user id"), "{stderr}");
+    assert!(stderr.contains("sandbox.call_deadline: `forever` is not a duration"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,3 +1,4 @@
 //! The command-line subcommands.
 
+pub(crate) mod config;
 pub(crate) mod plugin;

@@ -1,0 +1,333 @@
+//! The operator's config file (TOML): read once, every problem reported with
+//! its key path, nothing half-applied. See `config.example.toml`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gleipnir_runtime::{CapabilitySet, Limits, capability, event, settings};
+use toml::Value;
+
+/// One problem in the config, at `path` (e.g. `matrix.user_id`,
+/// `protections.flooding.grants[2]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub(crate) path: String,
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// How the bot logs in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Credentials {
+    AccessToken(String),
+    Password(String),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) homeserver: String,
+    pub(crate) user_id: String,
+    pub(crate) credentials: Credentials,
+    /// A room id (`!…`) or alias (`#…:server`).
+    pub(crate) management_room: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) plugin_dir: PathBuf,
+    pub(crate) prefix: String,
+    pub(crate) limits: Limits,
+    pub(crate) dry_run: bool,
+    /// Per protection: what the operator grants. Absent: nothing.
+    pub(crate) grants: BTreeMap<String, CapabilitySet>,
+}
+
+/// Reads and checks the config at `path`. Relative paths inside it are
+/// relative to the file's directory.
+pub(crate) fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![Problem { path: "(file)".into(), message: format!("cannot read {}: {e}", path.display()) }]
+    })?;
+    let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
+    parse(&text, &base)
+}
+
+/// Parses config text; every problem is collected, not just the first.
+pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+    let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e.span().map_or(0, |span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        vec![Problem { path: "(file)".into(), message: format!("line {line}: not valid TOML: {}", e.message()) }]
+    })?;
+    let mut r = Reader { problems: Vec::new() };
+    r.known_keys("", &root, &["matrix", "storage", "plugins", "commands", "sandbox", "actions", "protections"]);
+
+    let matrix = r.table(&root, "matrix", true);
+    let mut homeserver = String::new();
+    let mut user_id = String::new();
+    let mut management_room = String::new();
+    let mut credentials = None;
+    if let Some(m) = matrix {
+        r.known_keys(
+            "matrix",
+            m,
+            &[
+                "homeserver",
+                "user_id",
+                "access_token",
+                "access_token_file",
+                "password",
+                "password_file",
+                "management_room",
+            ],
+        );
+        if let Some(h) = r.string(m, "matrix", "homeserver", true) {
+            if (h.starts_with("http://") || h.starts_with("https://"))
+                && !h.contains(char::is_whitespace)
+                && h.len() > 8
+            {
+                homeserver = h.trim_end_matches('/').to_owned();
+            } else {
+                r.problem("matrix.homeserver", format!("`{h}` is not an http:// or https:// URL"));
+            }
+        }
+        if let Some(u) = r.string(m, "matrix", "user_id", true) {
+            match event::check_user_id(u) {
+                Ok(()) => user_id = u.to_owned(),
+                Err(e) => r.problem("matrix.user_id", e),
+            }
+        }
+        if let Some(room) = r.string(m, "matrix", "management_room", true) {
+            let alias_ok = room.strip_prefix('#').is_some_and(|rest| rest.contains(':') && !rest.starts_with(':'));
+            if event::check_room_id(room).is_ok() || alias_ok {
+                management_room = room.to_owned();
+            } else {
+                r.problem(
+                    "matrix.management_room",
+                    format!("`{room}` is neither a room id (!room) nor an alias (#room:server)"),
+                );
+            }
+        }
+        credentials = r.credentials(m, base);
+    }
+
+    let data_dir = r
+        .section(&root, "storage", &["data_dir"])
+        .and_then(|s| r.string(s, "storage", "data_dir", false).map(|d| base.join(d)))
+        .unwrap_or_else(|| base.join("data"));
+    let plugin_dir = r
+        .section(&root, "plugins", &["dir"])
+        .and_then(|s| r.string(s, "plugins", "dir", false).map(|d| base.join(d)))
+        .unwrap_or_else(|| base.join("target/plugins"));
+    if !plugin_dir.is_dir() {
+        r.problem("plugins.dir", format!("{} is not a directory", plugin_dir.display()));
+    }
+    let prefix = r
+        .section(&root, "commands", &["prefix"])
+        .and_then(|s| r.string(s, "commands", "prefix", false).map(str::to_owned))
+        .unwrap_or_else(|| "!gleipnir".to_owned());
+    if prefix.is_empty() || prefix.contains(char::is_whitespace) {
+        r.problem("commands.prefix", format!("`{prefix}` must be non-empty and without spaces"));
+    }
+
+    let mut limits = Limits::default();
+    if let Some(s) = r.section(&root, "sandbox", &["call_deadline", "memory", "max_actions"]) {
+        if let Some(d) = r.string(s, "sandbox", "call_deadline", false) {
+            match settings::parse_duration(d) {
+                Ok(ms) if (1..=10_000).contains(&ms) => limits.call_deadline = Duration::from_millis(ms),
+                Ok(_) => r.problem("sandbox.call_deadline", format!("`{d}` must be between 1ms and 10s")),
+                Err(e) => r.problem("sandbox.call_deadline", e),
+            }
+        }
+        if let Some(value) = s.get("memory") {
+            match parse_size(value) {
+                Ok(bytes) if (1 << 20..=4 << 30).contains(&bytes) => limits.memory_bytes = bytes,
+                Ok(_) => r.problem("sandbox.memory", "must be between 1MiB and 4GiB"),
+                Err(e) => r.problem("sandbox.memory", e),
+            }
+        }
+        if let Some(value) = s.get("max_actions") {
+            match value.as_integer() {
+                Some(n) if (1..=100_000).contains(&n) => limits.max_actions = n as usize,
+                _ => r.problem("sandbox.max_actions", "must be a whole number from 1 to 100000"),
+            }
+        }
+    }
+
+    let mut dry_run = false;
+    if let Some(s) = r.section(&root, "actions", &["dry_run"])
+        && let Some(v) = s.get("dry_run")
+    {
+        match v.as_bool() {
+            Some(b) => dry_run = b,
+            None => r.problem("actions.dry_run", "must be true or false"),
+        }
+    }
+
+    let mut grants = BTreeMap::new();
+    if let Some(protections) = r.table(&root, "protections", false) {
+        for (name, value) in protections {
+            let path = format!("protections.{name}");
+            if !settings::is_kebab(name) {
+                r.problem(&path, "protection names are lower-case kebab-case, e.g. `flooding`");
+                continue;
+            }
+            let Some(table) = value.as_table() else {
+                r.problem(&path, "must be a table");
+                continue;
+            };
+            r.known_keys(&path, table, &["grants"]);
+            let mut set = CapabilitySet::EMPTY;
+            match table.get("grants") {
+                None => {}
+                Some(Value::Array(items)) => {
+                    for (i, item) in items.iter().enumerate() {
+                        match item.as_str().map(capability::parse) {
+                            Some(Ok(c)) => set.insert(c),
+                            Some(Err(e)) => r.problem(&format!("{path}.grants[{i}]"), e),
+                            None => r.problem(&format!("{path}.grants[{i}]"), "must be a capability name"),
+                        }
+                    }
+                }
+                Some(_) => r.problem(&format!("{path}.grants"), "must be a list of capability names"),
+            }
+            grants.insert(name.clone(), set);
+        }
+    }
+
+    if !r.problems.is_empty() {
+        return Err(r.problems);
+    }
+    Ok(Config {
+        homeserver,
+        user_id,
+        credentials: credentials.expect("no problems means credentials were read"),
+        management_room,
+        data_dir,
+        plugin_dir,
+        prefix,
+        limits,
+        dry_run,
+        grants,
+    })
+}
+
+struct Reader {
+    problems: Vec<Problem>,
+}
+
+impl Reader {
+    fn problem(&mut self, path: &str, message: impl Into<String>) {
+        self.problems.push(Problem { path: path.to_owned(), message: message.into() });
+    }
+
+    fn known_keys(&mut self, path: &str, table: &toml::Table, known: &[&str]) {
+        for key in table.keys() {
+            if !known.contains(&key.as_str()) {
+                let full = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                self.problem(&full, format!("unknown key; expected one of: {}", known.join(", ")));
+            }
+        }
+    }
+
+    fn table<'a>(&mut self, root: &'a toml::Table, key: &str, required: bool) -> Option<&'a toml::Table> {
+        match root.get(key) {
+            None if required => {
+                self.problem(key, "missing section");
+                None
+            }
+            None => None,
+            Some(Value::Table(t)) => Some(t),
+            Some(_) => {
+                self.problem(key, "must be a table ([section])");
+                None
+            }
+        }
+    }
+
+    fn section<'a>(&mut self, root: &'a toml::Table, key: &str, known: &[&str]) -> Option<&'a toml::Table> {
+        let table = self.table(root, key, false)?;
+        self.known_keys(key, table, known);
+        Some(table)
+    }
+
+    fn string<'a>(&mut self, table: &'a toml::Table, section: &str, key: &str, required: bool) -> Option<&'a str> {
+        match table.get(key) {
+            None if required => {
+                self.problem(&format!("{section}.{key}"), "missing");
+                None
+            }
+            None => None,
+            Some(Value::String(s)) => Some(s),
+            Some(_) => {
+                self.problem(&format!("{section}.{key}"), "must be a string");
+                None
+            }
+        }
+    }
+
+    fn credentials(&mut self, m: &toml::Table, base: &Path) -> Option<Credentials> {
+        let given: Vec<&str> = ["access_token", "access_token_file", "password", "password_file"]
+            .into_iter()
+            .filter(|k| m.contains_key(*k))
+            .collect();
+        if given.len() != 1 {
+            let message = if given.is_empty() {
+                "missing: give one of access_token, access_token_file, password, password_file".to_owned()
+            } else {
+                format!("give only one of {}", given.join(", "))
+            };
+            self.problem("matrix.access_token", message);
+            return None;
+        }
+        let key = given[0];
+        let value = self.string(m, "matrix", key, true)?;
+        let secret = if key.ends_with("_file") {
+            let file = base.join(value);
+            match std::fs::read_to_string(&file) {
+                Ok(s) => s.trim().to_owned(),
+                Err(e) => {
+                    self.problem(&format!("matrix.{key}"), format!("cannot read {}: {e}", file.display()));
+                    return None;
+                }
+            }
+        } else {
+            value.to_owned()
+        };
+        if secret.is_empty() {
+            self.problem(&format!("matrix.{key}"), "is empty");
+            return None;
+        }
+        Some(if key.starts_with("access_token") {
+            Credentials::AccessToken(secret)
+        } else {
+            Credentials::Password(secret)
+        })
+    }
+}
+
+/// `33554432`, `"32MiB"`, `"64MB"`, `"512KiB"` → bytes.
+fn parse_size(value: &Value) -> Result<usize, String> {
+    if let Some(n) = value.as_integer() {
+        return usize::try_from(n).map_err(|_| format!("{n} is not a size"));
+    }
+    let text = value.as_str().ok_or("must be a size like \"32MiB\" or a number of bytes")?.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    let number: usize = text[..digits].parse().map_err(|_| format!("`{text}` is not a size like \"32MiB\""))?;
+    let factor: usize = match text[digits..].trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        unit => return Err(format!("unknown unit `{unit}`; use KiB, MiB or GiB")),
+    };
+    number.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+use super::*;
+
+const GOOD: &str = r##"
+[matrix]
+homeserver = "http://127.0.0.1:8008/"
+user_id = "@gleipnir:localhost"
+access_token = "secret"
+management_room = "#moderators:localhost"
+
+[plugins]
+dir = "."
+
+[sandbox]
+call_deadline = "20ms"
+memory = "64MiB"
+
+[protections.flooding]
+grants = ["redact", "ban", "notify-management"]
+"##;
+
+/// Parses `text` (relative paths against the temp dir) and renders the
+/// problems one per line, or `ok`.
+fn check(text: &str, expected: &str) {
+    let got = match parse(text, &std::env::temp_dir()) {
+        Ok(_) => "ok".to_owned(),
+        Err(problems) => problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+    };
+    assert_eq!(got, expected.trim(), "\n{text}");
+}
+
+#[test]
+fn a_good_config_reads_back() {
+    let config = parse(GOOD, &std::env::temp_dir()).unwrap();
+    assert_eq!(config.homeserver, "http://127.0.0.1:8008");
+    assert_eq!(config.credentials, Credentials::AccessToken("secret".into()));
+    assert_eq!(config.prefix, "!gleipnir");
+    assert_eq!(config.limits.call_deadline, Duration::from_millis(20));
+    assert_eq!(config.limits.memory_bytes, 64 << 20);
+    assert_eq!(config.grants["flooding"].to_string(), "redact, ban, notify-management");
+    assert!(!config.dry_run);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    check(
+        r#"
+typo = 1
+[plugins]
+dir = "."
+[matrix]
+homeserver = "localhost:8008"
+user_id = "gleipnir"
+password = "a"
+access_token = "b"
+management_room = "moderators"
+[sandbox]
+call_deadline = "1h"
+memory = "lots"
+max_actions = 0
+[actions]
+dry_run = "yes"
+[protections.flooding]
+grants = ["ban", "explode", 3]
+colour = "red"
+[protections.Bad_Name]
+"#,
+        r#"
+typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, protections
+matrix.homeserver: `localhost:8008` is not an http:// or https:// URL
+matrix.user_id: `gleipnir` is not a user id (@user:server)
+matrix.management_room: `moderators` is neither a room id (!room) nor an alias (#room:server)
+matrix.access_token: give only one of access_token, password
+sandbox.call_deadline: `1h` must be between 1ms and 10s
+sandbox.memory: `lots` is not a size like "32MiB"
+sandbox.max_actions: must be a whole number from 1 to 100000
+actions.dry_run: must be true or false
+protections.Bad_Name: protection names are lower-case kebab-case, e.g. `flooding`
+protections.flooding.colour: unknown key; expected one of: grants
+protections.flooding.grants[1]: unknown capability `explode`; known: redact, ban, unban, kick, set-join-rule, set-power-level, send-notice, notify-management, edit-policy-lists, suspend-user, deactivate-user, delete-user-media
+protections.flooding.grants[2]: must be a capability name
+"#,
+    );
+}
+
+#[test]
+fn missing_pieces_are_named() {
+    check(
+        "[plugins]\ndir = \"/nonexistent-gleipnir-dir\"\n",
+        "
+matrix: missing section
+plugins.dir: /nonexistent-gleipnir-dir is not a directory",
+    );
+    check(
+        "[matrix]\nuser_id = \"@a:b\"\n[plugins]\ndir = \".\"\n",
+        "
+matrix.homeserver: missing
+matrix.management_room: missing
+matrix.access_token: missing: give one of access_token, access_token_file, password, password_file",
+    );
+    check(
+        r#"[matrix]
+homeserver = "https://matrix.example.org"
+user_id = "@a:b"
+management_room = "!abc"
+access_token_file = "no-such-token-file"
+[plugins]
+dir = "."
+"#,
+        &format!(
+            "matrix.access_token_file: cannot read {}: No such file or directory (os error 2)",
+            std::env::temp_dir().join("no-such-token-file").display()
+        ),
+    );
+    check("[matrix]\nnot toml = = =", "(file): line 2: not valid TOML: key with no value, expected `=`");
+}
