@@ -1,0 +1,389 @@
+//! Management-room commands: text in, a typed [`Command`] or a one-line
+//! error with the closest match out. Pure: no Matrix, no I/O.
+
+use std::fmt;
+
+/// A room as a moderator writes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RoomRef {
+    Id(String),
+    Alias(String),
+}
+
+impl fmt::Display for RoomRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoomRef::Id(s) | RoomRef::Alias(s) => f.write_str(s),
+        }
+    }
+}
+
+/// What `redact` removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RedactTarget {
+    User(String),
+    Event { room: RoomRef, event_id: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConfigOp {
+    Set,
+    Add,
+    Remove,
+    Reset,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Command {
+    Help { topic: Option<String> },
+    Status,
+    Rooms,
+    RoomsAdd(RoomRef),
+    RoomsRemove(RoomRef),
+    Protections,
+    Enable(String),
+    Disable(String),
+    Show(String),
+    Config { op: ConfigOp, protection: String, key: String, value: Option<String> },
+    Ban { user: String, room: Option<RoomRef>, reason: Option<String> },
+    Unban { user: String, room: Option<RoomRef> },
+    Kick { user: String, room: Option<RoomRef>, reason: Option<String> },
+    Redact { target: RedactTarget, limit: Option<u32>, room: Option<RoomRef> },
+}
+
+/// A command and whether the moderator said `--no-confirm`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Parsed {
+    pub(crate) command: Command,
+    pub(crate) no_confirm: bool,
+}
+
+/// Why a command could not be read; `Display` is the one-line reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParseError(pub(crate) String);
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Every command word (first and second), for suggestions and help.
+pub(crate) const COMMANDS: &[(&str, &str)] = &[
+    ("help", "help [command]: what the commands are"),
+    ("status", "status: protected rooms, protections, uptime, sync lag"),
+    ("rooms", "rooms | rooms add ROOM | rooms remove ROOM: the protected rooms"),
+    (
+        "protections",
+        "protections | protections enable|disable|show NAME | protections config set|add|remove|reset NAME KEY [VALUE]",
+    ),
+    ("ban", "ban USER [ROOM] [reason]: ban in one room or every protected room"),
+    ("unban", "unban USER [ROOM]: unban in one room or every protected room"),
+    ("kick", "kick USER [ROOM] [reason]: kick from one room or every protected room"),
+    ("redact", "redact USER|EVENT_PERMALINK [--limit N] [--room ROOM]: remove messages"),
+];
+
+/// The text after the prefix or mention, if the message is addressed to the bot.
+///
+/// Accepted: `PREFIX cmd`, `@bot:server cmd`, `@bot:server: cmd`, `Display Name: cmd`.
+pub(crate) fn addressed<'a>(
+    body: &'a str,
+    prefix: &str,
+    bot_user: &str,
+    display_name: Option<&str>,
+) -> Option<&'a str> {
+    let body = body.trim_start();
+    let mut names = vec![prefix, bot_user];
+    if let Some(d) = display_name.filter(|d| !d.is_empty()) {
+        names.push(d);
+    }
+    for name in names {
+        if let Some(rest) = body.strip_prefix(name) {
+            let rest = rest.strip_prefix(':').unwrap_or(rest);
+            // `!gleipnirx` is not `!gleipnir`.
+            if rest.is_empty() || rest.starts_with(char::is_whitespace) {
+                return Some(rest.trim());
+            }
+        }
+    }
+    None
+}
+
+/// Splits on whitespace; "double quotes" group words.
+fn tokenize(text: &str) -> Result<Vec<String>, ParseError> {
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    let mut in_quotes = false;
+    let mut started = false;
+    for c in text.chars() {
+        match c {
+            '"' => {
+                in_quotes = !in_quotes;
+                started = true;
+            }
+            c if c.is_whitespace() && !in_quotes => {
+                if started {
+                    tokens.push(std::mem::take(&mut current));
+                    started = false;
+                }
+            }
+            c => {
+                current.push(c);
+                started = true;
+            }
+        }
+    }
+    if in_quotes {
+        return Err(ParseError("a \" is not closed".to_owned()));
+    }
+    if started {
+        tokens.push(current);
+    }
+    Ok(tokens)
+}
+
+/// Reads a command (the text after the prefix or mention).
+pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
+    let mut tokens = tokenize(text)?;
+    let no_confirm = tokens.iter().any(|t| t == "--no-confirm");
+    tokens.retain(|t| t != "--no-confirm");
+    let words: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let Some((&first, rest)) = words.split_first() else {
+        return Ok(Parsed { command: Command::Help { topic: None }, no_confirm });
+    };
+    let command = match first.to_ascii_lowercase().as_str() {
+        "help" => Command::Help { topic: rest.first().map(|t| (*t).to_owned()) },
+        "status" => {
+            none_left("status", rest)?;
+            Command::Status
+        }
+        "rooms" => match rest {
+            [] => Command::Rooms,
+            ["add", room] => Command::RoomsAdd(room_ref(room)?),
+            ["remove", room] => Command::RoomsRemove(room_ref(room)?),
+            [sub, ..] if !matches!(*sub, "add" | "remove") => {
+                return Err(unknown_sub("rooms", sub, &["add", "remove"]));
+            }
+            _ => return Err(usage("rooms")),
+        },
+        "protections" => protections(rest)?,
+        "ban" | "kick" => {
+            let [user, more @ ..] = rest else { return Err(usage(first)) };
+            let user = user_ref(user)?;
+            let (room, reason_words) = match more.first() {
+                Some(r) if looks_like_room(r) => (Some(room_ref(r)?), &more[1..]),
+                _ => (None, more),
+            };
+            let reason = (!reason_words.is_empty()).then(|| reason_words.join(" "));
+            if first == "ban" { Command::Ban { user, room, reason } } else { Command::Kick { user, room, reason } }
+        }
+        "unban" => match rest {
+            [user] => Command::Unban { user: user_ref(user)?, room: None },
+            [user, room] => Command::Unban { user: user_ref(user)?, room: Some(room_ref(room)?) },
+            _ => return Err(usage("unban")),
+        },
+        "redact" => redact(rest)?,
+        other => return Err(unknown(other)),
+    };
+    Ok(Parsed { command, no_confirm })
+}
+
+fn protections(rest: &[&str]) -> Result<Command, ParseError> {
+    Ok(match rest {
+        [] => Command::Protections,
+        ["enable", name] => Command::Enable(name_ref(name)?),
+        ["disable", name] => Command::Disable(name_ref(name)?),
+        ["show", name] => Command::Show(name_ref(name)?),
+        ["config", op_word, name, key, value @ ..] => {
+            let op = match *op_word {
+                "set" => ConfigOp::Set,
+                "add" => ConfigOp::Add,
+                "remove" => ConfigOp::Remove,
+                "reset" => ConfigOp::Reset,
+                other => return Err(unknown_sub("protections config", other, &["set", "add", "remove", "reset"])),
+            };
+            let value = (!value.is_empty()).then(|| value.join(" "));
+            match (op, &value) {
+                (ConfigOp::Reset, Some(_)) => {
+                    return Err(ParseError("`protections config reset NAME KEY` takes no value".to_owned()));
+                }
+                (ConfigOp::Set | ConfigOp::Add | ConfigOp::Remove, None) => {
+                    return Err(ParseError(format!(
+                        "`protections config {op_word} NAME KEY VALUE`: the value is missing"
+                    )));
+                }
+                _ => {}
+            }
+            Command::Config { op, protection: name_ref(name)?, key: (*key).to_owned(), value }
+        }
+        [sub, ..] if !matches!(*sub, "enable" | "disable" | "show" | "config") => {
+            return Err(unknown_sub("protections", sub, &["enable", "disable", "show", "config"]));
+        }
+        _ => return Err(usage("protections")),
+    })
+}
+
+fn redact(rest: &[&str]) -> Result<Command, ParseError> {
+    let mut target = None;
+    let mut limit = None;
+    let mut room = None;
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            "--limit" => {
+                let n = rest.get(i + 1).ok_or_else(|| ParseError("--limit needs a number".to_owned()))?;
+                limit = Some(
+                    n.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=10_000).contains(n))
+                        .ok_or_else(|| ParseError(format!("--limit `{n}` must be a number from 1 to 10000")))?,
+                );
+                i += 2;
+            }
+            "--room" => {
+                let r = rest.get(i + 1).ok_or_else(|| ParseError("--room needs a room".to_owned()))?;
+                room = Some(room_ref(r)?);
+                i += 2;
+            }
+            word if target.is_none() => {
+                target = Some(match event_permalink(word) {
+                    Some((room, event_id)) => RedactTarget::Event { room, event_id },
+                    None => RedactTarget::User(user_ref(word)?),
+                });
+                i += 1;
+            }
+            word => return Err(ParseError(format!("unexpected `{word}`; {}", help_line("redact")))),
+        }
+    }
+    let target = target.ok_or_else(|| usage("redact"))?;
+    Ok(Command::Redact { target, limit, room })
+}
+
+fn none_left(command: &str, rest: &[&str]) -> Result<(), ParseError> {
+    match rest.first() {
+        None => Ok(()),
+        Some(word) => Err(ParseError(format!("`{command}` takes nothing after it (got `{word}`)"))),
+    }
+}
+
+fn help_line(command: &str) -> &'static str {
+    COMMANDS.iter().find(|(name, _)| *name == command).map_or("", |(_, line)| line)
+}
+
+fn usage(command: &str) -> ParseError {
+    ParseError(format!("usage: {}", help_line(command)))
+}
+
+fn unknown(word: &str) -> ParseError {
+    let names: Vec<&str> = COMMANDS.iter().map(|(n, _)| *n).collect();
+    match closest(word, &names) {
+        Some(best) => ParseError(format!("unknown command `{word}`; did you mean `{best}`? (`help` lists them all)")),
+        None => ParseError(format!("unknown command `{word}`; `help` lists them all")),
+    }
+}
+
+fn unknown_sub(command: &str, word: &str, options: &[&str]) -> ParseError {
+    match closest(word, options) {
+        Some(best) => ParseError(format!("unknown `{command} {word}`; did you mean `{command} {best}`?")),
+        None => ParseError(format!("unknown `{command} {word}`; expected one of: {}", options.join(", "))),
+    }
+}
+
+/// The option nearest to `word` by edit distance, if it is near enough to be a typo.
+pub(crate) fn closest<'a>(word: &str, options: &[&'a str]) -> Option<&'a str> {
+    let word = word.to_ascii_lowercase();
+    options
+        .iter()
+        .map(|o| (distance(&word, o), *o))
+        .filter(|(d, o)| *d <= 2.max(o.len() / 3) || o.starts_with(word.as_str()))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, o)| o)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb)).min(row[j] + 1).min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+fn name_ref(name: &str) -> Result<String, ParseError> {
+    if gleipnir_runtime::settings::is_kebab(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(ParseError(format!("`{name}` is not a protection name (lower-case, like `flooding`)")))
+    }
+}
+
+fn looks_like_room(word: &str) -> bool {
+    word.starts_with('!')
+        || word.starts_with('#')
+        || word.starts_with("https://matrix.to/#/!")
+        || word.starts_with("https://matrix.to/#/#")
+}
+
+/// The part of a matrix.to permalink after `#/`, without the query.
+fn permalink_path(word: &str) -> Option<String> {
+    let rest = word.strip_prefix("https://matrix.to/#/")?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    Some(percent_decode(path))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn room_ref(word: &str) -> Result<RoomRef, ParseError> {
+    let text = permalink_path(word).unwrap_or_else(|| word.to_owned());
+    if text.starts_with('!') && gleipnir_runtime::event::check_room_id(&text).is_ok() {
+        Ok(RoomRef::Id(text))
+    } else if text.strip_prefix('#').is_some_and(|r| r.contains(':') && !r.starts_with(':')) {
+        Ok(RoomRef::Alias(text))
+    } else {
+        Err(ParseError(format!(
+            "`{word}` is not a room (an id like !abc, an alias like #room:server, or a matrix.to link)"
+        )))
+    }
+}
+
+fn user_ref(word: &str) -> Result<String, ParseError> {
+    let text = permalink_path(word).unwrap_or_else(|| word.to_owned());
+    gleipnir_runtime::event::check_user_id(&text)
+        .map_err(|_| ParseError(format!("`{word}` is not a user (an id like @user:server, or a matrix.to link)")))?;
+    Ok(text)
+}
+
+/// `https://matrix.to/#/!room/$event?via=…` → the room and the event.
+fn event_permalink(word: &str) -> Option<(RoomRef, String)> {
+    let path = permalink_path(word)?;
+    let (room, event) = path.split_once('/')?;
+    if !event.starts_with('$') {
+        return None;
+    }
+    Some((room_ref(room).ok()?, event.to_owned()))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,126 @@
+use super::*;
+
+/// Parses `text`; renders the command as Debug, or `error: …`.
+fn check(text: &str, expected: &str) {
+    let got = match parse(text) {
+        Ok(p) => format!("{:?}{}", p.command, if p.no_confirm { " no-confirm" } else { "" }),
+        Err(e) => format!("error: {e}"),
+    };
+    assert_eq!(got, expected, "\n{text}");
+}
+
+#[test]
+fn addressing_by_prefix_mention_or_name() {
+    let a = |body| addressed(body, "!gleipnir", "@bot:localhost", Some("Gleipnir"));
+    assert_eq!(a("!gleipnir status"), Some("status"));
+    assert_eq!(a("  !gleipnir   rooms add #x:y "), Some("rooms add #x:y"));
+    assert_eq!(a("@bot:localhost: status"), Some("status"));
+    assert_eq!(a("@bot:localhost status"), Some("status"));
+    assert_eq!(a("Gleipnir: help"), Some("help"));
+    assert_eq!(a("!gleipnir"), Some(""));
+    assert_eq!(a("!gleipnirx status"), None);
+    assert_eq!(a("hello !gleipnir status"), None);
+    assert_eq!(a("status"), None);
+}
+
+#[test]
+fn simple_commands() {
+    check("", "Help { topic: None }");
+    check("help ban", r##"Help { topic: Some("ban") }"##);
+    check("status", "Status");
+    check("STATUS", "Status");
+    check("status now", "error: `status` takes nothing after it (got `now`)");
+    check("rooms", "Rooms");
+    check("rooms add #room:example.org", r##"RoomsAdd(Alias("#room:example.org"))"##);
+    check("rooms add !abc", r##"RoomsAdd(Id("!abc"))"##);
+    check(
+        "rooms remove https://matrix.to/#/%21abc%3Aexample.org?via=example.org",
+        r##"RoomsRemove(Id("!abc:example.org"))"##,
+    );
+    check(
+        "rooms add room",
+        "error: `room` is not a room (an id like !abc, an alias like #room:server, or a matrix.to link)",
+    );
+    check("rooms ad #r:x", "error: unknown `rooms ad`; did you mean `rooms add`?");
+}
+
+#[test]
+fn protections_and_settings() {
+    check("protections", "Protections");
+    check("protections enable flooding", r##"Enable("flooding")"##);
+    check("protections disable flooding", r##"Disable("flooding")"##);
+    check("protections show flooding", r##"Show("flooding")"##);
+    check(
+        "protections config set flooding max-per-minute 20",
+        r##"Config { op: Set, protection: "flooding", key: "max-per-minute", value: Some("20") }"##,
+    );
+    check(
+        r##"protections config set flooding reason "too many messages""##,
+        r##"Config { op: Set, protection: "flooding", key: "reason", value: Some("too many messages") }"##,
+    );
+    check(
+        "protections config add watch-words words spam",
+        r##"Config { op: Add, protection: "watch-words", key: "words", value: Some("spam") }"##,
+    );
+    check(
+        "protections config reset flooding max-per-minute",
+        r##"Config { op: Reset, protection: "flooding", key: "max-per-minute", value: None }"##,
+    );
+    check(
+        "protections config reset flooding max-per-minute 3",
+        "error: `protections config reset NAME KEY` takes no value",
+    );
+    check(
+        "protections config set flooding max-per-minute",
+        "error: `protections config set NAME KEY VALUE`: the value is missing",
+    );
+    check(
+        "protections config put flooding a b",
+        "error: unknown `protections config put`; did you mean `protections config set`?",
+    );
+    check(
+        "protections config xyzzy flooding a b",
+        "error: unknown `protections config xyzzy`; expected one of: set, add, remove, reset",
+    );
+    check("protections enable Flooding", "error: `Flooding` is not a protection name (lower-case, like `flooding`)");
+    check("protections enabel flooding", "error: unknown `protections enabel`; did you mean `protections enable`?");
+}
+
+#[test]
+fn moderation() {
+    check("ban @spam:example.org", r##"Ban { user: "@spam:example.org", room: None, reason: None }"##);
+    check(
+        "ban @spam:example.org #room:x spam and scam --no-confirm",
+        r##"Ban { user: "@spam:example.org", room: Some(Alias("#room:x")), reason: Some("spam and scam") } no-confirm"##,
+    );
+    check(
+        "ban @spam:example.org coc spam",
+        r##"Ban { user: "@spam:example.org", room: None, reason: Some("coc spam") }"##,
+    );
+    check(
+        "ban https://matrix.to/#/@spam:example.org",
+        r##"Ban { user: "@spam:example.org", room: None, reason: None }"##,
+    );
+    check("ban spam", "error: `spam` is not a user (an id like @user:server, or a matrix.to link)");
+    check("ban", "error: usage: ban USER [ROOM] [reason]: ban in one room or every protected room");
+    check("unban @a:x !r", r##"Unban { user: "@a:x", room: Some(Id("!r")) }"##);
+    check("kick @a:x being rude", r##"Kick { user: "@a:x", room: None, reason: Some("being rude") }"##);
+    check(
+        "redact @a:x --limit 50 --room #r:x",
+        r##"Redact { target: User("@a:x"), limit: Some(50), room: Some(Alias("#r:x")) }"##,
+    );
+    check(
+        "redact https://matrix.to/#/!room:x/$ev123?via=x",
+        r##"Redact { target: Event { room: Id("!room:x"), event_id: "$ev123" }, limit: None, room: None }"##,
+    );
+    check("redact @a:x --limit lots", "error: --limit `lots` must be a number from 1 to 10000");
+    check("redact \"@a:x", "error: a \" is not closed");
+}
+
+#[test]
+fn unknown_commands_get_the_closest_match_in_one_line() {
+    check("protection", "error: unknown command `protection`; did you mean `protections`? (`help` lists them all)");
+    check("stauts", "error: unknown command `stauts`; did you mean `status`? (`help` lists them all)");
+    check("bna @a:x", "error: unknown command `bna`; did you mean `ban`? (`help` lists them all)");
+    check("frobnicate", "error: unknown command `frobnicate`; `help` lists them all");
+}
