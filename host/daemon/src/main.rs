@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bot;
 mod cli;
 mod commands;
 mod config;
@@ -22,6 +23,12 @@ enum Command {
     /// Work with protection plugins (.wasm components).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run the bot.
+    Run {
+        /// The config file (TOML).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Work with the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -76,6 +83,7 @@ enum PluginCommand {
 fn main() -> ExitCode {
     let args = Args::parse();
     let result = match args.command {
+        Command::Run { config } => cli::run::run(&config),
         Command::Config(ConfigCommand::Check { config }) => cli::config::check(&config),
         Command::Plugin(PluginCommand::Inspect { file, json, cache_dir }) => {
             cli::plugin::inspect(&file, json, cache_dir)

@@ -49,7 +49,7 @@ fn install() -> Result<(), String> {
         Command::new(python()).args(["-c", "import synapse, sys; sys.stdout.write(synapse.__version__)"]).output();
     if let Ok(out) = &check
         && out.status.success()
-        && out.stdout == SYNAPSE_VERSION.as_bytes()
+        && String::from_utf8_lossy(&out.stdout).split_whitespace().next() == Some(SYNAPSE_VERSION)
     {
         return Ok(());
     }
@@ -318,19 +318,27 @@ disable_existing_loggers: false
         })
     }
 
-    /// A client-server API call as `account`; the JSON reply or the error body.
+    /// A client-server API call as `account`; the JSON reply, or an error
+    /// with the status and the homeserver's error body.
     pub fn call(&self, account: &Account, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
         let url = format!("{}{path}", self.url());
         let auth = format!("Bearer {}", account.access_token);
-        let response = match (method, body) {
-            ("GET", _) => ureq::get(&url).header("Authorization", &auth).call(),
-            ("DELETE", _) => ureq::delete(&url).header("Authorization", &auth).call(),
-            ("POST", b) => ureq::post(&url).header("Authorization", &auth).send_json(b.unwrap_or(&json!({}))),
-            ("PUT", b) => ureq::put(&url).header("Authorization", &auth).send_json(b.unwrap_or(&json!({}))),
-            (other, _) => return Err(format!("unsupported method {other}")),
+        let empty = json!({});
+        let response = match method {
+            "GET" => agent.get(&url).header("Authorization", &auth).call(),
+            "DELETE" => agent.delete(&url).header("Authorization", &auth).call(),
+            "POST" => agent.post(&url).header("Authorization", &auth).send_json(body.unwrap_or(&empty)),
+            "PUT" => agent.put(&url).header("Authorization", &auth).send_json(body.unwrap_or(&empty)),
+            other => return Err(format!("unsupported method {other}")),
         };
         let mut response = response.map_err(|e| format!("{method} {path}: {e}"))?;
-        response.body_mut().read_json().map_err(|e| format!("{method} {path}: {e}"))
+        let status = response.status();
+        let text = response.body_mut().read_to_string().map_err(|e| format!("{method} {path}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("{method} {path}: {status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{method} {path}: {e}: {text}"))
     }
 }
 

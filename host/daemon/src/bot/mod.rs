@@ -1,0 +1,398 @@
+//! The bot: log in, join the management room, sync once without acting on
+//! history, then hand every new event of a protected room to the enabled
+//! protections and carry out what they return; answer commands in the
+//! management room.
+
+mod commands;
+mod executor;
+mod store;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use gleipnir_runtime::host::StateQueries;
+use gleipnir_runtime::rooms::RoomStates;
+use gleipnir_runtime::{Clock, Instance, Plugin, Runtime, RuntimeConfig, event};
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
+use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
+use matrix_sdk::ruma::{OwnedRoomId, RoomOrAliasId, UserId};
+use matrix_sdk::{Client, Room};
+
+use crate::config::{Config, Credentials};
+
+/// Everything the running bot holds.
+pub(crate) struct Bot {
+    client: Client,
+    config: Config,
+    bot_user: String,
+    management: OwnedRoomId,
+    protected: BTreeSet<String>,
+    rooms: Arc<RoomStates>,
+    queries: Arc<StateQueries>,
+    plugins: BTreeMap<String, Plugin>,
+    enabled: BTreeMap<String, Instance>,
+    started: Instant,
+    last_sync: Option<Instant>,
+    executor: executor::Executor,
+}
+
+pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+    let client =
+        Client::builder().homeserver_url(&config.homeserver).build().await.context("cannot reach the homeserver")?;
+    login(&client, &config).await?;
+    let bot_user = client.user_id().context("no user after login")?.to_string();
+    tracing::info!(user = %bot_user, "logged in");
+
+    let management = join(&client, &config.management_room).await.context("cannot join the management room")?;
+
+    let runtime =
+        Runtime::new(RuntimeConfig { limits: config.limits, cache_dir: Some(config.data_dir.join("components")) })?;
+    let mut plugins = BTreeMap::new();
+    for entry in
+        std::fs::read_dir(&config.plugin_dir).with_context(|| format!("cannot list {}", config.plugin_dir.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            match runtime.load_file(&path) {
+                Ok(plugin) => {
+                    tracing::info!(name = plugin.name(), file = %path.display(), "loaded protection");
+                    plugins.insert(plugin.name().to_owned(), plugin);
+                }
+                Err(e) => tracing::error!(file = %path.display(), "cannot load protection: {e}"),
+            }
+        }
+    }
+
+    let rooms = Arc::new(RoomStates::new());
+    let queries = Arc::new(StateQueries { bot: bot_user.clone(), clock: Clock::System, rooms: rooms.clone() });
+    let protected: BTreeSet<String> = store::rooms_of(store::read(&client, store::PROTECTED_ROOMS).await?.as_ref())
+        .map_err(anyhow::Error::msg)?
+        .into_iter()
+        .collect();
+    let enabled_names = store::enabled_of(store::read(&client, store::ENABLED_PROTECTIONS).await?.as_ref())
+        .map_err(anyhow::Error::msg)?;
+
+    let dry_run = config.dry_run;
+    let mut bot = Bot {
+        client,
+        config,
+        bot_user,
+        management,
+        protected,
+        rooms,
+        queries,
+        plugins,
+        enabled: BTreeMap::new(),
+        started: Instant::now(),
+        last_sync: None,
+        executor: executor::Executor::new(dry_run),
+    };
+    for name in enabled_names {
+        if let Err(e) = bot.enable(&name) {
+            tracing::error!(protection = name, "cannot enable: {e:#}");
+            continue;
+        }
+        // Settings moderators set with commands survive restarts.
+        if let Some(overrides) = bot.saved_settings(&name).await
+            && let Some(instance) = bot.enabled.get_mut(&name)
+            && let Err(e) = instance.configure(&overrides)
+        {
+            tracing::warn!(protection = name, "saved settings refused, using defaults: {e}");
+        }
+    }
+    bot.sync_loop().await
+}
+
+async fn login(client: &Client, config: &Config) -> anyhow::Result<()> {
+    match &config.credentials {
+        Credentials::Password(password) => {
+            let localpart = config.user_id.trim_start_matches('@').split(':').next().unwrap_or_default();
+            client
+                .matrix_auth()
+                .login_username(localpart, password)
+                .initial_device_display_name("gleipnir")
+                .send()
+                .await
+                .context("cannot log in with the password")?;
+        }
+        Credentials::AccessToken(token) => {
+            use matrix_sdk::authentication::matrix::MatrixSession;
+            use matrix_sdk::{SessionMeta, SessionTokens};
+            // The device id comes from the homeserver: ask who this token is.
+            let whoami = reqwest_whoami(&config.homeserver, token).await?;
+            let session = MatrixSession {
+                meta: SessionMeta {
+                    user_id: UserId::parse(&whoami.0)?,
+                    device_id: whoami.1.unwrap_or_else(|| "GLEIPNIR".to_owned()).into(),
+                },
+                tokens: SessionTokens { access_token: token.clone(), refresh_token: None },
+            };
+            client.restore_session(session).await.context("cannot use the access token")?;
+        }
+    }
+    let user = client.user_id().context("no user after login")?;
+    if user.as_str() != config.user_id {
+        bail!("logged in as {user}, but the config says matrix.user_id = {}", config.user_id);
+    }
+    Ok(())
+}
+
+/// `whoami` for a token, before there is a session to ask with.
+async fn reqwest_whoami(homeserver: &str, token: &str) -> anyhow::Result<(String, Option<String>)> {
+    let probe = Client::builder().homeserver_url(homeserver).build().await?;
+    use matrix_sdk::authentication::matrix::MatrixSession;
+    use matrix_sdk::{SessionMeta, SessionTokens};
+    let placeholder = MatrixSession {
+        meta: SessionMeta { user_id: UserId::parse("@whoami:invalid")?, device_id: "WHOAMI".into() },
+        tokens: SessionTokens { access_token: token.to_owned(), refresh_token: None },
+    };
+    probe.restore_session(placeholder).await?;
+    let reply = probe.whoami().await.context("the access token was refused")?;
+    Ok((reply.user_id.to_string(), reply.device_id.map(|d| d.to_string())))
+}
+
+/// Joins a room by id or alias and returns its id.
+pub(crate) async fn join(client: &Client, room: &str) -> anyhow::Result<OwnedRoomId> {
+    let id = <&RoomOrAliasId>::try_from(room).with_context(|| format!("`{room}` is not a room id or alias"))?;
+    let joined = client.join_room_by_id_or_alias(id, &[]).await.with_context(|| format!("cannot join {room}"))?;
+    Ok(joined.room_id().to_owned())
+}
+
+impl Bot {
+    fn management_room(&self) -> Option<Room> {
+        self.client.get_room(&self.management)
+    }
+
+    /// Starts a protection with the operator's grants.
+    pub(crate) fn enable(&mut self, name: &str) -> anyhow::Result<()> {
+        let plugin = self.plugins.get(name).with_context(|| format!("no protection named `{name}` is loaded"))?;
+        let granted = self.config.grants.get(name).copied().unwrap_or_default();
+        let instance = plugin.instantiate(self.queries.clone(), granted)?;
+        self.enabled.insert(name.to_owned(), instance);
+        Ok(())
+    }
+
+    async fn sync_loop(&mut self) -> anyhow::Result<()> {
+        let tokens = store::SyncToken::new(&self.config.data_dir)?;
+        let mut timeline = RoomEventFilter::default();
+        timeline.limit = Some(100u32.into());
+        let mut room_filter = RoomFilter::default();
+        room_filter.timeline = timeline;
+        let mut definition = FilterDefinition::default();
+        definition.room = room_filter;
+        let filter = Filter::FilterDefinition(definition);
+
+        // The first sync fills room state but acts on nothing: never act on
+        // events from before the bot started.
+        let mut settings = SyncSettings::default().filter(filter.clone()).full_state(true);
+        if let Some(token) = tokens.load() {
+            settings = settings.token(token);
+        }
+        let first = self.client.sync_once(settings).await.context("the first sync failed")?;
+        self.absorb_state(&first);
+        for room in &self.protected.clone() {
+            self.load_room_state(room).await;
+        }
+        let mut token = first.next_batch;
+        tokens.save(&token)?;
+        self.last_sync = Some(Instant::now());
+        self.notify(&format!(
+            "Gleipnir started: protecting {} room(s), {} protection(s) enabled.",
+            self.protected.len(),
+            self.enabled.len()
+        ))
+        .await;
+
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let settings =
+                SyncSettings::default().filter(filter.clone()).token(token.clone()).timeout(Duration::from_secs(30));
+            match self.client.sync_once(settings).await {
+                Ok(response) => {
+                    backoff = Duration::from_millis(500);
+                    self.last_sync = Some(Instant::now());
+                    self.handle_sync(&response).await;
+                    token = response.next_batch;
+                    tokens.save(&token)?;
+                }
+                Err(e) => {
+                    // Retry from the same token: nothing is lost and nothing handled twice.
+                    tracing::warn!("sync failed, retrying in {backoff:?}: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// Applies the state (and state in timelines) of a sync to the room cache.
+    fn absorb_state(&self, response: &matrix_sdk::sync::SyncResponse) {
+        for (room_id, update) in &response.rooms.joined {
+            let states: Vec<&str> = match &update.state {
+                matrix_sdk::sync::State::Before(events) | matrix_sdk::sync::State::After(events) => {
+                    events.iter().map(|e| e.json().get()).collect()
+                }
+            };
+            for json in states.into_iter().chain(update.timeline.events.iter().map(|e| e.raw().json().get())) {
+                apply_state_json(&self.rooms, room_id.as_str(), json);
+            }
+        }
+    }
+
+    async fn load_room_state(&self, room: &str) {
+        use matrix_sdk::ruma::api::client::state::get_state_events;
+        let Ok(room_id) = OwnedRoomId::try_from(room) else { return };
+        match self.client.send(get_state_events::v3::Request::new(room_id)).await {
+            Ok(response) => {
+                for raw in response.room_state {
+                    apply_state_json(&self.rooms, room, raw.json().get());
+                }
+            }
+            Err(e) => tracing::warn!(room, "cannot load room state: {e}"),
+        }
+    }
+
+    async fn handle_sync(&mut self, response: &matrix_sdk::sync::SyncResponse) {
+        // Invites from management-room members are accepted; others ignored.
+        for room_id in response.rooms.invited.keys() {
+            self.consider_invite(room_id).await;
+        }
+        for (room_id, update) in &response.rooms.joined {
+            let room = room_id.as_str();
+            let (matrix_sdk::sync::State::Before(events) | matrix_sdk::sync::State::After(events)) = &update.state;
+            for e in events {
+                apply_state_json(&self.rooms, room, e.json().get());
+            }
+            for timeline_event in &update.timeline.events {
+                let json = timeline_event.raw().json().get();
+                let converted = event::from_json(json, Some(room), &|r, u| self.rooms.membership(r, u));
+                apply_state_json(&self.rooms, room, json);
+                let event = match converted {
+                    Ok(Some(e)) => e,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::debug!(room, "skipping a malformed event: {e}");
+                        continue;
+                    }
+                };
+                if event.sender == self.bot_user {
+                    continue;
+                }
+                if *room_id == self.management {
+                    if let gleipnir_runtime::EventKind::Message(message) = &event.kind {
+                        let body = message.body.clone();
+                        self.command(&event.sender, &body).await;
+                    }
+                    continue;
+                }
+                if self.protected.contains(room) {
+                    self.dispatch(event).await;
+                }
+            }
+        }
+    }
+
+    async fn consider_invite(&self, room_id: &matrix_sdk::ruma::RoomId) {
+        let Some(room) = self.client.get_room(room_id) else { return };
+        let inviter = match room.invite_details().await {
+            Ok(details) => details.inviter.map(|m| m.user_id().to_string()),
+            Err(_) => None,
+        };
+        let from_moderator = match (&inviter, self.management_room()) {
+            (Some(user), Some(management)) => management
+                .get_member_no_sync(<&UserId>::try_from(user.as_str()).expect("a member's id"))
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.membership() == &matrix_sdk::ruma::events::room::member::MembershipState::Join),
+            _ => false,
+        };
+        if from_moderator {
+            match room.join().await {
+                Ok(()) => tracing::info!(room = %room_id, inviter = ?inviter, "joined on a moderator's invite"),
+                Err(e) => tracing::warn!(room = %room_id, "cannot join on invite: {e}"),
+            }
+        } else {
+            tracing::info!(room = %room_id, inviter = ?inviter, "ignored an invite from someone outside the management room");
+        }
+    }
+
+    async fn dispatch(&mut self, mut event: gleipnir_runtime::Event) {
+        event.received_ts = self.queries.clock.now_ms();
+        let class = event::class(&event.kind);
+        let mut todo = Vec::new();
+        for (name, instance) in &mut self.enabled {
+            if !instance.plugin().wants(class) {
+                continue;
+            }
+            match instance.handle(&event) {
+                Ok(outcome) => {
+                    for refusal in outcome.refused {
+                        todo.push(executor::Job::Report(format!(
+                            "{name}: refused {}: {}",
+                            gleipnir_runtime::json::action(&refusal.action),
+                            refusal.why
+                        )));
+                    }
+                    todo.extend(outcome.actions.into_iter().map(|a| executor::Job::Act(name.clone(), a)));
+                }
+                Err(fault) => {
+                    todo.push(executor::Job::Report(format!("{name} faulted: {fault}")));
+                    if fault.kills_instance()
+                        && let Err(e) = instance.restart()
+                    {
+                        todo.push(executor::Job::Report(format!("{name} could not restart: {e}")));
+                    }
+                }
+            }
+        }
+        for job in todo {
+            self.execute(job).await;
+        }
+    }
+
+    async fn execute(&mut self, job: executor::Job) {
+        let management = self.management_room();
+        let report = self.executor.run(&self.client, &self.rooms, &self.bot_user, management.as_ref(), job).await;
+        if let Some(text) = report {
+            self.notify(&text).await;
+        }
+    }
+
+    /// A notice in the management room.
+    pub(crate) async fn notify(&self, text: &str) {
+        if let Some(room) = self.management_room() {
+            let html = html_escape(text).replace('\n', "<br>");
+            let content = matrix_sdk::ruma::events::room::message::RoomMessageEventContent::notice_html(text, html);
+            if let Err(e) = room.send(content).await {
+                tracing::warn!("cannot send to the management room: {e}");
+            }
+        }
+    }
+}
+
+pub(crate) fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Feeds one client-format event (if it is state) to the room cache.
+fn apply_state_json(rooms: &RoomStates, room: &str, json: &str) {
+    #[derive(serde::Deserialize)]
+    struct State<'a> {
+        #[serde(rename = "type")]
+        kind: String,
+        state_key: Option<String>,
+        sender: Option<String>,
+        origin_server_ts: Option<u64>,
+        #[serde(borrow)]
+        content: Option<&'a serde_json::value::RawValue>,
+    }
+    if let Ok(State { kind, state_key: Some(key), sender, origin_server_ts, content: Some(content) }) =
+        serde_json::from_str::<State<'_>>(json)
+    {
+        rooms.apply(room, &kind, &key, sender.as_deref().unwrap_or(""), origin_server_ts.unwrap_or(0), content.get());
+    }
+}

@@ -1,0 +1,36 @@
+//! `gleipnir run`: check the config, then run the bot until Ctrl-C.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::{bot, config};
+
+pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,matrix_sdk=warn,matrix_sdk_base=warn,matrix_sdk::http_client=off")
+        }))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprintln!("{}: {} problem(s)", path.display(), problems.len());
+            for p in &problems {
+                eprintln!("  {p}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
+    runtime.block_on(async {
+        tokio::select! {
+            result = bot::run(config) => result,
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("stopping on Ctrl-C");
+                Ok(())
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
