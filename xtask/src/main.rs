@@ -6,6 +6,8 @@ use std::process::{Command, ExitCode};
 
 use xtask::{build_plugins, plugin_crates};
 
+mod demo;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
 }
@@ -15,8 +17,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("plugins") => plugins().map(|_| ()),
         Some("test") => test(&args[1..]),
+        Some("demo") => demo::run(&workspace(), plugins),
         _ => {
-            eprintln!("usage: cargo xtask <plugins | test>");
+            eprintln!("usage: cargo xtask <demo | plugins | test>");
+            eprintln!("  demo     run Gleipnir against a local Synapse with a moderator account to log in with");
             eprintln!("  plugins  build every protection under plugins/ into target/plugins/NAME.wasm");
             eprintln!("  test     build plugins, run every test, clippy and rustfmt (what CI runs)");
             return ExitCode::from(2);

@@ -193,8 +193,21 @@ impl Bot {
         }
         let first = self.client.sync_once(settings).await.context("the first sync failed")?;
         self.absorb_state(&first);
+        let mut problems = Vec::new();
         for room in &self.protected.clone() {
+            let joined = OwnedRoomId::try_from(room.as_str())
+                .ok()
+                .and_then(|id| self.client.get_room(&id))
+                .is_some_and(|r| r.state() == matrix_sdk::RoomState::Joined);
+            if !joined && let Err(e) = join(&self.client, room).await {
+                problems.push(format!("cannot join protected room {room}: {e:#}"));
+                continue;
+            }
             self.load_room_state(room).await;
+        }
+        for problem in &problems {
+            tracing::error!("{problem}");
+            self.notify(problem).await;
         }
         let mut token = first.next_batch;
         tokens.save(&token)?;

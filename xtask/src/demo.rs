@@ -1,0 +1,88 @@
+//! `cargo xtask demo`: a local Synapse on loopback (installed on first use),
+//! a bot and a moderator account, a management room and one protected room,
+//! the plugins built, and Gleipnir running with flooding enabled. Prints how
+//! to log in; Ctrl-C stops everything it started.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::json;
+use synapse_harness::{Options, Synapse};
+
+pub(crate) fn run(root: &Path, build_plugins: fn() -> Result<Vec<PathBuf>, String>) -> Result<(), String> {
+    build_plugins()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("==> building gleipnir");
+    let status = Command::new(&cargo)
+        .args(["build", "--quiet", "-p", "gleipnir"])
+        .current_dir(root)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building gleipnir failed".to_owned());
+    }
+
+    eprintln!("==> starting Synapse {} on loopback", synapse_harness::SYNAPSE_VERSION);
+    let synapse = Synapse::start(Options::default())?;
+    let password = format!("demo-{}", std::process::id());
+    let bot = synapse.register("gleipnir", &format!("bot-{password}"), false)?;
+    let moderator = synapse.register("moderator", &password, false)?;
+
+    let create = |name: &str, invite: &[&str]| {
+        let body = json!({"name": name, "preset": "private_chat", "invite": invite,
+            "power_level_content_override": {"users": {bot.user_id.clone(): 100}}});
+        synapse
+            .call(&moderator, "POST", "/_matrix/client/v3/createRoom", Some(&body))
+            .map(|r| r["room_id"].as_str().unwrap_or_default().to_owned())
+    };
+    let management = create("Gleipnir management", &[&bot.user_id])?;
+    let protected = create("Protected room", &[&bot.user_id])?;
+    let account_data = |kind: &str, content: serde_json::Value| {
+        let path = format!("/_matrix/client/v3/user/{}/account_data/{kind}", bot.user_id);
+        synapse.call(&bot, "PUT", &path, Some(&content)).map(|_| ())
+    };
+    account_data("org.matrix.mjolnir.protected_rooms", json!({"rooms": [protected]}))?;
+    account_data("org.matrix.mjolnir.enabled_protections", json!({"enabled": ["flooding"]}))?;
+
+    let dir = root.join("data/demo");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let _ = std::fs::remove_file(dir.join("sync_token"));
+    let config = format!(
+        r#"# Written by `cargo xtask demo`.
+[matrix]
+homeserver = "{homeserver}"
+user_id = "{bot}"
+password = "{bot_password}"
+management_room = "{management}"
+[storage]
+data_dir = "."
+[plugins]
+dir = "{plugins}"
+[protections.flooding]
+grants = ["redact", "ban", "notify-management"]
+"#,
+        homeserver = synapse.url(),
+        bot = bot.user_id,
+        bot_password = bot.password,
+        plugins = root.join("target/plugins").display(),
+    );
+    std::fs::write(dir.join("config.toml"), config).map_err(|e| e.to_string())?;
+
+    println!();
+    println!("Gleipnir demo");
+    println!("  homeserver:       {}", synapse.url());
+    println!("  log in as:        {} / {}", moderator.user_id, password);
+    println!("  management room:  {management}  (try: !gleipnir help)");
+    println!("  protected room:   {protected}  (invite someone and let them flood it)");
+    println!("  config:           {}", dir.join("config.toml").display());
+    println!("Ctrl-C stops Gleipnir and Synapse.");
+    println!();
+
+    let status = Command::new(root.join("target/debug/gleipnir"))
+        .args(["run", "--config"])
+        .arg(dir.join("config.toml"))
+        .status()
+        .map_err(|e| format!("cannot start gleipnir: {e}"))?;
+    drop(synapse);
+    if status.success() { Ok(()) } else { Err(format!("gleipnir exited ({status})")) }
+}
