@@ -205,3 +205,23 @@ fn flood_protection_end_to_end() {
         command(&synapse, &moderator, &management, &bot.user_id, "protections", "flooding 1.0.0 (enabled)");
     }
 }
+
+/// An encrypted management room is refused with a clear message, not used half-blind.
+#[test]
+fn an_encrypted_management_room_is_refused_clearly() {
+    let synapse = Synapse::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let bot = synapse.register(&unique_name("bot"), "bot-password", false).unwrap();
+    let moderator = synapse.register(&unique_name("mod"), "mod-password", false).unwrap();
+    let body = json!({
+        "preset": "private_chat",
+        "invite": [bot.user_id],
+        "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+    });
+    let management = synapse.call(&moderator, "POST", "/_matrix/client/v3/createRoom", Some(&body)).unwrap();
+    let management = management["room_id"].as_str().unwrap().to_owned();
+    let mut gleipnir = start_bot(&synapse, &bot, &management);
+    let status = eventually("gleipnir to exit", Duration::from_secs(60), || gleipnir.child.try_wait().unwrap());
+    assert!(!status.success());
+    let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
+    assert!(log.contains("is encrypted; Gleipnir does not support end-to-end encryption yet"), "{log}");
+}

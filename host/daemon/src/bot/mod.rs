@@ -47,6 +47,16 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(user = %bot_user, "logged in");
 
     let management = join(&client, &config.management_room).await.context("cannot join the management room")?;
+    if let Some(room) = client.get_room(&management) {
+        let encrypted = room.latest_encryption_state().await.map(|s| s.is_encrypted());
+        if encrypted.unwrap_or(false) {
+            bail!(
+                "the management room {} is encrypted; Gleipnir does not support end-to-end encryption yet, \
+                 so it could not read commands there: use an unencrypted management room",
+                config.management_room
+            );
+        }
+    }
 
     let runtime =
         Runtime::new(RuntimeConfig { limits: config.limits, cache_dir: Some(config.data_dir.join("components")) })?;
