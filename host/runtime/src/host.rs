@@ -165,14 +165,7 @@ impl host::Host for StoreState {
             self.logs_dropped += 1;
             return;
         }
-        if message.len() > LOG_LINE_BYTES {
-            let mut end = LOG_LINE_BYTES;
-            while !message.is_char_boundary(end) {
-                end -= 1;
-            }
-            message.truncate(end);
-            message.push('…');
-        }
+        crate::plugin::truncate_bytes(&mut message, LOG_LINE_BYTES);
         let name = &*self.name;
         match level {
             LogLevel::Trace => tracing::trace!(target: "gleipnir::plugin", protection = name, "{message}"),

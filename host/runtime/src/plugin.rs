@@ -277,16 +277,20 @@ fn classify(call: &'static str, error: wasmtime::Error, runtime: &Runtime) -> Fa
 }
 
 fn shorten(mut message: String) -> String {
-    const MAX: usize = 2000;
-    if message.len() > MAX {
-        let mut end = MAX;
-        while !message.is_char_boundary(end) {
+    truncate_bytes(&mut message, 2000);
+    message
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut with `…`.
+pub(crate) fn truncate_bytes(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
             end -= 1;
         }
-        message.truncate(end);
-        message.push('…');
+        text.truncate(end);
+        text.push('…');
     }
-    message
 }
 
 /// A protection that queries nothing: used while describing and checking defaults.

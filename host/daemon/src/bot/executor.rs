@@ -43,16 +43,8 @@ impl Executor {
             Job::Report(text) => return Some(text),
             Job::Act(p, a) => (p, a),
         };
-        let kind = json::action(&action)["action"].as_str().unwrap_or("action").to_owned();
-        let kind: &'static str = match kind.as_str() {
-            "redact" => "redact",
-            "ban" => "ban",
-            "kick" => "kick",
-            "unban" => "unban",
-            "send-notice" => "send-notice",
-            "notify-management" => "notify-management",
-            _ => "other",
-        };
+        // For the actions carried out here, the capability's name is the action's.
+        let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&action));
 
         // Who the action is against, and where.
         let (room, target) = match &action {

@@ -292,7 +292,19 @@ impl Bot {
             for timeline_event in &update.timeline.events {
                 let json = timeline_event.raw().json().get();
                 let converted = event::from_json(json, Some(room), &|r, u| self.rooms.membership(r, u));
-                apply_state_json(&self.rooms, room, json);
+                // Messages, reactions and redactions are never state: skip parsing them again.
+                let message_like = matches!(
+                    &converted,
+                    Ok(Some(gleipnir_runtime::Event {
+                        kind: gleipnir_runtime::EventKind::Message(_)
+                            | gleipnir_runtime::EventKind::Reaction(_)
+                            | gleipnir_runtime::EventKind::Redaction(_),
+                        ..
+                    }))
+                );
+                if !message_like {
+                    apply_state_json(&self.rooms, room, json);
+                }
                 let event = match converted {
                     Ok(Some(e)) => e,
                     Ok(None) => continue,
