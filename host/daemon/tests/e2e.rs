@@ -1,5 +1,6 @@
 //! End-to-end: the `gleipnir` binary against a real Synapse on loopback.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +29,10 @@ impl Drop for Gleipnir {
 }
 
 fn start_bot(synapse: &Synapse, bot: &Account, management: &str) -> Gleipnir {
+    start_bot_with_env(synapse, bot, management, &[])
+}
+
+fn start_bot_with_env(synapse: &Synapse, bot: &Account, management: &str, env: &[(&str, &str)]) -> Gleipnir {
     let dir = std::env::temp_dir().join(unique_name("gleipnir-e2e-"));
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::FLOODING, dir.join("plugins/flooding.wasm")).unwrap();
@@ -56,6 +61,7 @@ grants = ["redact", "ban", "notify-management"]
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
+        .envs(env.iter().copied())
         .spawn()
         .unwrap();
     Gleipnir { child, dir }
@@ -74,10 +80,40 @@ fn eventually<T>(what: &str, limit: Duration, mut check: impl FnMut() -> Option<
 }
 
 fn send(synapse: &Synapse, who: &Account, room: &str, body: &str) -> String {
+    try_send(synapse, who, room, body).unwrap()
+}
+
+/// Sends a message, waiting out `429`s as a client should; the homeserver's
+/// error for anything else.
+fn try_send(synapse: &Synapse, who: &Account, room: &str, body: &str) -> Result<String, String> {
     let txn = unique_name("t");
     let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}");
-    let reply = synapse.call(who, "PUT", &path, Some(&json!({"msgtype": "m.text", "body": body}))).unwrap();
-    reply["event_id"].as_str().unwrap().to_owned()
+    loop {
+        match synapse.call(who, "PUT", &path, Some(&json!({"msgtype": "m.text", "body": body}))) {
+            Ok(reply) => return Ok(reply["event_id"].as_str().unwrap().to_owned()),
+            Err(e) if e.contains("M_LIMIT_EXCEEDED") => std::thread::sleep(Duration::from_millis(500)),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_redacted(synapse: &Synapse, reader: &Account, room: &str, event_id: &str) -> bool {
+    let path = format!("/_matrix/client/v3/rooms/{room}/event/{event_id}");
+    synapse.call(reader, "GET", &path, None).is_ok_and(|e| e["content"].as_object().is_some_and(|c| c.is_empty()))
+}
+
+/// How many times `sender` redacted each event in `room` (up to 1000 events back).
+fn redactions_by(synapse: &Synapse, reader: &Account, room: &str, sender: &str) -> HashMap<String, usize> {
+    let path = format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=1000");
+    let reply = synapse.call(reader, "GET", &path, None).unwrap();
+    let mut counts = HashMap::new();
+    for event in reply["chunk"].as_array().unwrap() {
+        if event["type"] == "m.room.redaction" && event["sender"] == sender {
+            let target = event["content"]["redacts"].as_str().or(event["redacts"].as_str()).unwrap();
+            *counts.entry(target.to_owned()).or_default() += 1;
+        }
+    }
+    counts
 }
 
 /// Notices from `bot` in `room`, newest first.
@@ -191,13 +227,7 @@ fn flood_protection_end_to_end() {
             (membership(&synapse, &moderator, &protected, &spammer.user_id).as_deref() == Some("ban")).then_some(())
         });
         eventually("the spam redacted", Duration::from_secs(30), || {
-            let all_redacted = spam.iter().all(|id| {
-                let path = format!("/_matrix/client/v3/rooms/{protected}/event/{id}");
-                synapse
-                    .call(&moderator, "GET", &path, None)
-                    .is_ok_and(|e| e["content"].as_object().is_some_and(|c| c.is_empty()))
-            });
-            all_redacted.then_some(())
+            spam.iter().all(|id| is_redacted(&synapse, &moderator, &protected, id)).then_some(())
         });
         assert_eq!(membership(&synapse, &moderator, &protected, &moderator.user_id).as_deref(), Some("join"));
         assert_eq!(membership(&synapse, &moderator, &protected, &chatter.user_id).as_deref(), Some("join"));
@@ -224,4 +254,128 @@ fn an_encrypted_management_room_is_refused_clearly() {
     assert!(!status.success());
     let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
     assert!(log.contains("is encrypted; Gleipnir does not support end-to-end encryption yet"), "{log}");
+}
+
+/// A management room and a protected room with the bot as admin; the spammer
+/// has joined the protected room. Room version 12.
+struct Scene {
+    synapse: Synapse,
+    bot: Account,
+    moderator: Account,
+    spammer: Account,
+    management: String,
+    protected: String,
+}
+
+impl Scene {
+    fn new(options: Options) -> Scene {
+        let synapse = Synapse::start(options).unwrap_or_else(|e| panic!("{e}"));
+        let bot = synapse.register(&unique_name("bot"), "bot-password", false).unwrap();
+        let moderator = synapse.register(&unique_name("mod"), "mod-password", false).unwrap();
+        let spammer = synapse.register(&unique_name("spam"), "spam-password", false).unwrap();
+        let powers = json!({ bot.user_id.clone(): 100 });
+        let management = create_room(&synapse, &moderator, &[&bot], powers.clone());
+        let protected = create_room(&synapse, &moderator, &[&bot, &spammer], powers);
+        join(&synapse, &spammer, &protected);
+        Scene { synapse, bot, moderator, spammer, management, protected }
+    }
+
+    /// Starts the bot, waits for it, protects the room and runs `commands`.
+    fn start(&self, env: &[(&str, &str)], commands: &[(&str, &str)]) -> Gleipnir {
+        let gleipnir = start_bot_with_env(&self.synapse, &self.bot, &self.management, env);
+        eventually("the bot's start notice", Duration::from_secs(60), || {
+            self.notices().iter().find(|n| n.contains("Gleipnir started")).cloned()
+        });
+        self.command(&format!("rooms add {}", self.protected), "Now protecting");
+        for (text, expect) in commands {
+            self.command(text, expect);
+        }
+        gleipnir
+    }
+
+    fn command(&self, text: &str, expect: &str) -> String {
+        command(&self.synapse, &self.moderator, &self.management, &self.bot.user_id, text, expect)
+    }
+
+    fn notices(&self) -> Vec<String> {
+        notices(&self.synapse, &self.moderator, &self.management, &self.bot.user_id)
+    }
+}
+
+/// Stopping and restarting the homeserver while a flood is sent: every flood
+/// message is still redacted, each exactly once, and the flood is reported once.
+#[test]
+fn a_homeserver_restart_loses_no_event_and_repeats_no_action() {
+    let mut scene = Scene::new(Options { persistent: true, ..Options::default() });
+    let _gleipnir = scene.start(
+        &[],
+        &[
+            ("protections enable flooding", "flooding enabled"),
+            ("protections config set flooding consequence redact", "consequence: redact-and-ban → redact"),
+            ("protections config set flooding max-per-minute 1", "max-per-minute: 10 → 1"),
+        ],
+    );
+    // With a limit of one message a minute and `redact`, every message of the
+    // flood is redacted: the first two when the limit is passed, each later one
+    // as it arrives.
+    let (spammer, protected) = (&scene.spammer, &scene.protected);
+    let mut spam: Vec<String> =
+        (0..8).map(|i| send(&scene.synapse, spammer, protected, &format!("before restart {i}"))).collect();
+    scene.synapse.restart().unwrap_or_else(|e| panic!("{e}"));
+    let (spammer, protected) = (&scene.spammer, &scene.protected);
+    spam.extend((0..8).map(|i| send(&scene.synapse, spammer, protected, &format!("after restart {i}"))));
+
+    eventually("every flood message redacted", Duration::from_secs(90), || {
+        spam.iter().all(|id| is_redacted(&scene.synapse, &scene.moderator, protected, id)).then_some(())
+    });
+    // Let anything repeated arrive before counting.
+    std::thread::sleep(Duration::from_secs(3));
+    let counts = redactions_by(&scene.synapse, &scene.moderator, protected, &scene.bot.user_id);
+    for id in &spam {
+        assert_eq!(counts.get(id), Some(&1), "{id} redacted {:?} times; all: {counts:?}", counts.get(id));
+    }
+    assert_eq!(counts.len(), spam.len(), "the bot redacted events that were not spam: {counts:?}");
+    let reports = scene.notices().iter().filter(|n| n.contains("messages within a minute")).count();
+    assert_eq!(reports, 1, "{:?}", scene.notices());
+}
+
+/// With the homeserver's own (low) message rate limit, the bot's redactions
+/// and notices meet `429 M_LIMIT_EXCEEDED`; it waits as told and finishes the job.
+#[test]
+fn rate_limits_are_waited_out_not_fatal() {
+    // Four messages at once, then one every two seconds, for everyone.
+    let scene = Scene::new(Options {
+        raise_rate_limits: false,
+        extra_config: "rc_message: {per_second: 0.5, burst_count: 4}\n".to_owned(),
+        ..Options::default()
+    });
+    let gleipnir = scene.start(
+        &[("RUST_LOG", "info,matrix_sdk::http_client=debug")],
+        &[
+            ("protections enable flooding", "flooding enabled"),
+            ("protections config set flooding max-per-minute 3", "max-per-minute: 10 → 3"),
+        ],
+    );
+    let mut spam = Vec::new();
+    for i in 0..6 {
+        // Once banned, the spammer cannot send any more.
+        match try_send(&scene.synapse, &scene.spammer, &scene.protected, &format!("spam {i}")) {
+            Ok(id) => spam.push(id),
+            Err(e) if e.contains("403") => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(spam.len() >= 4, "the spammer was stopped before flooding: {spam:?}");
+    eventually("the spammer banned", Duration::from_secs(90), || {
+        (membership(&scene.synapse, &scene.moderator, &scene.protected, &scene.spammer.user_id).as_deref()
+            == Some("ban"))
+        .then_some(())
+    });
+    eventually("the spam redacted", Duration::from_secs(90), || {
+        spam.iter().all(|id| is_redacted(&scene.synapse, &scene.moderator, &scene.protected, id)).then_some(())
+    });
+    // The bot's own sends (a start notice, three replies, redactions, a
+    // report) exceed the burst of four: some were refused with 429 and retried.
+    let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
+    assert!(log.contains("num_attempt=2"), "no request was retried; was the rate limit reached?");
 }

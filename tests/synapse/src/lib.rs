@@ -86,11 +86,19 @@ pub struct Options {
     /// Where the server keeps its files; `None` makes a fresh directory under
     /// the system temp dir.
     pub dir: Option<PathBuf>,
+    /// YAML appended to the generated `homeserver.yaml` (e.g. one rate limit).
+    pub extra_config: String,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { room_version: None, raise_rate_limits: true, persistent: false, dir: None }
+        Options {
+            room_version: None,
+            raise_rate_limits: true,
+            persistent: false,
+            dir: None,
+            extra_config: String::new(),
+        }
     }
 }
 
@@ -190,6 +198,7 @@ room_list_publication_rules: [{{action: allow}}]
         if options.raise_rate_limits {
             config += &rate_limits();
         }
+        config += &options.extra_config;
         let log = format!(
             "version: 1
 formatters: {{precise: {{format: '%(asctime)s %(levelname)s %(name)s %(message)s'}}}}

@@ -40,8 +40,12 @@ pub(crate) struct Bot {
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
-    let client =
-        Client::builder().homeserver_url(&config.homeserver).build().await.context("cannot reach the homeserver")?;
+    let client = Client::builder()
+        .homeserver_url(&config.homeserver)
+        .request_config(request_config())
+        .build()
+        .await
+        .context("cannot reach the homeserver")?;
     login(&client, &config).await?;
     let bot_user = client.user_id().context("no user after login")?.to_string();
     tracing::info!(user = %bot_user, "logged in");
@@ -116,6 +120,15 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     bot.sync_loop().await
 }
 
+/// How every request to the homeserver is retried. matrix-sdk honours
+/// `429 M_LIMIT_EXCEEDED`'s `retry_after_ms` and retries 5xx by itself; with a
+/// retry limit it also retries when the homeserver cannot be reached (a restart),
+/// with exponential backoff capped at 30 s per wait. Sends carry a transaction id,
+/// so a retried send is not doubled.
+fn request_config() -> matrix_sdk::config::RequestConfig {
+    matrix_sdk::config::RequestConfig::new().retry_limit(12).max_retry_time(Duration::from_secs(30))
+}
+
 async fn login(client: &Client, config: &Config) -> anyhow::Result<()> {
     match &config.credentials {
         Credentials::Password(password) => {
@@ -152,7 +165,7 @@ async fn login(client: &Client, config: &Config) -> anyhow::Result<()> {
 
 /// `whoami` for a token, before there is a session to ask with.
 async fn reqwest_whoami(homeserver: &str, token: &str) -> anyhow::Result<(String, Option<String>)> {
-    let probe = Client::builder().homeserver_url(homeserver).build().await?;
+    let probe = Client::builder().homeserver_url(homeserver).request_config(request_config()).build().await?;
     use matrix_sdk::authentication::matrix::MatrixSession;
     use matrix_sdk::{SessionMeta, SessionTokens};
     let placeholder = MatrixSession {

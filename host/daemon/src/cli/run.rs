@@ -11,6 +11,8 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
             tracing_subscriber::EnvFilter::new("info,matrix_sdk=warn,matrix_sdk_base=warn,matrix_sdk::http_client=off")
         }))
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in log files.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match config::load(path) {
         Ok(c) => c,
