@@ -5,8 +5,9 @@ use std::fmt::Write;
 use gleipnir_runtime::settings;
 use serde_json::{Value, json};
 
+use super::plan::{self, Op, Plan};
 use super::{Bot, store};
-use crate::commands::parse::{self, Command, ConfigOp, RoomRef};
+use crate::commands::parse::{self, Command, ConfigOp, RedactTarget, RoomRef};
 
 /// Account data holding settings moderators set with commands.
 pub(crate) const SETTINGS: &str = "org.gleipnir.protection_settings";
@@ -21,36 +22,72 @@ impl Bot {
         let reply = match parse::parse(text) {
             Ok(parsed) => {
                 tracing::info!(sender, command = text, "command");
-                self.run_command(parsed.command).await
+                self.run_command(text, parsed).await
             }
-            Err(e) => e.to_string(),
+            Err(e) => Reply::Done(e.to_string()),
         };
-        self.notify(&reply).await;
-    }
-
-    async fn run_command(&mut self, command: Command) -> String {
-        match command {
-            Command::Help { topic } => help(topic.as_deref()),
-            Command::Status => self.status(),
-            Command::Rooms => {
-                if self.protected.is_empty() {
-                    "No protected rooms. Add one with `rooms add ROOM`.".to_owned()
-                } else {
-                    format!("Protected rooms ({}):\n{}", self.protected.len(), list(self.protected.iter()))
+        match reply {
+            Reply::Done(text) => self.notify(&text).await,
+            Reply::Plan(plan) => {
+                if plan.ops.len() <= self.config.confirm_above {
+                    let text = self.carry_out(plan).await;
+                    self.notify(&text).await;
+                } else if let Some(preview) = self.send_notice(&plan.preview()).await {
+                    self.confirmations.hold(preview.to_string(), plan, std::time::Instant::now());
                 }
             }
-            Command::RoomsAdd(room) => self.rooms_add(&room).await,
-            Command::RoomsRemove(room) => self.rooms_remove(&room).await,
-            Command::Protections => self.protections(),
-            Command::Enable(name) => self.set_enabled(&name, true).await,
-            Command::Disable(name) => self.set_enabled(&name, false).await,
-            Command::Show(name) => self.show(&name),
-            Command::Config { op, protection, key, value } => self.configure(op, &protection, &key, value).await,
-            Command::Ban { user, room, reason } => self.moderate("ban", &user, room, reason).await,
-            Command::Unban { user, room } => self.moderate("unban", &user, room, None).await,
-            Command::Kick { user, room, reason } => self.moderate("kick", &user, room, reason).await,
-            Command::Redact { .. } => "`redact` is not available in this version yet; nothing was done.".to_owned(),
         }
+    }
+
+    /// A reaction in the management room: ✅ on a preview carries out its plan.
+    pub(crate) async fn reaction(&mut self, sender: &str, relates_to: &str, key: &str) {
+        if !plan::is_yes(key) {
+            return;
+        }
+        match self.confirmations.take(relates_to, std::time::Instant::now()) {
+            plan::Confirmed::Go(plan) => {
+                tracing::info!(sender, command = plan.command, "confirmed");
+                let text = self.carry_out(plan).await;
+                self.notify(&text).await;
+            }
+            plan::Confirmed::Expired(command) => {
+                self.notify(&format!("The preview of `{command}` expired; nothing was done. Give the command again."))
+                    .await;
+            }
+            plan::Confirmed::NotAPreview => {}
+        }
+    }
+
+    async fn run_command(&mut self, text: &str, parsed: parse::Parsed) -> Reply {
+        let mut reply = match parsed.command {
+            Command::Help { topic } => Reply::Done(help(topic.as_deref())),
+            Command::Status => Reply::Done(self.status()),
+            Command::Rooms => Reply::Done(if self.protected.is_empty() {
+                "No protected rooms. Add one with `rooms add ROOM`.".to_owned()
+            } else {
+                format!("Protected rooms ({}):\n{}", self.protected.len(), list(self.protected.iter()))
+            }),
+            Command::RoomsAdd(room) => Reply::Done(self.rooms_add(&room).await),
+            Command::RoomsRemove(room) => Reply::Done(self.rooms_remove(&room).await),
+            Command::Protections => Reply::Done(self.protections()),
+            Command::Enable(name) => Reply::Done(self.set_enabled(&name, true).await),
+            Command::Disable(name) => Reply::Done(self.set_enabled(&name, false).await),
+            Command::Show(name) => Reply::Done(self.show(&name)),
+            Command::Config { op, protection, key, value } => {
+                Reply::Done(self.configure(op, &protection, &key, value).await)
+            }
+            Command::Ban { user, room, reason } => self.membership_plan(Verb::Ban, &user, room, reason).await,
+            Command::Unban { user, room } => self.membership_plan(Verb::Unban, &user, room, None).await,
+            Command::Kick { user, room, reason } => self.membership_plan(Verb::Kick, &user, room, reason).await,
+            Command::Redact { target, limit, room } => self.redact_plan(target, limit, room).await,
+        };
+        if let Reply::Plan(plan) = &mut reply {
+            plan.command = text.trim().to_owned();
+            if parsed.no_confirm {
+                return Reply::Done(self.carry_out(std::mem::take(plan)).await);
+            }
+        }
+        reply
     }
 
     fn status(&self) -> String {
@@ -235,7 +272,16 @@ impl Bot {
                 }
             }
             ConfigOp::Add | ConfigOp::Remove => {
-                return "`protections config add/remove` is not available in this version yet; use `set` with the whole list.".to_owned();
+                let edit = if op == ConfigOp::Add { settings::ListEdit::Add } else { settings::ListEdit::Remove };
+                let current = instance.settings().iter().find(|s| s.key == key).map(|s| s.value.clone());
+                let Some(current) = current else { return format!("{name} has no setting `{key}`. Nothing changed.") };
+                match settings::edit_list(spec, &current, edit, &value.unwrap_or_default()) {
+                    Ok(v) => {
+                        overrides.retain(|(k, _)| k != key);
+                        overrides.push((key.to_owned(), v));
+                    }
+                    Err(e) => return format!("{e}. Nothing changed."),
+                }
             }
         }
         if let Err(e) = instance.configure(&overrides) {
@@ -259,54 +305,221 @@ impl Bot {
         format!("{name}.{key}: {old} → {new}{persisted}")
     }
 
-    async fn moderate(&mut self, verb: &str, user: &str, room: Option<RoomRef>, reason: Option<String>) -> String {
-        let targets: Vec<String> = match room {
+    /// The rooms a command names, or every protected room.
+    async fn target_rooms(&self, room: Option<RoomRef>) -> Result<Vec<String>, String> {
+        let rooms: Vec<String> = match room {
             Some(RoomRef::Id(id)) => vec![id],
             Some(RoomRef::Alias(alias)) => match self.resolve(&alias).await {
                 Some(id) => vec![id],
-                None => return format!("Could not resolve {alias}. Nothing changed."),
+                None => return Err(format!("Could not resolve {alias}. Nothing changed.")),
             },
             None => self.protected.iter().cloned().collect(),
         };
-        if targets.is_empty() {
-            return "No protected rooms to act in; name a room or add one with `rooms add`.".to_owned();
+        if rooms.is_empty() {
+            return Err("No protected rooms to act in; name a room or add one with `rooms add`.".to_owned());
         }
-        let Ok(user_id) = <&matrix_sdk::ruma::UserId>::try_from(user) else {
-            return format!("`{user}` is not a user id.");
+        Ok(rooms)
+    }
+
+    fn joined(&self, room: &str) -> Option<matrix_sdk::Room> {
+        let id = matrix_sdk::ruma::OwnedRoomId::try_from(room).ok()?;
+        self.client.get_room(&id).filter(|r| r.state() == matrix_sdk::RoomState::Joined)
+    }
+
+    async fn membership_plan(&self, verb: Verb, user: &str, room: Option<RoomRef>, reason: Option<String>) -> Reply {
+        let rooms = match self.target_rooms(room).await {
+            Ok(r) => r,
+            Err(e) => return Reply::Done(e),
         };
-        let reason = reason.unwrap_or_default();
-        let mut done = Vec::new();
-        let mut failed = Vec::new();
-        for room in &targets {
-            let Some(r) =
-                matrix_sdk::ruma::OwnedRoomId::try_from(room.as_str()).ok().and_then(|id| self.client.get_room(&id))
-            else {
-                failed.push(format!("{room}: not joined"));
+        let mut plan = Plan::default();
+        for room in rooms {
+            if self.joined(&room).is_none() {
+                plan.skipped.push(format!("{room}: I am not in that room"));
                 continue;
-            };
-            let reason = (!reason.is_empty()).then_some(reason.as_str());
-            let result = match verb {
-                "ban" => r.ban_user(user_id, reason).await,
-                "kick" => r.kick_user(user_id, reason).await,
-                _ => r.unban_user(user_id, reason).await,
-            };
-            match result {
-                Ok(()) => done.push(room.clone()),
-                Err(e) => failed.push(format!("{room}: {e}")),
+            }
+            let (user, reason) = (user.to_owned(), reason.clone());
+            plan.ops.push(match verb {
+                Verb::Ban => Op::Ban { room, user, reason },
+                Verb::Kick => Op::Kick { room, user, reason },
+                Verb::Unban => Op::Unban { room, user },
+            });
+        }
+        Reply::Plan(plan)
+    }
+
+    async fn redact_plan(&self, target: RedactTarget, limit: Option<u32>, room: Option<RoomRef>) -> Reply {
+        let mut plan = Plan::default();
+        match target {
+            RedactTarget::Event { room: event_room, event_id } => {
+                let room = match self.target_rooms(Some(event_room)).await {
+                    Ok(mut r) => r.remove(0),
+                    Err(e) => return Reply::Done(e),
+                };
+                if self.joined(&room).is_none() {
+                    return Reply::Done(format!("I am not in {room}, so I cannot redact there. Nothing changed."));
+                }
+                plan.ops.push(Op::Redact { room, event: event_id, reason: None });
+            }
+            RedactTarget::User(user) => {
+                let rooms = match self.target_rooms(room).await {
+                    Ok(r) => r,
+                    Err(e) => return Reply::Done(e),
+                };
+                let limit = limit.unwrap_or(DEFAULT_REDACT_LIMIT) as usize;
+                for room in rooms {
+                    match self.events_by(&room, &user, limit).await {
+                        Ok(events) => plan.ops.extend(events.into_iter().map(|event| Op::Redact {
+                            room: room.clone(),
+                            event,
+                            reason: None,
+                        })),
+                        Err(e) => plan.skipped.push(format!("{room}: {e}")),
+                    }
+                }
+                if plan.ops.is_empty() {
+                    let mut out = format!("Found nothing of {user}'s to redact. Nothing changed.");
+                    for skipped in &plan.skipped {
+                        let _ = write!(out, "\n- left out: {skipped}");
+                    }
+                    return Reply::Done(out);
+                }
             }
         }
-        let past = match verb {
-            "ban" => "Banned",
-            "kick" => "Kicked",
-            _ => "Unbanned",
-        };
-        let mut out = format!("{past} {user} in {} of {} room(s).", done.len(), targets.len());
+        Reply::Plan(plan)
+    }
+
+    /// The newest `limit` events `user` sent in `room` that are not state and
+    /// not redacted yet, newest first.
+    async fn events_by(&self, room: &str, user: &str, limit: usize) -> Result<Vec<String>, String> {
+        use matrix_sdk::ruma::api::client::message::get_message_events;
+        #[derive(serde::Deserialize)]
+        struct Seen {
+            event_id: String,
+            state_key: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            content: serde_json::Map<String, Value>,
+            #[serde(default)]
+            unsigned: serde_json::Map<String, Value>,
+        }
+        if self.joined(room).is_none() {
+            return Err("I am not in that room".to_owned());
+        }
+        let room_id = matrix_sdk::ruma::OwnedRoomId::try_from(room).map_err(|e| e.to_string())?;
+        let user_id = matrix_sdk::ruma::OwnedUserId::try_from(user).map_err(|e| e.to_string())?;
+        let mut found = Vec::new();
+        let mut from = None;
+        for _ in 0..MAX_PAGES {
+            let mut request = get_message_events::v3::Request::backward(room_id.clone());
+            request.from = from.take();
+            request.limit = 100u32.into();
+            request.filter.senders = Some(vec![user_id.clone()]);
+            let response = self.client.send(request).await.map_err(|e| format!("cannot read the history: {e}"))?;
+            for raw in &response.chunk {
+                let Ok(seen) = serde_json::from_str::<Seen>(raw.json().get()) else { continue };
+                let redacted = seen.content.is_empty() || seen.unsigned.contains_key("redacted_because");
+                if seen.state_key.is_none() && !redacted {
+                    found.push(seen.event_id);
+                    if found.len() == limit {
+                        return Ok(found);
+                    }
+                }
+            }
+            match response.end {
+                Some(end) => from = Some(end),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// Carries out a plan, in order, and says what happened. With `dry_run`
+    /// it only says what it would have done.
+    pub(crate) async fn carry_out(&mut self, plan: Plan) -> String {
+        if self.config.dry_run {
+            let mut out = format!("Dry run, nothing done. `{}` would carry out:", plan.command);
+            for op in &plan.ops {
+                let _ = write!(out, "\n- {} in {}", op.describe(), op.room());
+            }
+            return out;
+        }
+        let mut failed = Vec::new();
+        for op in &plan.ops {
+            let Some(room) = self.joined(op.room()) else {
+                failed.push(format!("{} in {}: I am not in that room", op.describe(), op.room()));
+                continue;
+            };
+            let result = match op {
+                Op::Ban { user, reason, .. } => match user_id(user) {
+                    Ok(user) => room.ban_user(user, reason.as_deref()).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                },
+                Op::Kick { user, reason, .. } => match user_id(user) {
+                    Ok(user) => room.kick_user(user, reason.as_deref()).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                },
+                Op::Unban { user, .. } => match user_id(user) {
+                    Ok(user) => room.unban_user(user, None).await.map_err(|e| e.to_string()),
+                    Err(e) => Err(e),
+                },
+                Op::Redact { event, reason, .. } => {
+                    if !self.executor.mark_redacted(event) {
+                        continue; // Already redacted by the bot.
+                    }
+                    match <&matrix_sdk::ruma::EventId>::try_from(event.as_str()) {
+                        Ok(event_id) => {
+                            room.redact(event_id, reason.as_deref(), None).await.map(|_| ()).map_err(|e| e.to_string())
+                        }
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+            };
+            if let Err(e) = result {
+                failed.push(format!("{} in {}: {e}", op.describe(), op.room()));
+            }
+        }
+        let rooms: std::collections::BTreeSet<&str> = plan.ops.iter().map(Op::room).collect();
+        let mut out = format!(
+            "`{}`: {} of {} operation(s) done in {} room(s).",
+            plan.command,
+            plan.ops.len() - failed.len(),
+            plan.ops.len(),
+            rooms.len()
+        );
         if !failed.is_empty() {
-            let _ = write!(out, "\nFailed:\n{}", list(failed.iter()));
+            let _ = write!(out, "\nFailed:\n{}", list(failed.iter().take(20)));
+            if failed.len() > 20 {
+                let _ = write!(out, "\n- … and {} more", failed.len() - 20);
+            }
+        }
+        for skipped in &plan.skipped {
+            let _ = write!(out, "\n- left out: {skipped}");
         }
         out
     }
 }
+
+/// What a command handler answers: text, or a plan to carry out (perhaps after a ✅).
+pub(crate) enum Reply {
+    Done(String),
+    Plan(Plan),
+}
+
+#[derive(Clone, Copy)]
+enum Verb {
+    Ban,
+    Kick,
+    Unban,
+}
+
+fn user_id(user: &str) -> Result<&matrix_sdk::ruma::UserId, String> {
+    <&matrix_sdk::ruma::UserId>::try_from(user).map_err(|e| format!("`{user}`: {e}"))
+}
+
+/// `redact USER` without `--limit`: this many events per room.
+const DEFAULT_REDACT_LIMIT: u32 = 1000;
+
+/// Pages of 100 events read back per room when looking for a user's events.
+const MAX_PAGES: usize = 100;
 
 fn list<'a>(items: impl Iterator<Item = &'a String>) -> String {
     items.map(|i| format!("- {i}")).collect::<Vec<_>>().join("\n")

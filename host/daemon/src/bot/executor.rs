@@ -19,7 +19,7 @@ pub(crate) enum Job {
 
 pub(crate) struct Executor {
     dry_run: bool,
-    redacted: HashSet<String>,
+    redacted: Recent,
     /// (room, action kind) pairs already reported as not permitted.
     denied: HashSet<(String, &'static str)>,
     unsupported: HashSet<&'static str>,
@@ -27,7 +27,12 @@ pub(crate) struct Executor {
 
 impl Executor {
     pub(crate) fn new(dry_run: bool) -> Executor {
-        Executor { dry_run, redacted: HashSet::new(), denied: HashSet::new(), unsupported: HashSet::new() }
+        Executor { dry_run, redacted: Recent::default(), denied: HashSet::new(), unsupported: HashSet::new() }
+    }
+
+    /// Records that the bot redacts `event`; false when it already did.
+    pub(crate) fn mark_redacted(&mut self, event: &str) -> bool {
+        self.redacted.insert(event.to_owned())
     }
 
     /// Runs one job; returns what to tell the management room, if anything.
@@ -147,6 +152,30 @@ impl Executor {
             }
             Err(e) => Some(format!("{protection}: {kind} failed: {e}")),
         }
+    }
+}
+
+/// The event ids redacted lately: bounded, oldest forgotten first.
+#[derive(Default)]
+struct Recent {
+    set: HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Recent {
+    const CAPACITY: usize = 50_000;
+
+    fn insert(&mut self, id: String) -> bool {
+        if self.set.contains(&id) {
+            return false;
+        }
+        if self.order.len() == Self::CAPACITY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.set.remove(&oldest);
+        }
+        self.order.push_back(id.clone());
+        self.set.insert(id)
     }
 }
 

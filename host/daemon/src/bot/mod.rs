@@ -5,6 +5,7 @@
 
 mod commands;
 mod executor;
+mod plan;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +38,7 @@ pub(crate) struct Bot {
     started: Instant,
     last_sync: Option<Instant>,
     executor: executor::Executor,
+    confirmations: plan::Confirmations,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
@@ -103,6 +105,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         started: Instant::now(),
         last_sync: None,
         executor: executor::Executor::new(dry_run),
+        confirmations: plan::Confirmations::default(),
     };
     for name in enabled_names {
         if let Err(e) = bot.enable(&name) {
@@ -330,9 +333,14 @@ impl Bot {
                     continue;
                 }
                 if *room_id == self.management {
-                    if let gleipnir_runtime::EventKind::Message(message) = &event.kind {
-                        let body = message.body.clone();
-                        self.command(&event.sender, &body).await;
+                    match &event.kind {
+                        gleipnir_runtime::EventKind::Message(message) => {
+                            self.command(&event.sender, &message.body).await;
+                        }
+                        gleipnir_runtime::EventKind::Reaction(reaction) => {
+                            self.reaction(&event.sender, &reaction.relates_to, &reaction.key).await;
+                        }
+                        _ => {}
                     }
                     continue;
                 }
@@ -412,11 +420,19 @@ impl Bot {
 
     /// A notice in the management room.
     pub(crate) async fn notify(&self, text: &str) {
-        if let Some(room) = self.management_room() {
-            let html = html_escape(text).replace('\n', "<br>");
-            let content = matrix_sdk::ruma::events::room::message::RoomMessageEventContent::notice_html(text, html);
-            if let Err(e) = room.send(content).await {
+        self.send_notice(text).await;
+    }
+
+    /// A notice in the management room; its event id once sent.
+    pub(crate) async fn send_notice(&self, text: &str) -> Option<matrix_sdk::ruma::OwnedEventId> {
+        let room = self.management_room()?;
+        let html = html_escape(text).replace('\n', "<br>");
+        let content = matrix_sdk::ruma::events::room::message::RoomMessageEventContent::notice_html(text, html);
+        match room.send(content).await {
+            Ok(sent) => Some(sent.response.event_id),
+            Err(e) => {
                 tracing::warn!("cannot send to the management room: {e}");
+                None
             }
         }
     }

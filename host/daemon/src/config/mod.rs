@@ -39,6 +39,9 @@ pub(crate) struct Config {
     pub(crate) data_dir: PathBuf,
     pub(crate) plugin_dir: PathBuf,
     pub(crate) prefix: String,
+    /// A command acting on more than this many (room, target) pairs shows a
+    /// preview and waits for a ✅ reaction (or `--no-confirm`).
+    pub(crate) confirm_above: usize,
     pub(crate) limits: Limits,
     pub(crate) dry_run: bool,
     /// Per protection: what the operator grants. Absent: nothing.
@@ -124,10 +127,17 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     if !plugin_dir.is_dir() {
         r.problem("plugins.dir", format!("{} is not a directory", plugin_dir.display()));
     }
-    let prefix = r
-        .section(&root, "commands", &["prefix"])
+    let commands = r.section(&root, "commands", &["prefix", "confirm_above"]);
+    let prefix = commands
         .and_then(|s| r.string(s, "commands", "prefix", false).map(str::to_owned))
         .unwrap_or_else(|| "!gleipnir".to_owned());
+    let mut confirm_above = 5;
+    if let Some(value) = commands.and_then(|s| s.get("confirm_above")) {
+        match value.as_integer() {
+            Some(n) if (0..=1_000_000).contains(&n) => confirm_above = n as usize,
+            _ => r.problem("commands.confirm_above", "must be a whole number from 0 to 1000000"),
+        }
+    }
     if prefix.is_empty() || prefix.contains(char::is_whitespace) {
         r.problem("commands.prefix", format!("`{prefix}` must be non-empty and without spaces"));
     }
@@ -208,6 +218,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         data_dir,
         plugin_dir,
         prefix,
+        confirm_above,
         limits,
         dry_run,
         grants,

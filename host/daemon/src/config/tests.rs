@@ -34,6 +34,7 @@ fn a_good_config_reads_back() {
     assert_eq!(config.homeserver, "http://127.0.0.1:8008");
     assert_eq!(config.credentials, Credentials::AccessToken("secret".into()));
     assert_eq!(config.prefix, "!gleipnir");
+    assert_eq!(config.confirm_above, 5);
     assert_eq!(config.limits.call_deadline, Duration::from_millis(20));
     assert_eq!(config.limits.memory_bytes, 64 << 20);
     assert_eq!(config.grants["flooding"].to_string(), "redact, ban, notify-management");
@@ -59,6 +60,8 @@ memory = "lots"
 max_actions = 0
 [actions]
 dry_run = "yes"
+[commands]
+confirm_above = -1
 [protections.flooding]
 grants = ["ban", "explode", 3]
 colour = "red"
@@ -70,6 +73,7 @@ matrix.homeserver: `localhost:8008` is not an http:// or https:// URL
 matrix.user_id: `gleipnir` is not a user id (@user:server)
 matrix.management_room: `moderators` is neither a room id (!room) nor an alias (#room:server)
 matrix.access_token: give only one of access_token, password
+commands.confirm_above: must be a whole number from 0 to 1000000
 sandbox.call_deadline: `1h` must be between 1ms and 10s
 sandbox.memory: `lots` is not a size like "32MiB"
 sandbox.max_actions: must be a whole number from 1 to 100000

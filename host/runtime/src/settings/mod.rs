@@ -213,6 +213,52 @@ pub fn parse_value(spec: &SettingSpec, text: &str) -> Result<SettingValue, Setti
     Ok(value)
 }
 
+/// Adding to or removing from a list setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListEdit {
+    Add,
+    Remove,
+}
+
+/// `current` with one item (the whole `item`, trimmed: a watch word may hold
+/// a comma) added or removed. Adding an item already there, or removing one
+/// that is not, is an error so the moderator learns nothing changed.
+pub fn edit_list(
+    spec: &SettingSpec,
+    current: &SettingValue,
+    edit: ListEdit,
+    item: &str,
+) -> Result<SettingValue, SettingError> {
+    let key = spec.key.as_str();
+    let item = item.trim();
+    if item.is_empty() {
+        return Err(error(key, "the item is empty"));
+    }
+    let (mut items, wrap): (Vec<String>, fn(Vec<String>) -> SettingValue) = match current {
+        SettingValue::TextList(v) => (v.clone(), SettingValue::TextList),
+        SettingValue::UserIds(v) => (v.clone(), SettingValue::UserIds),
+        SettingValue::RoomIds(v) => (v.clone(), SettingValue::RoomIds),
+        other => {
+            return Err(error(
+                key,
+                format!("is {}, not a list: use `set` instead of add/remove", value_kind_name(other)),
+            ));
+        }
+    };
+    let position = items.iter().position(|i| i == item);
+    match (edit, position) {
+        (ListEdit::Add, Some(_)) => return Err(error(key, format!("`{item}` is already in the list"))),
+        (ListEdit::Add, None) => items.push(item.to_owned()),
+        (ListEdit::Remove, Some(i)) => {
+            items.remove(i);
+        }
+        (ListEdit::Remove, None) => return Err(error(key, format!("`{item}` is not in the list"))),
+    }
+    let value = wrap(items);
+    check_value(spec, &value)?;
+    Ok(value)
+}
+
 fn parse_list(key: &str, text: &str) -> Result<Vec<String>, SettingError> {
     let trimmed = text.trim();
     if trimmed.starts_with('[') {

@@ -130,3 +130,34 @@ fn durations_round_trip() {
     }
     assert!(parse_duration("99999999999999999999d").is_err());
 }
+
+#[test]
+fn list_settings_take_one_item_at_a_time() {
+    let words = spec("words", SettingKind::TextList, SettingValue::TextList(vec![]));
+    let start = SettingValue::TextList(vec!["spam".into()]);
+    let added = edit_list(&words, &start, ListEdit::Add, " buy now, cheap ").unwrap();
+    assert_eq!(added, SettingValue::TextList(vec!["spam".into(), "buy now, cheap".into()]));
+    let removed = edit_list(&words, &added, ListEdit::Remove, "spam").unwrap();
+    assert_eq!(removed, SettingValue::TextList(vec!["buy now, cheap".into()]));
+    let problem = |r: Result<SettingValue, SettingError>| r.unwrap_err().to_string();
+    assert_eq!(
+        problem(edit_list(&words, &start, ListEdit::Add, "spam")),
+        "setting `words`: `spam` is already in the list"
+    );
+    assert_eq!(
+        problem(edit_list(&words, &start, ListEdit::Remove, "eggs")),
+        "setting `words`: `eggs` is not in the list"
+    );
+    assert_eq!(problem(edit_list(&words, &start, ListEdit::Add, "  ")), "setting `words`: the item is empty");
+
+    let users = spec("exempt", SettingKind::UserIds, SettingValue::UserIds(vec![]));
+    assert_eq!(
+        problem(edit_list(&users, &SettingValue::UserIds(vec![]), ListEdit::Add, "not-a-user")),
+        format!("setting `exempt`: item 1: {}", crate::event::check_user_id("not-a-user").unwrap_err())
+    );
+    let limit = spec("limit", int(None, None), SettingValue::Integer(1));
+    assert_eq!(
+        problem(edit_list(&limit, &SettingValue::Integer(1), ListEdit::Add, "2")),
+        "setting `limit`: is integer, not a list: use `set` instead of add/remove"
+    );
+}

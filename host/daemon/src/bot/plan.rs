@@ -1,0 +1,190 @@
+//! Commands that act on many rooms, users or events work in two steps: the
+//! command computes a [`Plan`] (every single operation, nothing done yet);
+//! a small plan runs at once, a large one is shown as a preview and runs
+//! only when a moderator reacts ✅ to the preview. What runs is exactly what
+//! was shown: the plan is kept, not recomputed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+/// How long a preview waits for its ✅.
+pub(crate) const CONFIRM_WITHIN: Duration = Duration::from_secs(10 * 60);
+
+/// Lines of a preview before "… and N more".
+const PREVIEW_LINES: usize = 15;
+
+/// One operation a command carries out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Op {
+    Ban { room: String, user: String, reason: Option<String> },
+    Kick { room: String, user: String, reason: Option<String> },
+    Unban { room: String, user: String },
+    Redact { room: String, event: String, reason: Option<String> },
+}
+
+impl Op {
+    pub(crate) fn room(&self) -> &str {
+        match self {
+            Op::Ban { room, .. } | Op::Kick { room, .. } | Op::Unban { room, .. } | Op::Redact { room, .. } => room,
+        }
+    }
+
+    /// `ban @u:s`, `redact $event`: what this operation does, without the room.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Op::Ban { user, .. } => format!("ban {user}"),
+            Op::Kick { user, .. } => format!("kick {user}"),
+            Op::Unban { user, .. } => format!("unban {user}"),
+            Op::Redact { event, .. } => format!("redact {event}"),
+        }
+    }
+}
+
+/// Everything a command will do, and what it could not plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The command as the moderator gave it, for the preview and the result.
+    pub(crate) command: String,
+    pub(crate) ops: Vec<Op>,
+    /// Rooms (or items) left out, and why.
+    pub(crate) skipped: Vec<String>,
+}
+
+impl Plan {
+    /// What the plan would do, grouped by room, ending with how to go ahead.
+    pub(crate) fn preview(&self) -> String {
+        let mut out = format!("`{}` would carry out {} operation(s)", self.command, self.ops.len());
+        let rooms = self.by_room();
+        let _ = writeln!(out, " in {} room(s):", rooms.len());
+        let mut lines = 0;
+        for (room, ops) in &rooms {
+            if lines == PREVIEW_LINES {
+                let _ = writeln!(out, "- … and more in {} other room(s)", rooms.len() - PREVIEW_LINES);
+                break;
+            }
+            lines += 1;
+            let shown: Vec<String> = ops.iter().take(3).map(|op| op.describe()).collect();
+            let more = if ops.len() > 3 { format!(", … ({} in all)", ops.len()) } else { String::new() };
+            let _ = writeln!(out, "- {room}: {}{more}", shown.join(", "));
+        }
+        for skipped in &self.skipped {
+            let _ = writeln!(out, "- left out: {skipped}");
+        }
+        let minutes = CONFIRM_WITHIN.as_secs() / 60;
+        let _ = write!(
+            out,
+            "React with ✅ to this message within {minutes} minutes to go ahead, or repeat the command with --no-confirm."
+        );
+        out
+    }
+
+    fn by_room(&self) -> BTreeMap<&str, Vec<&Op>> {
+        let mut rooms: BTreeMap<&str, Vec<&Op>> = BTreeMap::new();
+        for op in &self.ops {
+            rooms.entry(op.room()).or_default().push(op);
+        }
+        rooms
+    }
+}
+
+/// Whether a reaction key says "yes": ✅ or ✔️, with or without the emoji
+/// variation selector.
+pub(crate) fn is_yes(key: &str) -> bool {
+    matches!(key.trim_end_matches('\u{fe0f}'), "✅" | "✔")
+}
+
+/// Plans waiting for a ✅, by the event id of their preview.
+#[derive(Default)]
+pub(crate) struct Confirmations {
+    pending: HashMap<String, (Plan, Instant)>,
+}
+
+/// What a ✅ on an event means.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Confirmed {
+    /// Go ahead with this plan.
+    Go(Plan),
+    /// It was a preview, but too long ago.
+    Expired(String),
+    /// Not a preview of ours (or already carried out).
+    NotAPreview,
+}
+
+impl Confirmations {
+    pub(crate) fn hold(&mut self, preview_event: String, plan: Plan, now: Instant) {
+        self.pending.retain(|_, (_, at)| now.duration_since(*at) < CONFIRM_WITHIN);
+        self.pending.insert(preview_event, (plan, now));
+    }
+
+    /// Takes the plan previewed by `event`: each plan runs at most once.
+    pub(crate) fn take(&mut self, event: &str, now: Instant) -> Confirmed {
+        match self.pending.remove(event) {
+            Some((plan, at)) if now.duration_since(at) < CONFIRM_WITHIN => Confirmed::Go(plan),
+            Some((plan, _)) => Confirmed::Expired(plan.command),
+            None => Confirmed::NotAPreview,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ban(room: &str) -> Op {
+        Op::Ban { room: room.to_owned(), user: "@spam:x".to_owned(), reason: None }
+    }
+
+    #[test]
+    fn a_preview_lists_each_room_and_how_to_go_ahead() {
+        let mut plan = Plan { command: "redact @spam:x".to_owned(), ..Plan::default() };
+        for i in 0..5 {
+            plan.ops.push(Op::Redact { room: "!a".to_owned(), event: format!("$e{i}"), reason: None });
+        }
+        plan.ops.push(ban("!b"));
+        plan.skipped.push("!c: not joined".to_owned());
+        assert_eq!(
+            plan.preview(),
+            "`redact @spam:x` would carry out 6 operation(s) in 2 room(s):\n\
+             - !a: redact $e0, redact $e1, redact $e2, … (5 in all)\n\
+             - !b: ban @spam:x\n\
+             - left out: !c: not joined\n\
+             React with ✅ to this message within 10 minutes to go ahead, or repeat the command with --no-confirm."
+        );
+    }
+
+    #[test]
+    fn a_long_preview_is_cut() {
+        let plan = Plan {
+            command: "ban @spam:x".to_owned(),
+            ops: (0..40).map(|i| ban(&format!("!room{i:02}"))).collect(),
+            skipped: Vec::new(),
+        };
+        let preview = plan.preview();
+        assert_eq!(preview.lines().filter(|l| l.starts_with("- !room")).count(), 15);
+        assert!(preview.contains("- … and more in 25 other room(s)"), "{preview}");
+    }
+
+    #[test]
+    fn a_plan_runs_once_and_only_in_time() {
+        let start = Instant::now();
+        let plan = Plan { command: "ban @spam:x".to_owned(), ops: vec![ban("!a")], skipped: Vec::new() };
+        let mut waiting = Confirmations::default();
+        waiting.hold("$preview".to_owned(), plan.clone(), start);
+        assert_eq!(waiting.take("$other", start), Confirmed::NotAPreview);
+        assert_eq!(waiting.take("$preview", start + Duration::from_secs(5)), Confirmed::Go(plan.clone()));
+        assert_eq!(waiting.take("$preview", start), Confirmed::NotAPreview);
+
+        waiting.hold("$late".to_owned(), plan, start);
+        assert_eq!(waiting.take("$late", start + CONFIRM_WITHIN), Confirmed::Expired("ban @spam:x".to_owned()));
+    }
+
+    #[test]
+    fn yes_is_a_check_mark() {
+        assert!(is_yes("✅"));
+        assert!(is_yes("✔️"));
+        assert!(is_yes("✔"));
+        assert!(!is_yes("👎"));
+        assert!(!is_yes("✅✅"));
+    }
+}
