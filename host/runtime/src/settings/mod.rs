@@ -234,7 +234,8 @@ pub fn edit_list(
     if item.is_empty() {
         return Err(error(key, "the item is empty"));
     }
-    let (mut items, wrap): (Vec<String>, fn(Vec<String>) -> SettingValue) = match current {
+    type Wrap = fn(Vec<String>) -> SettingValue;
+    let (mut items, wrap): (Vec<String>, Wrap) = match current {
         SettingValue::TextList(v) => (v.clone(), SettingValue::TextList),
         SettingValue::UserIds(v) => (v.clone(), SettingValue::UserIds),
         SettingValue::RoomIds(v) => (v.clone(), SettingValue::RoomIds),
