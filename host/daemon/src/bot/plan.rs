@@ -57,13 +57,11 @@ impl Plan {
         let mut out = format!("`{}` would carry out {} operation(s)", self.command, self.ops.len());
         let rooms = self.by_room();
         let _ = writeln!(out, " in {} room(s):", rooms.len());
-        let mut lines = 0;
-        for (room, ops) in &rooms {
-            if lines == PREVIEW_LINES {
+        for (shown_rooms, (room, ops)) in rooms.iter().enumerate() {
+            if shown_rooms == PREVIEW_LINES {
                 let _ = writeln!(out, "- … and more in {} other room(s)", rooms.len() - PREVIEW_LINES);
                 break;
             }
-            lines += 1;
             let shown: Vec<String> = ops.iter().take(3).map(|op| op.describe()).collect();
             let more = if ops.len() > 3 { format!(", … ({} in all)", ops.len()) } else { String::new() };
             let _ = writeln!(out, "- {room}: {}{more}", shown.join(", "));
