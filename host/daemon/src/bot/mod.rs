@@ -24,6 +24,9 @@ use matrix_sdk::{Client, Room};
 
 use crate::config::{Config, Credentials};
 
+/// Most pages of 100 events fetched to fill one gap in one room's timeline.
+const MAX_GAP_PAGES: usize = 50;
+
 /// Everything the running bot holds.
 pub(crate) struct Bot {
     client: Client,
@@ -253,7 +256,7 @@ impl Bot {
                 Ok(response) => {
                     backoff = Duration::from_millis(500);
                     self.last_sync = Some(Instant::now());
-                    self.handle_sync(&response).await;
+                    self.handle_sync(&response, &token).await;
                     token = response.next_batch;
                     tokens.save(&token)?;
                 }
@@ -294,7 +297,7 @@ impl Bot {
         }
     }
 
-    async fn handle_sync(&mut self, response: &matrix_sdk::sync::SyncResponse) {
+    async fn handle_sync(&mut self, response: &matrix_sdk::sync::SyncResponse, since: &str) {
         // Invites from management-room members are accepted; others ignored.
         for room_id in response.rooms.invited.keys() {
             self.consider_invite(room_id).await;
@@ -305,49 +308,105 @@ impl Bot {
             for e in events {
                 apply_state_json(&self.rooms, room, e.json().get());
             }
-            for timeline_event in &update.timeline.events {
-                let json = timeline_event.raw().json().get();
-                let converted = event::from_json(json, Some(room), &|r, u| self.rooms.membership(r, u));
-                // Messages, reactions and redactions are never state: skip parsing them again.
-                let message_like = matches!(
-                    &converted,
-                    Ok(Some(gleipnir_runtime::Event {
-                        kind: gleipnir_runtime::EventKind::Message(_)
-                            | gleipnir_runtime::EventKind::Reaction(_)
-                            | gleipnir_runtime::EventKind::Redaction(_),
-                        ..
-                    }))
-                );
-                if !message_like {
-                    apply_state_json(&self.rooms, room, json);
-                }
-                let event = match converted {
-                    Ok(Some(e)) => e,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        tracing::debug!(room, "skipping a malformed event: {e}");
-                        continue;
-                    }
-                };
-                if event.sender == self.bot_user {
-                    continue;
-                }
-                if *room_id == self.management {
-                    match &event.kind {
-                        gleipnir_runtime::EventKind::Message(message) => {
-                            self.command(&event.sender, &message.body).await;
-                        }
-                        gleipnir_runtime::EventKind::Reaction(reaction) => {
-                            self.reaction(&event.sender, &reaction.relates_to, &reaction.key).await;
-                        }
-                        _ => {}
-                    }
-                    continue;
-                }
-                if self.protected.contains(room) {
-                    self.dispatch(event).await;
+            let watched = *room_id == self.management || self.protected.contains(room);
+            if watched
+                && update.timeline.limited
+                && let Some(prev_batch) = &update.timeline.prev_batch
+            {
+                // More happened than the sync returned: fetch the gap, oldest first.
+                for json in self.gap(room_id, prev_batch, since).await {
+                    self.handle_timeline_event(room_id, &json).await;
                 }
             }
+            for timeline_event in &update.timeline.events {
+                self.handle_timeline_event(room_id, timeline_event.raw().json().get()).await;
+            }
+        }
+    }
+
+    /// The events between the previous sync (`since`) and the start of a
+    /// limited timeline (`prev_batch`), oldest first.
+    async fn gap(&self, room_id: &matrix_sdk::ruma::RoomId, prev_batch: &str, since: &str) -> Vec<String> {
+        use matrix_sdk::ruma::api::client::message::get_message_events;
+        let mut events = Vec::new();
+        let mut from = prev_batch.to_owned();
+        for _ in 0..MAX_GAP_PAGES {
+            let mut request = get_message_events::v3::Request::backward(room_id.to_owned());
+            request.from = Some(from.clone());
+            request.to = Some(since.to_owned());
+            request.limit = 100u32.into();
+            match self.client.send(request).await {
+                Ok(response) => {
+                    events.extend(response.chunk.iter().map(|e| e.json().get().to_owned()));
+                    match response.end {
+                        Some(end) if !response.chunk.is_empty() => from = end,
+                        _ => {
+                            events.reverse();
+                            tracing::info!(room = %room_id, events = events.len(), "filled a gap in the timeline");
+                            return events;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let text = format!("could not fetch {room_id}'s missed events ({e}); some may not have been seen");
+                    tracing::error!("{text}");
+                    self.notify(&text).await;
+                    break;
+                }
+            }
+        }
+        if events.len() >= MAX_GAP_PAGES * 100 {
+            self.notify(&format!(
+                "{room_id}: more than {} events arrived at once; only the newest were checked",
+                MAX_GAP_PAGES * 100
+            ))
+            .await;
+        }
+        events.reverse();
+        events
+    }
+
+    async fn handle_timeline_event(&mut self, room_id: &matrix_sdk::ruma::RoomId, json: &str) {
+        let room = room_id.as_str();
+        let converted = event::from_json(json, Some(room), &|r, u| self.rooms.membership(r, u));
+        // Messages, reactions and redactions are never state: skip parsing them again.
+        let message_like = matches!(
+            &converted,
+            Ok(Some(gleipnir_runtime::Event {
+                kind: gleipnir_runtime::EventKind::Message(_)
+                    | gleipnir_runtime::EventKind::Reaction(_)
+                    | gleipnir_runtime::EventKind::Redaction(_),
+                ..
+            }))
+        );
+        if !message_like {
+            apply_state_json(&self.rooms, room, json);
+        }
+        let event = match converted {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(room, "skipping a malformed event: {e}");
+                return;
+            }
+        };
+        if event.sender == self.bot_user {
+            return;
+        }
+        if *room_id == self.management {
+            match &event.kind {
+                gleipnir_runtime::EventKind::Message(message) => {
+                    self.command(&event.sender, &message.body).await;
+                }
+                gleipnir_runtime::EventKind::Reaction(reaction) => {
+                    self.reaction(&event.sender, &reaction.relates_to, &reaction.key).await;
+                }
+                _ => {}
+            }
+            return;
+        }
+        if self.protected.contains(room) {
+            self.dispatch(event).await;
         }
     }
 
