@@ -3,7 +3,7 @@
 //! first (a missing permission is reported once per room and action), and
 //! only reporting when the operator set `dry_run`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use gleipnir_runtime::rooms::RoomStates;
 use gleipnir_runtime::{Action, Membership, json};
@@ -19,7 +19,9 @@ pub(crate) enum Job {
 
 pub(crate) struct Executor {
     dry_run: bool,
-    redacted: Recent,
+    redacted: Recent<()>,
+    /// Who sent the events protections saw lately, to check redactions against.
+    senders: Recent<String>,
     /// (room, action kind) pairs already reported as not permitted.
     denied: HashSet<(String, &'static str)>,
     unsupported: HashSet<&'static str>,
@@ -27,12 +29,23 @@ pub(crate) struct Executor {
 
 impl Executor {
     pub(crate) fn new(dry_run: bool) -> Executor {
-        Executor { dry_run, redacted: Recent::default(), denied: HashSet::new(), unsupported: HashSet::new() }
+        Executor {
+            dry_run,
+            redacted: Recent::default(),
+            senders: Recent::default(),
+            denied: HashSet::new(),
+            unsupported: HashSet::new(),
+        }
     }
 
     /// Records that the bot redacts `event`; false when it already did.
     pub(crate) fn mark_redacted(&mut self, event: &str) -> bool {
-        self.redacted.insert(event.to_owned())
+        self.redacted.insert(event.to_owned(), ())
+    }
+
+    /// Remembers who sent an event protections are about to see.
+    pub(crate) fn saw(&mut self, event: &str, sender: &str) {
+        self.senders.insert(event.to_owned(), sender.to_owned());
     }
 
     /// Runs one job; returns what to tell the management room, if anything.
@@ -48,6 +61,7 @@ impl Executor {
             Job::Report(text) => return Some(text),
             Job::Act(p, a) => (p, a),
         };
+        let management_id = management.map(|m| m.room_id().as_str());
         // For the actions carried out here, the capability's name is the action's.
         let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&action));
 
@@ -60,21 +74,29 @@ impl Executor {
         };
         if let (Some(room), Some(target)) = (&room, &target)
             && matches!(action, Action::Ban(_) | Action::Kick(_))
+            && let Some(why) = protected_from(rooms, management_id, room, target, bot)
         {
-            let levels = rooms.room_levels(room);
-            if rooms.power_level(room, target) >= levels.ban || target == bot {
-                return Some(format!("{protection}: not {kind}ning {target} in {room}: they are a moderator there."));
-            }
-            if let Some(management) = management
-                && rooms.membership(management.room_id().as_str(), target) == Some(Membership::Join)
-            {
-                return Some(format!("{protection}: not {kind}ning {target}: they are in the management room."));
-            }
+            return Some(format!("{protection}: not {kind}ning {target} in {room}: {why}."));
         }
-        if let Action::Redact(a) = &action
-            && !self.redacted.insert(a.event_id.clone())
-        {
-            return None;
+        if let Action::Redact(a) = &action {
+            // A protection may only redact what it can name the sender of,
+            // and never a moderator's or a management-room member's event.
+            let sender = match self.senders.get(&a.event_id) {
+                Some(s) => Some(s.clone()),
+                None => sender_of(client, &a.room_id, &a.event_id).await,
+            };
+            let Some(sender) = sender else {
+                return Some(format!(
+                    "{protection}: not redacting {} in {}: I cannot tell who sent it.",
+                    a.event_id, a.room_id
+                ));
+            };
+            if let Some(why) = protected_from(rooms, management_id, &a.room_id, &sender, bot) {
+                return Some(format!("{protection}: not redacting {}'s event {}: {why}.", sender, a.event_id));
+            }
+            if !self.redacted.insert(a.event_id.clone(), ()) {
+                return None;
+            }
         }
         if self.dry_run {
             return Some(format!("{protection} (dry run, nothing done): {}", json::action(&action)));
@@ -155,30 +177,94 @@ impl Executor {
     }
 }
 
-/// The event ids redacted lately: bounded, oldest forgotten first.
-#[derive(Default)]
-struct Recent {
-    set: HashSet<String>,
-    order: std::collections::VecDeque<String>,
+/// A bounded map of recent event ids: the oldest are forgotten first.
+struct Recent<V> {
+    map: HashMap<String, V>,
+    order: VecDeque<String>,
 }
 
-impl Recent {
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Recent { map: HashMap::new(), order: VecDeque::new() }
+    }
+}
+
+impl<V> Recent<V> {
     const CAPACITY: usize = 50_000;
 
-    fn insert(&mut self, id: String) -> bool {
-        if self.set.contains(&id) {
+    /// Inserts unless present; false when it was.
+    fn insert(&mut self, id: String, value: V) -> bool {
+        if self.map.contains_key(&id) {
             return false;
         }
         if self.order.len() == Self::CAPACITY
             && let Some(oldest) = self.order.pop_front()
         {
-            self.set.remove(&oldest);
+            self.map.remove(&oldest);
         }
         self.order.push_back(id.clone());
-        self.set.insert(id)
+        self.map.insert(id, value);
+        true
     }
+
+    fn get(&self, id: &str) -> Option<&V> {
+        self.map.get(id)
+    }
+}
+
+/// Why `user` is out of reach of automatic actions in `room`, if they are:
+/// the bot itself, a moderator there, or a management-room member.
+fn protected_from(
+    rooms: &RoomStates,
+    management: Option<&str>,
+    room: &str,
+    user: &str,
+    bot: &str,
+) -> Option<&'static str> {
+    if user == bot {
+        return Some("that is me");
+    }
+    if rooms.power_level(room, user) >= rooms.room_levels(room).ban {
+        return Some("they are a moderator there");
+    }
+    if let Some(management) = management
+        && rooms.membership(management, user) == Some(Membership::Join)
+    {
+        return Some("they are in the management room");
+    }
+    None
+}
+
+/// The sender of an event, asked of the homeserver.
+async fn sender_of(client: &Client, room: &str, event: &str) -> Option<String> {
+    use matrix_sdk::ruma::api::client::room::get_room_event;
+    let request = get_room_event::v3::Request::new(room_id(room)?, <&EventId>::try_from(event).ok()?.to_owned());
+    let response = client.send(request).await.ok()?;
+    response.event.get_field::<String>("sender").ok().flatten()
 }
 
 fn room_id(id: &str) -> Option<matrix_sdk::ruma::OwnedRoomId> {
     <&RoomId>::try_from(id).ok().map(ToOwned::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moderators_members_of_the_management_room_and_the_bot_are_out_of_reach() {
+        let rooms = RoomStates::new();
+        let levels = r#"{"users": {"@mod:x": 50, "@bot:x": 100}, "ban": 50}"#;
+        rooms.apply("!room", "m.room.power_levels", "", "@mod:x", 1, levels);
+        rooms.apply("!room", "m.room.create", "", "@owner:x", 1, r#"{"room_version": "11"}"#);
+        for (room, user) in [("!room", "@spam:x"), ("!management", "@watcher:x"), ("!management", "@spam:x")] {
+            let membership = if user == "@spam:x" && room == "!management" { "leave" } else { "join" };
+            rooms.apply(room, "m.room.member", user, user, 1, &format!(r#"{{"membership": "{membership}"}}"#));
+        }
+        let check = |user: &str| protected_from(&rooms, Some("!management"), "!room", user, "@bot:x");
+        assert_eq!(check("@mod:x"), Some("they are a moderator there"));
+        assert_eq!(check("@watcher:x"), Some("they are in the management room"));
+        assert_eq!(check("@bot:x"), Some("that is me"));
+        assert_eq!(check("@spam:x"), None, "someone who left the management room is not protected by it");
+    }
 }

@@ -437,6 +437,7 @@ impl Bot {
 
     async fn dispatch(&mut self, mut event: gleipnir_runtime::Event) {
         event.received_ts = self.queries.clock.now_ms();
+        self.executor.saw(&event.event_id, &event.sender);
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
         for (name, instance) in &mut self.enabled {
