@@ -1,0 +1,314 @@
+//! Every rule of every watched list, indexed for matching: literal entities
+//! in hash maps, hashed entities (MSC4205) by their hash, and the globs of
+//! each kind behind one Aho-Corasick automaton over each glob's longest
+//! literal piece, so matching an entity runs the automaton once and checks
+//! only the globs whose piece occurs in it. The index changes by deltas; the
+//! automaton is rebuilt lazily, the first time it is needed after a change.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use aho_corasick::AhoCorasick;
+
+use crate::list::{Change, Delta};
+use crate::rule::{Entity, EntityKind, Rule, sha256};
+
+#[derive(Default)]
+struct KindIndex {
+    literal: HashMap<String, Vec<Arc<Rule>>>,
+    hashed: HashMap<[u8; 32], Vec<Arc<Rule>>>,
+    globs: Vec<Arc<Rule>>,
+    compiled: OnceLock<Compiled>,
+}
+
+/// The automaton over the globs' keys.
+struct Compiled {
+    automaton: Option<AhoCorasick>,
+    /// Per automaton pattern: the globs (indices into `globs`) with that key.
+    by_key: Vec<Vec<u32>>,
+    /// Globs without a literal piece (`*`, `??`): checked every time.
+    always: Vec<u32>,
+}
+
+impl KindIndex {
+    fn insert(&mut self, rule: Arc<Rule>) {
+        match &rule.entity {
+            Entity::Literal(l) => self.literal.entry(l.clone()).or_default().push(rule),
+            Entity::Hashed(h) => self.hashed.entry(*h).or_default().push(rule),
+            Entity::Glob(_) => {
+                self.globs.push(rule);
+                self.compiled = OnceLock::new();
+            }
+        }
+    }
+
+    fn remove(&mut self, rule: &Arc<Rule>) {
+        fn take<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<Arc<Rule>>>, key: &K, rule: &Arc<Rule>) {
+            if let Some(rules) = map.get_mut(key) {
+                rules.retain(|r| !Arc::ptr_eq(r, rule));
+                if rules.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+        match &rule.entity {
+            Entity::Literal(l) => take(&mut self.literal, l, rule),
+            Entity::Hashed(h) => take(&mut self.hashed, h, rule),
+            Entity::Glob(_) => {
+                if let Some(i) = self.globs.iter().position(|r| Arc::ptr_eq(r, rule)) {
+                    self.globs.swap_remove(i);
+                    self.compiled = OnceLock::new();
+                }
+            }
+        }
+    }
+
+    fn compiled(&self) -> &Compiled {
+        self.compiled.get_or_init(|| {
+            let mut keys: Vec<&str> = Vec::new();
+            let mut key_ids: HashMap<&str, usize> = HashMap::new();
+            let mut by_key: Vec<Vec<u32>> = Vec::new();
+            let mut always = Vec::new();
+            for (i, rule) in self.globs.iter().enumerate() {
+                let Entity::Glob(glob) = &rule.entity else { continue };
+                let key = glob.key();
+                if key.is_empty() {
+                    always.push(i as u32);
+                    continue;
+                }
+                let id = *key_ids.entry(key).or_insert_with(|| {
+                    keys.push(key);
+                    by_key.push(Vec::new());
+                    keys.len() - 1
+                });
+                by_key[id].push(i as u32);
+            }
+            let automaton = (!keys.is_empty()).then(|| AhoCorasick::new(&keys).expect("glob keys build an automaton"));
+            Compiled { automaton, by_key, always }
+        })
+    }
+
+    /// Every rule matching `entity` (already lower-cased for servers).
+    fn matching<'a>(&'a self, kind: EntityKind, entity: &str, out: &mut Vec<&'a Arc<Rule>>) {
+        if let Some(rules) = self.literal.get(entity) {
+            out.extend(rules);
+        }
+        if !self.hashed.is_empty()
+            && let Some(rules) = self.hashed.get(&sha256(entity))
+        {
+            out.extend(rules);
+        }
+        if self.globs.is_empty() {
+            return;
+        }
+        let compiled = self.compiled();
+        let check = |i: u32, out: &mut Vec<&'a Arc<Rule>>| {
+            let rule = &self.globs[i as usize];
+            if rule.entity.matches(kind, entity) {
+                out.push(rule);
+            }
+        };
+        for &i in &compiled.always {
+            check(i, out);
+        }
+        if let Some(automaton) = &compiled.automaton {
+            // A key can occur more than once in the entity: check its globs once.
+            let mut seen: Vec<usize> = Vec::new();
+            for found in automaton.find_overlapping_iter(entity) {
+                let key = found.pattern().as_usize();
+                if seen.contains(&key) {
+                    continue;
+                }
+                seen.push(key);
+                for &i in &compiled.by_key[key] {
+                    check(i, out);
+                }
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.literal.values().map(Vec::len).sum::<usize>()
+            + self.hashed.values().map(Vec::len).sum::<usize>()
+            + self.globs.len()
+    }
+}
+
+/// All rules in effect, across lists, ready to match.
+#[derive(Default)]
+pub struct Index {
+    kinds: [KindIndex; 3],
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("rules", &self.len()).finish()
+    }
+}
+
+impl Index {
+    pub fn new() -> Index {
+        Index::default()
+    }
+
+    fn kind(&self, kind: EntityKind) -> &KindIndex {
+        &self.kinds[kind as usize]
+    }
+
+    fn kind_mut(&mut self, kind: EntityKind) -> &mut KindIndex {
+        &mut self.kinds[kind as usize]
+    }
+
+    pub fn apply(&mut self, delta: &Delta) {
+        for change in &delta.changes {
+            self.apply_change(change);
+        }
+    }
+
+    pub fn apply_change(&mut self, change: &Change) {
+        if let Some(old) = change.old_rule() {
+            self.kind_mut(old.kind).remove(old);
+        }
+        if let Some(new) = change.new_rule() {
+            self.kind_mut(new.kind).insert(new.clone());
+        }
+    }
+
+    /// Drops every rule of one list (it is no longer watched).
+    pub fn remove_list(&mut self, list: &str) {
+        for kind in &mut self.kinds {
+            let doomed: Vec<Arc<Rule>> = kind
+                .literal
+                .values()
+                .chain(kind.hashed.values())
+                .flatten()
+                .chain(kind.globs.iter())
+                .filter(|r| &*r.list == list)
+                .cloned()
+                .collect();
+            for rule in &doomed {
+                kind.remove(rule);
+            }
+        }
+    }
+
+    /// Every rule of `kind` matching `entity`: literal, hashed, then globs.
+    pub fn matching(&self, kind: EntityKind, entity: &str) -> Vec<&Arc<Rule>> {
+        let mut out = Vec::new();
+        if kind == EntityKind::Server {
+            self.kind(kind).matching(kind, &entity.to_ascii_lowercase(), &mut out);
+        } else {
+            self.kind(kind).matching(kind, entity, &mut out);
+        }
+        out
+    }
+
+    /// The first rule asking to ban (or take down) `entity`, if any.
+    pub fn acting(&self, kind: EntityKind, entity: &str) -> Option<&Arc<Rule>> {
+        self.matching(kind, entity).into_iter().find(|r| r.recommendation.acts())
+    }
+
+    /// Every rule of one kind.
+    pub fn rules(&self, kind: EntityKind) -> impl Iterator<Item = &Arc<Rule>> {
+        let k = self.kind(kind);
+        k.literal.values().flatten().chain(k.hashed.values().flatten()).chain(k.globs.iter())
+    }
+
+    pub fn len(&self) -> usize {
+        self.kinds.iter().map(KindIndex::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::list::PolicyList;
+    use crate::rule::sha256_base64;
+
+    fn rule_json(entity: &str, recommendation: &str) -> String {
+        format!(r#"{{"entity": "{entity}", "recommendation": "{recommendation}"}}"#)
+    }
+
+    fn index(rules: &[(&str, &str, &str)]) -> (PolicyList, Index) {
+        let mut list = PolicyList::new("!list");
+        let contents: Vec<(String, String, String)> =
+            rules.iter().enumerate().map(|(i, (t, e, r))| (t.to_string(), format!("k{i}"), rule_json(e, r))).collect();
+        let delta = list.apply_all(contents.iter().map(|(t, k, c)| (t.as_str(), k.as_str(), c.as_str())));
+        let mut index = Index::new();
+        index.apply(&delta);
+        (list, index)
+    }
+
+    fn entities(rules: Vec<&Arc<Rule>>) -> Vec<String> {
+        let mut out: Vec<String> = rules.iter().map(|r| r.entity.to_string()).collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn literals_globs_and_hashes_match() {
+        let (_, index) = index(&[
+            ("m.policy.rule.user", "@spam:x", "m.ban"),
+            ("m.policy.rule.user", "@*:evil.example", "m.ban"),
+            ("m.policy.rule.user", "@bot*:*", "m.ban"),
+            ("m.policy.rule.user", "*", "org.example.watch"),
+            ("m.policy.rule.server", "*.evil.example", "m.ban"),
+            ("m.policy.rule.server", "bad.example", "m.ban"),
+        ]);
+        assert_eq!(entities(index.matching(EntityKind::User, "@spam:x")), ["*", "@spam:x"]);
+        assert_eq!(
+            entities(index.matching(EntityKind::User, "@bot1:evil.example")),
+            ["*", "@*:evil.example", "@bot*:*"]
+        );
+        assert_eq!(entities(index.matching(EntityKind::User, "@good:x")), ["*"]);
+        assert!(index.acting(EntityKind::User, "@good:x").is_none(), "an unknown recommendation never acts");
+        assert_eq!(index.acting(EntityKind::User, "@spam:x").unwrap().entity.to_string(), "@spam:x");
+        assert_eq!(entities(index.matching(EntityKind::Server, "Matrix.EVIL.example")), ["*.evil.example"]);
+        assert_eq!(entities(index.matching(EntityKind::Server, "bad.example")), ["bad.example"]);
+        assert!(index.matching(EntityKind::Room, "!room").is_empty());
+    }
+
+    #[test]
+    fn hashed_rules_match_by_hashing_what_the_bot_sees() {
+        let mut list = PolicyList::new("!list");
+        let content =
+            format!(r#"{{"recommendation": "m.takedown", "hashes": {{"sha256": "{}"}}}}"#, sha256_base64("@csam:x"));
+        let change = list.apply("m.policy.rule.user", "h", &content).unwrap();
+        let mut index = Index::new();
+        index.apply_change(&change);
+        assert!(index.acting(EntityKind::User, "@csam:x").is_some());
+        assert!(index.acting(EntityKind::User, "@other:x").is_none());
+    }
+
+    #[test]
+    fn deltas_keep_the_index_in_step() {
+        let (mut list, mut index) = index(&[("m.policy.rule.user", "@*:evil.example", "m.ban")]);
+        assert_eq!(index.len(), 1);
+        let modified = list.apply("m.policy.rule.user", "k0", &rule_json("@*:worse.example", "m.ban")).unwrap();
+        index.apply_change(&modified);
+        assert!(index.matching(EntityKind::User, "@a:evil.example").is_empty());
+        assert_eq!(index.matching(EntityKind::User, "@a:worse.example").len(), 1);
+        let removed = list.apply("m.policy.rule.user", "k0", "{}").unwrap();
+        index.apply_change(&removed);
+        assert!(index.is_empty());
+        assert!(index.matching(EntityKind::User, "@a:worse.example").is_empty());
+    }
+
+    #[test]
+    fn the_same_entity_in_two_lists_is_two_rules() {
+        let mut index = Index::new();
+        for room in ["!one", "!two"] {
+            let mut list = PolicyList::new(room);
+            index.apply_change(&list.apply("m.policy.rule.user", "k", &rule_json("@spam:x", "m.ban")).unwrap());
+        }
+        assert_eq!(index.matching(EntityKind::User, "@spam:x").len(), 2);
+        index.remove_list("!one");
+        let left = index.matching(EntityKind::User, "@spam:x");
+        assert_eq!(left.len(), 1);
+        assert_eq!(&*left[0].list, "!two");
+    }
+}

@@ -1,0 +1,355 @@
+//! One policy rule, read from one state event of a policy room.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::glob::Glob;
+
+/// What a rule is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EntityKind {
+    User,
+    Room,
+    Server,
+}
+
+impl EntityKind {
+    pub const ALL: [EntityKind; 3] = [EntityKind::User, EntityKind::Room, EntityKind::Server];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EntityKind::User => "user",
+            EntityKind::Room => "room",
+            EntityKind::Server => "server",
+        }
+    }
+
+    /// The kind an entity looks like: `@user:server`, `!room` or `#alias`, else a server.
+    pub fn of(entity: &str) -> EntityKind {
+        match entity.as_bytes().first() {
+            Some(b'@') => EntityKind::User,
+            Some(b'!' | b'#') => EntityKind::Room,
+            _ => EntityKind::Server,
+        }
+    }
+
+    /// The current (stable) event type for this kind's rules.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            EntityKind::User => "m.policy.rule.user",
+            EntityKind::Room => "m.policy.rule.room",
+            EntityKind::Server => "m.policy.rule.server",
+        }
+    }
+}
+
+/// Which generation of event type a rule came in. For one state key, a
+/// newer generation wins over an older one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Generation {
+    /// `m.policy.rule.*`: the spec's.
+    Stable = 0,
+    /// `m.room.rule.*`: the spec's first draft.
+    Room = 1,
+    /// `org.matrix.mjolnir.rule.*`: Mjolnir's before the spec.
+    Mjolnir = 2,
+}
+
+/// `(kind, generation)` for a rule event type; `None` for any other type.
+pub fn rule_type(event_type: &str) -> Option<(EntityKind, Generation)> {
+    let (generation, kind) = if let Some(k) = event_type.strip_prefix("m.policy.rule.") {
+        (Generation::Stable, k)
+    } else if let Some(k) = event_type.strip_prefix("m.room.rule.") {
+        (Generation::Room, k)
+    } else if let Some(k) = event_type.strip_prefix("org.matrix.mjolnir.rule.") {
+        (Generation::Mjolnir, k)
+    } else {
+        return None;
+    };
+    let kind = match kind {
+        "user" => EntityKind::User,
+        "room" => EntityKind::Room,
+        "server" => EntityKind::Server,
+        _ => return None,
+    };
+    Some((kind, generation))
+}
+
+/// What a rule asks for. Only bans and takedowns are acted on; anything else
+/// is kept (to show it) and never acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Recommendation {
+    Ban,
+    Takedown,
+    Other(String),
+}
+
+impl Recommendation {
+    pub fn parse(text: &str) -> Recommendation {
+        match text {
+            "m.ban" | "org.matrix.mjolnir.ban" => Recommendation::Ban,
+            "m.takedown" | "org.matrix.msc4204.takedown" => Recommendation::Takedown,
+            other => Recommendation::Other(other.to_owned()),
+        }
+    }
+
+    /// Whether the bot bans (or denies) what the rule matches.
+    pub fn acts(&self) -> bool {
+        matches!(self, Recommendation::Ban | Recommendation::Takedown)
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Recommendation::Ban => "m.ban",
+            Recommendation::Takedown => "m.takedown",
+            Recommendation::Other(s) => s,
+        }
+    }
+}
+
+/// The entity a rule names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Entity {
+    Literal(String),
+    Glob(Glob),
+    /// MSC4205: only the sha256 of the entity is published.
+    Hashed([u8; 32]),
+}
+
+impl Entity {
+    /// A literal or a glob, from the entity text.
+    pub fn from_text(text: &str) -> Entity {
+        match Glob::new(text) {
+            Some(glob) => Entity::Glob(glob),
+            None => Entity::Literal(text.to_owned()),
+        }
+    }
+
+    pub fn matches(&self, kind: EntityKind, text: &str) -> bool {
+        match self {
+            Entity::Literal(l) if kind == EntityKind::Server => l.eq_ignore_ascii_case(text),
+            Entity::Literal(l) => l == text,
+            Entity::Glob(g) if kind == EntityKind::Server => g.matches(&text.to_ascii_lowercase()),
+            Entity::Glob(g) => g.matches(text),
+            Entity::Hashed(h) => sha256(text) == *h,
+        }
+    }
+}
+
+impl fmt::Display for Entity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Entity::Literal(l) => f.write_str(l),
+            Entity::Glob(g) => f.write_str(g.as_str()),
+            Entity::Hashed(h) => write!(f, "sha256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)),
+        }
+    }
+}
+
+pub fn sha256(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+/// The base64 (unpadded) sha256 of an entity, as MSC4205 publishes it.
+pub fn sha256_base64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(sha256(text))
+}
+
+/// One rule in effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// The policy room it is in.
+    pub list: Arc<str>,
+    pub kind: EntityKind,
+    pub generation: Generation,
+    pub state_key: String,
+    pub entity: Entity,
+    pub recommendation: Recommendation,
+    pub reason: String,
+}
+
+impl Rule {
+    /// Same meaning (entity, recommendation, reason), wherever it came from.
+    pub fn same_meaning(&self, other: &Rule) -> bool {
+        self.entity == other.entity && self.recommendation == other.recommendation && self.reason == other.reason
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} {} ({})", self.kind.name(), self.entity, self.recommendation.as_str(), self.list)?;
+        if !self.reason.is_empty() {
+            write!(f, ": {}", self.reason)?;
+        }
+        Ok(())
+    }
+}
+
+/// What one rule event's content says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Content {
+    Rule(Rule),
+    /// `{}` (a removed or redacted rule).
+    Empty,
+    /// Not a usable rule; the reason. Treated like a removal.
+    Invalid(String),
+}
+
+/// Reads a rule event. `None` when the type is not a rule type.
+pub fn parse(list: &Arc<str>, event_type: &str, state_key: &str, content: &str) -> Option<Content> {
+    let (kind, generation) = rule_type(event_type)?;
+    let value: Value = match serde_json::from_str(content) {
+        Ok(v) => v,
+        Err(e) => return Some(Content::Invalid(format!("not JSON: {e}"))),
+    };
+    let Some(object) = value.as_object() else { return Some(Content::Invalid("not an object".to_owned())) };
+    if object.is_empty() {
+        return Some(Content::Empty);
+    }
+    let recommendation = match object.get("recommendation") {
+        Some(Value::String(r)) => Recommendation::parse(r),
+        _ => return Some(Content::Invalid("no recommendation".to_owned())),
+    };
+    let hash = object
+        .get("hashes")
+        .or_else(|| object.get("org.matrix.msc4205.hashes"))
+        .and_then(|h| h.get("sha256"))
+        .and_then(Value::as_str);
+    let entity = match (object.get("entity"), hash) {
+        (Some(Value::String(e)), _) if !e.is_empty() => {
+            if kind == EntityKind::Server {
+                Entity::from_text(&e.to_ascii_lowercase())
+            } else {
+                Entity::from_text(e)
+            }
+        }
+        (None, Some(hash)) => match decode_hash(hash) {
+            Some(h) => Entity::Hashed(h),
+            None => return Some(Content::Invalid(format!("`{hash}` is not a base64 sha256"))),
+        },
+        _ => return Some(Content::Invalid("no entity".to_owned())),
+    };
+    let reason = object.get("reason").and_then(Value::as_str).unwrap_or_default().to_owned();
+    Some(Content::Rule(Rule {
+        list: list.clone(),
+        kind,
+        generation,
+        state_key: state_key.to_owned(),
+        entity,
+        recommendation,
+        reason,
+    }))
+}
+
+fn decode_hash(text: &str) -> Option<[u8; 32]> {
+    let trimmed = text.trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(trimmed)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed))
+        .ok()?;
+    bytes.try_into().ok()
+}
+
+/// The state key a new rule gets: the recommendation and the entity, so
+/// the same ban written twice replaces itself instead of piling up.
+/// Hashed entities use the hash, so the key does not reveal them.
+pub fn state_key_for(entity: &Entity, recommendation: &Recommendation) -> String {
+    let what = match recommendation {
+        Recommendation::Ban => "ban",
+        Recommendation::Takedown => "takedown",
+        Recommendation::Other(o) => o,
+    };
+    match entity {
+        Entity::Hashed(h) => {
+            format!("{what}:sha256:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h))
+        }
+        other => format!("{what}:{other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list() -> Arc<str> {
+        Arc::from("!list")
+    }
+
+    fn rule(event_type: &str, content: &str) -> Content {
+        parse(&list(), event_type, "key", content).unwrap()
+    }
+
+    #[test]
+    fn every_generation_of_event_type_is_read() {
+        assert_eq!(rule_type("m.policy.rule.user"), Some((EntityKind::User, Generation::Stable)));
+        assert_eq!(rule_type("m.room.rule.server"), Some((EntityKind::Server, Generation::Room)));
+        assert_eq!(rule_type("org.matrix.mjolnir.rule.room"), Some((EntityKind::Room, Generation::Mjolnir)));
+        assert_eq!(rule_type("m.policy.rule.planet"), None);
+        assert_eq!(rule_type("m.room.message"), None);
+        assert!(parse(&list(), "m.room.member", "", "{}").is_none());
+    }
+
+    #[test]
+    fn contents_are_read_strictly() {
+        let Content::Rule(r) =
+            rule("m.policy.rule.user", r#"{"entity": "@spam:x", "recommendation": "m.ban", "reason": "spam"}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(r.entity, Entity::Literal("@spam:x".into()));
+        assert_eq!(r.recommendation, Recommendation::Ban);
+        assert_eq!(r.to_string(), "user @spam:x m.ban (!list): spam");
+
+        let Content::Rule(r) =
+            rule("m.policy.rule.server", r#"{"entity": "*.EVIL.com", "recommendation": "org.matrix.mjolnir.ban"}"#)
+        else {
+            panic!()
+        };
+        assert_eq!(r.entity, Entity::Glob(Glob::new("*.evil.com").unwrap()));
+        assert!(r.entity.matches(EntityKind::Server, "Matrix.Evil.Com"));
+
+        assert_eq!(rule("m.policy.rule.user", "{}"), Content::Empty);
+        assert_eq!(rule("m.policy.rule.user", "[]"), Content::Invalid("not an object".into()));
+        assert_eq!(rule("m.policy.rule.user", r#"{"entity": "@a:b"}"#), Content::Invalid("no recommendation".into()));
+        assert_eq!(rule("m.policy.rule.user", r#"{"recommendation": "m.ban"}"#), Content::Invalid("no entity".into()));
+        assert_eq!(
+            rule("m.policy.rule.user", r#"{"entity": 3, "recommendation": "m.ban"}"#),
+            Content::Invalid("no entity".into())
+        );
+        let Content::Rule(r) = rule("m.policy.rule.user", r#"{"entity": "@a:b", "recommendation": "m.mute"}"#) else {
+            panic!()
+        };
+        assert!(!r.recommendation.acts());
+    }
+
+    #[test]
+    fn takedowns_and_hashed_entities() {
+        let hash = sha256_base64("@hidden:evil.example");
+        for (key, recommendation) in
+            [("hashes", "m.takedown"), ("org.matrix.msc4205.hashes", "org.matrix.msc4204.takedown")]
+        {
+            let content = format!(r#"{{"recommendation": "{recommendation}", "{key}": {{"sha256": "{hash}"}}}}"#);
+            let Content::Rule(r) = rule("m.policy.rule.user", &content) else { panic!("{content}") };
+            assert_eq!(r.recommendation, Recommendation::Takedown);
+            assert!(r.entity.matches(EntityKind::User, "@hidden:evil.example"));
+            assert!(!r.entity.matches(EntityKind::User, "@other:evil.example"));
+        }
+        // Padded base64 is accepted too.
+        let padded = format!(r#"{{"recommendation": "m.ban", "hashes": {{"sha256": "{hash}="}}}}"#);
+        assert!(matches!(rule("m.policy.rule.user", &padded), Content::Rule(_)));
+        let bad = r#"{"recommendation": "m.ban", "hashes": {"sha256": "short"}}"#;
+        assert_eq!(rule("m.policy.rule.user", bad), Content::Invalid("`short` is not a base64 sha256".into()));
+    }
+
+    #[test]
+    fn state_keys_derive_from_entity_and_recommendation() {
+        assert_eq!(state_key_for(&Entity::from_text("@a:b"), &Recommendation::Ban), "ban:@a:b");
+        let hashed = Entity::Hashed(sha256("@a:b"));
+        assert!(state_key_for(&hashed, &Recommendation::Takedown).starts_with("takedown:sha256:"));
+        assert!(!state_key_for(&hashed, &Recommendation::Takedown).contains("@a:b"));
+    }
+}
