@@ -462,3 +462,101 @@ fn a_limited_sync_is_backfilled() {
     let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
     assert!(log.contains("filled a gap in the timeline"), "no gap was filled; the test proves nothing");
 }
+
+/// The bot's `m.room.server_acl` events in `room`, oldest first (their deny lists).
+fn acl_updates_by(synapse: &Synapse, reader: &Account, room: &str, bot: &str) -> Vec<Value> {
+    let path = format!("/_matrix/client/v3/rooms/{room}/messages?dir=f&limit=1000");
+    let reply = synapse.call(reader, "GET", &path, None).unwrap();
+    reply["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.server_acl" && e["sender"] == bot)
+        .map(|e| e["content"]["deny"].clone())
+        .collect()
+}
+
+fn put_rule(synapse: &Synapse, who: &Account, list: &str, kind: &str, key: &str, content: Value) {
+    let path = format!("/_matrix/client/v3/rooms/{list}/state/m.policy.rule.{kind}/{key}");
+    synapse.call(who, "PUT", &path, Some(&content)).unwrap();
+}
+
+/// Rules in a watched list ban matching members in every protected room,
+/// also when they join later; server rules become one ACL update per room,
+/// and an ACL edited by someone else is put back.
+#[test]
+fn policy_lists_end_to_end() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot.user_id);
+    let second = create_room(synapse, moderator, &[&scene.bot, &scene.spammer], json!({ bot.clone(): 100 }));
+    join(synapse, &scene.spammer, &second);
+    let list = create_room(synapse, moderator, &[&scene.bot], json!({}));
+    let _gleipnir = scene.start(&[], &[]);
+    scene.command(&format!("rooms add {second}"), "Now protecting");
+    scene.command(&format!("watch {list}"), "Now watching");
+
+    // A user rule: the spammer is banned in both protected rooms.
+    put_rule(
+        synapse,
+        moderator,
+        &list,
+        "user",
+        "spam",
+        json!({"entity": scene.spammer.user_id, "recommendation": "m.ban", "reason": "spam"}),
+    );
+    for room in [&scene.protected, &second] {
+        eventually("the spammer banned", Duration::from_secs(30), || {
+            (membership(synapse, moderator, room, &scene.spammer.user_id).as_deref() == Some("ban")).then_some(())
+        });
+    }
+    let answer = scene.command(&format!("rules matching {}", scene.spammer.user_id), "1 rule(s) match");
+    assert!(answer.contains("m.ban") && answer.contains(&list), "{answer}");
+
+    // Three server rules at once: each room's ACL is updated once, with all three.
+    for (i, entity) in ["*.evil.example", "bad.example", "worse.example"].iter().enumerate() {
+        put_rule(
+            synapse,
+            moderator,
+            &list,
+            "server",
+            &format!("s{i}"),
+            json!({"entity": entity, "recommendation": "m.ban"}),
+        );
+    }
+    let expected = json!(["*.evil.example", "bad.example", "worse.example"]);
+    for room in [&scene.protected, &second] {
+        eventually("the ACL", Duration::from_secs(30), || {
+            let path = format!("/_matrix/client/v3/rooms/{room}/state/m.room.server_acl/");
+            synapse.call(moderator, "GET", &path, None).ok().filter(|acl| acl["deny"] == expected)
+        });
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for room in [&scene.protected, &second] {
+        assert_eq!(acl_updates_by(synapse, moderator, room, bot), [expected.clone()], "in {room}");
+    }
+
+    // Someone else edits the ACL: it is put back.
+    let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.server_acl/", scene.protected);
+    synapse.call(moderator, "PUT", &path, Some(&json!({"allow": ["*"], "deny": []}))).unwrap();
+    eventually("the ACL corrected", Duration::from_secs(30), || {
+        synapse.call(moderator, "GET", &path, None).ok().filter(|acl| acl["deny"] == expected)
+    });
+
+    // A takedown glob: a matching user who joins later is banned on joining.
+    put_rule(
+        synapse,
+        moderator,
+        &list,
+        "user",
+        "late",
+        json!({"entity": "@late*:localhost", "recommendation": "m.takedown"}),
+    );
+    scene.command("rules matching @latecomer:localhost", "1 rule(s) match");
+    let late = synapse.register(&unique_name("late"), "late-password", false).unwrap();
+    let invite = json!({"user_id": late.user_id});
+    synapse.call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{second}/invite"), Some(&invite)).unwrap();
+    join(synapse, &late, &second);
+    eventually("the latecomer banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &second, &late.user_id).as_deref() == Some("ban")).then_some(())
+    });
+}

@@ -123,9 +123,8 @@ fn main() {
     let mut pass_heap = 0;
     let mut hits = 0;
     for _ in 0..3 {
-        let (found, took, heap) = measure(|| {
-            members.iter().filter(|m| index.acting(EntityKind::User, m).is_some()).count()
-        });
+        let (found, took, heap) =
+            measure(|| members.iter().filter(|m| index.acting(EntityKind::User, m).is_some()).count());
         pass_times.push(took);
         pass_heap = heap;
         hits = found;

@@ -80,6 +80,9 @@ impl Bot {
             Command::Unban { user, room } => self.membership_plan(Verb::Unban, &user, room, None).await,
             Command::Kick { user, room, reason } => self.membership_plan(Verb::Kick, &user, room, reason).await,
             Command::Redact { target, limit, room } => self.redact_plan(target, limit, room).await,
+            Command::Watch(room) => Reply::Done(self.watch(&room).await),
+            Command::Unwatch(room) => Reply::Done(self.unwatch(&room).await),
+            Command::Rules { matching } => Reply::Done(self.rules(matching.as_deref())),
         };
         if let Reply::Plan(plan) = &mut reply {
             plan.command = text.trim().to_owned();
@@ -160,10 +163,11 @@ impl Bot {
             Some(r) => r.leave().await.is_ok(),
             None => false,
         };
+        self.policy.members.remove_room(&id);
         format!("No longer protecting {room} ({id}){}.", if left { "; left the room" } else { "" })
     }
 
-    async fn resolve(&self, alias: &str) -> Option<String> {
+    pub(crate) async fn resolve(&self, alias: &str) -> Option<String> {
         let alias = <&matrix_sdk::ruma::RoomAliasId>::try_from(alias).ok()?;
         self.client.resolve_room_alias(alias).await.ok().map(|r| r.room_id.to_string())
     }

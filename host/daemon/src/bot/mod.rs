@@ -6,6 +6,7 @@
 mod commands;
 mod executor;
 mod plan;
+mod policy;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,6 +43,7 @@ pub(crate) struct Bot {
     last_sync: Option<Instant>,
     executor: executor::Executor,
     confirmations: plan::Confirmations,
+    policy: policy::Policy,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
@@ -109,6 +111,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         last_sync: None,
         executor: executor::Executor::new(dry_run),
         confirmations: plan::Confirmations::default(),
+        policy: policy::Policy::default(),
     };
     for name in enabled_names {
         if let Err(e) = bot.enable(&name) {
@@ -238,6 +241,9 @@ impl Bot {
             tracing::error!("{problem}");
             self.notify(problem).await;
         }
+        // Rules apply to the members already there, once all lists are read.
+        self.load_watched_lists().await;
+        self.apply_policy().await;
         let mut token = first.next_batch;
         tokens.save(&token)?;
         self.last_sync = Some(Instant::now());
@@ -250,8 +256,9 @@ impl Bot {
 
         let mut backoff = Duration::from_millis(500);
         loop {
-            let settings =
-                SyncSettings::default().filter(filter.clone()).token(token.clone()).timeout(Duration::from_secs(30));
+            // An ACL waits for rule changes to settle: come back soon to send it.
+            let wait = if self.policy.acl_due() { Duration::from_millis(500) } else { Duration::from_secs(30) };
+            let settings = SyncSettings::default().filter(filter.clone()).token(token.clone()).timeout(wait);
             match self.client.sync_once(settings).await {
                 Ok(response) => {
                     backoff = Duration::from_millis(500);
@@ -271,7 +278,7 @@ impl Bot {
     }
 
     /// Applies the state (and state in timelines) of a sync to the room cache.
-    fn absorb_state(&self, response: &matrix_sdk::sync::SyncResponse) {
+    fn absorb_state(&mut self, response: &matrix_sdk::sync::SyncResponse) {
         for (room_id, update) in &response.rooms.joined {
             let states: Vec<&str> = match &update.state {
                 matrix_sdk::sync::State::Before(events) | matrix_sdk::sync::State::After(events) => {
@@ -279,18 +286,18 @@ impl Bot {
                 }
             };
             for json in states.into_iter().chain(update.timeline.events.iter().map(|e| e.raw().json().get())) {
-                apply_state_json(&self.rooms, room_id.as_str(), json);
+                self.state_event(room_id.as_str(), json);
             }
         }
     }
 
-    async fn load_room_state(&self, room: &str) {
+    async fn load_room_state(&mut self, room: &str) {
         use matrix_sdk::ruma::api::client::state::get_state_events;
         let Ok(room_id) = OwnedRoomId::try_from(room) else { return };
         match self.client.send(get_state_events::v3::Request::new(room_id)).await {
             Ok(response) => {
                 for raw in response.room_state {
-                    apply_state_json(&self.rooms, room, raw.json().get());
+                    self.state_event(room, raw.json().get());
                 }
             }
             Err(e) => tracing::warn!(room, "cannot load room state: {e}"),
@@ -306,9 +313,11 @@ impl Bot {
             let room = room_id.as_str();
             let (matrix_sdk::sync::State::Before(events) | matrix_sdk::sync::State::After(events)) = &update.state;
             for e in events {
-                apply_state_json(&self.rooms, room, e.json().get());
+                if let Some(user) = self.state_event(room, e.json().get()) {
+                    self.check_newcomer(room, &user).await;
+                }
             }
-            let watched = *room_id == self.management || self.protected.contains(room);
+            let watched = *room_id == self.management || self.protected.contains(room) || self.policy.is_list(room);
             if watched
                 && update.timeline.limited
                 && let Some(prev_batch) = &update.timeline.prev_batch
@@ -322,6 +331,7 @@ impl Bot {
                 self.handle_timeline_event(room_id, timeline_event.raw().json().get()).await;
             }
         }
+        self.apply_policy().await;
     }
 
     /// The events between the previous sync (`since`) and the start of a
@@ -379,8 +389,8 @@ impl Bot {
                 ..
             }))
         );
-        if !message_like {
-            apply_state_json(&self.rooms, room, json);
+        if !message_like && let Some(user) = self.state_event(room, json) {
+            self.check_newcomer(room, &user).await;
         }
         let event = match converted {
             Ok(Some(e)) => e,
@@ -390,6 +400,9 @@ impl Bot {
                 return;
             }
         };
+        if let gleipnir_runtime::EventKind::Redaction(_) = &event.kind {
+            self.list_redaction(room);
+        }
         if event.sender == self.bot_user {
             return;
         }
@@ -502,21 +515,42 @@ pub(crate) fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// Feeds one client-format event (if it is state) to the room cache.
-fn apply_state_json(rooms: &RoomStates, room: &str, json: &str) {
-    #[derive(serde::Deserialize)]
-    struct State<'a> {
-        #[serde(rename = "type")]
-        kind: String,
-        state_key: Option<String>,
-        sender: Option<String>,
-        origin_server_ts: Option<u64>,
-        #[serde(borrow)]
-        content: Option<&'a serde_json::value::RawValue>,
-    }
-    if let Ok(State { kind, state_key: Some(key), sender, origin_server_ts, content: Some(content) }) =
-        serde_json::from_str::<State<'_>>(json)
-    {
-        rooms.apply(room, &kind, &key, sender.as_deref().unwrap_or(""), origin_server_ts.unwrap_or(0), content.get());
+impl Bot {
+    /// Feeds one client-format event, if it is state, to the room cache and
+    /// the policy engine. Returns a user who just joined or knocked on a
+    /// protected room.
+    fn state_event(&mut self, room: &str, json: &str) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct State<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            state_key: Option<String>,
+            sender: Option<String>,
+            origin_server_ts: Option<u64>,
+            #[serde(borrow)]
+            content: Option<&'a serde_json::value::RawValue>,
+        }
+        let Ok(State { kind, state_key: Some(key), sender, origin_server_ts, content: Some(content) }) =
+            serde_json::from_str::<State<'_>>(json)
+        else {
+            return None;
+        };
+        let sender = sender.unwrap_or_default();
+        let applied = self.rooms.apply(room, &kind, &key, &sender, origin_server_ts.unwrap_or(0), content.get());
+        if self.policy.is_list(room) {
+            self.list_state(room, &kind, &key, content.get());
+        }
+        if !self.protected.contains(room) {
+            return None;
+        }
+        if kind == "m.room.server_acl" && key.is_empty() {
+            self.acl_state(room, &sender, content.get());
+        }
+        match applied {
+            gleipnir_runtime::rooms::Applied::Membership { user, now, .. } => {
+                self.member_state(room, &user, now).then_some(user)
+            }
+            _ => None,
+        }
     }
 }

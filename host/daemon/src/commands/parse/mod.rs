@@ -49,6 +49,9 @@ pub(crate) enum Command {
     Unban { user: String, room: Option<RoomRef> },
     Kick { user: String, room: Option<RoomRef>, reason: Option<String> },
     Redact { target: RedactTarget, limit: Option<u32>, room: Option<RoomRef> },
+    Watch(RoomRef),
+    Unwatch(RoomRef),
+    Rules { matching: Option<String> },
 }
 
 /// A command and whether the moderator said `--no-confirm`.
@@ -81,6 +84,9 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("unban", "unban USER [ROOM]: unban in one room or every protected room"),
     ("kick", "kick USER [ROOM] [reason]: kick from one room or every protected room"),
     ("redact", "redact USER|EVENT_PERMALINK [--limit N] [--room ROOM]: remove messages"),
+    ("watch", "watch LIST: follow a policy list (alias, ID or matrix.to link); its rules apply"),
+    ("unwatch", "unwatch LIST: stop following a policy list"),
+    ("rules", "rules | rules matching ENTITY: the watched lists, or the rules matching a user, room or server"),
 ];
 
 /// The text after the prefix or mention, if the message is addressed to the bot.
@@ -183,6 +189,15 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
             _ => return Err(usage("unban")),
         },
         "redact" => redact(rest)?,
+        "watch" | "unwatch" => {
+            let [room] = rest else { return Err(usage(first)) };
+            if first == "watch" { Command::Watch(room_ref(room)?) } else { Command::Unwatch(room_ref(room)?) }
+        }
+        "rules" => match rest {
+            [] => Command::Rules { matching: None },
+            ["matching", entity] => Command::Rules { matching: Some(entity_ref(entity)) },
+            _ => return Err(usage("rules")),
+        },
         other => return Err(unknown(other)),
     };
     Ok(Parsed { command, no_confirm })
@@ -355,7 +370,7 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn room_ref(word: &str) -> Result<RoomRef, ParseError> {
+pub(crate) fn room_ref(word: &str) -> Result<RoomRef, ParseError> {
     let text = permalink_path(word).unwrap_or_else(|| word.to_owned());
     if text.starts_with('!') && gleipnir_runtime::event::check_room_id(&text).is_ok() {
         Ok(RoomRef::Id(text))
@@ -366,6 +381,11 @@ fn room_ref(word: &str) -> Result<RoomRef, ParseError> {
             "`{word}` is not a room (an id like !abc, an alias like #room:server, or a matrix.to link)"
         )))
     }
+}
+
+/// A user, room or server as written, with matrix.to links unwrapped.
+fn entity_ref(word: &str) -> String {
+    permalink_path(word).unwrap_or_else(|| word.to_owned())
 }
 
 fn user_ref(word: &str) -> Result<String, ParseError> {

@@ -1,0 +1,424 @@
+//! Policy lists in the running bot: the watched lists (account data
+//! `org.matrix.mjolnir.watched_lists`, Draupnir's shape), their rules kept
+//! current from sync, bans when a rule appears and when a matching user
+//! joins or knocks, and the server ACL of every protected room.
+//!
+//! ACL invariants: the bot's own server is never denied; no ACL is sent
+//! while any watched list failed to load; an unchanged ACL is not re-sent; a
+//! burst of rule changes gives one ACL update per room (sent once a sync
+//! brings no further server-rule change); ACL edits by others are corrected.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write;
+
+use gleipnir_policy::{Delta, EntityKind, Index, Members, PolicyList, ServerAcl};
+use gleipnir_runtime::{Action, TargetUser};
+use matrix_sdk::ruma::OwnedRoomId;
+use serde_json::{Value, json};
+
+use super::{Bot, executor, store};
+use crate::commands::parse::RoomRef;
+
+/// Account data listing the watched policy lists.
+pub(crate) const WATCHED_LISTS: &str = "org.matrix.mjolnir.watched_lists";
+
+#[derive(Default)]
+pub(crate) struct Policy {
+    /// By room id.
+    pub(crate) lists: BTreeMap<String, PolicyList>,
+    /// Room id → the reference as stored (a matrix.to permalink).
+    pub(crate) references: BTreeMap<String, String>,
+    /// Lists that could not be loaded: reference → why. While any is here,
+    /// no ACL is sent.
+    pub(crate) failed: BTreeMap<String, String>,
+    pub(crate) index: Index,
+    pub(crate) members: Members,
+    /// Rule changes not yet applied (collected over one sync).
+    pending: Delta,
+    /// Server rules changed in the sync being handled.
+    server_rules_changed: bool,
+    /// An ACL is due once the rule changes settle.
+    acl_due: bool,
+    /// A list room's rule was redacted: reload its state.
+    reload: BTreeSet<String>,
+    /// The ACL of each protected room, and who set it.
+    acls: HashMap<String, (ServerAcl, String)>,
+    /// Rooms whose ACL could not be set, reported once.
+    acl_denied: BTreeSet<String>,
+}
+
+impl Policy {
+    pub(crate) fn is_list(&self, room: &str) -> bool {
+        self.lists.contains_key(room)
+    }
+
+    /// Whether the sync loop should come back soon to send a settled ACL.
+    pub(crate) fn acl_due(&self) -> bool {
+        self.acl_due
+    }
+}
+
+/// `{"references": [...]}` → the references.
+pub(crate) fn references_of(content: Option<&Value>) -> Result<Vec<String>, String> {
+    let Some(content) = content else { return Ok(Vec::new()) };
+    let items = content.get("references").and_then(Value::as_array).ok_or("`references` is not a list")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v.as_str().map(str::to_owned).ok_or_else(|| format!("`references[{i}]` is not a string")))
+        .collect()
+}
+
+/// A permalink for a room id, as Draupnir stores watched lists.
+pub(crate) fn permalink(room_id: &str) -> String {
+    format!("https://matrix.to/#/{room_id}")
+}
+
+impl Bot {
+    fn own_server(&self) -> &str {
+        self.bot_user.split_once(':').map_or("", |(_, server)| server)
+    }
+
+    /// Joins and loads every watched list at start. A list that cannot be
+    /// loaded is reported and blocks ACLs until it loads.
+    pub(crate) async fn load_watched_lists(&mut self) {
+        let references = match store::read(&self.client, WATCHED_LISTS).await {
+            Ok(content) => match references_of(content.as_ref()) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.policy.failed.insert(WATCHED_LISTS.to_owned(), e.clone());
+                    self.notify(&format!("{WATCHED_LISTS} is unusable: {e}. No server ACL will be sent.")).await;
+                    return;
+                }
+            },
+            Err(e) => {
+                self.policy.failed.insert(WATCHED_LISTS.to_owned(), format!("{e:#}"));
+                return;
+            }
+        };
+        for reference in references {
+            if let Err(e) = self.watch_reference(&reference).await {
+                let text = format!("cannot load the watched list {reference}: {e}");
+                tracing::error!("{text}");
+                self.policy.failed.insert(reference, e);
+                self.notify(&format!("{text}. No server ACL will be sent until it loads.")).await;
+            }
+        }
+    }
+
+    /// Joins a list by reference (permalink, id or alias), loads its rules
+    /// and applies them. Returns the room id.
+    async fn watch_reference(&mut self, reference: &str) -> Result<String, String> {
+        let room = crate::commands::parse::room_ref(reference).map_err(|e| e.to_string())?;
+        let room_id = super::join(&self.client, &room.to_string()).await.map_err(|e| format!("{e:#}"))?.to_string();
+        self.load_list(&room_id).await?;
+        self.policy.references.insert(room_id.clone(), reference.to_owned());
+        self.policy.failed.remove(reference);
+        Ok(room_id)
+    }
+
+    /// Reads a list room's whole state and applies the difference to what
+    /// is known of it.
+    async fn load_list(&mut self, room_id: &str) -> Result<(), String> {
+        use matrix_sdk::ruma::api::client::state::get_state_events;
+        let id = OwnedRoomId::try_from(room_id).map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .send(get_state_events::v3::Request::new(id))
+            .await
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        #[derive(serde::Deserialize)]
+        struct State<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            state_key: String,
+            #[serde(borrow)]
+            content: &'a serde_json::value::RawValue,
+        }
+        let events: Vec<State<'_>> =
+            response.room_state.iter().filter_map(|raw| serde_json::from_str(raw.json().get()).ok()).collect();
+        let list = self.policy.lists.entry(room_id.to_owned()).or_insert_with(|| PolicyList::new(room_id));
+        // Rules that are gone from the state (redacted, or lost while away) are removed.
+        let present: BTreeSet<(EntityKind, &str)> = events
+            .iter()
+            .filter_map(|e| gleipnir_policy::rule::rule_type(&e.kind).map(|(k, _)| (k, e.state_key.as_str())))
+            .collect();
+        let stale: Vec<(String, String)> = list
+            .rules()
+            .filter(|r| !present.contains(&(r.kind, r.state_key.as_str())))
+            .map(|r| (r.kind.event_type().to_owned(), r.state_key.clone()))
+            .collect();
+        let mut delta = list.apply_all(stale.iter().map(|(t, k)| (t.as_str(), k.as_str(), "{}")));
+        delta.extend(list.apply_all(events.iter().map(|e| (e.kind.as_str(), e.state_key.as_str(), e.content.get()))));
+        if delta.changes.iter().any(|c| c.new_rule().or(c.old_rule()).is_some_and(|r| r.kind == EntityKind::Server)) {
+            self.policy.server_rules_changed = true;
+        }
+        self.policy.pending.extend(delta);
+        Ok(())
+    }
+
+    /// A state event (from sync) in a watched list.
+    pub(crate) fn list_state(&mut self, room: &str, event_type: &str, state_key: &str, content: &str) {
+        let Some(list) = self.policy.lists.get_mut(room) else { return };
+        if let Some(change) = list.apply(event_type, state_key, content) {
+            if change.new_rule().or(change.old_rule()).is_some_and(|r| r.kind == EntityKind::Server) {
+                self.policy.server_rules_changed = true;
+            }
+            self.policy.pending.changes.push(change);
+        }
+    }
+
+    /// A redaction in a watched list: the rule it removed is found by
+    /// reloading the list's state.
+    pub(crate) fn list_redaction(&mut self, room: &str) {
+        if self.policy.is_list(room) {
+            self.policy.reload.insert(room.to_owned());
+        }
+    }
+
+    /// A membership change in a protected room.
+    pub(crate) fn member_state(&mut self, room: &str, user: &str, membership: gleipnir_runtime::Membership) -> bool {
+        use gleipnir_runtime::Membership::{Invite, Join, Knock};
+        let present = matches!(membership, Join | Invite | Knock);
+        self.policy.members.set(room, user, present);
+        matches!(membership, Join | Knock)
+    }
+
+    /// An `m.room.server_acl` in a protected room.
+    pub(crate) fn acl_state(&mut self, room: &str, sender: &str, content: &str) {
+        let Some(acl) = serde_json::from_str(content).ok().as_ref().and_then(ServerAcl::from_content) else { return };
+        if sender != self.bot_user {
+            // Someone else edited it: put ours back if it differs.
+            self.policy.acl_due = true;
+        }
+        self.policy.acls.insert(room.to_owned(), (acl, sender.to_owned()));
+    }
+
+    /// Bans a user who joined or knocked, if a rule says so.
+    pub(crate) async fn check_newcomer(&mut self, room: &str, user: &str) {
+        let Some(rule) = self.policy.index.acting(EntityKind::User, user).cloned() else { return };
+        let action =
+            Action::Ban(TargetUser { room_id: room.to_owned(), user_id: user.to_owned(), reason: rule.reason.clone() });
+        let report = self.run_policy_action(action).await;
+        self.notify(&report.unwrap_or_else(|| format!("Policy: banned {user} in {room} on joining ({rule})."))).await;
+    }
+
+    async fn run_policy_action(&mut self, action: Action) -> Option<String> {
+        let management = self.management_room();
+        self.executor
+            .run(
+                &self.client,
+                &self.rooms,
+                &self.bot_user,
+                management.as_ref(),
+                executor::Job::Act("policy".to_owned(), action),
+            )
+            .await
+    }
+
+    /// After a sync: reload lists that saw redactions, apply the rule changes
+    /// (bans), and send ACLs once the server rules have settled.
+    pub(crate) async fn apply_policy(&mut self) {
+        for room in std::mem::take(&mut self.policy.reload) {
+            if let Err(e) = self.load_list(&room).await {
+                tracing::warn!(room, "cannot reload the list: {e}");
+            }
+        }
+        let delta = std::mem::take(&mut self.policy.pending);
+        if !delta.is_empty() {
+            self.policy.index.apply(&delta);
+            let bans = gleipnir_policy::bans_for(&delta, &self.policy.members);
+            let mut done = 0;
+            let mut reports = Vec::new();
+            for ban in &bans {
+                let action = Action::Ban(TargetUser {
+                    room_id: ban.room.to_string(),
+                    user_id: ban.user.clone(),
+                    reason: ban.rule.reason.clone(),
+                });
+                match self.run_policy_action(action).await {
+                    None => done += 1,
+                    Some(report) => reports.push(report),
+                }
+            }
+            if !bans.is_empty() {
+                let mut text = format!("Policy: {done} of {} ban(s) carried out.", bans.len());
+                for ban in bans.iter().take(10) {
+                    let _ = write!(text, "\n- {} in {} ({})", ban.user, ban.room, ban.rule);
+                }
+                if bans.len() > 10 {
+                    let _ = write!(text, "\n- … and {} more", bans.len() - 10);
+                }
+                for report in reports.iter().take(10) {
+                    let _ = write!(text, "\n{report}");
+                }
+                self.notify(&text).await;
+            }
+        }
+        if std::mem::take(&mut self.policy.server_rules_changed) {
+            // Wait for a sync without further server-rule changes.
+            self.policy.acl_due = true;
+            return;
+        }
+        if std::mem::take(&mut self.policy.acl_due) {
+            self.sync_acls().await;
+        }
+    }
+
+    /// Sends the compiled ACL to every protected room whose ACL differs.
+    async fn sync_acls(&mut self) {
+        if !self.policy.failed.is_empty() {
+            let failed: Vec<&String> = self.policy.failed.keys().collect();
+            tracing::warn!(?failed, "not sending server ACLs: a watched list failed to load");
+            return;
+        }
+        let compiled = gleipnir_policy::compile_acl(&self.policy.index, self.own_server());
+        for left_out in &compiled.left_out {
+            tracing::warn!("server rule left out of the ACL: {left_out}");
+        }
+        let content = compiled.acl.content();
+        for room in self.protected.clone() {
+            let current = self.policy.acls.get(&room);
+            let ours = current.is_some_and(|(_, sender)| *sender == self.bot_user);
+            // Rooms without server rules and without an ACL of ours are left alone.
+            if compiled.acl.deny.is_empty() && !ours {
+                continue;
+            }
+            if current.is_some_and(|(acl, _)| acl.same_as(&compiled.acl)) {
+                continue;
+            }
+            if self.config.dry_run {
+                self.notify(&format!("Dry run, nothing done: would set {room}'s server ACL to {content}")).await;
+                continue;
+            }
+            match self.send_acl(&room, &content).await {
+                Ok(()) => {
+                    self.policy.acls.insert(room.clone(), (compiled.acl.clone(), self.bot_user.clone()));
+                    self.policy.acl_denied.remove(&room);
+                    tracing::info!(room, deny = compiled.acl.deny.len(), "server ACL updated");
+                }
+                Err(e) => {
+                    if self.policy.acl_denied.insert(room.clone()) {
+                        self.notify(&format!("Cannot set the server ACL of {room}: {e}. (Said once per room.)")).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn send_acl(&self, room: &str, content: &Value) -> Result<(), String> {
+        let Some(r) = OwnedRoomId::try_from(room).ok().and_then(|id| self.client.get_room(&id)) else {
+            return Err("I am not in that room".to_owned());
+        };
+        r.send_state_event_raw("m.room.server_acl", "", content.clone()).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    async fn save_watched(&self) -> anyhow::Result<()> {
+        let references: Vec<&String> = self.policy.references.values().collect();
+        store::write(&self.client, WATCHED_LISTS, json!({ "references": references })).await
+    }
+
+    /// `watch LIST`
+    pub(crate) async fn watch(&mut self, room: &RoomRef) -> String {
+        let reference = match room {
+            RoomRef::Id(id) => permalink(id),
+            RoomRef::Alias(alias) => permalink(alias),
+        };
+        let room_id = match self.watch_reference(&reference).await {
+            Ok(id) => id,
+            Err(e) => return format!("Could not watch {room}: {e}. Nothing changed."),
+        };
+        // Store the room id, so a moved alias cannot change what is watched.
+        self.policy.references.insert(room_id.clone(), permalink(&room_id));
+        if let Err(e) = self.save_watched().await {
+            return format!("Watching {room} for now, but saving the list of watched lists failed: {e:#}");
+        }
+        let rules = self.policy.lists.get(&room_id).map_or(0, PolicyList::len);
+        format!("Now watching {room} ({room_id}): {rules} rule(s). Bans and ACLs follow.")
+    }
+
+    /// `unwatch LIST`
+    pub(crate) async fn unwatch(&mut self, room: &RoomRef) -> String {
+        let room_id = match room {
+            RoomRef::Id(id) => id.clone(),
+            RoomRef::Alias(alias) => match self.resolve(alias).await {
+                Some(id) => id,
+                None => return format!("Could not resolve {alias}. Nothing changed."),
+            },
+        };
+        let Some(list) = self.policy.lists.remove(&room_id) else {
+            return format!("{room} is not a watched list.");
+        };
+        let reference = self.policy.references.remove(&room_id);
+        self.policy.index.remove_list(&room_id);
+        if let Some(r) = &reference {
+            self.policy.failed.remove(r);
+        }
+        if let Err(e) = self.save_watched().await {
+            return format!("Stopped watching {room} for now, but saving failed: {e:#}");
+        }
+        if list.rules().any(|r| r.kind == EntityKind::Server) {
+            self.policy.acl_due = true;
+        }
+        format!(
+            "No longer watching {room} ({room_id}); its {} rule(s) no longer apply. Bans already made stay.",
+            list.len()
+        )
+    }
+
+    /// `rules` and `rules matching ENTITY`
+    pub(crate) fn rules(&self, matching: Option<&str>) -> String {
+        if let Some(entity) = matching {
+            let kind = EntityKind::of(entity);
+            let rules = self.policy.index.matching(kind, entity);
+            if rules.is_empty() {
+                return format!("No rule matches {entity}.");
+            }
+            let mut out = format!("{} rule(s) match {entity}:", rules.len());
+            for rule in rules {
+                let _ = write!(out, "\n- {rule}");
+            }
+            return out;
+        }
+        if self.policy.lists.is_empty() && self.policy.failed.is_empty() {
+            return "No watched lists. Watch one with `watch LIST`.".to_owned();
+        }
+        let mut out = String::from("Watched lists:");
+        for (room, list) in &self.policy.lists {
+            let count = |kind| list.rules().filter(|r| r.kind == kind).count();
+            let _ = write!(
+                out,
+                "\n- {room}: {} rule(s) ({} user, {} room, {} server)",
+                list.len(),
+                count(EntityKind::User),
+                count(EntityKind::Room),
+                count(EntityKind::Server)
+            );
+            let invalid = list.invalid().count();
+            if invalid > 0 {
+                let _ = write!(out, ", {invalid} unusable rule event(s)");
+            }
+        }
+        for (reference, why) in &self.policy.failed {
+            let _ = write!(out, "\n- {reference}: FAILED to load: {why}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watched_lists_read_in_draupnirs_shape() {
+        let content = json!({"references": ["https://matrix.to/#/!list:x", "https://matrix.to/#/%23bans:x"]});
+        assert_eq!(
+            references_of(Some(&content)).unwrap(),
+            ["https://matrix.to/#/!list:x", "https://matrix.to/#/%23bans:x"]
+        );
+        assert_eq!(references_of(None).unwrap(), Vec::<String>::new());
+        assert_eq!(references_of(Some(&json!({"references": "x"}))).unwrap_err(), "`references` is not a list");
+        assert_eq!(references_of(Some(&json!({"references": [1]}))).unwrap_err(), "`references[0]` is not a string");
+    }
+}
