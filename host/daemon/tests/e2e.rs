@@ -560,3 +560,62 @@ fn policy_lists_end_to_end() {
         (membership(synapse, moderator, &second, &late.user_id).as_deref() == Some("ban")).then_some(())
     });
 }
+
+/// Policy-list commands: `list create`, `ban USER LIST`, `takedown USER LIST`
+/// (hashed), and `unban USER` removing the rule and unbanning after a ✅.
+#[test]
+fn policy_commands_end_to_end() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot.user_id);
+    let troll = synapse.register(&unique_name("troll"), "troll-password", false).unwrap();
+    let invite = json!({"user_id": troll.user_id});
+    synapse
+        .call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{}/invite", scene.protected), Some(&invite))
+        .unwrap();
+    join(synapse, &troll, &scene.protected);
+    let _gleipnir = scene.start(&[], &[]);
+
+    let created = scene.command("list create coc coc-bans", "Created the policy list #coc-bans:localhost");
+    let list = created.split(['(', ')']).nth(1).unwrap().to_owned();
+    scene.command("rules", &format!("- {list}: 0 rule(s)"));
+
+    // A ban through the list: the rule is written and the member banned.
+    scene.command(&format!("ban {} coc spamming", scene.spammer.user_id), "Added to");
+    eventually("the spammer banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref() == Some("ban"))
+            .then_some(())
+    });
+
+    // A takedown: hashed, and it bans too.
+    scene.command(&format!("takedown {} coc", troll.user_id), "hashed: only its sha256 is published");
+    eventually("the troll banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &troll.user_id).as_deref() == Some("ban")).then_some(())
+    });
+    // The list is public: anyone can read it.
+    join(synapse, moderator, &list);
+    let state = synapse.call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{list}/state"), None).unwrap();
+    let takedown = state
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["content"]["recommendation"] == "m.takedown")
+        .expect("the takedown rule");
+    assert!(takedown["content"].get("entity").is_none(), "{takedown}");
+    assert!(!takedown.to_string().contains(&troll.user_id), "the hashed rule reveals the user: {takedown}");
+
+    // Unban: a preview of the rule removal and the unban, then ✅.
+    let preview = scene.command(&format!("unban {}", scene.spammer.user_id), "would carry out 2 operation(s)");
+    assert!(preview.contains("remove the rule") && preview.contains("unban"), "{preview}");
+    let preview_id = notice_id(synapse, moderator, &scene.management, bot, "would carry out 2").unwrap();
+    let reaction = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": preview_id, "key": "✅"}});
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/{}", scene.management, unique_name("r"));
+    synapse.call(moderator, "PUT", &path, Some(&reaction)).unwrap();
+    eventually("the unban", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref() == Some("leave"))
+            .then_some(())
+    });
+    let after = scene.command(&format!("rules matching {}", scene.spammer.user_id), "match");
+    assert!(after.contains("No rule matches"), "{after}");
+    // The takedown stays.
+    assert_eq!(membership(synapse, moderator, &scene.protected, &troll.user_id).as_deref(), Some("ban"));
+}

@@ -149,9 +149,14 @@ impl RoomStates {
 
     /// The joined members of a room.
     pub fn joined(&self, room: &str) -> Vec<String> {
+        self.with_membership(room, Membership::Join)
+    }
+
+    /// The users of a room with one membership (e.g. everyone banned).
+    pub fn with_membership(&self, room: &str, membership: Membership) -> Vec<String> {
         let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
         rooms.get(room).map_or_else(Vec::new, |r| {
-            r.members.iter().filter(|(_, m)| m.membership == Membership::Join).map(|(u, _)| u.clone()).collect()
+            r.members.iter().filter(|(_, m)| m.membership == membership).map(|(u, _)| u.clone()).collect()
         })
     }
 }

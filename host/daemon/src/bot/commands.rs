@@ -29,7 +29,7 @@ impl Bot {
         match reply {
             Reply::Done(text) => self.notify(&text).await,
             Reply::Plan(plan) => {
-                if plan.ops.len() <= self.config.confirm_above {
+                if plan.ops.len() <= self.config.confirm_above && !plan.always_confirm {
                     let text = self.carry_out(plan).await;
                     self.notify(&text).await;
                 } else if let Some(preview) = self.send_notice(&plan.preview()).await {
@@ -76,8 +76,14 @@ impl Bot {
             Command::Config { op, protection, key, value } => {
                 Reply::Done(self.configure(op, &protection, &key, value).await)
             }
-            Command::Ban { user, room, reason } => self.membership_plan(Verb::Ban, &user, room, reason).await,
-            Command::Unban { user, room } => self.membership_plan(Verb::Unban, &user, room, None).await,
+            Command::Ban { entity, room, reason } => self.ban_command(&entity, room, reason).await,
+            Command::Unban { entity, room } => self.unban_command(&entity, room).await,
+            Command::Takedown { entity, list, reason } => {
+                Reply::Done(self.takedown_command(&entity, &list, reason).await)
+            }
+            Command::ListCreate { shortcode, alias_localpart } => {
+                Reply::Done(self.list_create(&shortcode, &alias_localpart).await)
+            }
             Command::Kick { user, room, reason } => self.membership_plan(Verb::Kick, &user, room, reason).await,
             Command::Redact { target, limit, room } => self.redact_plan(target, limit, room).await,
             Command::Watch(room) => Reply::Done(self.watch(&room).await),
@@ -310,7 +316,7 @@ impl Bot {
     }
 
     /// The rooms a command names, or every protected room.
-    async fn target_rooms(&self, room: Option<RoomRef>) -> Result<Vec<String>, String> {
+    pub(crate) async fn target_rooms(&self, room: Option<RoomRef>) -> Result<Vec<String>, String> {
         let rooms: Vec<String> = match room {
             Some(RoomRef::Id(id)) => vec![id],
             Some(RoomRef::Alias(alias)) => match self.resolve(&alias).await {
@@ -330,7 +336,13 @@ impl Bot {
         self.client.get_room(&id).filter(|r| r.state() == matrix_sdk::RoomState::Joined)
     }
 
-    async fn membership_plan(&self, verb: Verb, user: &str, room: Option<RoomRef>, reason: Option<String>) -> Reply {
+    pub(crate) async fn membership_plan(
+        &self,
+        verb: Verb,
+        user: &str,
+        room: Option<RoomRef>,
+        reason: Option<String>,
+    ) -> Reply {
         let rooms = match self.target_rooms(room).await {
             Ok(r) => r,
             Err(e) => return Reply::Done(e),
@@ -465,6 +477,11 @@ impl Bot {
                     Ok(user) => room.unban_user(user, None).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e),
                 },
+                Op::RemoveRule { event_type, state_key, .. } => room
+                    .send_state_event_raw(event_type, state_key, json!({}))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
                 Op::Redact { event, reason, .. } => {
                     if !self.executor.mark_redacted(event) {
                         continue; // Already redacted by the bot.
@@ -509,7 +526,7 @@ pub(crate) enum Reply {
 }
 
 #[derive(Clone, Copy)]
-enum Verb {
+pub(crate) enum Verb {
     Ban,
     Kick,
     Unban,

@@ -309,7 +309,10 @@ impl Bot {
         for room_id in response.rooms.invited.keys() {
             self.consider_invite(room_id).await;
         }
-        for (room_id, update) in &response.rooms.joined {
+        // The management room last: commands then see this sync's rule and state changes.
+        let mut joined: Vec<_> = response.rooms.joined.iter().collect();
+        joined.sort_by_key(|(room_id, _)| **room_id == self.management);
+        for (room_id, update) in joined {
             let room = room_id.as_str();
             let (matrix_sdk::sync::State::Before(events) | matrix_sdk::sync::State::After(events)) = &update.state;
             for e in events {

@@ -17,16 +17,42 @@ const PREVIEW_LINES: usize = 15;
 /// One operation a command carries out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Op {
-    Ban { room: String, user: String, reason: Option<String> },
-    Kick { room: String, user: String, reason: Option<String> },
-    Unban { room: String, user: String },
-    Redact { room: String, event: String, reason: Option<String> },
+    Ban {
+        room: String,
+        user: String,
+        reason: Option<String>,
+    },
+    Kick {
+        room: String,
+        user: String,
+        reason: Option<String>,
+    },
+    Unban {
+        room: String,
+        user: String,
+    },
+    Redact {
+        room: String,
+        event: String,
+        reason: Option<String>,
+    },
+    /// Empties a rule's state in a policy list (`room`).
+    RemoveRule {
+        room: String,
+        event_type: String,
+        state_key: String,
+        rule: String,
+    },
 }
 
 impl Op {
     pub(crate) fn room(&self) -> &str {
         match self {
-            Op::Ban { room, .. } | Op::Kick { room, .. } | Op::Unban { room, .. } | Op::Redact { room, .. } => room,
+            Op::Ban { room, .. }
+            | Op::Kick { room, .. }
+            | Op::Unban { room, .. }
+            | Op::Redact { room, .. }
+            | Op::RemoveRule { room, .. } => room,
         }
     }
 
@@ -37,6 +63,7 @@ impl Op {
             Op::Kick { user, .. } => format!("kick {user}"),
             Op::Unban { user, .. } => format!("unban {user}"),
             Op::Redact { event, .. } => format!("redact {event}"),
+            Op::RemoveRule { rule, .. } => format!("remove the rule {rule}"),
         }
     }
 }
@@ -49,6 +76,8 @@ pub(crate) struct Plan {
     pub(crate) ops: Vec<Op>,
     /// Rooms (or items) left out, and why.
     pub(crate) skipped: Vec<String>,
+    /// Ask for a ✅ however small the plan is.
+    pub(crate) always_confirm: bool,
 }
 
 impl Plan {
@@ -156,7 +185,7 @@ mod tests {
         let plan = Plan {
             command: "ban @spam:x".to_owned(),
             ops: (0..40).map(|i| ban(&format!("!room{i:02}"))).collect(),
-            skipped: Vec::new(),
+            ..Plan::default()
         };
         let preview = plan.preview();
         assert_eq!(preview.lines().filter(|l| l.starts_with("- !room")).count(), 15);
@@ -166,7 +195,7 @@ mod tests {
     #[test]
     fn a_plan_runs_once_and_only_in_time() {
         let start = Instant::now();
-        let plan = Plan { command: "ban @spam:x".to_owned(), ops: vec![ban("!a")], skipped: Vec::new() };
+        let plan = Plan { command: "ban @spam:x".to_owned(), ops: vec![ban("!a")], ..Plan::default() };
         let mut waiting = Confirmations::default();
         waiting.hold("$preview".to_owned(), plan.clone(), start);
         assert_eq!(waiting.take("$other", start), Confirmed::NotAPreview);

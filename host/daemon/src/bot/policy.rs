@@ -11,16 +11,24 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write;
 
-use gleipnir_policy::{Delta, EntityKind, Index, Members, PolicyList, ServerAcl};
+use std::sync::Arc;
+
+use gleipnir_policy::rule::{sha256, sha256_base64, state_key_for};
+use gleipnir_policy::{Delta, Entity, EntityKind, Index, Members, PolicyList, Recommendation, Rule, ServerAcl};
 use gleipnir_runtime::{Action, TargetUser};
 use matrix_sdk::ruma::OwnedRoomId;
 use serde_json::{Value, json};
 
+use super::commands::{Reply, Verb};
+use super::plan::{Op, Plan};
 use super::{Bot, executor, store};
 use crate::commands::parse::RoomRef;
 
 /// Account data listing the watched policy lists.
 pub(crate) const WATCHED_LISTS: &str = "org.matrix.mjolnir.watched_lists";
+
+/// The state event naming a list's shortcode (Mjolnir's and Draupnir's).
+const SHORTCODE: &str = "org.matrix.mjolnir.shortcode";
 
 #[derive(Default)]
 pub(crate) struct Policy {
@@ -33,7 +41,8 @@ pub(crate) struct Policy {
     pub(crate) failed: BTreeMap<String, String>,
     pub(crate) index: Index,
     pub(crate) members: Members,
-    /// Rule changes not yet applied (collected over one sync).
+    /// Rule changes whose bans are not yet made (collected over one sync;
+    /// the index has them already).
     pending: Delta,
     /// Server rules changed in the sync being handled.
     server_rules_changed: bool,
@@ -45,6 +54,8 @@ pub(crate) struct Policy {
     acls: HashMap<String, (ServerAcl, String)>,
     /// Rooms whose ACL could not be set, reported once.
     acl_denied: BTreeSet<String>,
+    /// List shortcodes (`org.matrix.mjolnir.shortcode`) → list room id.
+    pub(crate) shortcodes: BTreeMap<String, String>,
 }
 
 impl Policy {
@@ -137,6 +148,13 @@ impl Bot {
         }
         let events: Vec<State<'_>> =
             response.room_state.iter().filter_map(|raw| serde_json::from_str(raw.json().get()).ok()).collect();
+        // The room cache knows the list's power levels, to tell whether rules can be written there.
+        for raw in &response.room_state {
+            self.state_event(room_id, raw.json().get());
+        }
+        for e in events.iter().filter(|e| e.kind == SHORTCODE) {
+            self.note_shortcode(room_id, e.content.get());
+        }
         let list = self.policy.lists.entry(room_id.to_owned()).or_insert_with(|| PolicyList::new(room_id));
         // Rules that are gone from the state (redacted, or lost while away) are removed.
         let present: BTreeSet<(EntityKind, &str)> = events
@@ -153,17 +171,31 @@ impl Bot {
         if delta.changes.iter().any(|c| c.new_rule().or(c.old_rule()).is_some_and(|r| r.kind == EntityKind::Server)) {
             self.policy.server_rules_changed = true;
         }
+        // The index is current at once (commands answer from it); bans wait for the end of the sync.
+        self.policy.index.apply(&delta);
         self.policy.pending.extend(delta);
         Ok(())
     }
 
+    fn note_shortcode(&mut self, room: &str, content: &str) {
+        let code = serde_json::from_str::<Value>(content).ok().and_then(|v| v["shortcode"].as_str().map(str::to_owned));
+        self.policy.shortcodes.retain(|_, r| r != room);
+        if let Some(code) = code {
+            self.policy.shortcodes.insert(code, room.to_owned());
+        }
+    }
+
     /// A state event (from sync) in a watched list.
     pub(crate) fn list_state(&mut self, room: &str, event_type: &str, state_key: &str, content: &str) {
+        if event_type == SHORTCODE {
+            self.note_shortcode(room, content);
+        }
         let Some(list) = self.policy.lists.get_mut(room) else { return };
         if let Some(change) = list.apply(event_type, state_key, content) {
             if change.new_rule().or(change.old_rule()).is_some_and(|r| r.kind == EntityKind::Server) {
                 self.policy.server_rules_changed = true;
             }
+            self.policy.index.apply_change(&change);
             self.policy.pending.changes.push(change);
         }
     }
@@ -226,7 +258,6 @@ impl Bot {
         }
         let delta = std::mem::take(&mut self.policy.pending);
         if !delta.is_empty() {
-            self.policy.index.apply(&delta);
             let bans = gleipnir_policy::bans_for(&delta, &self.policy.members);
             let mut done = 0;
             let mut reports = Vec::new();
@@ -351,6 +382,7 @@ impl Bot {
         };
         let reference = self.policy.references.remove(&room_id);
         self.policy.index.remove_list(&room_id);
+        self.policy.shortcodes.retain(|_, r| *r != room_id);
         if let Some(r) = &reference {
             self.policy.failed.remove(r);
         }
@@ -403,6 +435,230 @@ impl Bot {
             let _ = write!(out, "\n- {reference}: FAILED to load: {why}");
         }
         out
+    }
+}
+
+impl Bot {
+    /// A watched list named by shortcode, room id, alias or matrix.to link.
+    async fn find_list(&self, word: &str) -> Option<String> {
+        if let Some(room) = self.policy.shortcodes.get(word) {
+            return Some(room.clone());
+        }
+        let room = match crate::commands::parse::room_ref(word).ok()? {
+            RoomRef::Id(id) => id,
+            RoomRef::Alias(alias) => self.resolve(&alias).await?,
+        };
+        self.policy.is_list(&room).then_some(room)
+    }
+
+    /// Whether the bot may write rules in a list.
+    fn can_edit(&self, list: &str) -> bool {
+        self.rooms.power_level(list, &self.bot_user) >= self.rooms.room_levels(list).state_default
+    }
+
+    fn list_names(&self) -> String {
+        let mut names: Vec<String> = self.policy.shortcodes.keys().cloned().collect();
+        names.extend(self.policy.lists.keys().filter(|r| !self.policy.shortcodes.values().any(|v| v == *r)).cloned());
+        if names.is_empty() { "none are watched".to_owned() } else { names.join(", ") }
+    }
+
+    /// Writes a rule into a watched list; bans follow when it comes back in sync.
+    async fn add_rule(
+        &self,
+        list: &str,
+        entity: &str,
+        recommendation: Recommendation,
+        reason: &str,
+        hashed: bool,
+    ) -> String {
+        if !self.can_edit(list) {
+            return format!("I cannot write rules in {list}: my power level there is too low. Nothing changed.");
+        }
+        let kind = EntityKind::of(entity);
+        let glob = gleipnir_policy::glob::is_glob(entity);
+        let hashed = hashed && !glob;
+        let written_entity = if hashed { Entity::Hashed(sha256(entity)) } else { Entity::from_text(entity) };
+        let state_key = state_key_for(&written_entity, &recommendation);
+        let content = if hashed {
+            json!({"recommendation": recommendation.as_str(), "reason": reason, "hashes": {"sha256": sha256_base64(entity)}})
+        } else {
+            json!({"entity": entity, "recommendation": recommendation.as_str(), "reason": reason})
+        };
+        let Some(room) = OwnedRoomId::try_from(list).ok().and_then(|id| self.client.get_room(&id)) else {
+            return format!("I am not in {list}. Nothing changed.");
+        };
+        if self.config.dry_run {
+            return format!(
+                "Dry run, nothing done: would write {} {state_key} = {content} in {list}",
+                kind.event_type()
+            );
+        }
+        match room.send_state_event_raw(kind.event_type(), &state_key, content).await {
+            Ok(_) => {
+                let how = if hashed { " (hashed: only its sha256 is published)" } else { "" };
+                format!(
+                    "Added to {list}: {} {entity} {}{how}. Bans in protected rooms follow.",
+                    kind.name(),
+                    recommendation.as_str()
+                )
+            }
+            Err(e) => format!("Could not write the rule to {list}: {e}. Nothing changed."),
+        }
+    }
+
+    /// `ban ENTITY [ROOM|LIST] [reason]`
+    pub(crate) async fn ban_command(&mut self, entity: &str, room: Option<RoomRef>, reason: Option<String>) -> Reply {
+        if let Some(r) = &room
+            && let Some(list) = self.find_list(&r.to_string()).await
+        {
+            let reason = reason.unwrap_or_default();
+            return Reply::Done(self.add_rule(&list, entity, Recommendation::Ban, &reason, false).await);
+        }
+        if room.is_none()
+            && let Some(reason) = &reason
+        {
+            let (first, rest) = reason.split_once(' ').unwrap_or((reason, ""));
+            if let Some(list) = self.policy.shortcodes.get(first).cloned() {
+                return Reply::Done(self.add_rule(&list, entity, Recommendation::Ban, rest, false).await);
+            }
+        }
+        if gleipnir_runtime::event::check_user_id(entity).is_ok() {
+            return self.membership_plan(Verb::Ban, entity, room, reason).await;
+        }
+        Reply::Done(format!(
+            "`{entity}` is not a user, so it can only be banned through a policy list: `ban {entity} LIST [reason]` (lists: {}).",
+            self.list_names()
+        ))
+    }
+
+    /// `takedown ENTITY LIST [reason]`
+    pub(crate) async fn takedown_command(&mut self, entity: &str, list: &str, reason: Option<String>) -> String {
+        match self.find_list(list).await {
+            Some(room) => {
+                self.add_rule(&room, entity, Recommendation::Takedown, &reason.unwrap_or_default(), true).await
+            }
+            None => format!("`{list}` is not a watched list (lists: {}). Nothing changed.", self.list_names()),
+        }
+    }
+
+    /// `unban ENTITY [ROOM]`: removes the rules naming the entity from lists
+    /// the bot can edit and unbans matching users, after a preview.
+    pub(crate) async fn unban_command(&mut self, entity: &str, room: Option<RoomRef>) -> Reply {
+        let kind = EntityKind::of(entity);
+        let hash = sha256(entity);
+        let naming: Vec<Arc<Rule>> = self
+            .policy
+            .index
+            .rules(kind)
+            .filter(|r| r.recommendation.acts())
+            .filter(|r| match &r.entity {
+                Entity::Hashed(h) => *h == hash,
+                other => other.to_string() == entity,
+            })
+            .cloned()
+            .collect();
+        if naming.is_empty() {
+            if gleipnir_runtime::event::check_user_id(entity).is_ok() {
+                return self.membership_plan(Verb::Unban, entity, room, None).await;
+            }
+            return Reply::Done(format!("No rule in a watched list names {entity}. Nothing changed."));
+        }
+        let mut plan = Plan { always_confirm: true, ..Plan::default() };
+        for rule in &naming {
+            if self.can_edit(&rule.list) {
+                plan.ops.push(Op::RemoveRule {
+                    room: rule.list.to_string(),
+                    event_type: rule_event_type(rule),
+                    state_key: rule.state_key.clone(),
+                    rule: rule.to_string(),
+                });
+            } else {
+                plan.skipped.push(format!("{rule}: I cannot edit {}", rule.list));
+            }
+        }
+        if kind == EntityKind::User {
+            let rooms = match self.target_rooms(room).await {
+                Ok(r) => r,
+                Err(e) => return Reply::Done(e),
+            };
+            let glob = gleipnir_policy::glob::Glob::new(entity);
+            for room in rooms {
+                for user in self.rooms.with_membership(&room, gleipnir_runtime::Membership::Ban) {
+                    let matches = match &glob {
+                        Some(g) => g.matches(&user),
+                        None => user == entity,
+                    };
+                    if matches {
+                        plan.ops.push(Op::Unban { room: room.clone(), user });
+                    }
+                }
+            }
+        }
+        // Say which other rules will still apply.
+        let still: Vec<String> = self
+            .policy
+            .index
+            .matching(kind, entity)
+            .into_iter()
+            .filter(|r| r.recommendation.acts() && !naming.iter().any(|n| Arc::ptr_eq(n, r)))
+            .map(|r| format!("{r}: still matches (not removed)"))
+            .collect();
+        plan.skipped.extend(still);
+        if plan.ops.is_empty() {
+            let mut out = format!("Nothing I can change for {entity}.");
+            for s in &plan.skipped {
+                let _ = write!(out, "\n- {s}");
+            }
+            return Reply::Done(out);
+        }
+        Reply::Plan(plan)
+    }
+
+    /// `list create SHORTCODE ALIAS_LOCALPART`
+    pub(crate) async fn list_create(&mut self, shortcode: &str, localpart: &str) -> String {
+        use matrix_sdk::ruma::api::client::room::{Visibility, create_room};
+        use matrix_sdk::ruma::serde::Raw;
+        if let Some(room) = self.policy.shortcodes.get(shortcode) {
+            return format!("The shortcode `{shortcode}` is already used by {room}. Nothing changed.");
+        }
+        let mut request = create_room::v3::Request::new();
+        request.room_alias_name = Some(localpart.to_owned());
+        request.name = Some(format!("{shortcode} (policy list)"));
+        request.topic = Some("Moderation policy rules, kept by Gleipnir.".to_owned());
+        request.preset = Some(create_room::v3::RoomPreset::PublicChat);
+        request.visibility = Visibility::Private;
+        // Only moderators (power 50) write rules or post; the creator (the bot) keeps its power.
+        let levels =
+            json!({"events_default": 50, "state_default": 50, "invite": 50, "kick": 50, "ban": 50, "redact": 50});
+        request.power_level_content_override = Raw::new(&levels).ok().map(Raw::cast_unchecked);
+        let shortcode_event = json!({"type": SHORTCODE, "state_key": "", "content": {"shortcode": shortcode}});
+        request.initial_state = Raw::new(&shortcode_event).ok().map(Raw::cast_unchecked).into_iter().collect();
+        let room = match self.client.create_room(request).await {
+            Ok(room) => room.room_id().to_string(),
+            Err(e) => return format!("Could not create the list: {e}. Nothing changed."),
+        };
+        let reference = permalink(&room);
+        if let Err(e) = self.watch_reference(&reference).await {
+            return format!("Created {room} but could not watch it: {e}");
+        }
+        self.policy.shortcodes.insert(shortcode.to_owned(), room.clone());
+        let alias = format!("#{localpart}:{}", self.own_server());
+        match self.save_watched().await {
+            Ok(()) => {
+                format!("Created the policy list {alias} ({room}) with shortcode `{shortcode}`, and watching it.")
+            }
+            Err(e) => format!("Created {alias} ({room}) and watching it for now, but saving failed: {e:#}"),
+        }
+    }
+}
+
+/// The event type a rule was found under (the newest generation's otherwise).
+fn rule_event_type(rule: &Rule) -> String {
+    let kind = rule.kind.name();
+    match rule.generation {
+        gleipnir_policy::rule::Generation::Stable => format!("m.policy.rule.{kind}"),
+        gleipnir_policy::rule::Generation::Room => format!("m.room.rule.{kind}"),
+        gleipnir_policy::rule::Generation::Mjolnir => format!("org.matrix.mjolnir.rule.{kind}"),
     }
 }
 

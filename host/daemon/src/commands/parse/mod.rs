@@ -35,7 +35,9 @@ pub(crate) enum ConfigOp {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Command {
-    Help { topic: Option<String> },
+    Help {
+        topic: Option<String>,
+    },
     Status,
     Rooms,
     RoomsAdd(RoomRef),
@@ -44,14 +46,47 @@ pub(crate) enum Command {
     Enable(String),
     Disable(String),
     Show(String),
-    Config { op: ConfigOp, protection: String, key: String, value: Option<String> },
-    Ban { user: String, room: Option<RoomRef>, reason: Option<String> },
-    Unban { user: String, room: Option<RoomRef> },
-    Kick { user: String, room: Option<RoomRef>, reason: Option<String> },
-    Redact { target: RedactTarget, limit: Option<u32>, room: Option<RoomRef> },
+    Config {
+        op: ConfigOp,
+        protection: String,
+        key: String,
+        value: Option<String>,
+    },
+    /// `entity` is a user, or (with a list) a glob, room or server; `room`
+    /// may name a protected room or a watched list.
+    Ban {
+        entity: String,
+        room: Option<RoomRef>,
+        reason: Option<String>,
+    },
+    Unban {
+        entity: String,
+        room: Option<RoomRef>,
+    },
+    Takedown {
+        entity: String,
+        list: String,
+        reason: Option<String>,
+    },
+    ListCreate {
+        shortcode: String,
+        alias_localpart: String,
+    },
+    Kick {
+        user: String,
+        room: Option<RoomRef>,
+        reason: Option<String>,
+    },
+    Redact {
+        target: RedactTarget,
+        limit: Option<u32>,
+        room: Option<RoomRef>,
+    },
     Watch(RoomRef),
     Unwatch(RoomRef),
-    Rules { matching: Option<String> },
+    Rules {
+        matching: Option<String>,
+    },
 }
 
 /// A command and whether the moderator said `--no-confirm`.
@@ -80,8 +115,16 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
         "protections",
         "protections | protections enable|disable|show NAME | protections config set|add|remove|reset NAME KEY [VALUE]",
     ),
-    ("ban", "ban USER [ROOM] [reason]: ban in one room or every protected room"),
-    ("unban", "unban USER [ROOM]: unban in one room or every protected room"),
+    (
+        "ban",
+        "ban USER [ROOM] [reason]: ban in one room or every protected room | ban ENTITY LIST [reason]: add a ban rule to a policy list",
+    ),
+    (
+        "unban",
+        "unban USER [ROOM]: unban in one room or every protected room; if rules in lists I can edit match, shows what it removes and asks first",
+    ),
+    ("takedown", "takedown ENTITY LIST [reason]: add a takedown rule (hashed, MSC4205, unless a glob)"),
+    ("list", "list create SHORTCODE ALIAS_LOCALPART: create a policy list and watch it"),
     ("kick", "kick USER [ROOM] [reason]: kick from one room or every protected room"),
     ("redact", "redact USER|EVENT_PERMALINK [--limit N] [--room ROOM]: remove messages"),
     ("watch", "watch LIST: follow a policy list (alias, ID or matrix.to link); its rules apply"),
@@ -174,19 +217,48 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
         },
         "protections" => protections(rest)?,
         "ban" | "kick" => {
-            let [user, more @ ..] = rest else { return Err(usage(first)) };
-            let user = user_ref(user)?;
+            let [target, more @ ..] = rest else { return Err(usage(first)) };
             let (room, reason_words) = match more.first() {
                 Some(r) if looks_like_room(r) => (Some(room_ref(r)?), &more[1..]),
                 _ => (None, more),
             };
             let reason = (!reason_words.is_empty()).then(|| reason_words.join(" "));
-            if first == "ban" { Command::Ban { user, room, reason } } else { Command::Kick { user, room, reason } }
+            if first == "ban" {
+                Command::Ban { entity: policy_entity(target)?, room, reason }
+            } else {
+                Command::Kick { user: user_ref(target)?, room, reason }
+            }
         }
         "unban" => match rest {
-            [user] => Command::Unban { user: user_ref(user)?, room: None },
-            [user, room] => Command::Unban { user: user_ref(user)?, room: Some(room_ref(room)?) },
+            [entity] => Command::Unban { entity: policy_entity(entity)?, room: None },
+            [entity, room] => Command::Unban { entity: policy_entity(entity)?, room: Some(room_ref(room)?) },
             _ => return Err(usage("unban")),
+        },
+        "takedown" => {
+            let [entity, list, reason @ ..] = rest else { return Err(usage("takedown")) };
+            let reason = (!reason.is_empty()).then(|| reason.join(" "));
+            Command::Takedown { entity: policy_entity(entity)?, list: (*list).to_owned(), reason }
+        }
+        "list" => match rest {
+            ["create", shortcode, localpart] => {
+                let code_ok = !shortcode.is_empty()
+                    && shortcode.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+                if !code_ok {
+                    return Err(ParseError(format!(
+                        "`{shortcode}` is not a shortcode (lower-case letters, digits, - and _)"
+                    )));
+                }
+                let local_ok = !localpart.is_empty()
+                    && localpart.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.=/".contains(c));
+                if !local_ok {
+                    return Err(ParseError(format!(
+                        "`{localpart}` is not an alias localpart (lower-case letters, digits, - _ . = /)"
+                    )));
+                }
+                Command::ListCreate { shortcode: (*shortcode).to_owned(), alias_localpart: (*localpart).to_owned() }
+            }
+            [sub, ..] if *sub != "create" => return Err(unknown_sub("list", sub, &["create"])),
+            _ => return Err(usage("list")),
         },
         "redact" => redact(rest)?,
         "watch" | "unwatch" => {
@@ -379,6 +451,30 @@ pub(crate) fn room_ref(word: &str) -> Result<RoomRef, ParseError> {
     } else {
         Err(ParseError(format!(
             "`{word}` is not a room (an id like !abc, an alias like #room:server, or a matrix.to link)"
+        )))
+    }
+}
+
+/// What a policy rule can name: a user, a room (id or alias), a server, or a
+/// glob of one of them.
+fn policy_entity(word: &str) -> Result<String, ParseError> {
+    let text = entity_ref(word);
+    let glob = text.contains(['*', '?']);
+    let ok = match text.as_bytes().first() {
+        Some(b'@') => glob || gleipnir_runtime::event::check_user_id(&text).is_ok(),
+        Some(b'!' | b'#') => text.len() > 1,
+        Some(_) => {
+            !text.contains(char::is_whitespace)
+                && (glob || text.contains(['.', ':']) || text == "localhost")
+                && !text.starts_with("http")
+        }
+        None => false,
+    };
+    if ok {
+        Ok(text)
+    } else {
+        Err(ParseError(format!(
+            "`{word}` is not a user, room or server (e.g. @user:server, #room:server, evil.example, or a glob like @*:evil.example)"
         )))
     }
 }

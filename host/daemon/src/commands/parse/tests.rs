@@ -88,22 +88,41 @@ fn protections_and_settings() {
 
 #[test]
 fn moderation() {
-    check("ban @spam:example.org", r##"Ban { user: "@spam:example.org", room: None, reason: None }"##);
+    check("ban @spam:example.org", r##"Ban { entity: "@spam:example.org", room: None, reason: None }"##);
     check(
         "ban @spam:example.org #room:x spam and scam --no-confirm",
-        r##"Ban { user: "@spam:example.org", room: Some(Alias("#room:x")), reason: Some("spam and scam") } no-confirm"##,
+        r##"Ban { entity: "@spam:example.org", room: Some(Alias("#room:x")), reason: Some("spam and scam") } no-confirm"##,
     );
     check(
         "ban @spam:example.org coc spam",
-        r##"Ban { user: "@spam:example.org", room: None, reason: Some("coc spam") }"##,
+        r##"Ban { entity: "@spam:example.org", room: None, reason: Some("coc spam") }"##,
     );
     check(
         "ban https://matrix.to/#/@spam:example.org",
-        r##"Ban { user: "@spam:example.org", room: None, reason: None }"##,
+        r##"Ban { entity: "@spam:example.org", room: None, reason: None }"##,
     );
-    check("ban spam", "error: `spam` is not a user (an id like @user:server, or a matrix.to link)");
-    check("ban", "error: usage: ban USER [ROOM] [reason]: ban in one room or every protected room");
-    check("unban @a:x !r", r##"Unban { user: "@a:x", room: Some(Id("!r")) }"##);
+    check(
+        "ban spam",
+        "error: `spam` is not a user, room or server (e.g. @user:server, #room:server, evil.example, or a glob like @*:evil.example)",
+    );
+    check(
+        "ban",
+        "error: usage: ban USER [ROOM] [reason]: ban in one room or every protected room | ban ENTITY LIST [reason]: add a ban rule to a policy list",
+    );
+    check("ban *.evil.example coc spam", r##"Ban { entity: "*.evil.example", room: None, reason: Some("coc spam") }"##);
+    check(
+        "ban @*:evil.example #list:x",
+        r##"Ban { entity: "@*:evil.example", room: Some(Alias("#list:x")), reason: None }"##,
+    );
+    check("unban @a:x !r", r##"Unban { entity: "@a:x", room: Some(Id("!r")) }"##);
+    check("takedown @a:x coc csam", r##"Takedown { entity: "@a:x", list: "coc", reason: Some("csam") }"##);
+    check(
+        "takedown @a:x",
+        "error: usage: takedown ENTITY LIST [reason]: add a takedown rule (hashed, MSC4205, unless a glob)",
+    );
+    check("list create coc community-bans", r##"ListCreate { shortcode: "coc", alias_localpart: "community-bans" }"##);
+    check("list create Coc bans", "error: `Coc` is not a shortcode (lower-case letters, digits, - and _)");
+    check("list make coc bans", "error: unknown `list make`; expected one of: create");
     check("kick @a:x being rude", r##"Kick { user: "@a:x", room: None, reason: Some("being rude") }"##);
     check(
         "redact @a:x --limit 50 --room #r:x",
