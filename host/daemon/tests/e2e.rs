@@ -619,3 +619,54 @@ fn policy_commands_end_to_end() {
     // The takedown stays.
     assert_eq!(membership(synapse, moderator, &scene.protected, &troll.user_id).as_deref(), Some("ban"));
 }
+
+/// No ACL is sent while a watched list failed to load; once that list is
+/// unwatched the ACL follows the rules, and a redacted rule leaves it.
+#[test]
+fn no_acl_while_a_watched_list_failed_to_load() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot.user_id);
+    let list = create_room(synapse, moderator, &[&scene.bot], json!({}));
+    join(synapse, &scene.bot, &list);
+    put_rule(synapse, moderator, &list, "server", "evil", json!({"entity": "evil.example", "recommendation": "m.ban"}));
+    let missing = "https://matrix.to/#/!missing:localhost";
+    let watched = json!({"references": [format!("https://matrix.to/#/{list}"), missing]});
+    let path = format!("/_matrix/client/v3/user/{bot}/account_data/org.matrix.mjolnir.watched_lists");
+    synapse.call(&scene.bot, "PUT", &path, Some(&watched)).unwrap();
+
+    let _gleipnir = scene.start(&[], &[]);
+    let rules = scene.command("rules", "FAILED to load");
+    assert!(rules.contains(&format!("- {list}: 1 rule(s)")), "{rules}");
+    put_rule(
+        synapse,
+        moderator,
+        &list,
+        "server",
+        "worse",
+        json!({"entity": "worse.example", "recommendation": "m.ban"}),
+    );
+    scene.command("rules", "2 rule(s)");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        acl_updates_by(synapse, moderator, &scene.protected, bot).is_empty(),
+        "an ACL was sent from incomplete lists"
+    );
+
+    scene.command(&format!("unwatch {missing}"), "No longer watching");
+    let expected = json!(["evil.example", "worse.example"]);
+    let acl_path = format!("/_matrix/client/v3/rooms/{}/state/m.room.server_acl/", scene.protected);
+    eventually("the ACL once the failed list is gone", Duration::from_secs(30), || {
+        synapse.call(moderator, "GET", &acl_path, None).ok().filter(|acl| acl["deny"] == expected)
+    });
+    let saved = synapse.call(&scene.bot, "GET", &path, None).unwrap();
+    assert_eq!(saved, json!({"references": [format!("https://matrix.to/#/{list}")]}));
+
+    // Redacting a rule removes it: the ACL follows.
+    let state = synapse.call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{list}/state"), None).unwrap();
+    let worse = state.as_array().unwrap().iter().find(|e| e["state_key"] == "worse").unwrap()["event_id"].clone();
+    let redact = format!("/_matrix/client/v3/rooms/{list}/redact/{}/{}", worse.as_str().unwrap(), unique_name("x"));
+    synapse.call(moderator, "PUT", &redact, Some(&json!({}))).unwrap();
+    eventually("the ACL without the redacted rule", Duration::from_secs(30), || {
+        synapse.call(moderator, "GET", &acl_path, None).ok().filter(|acl| acl["deny"] == json!(["evil.example"]))
+    });
+}

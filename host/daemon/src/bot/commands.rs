@@ -104,6 +104,17 @@ impl Bot {
         let uptime = self.started.elapsed().as_secs();
         let _ = writeln!(out, "Gleipnir {}: up {}m{}s", env!("CARGO_PKG_VERSION"), uptime / 60, uptime % 60);
         let _ = writeln!(out, "Protected rooms: {}", self.protected.len());
+        let _ = writeln!(
+            out,
+            "Watched lists: {} ({} rules){}",
+            self.policy.lists.len(),
+            self.policy.index.len(),
+            if self.policy.failed.is_empty() {
+                String::new()
+            } else {
+                format!("; {} FAILED to load, so no server ACL is sent (see `rules`)", self.policy.failed.len())
+            }
+        );
         let lag = self
             .last_sync
             .map_or("no sync yet".to_owned(), |t| format!("last sync {} ms ago", t.elapsed().as_millis()));

@@ -344,8 +344,11 @@ impl Bot {
         r.send_state_event_raw("m.room.server_acl", "", content.clone()).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
+    /// Saves the watched lists: those loaded and those that failed to load
+    /// (a list that is unreachable now is not forgotten for that).
     async fn save_watched(&self) -> anyhow::Result<()> {
-        let references: Vec<&String> = self.policy.references.values().collect();
+        let mut references: Vec<&String> = self.policy.references.values().collect();
+        references.extend(self.policy.failed.keys().filter(|r| *r != WATCHED_LISTS));
         store::write(&self.client, WATCHED_LISTS, json!({ "references": references })).await
     }
 
@@ -378,7 +381,18 @@ impl Bot {
             },
         };
         let Some(list) = self.policy.lists.remove(&room_id) else {
-            return format!("{room} is not a watched list.");
+            // A list that failed to load is unwatched by the reference it was stored under.
+            let failed = self.policy.failed.keys().find(|r| {
+                crate::commands::parse::room_ref(r)
+                    .is_ok_and(|parsed| parsed.to_string() == room.to_string() || parsed.to_string() == room_id)
+            });
+            let Some(reference) = failed.cloned() else { return format!("{room} is not a watched list.") };
+            self.policy.failed.remove(&reference);
+            if let Err(e) = self.save_watched().await {
+                return format!("Forgot {reference} for now, but saving failed: {e:#}");
+            }
+            self.policy.acl_due = true;
+            return format!("No longer watching {reference} (it had failed to load).");
         };
         let reference = self.policy.references.remove(&room_id);
         self.policy.index.remove_list(&room_id);
