@@ -63,10 +63,10 @@ fn mib(bytes: usize) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// The 100,000 rule events: (type, state key, content).
-fn rule_events() -> Vec<(String, String, String)> {
-    let mut events = Vec::with_capacity(100_000);
-    for i in 0..100_000u32 {
+/// The rule events: (type, state key, content).
+fn rule_events(n: u32) -> Vec<(String, String, String)> {
+    let mut events = Vec::with_capacity(n as usize);
+    for i in 0..n {
         let (kind, entity) = match i % 20 {
             // 80%: literal users, some of whom are members (every 7th of the first 1,000,000).
             0..16 => ("user", format!("@user{}:server{}.example", i * 7 % 1_200_000, i % 997)),
@@ -98,8 +98,22 @@ fn median(mut runs: Vec<Duration>) -> Duration {
     runs[runs.len() / 2]
 }
 
+/// Sizes: the figures with `cargo bench`; a small smoke run under `cargo test`.
+struct Scale {
+    rules: u32,
+    members: u32,
+    rooms: u32,
+    per_room: u32,
+}
+
 fn main() {
-    let events = rule_events();
+    let full = std::env::args().any(|a| a == "--bench");
+    let scale = if full {
+        Scale { rules: 100_000, members: 1_000_000, rooms: 1_000, per_room: 1_000 }
+    } else {
+        Scale { rules: 2_000, members: 20_000, rooms: 20, per_room: 100 }
+    };
+    let events = rule_events(scale.rules);
 
     // (c) Loading.
     let mut load_times = Vec::new();
@@ -112,13 +126,14 @@ fn main() {
     }
     let (mut list, mut index) = load(&events);
     println!(
-        "(c) load 100,000 rules from state events: median {:.1} ms of 5 (heap held by list + index: {})",
+        "(c) load {} rules from state events: median {:.1} ms of 5 (heap held by list + index: {})",
+        scale.rules,
         median(load_times).as_secs_f64() * 1e3,
         mib(load_heap)
     );
 
     // (a) A full pass: 1,000,000 member ids.
-    let members: Vec<String> = (0..1_000_000u32).map(|i| format!("@user{i}:server{}.example", i % 997)).collect();
+    let members: Vec<String> = (0..scale.members).map(|i| format!("@user{i}:server{}.example", i % 997)).collect();
     let mut pass_times = Vec::new();
     let mut pass_heap = 0;
     let mut hits = 0;
@@ -131,21 +146,24 @@ fn main() {
     }
     let pass = median(pass_times);
     println!(
-        "(a) full match pass, 1,000,000 members against 100,000 rules: median {:.0} ms of 3 ({:.0} ns/member, {hits} matched; peak extra heap {})",
+        "(a) full match pass, {} members against {} rules: median {:.0} ms of 3 ({:.0} ns/member, {hits} matched; peak extra heap {})",
+        scale.members,
+        scale.rules,
         pass.as_secs_f64() * 1e3,
-        pass.as_nanos() as f64 / 1e6,
+        pass.as_nanos() as f64 / f64::from(scale.members),
         mib(pass_heap)
     );
 
     // (b) One rule added, 1,000 rooms of 1,000 members (from 400,000 distinct users).
     let mut rooms = Members::new();
-    for room in 0..1_000u32 {
+    for room in 0..scale.rooms {
         let room_id = format!("!room{room}:example.org");
-        for j in 0..1_000u32 {
-            let user = (room * 7_919 + j * 401) % 400_000;
+        for j in 0..scale.per_room {
+            let user = (room * 7_919 + j * 401) % (scale.rooms * scale.per_room * 2 / 5);
             rooms.set(&room_id, &format!("@member{user}:home{}.example", user % 50), true);
         }
     }
+    assert!(hits > 0, "some members must match");
     for (name, entity) in [("literal", "@member12345:home45.example"), ("glob", "@member1234*:*")] {
         let content = format!(r#"{{"entity": "{entity}", "recommendation": "m.ban"}}"#);
         let mut times = Vec::new();
@@ -164,7 +182,10 @@ fn main() {
             index.apply_change(&removed);
         }
         println!(
-            "(b) one {name} rule added to 100,000, bans across 1,000 rooms x 1,000 members ({} distinct users): median {:.3} ms of 5 ({count} bans)",
+            "(b) one {name} rule added to {}, bans across {} rooms x {} members ({} distinct users): median {:.3} ms of 5 ({count} bans)",
+            scale.rules,
+            scale.rooms,
+            scale.per_room,
             rooms.len(),
             median(times).as_secs_f64() * 1e3
         );
