@@ -478,6 +478,28 @@ mod noop {
     }
 }
 
+mod policy_echo {
+    use super::*;
+
+    pub(super) fn covered() {}
+
+    #[test]
+    fn reports_policy_changes_only() {
+        let p = load(plugins::POLICY_ECHO);
+        assert_eq!(p.declared().to_string(), "notify-management");
+        let rule = state(
+            "!list:test",
+            "@mod:test",
+            "m.policy.rule.user",
+            "k",
+            serde_json::json!({"entity": "@spam:*", "recommendation": "m.ban"}),
+            1,
+        );
+        let lines = [rule, message("!r:test", "@a:test", 0, "x", 2)];
+        check(&p, &[], &lines, "notify-management policy-echo: added m.ban @spam:* in !list:test (test)");
+    }
+}
+
 mod future_contract {
     use super::*;
 

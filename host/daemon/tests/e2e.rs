@@ -36,6 +36,7 @@ fn start_bot_with_env(synapse: &Synapse, bot: &Account, management: &str, env: &
     let dir = std::env::temp_dir().join(unique_name("gleipnir-e2e-"));
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::FLOODING, dir.join("plugins/flooding.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::POLICY_ECHO, dir.join("plugins/policy-echo.wasm")).unwrap();
     let config = format!(
         r#"[matrix]
 homeserver = "{}"
@@ -48,6 +49,8 @@ data_dir = "data"
 dir = "plugins"
 [protections.flooding]
 grants = ["redact", "ban", "notify-management"]
+[protections.policy-echo]
+grants = ["notify-management"]
 "#,
         synapse.url(),
         bot.user_id,
@@ -494,6 +497,7 @@ fn policy_lists_end_to_end() {
     let _gleipnir = scene.start(&[], &[]);
     scene.command(&format!("rooms add {second}"), "Now protecting");
     scene.command(&format!("watch {list}"), "Now watching");
+    scene.command("protections enable policy-echo", "policy-echo enabled");
 
     // A user rule: the spammer is banned in both protected rooms.
     put_rule(
@@ -509,6 +513,11 @@ fn policy_lists_end_to_end() {
             (membership(synapse, moderator, room, &scene.spammer.user_id).as_deref() == Some("ban")).then_some(())
         });
     }
+    // Protections receive the same delta.
+    let echo = format!("policy-echo: added m.ban {} in {list}", scene.spammer.user_id);
+    eventually("the delta reaching a protection", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains(&echo))
+    });
     let answer = scene.command(&format!("rules matching {}", scene.spammer.user_id), "1 rule(s) match");
     assert!(answer.contains("m.ban") && answer.contains(&list), "{answer}");
 

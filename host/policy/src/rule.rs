@@ -156,7 +156,12 @@ pub fn sha256(text: &str) -> [u8; 32] {
 
 /// The base64 (unpadded) sha256 of an entity, as MSC4205 publishes it.
 pub fn sha256_base64(text: &str) -> String {
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(sha256(text))
+    hash_base64(&sha256(text))
+}
+
+/// A hash as MSC4205 publishes it (base64, unpadded).
+pub fn hash_base64(hash: &[u8; 32]) -> String {
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)
 }
 
 /// One rule in effect.

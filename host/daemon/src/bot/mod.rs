@@ -453,7 +453,9 @@ impl Bot {
 
     async fn dispatch(&mut self, mut event: gleipnir_runtime::Event) {
         event.received_ts = self.queries.clock.now_ms();
-        self.executor.saw(&event.event_id, &event.sender);
+        if !event.event_id.is_empty() {
+            self.executor.saw(&event.event_id, &event.sender);
+        }
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
         for (name, instance) in &mut self.enabled {

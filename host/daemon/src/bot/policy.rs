@@ -257,6 +257,13 @@ impl Bot {
             }
         }
         let delta = std::mem::take(&mut self.policy.pending);
+        // Protections that asked for policy events get the same deltas.
+        let wanted = self.enabled.values().any(|i| i.plugin().wants(gleipnir_runtime::EventClass::Policy));
+        if wanted {
+            for change in &delta.changes {
+                self.dispatch(policy_event(change)).await;
+            }
+        }
         if !delta.is_empty() {
             let bans = gleipnir_policy::bans_for(&delta, &self.policy.members);
             let mut done = 0;
@@ -663,6 +670,42 @@ impl Bot {
             }
             Err(e) => format!("Created {alias} ({room}) and watching it for now, but saving failed: {e:#}"),
         }
+    }
+}
+
+/// A rule change as the contract's event: `room-id` is the list.
+fn policy_event(change: &gleipnir_policy::Change) -> gleipnir_runtime::Event {
+    use gleipnir_runtime::{EventKind, PolicyChange, PolicyRule, RuleChange, RuleKind};
+    let (what, rule) = match change {
+        gleipnir_policy::Change::Added(r) => (RuleChange::Added, r),
+        gleipnir_policy::Change::Modified { new, .. } => (RuleChange::Modified, new),
+        gleipnir_policy::Change::Removed(r) => (RuleChange::Removed, r),
+    };
+    let (entity, entity_sha256) = match &rule.entity {
+        Entity::Hashed(h) => (None, Some(gleipnir_policy::rule::hash_base64(h))),
+        other => (Some(other.to_string()), None),
+    };
+    gleipnir_runtime::Event {
+        room_id: rule.list.to_string(),
+        event_id: String::new(),
+        sender: String::new(),
+        origin_ts: 0,
+        received_ts: 0,
+        content: String::new(),
+        kind: EventKind::Policy(PolicyChange {
+            change: what,
+            rule: PolicyRule {
+                kind: match rule.kind {
+                    EntityKind::User => RuleKind::User,
+                    EntityKind::Room => RuleKind::Room,
+                    EntityKind::Server => RuleKind::Server,
+                },
+                entity,
+                entity_sha256,
+                recommendation: rule.recommendation.as_str().to_owned(),
+                reason: rule.reason.clone(),
+            },
+        }),
     }
 }
 
