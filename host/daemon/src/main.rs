@@ -10,6 +10,7 @@ mod bot;
 mod cli;
 mod commands;
 mod config;
+mod state;
 
 #[derive(Parser)]
 #[command(name = "gleipnir", version, about = "A moderation bot for Matrix with sandboxed protections")]

@@ -20,6 +20,10 @@ impl Bot {
             return;
         };
         let reply = match parse::parse(text) {
+            Ok(parsed) if self.safe_mode && !allowed_in_safe_mode(&parsed.command) => Reply::Done(
+                "Gleipnir is in safe mode: only `status`, `help`, `recover N`, `restart` and `safe mode` work now."
+                    .to_owned(),
+            ),
             Ok(parsed) => {
                 tracing::info!(sender, command = text, "command");
                 self.run_command(text, parsed).await
@@ -81,6 +85,31 @@ impl Bot {
             Command::Takedown { entity, list, reason } => {
                 Reply::Done(self.takedown_command(&entity, &list, reason).await)
             }
+            Command::Recover(n) => {
+                let options = crate::state::numbered(&self.problems);
+                match options.get(n - 1) {
+                    Some(recovery) => Reply::Plan(Plan {
+                        ops: vec![Op::Recover { room: recovery.store().to_owned(), recovery: (*recovery).clone() }],
+                        always_confirm: true,
+                        ..Plan::default()
+                    }),
+                    None if options.is_empty() => {
+                        Reply::Done("There are no recovery options: nothing is wrong.".to_owned())
+                    }
+                    None => Reply::Done(format!("There is no option {n}; `status` lists 1 to {}.", options.len())),
+                }
+            }
+            Command::Restart => {
+                self.restart = true;
+                self.safe_mode = false;
+                Reply::Done("Restarting: reading stored state again…".to_owned())
+            }
+            Command::SafeMode if self.safe_mode => Reply::Done("Already in safe mode; `restart` leaves it.".to_owned()),
+            Command::SafeMode => {
+                self.restart = true;
+                self.safe_mode = true;
+                Reply::Done("Entering safe mode…".to_owned())
+            }
             Command::ListCreate { shortcode, alias_localpart } => {
                 Reply::Done(self.list_create(&shortcode, &alias_localpart).await)
             }
@@ -103,6 +132,9 @@ impl Bot {
         let mut out = String::new();
         let uptime = self.started.elapsed().as_secs();
         let _ = writeln!(out, "Gleipnir {}: up {}m{}s", env!("CARGO_PKG_VERSION"), uptime / 60, uptime % 60);
+        if self.safe_mode {
+            let _ = writeln!(out, "SAFE MODE: nothing is protected and no policy is applied; `restart` to leave it.");
+        }
         let _ = writeln!(out, "Protected rooms: {}", self.protected.len());
         let _ = writeln!(
             out,
@@ -123,6 +155,7 @@ impl Bot {
             let _ = writeln!(out, "Dry run: actions are reported, not carried out");
         }
         out.push_str(&self.protections());
+        out.push_str(&self.problems_status());
         out
     }
 
@@ -471,6 +504,16 @@ impl Bot {
         }
         let mut failed = Vec::new();
         for op in &plan.ops {
+            if let Op::Recover { recovery, .. } = op {
+                match self.recover(recovery).await {
+                    Ok(done) => {
+                        // The problem is dealt with: its options are gone.
+                        self.problems.retain(|p| !p.options.contains(recovery));
+                        return format!("{done} `restart` to start with it.");
+                    }
+                    Err(e) => return format!("Recovery refused: {e}. Nothing changed."),
+                }
+            }
             let Some(room) = self.joined(op.room()) else {
                 failed.push(format!("{} in {}: I am not in that room", op.describe(), op.room()));
                 continue;
@@ -488,6 +531,8 @@ impl Bot {
                     Ok(user) => room.unban_user(user, None).await.map_err(|e| e.to_string()),
                     Err(e) => Err(e),
                 },
+                // Carried out before looking for a room, above.
+                Op::Recover { .. } => continue,
                 Op::RemoveRule { event_type, state_key, .. } => room
                     .send_state_event_raw(event_type, state_key, json!({}))
                     .await
@@ -552,6 +597,13 @@ const DEFAULT_REDACT_LIMIT: u32 = 1000;
 
 /// Pages of 100 events read back per room when looking for a user's events.
 const MAX_PAGES: usize = 100;
+
+fn allowed_in_safe_mode(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Help { .. } | Command::Status | Command::Recover(_) | Command::Restart | Command::SafeMode
+    )
+}
 
 fn list<'a>(items: impl Iterator<Item = &'a String>) -> String {
     items.map(|i| format!("- {i}")).collect::<Vec<_>>().join("\n")

@@ -7,6 +7,7 @@ mod commands;
 mod executor;
 mod plan;
 mod policy;
+mod startup;
 mod store;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +38,7 @@ pub(crate) struct Bot {
     protected: BTreeSet<String>,
     rooms: Arc<RoomStates>,
     queries: Arc<StateQueries>,
+    runtime: Arc<Runtime>,
     plugins: BTreeMap<String, Plugin>,
     enabled: BTreeMap<String, Instance>,
     started: Instant,
@@ -44,6 +46,14 @@ pub(crate) struct Bot {
     executor: executor::Executor,
     confirmations: plan::Confirmations,
     policy: policy::Policy,
+    /// Problems with stored state, with the recovery options `recover N` uses.
+    problems: Vec<crate::state::Problem>,
+    /// In safe mode: only the management room is served, nothing is acted on.
+    safe_mode: bool,
+    /// A moderator asked for `restart` (or `safe mode`): start over.
+    restart: bool,
+    /// Rooms the bot lost while handling a sync (room, why), dealt with after it.
+    lost: Vec<(String, String)>,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
@@ -71,62 +81,31 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
 
     let runtime =
         Runtime::new(RuntimeConfig { limits: config.limits, cache_dir: Some(config.data_dir.join("components")) })?;
-    let mut plugins = BTreeMap::new();
-    for entry in
-        std::fs::read_dir(&config.plugin_dir).with_context(|| format!("cannot list {}", config.plugin_dir.display()))?
-    {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "wasm") {
-            match runtime.load_file(&path) {
-                Ok(plugin) => {
-                    tracing::info!(name = plugin.name(), file = %path.display(), "loaded protection");
-                    plugins.insert(plugin.name().to_owned(), plugin);
-                }
-                Err(e) => tracing::error!(file = %path.display(), "cannot load protection: {e}"),
-            }
-        }
-    }
-
     let rooms = Arc::new(RoomStates::new());
     let queries = Arc::new(StateQueries { bot: bot_user.clone(), clock: Clock::System, rooms: rooms.clone() });
-    let protected: BTreeSet<String> = store::rooms_of(store::read(&client, store::PROTECTED_ROOMS).await?.as_ref())
-        .map_err(anyhow::Error::msg)?
-        .into_iter()
-        .collect();
-    let enabled_names = store::enabled_of(store::read(&client, store::ENABLED_PROTECTIONS).await?.as_ref())
-        .map_err(anyhow::Error::msg)?;
-
     let dry_run = config.dry_run;
     let mut bot = Bot {
         client,
         config,
         bot_user,
         management,
-        protected,
+        protected: BTreeSet::new(),
         rooms,
         queries,
-        plugins,
+        runtime,
+        plugins: BTreeMap::new(),
         enabled: BTreeMap::new(),
         started: Instant::now(),
         last_sync: None,
         executor: executor::Executor::new(dry_run),
         confirmations: plan::Confirmations::default(),
         policy: policy::Policy::default(),
+        problems: Vec::new(),
+        safe_mode: false,
+        restart: false,
+        lost: Vec::new(),
     };
-    for name in enabled_names {
-        if let Err(e) = bot.enable(&name) {
-            tracing::error!(protection = name, "cannot enable: {e:#}");
-            continue;
-        }
-        // Settings moderators set with commands survive restarts.
-        if let Some(overrides) = bot.saved_settings(&name).await
-            && let Some(instance) = bot.enabled.get_mut(&name)
-            && let Err(e) = instance.configure(&overrides)
-        {
-            tracing::warn!(protection = name, "saved settings refused, using defaults: {e}");
-        }
-    }
-    bot.sync_loop().await
+    bot.run().await
 }
 
 /// How every request to the homeserver is retried. matrix-sdk honours
@@ -207,7 +186,9 @@ impl Bot {
         Ok(())
     }
 
-    async fn sync_loop(&mut self) -> anyhow::Result<()> {
+    /// The first sync (room state, acting on nothing), then start, serve,
+    /// and start again whenever a moderator asks for `restart` or `safe mode`.
+    async fn run(&mut self) -> anyhow::Result<()> {
         let tokens = store::SyncToken::new(&self.config.data_dir)?;
         let mut timeline = RoomEventFilter::default();
         timeline.limit = Some(100u32.into());
@@ -225,37 +206,40 @@ impl Bot {
         }
         let first = self.client.sync_once(settings).await.context("the first sync failed")?;
         self.absorb_state(&first);
-        let mut problems = Vec::new();
-        for room in &self.protected.clone() {
-            let joined = OwnedRoomId::try_from(room.as_str())
-                .ok()
-                .and_then(|id| self.client.get_room(&id))
-                .is_some_and(|r| r.state() == matrix_sdk::RoomState::Joined);
-            if !joined && let Err(e) = join(&self.client, room).await {
-                problems.push(format!("cannot join protected room {room}: {e:#}"));
-                continue;
-            }
-            self.load_room_state(room).await;
-        }
-        for problem in &problems {
-            tracing::error!("{problem}");
-            self.notify(problem).await;
-        }
-        // Rules apply to the members already there, once all lists are read.
-        self.load_watched_lists().await;
-        self.apply_policy().await;
         let mut token = first.next_batch;
         tokens.save(&token)?;
         self.last_sync = Some(Instant::now());
-        self.notify(&format!(
-            "Gleipnir started: protecting {} room(s), {} protection(s) enabled.",
-            self.protected.len(),
-            self.enabled.len()
-        ))
-        .await;
 
-        let mut backoff = Duration::from_millis(500);
+        let mut entering_safe_mode = false;
         loop {
+            let problems = if entering_safe_mode { Vec::new() } else { self.start().await };
+            if problems.is_empty() && !entering_safe_mode {
+                self.safe_mode = false;
+                self.notify(&format!(
+                    "Gleipnir started: protecting {} room(s), {} protection(s) enabled, {} watched list(s).",
+                    self.protected.len(),
+                    self.enabled.len(),
+                    self.policy.lists.len()
+                ))
+                .await;
+            } else {
+                if self.config.on_problem == crate::config::OnProblem::Exit && !entering_safe_mode {
+                    let text = crate::state::report(&problems);
+                    self.notify(&format!("Stopping (startup.on_problem = \"exit\"):\n{text}")).await;
+                    bail!("problems with stored state:\n{text}");
+                }
+                self.enter_safe_mode(problems).await;
+            }
+            self.restart = false;
+            self.serve(&filter, &tokens, &mut token).await?;
+            entering_safe_mode = self.safe_mode;
+        }
+    }
+
+    /// The sync loop; returns when a moderator asks to start over.
+    async fn serve(&mut self, filter: &Filter, tokens: &store::SyncToken, token: &mut String) -> anyhow::Result<()> {
+        let mut backoff = Duration::from_millis(500);
+        while !self.restart {
             // An ACL waits for rule changes to settle: come back soon to send it.
             let wait = if self.policy.acl_due() { Duration::from_millis(500) } else { Duration::from_secs(30) };
             let settings = SyncSettings::default().filter(filter.clone()).token(token.clone()).timeout(wait);
@@ -263,9 +247,9 @@ impl Bot {
                 Ok(response) => {
                     backoff = Duration::from_millis(500);
                     self.last_sync = Some(Instant::now());
-                    self.handle_sync(&response, &token).await;
-                    token = response.next_batch;
-                    tokens.save(&token)?;
+                    self.handle_sync(&response, token).await;
+                    *token = response.next_batch;
+                    tokens.save(token)?;
                 }
                 Err(e) => {
                     // Retry from the same token: nothing is lost and nothing handled twice.
@@ -275,6 +259,7 @@ impl Bot {
                 }
             }
         }
+        Ok(())
     }
 
     /// Applies the state (and state in timelines) of a sync to the room cache.
@@ -332,6 +317,13 @@ impl Bot {
             }
             for timeline_event in &update.timeline.events {
                 self.handle_timeline_event(room_id, timeline_event.raw().json().get()).await;
+            }
+        }
+        for (room, why) in std::mem::take(&mut self.lost) {
+            if self.protected.contains(&room) {
+                self.lost_protected_room(&room, &why).await;
+            } else {
+                self.lost_list(&room, &why).await;
             }
         }
         self.apply_policy().await;
@@ -545,14 +537,19 @@ impl Bot {
         if self.policy.is_list(room) {
             self.list_state(room, &kind, &key, content.get());
         }
-        if !self.protected.contains(room) {
-            return None;
-        }
-        if kind == "m.room.server_acl" && key.is_empty() {
+        if kind == "m.room.server_acl" && key.is_empty() && self.protected.contains(room) {
             self.acl_state(room, &sender, content.get());
         }
         match applied {
             gleipnir_runtime::rooms::Applied::Membership { user, now, .. } => {
+                if self.lost_room_check(room, &user, now) {
+                    let why = if now == gleipnir_runtime::Membership::Ban { "I was banned" } else { "I was removed" };
+                    self.lost.push((room.to_owned(), format!("{why} by {sender}")));
+                    return None;
+                }
+                if !self.protected.contains(room) {
+                    return None;
+                }
                 self.member_state(room, &user, now).then_some(user)
             }
             _ => None,

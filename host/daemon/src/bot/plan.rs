@@ -36,6 +36,11 @@ pub(crate) enum Op {
         event: String,
         reason: Option<String>,
     },
+    /// A recovery option; `room` is the store it changes.
+    Recover {
+        room: String,
+        recovery: crate::state::Recovery,
+    },
     /// Empties a rule's state in a policy list (`room`).
     RemoveRule {
         room: String,
@@ -52,7 +57,8 @@ impl Op {
             | Op::Kick { room, .. }
             | Op::Unban { room, .. }
             | Op::Redact { room, .. }
-            | Op::RemoveRule { room, .. } => room,
+            | Op::RemoveRule { room, .. }
+            | Op::Recover { room, .. } => room,
         }
     }
 
@@ -64,6 +70,7 @@ impl Op {
             Op::Unban { user, .. } => format!("unban {user}"),
             Op::Redact { event, .. } => format!("redact {event}"),
             Op::RemoveRule { rule, .. } => format!("remove the rule {rule}"),
+            Op::Recover { recovery, .. } => recovery.describe(),
         }
     }
 }

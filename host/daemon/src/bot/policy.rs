@@ -69,17 +69,6 @@ impl Policy {
     }
 }
 
-/// `{"references": [...]}` → the references.
-pub(crate) fn references_of(content: Option<&Value>) -> Result<Vec<String>, String> {
-    let Some(content) = content else { return Ok(Vec::new()) };
-    let items = content.get("references").and_then(Value::as_array).ok_or("`references` is not a list")?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v.as_str().map(str::to_owned).ok_or_else(|| format!("`references[{i}]` is not a string")))
-        .collect()
-}
-
 /// A permalink for a room id, as Draupnir stores watched lists.
 pub(crate) fn permalink(room_id: &str) -> String {
     format!("https://matrix.to/#/{room_id}")
@@ -90,36 +79,9 @@ impl Bot {
         self.bot_user.split_once(':').map_or("", |(_, server)| server)
     }
 
-    /// Joins and loads every watched list at start. A list that cannot be
-    /// loaded is reported and blocks ACLs until it loads.
-    pub(crate) async fn load_watched_lists(&mut self) {
-        let references = match store::read(&self.client, WATCHED_LISTS).await {
-            Ok(content) => match references_of(content.as_ref()) {
-                Ok(r) => r,
-                Err(e) => {
-                    self.policy.failed.insert(WATCHED_LISTS.to_owned(), e.clone());
-                    self.notify(&format!("{WATCHED_LISTS} is unusable: {e}. No server ACL will be sent.")).await;
-                    return;
-                }
-            },
-            Err(e) => {
-                self.policy.failed.insert(WATCHED_LISTS.to_owned(), format!("{e:#}"));
-                return;
-            }
-        };
-        for reference in references {
-            if let Err(e) = self.watch_reference(&reference).await {
-                let text = format!("cannot load the watched list {reference}: {e}");
-                tracing::error!("{text}");
-                self.policy.failed.insert(reference, e);
-                self.notify(&format!("{text}. No server ACL will be sent until it loads.")).await;
-            }
-        }
-    }
-
     /// Joins a list by reference (permalink, id or alias), loads its rules
     /// and applies them. Returns the room id.
-    async fn watch_reference(&mut self, reference: &str) -> Result<String, String> {
+    pub(crate) async fn watch_reference(&mut self, reference: &str) -> Result<String, String> {
         let room = crate::commands::parse::room_ref(reference).map_err(|e| e.to_string())?;
         let room_id = super::join(&self.client, &room.to_string()).await.map_err(|e| format!("{e:#}"))?.to_string();
         self.load_list(&room_id).await?;
@@ -716,22 +678,5 @@ fn rule_event_type(rule: &Rule) -> String {
         gleipnir_policy::rule::Generation::Stable => format!("m.policy.rule.{kind}"),
         gleipnir_policy::rule::Generation::Room => format!("m.room.rule.{kind}"),
         gleipnir_policy::rule::Generation::Mjolnir => format!("org.matrix.mjolnir.rule.{kind}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn watched_lists_read_in_draupnirs_shape() {
-        let content = json!({"references": ["https://matrix.to/#/!list:x", "https://matrix.to/#/%23bans:x"]});
-        assert_eq!(
-            references_of(Some(&content)).unwrap(),
-            ["https://matrix.to/#/!list:x", "https://matrix.to/#/%23bans:x"]
-        );
-        assert_eq!(references_of(None).unwrap(), Vec::<String>::new());
-        assert_eq!(references_of(Some(&json!({"references": "x"}))).unwrap_err(), "`references` is not a list");
-        assert_eq!(references_of(Some(&json!({"references": [1]}))).unwrap_err(), "`references[0]` is not a string");
     }
 }

@@ -37,26 +37,6 @@ pub(crate) async fn write(client: &Client, event_type: &str, content: Value) -> 
     Ok(())
 }
 
-/// `{"rooms": [...]}` (Mjolnir's shape) → the room ids.
-pub(crate) fn rooms_of(content: Option<&Value>) -> Result<Vec<String>, String> {
-    list_of(content, "rooms")
-}
-
-/// `{"enabled": [...]}` → the protection names.
-pub(crate) fn enabled_of(content: Option<&Value>) -> Result<Vec<String>, String> {
-    list_of(content, "enabled")
-}
-
-fn list_of(content: Option<&Value>, key: &str) -> Result<Vec<String>, String> {
-    let Some(content) = content else { return Ok(Vec::new()) };
-    let items = content.get(key).and_then(Value::as_array).ok_or_else(|| format!("`{key}` is not a list"))?;
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v.as_str().map(str::to_owned).ok_or_else(|| format!("`{key}[{i}]` is not a string")))
-        .collect()
-}
-
 pub(crate) fn rooms_content(rooms: &[String]) -> Value {
     json!({ "rooms": rooms })
 }

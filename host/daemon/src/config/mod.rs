@@ -22,6 +22,15 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// What the bot does when stored state cannot be parsed or used at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnProblem {
+    /// Start in safe mode: answer in the management room, act on nothing.
+    SafeMode,
+    /// Exit with an error listing the problems.
+    Exit,
+}
+
 /// How the bot logs in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Credentials {
@@ -44,6 +53,8 @@ pub(crate) struct Config {
     pub(crate) confirm_above: usize,
     pub(crate) limits: Limits,
     pub(crate) dry_run: bool,
+    /// What happens when stored state or a plugin has a problem at start.
+    pub(crate) on_problem: OnProblem,
     /// Per protection: what the operator grants. Absent: nothing.
     pub(crate) grants: BTreeMap<String, CapabilitySet>,
 }
@@ -65,7 +76,11 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         vec![Problem { path: "(file)".into(), message: format!("line {line}: not valid TOML: {}", e.message()) }]
     })?;
     let mut r = Reader { problems: Vec::new() };
-    r.known_keys("", &root, &["matrix", "storage", "plugins", "commands", "sandbox", "actions", "protections"]);
+    r.known_keys(
+        "",
+        &root,
+        &["matrix", "storage", "plugins", "commands", "sandbox", "actions", "startup", "protections"],
+    );
 
     let matrix = r.table(&root, "matrix", true);
     let mut homeserver = String::new();
@@ -176,6 +191,17 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         }
     }
 
+    let mut on_problem = OnProblem::SafeMode;
+    if let Some(s) = r.section(&root, "startup", &["on_problem"])
+        && let Some(v) = s.get("on_problem")
+    {
+        match v.as_str() {
+            Some("safe_mode") => on_problem = OnProblem::SafeMode,
+            Some("exit") => on_problem = OnProblem::Exit,
+            _ => r.problem("startup.on_problem", "must be \"safe_mode\" or \"exit\""),
+        }
+    }
+
     let mut grants = BTreeMap::new();
     if let Some(protections) = r.table(&root, "protections", false) {
         for (name, value) in protections {
@@ -221,6 +247,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         confirm_above,
         limits,
         dry_run,
+        on_problem,
         grants,
     })
 }

@@ -39,6 +39,7 @@ fn a_good_config_reads_back() {
     assert_eq!(config.limits.memory_bytes, 64 << 20);
     assert_eq!(config.grants["flooding"].to_string(), "redact, ban, notify-management");
     assert!(!config.dry_run);
+    assert_eq!(config.on_problem, OnProblem::SafeMode);
 }
 
 #[test]
@@ -62,13 +63,15 @@ max_actions = 0
 dry_run = "yes"
 [commands]
 confirm_above = -1
+[startup]
+on_problem = "shrug"
 [protections.flooding]
 grants = ["ban", "explode", 3]
 colour = "red"
 [protections.Bad_Name]
 "#,
         r#"
-typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, protections
+typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, startup, protections
 matrix.homeserver: `localhost:8008` is not an http:// or https:// URL
 matrix.user_id: `gleipnir` is not a user id (@user:server)
 matrix.management_room: `moderators` is neither a room id (!room) nor an alias (#room:server)
@@ -78,6 +81,7 @@ sandbox.call_deadline: `1h` must be between 1ms and 10s
 sandbox.memory: `lots` is not a size like "32MiB"
 sandbox.max_actions: must be a whole number from 1 to 100000
 actions.dry_run: must be true or false
+startup.on_problem: must be "safe_mode" or "exit"
 protections.Bad_Name: protection names are lower-case kebab-case, e.g. `flooding`
 protections.flooding.colour: unknown key; expected one of: grants
 protections.flooding.grants[1]: unknown capability `explode`; known: redact, ban, unban, kick, set-join-rule, set-power-level, send-notice, notify-management, edit-policy-lists, suspend-user, deactivate-user, delete-user-media

@@ -72,6 +72,9 @@ pub(crate) enum Command {
         shortcode: String,
         alias_localpart: String,
     },
+    Recover(usize),
+    Restart,
+    SafeMode,
     Kick {
         user: String,
         room: Option<RoomRef>,
@@ -125,6 +128,9 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ),
     ("takedown", "takedown ENTITY LIST [reason]: add a takedown rule (hashed, MSC4205, unless a glob)"),
     ("list", "list create SHORTCODE ALIAS_LOCALPART: create a policy list and watch it"),
+    ("recover", "recover N: apply recovery option N from `status` (after a preview)"),
+    ("restart", "restart: read stored state again and start (leaves safe mode when nothing is wrong)"),
+    ("safe", "safe mode: stop protecting and applying policy until `restart`"),
     ("kick", "kick USER [ROOM] [reason]: kick from one room or every protected room"),
     ("redact", "redact USER|EVENT_PERMALINK [--limit N] [--room ROOM]: remove messages"),
     ("watch", "watch LIST: follow a policy list (alias, ID or matrix.to link); its rules apply"),
@@ -233,6 +239,23 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
             [entity] => Command::Unban { entity: policy_entity(entity)?, room: None },
             [entity, room] => Command::Unban { entity: policy_entity(entity)?, room: Some(room_ref(room)?) },
             _ => return Err(usage("unban")),
+        },
+        "recover" => match rest {
+            [n] => Command::Recover(
+                n.parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| ParseError(format!("`{n}` is not an option number")))?,
+            ),
+            _ => return Err(usage("recover")),
+        },
+        "restart" => {
+            none_left("restart", rest)?;
+            Command::Restart
+        }
+        "safe" => match rest {
+            ["mode"] => Command::SafeMode,
+            _ => return Err(usage("safe")),
         },
         "takedown" => {
             let [entity, list, reason @ ..] = rest else { return Err(usage("takedown")) };

@@ -123,6 +123,10 @@ fn moderation() {
     check("list create coc community-bans", r##"ListCreate { shortcode: "coc", alias_localpart: "community-bans" }"##);
     check("list create Coc bans", "error: `Coc` is not a shortcode (lower-case letters, digits, - and _)");
     check("list make coc bans", "error: unknown `list make`; expected one of: create");
+    check("recover 2 --no-confirm", "Recover(2) no-confirm");
+    check("recover two", "error: `two` is not an option number");
+    check("restart", "Restart");
+    check("safe mode", "SafeMode");
     check("kick @a:x being rude", r##"Kick { user: "@a:x", room: None, reason: Some("being rude") }"##);
     check(
         "redact @a:x --limit 50 --room #r:x",

@@ -1,0 +1,246 @@
+//! Starting (and starting over): every piece of stored state is read through
+//! `crate::state` and then used (rooms joined, lists loaded, plugins
+//! loaded); any problem sends the bot into safe mode, where it protects
+//! nothing and applies no policy until a moderator recovers and restarts.
+//! Losing a protected room or a watched list while running is reported with
+//! the same recovery options, without stopping the rest.
+
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::{Bot, store};
+use crate::state::{self, ENABLED_PROTECTIONS, Kind, PROTECTED_ROOMS, Path, Problem, Recovery, WATCHED_LISTS};
+
+/// Account data `start` reads, with what went wrong reading it.
+async fn read(bot: &Bot, key: &'static str, problems: &mut Vec<Problem>) -> Option<Value> {
+    match store::read(&bot.client, key).await {
+        Ok(content) => content,
+        Err(e) => {
+            problems.push(Problem {
+                store: key,
+                path: Path::default(),
+                kind: Kind::Use,
+                message: format!("could not be fetched from the homeserver ({e:#}); `restart` tries again"),
+                options: Vec::new(),
+            });
+            None
+        }
+    }
+}
+
+impl Bot {
+    /// Loads plugins, then reads and uses every piece of stored state.
+    /// Returns the problems; with none, the bot runs normally.
+    pub(crate) async fn start(&mut self) -> Vec<Problem> {
+        self.protected.clear();
+        self.enabled.clear();
+        self.policy = super::policy::Policy::default();
+        self.problems.clear();
+        let mut problems = self.load_plugins();
+
+        // Protected rooms: joined, and their state loaded.
+        let content = read(self, PROTECTED_ROOMS.key, &mut problems).await;
+        let (rooms, bad) = PROTECTED_ROOMS.read(content.as_ref());
+        problems.extend(bad);
+        for (index, room) in rooms {
+            match super::join(&self.client, &room).await {
+                Ok(id) => {
+                    let id = id.to_string();
+                    self.protected.insert(id.clone());
+                    self.load_room_state(&id).await;
+                }
+                Err(e) => problems.push(PROTECTED_ROOMS.use_problem(content.as_ref(), index, &room, format!("{e:#}"))),
+            }
+        }
+
+        // Enabled protections, with the settings moderators gave them.
+        let content = read(self, ENABLED_PROTECTIONS.key, &mut problems).await;
+        let (names, bad) = ENABLED_PROTECTIONS.read(content.as_ref());
+        problems.extend(bad);
+        for (index, name) in names {
+            let why = match self.plugins.contains_key(&name) {
+                false => Some("no loaded plugin has this name".to_owned()),
+                true => self.enable(&name).err().map(|e| format!("{e:#}")),
+            };
+            if let Some(why) = why {
+                problems.push(ENABLED_PROTECTIONS.use_problem(content.as_ref(), index, &name, why));
+                continue;
+            }
+            if let Some(overrides) = self.saved_settings(&name).await
+                && let Some(instance) = self.enabled.get_mut(&name)
+                && let Err(e) = instance.configure(&overrides)
+            {
+                tracing::warn!(protection = name, "saved settings refused, using defaults: {e}");
+            }
+        }
+
+        // Watched lists.
+        let content = read(self, WATCHED_LISTS.key, &mut problems).await;
+        let (lists, bad) = WATCHED_LISTS.read(content.as_ref());
+        problems.extend(bad);
+        for (index, reference) in lists {
+            if let Err(e) = self.watch_reference(&reference).await {
+                problems.push(WATCHED_LISTS.use_problem(content.as_ref(), index, &reference, e));
+            }
+        }
+
+        if problems.is_empty() {
+            // Rules apply to the members already there.
+            self.apply_policy().await;
+        }
+        problems
+    }
+
+    /// Loads every `.wasm` in the plugin directory; a file that does not
+    /// load is a problem whose option sets the file aside (renamed, not deleted).
+    fn load_plugins(&mut self) -> Vec<Problem> {
+        self.plugins.clear();
+        let mut problems = Vec::new();
+        let entries = match std::fs::read_dir(&self.config.plugin_dir) {
+            Ok(e) => e,
+            Err(e) => {
+                problems.push(Problem {
+                    store: "plugins.dir",
+                    path: Path::default(),
+                    kind: Kind::Use,
+                    message: format!("cannot list {}: {e}", self.config.plugin_dir.display()),
+                    options: Vec::new(),
+                });
+                return problems;
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+            .collect();
+        files.sort();
+        for path in files {
+            match self.runtime.load_file(&path) {
+                Ok(plugin) => {
+                    tracing::info!(name = plugin.name(), file = %path.display(), "loaded protection");
+                    self.plugins.insert(plugin.name().to_owned(), plugin);
+                }
+                Err(e) => {
+                    tracing::error!(file = %path.display(), "cannot load protection: {e}");
+                    let file = path.display().to_string();
+                    problems.push(Problem {
+                        store: "plugins.dir",
+                        path: Path::default().key(&file),
+                        kind: Kind::Use,
+                        message: format!("the plugin does not load: {e}"),
+                        options: vec![Recovery::SetAside { file }],
+                    });
+                }
+            }
+        }
+        problems
+    }
+
+    /// Enters safe mode: nothing protected, no protection running, no policy.
+    pub(crate) async fn enter_safe_mode(&mut self, problems: Vec<Problem>) {
+        self.safe_mode = true;
+        self.protected.clear();
+        self.enabled.clear();
+        self.policy = super::policy::Policy::default();
+        self.problems = problems;
+        let text = if self.problems.is_empty() {
+            "Safe mode, as asked: nothing is protected and no policy is applied. `restart` returns to normal mode."
+                .to_owned()
+        } else {
+            state::report(&self.problems)
+        };
+        tracing::warn!("{text}");
+        self.notify(&text).await;
+    }
+
+    /// The bot lost a protected room while running (kicked, banned, room
+    /// gone): stop protecting it, keep the rest, and offer recovery.
+    pub(crate) async fn lost_protected_room(&mut self, room: &str, why: &str) {
+        if !self.protected.remove(room) {
+            return;
+        }
+        self.policy.members.remove_room(room);
+        let content = store::read(&self.client, PROTECTED_ROOMS.key).await.ok().flatten();
+        let (rooms, _) = PROTECTED_ROOMS.read(content.as_ref());
+        let problem = match rooms.iter().find(|(_, r)| self.same_room(r, room)) {
+            Some((index, stored)) => PROTECTED_ROOMS.use_problem(content.as_ref(), *index, stored, why.to_owned()),
+            None => return,
+        };
+        self.report_runtime_problem(problem).await;
+    }
+
+    /// The bot lost a watched list while running: its rules stay as they
+    /// were, and no ACL is sent until it is back or unwatched.
+    pub(crate) async fn lost_list(&mut self, room: &str, why: &str) {
+        let Some(reference) = self.policy.references.get(room).cloned() else { return };
+        self.policy.failed.insert(reference.clone(), why.to_owned());
+        let content = store::read(&self.client, WATCHED_LISTS.key).await.ok().flatten();
+        let (lists, _) = WATCHED_LISTS.read(content.as_ref());
+        let problem = match lists.iter().find(|(_, r)| *r == reference || self.same_room(r, room)) {
+            Some((index, stored)) => WATCHED_LISTS.use_problem(content.as_ref(), *index, stored, why.to_owned()),
+            None => return,
+        };
+        self.report_runtime_problem(problem).await;
+    }
+
+    fn same_room(&self, stored: &str, room_id: &str) -> bool {
+        crate::commands::parse::room_ref(stored).is_ok_and(|r| r.to_string() == room_id)
+    }
+
+    async fn report_runtime_problem(&mut self, problem: Problem) {
+        let first = state::numbered(&self.problems).len() + 1;
+        let mut text = format!("{problem}. Everything else keeps running.");
+        for (n, option) in problem.options.iter().enumerate() {
+            let _ = write!(text, "\n  {}. {}", first + n, option.describe());
+        }
+        text.push_str("\n`recover N` applies option N (after a preview).");
+        self.problems.push(problem);
+        self.notify(&text).await;
+    }
+
+    /// Carries out one recovery option: the stored value must still be what
+    /// the option showed.
+    pub(crate) async fn recover(&mut self, recovery: &Recovery) -> Result<String, String> {
+        match recovery {
+            Recovery::SetAside { file } => {
+                let aside = format!("{file}.disabled");
+                std::fs::rename(file, &aside).map_err(|e| format!("cannot rename {file}: {e}"))?;
+                Ok(format!("Renamed {file} to {aside}; it is no longer loaded."))
+            }
+            other => {
+                let store = other.store();
+                let now = store::read(&self.client, store).await.map_err(|e| format!("{e:#}"))?;
+                let content = other.apply(now.as_ref())?;
+                store::write(&self.client, store, content.clone()).await.map_err(|e| format!("{e:#}"))?;
+                Ok(format!("{store} is now {content}."))
+            }
+        }
+    }
+
+    /// `status` additions: the problems known, numbered.
+    pub(crate) fn problems_status(&self) -> String {
+        if self.problems.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("\nProblems:");
+        let mut n = 0;
+        for problem in &self.problems {
+            let _ = write!(out, "\n- {problem}");
+            for option in &problem.options {
+                n += 1;
+                let _ = write!(out, "\n  {n}. {}", option.describe());
+            }
+        }
+        out
+    }
+
+    /// Whether the bot itself just left or was removed from `room`.
+    pub(crate) fn lost_room_check(&self, room: &str, user: &str, now: gleipnir_runtime::Membership) -> bool {
+        user == self.bot_user
+            && matches!(now, gleipnir_runtime::Membership::Leave | gleipnir_runtime::Membership::Ban)
+            && (self.protected.contains(room) || self.policy.is_list(room))
+    }
+}

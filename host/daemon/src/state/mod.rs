@@ -1,0 +1,375 @@
+//! Persisted state, described once: each piece of account data the bot keeps
+//! has a key, a default and a reader that yields the usable items plus a
+//! problem for every one that is not, naming the exact item (key path and
+//! index) and whether it does not fit the schema (*parse*) or fits but could
+//! not be used (*use*, e.g. a room that cannot be joined). Every problem
+//! carries numbered recovery options that show the value they would change;
+//! applying one checks that the value is still what was shown, so recovery
+//! never removes anything it did not show. Pure: no Matrix, no I/O.
+
+use std::fmt::{self, Write};
+
+use serde_json::{Value, json};
+
+/// Whether the data does not fit its schema, or fits but could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Parse,
+    Use,
+}
+
+/// One step of a JSON path: an object key or an array index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// A path into a store's content, e.g. `rooms[2]` or `flooding.max-per-minute`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Path(pub(crate) Vec<Step>);
+
+impl Path {
+    pub(crate) fn key(mut self, key: &str) -> Path {
+        self.0.push(Step::Key(key.to_owned()));
+        self
+    }
+
+    pub(crate) fn index(mut self, i: usize) -> Path {
+        self.0.push(Step::Index(i));
+        self
+    }
+
+    fn get<'a>(&self, value: &'a Value) -> Option<&'a Value> {
+        self.0.iter().try_fold(value, |v, step| match step {
+            Step::Key(k) => v.get(k),
+            Step::Index(i) => v.get(i),
+        })
+    }
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, step) in self.0.iter().enumerate() {
+            match step {
+                Step::Key(k) if n == 0 => f.write_str(k)?,
+                Step::Key(k) => write!(f, ".{k}")?,
+                Step::Index(i) => write!(f, "[{i}]")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A change that recovers from a problem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// Remove one item (array element or object key) whose value is `value`.
+    Remove { store: &'static str, path: Path, value: Value },
+    /// Replace the whole store's content (`current`) with its default.
+    Reset { store: &'static str, current: Option<Value>, default: Value },
+    /// Rename a plugin file to `FILE.disabled` so it is no longer loaded.
+    SetAside { file: String },
+}
+
+impl Recovery {
+    pub(crate) fn store(&self) -> &'static str {
+        match self {
+            Recovery::Remove { store, .. } | Recovery::Reset { store, .. } => store,
+            Recovery::SetAside { .. } => "plugins.dir",
+        }
+    }
+
+    /// What it changes, showing the value it changes.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Recovery::Remove { store, path, value } => format!("remove {store} {path} (now {value})"),
+            Recovery::Reset { store, current, default } => match current {
+                Some(c) => format!("reset {store} to {default} (now {})", shorten(&c.to_string())),
+                None => format!("reset {store} to {default}"),
+            },
+            Recovery::SetAside { file } => format!("set the plugin file aside: rename {file} to {file}.disabled"),
+        }
+    }
+
+    /// The store's new content, given its content now. Refused when the
+    /// content no longer holds what the option showed.
+    pub(crate) fn apply(&self, now: Option<&Value>) -> Result<Value, String> {
+        match self {
+            Recovery::SetAside { file } => Err(format!("{file} is a file, not stored state")),
+            Recovery::Reset { store, current, default } => {
+                if now != current.as_ref() {
+                    return Err(format!("{store} changed since this option was offered; run `status` again"));
+                }
+                Ok(default.clone())
+            }
+            Recovery::Remove { store, path, value } => {
+                let changed = || format!("{store} {path} changed since this option was offered; run `status` again");
+                let now = now.ok_or_else(changed)?;
+                if path.get(now) != Some(value) {
+                    return Err(changed());
+                }
+                let (last, parent_path) = path.0.split_last().ok_or_else(changed)?;
+                let mut content = now.clone();
+                let mut parent = &mut content;
+                for step in parent_path {
+                    parent = match step {
+                        Step::Key(k) => parent.get_mut(k),
+                        Step::Index(i) => parent.get_mut(*i),
+                    }
+                    .ok_or_else(changed)?;
+                }
+                match (last, parent) {
+                    (Step::Key(k), Value::Object(map)) => {
+                        map.remove(k);
+                    }
+                    (Step::Index(i), Value::Array(items)) if *i < items.len() => {
+                        items.remove(*i);
+                    }
+                    _ => return Err(changed()),
+                }
+                Ok(content)
+            }
+        }
+    }
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 120;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut end = MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Something stored that cannot be parsed or used, and how to recover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Problem {
+    pub(crate) store: &'static str,
+    pub(crate) path: Path,
+    pub(crate) kind: Kind,
+    pub(crate) message: String,
+    pub(crate) options: Vec<Recovery>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            Kind::Parse => "cannot be read",
+            Kind::Use => "cannot be used",
+        };
+        if self.path.0.is_empty() {
+            write!(f, "{} {kind}: {}", self.store, self.message)
+        } else {
+            write!(f, "{} {} {kind}: {}", self.store, self.path, self.message)
+        }
+    }
+}
+
+/// A piece of account data holding one list of strings under one field,
+/// e.g. `{"rooms": [...]}`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListStore {
+    pub(crate) key: &'static str,
+    pub(crate) field: &'static str,
+    /// Checks one item's form; the reason it is unfit.
+    pub(crate) check: fn(&str) -> Result<(), String>,
+}
+
+impl ListStore {
+    pub(crate) fn default_content(&self) -> Value {
+        json!({ self.field: [] })
+    }
+
+    fn reset(&self, current: Option<&Value>) -> Recovery {
+        Recovery::Reset { store: self.key, current: current.cloned(), default: self.default_content() }
+    }
+
+    /// The usable items with their index, and a problem for each unusable one.
+    /// Absent content is the default (an empty list).
+    pub(crate) fn read(&self, content: Option<&Value>) -> (Vec<(usize, String)>, Vec<Problem>) {
+        let Some(content) = content else { return (Vec::new(), Vec::new()) };
+        let problem = |path: Path, message: String, options: Vec<Recovery>| Problem {
+            store: self.key,
+            path,
+            kind: Kind::Parse,
+            message,
+            options,
+        };
+        let Some(items) = content.get(self.field).and_then(Value::as_array) else {
+            let message = match content.get(self.field) {
+                None => format!("`{}` is missing", self.field),
+                Some(other) => format!("`{}` is {}, not a list", self.field, type_name(other)),
+            };
+            return (
+                Vec::new(),
+                vec![problem(Path::default().key(self.field), message, vec![self.reset(Some(content))])],
+            );
+        };
+        let mut good = Vec::new();
+        let mut problems = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let path = Path::default().key(self.field).index(i);
+            let remove = Recovery::Remove { store: self.key, path: path.clone(), value: item.clone() };
+            match item.as_str() {
+                None => problems.push(problem(path, format!("is {}, not a string", type_name(item)), vec![remove])),
+                Some(text) => match (self.check)(text) {
+                    Ok(()) => good.push((i, text.to_owned())),
+                    Err(why) => problems.push(problem(path, why, vec![remove, self.reset(Some(content))])),
+                },
+            }
+        }
+        (good, problems)
+    }
+
+    /// A usable-looking item that failed when used (e.g. a room that cannot be joined).
+    pub(crate) fn use_problem(&self, content: Option<&Value>, index: usize, item: &str, why: String) -> Problem {
+        let path = Path::default().key(self.field).index(index);
+        Problem {
+            store: self.key,
+            path: path.clone(),
+            kind: Kind::Use,
+            message: format!("`{item}`: {why}"),
+            options: vec![
+                Recovery::Remove { store: self.key, path, value: Value::String(item.to_owned()) },
+                self.reset(content),
+            ],
+        }
+    }
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A room id, alias or matrix.to link to one.
+fn check_room(text: &str) -> Result<(), String> {
+    crate::commands::parse::room_ref(text).map(|_| ()).map_err(|e| e.to_string())
+}
+
+fn check_protection(text: &str) -> Result<(), String> {
+    if gleipnir_runtime::settings::is_kebab(text) { Ok(()) } else { Err(format!("`{text}` is not a protection name")) }
+}
+
+pub(crate) const PROTECTED_ROOMS: ListStore =
+    ListStore { key: "org.matrix.mjolnir.protected_rooms", field: "rooms", check: check_room };
+pub(crate) const WATCHED_LISTS: ListStore =
+    ListStore { key: "org.matrix.mjolnir.watched_lists", field: "references", check: check_room };
+pub(crate) const ENABLED_PROTECTIONS: ListStore =
+    ListStore { key: "org.matrix.mjolnir.enabled_protections", field: "enabled", check: check_protection };
+
+/// The numbered options of a list of problems, in the order shown.
+pub(crate) fn numbered(problems: &[Problem]) -> Vec<&Recovery> {
+    problems.iter().flat_map(|p| p.options.iter()).collect()
+}
+
+/// The safe-mode message: each problem, then its numbered options.
+pub(crate) fn report(problems: &[Problem]) -> String {
+    let mut out = format!(
+        "Safe mode: {} problem(s) with stored state. Nothing is protected and no policy is applied until `restart` succeeds.",
+        problems.len()
+    );
+    let mut n = 0;
+    for problem in problems {
+        let _ = write!(out, "\n\n{problem}");
+        for option in &problem.options {
+            n += 1;
+            let _ = write!(out, "\n  {n}. {}", option.describe());
+        }
+    }
+    out.push_str("\n\n`recover N` applies option N (after a preview); `restart` tries normal mode again.");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_type_offers_a_reset_showing_the_value() {
+        let content = json!({"rooms": "!a:x"});
+        let (good, problems) = PROTECTED_ROOMS.read(Some(&content));
+        assert!(good.is_empty());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].to_string(),
+            "org.matrix.mjolnir.protected_rooms rooms cannot be read: `rooms` is a string, not a list"
+        );
+        assert_eq!(
+            problems[0].options[0].describe(),
+            r#"reset org.matrix.mjolnir.protected_rooms to {"rooms":[]} (now {"rooms":"!a:x"})"#
+        );
+        assert_eq!(problems[0].options[0].apply(Some(&content)).unwrap(), json!({"rooms": []}));
+    }
+
+    #[test]
+    fn one_bad_item_among_good_ones_is_named_by_index() {
+        let content = json!({"rooms": ["!good:x", 42, "not a room", "#alias:x"]});
+        let (good, problems) = PROTECTED_ROOMS.read(Some(&content));
+        assert_eq!(good, [(0, "!good:x".to_owned()), (3, "#alias:x".to_owned())]);
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(lines[0], "org.matrix.mjolnir.protected_rooms rooms[1] cannot be read: is a number, not a string");
+        assert!(
+            lines[1]
+                .starts_with("org.matrix.mjolnir.protected_rooms rooms[2] cannot be read: `not a room` is not a room"),
+            "{}",
+            lines[1]
+        );
+        let remove = &problems[1].options[0];
+        assert_eq!(remove.describe(), r#"remove org.matrix.mjolnir.protected_rooms rooms[2] (now "not a room")"#);
+        assert_eq!(remove.apply(Some(&content)).unwrap(), json!({"rooms": ["!good:x", 42, "#alias:x"]}));
+    }
+
+    #[test]
+    fn recovery_never_removes_what_it_did_not_show() {
+        let content = json!({"rooms": ["!a:x", "!b:x"]});
+        let problem = PROTECTED_ROOMS.use_problem(Some(&content), 1, "!b:x", "I was kicked".to_owned());
+        assert_eq!(problem.kind, Kind::Use);
+        assert_eq!(
+            problem.to_string(),
+            "org.matrix.mjolnir.protected_rooms rooms[1] cannot be used: `!b:x`: I was kicked"
+        );
+        // Someone changed the list meanwhile: index 1 is another room now.
+        let moved = json!({"rooms": ["!b:x", "!c:x"]});
+        assert!(problem.options[0].apply(Some(&moved)).unwrap_err().contains("changed since"));
+        assert!(problem.options[1].apply(Some(&moved)).unwrap_err().contains("changed since"));
+        assert_eq!(problem.options[0].apply(Some(&content)).unwrap(), json!({"rooms": ["!a:x"]}));
+    }
+
+    #[test]
+    fn absent_state_is_the_default_and_no_problem() {
+        let (good, problems) = WATCHED_LISTS.read(None);
+        assert!(good.is_empty() && problems.is_empty());
+        let (_, problems) = ENABLED_PROTECTIONS.read(Some(&json!({})));
+        assert_eq!(
+            problems[0].to_string(),
+            "org.matrix.mjolnir.enabled_protections enabled cannot be read: `enabled` is missing"
+        );
+    }
+
+    #[test]
+    fn the_report_numbers_every_option() {
+        let content = json!({"rooms": [1, "!ok:x"]});
+        let (_, mut problems) = PROTECTED_ROOMS.read(Some(&content));
+        problems.push(ENABLED_PROTECTIONS.use_problem(None, 0, "flooding", "the plugin does not load".to_owned()));
+        let report = report(&problems);
+        assert!(report.contains("\n  1. remove org.matrix.mjolnir.protected_rooms rooms[0] (now 1)"), "{report}");
+        assert!(
+            report.contains("\n  2. remove org.matrix.mjolnir.enabled_protections enabled[0] (now \"flooding\")"),
+            "{report}"
+        );
+        assert!(report.contains("\n  3. reset org.matrix.mjolnir.enabled_protections to {\"enabled\":[]}"), "{report}");
+        assert_eq!(numbered(&problems).len(), 3);
+    }
+}
