@@ -33,8 +33,20 @@ fn start_bot(synapse: &Synapse, bot: &Account, management: &str) -> Gleipnir {
 }
 
 fn start_bot_with_env(synapse: &Synapse, bot: &Account, management: &str, env: &[(&str, &str)]) -> Gleipnir {
+    start_bot_with(synapse, bot, management, env, |_| {})
+}
+
+/// Starts the bot; `prepare` may add files to its directory first.
+fn start_bot_with(
+    synapse: &Synapse,
+    bot: &Account,
+    management: &str,
+    env: &[(&str, &str)],
+    prepare: impl FnOnce(&std::path::Path),
+) -> Gleipnir {
     let dir = std::env::temp_dir().join(unique_name("gleipnir-e2e-"));
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    prepare(&dir);
     std::fs::copy(gleipnir_tests::plugins::FLOODING, dir.join("plugins/flooding.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::POLICY_ECHO, dir.join("plugins/policy-echo.wasm")).unwrap();
     let config = format!(
@@ -629,21 +641,30 @@ fn policy_commands_end_to_end() {
     assert_eq!(membership(synapse, moderator, &scene.protected, &troll.user_id).as_deref(), Some("ban"));
 }
 
-/// No ACL is sent while a watched list failed to load; once that list is
-/// unwatched the ACL follows the rules, and a redacted rule leaves it.
+/// Losing a watched list while running (the bot is banned from it) is
+/// reported with recovery options and no ACL is sent while it is gone;
+/// unwatched, the ACL follows the remaining rules; a redacted rule leaves it.
 #[test]
-fn no_acl_while_a_watched_list_failed_to_load() {
+fn no_acl_while_a_watched_list_is_lost() {
     let scene = Scene::new(Options::default());
     let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot.user_id);
     let list = create_room(synapse, moderator, &[&scene.bot], json!({}));
-    join(synapse, &scene.bot, &list);
+    let other = create_room(synapse, moderator, &[&scene.bot], json!({}));
     put_rule(synapse, moderator, &list, "server", "evil", json!({"entity": "evil.example", "recommendation": "m.ban"}));
-    let missing = "https://matrix.to/#/!missing:localhost";
-    let watched = json!({"references": [format!("https://matrix.to/#/{list}"), missing]});
-    let path = format!("/_matrix/client/v3/user/{bot}/account_data/org.matrix.mjolnir.watched_lists");
-    synapse.call(&scene.bot, "PUT", &path, Some(&watched)).unwrap();
-
     let _gleipnir = scene.start(&[], &[]);
+    scene.command(&format!("watch {list}"), "Now watching");
+    scene.command(&format!("watch {other}"), "Now watching");
+    let acl_path = format!("/_matrix/client/v3/rooms/{}/state/m.room.server_acl/", scene.protected);
+    eventually("the first ACL", Duration::from_secs(30), || {
+        synapse.call(moderator, "GET", &acl_path, None).ok().filter(|acl| acl["deny"] == json!(["evil.example"]))
+    });
+
+    // The bot is banned from the other list: reported, with options.
+    let ban = json!({"user_id": bot, "reason": "test"});
+    synapse.call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{other}/ban"), Some(&ban)).unwrap();
+    eventually("the loss reported", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains("cannot be used") && n.contains("I was banned"))
+    });
     let rules = scene.command("rules", "FAILED to load");
     assert!(rules.contains(&format!("- {list}: 1 rule(s)")), "{rules}");
     put_rule(
@@ -656,17 +677,18 @@ fn no_acl_while_a_watched_list_failed_to_load() {
     );
     scene.command("rules", "2 rule(s)");
     std::thread::sleep(Duration::from_secs(3));
-    assert!(
-        acl_updates_by(synapse, moderator, &scene.protected, bot).is_empty(),
+    assert_eq!(
+        acl_updates_by(synapse, moderator, &scene.protected, bot).len(),
+        1,
         "an ACL was sent from incomplete lists"
     );
 
-    scene.command(&format!("unwatch {missing}"), "No longer watching");
+    scene.command(&format!("unwatch {other}"), "No longer watching");
     let expected = json!(["evil.example", "worse.example"]);
-    let acl_path = format!("/_matrix/client/v3/rooms/{}/state/m.room.server_acl/", scene.protected);
-    eventually("the ACL once the failed list is gone", Duration::from_secs(30), || {
+    eventually("the ACL once the lost list is unwatched", Duration::from_secs(30), || {
         synapse.call(moderator, "GET", &acl_path, None).ok().filter(|acl| acl["deny"] == expected)
     });
+    let path = format!("/_matrix/client/v3/user/{bot}/account_data/org.matrix.mjolnir.watched_lists");
     let saved = synapse.call(&scene.bot, "GET", &path, None).unwrap();
     assert_eq!(saved, json!({"references": [format!("https://matrix.to/#/{list}")]}));
 
@@ -678,4 +700,117 @@ fn no_acl_while_a_watched_list_failed_to_load() {
     eventually("the ACL without the redacted rule", Duration::from_secs(30), || {
         synapse.call(moderator, "GET", &acl_path, None).ok().filter(|acl| acl["deny"] == json!(["evil.example"]))
     });
+}
+
+/// The number of the option whose text contains `text`, in a safe-mode report.
+fn option_number(report: &str, text: &str) -> usize {
+    report
+        .lines()
+        .find(|l| l.contains(text))
+        .and_then(|l| l.trim().split('.').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no option with `{text}` in:\n{report}"))
+}
+
+/// Stored state that cannot be read or used starts the bot in safe mode,
+/// listing each problem with its options; recovering and `restart` bring it
+/// back to normal, protecting the rooms that are fine.
+#[test]
+fn problems_at_start_give_safe_mode_and_recovery() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot);
+    let powers = json!({ bot.user_id.clone(): 100 });
+    // A private room the bot was kicked from, and a list it was banned from.
+    let kicked = create_room(synapse, moderator, &[bot], powers.clone());
+    join(synapse, bot, &kicked);
+    let kick = json!({"user_id": bot.user_id, "reason": "test"});
+    synapse.call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{kicked}/kick"), Some(&kick)).unwrap();
+    let list = create_room(synapse, moderator, &[bot], json!({}));
+    join(synapse, bot, &list);
+    synapse.call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{list}/ban"), Some(&kick)).unwrap();
+    let write = |key: &str, content: Value| {
+        let path = format!("/_matrix/client/v3/user/{}/account_data/{key}", bot.user_id);
+        synapse.call(bot, "PUT", &path, Some(&content)).unwrap();
+    };
+    let rooms = json!({"rooms": [scene.protected, 42, "#nowhere:localhost", kicked]});
+    write("org.matrix.mjolnir.protected_rooms", rooms);
+    write("org.matrix.mjolnir.watched_lists", json!({"references": [format!("https://matrix.to/#/{list}")]}));
+    write("org.matrix.mjolnir.enabled_protections", json!({"enabled": "flooding"}));
+
+    let gleipnir = start_bot_with(synapse, bot, &scene.management, &[], |dir| {
+        std::fs::write(dir.join("plugins/broken.wasm"), b"not a component").unwrap();
+    });
+    let report = eventually("the safe-mode report", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.starts_with("Safe mode: 6 problem(s)"))
+    });
+    for expected in [
+        "org.matrix.mjolnir.protected_rooms rooms[1] cannot be read: is a number, not a string",
+        "org.matrix.mjolnir.protected_rooms rooms[2] cannot be used: `#nowhere:localhost`",
+        &format!("org.matrix.mjolnir.protected_rooms rooms[3] cannot be used: `{kicked}`"),
+        "org.matrix.mjolnir.watched_lists references[0] cannot be used",
+        "org.matrix.mjolnir.enabled_protections enabled cannot be read: `enabled` is a string, not a list",
+        "broken.wasm cannot be used: the plugin does not load",
+    ] {
+        assert!(report.contains(expected), "missing `{expected}` in:\n{report}");
+    }
+    scene.command("status", "SAFE MODE");
+    scene.command(&format!("ban {} spam", scene.spammer.user_id), "Gleipnir is in safe mode");
+
+    // Each recovery shows what it changes; one is confirmed with ✅.
+    let first = option_number(&report, "remove org.matrix.mjolnir.protected_rooms rooms[1] (now 42)");
+    let preview = scene.command(&format!("recover {first}"), "React with ✅");
+    assert!(preview.contains("remove org.matrix.mjolnir.protected_rooms rooms[1] (now 42)"), "{preview}");
+    let preview_id = notice_id(synapse, moderator, &scene.management, &bot.user_id, "React with ✅").unwrap();
+    let reaction = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": preview_id, "key": "✅"}});
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/{}", scene.management, unique_name("r"));
+    synapse.call(moderator, "PUT", &path, Some(&reaction)).unwrap();
+    eventually("the first recovery", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains("org.matrix.mjolnir.protected_rooms is now"))
+    });
+    for option in [
+        "remove org.matrix.mjolnir.protected_rooms rooms[2]".to_owned(),
+        format!("remove org.matrix.mjolnir.protected_rooms rooms[3] (now \"{kicked}\")"),
+        "remove org.matrix.mjolnir.watched_lists references[0]".to_owned(),
+        "reset org.matrix.mjolnir.enabled_protections".to_owned(),
+    ] {
+        let n = option_number(&report, &option);
+        scene.command(&format!("recover {n} --no-confirm"), " is now ");
+    }
+    let n = option_number(&report, "set the plugin file aside");
+    scene.command(&format!("recover {n} --no-confirm"), "is no longer loaded");
+    assert!(gleipnir.dir.join("plugins/broken.wasm.disabled").exists());
+
+    scene.command("restart", "Restarting");
+    eventually("normal mode", Duration::from_secs(60), || {
+        scene
+            .notices()
+            .into_iter()
+            .find(|n| n.contains("Gleipnir started: protecting 1 room(s), 0 protection(s) enabled, 0 watched list(s)"))
+    });
+    let path = format!("/_matrix/client/v3/user/{}/account_data/org.matrix.mjolnir.protected_rooms", bot.user_id);
+    assert_eq!(synapse.call(bot, "GET", &path, None).unwrap(), json!({"rooms": [scene.protected]}));
+
+    // Normal mode protects again: flooding works once enabled.
+    scene.command("protections enable flooding", "flooding enabled");
+    // And safe mode on request, then back.
+    scene.command("safe mode", "Entering safe mode");
+    eventually("safe mode as asked", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.starts_with("Safe mode, as asked"))
+    });
+    scene.command("restart", "Restarting");
+    eventually("normal mode again", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.contains("protecting 1 room(s), 1 protection(s) enabled"))
+    });
+
+    // Kicked from a protected room while running: reported with options, the rest keeps going.
+    let kick = json!({"user_id": bot.user_id, "reason": "test"});
+    synapse
+        .call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{}/kick", scene.protected), Some(&kick))
+        .unwrap();
+    let loss = eventually("the loss reported", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains("cannot be used") && n.contains("I was removed"))
+    });
+    assert!(loss.contains("1. remove org.matrix.mjolnir.protected_rooms rooms[0]"), "{loss}");
+    let status = scene.command("status", "Protected rooms: 0");
+    assert!(!status.contains("SAFE MODE"), "{status}");
 }

@@ -506,11 +506,8 @@ impl Bot {
         for op in &plan.ops {
             if let Op::Recover { recovery, .. } = op {
                 match self.recover(recovery).await {
-                    Ok(done) => {
-                        // The problem is dealt with: its options are gone.
-                        self.problems.retain(|p| !p.options.contains(recovery));
-                        return format!("{done} `restart` to start with it.");
-                    }
+                    // Option numbers stay as shown until `restart`.
+                    Ok(done) => return format!("{done} `restart` to start with it."),
                     Err(e) => return format!("Recovery refused: {e}. Nothing changed."),
                 }
             }

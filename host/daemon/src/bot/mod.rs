@@ -319,6 +319,24 @@ impl Bot {
                 self.handle_timeline_event(room_id, timeline_event.raw().json().get()).await;
             }
         }
+        // Rooms the bot was removed from: if it protected or watched them, that is a loss.
+        for (room_id, update) in &response.rooms.left {
+            let room = room_id.as_str();
+            if !self.protected.contains(room) && !self.policy.is_list(room) {
+                continue;
+            }
+            let (matrix_sdk::sync::State::Before(events) | matrix_sdk::sync::State::After(events)) = &update.state;
+            let jsons = events
+                .iter()
+                .map(|e| e.json().get())
+                .chain(update.timeline.events.iter().map(|e| e.raw().json().get()));
+            for json in jsons.collect::<Vec<_>>() {
+                self.state_event(room, json);
+            }
+            if !self.lost.iter().any(|(r, _)| r == room) {
+                self.lost.push((room.to_owned(), "I am no longer in the room".to_owned()));
+            }
+        }
         for (room, why) in std::mem::take(&mut self.lost) {
             if self.protected.contains(&room) {
                 self.lost_protected_room(&room, &why).await;

@@ -372,9 +372,8 @@ impl Bot {
         if let Err(e) = self.save_watched().await {
             return format!("Stopped watching {room} for now, but saving failed: {e:#}");
         }
-        if list.rules().any(|r| r.kind == EntityKind::Server) {
-            self.policy.acl_due = true;
-        }
+        // Its server rules are gone, or it was the failed list holding ACLs back.
+        self.policy.acl_due = true;
         format!(
             "No longer watching {room} ({room_id}); its {} rule(s) no longer apply. Bans already made stay.",
             list.len()

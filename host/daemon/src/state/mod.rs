@@ -40,10 +40,10 @@ impl Path {
         self
     }
 
-    fn get<'a>(&self, value: &'a Value) -> Option<&'a Value> {
+    fn get_mut<'a>(&self, value: &'a mut Value) -> Option<&'a mut Value> {
         self.0.iter().try_fold(value, |v, step| match step {
-            Step::Key(k) => v.get(k),
-            Step::Index(i) => v.get(i),
+            Step::Key(k) => v.get_mut(k),
+            Step::Index(i) => v.get_mut(i),
         })
     }
 }
@@ -106,25 +106,28 @@ impl Recovery {
             Recovery::Remove { store, path, value } => {
                 let changed = || format!("{store} {path} changed since this option was offered; run `status` again");
                 let now = now.ok_or_else(changed)?;
-                if path.get(now) != Some(value) {
-                    return Err(changed());
-                }
                 let (last, parent_path) = path.0.split_last().ok_or_else(changed)?;
                 let mut content = now.clone();
-                let mut parent = &mut content;
-                for step in parent_path {
-                    parent = match step {
-                        Step::Key(k) => parent.get_mut(k),
-                        Step::Index(i) => parent.get_mut(*i),
-                    }
-                    .ok_or_else(changed)?;
-                }
+                let parent = Path(parent_path.to_vec()).get_mut(&mut content).ok_or_else(changed)?;
                 match (last, parent) {
-                    (Step::Key(k), Value::Object(map)) => {
+                    (Step::Key(k), Value::Object(map)) if map.get(k) == Some(value) => {
                         map.remove(k);
                     }
-                    (Step::Index(i), Value::Array(items)) if *i < items.len() => {
-                        items.remove(*i);
+                    (Step::Index(i), Value::Array(items)) => {
+                        // Another option may have removed an earlier item of this
+                        // list: then the item shown is found by its value, if it
+                        // is there exactly once.
+                        let at = if items.get(*i) == Some(value) {
+                            *i
+                        } else {
+                            let found: Vec<usize> =
+                                items.iter().enumerate().filter(|(_, v)| *v == value).map(|(n, _)| n).collect();
+                            match found[..] {
+                                [one] => one,
+                                _ => return Err(changed()),
+                            }
+                        };
+                        items.remove(at);
                     }
                     _ => return Err(changed()),
                 }
@@ -340,10 +343,16 @@ mod tests {
             problem.to_string(),
             "org.matrix.mjolnir.protected_rooms rooms[1] cannot be used: `!b:x`: I was kicked"
         );
-        // Someone changed the list meanwhile: index 1 is another room now.
-        let moved = json!({"rooms": ["!b:x", "!c:x"]});
-        assert!(problem.options[0].apply(Some(&moved)).unwrap_err().contains("changed since"));
-        assert!(problem.options[1].apply(Some(&moved)).unwrap_err().contains("changed since"));
+        // Someone changed the list meanwhile: the room shown is gone.
+        let changed = json!({"rooms": ["!a:x", "!c:x"]});
+        assert!(problem.options[0].apply(Some(&changed)).unwrap_err().contains("changed since"));
+        assert!(problem.options[1].apply(Some(&changed)).unwrap_err().contains("changed since"));
+        // An earlier item was removed: the room shown is found by its value.
+        let shifted = json!({"rooms": ["!b:x", "!c:x"]});
+        assert_eq!(problem.options[0].apply(Some(&shifted)).unwrap(), json!({"rooms": ["!c:x"]}));
+        // Twice the same value: which one is ambiguous, so nothing is removed.
+        let twice = json!({"rooms": ["!b:x", "!c:x", "!b:x"]});
+        assert!(problem.options[0].apply(Some(&twice)).unwrap_err().contains("changed since"));
         assert_eq!(problem.options[0].apply(Some(&content)).unwrap(), json!({"rooms": ["!a:x"]}));
     }
 
