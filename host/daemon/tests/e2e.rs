@@ -736,12 +736,19 @@ fn problems_at_start_give_safe_mode_and_recovery() {
     write("org.matrix.mjolnir.protected_rooms", rooms);
     write("org.matrix.mjolnir.watched_lists", json!({"references": [format!("https://matrix.to/#/{list}")]}));
     write("org.matrix.mjolnir.enabled_protections", json!({"enabled": "flooding"}));
+    write("org.gleipnir.protection_settings", json!({"flooding": "fast"}));
 
     let gleipnir = start_bot_with(synapse, bot, &scene.management, &[], |dir| {
         std::fs::write(dir.join("plugins/broken.wasm"), b"not a component").unwrap();
+        // A sync token the homeserver will refuse.
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::write(dir.join("data/sync_token"), "garbage-token").unwrap();
+    });
+    eventually("the refused token reported", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.starts_with("The stored sync token was refused"))
     });
     let report = eventually("the safe-mode report", Duration::from_secs(60), || {
-        scene.notices().into_iter().find(|n| n.starts_with("Safe mode: 6 problem(s)"))
+        scene.notices().into_iter().find(|n| n.starts_with("Safe mode: 7 problem(s)"))
     });
     for expected in [
         "org.matrix.mjolnir.protected_rooms rooms[1] cannot be read: is a number, not a string",
@@ -750,6 +757,7 @@ fn problems_at_start_give_safe_mode_and_recovery() {
         "org.matrix.mjolnir.watched_lists references[0] cannot be used",
         "org.matrix.mjolnir.enabled_protections enabled cannot be read: `enabled` is a string, not a list",
         "broken.wasm cannot be used: the plugin does not load",
+        "org.gleipnir.protection_settings flooding cannot be read: is a string, not an object",
     ] {
         assert!(report.contains(expected), "missing `{expected}` in:\n{report}");
     }
@@ -767,8 +775,28 @@ fn problems_at_start_give_safe_mode_and_recovery() {
     eventually("the first recovery", Duration::from_secs(30), || {
         scene.notices().into_iter().find(|n| n.contains("org.matrix.mjolnir.protected_rooms is now"))
     });
+    // A number reaction on the report previews that option.
+    let report_id = notice_id(synapse, moderator, &scene.management, &bot.user_id, "Safe mode: 7 problem(s)").unwrap();
+    let n = option_number(&report, "remove org.matrix.mjolnir.protected_rooms rooms[2]");
+    let keycap = format!("{n}\u{fe0f}\u{20e3}");
+    let reaction = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": report_id, "key": keycap}});
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/{}", scene.management, unique_name("r"));
+    synapse.call(moderator, "PUT", &path, Some(&reaction)).unwrap();
+    let expected = format!("`recover {n}` would carry out");
+    eventually("the number reaction's preview", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|notice| notice.starts_with(&expected))
+    });
+    let preview_id = notice_id(synapse, moderator, &scene.management, &bot.user_id, &expected).unwrap();
+    let yes = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": preview_id, "key": "✅"}});
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/{}", scene.management, unique_name("r"));
+    synapse.call(moderator, "PUT", &path, Some(&yes)).unwrap();
+    eventually("the alias removed", Duration::from_secs(30), || {
+        let path = format!("/_matrix/client/v3/user/{}/account_data/org.matrix.mjolnir.protected_rooms", bot.user_id);
+        let rooms = synapse.call(bot, "GET", &path, None).ok()?;
+        (!rooms.to_string().contains("#nowhere")).then_some(())
+    });
     for option in [
-        "remove org.matrix.mjolnir.protected_rooms rooms[2]".to_owned(),
+        "remove org.gleipnir.protection_settings flooding (now \"fast\")".to_owned(),
         format!("remove org.matrix.mjolnir.protected_rooms rooms[3] (now \"{kicked}\")"),
         "remove org.matrix.mjolnir.watched_lists references[0]".to_owned(),
         "reset org.matrix.mjolnir.enabled_protections".to_owned(),

@@ -10,7 +10,7 @@ use super::{Bot, store};
 use crate::commands::parse::{self, Command, ConfigOp, RedactTarget, RoomRef};
 
 /// Account data holding settings moderators set with commands.
-pub(crate) const SETTINGS: &str = "org.gleipnir.protection_settings";
+pub(crate) const SETTINGS: &str = crate::state::PROTECTION_SETTINGS;
 
 impl Bot {
     /// Handles a message in the management room.
@@ -43,8 +43,36 @@ impl Bot {
         }
     }
 
-    /// A reaction in the management room: ✅ on a preview carries out its plan.
+    fn recover_plan(&self, n: usize) -> Reply {
+        let options = crate::state::numbered(&self.problems);
+        match options.get(n.wrapping_sub(1)) {
+            Some(recovery) => Reply::Plan(Plan {
+                command: format!("recover {n}"),
+                ops: vec![Op::Recover { room: recovery.store().to_owned(), recovery: (*recovery).clone() }],
+                always_confirm: true,
+                ..Plan::default()
+            }),
+            None if options.is_empty() => Reply::Done("There are no recovery options: nothing is wrong.".to_owned()),
+            None => Reply::Done(format!("There is no option {n}; `status` lists 1 to {}.", options.len())),
+        }
+    }
+
+    /// A reaction in the management room: ✅ on a preview carries out its
+    /// plan; a number on a problem report previews that recovery option.
     pub(crate) async fn reaction(&mut self, sender: &str, relates_to: &str, key: &str) {
+        if self.report_event.as_deref() == Some(relates_to)
+            && let Some(n) = plan::keycap_number(key)
+        {
+            match self.recover_plan(n) {
+                Reply::Done(text) => self.notify(&text).await,
+                Reply::Plan(plan) => {
+                    if let Some(preview) = self.send_notice(&plan.preview()).await {
+                        self.confirmations.hold(preview.to_string(), plan, std::time::Instant::now());
+                    }
+                }
+            }
+            return;
+        }
         if !plan::is_yes(key) {
             return;
         }
@@ -85,20 +113,7 @@ impl Bot {
             Command::Takedown { entity, list, reason } => {
                 Reply::Done(self.takedown_command(&entity, &list, reason).await)
             }
-            Command::Recover(n) => {
-                let options = crate::state::numbered(&self.problems);
-                match options.get(n - 1) {
-                    Some(recovery) => Reply::Plan(Plan {
-                        ops: vec![Op::Recover { room: recovery.store().to_owned(), recovery: (*recovery).clone() }],
-                        always_confirm: true,
-                        ..Plan::default()
-                    }),
-                    None if options.is_empty() => {
-                        Reply::Done("There are no recovery options: nothing is wrong.".to_owned())
-                    }
-                    None => Reply::Done(format!("There is no option {n}; `status` lists 1 to {}.", options.len())),
-                }
-            }
+            Command::Recover(n) => self.recover_plan(n),
             Command::Restart => {
                 self.restart = true;
                 self.safe_mode = false;
@@ -242,11 +257,14 @@ impl Bot {
             if let Err(e) = self.enable(name) {
                 return format!("Could not enable {name}: {e:#}");
             }
-            if let Some(overrides) = self.saved_settings(name).await
-                && let Some(instance) = self.enabled.get_mut(name)
+            let (overrides, problems) = self.saved_settings(name).await;
+            if let Some(instance) = self.enabled.get_mut(name)
                 && let Err(e) = instance.configure(&overrides)
             {
                 tracing::warn!(protection = name, "saved settings refused: {e}");
+            }
+            for problem in problems {
+                self.notify(&format!("{problem}: using the default instead.")).await;
             }
         } else {
             self.enabled.remove(name);
@@ -285,16 +303,26 @@ impl Bot {
         out
     }
 
-    pub(super) async fn saved_settings(&self, name: &str) -> Option<Vec<(String, gleipnir_runtime::SettingValue)>> {
-        let all = store::read(&self.client, SETTINGS).await.ok().flatten()?;
-        let plugin = self.plugins.get(name)?;
+    /// The settings moderators saved for a protection, each checked against
+    /// its spec; the problems with the ones that do not fit it.
+    pub(super) async fn saved_settings(
+        &self,
+        name: &str,
+    ) -> (Vec<(String, gleipnir_runtime::SettingValue)>, Vec<crate::state::Problem>) {
+        let content = store::read(&self.client, SETTINGS).await.ok().flatten();
+        // Entries that do not fit the shape are reported at start, not here.
+        let (all, _) = crate::state::read_settings(content.as_ref());
+        let mut problems = Vec::new();
+        let Some(plugin) = self.plugins.get(name) else { return (Vec::new(), problems) };
         let specs = &plugin.descriptor().settings;
         let mut out = Vec::new();
-        for (key, text) in all.get(name)?.as_object()? {
-            let spec = settings::find(specs, key).ok()?;
-            out.push((key.clone(), settings::parse_value(spec, text.as_str()?).ok()?));
+        for (key, text) in all.get(name).into_iter().flatten() {
+            match settings::find(specs, key).and_then(|spec| settings::parse_value(spec, text)) {
+                Ok(value) => out.push((key.clone(), value)),
+                Err(e) => problems.push(crate::state::setting_problem(name, key, text, e.to_string())),
+            }
         }
-        Some(out)
+        (out, problems)
     }
 
     async fn configure(&mut self, op: ConfigOp, name: &str, key: &str, value: Option<String>) -> String {

@@ -54,6 +54,8 @@ pub(crate) struct Bot {
     restart: bool,
     /// Rooms the bot lost while handling a sync (room, why), dealt with after it.
     lost: Vec<(String, String)>,
+    /// The last problem report: a number reaction on it previews that option.
+    report_event: Option<String>,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
@@ -104,6 +106,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         safe_mode: false,
         restart: false,
         lost: Vec::new(),
+        report_event: None,
     };
     bot.run().await
 }
@@ -204,7 +207,21 @@ impl Bot {
         if let Some(token) = tokens.load() {
             settings = settings.token(token);
         }
-        let first = self.client.sync_once(settings).await.context("the first sync failed")?;
+        let stored = tokens.load();
+        let first = match self.client.sync_once(settings).await {
+            Ok(first) => first,
+            Err(e) if stored.is_some() && e.as_client_api_error().is_some() => {
+                // The homeserver refused the stored token: start from now rather than not at all.
+                let text = format!(
+                    "The stored sync token was refused ({e}); starting from now. Events since the last run were not seen."
+                );
+                tracing::warn!("{text}");
+                self.notify(&text).await;
+                let settings = SyncSettings::default().filter(filter.clone()).full_state(true);
+                self.client.sync_once(settings).await.context("the first sync failed")?
+            }
+            Err(e) => return Err(e).context("the first sync failed"),
+        };
         self.absorb_state(&first);
         let mut token = first.next_batch;
         tokens.save(&token)?;

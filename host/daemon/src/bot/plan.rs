@@ -128,6 +128,17 @@ pub(crate) fn is_yes(key: &str) -> bool {
     matches!(key.trim_end_matches('\u{fe0f}'), "✅" | "✔")
 }
 
+/// The number of a keycap emoji reaction (`1️⃣` … `9️⃣`, `🔟`), if it is one.
+pub(crate) fn keycap_number(key: &str) -> Option<usize> {
+    if key == "🔟" {
+        return Some(10);
+    }
+    let mut chars = key.chars();
+    let digit = chars.next()?.to_digit(10).filter(|d| *d >= 1)?;
+    let rest: String = chars.filter(|c| *c != '\u{fe0f}').collect();
+    (rest == "\u{20e3}").then_some(digit as usize)
+}
+
 /// Plans waiting for a ✅, by the event id of their preview.
 #[derive(Default)]
 pub(crate) struct Confirmations {
@@ -211,6 +222,16 @@ mod tests {
 
         waiting.hold("$late".to_owned(), plan, start);
         assert_eq!(waiting.take("$late", start + CONFIRM_WITHIN), Confirmed::Expired("ban @spam:x".to_owned()));
+    }
+
+    #[test]
+    fn keycaps_are_numbers() {
+        assert_eq!(keycap_number("1\u{fe0f}\u{20e3}"), Some(1));
+        assert_eq!(keycap_number("7\u{20e3}"), Some(7));
+        assert_eq!(keycap_number("🔟"), Some(10));
+        assert_eq!(keycap_number("0\u{fe0f}\u{20e3}"), None);
+        assert_eq!(keycap_number("1"), None);
+        assert_eq!(keycap_number("✅"), None);
     }
 
     #[test]

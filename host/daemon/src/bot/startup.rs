@@ -68,13 +68,32 @@ impl Bot {
                 problems.push(ENABLED_PROTECTIONS.use_problem(content.as_ref(), index, &name, why));
                 continue;
             }
-            if let Some(overrides) = self.saved_settings(&name).await
-                && let Some(instance) = self.enabled.get_mut(&name)
+            let (overrides, bad) = self.saved_settings(&name).await;
+            problems.extend(bad);
+            if let Some(instance) = self.enabled.get_mut(&name)
                 && let Err(e) = instance.configure(&overrides)
             {
-                tracing::warn!(protection = name, "saved settings refused, using defaults: {e}");
+                // Each value fits its spec, but the protection refuses them together.
+                let content = store::read(&self.client, state::PROTECTION_SETTINGS).await.ok().flatten();
+                let saved = content.as_ref().and_then(|c| c.get(&name)).cloned().unwrap_or_default();
+                problems.push(Problem {
+                    store: state::PROTECTION_SETTINGS,
+                    path: Path::default().key(&name),
+                    kind: Kind::Use,
+                    message: format!("{name} refuses its saved settings: {e}"),
+                    options: vec![Recovery::Remove {
+                        store: state::PROTECTION_SETTINGS,
+                        path: Path::default().key(&name),
+                        value: saved,
+                    }],
+                });
             }
         }
+
+        // The shape of the saved settings (their values were checked against
+        // each enabled protection's spec above).
+        let content = read(self, state::PROTECTION_SETTINGS, &mut problems).await;
+        problems.extend(state::read_settings(content.as_ref()).1);
 
         // Watched lists.
         let content = read(self, WATCHED_LISTS.key, &mut problems).await;
@@ -153,7 +172,7 @@ impl Bot {
             state::report(&self.problems)
         };
         tracing::warn!("{text}");
-        self.notify(&text).await;
+        self.report_event = self.send_notice(&text).await.map(|id| id.to_string());
     }
 
     /// The bot lost a protected room while running (kicked, banned, room
@@ -198,7 +217,7 @@ impl Bot {
         }
         text.push_str("\n`recover N` applies option N (after a preview).");
         self.problems.push(problem);
-        self.notify(&text).await;
+        self.report_event = self.send_notice(&text).await.map(|id| id.to_string());
     }
 
     /// Carries out one recovery option: the stored value must still be what

@@ -7,6 +7,7 @@
 //! applying one checks that the value is still what was shown, so recovery
 //! never removes anything it did not show. Pure: no Matrix, no I/O.
 
+use std::collections::BTreeMap;
 use std::fmt::{self, Write};
 
 use serde_json::{Value, json};
@@ -272,6 +273,64 @@ pub(crate) const WATCHED_LISTS: ListStore =
 pub(crate) const ENABLED_PROTECTIONS: ListStore =
     ListStore { key: "org.matrix.mjolnir.enabled_protections", field: "enabled", check: check_protection };
 
+/// Settings moderators set with commands: `{protection: {key: "value as text"}}`.
+pub(crate) const PROTECTION_SETTINGS: &str = "org.gleipnir.protection_settings";
+
+/// Per protection, its saved `(key, text)` pairs; a problem for each entry
+/// that does not fit the shape.
+pub(crate) fn read_settings(content: Option<&Value>) -> (BTreeMap<String, Vec<(String, String)>>, Vec<Problem>) {
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    let Some(content) = content else { return (out, problems) };
+    let problem = |path: Path, message: String, options: Vec<Recovery>| Problem {
+        store: PROTECTION_SETTINGS,
+        path,
+        kind: Kind::Parse,
+        message,
+        options,
+    };
+    let Some(all) = content.as_object() else {
+        let reset = Recovery::Reset { store: PROTECTION_SETTINGS, current: Some(content.clone()), default: json!({}) };
+        problems.push(problem(Path::default(), format!("is {}, not an object", type_name(content)), vec![reset]));
+        return (out, problems);
+    };
+    for (name, entries) in all {
+        let path = Path::default().key(name);
+        let Some(entries) = entries.as_object() else {
+            let remove = Recovery::Remove { store: PROTECTION_SETTINGS, path: path.clone(), value: entries.clone() };
+            problems.push(problem(path, format!("is {}, not an object", type_name(entries)), vec![remove]));
+            continue;
+        };
+        let mut pairs = Vec::new();
+        for (key, value) in entries {
+            match value.as_str() {
+                Some(text) => pairs.push((key.clone(), text.to_owned())),
+                None => {
+                    let path = path.clone().key(key);
+                    let remove =
+                        Recovery::Remove { store: PROTECTION_SETTINGS, path: path.clone(), value: value.clone() };
+                    problems.push(problem(path, format!("is {}, not text", type_name(value)), vec![remove]));
+                }
+            }
+        }
+        out.insert(name.clone(), pairs);
+    }
+    (out, problems)
+}
+
+/// A saved setting that reads but does not fit the protection's spec (an
+/// unknown key, a value out of range): removing it restores the default.
+pub(crate) fn setting_problem(protection: &str, key: &str, text: &str, why: String) -> Problem {
+    let path = Path::default().key(protection).key(key);
+    Problem {
+        store: PROTECTION_SETTINGS,
+        path: path.clone(),
+        kind: Kind::Use,
+        message: why,
+        options: vec![Recovery::Remove { store: PROTECTION_SETTINGS, path, value: Value::String(text.to_owned()) }],
+    }
+}
+
 /// The numbered options of a list of problems, in the order shown.
 pub(crate) fn numbered(problems: &[Problem]) -> Vec<&Recovery> {
     problems.iter().flat_map(|p| p.options.iter()).collect()
@@ -365,6 +424,32 @@ mod tests {
             problems[0].to_string(),
             "org.matrix.mjolnir.enabled_protections enabled cannot be read: `enabled` is missing"
         );
+    }
+
+    #[test]
+    fn saved_settings_are_read_entry_by_entry() {
+        let content = json!({"flooding": {"max-per-minute": "3", "reason": 7}, "watch": "words"});
+        let (good, problems) = read_settings(Some(&content));
+        assert_eq!(good["flooding"], [("max-per-minute".to_owned(), "3".to_owned())]);
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "org.gleipnir.protection_settings flooding.reason cannot be read: is a number, not text",
+                "org.gleipnir.protection_settings watch cannot be read: is a string, not an object"
+            ]
+        );
+        assert_eq!(
+            problems[0].options[0].apply(Some(&content)).unwrap(),
+            json!({"flooding": {"max-per-minute": "3"}, "watch": "words"})
+        );
+        let bad = setting_problem("flooding", "max-per-minute", "0", "0 is outside 1..=10000".to_owned());
+        assert_eq!(
+            bad.options[0].describe(),
+            r#"remove org.gleipnir.protection_settings flooding.max-per-minute (now "0")"#
+        );
+        let (_, problems) = read_settings(Some(&json!([1])));
+        assert_eq!(problems[0].options[0].apply(Some(&json!([1]))).unwrap(), json!({}));
     }
 
     #[test]
