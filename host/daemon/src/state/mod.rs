@@ -276,9 +276,12 @@ pub(crate) const ENABLED_PROTECTIONS: ListStore =
 /// Settings moderators set with commands: `{protection: {key: "value as text"}}`.
 pub(crate) const PROTECTION_SETTINGS: &str = "org.gleipnir.protection_settings";
 
+/// Per protection, the `(key, value as text)` pairs moderators saved.
+pub(crate) type SavedSettings = BTreeMap<String, Vec<(String, String)>>;
+
 /// Per protection, its saved `(key, text)` pairs; a problem for each entry
 /// that does not fit the shape.
-pub(crate) fn read_settings(content: Option<&Value>) -> (BTreeMap<String, Vec<(String, String)>>, Vec<Problem>) {
+pub(crate) fn read_settings(content: Option<&Value>) -> (SavedSettings, Vec<Problem>) {
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
     let Some(content) = content else { return (out, problems) };
