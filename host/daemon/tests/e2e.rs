@@ -36,7 +36,8 @@ fn start_bot_with_env(synapse: &Synapse, bot: &Account, management: &str, env: &
     start_bot_with(synapse, bot, management, env, |_| {})
 }
 
-/// Starts the bot; `prepare` may add files to its directory first.
+/// Starts the bot; `prepare` may add files to its directory (or to its
+/// `config.toml`) first.
 fn start_bot_with(
     synapse: &Synapse,
     bot: &Account,
@@ -46,7 +47,6 @@ fn start_bot_with(
 ) -> Gleipnir {
     let dir = std::env::temp_dir().join(unique_name("gleipnir-e2e-"));
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
-    prepare(&dir);
     std::fs::copy(gleipnir_tests::plugins::FLOODING, dir.join("plugins/flooding.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::POLICY_ECHO, dir.join("plugins/policy-echo.wasm")).unwrap();
     let config = format!(
@@ -69,6 +69,7 @@ grants = ["notify-management"]
         bot.password
     );
     std::fs::write(dir.join("config.toml"), config).unwrap();
+    prepare(&dir);
     let log = std::fs::File::create(dir.join("gleipnir.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_gleipnir"))
         .args(["run", "--config"])
@@ -841,4 +842,43 @@ fn problems_at_start_give_safe_mode_and_recovery() {
     assert!(loss.contains("1. remove org.matrix.mjolnir.protected_rooms rooms[0]"), "{loss}");
     let status = scene.command("status", "Protected rooms: 0");
     assert!(!status.contains("SAFE MODE"), "{status}");
+}
+
+/// A protected-room list of the wrong type: with `on_problem = "exit"` the bot
+/// stops and says why; by default it starts in safe mode, and resetting the
+/// list to its default brings it back to normal.
+#[test]
+fn corrupt_state_exits_when_asked_else_safe_mode() {
+    let scene = Scene::new(Options::default());
+    let (synapse, bot) = (&scene.synapse, &scene.bot);
+    let path = format!("/_matrix/client/v3/user/{}/account_data/org.matrix.mjolnir.protected_rooms", bot.user_id);
+    synapse.call(bot, "PUT", &path, Some(&json!({"rooms": {"not": "a list"}}))).unwrap();
+
+    let mut exiting = start_bot_with(synapse, bot, &scene.management, &[], |dir| {
+        let mut config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        config += "[startup]\non_problem = \"exit\"\n";
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+    });
+    let status = eventually("the bot to exit", Duration::from_secs(60), || exiting.child.try_wait().unwrap());
+    assert!(!status.success());
+    let log = std::fs::read_to_string(exiting.dir.join("gleipnir.log")).unwrap();
+    assert!(
+        log.contains("org.matrix.mjolnir.protected_rooms rooms cannot be read: `rooms` is an object, not a list"),
+        "{log}"
+    );
+    drop(exiting);
+
+    let _gleipnir = start_bot(synapse, bot, &scene.management);
+    let report = eventually("the safe-mode report", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.starts_with("Safe mode: 1 problem(s)"))
+    });
+    let n = option_number(
+        &report,
+        r#"reset org.matrix.mjolnir.protected_rooms to {"rooms":[]} (now {"rooms":{"not":"a list"}})"#,
+    );
+    scene.command(&format!("recover {n} --no-confirm"), "org.matrix.mjolnir.protected_rooms is now");
+    scene.command("restart", "Restarting");
+    eventually("normal mode", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.contains("Gleipnir started: protecting 0 room(s)"))
+    });
 }
