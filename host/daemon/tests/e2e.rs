@@ -396,6 +396,13 @@ fn rate_limits_are_waited_out_not_fatal() {
     assert!(log.contains("num_attempt=2"), "no request was retried; was the rate limit reached?");
 }
 
+/// Sends a reaction (an annotation) with `key` to `event`.
+fn react(synapse: &Synapse, who: &Account, room: &str, event: &str, key: &str) {
+    let reaction = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": event, "key": key}});
+    let path = format!("/_matrix/client/v3/rooms/{room}/send/m.reaction/{}", unique_name("r"));
+    synapse.call(who, "PUT", &path, Some(&reaction)).unwrap();
+}
+
 /// The event id of the newest notice from `bot` in `room` containing `text`.
 fn notice_id(synapse: &Synapse, reader: &Account, room: &str, bot: &str, text: &str) -> Option<String> {
     let path = format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100");
@@ -427,9 +434,7 @@ fn redact_with_preview_and_confirmation_and_invites() {
     assert!(spam.iter().all(|id| !is_redacted(synapse, moderator, &scene.protected, id)));
 
     let preview_id = notice_id(synapse, moderator, &scene.management, bot, "would carry out 8").unwrap();
-    let reaction = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": preview_id, "key": "✅"}});
-    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/{}", scene.management, unique_name("r"));
-    synapse.call(moderator, "PUT", &path, Some(&reaction)).unwrap();
+    react(synapse, moderator, &scene.management, &preview_id, "✅");
     eventually("the redaction result", Duration::from_secs(60), || {
         scene.notices().into_iter().find(|n| n.contains("8 of 8 operation(s) done in 1 room(s)"))
     });
@@ -629,9 +634,7 @@ fn policy_commands_end_to_end() {
     let preview = scene.command(&format!("unban {}", scene.spammer.user_id), "would carry out 2 operation(s)");
     assert!(preview.contains("remove the rule") && preview.contains("unban"), "{preview}");
     let preview_id = notice_id(synapse, moderator, &scene.management, bot, "would carry out 2").unwrap();
-    let reaction = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": preview_id, "key": "✅"}});
-    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/{}", scene.management, unique_name("r"));
-    synapse.call(moderator, "PUT", &path, Some(&reaction)).unwrap();
+    react(synapse, moderator, &scene.management, &preview_id, "✅");
     eventually("the unban", Duration::from_secs(30), || {
         (membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref() == Some("leave"))
             .then_some(())
@@ -770,9 +773,7 @@ fn problems_at_start_give_safe_mode_and_recovery() {
     let preview = scene.command(&format!("recover {first}"), "React with ✅");
     assert!(preview.contains("remove org.matrix.mjolnir.protected_rooms rooms[1] (now 42)"), "{preview}");
     let preview_id = notice_id(synapse, moderator, &scene.management, &bot.user_id, "React with ✅").unwrap();
-    let reaction = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": preview_id, "key": "✅"}});
-    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/{}", scene.management, unique_name("r"));
-    synapse.call(moderator, "PUT", &path, Some(&reaction)).unwrap();
+    react(synapse, moderator, &scene.management, &preview_id, "✅");
     eventually("the first recovery", Duration::from_secs(30), || {
         scene.notices().into_iter().find(|n| n.contains("org.matrix.mjolnir.protected_rooms is now"))
     });
@@ -780,17 +781,13 @@ fn problems_at_start_give_safe_mode_and_recovery() {
     let report_id = notice_id(synapse, moderator, &scene.management, &bot.user_id, "Safe mode: 7 problem(s)").unwrap();
     let n = option_number(&report, "remove org.matrix.mjolnir.protected_rooms rooms[2]");
     let keycap = format!("{n}\u{fe0f}\u{20e3}");
-    let reaction = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": report_id, "key": keycap}});
-    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/{}", scene.management, unique_name("r"));
-    synapse.call(moderator, "PUT", &path, Some(&reaction)).unwrap();
+    react(synapse, moderator, &scene.management, &report_id, &keycap);
     let expected = format!("`recover {n}` would carry out");
     eventually("the number reaction's preview", Duration::from_secs(30), || {
         scene.notices().into_iter().find(|notice| notice.starts_with(&expected))
     });
     let preview_id = notice_id(synapse, moderator, &scene.management, &bot.user_id, &expected).unwrap();
-    let yes = json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": preview_id, "key": "✅"}});
-    let path = format!("/_matrix/client/v3/rooms/{}/send/m.reaction/{}", scene.management, unique_name("r"));
-    synapse.call(moderator, "PUT", &path, Some(&yes)).unwrap();
+    react(synapse, moderator, &scene.management, &preview_id, "✅");
     eventually("the alias removed", Duration::from_secs(30), || {
         let path = format!("/_matrix/client/v3/user/{}/account_data/org.matrix.mjolnir.protected_rooms", bot.user_id);
         let rooms = synapse.call(bot, "GET", &path, None).ok()?;
