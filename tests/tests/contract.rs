@@ -478,6 +478,35 @@ mod noop {
     }
 }
 
+mod newcomer_watch_words {
+    use super::*;
+    use gleipnir_runtime::SettingValue;
+
+    pub(super) fn covered() {}
+
+    #[test]
+    fn disguised_watched_words_from_newcomers_only() {
+        let p = load(plugins::NEWCOMER_WATCH_WORDS);
+        assert_eq!(p.declared().to_string(), "redact, ban, notify-management");
+        let words = ("words", SettingValue::TextList(vec!["cheap pills".into()]));
+        // The member joined 1,000 s before the first message.
+        let lines = [
+            state("!r:test", "@new:test", "m.room.member", "@new:test", json!({"membership": "join"}), 1),
+            message("!r:test", "@new:test", 0, "ＣＨＥＡＰ p\u{200B}ills!", 2),
+            message("!r:test", "@new:test", 1, "nothing to see", 3),
+        ];
+        check(
+            &p,
+            std::slice::from_ref(&words),
+            &lines,
+            "redact !r:test $e2 (watched word from a newcomer)\n\
+             notify-management @new:test (joined 16 min ago) said the watched phrase \"cheap pills\" in !r:test; redacted the message. (watched word from a newcomer)",
+        );
+        // Trusted after ten minutes.
+        check(&p, &[words, ("minutes-before-trusting", SettingValue::Integer(10))], &lines, "");
+    }
+}
+
 mod policy_echo {
     use super::*;
 

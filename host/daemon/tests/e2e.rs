@@ -49,6 +49,8 @@ fn start_bot_with(
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::FLOODING, dir.join("plugins/flooding.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::POLICY_ECHO, dir.join("plugins/policy-echo.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::NEWCOMER_WATCH_WORDS, dir.join("plugins/newcomer-watch-words.wasm"))
+        .unwrap();
     let config = format!(
         r#"[matrix]
 homeserver = "{}"
@@ -63,6 +65,8 @@ dir = "plugins"
 grants = ["redact", "ban", "notify-management"]
 [protections.policy-echo]
 grants = ["notify-management"]
+[protections.newcomer-watch-words]
+grants = ["redact", "ban", "notify-management"]
 "#,
         synapse.url(),
         bot.user_id,
@@ -878,4 +882,42 @@ fn corrupt_state_exits_when_asked_else_safe_mode() {
     eventually("normal mode", Duration::from_secs(60), || {
         scene.notices().into_iter().find(|n| n.contains("Gleipnir started: protecting 0 room(s)"))
     });
+}
+
+/// newcomer-watch-words: a newcomer's disguised watched phrase is redacted,
+/// also when it arrives as an edit; a moderator's is not.
+#[test]
+fn newcomer_watch_words_end_to_end() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator) = (&scene.synapse, &scene.moderator);
+    let _gleipnir = scene.start(
+        &[],
+        &[
+            ("protections enable newcomer-watch-words", "newcomer-watch-words enabled"),
+            ("protections config add newcomer-watch-words words cheap pills", "newcomer-watch-words.words"),
+        ],
+    );
+    let by_moderator = send(synapse, moderator, &scene.protected, "no cheap pills here, please");
+    let hello = send(synapse, &scene.spammer, &scene.protected, "hello everyone");
+    let disguised = send(synapse, &scene.spammer, &scene.protected, "get ｃｈｅａｐ p\u{200B}ills now");
+    eventually("the disguised phrase redacted", Duration::from_secs(30), || {
+        is_redacted(synapse, moderator, &scene.protected, &disguised).then_some(())
+    });
+    eventually("the report", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains("said the watched phrase \"cheap pills\""))
+    });
+    // An edit that adds the phrase is caught too.
+    let edit = json!({
+        "msgtype": "m.text", "body": "* cheap pills",
+        "m.new_content": {"msgtype": "m.text", "body": "cheap pills"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": hello},
+    });
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{}", scene.protected, unique_name("t"));
+    let edit_id =
+        synapse.call(&scene.spammer, "PUT", &path, Some(&edit)).unwrap()["event_id"].as_str().unwrap().to_owned();
+    eventually("the edit redacted", Duration::from_secs(30), || {
+        is_redacted(synapse, moderator, &scene.protected, &edit_id).then_some(())
+    });
+    assert!(!is_redacted(synapse, moderator, &scene.protected, &by_moderator));
+    assert!(!is_redacted(synapse, moderator, &scene.protected, &hello));
 }
