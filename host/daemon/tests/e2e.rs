@@ -921,3 +921,24 @@ fn newcomer_watch_words_end_to_end() {
     assert!(!is_redacted(synapse, moderator, &scene.protected, &by_moderator));
     assert!(!is_redacted(synapse, moderator, &scene.protected, &hello));
 }
+
+/// `protections preview` says what a protection would have done over recent
+/// history, and does none of it.
+#[test]
+fn preview_reports_and_changes_nothing() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator) = (&scene.synapse, &scene.moderator);
+    let spam: Vec<String> =
+        (0..12).map(|i| send(synapse, &scene.spammer, &scene.protected, &format!("spam {i}"))).collect();
+    let _gleipnir = scene.start(&[], &[]);
+    let preview = scene.command("protections preview flooding --limit 50", "Preview of flooding");
+    assert!(preview.contains("Nothing was done"), "{preview}");
+    // Eleven redactions, the ban and the report at the eleventh message; the twelfth redacted too.
+    assert!(preview.contains("would have carried out 14 action(s)"), "{preview}");
+    assert!(preview.contains(r#""action":"ban""#) && preview.contains(&scene.spammer.user_id), "{preview}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref(), Some("join"));
+    assert!(spam.iter().all(|id| !is_redacted(synapse, moderator, &scene.protected, id)));
+    // It is not enabled by previewing.
+    scene.command("protections", "flooding 1.0.0 (disabled)");
+}

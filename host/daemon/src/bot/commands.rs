@@ -105,6 +105,7 @@ impl Bot {
             Command::Enable(name) => Reply::Done(self.set_enabled(&name, true).await),
             Command::Disable(name) => Reply::Done(self.set_enabled(&name, false).await),
             Command::Show(name) => Reply::Done(self.show(&name)),
+            Command::Preview { name, limit } => Reply::Done(self.preview(&name, limit).await),
             Command::Config { op, protection, key, value } => {
                 Reply::Done(self.configure(op, &protection, &key, value).await)
             }

@@ -7,6 +7,7 @@ mod commands;
 mod executor;
 mod plan;
 mod policy;
+mod preview;
 mod startup;
 mod store;
 

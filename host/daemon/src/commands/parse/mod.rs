@@ -75,6 +75,10 @@ pub(crate) enum Command {
     Recover(usize),
     Restart,
     SafeMode,
+    Preview {
+        name: String,
+        limit: u32,
+    },
     Kick {
         user: String,
         room: Option<RoomRef>,
@@ -109,6 +113,9 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// `protections preview NAME` without `--limit`: events per room.
+const DEFAULT_PREVIEW: u32 = 100;
+
 /// Every command word (first and second), for suggestions and help.
 pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("help", "help [command]: what the commands are"),
@@ -116,7 +123,7 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("rooms", "rooms | rooms add ROOM | rooms remove ROOM: the protected rooms"),
     (
         "protections",
-        "protections | protections enable|disable|show NAME | protections config set|add|remove|reset NAME KEY [VALUE]",
+        "protections | protections enable|disable|show NAME | protections preview NAME [--limit N] | protections config set|add|remove|reset NAME KEY [VALUE]",
     ),
     (
         "ban",
@@ -304,6 +311,15 @@ fn protections(rest: &[&str]) -> Result<Command, ParseError> {
         ["enable", name] => Command::Enable(name_ref(name)?),
         ["disable", name] => Command::Disable(name_ref(name)?),
         ["show", name] => Command::Show(name_ref(name)?),
+        ["preview", name] => Command::Preview { name: name_ref(name)?, limit: DEFAULT_PREVIEW },
+        ["preview", name, "--limit", n] => Command::Preview {
+            name: name_ref(name)?,
+            limit: n
+                .parse()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| ParseError(format!("--limit `{n}` must be a number from 1 to 1000")))?,
+        },
         ["config", op_word, name, key, value @ ..] => {
             let op = match *op_word {
                 "set" => ConfigOp::Set,
@@ -326,8 +342,8 @@ fn protections(rest: &[&str]) -> Result<Command, ParseError> {
             }
             Command::Config { op, protection: name_ref(name)?, key: (*key).to_owned(), value }
         }
-        [sub, ..] if !matches!(*sub, "enable" | "disable" | "show" | "config") => {
-            return Err(unknown_sub("protections", sub, &["enable", "disable", "show", "config"]));
+        [sub, ..] if !matches!(*sub, "enable" | "disable" | "show" | "preview" | "config") => {
+            return Err(unknown_sub("protections", sub, &["enable", "disable", "show", "preview", "config"]));
         }
         _ => return Err(usage("protections")),
     })

@@ -82,6 +82,9 @@ fn protections_and_settings() {
         "protections config xyzzy flooding a b",
         "error: unknown `protections config xyzzy`; expected one of: set, add, remove, reset",
     );
+    check("protections preview flooding", r##"Preview { name: "flooding", limit: 100 }"##);
+    check("protections preview flooding --limit 20", r##"Preview { name: "flooding", limit: 20 }"##);
+    check("protections preview flooding --limit 0", "error: --limit `0` must be a number from 1 to 1000");
     check("protections enable Flooding", "error: `Flooding` is not a protection name (lower-case, like `flooding`)");
     check("protections enabel flooding", "error: unknown `protections enabel`; did you mean `protections enable`?");
 }

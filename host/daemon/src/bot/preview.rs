@@ -1,0 +1,129 @@
+//! `protections preview NAME`: what a protection would have done over the
+//! recent history of the protected rooms. A fresh instance (with the
+//! operator's grants and the moderators' settings) reads each room's last
+//! events, oldest first, with its clock set to each event's time; its
+//! actions are collected and reported. Nothing is carried out, and the
+//! running instance (if any) is not touched.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use gleipnir_runtime::host::StateQueries;
+use gleipnir_runtime::{Clock, event, json};
+use matrix_sdk::ruma::OwnedRoomId;
+
+use super::Bot;
+
+/// Lines of actions shown before "… and N more".
+const SHOWN: usize = 30;
+
+impl Bot {
+    pub(crate) async fn preview(&mut self, name: &str, limit: u32) -> String {
+        let Some(plugin) = self.plugins.get(name).cloned() else {
+            return format!("No protection named `{name}` is loaded.");
+        };
+        if self.protected.is_empty() {
+            return "No protected rooms to preview over.".to_owned();
+        }
+        let clock =
+            Arc::new(StateQueries { bot: self.bot_user.clone(), clock: Clock::manual(0), rooms: self.rooms.clone() });
+        let granted = self.config.grants.get(name).copied().unwrap_or_default();
+        let mut instance = match plugin.instantiate(clock.clone(), granted) {
+            Ok(i) => i,
+            Err(e) => return format!("Could not start {name} for a preview: {e}"),
+        };
+        let overrides = match self.enabled.get(name) {
+            Some(live) => live.overrides().to_vec(),
+            None => self.saved_settings(name).await.0,
+        };
+        if let Err(e) = instance.configure(&overrides) {
+            return format!("{name} refuses its settings: {e}");
+        }
+
+        let mut actions = Vec::new();
+        let mut refused = Vec::new();
+        let mut faults = Vec::new();
+        let mut seen = 0;
+        for room in self.protected.clone() {
+            let events = match self.recent_events(&room, limit).await {
+                Ok(e) => e,
+                Err(e) => {
+                    faults.push(format!("{room}: cannot read the history: {e}"));
+                    continue;
+                }
+            };
+            for json in events {
+                let Ok(Some(mut event)) = event::from_json(&json, Some(&room), &|r, u| self.rooms.membership(r, u))
+                else {
+                    continue;
+                };
+                if event.sender == self.bot_user || !instance.plugin().wants(event::class(&event.kind)) {
+                    continue;
+                }
+                seen += 1;
+                event.received_ts = event.origin_ts;
+                clock.clock.set(event.origin_ts);
+                match instance.handle(&event) {
+                    Ok(outcome) => {
+                        actions.extend(outcome.actions.iter().map(|a| json::action(a).to_string()));
+                        refused
+                            .extend(outcome.refused.iter().map(|r| format!("{} ({})", json::action(&r.action), r.why)));
+                    }
+                    Err(fault) => {
+                        faults.push(format!("{}: {fault}", event.event_id));
+                        if fault.kills_instance() && instance.restart().is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+
+        let mut out = format!(
+            "Preview of {name} over the last {limit} event(s) of {} protected room(s) ({seen} it would have seen). Nothing was done.",
+            self.protected.len()
+        );
+        if actions.is_empty() {
+            out.push_str("\nIt would have done nothing.");
+        } else {
+            let _ = write!(out, "\nIt would have carried out {} action(s):", actions.len());
+            for action in actions.iter().take(SHOWN) {
+                let _ = write!(out, "\n- {action}");
+            }
+            if actions.len() > SHOWN {
+                let _ = write!(out, "\n- … and {} more", actions.len() - SHOWN);
+            }
+        }
+        if !refused.is_empty() {
+            let _ = write!(out, "\nRefused (outside its grants): {}", refused.len());
+            for r in refused.iter().take(5) {
+                let _ = write!(out, "\n- {r}");
+            }
+        }
+        for f in faults.iter().take(5) {
+            let _ = write!(out, "\nFault: {f}");
+        }
+        out
+    }
+
+    /// The last `limit` events of a room, oldest first, as client-format JSON.
+    async fn recent_events(&self, room: &str, limit: u32) -> Result<Vec<String>, String> {
+        use matrix_sdk::ruma::api::client::message::get_message_events;
+        let id = OwnedRoomId::try_from(room).map_err(|e| e.to_string())?;
+        let mut events = Vec::new();
+        let mut from = None;
+        while events.len() < limit as usize {
+            let mut request = get_message_events::v3::Request::backward(id.clone());
+            request.from = from.take();
+            request.limit = (limit as usize - events.len()).min(100).try_into().unwrap_or_default();
+            let response = self.client.send(request).await.map_err(|e| e.to_string())?;
+            events.extend(response.chunk.iter().map(|e| e.json().get().to_owned()));
+            match response.end {
+                Some(end) if !response.chunk.is_empty() => from = Some(end),
+                _ => break,
+            }
+        }
+        events.reverse();
+        Ok(events)
+    }
+}
