@@ -51,6 +51,7 @@ fn start_bot_with(
     std::fs::copy(gleipnir_tests::plugins::POLICY_ECHO, dir.join("plugins/policy-echo.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::NEWCOMER_WATCH_WORDS, dir.join("plugins/newcomer-watch-words.wasm"))
         .unwrap();
+    std::fs::copy(gleipnir_tests::plugins::HOSTILE, dir.join("plugins/hostile.wasm")).unwrap();
     let config = format!(
         r#"[matrix]
 homeserver = "{}"
@@ -67,6 +68,8 @@ grants = ["redact", "ban", "notify-management"]
 grants = ["notify-management"]
 [protections.newcomer-watch-words]
 grants = ["redact", "ban", "notify-management"]
+[protections.hostile]
+grants = ["notify-management"]
 "#,
         synapse.url(),
         bot.user_id,
@@ -941,4 +944,27 @@ fn preview_reports_and_changes_nothing() {
     assert!(spam.iter().all(|id| !is_redacted(synapse, moderator, &scene.protected, id)));
     // It is not enabled by previewing.
     scene.command("protections", "flooding 1.0.0 (disabled)");
+}
+
+/// A protection that keeps faulting is quarantined (and says so once), the
+/// others keep working; enabling it again lifts the quarantine; actions
+/// outside its grants are refused and reported once per kind.
+#[test]
+fn faulty_protections_are_quarantined() {
+    let scene = Scene::new(Options::default());
+    let _gleipnir = scene.start(&[], &[("protections enable hostile", "hostile enabled")]);
+    for _ in 0..3 {
+        send(&scene.synapse, &scene.spammer, &scene.protected, "panic");
+    }
+    eventually("the quarantine", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains("hostile faulted") && n.contains("quarantined for 30 s"))
+    });
+    scene.command("status", "hostile 0.1.0 (enabled, QUARANTINED");
+    scene.command("protections enable hostile", "quarantine is lifted");
+    for _ in 0..2 {
+        send(&scene.synapse, &scene.spammer, &scene.protected, "overreach");
+    }
+    scene.command("status", "2 refused ban");
+    let refusals = scene.notices().iter().filter(|n| n.starts_with("hostile: refused")).count();
+    assert_eq!(refusals, 1, "{:?}", scene.notices());
 }

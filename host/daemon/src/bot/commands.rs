@@ -181,13 +181,24 @@ impl Bot {
             out += " none loaded";
         }
         for (name, plugin) in &self.plugins {
-            let state = match self.enabled.get(name) {
-                Some(instance) => match instance.fault() {
-                    Some(fault) => format!("enabled, FAULTED: {fault}"),
-                    None => "enabled".to_owned(),
+            let now = std::time::Instant::now();
+            let health = self.health.get(name);
+            let mut state = match self.enabled.get(name) {
+                Some(instance) => match (health.and_then(|h| h.quarantined_for(now)), instance.fault()) {
+                    (Some(left), _) => format!("enabled, QUARANTINED for {} s more", left.as_secs()),
+                    (None, Some(fault)) => format!("enabled, FAULTED: {fault}"),
+                    (None, None) => "enabled".to_owned(),
                 },
                 None => "disabled".to_owned(),
             };
+            if let Some(h) = health {
+                if h.faults > 0 {
+                    let _ = write!(state, "; {} fault(s), last: {}", h.faults, h.last_fault.as_deref().unwrap_or(""));
+                }
+                for (kind, count) in &h.refused {
+                    let _ = write!(state, "; {count} refused {kind}");
+                }
+            }
             let _ = write!(out, "\n- {name} {} ({state})", plugin.descriptor().version);
         }
         out
@@ -251,7 +262,12 @@ impl Bot {
                 None => format!("No protection named `{name}`. Loaded: {}", names.join(", ")),
             };
         }
+        // Enabling (again) lifts a quarantine.
+        let lifted = on && self.health.get_mut(name).is_some_and(super::health::Health::clear);
         if on == self.enabled.contains_key(name) {
+            if lifted {
+                return format!("{name} is enabled; its quarantine is lifted.");
+            }
             return format!("{name} is already {}.", if on { "enabled" } else { "disabled" });
         }
         if on {
@@ -260,7 +276,7 @@ impl Bot {
             }
             let (overrides, problems) = self.saved_settings(name).await;
             if let Some(instance) = self.enabled.get_mut(name)
-                && let Err(e) = instance.configure(&overrides)
+                && let Err(e) = super::sandboxed(|| instance.configure(&overrides))
             {
                 tracing::warn!(protection = name, "saved settings refused: {e}");
             }
@@ -367,7 +383,7 @@ impl Bot {
                 }
             }
         }
-        if let Err(e) = instance.configure(&overrides) {
+        if let Err(e) = super::sandboxed(|| instance.configure(&overrides)) {
             return format!("{e}. The previous settings stay.");
         }
         let new = instance

@@ -5,6 +5,7 @@
 
 mod commands;
 mod executor;
+mod health;
 mod plan;
 mod policy;
 mod preview;
@@ -57,6 +58,8 @@ pub(crate) struct Bot {
     lost: Vec<(String, String)>,
     /// The last problem report: a number reaction on it previews that option.
     report_event: Option<String>,
+    /// Faults, quarantines and refusals per protection.
+    health: BTreeMap<String, health::Health>,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
@@ -108,8 +111,16 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         restart: false,
         lost: Vec::new(),
         report_event: None,
+        health: BTreeMap::new(),
     };
     bot.run().await
+}
+
+/// Runs guest code (a protection's calls) where it may block: wasmtime-wasi
+/// serves some WASI calls (a guest writing to stderr as it panics, polling)
+/// with `Handle::block_on`, which panics on a Tokio worker thread.
+pub(crate) fn sandboxed<R>(f: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(f)
 }
 
 /// How every request to the homeserver is retried. matrix-sdk honours
@@ -185,7 +196,7 @@ impl Bot {
     pub(crate) fn enable(&mut self, name: &str) -> anyhow::Result<()> {
         let plugin = self.plugins.get(name).with_context(|| format!("no protection named `{name}` is loaded"))?;
         let granted = self.config.grants.get(name).copied().unwrap_or_default();
-        let instance = plugin.instantiate(self.queries.clone(), granted)?;
+        let instance = sandboxed(|| plugin.instantiate(self.queries.clone(), granted))?;
         self.enabled.insert(name.to_owned(), instance);
         Ok(())
     }
@@ -486,31 +497,49 @@ impl Bot {
         }
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
-        for (name, instance) in &mut self.enabled {
-            if !instance.plugin().wants(class) {
-                continue;
-            }
-            match instance.handle(&event) {
-                Ok(outcome) => {
-                    for refusal in outcome.refused {
-                        todo.push(executor::Job::Report(format!(
-                            "{name}: refused {}: {}",
-                            gleipnir_runtime::json::action(&refusal.action),
-                            refusal.why
-                        )));
-                    }
-                    todo.extend(outcome.actions.into_iter().map(|a| executor::Job::Act(name.clone(), a)));
+        let now = Instant::now();
+        let (enabled, health_of) = (&mut self.enabled, &mut self.health);
+        sandboxed(|| {
+            for (name, instance) in enabled.iter_mut() {
+                let health = health_of.entry(name.clone()).or_default();
+                if !instance.plugin().wants(class) || health.quarantined(now) {
+                    continue;
                 }
-                Err(fault) => {
-                    todo.push(executor::Job::Report(format!("{name} faulted: {fault}")));
-                    if fault.kills_instance()
-                        && let Err(e) = instance.restart()
-                    {
-                        todo.push(executor::Job::Report(format!("{name} could not restart: {e}")));
+                match instance.handle(&event) {
+                    Ok(outcome) => {
+                        for refusal in outcome.refused {
+                            let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(
+                                &refusal.action,
+                            ));
+                            if health.refused(kind) {
+                                todo.push(executor::Job::Report(format!(
+                                    "{name}: refused {}: {}. (Said once per kind of action; `status` counts them.)",
+                                    gleipnir_runtime::json::action(&refusal.action),
+                                    refusal.why
+                                )));
+                            }
+                        }
+                        todo.extend(outcome.actions.into_iter().map(|a| executor::Job::Act(name.clone(), a)));
+                    }
+                    Err(fault) => {
+                        let mut report = format!("{name} faulted: {fault}");
+                        if let Some(length) = health.fault(fault.to_string(), now) {
+                            report.push_str(&format!(
+                                ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
+                             `protections enable {name}` lifts it.",
+                                length.as_secs()
+                            ));
+                        }
+                        todo.push(executor::Job::Report(report));
+                        if fault.kills_instance()
+                            && let Err(e) = instance.restart()
+                        {
+                            todo.push(executor::Job::Report(format!("{name} could not restart: {e}")));
+                        }
                     }
                 }
             }
-        }
+        });
         for job in todo {
             self.execute(job).await;
         }

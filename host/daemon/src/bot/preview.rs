@@ -28,7 +28,7 @@ impl Bot {
         let clock =
             Arc::new(StateQueries { bot: self.bot_user.clone(), clock: Clock::manual(0), rooms: self.rooms.clone() });
         let granted = self.config.grants.get(name).copied().unwrap_or_default();
-        let mut instance = match plugin.instantiate(clock.clone(), granted) {
+        let mut instance = match super::sandboxed(|| plugin.instantiate(clock.clone(), granted)) {
             Ok(i) => i,
             Err(e) => return format!("Could not start {name} for a preview: {e}"),
         };
@@ -36,7 +36,7 @@ impl Bot {
             Some(live) => live.overrides().to_vec(),
             None => self.saved_settings(name).await.0,
         };
-        if let Err(e) = instance.configure(&overrides) {
+        if let Err(e) = super::sandboxed(|| instance.configure(&overrides)) {
             return format!("{name} refuses its settings: {e}");
         }
 
@@ -63,7 +63,7 @@ impl Bot {
                 seen += 1;
                 event.received_ts = event.origin_ts;
                 clock.clock.set(event.origin_ts);
-                match instance.handle(&event) {
+                match super::sandboxed(|| instance.handle(&event)) {
                     Ok(outcome) => {
                         actions.extend(outcome.actions.iter().map(|a| json::action(a).to_string()));
                         refused
@@ -71,7 +71,7 @@ impl Bot {
                     }
                     Err(fault) => {
                         faults.push(format!("{}: {fault}", event.event_id));
-                        if fault.kills_instance() && instance.restart().is_err() {
+                        if fault.kills_instance() && super::sandboxed(|| instance.restart()).is_err() {
                             break;
                         }
                     }

@@ -71,7 +71,7 @@ impl Bot {
             let (overrides, bad) = self.saved_settings(&name).await;
             problems.extend(bad);
             if let Some(instance) = self.enabled.get_mut(&name)
-                && let Err(e) = instance.configure(&overrides)
+                && let Err(e) = super::sandboxed(|| instance.configure(&overrides))
             {
                 // Each value fits its spec, but the protection refuses them together.
                 let content = store::read(&self.client, state::PROTECTION_SETTINGS).await.ok().flatten();
