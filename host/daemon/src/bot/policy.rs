@@ -126,7 +126,7 @@ impl Bot {
         let stale: Vec<(String, String)> = list
             .rules()
             .filter(|r| !present.contains(&(r.kind, r.state_key.as_str())))
-            .map(|r| (r.kind.event_type().to_owned(), r.state_key.clone()))
+            .map(|r| (rule_event_type(r), r.state_key.clone()))
             .collect();
         let mut delta = list.apply_all(stale.iter().map(|(t, k)| (t.as_str(), k.as_str(), "{}")));
         delta.extend(list.apply_all(events.iter().map(|e| (e.kind.as_str(), e.state_key.as_str(), e.content.get()))));
