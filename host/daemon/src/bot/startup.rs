@@ -45,13 +45,15 @@ impl Bot {
         let (rooms, bad) = PROTECTED_ROOMS.read(content.as_ref());
         problems.extend(bad);
         for (index, room) in rooms {
-            // A room the bot is in already needs no join, and the sync keeps its state.
+            // A room the bot is in already needs no join; its state is read
+            // again so that members and the current ACL are known as protected.
             let joined = matrix_sdk::ruma::OwnedRoomId::try_from(room.as_str())
                 .ok()
                 .and_then(|id| self.client.get_room(&id))
                 .is_some_and(|r| r.state() == matrix_sdk::RoomState::Joined);
             if joined {
                 self.protected.insert(room.clone());
+                self.load_room_state(&room).await;
                 continue;
             }
             match super::join(&self.client, &room).await {
