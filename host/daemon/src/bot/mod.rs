@@ -501,7 +501,10 @@ impl Bot {
         let (enabled, health_of) = (&mut self.enabled, &mut self.health);
         sandboxed(|| {
             for (name, instance) in enabled.iter_mut() {
-                let health = health_of.entry(name.clone()).or_default();
+                if !health_of.contains_key(name) {
+                    health_of.insert(name.clone(), health::Health::default());
+                }
+                let health = health_of.get_mut(name).expect("inserted above");
                 if !instance.plugin().wants(class) || health.quarantined(now) {
                     continue;
                 }

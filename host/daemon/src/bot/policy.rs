@@ -8,7 +8,7 @@
 //! burst of rule changes gives one ACL update per room (sent once a sync
 //! brings no further server-rule change); ACL edits by others are corrected.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 
 use std::sync::Arc;
@@ -101,25 +101,17 @@ impl Bot {
             .await
             .map_err(|e| format!("cannot read it: {e}"))?;
         #[derive(serde::Deserialize)]
-        struct State<'a> {
+        struct Key {
             #[serde(rename = "type")]
             kind: String,
             state_key: String,
-            #[serde(borrow)]
-            content: &'a serde_json::value::RawValue,
-        }
-        let events: Vec<State<'_>> =
-            response.room_state.iter().filter_map(|raw| serde_json::from_str(raw.json().get()).ok()).collect();
-        // The room cache knows the list's power levels, to tell whether rules can be written there.
-        for raw in &response.room_state {
-            self.state_event(room_id, raw.json().get());
-        }
-        for e in events.iter().filter(|e| e.kind == SHORTCODE) {
-            self.note_shortcode(room_id, e.content.get());
         }
         let list = self.policy.lists.entry(room_id.to_owned()).or_insert_with(|| PolicyList::new(room_id));
-        // Rules that are gone from the state (redacted, or lost while away) are removed.
-        let present: BTreeSet<(EntityKind, &str)> = events
+        // Rules that are gone from the state (lost while away) are removed,
+        // under the event type they came in.
+        let keys: Vec<Key> =
+            response.room_state.iter().filter_map(|raw| serde_json::from_str(raw.json().get()).ok()).collect();
+        let present: HashSet<(EntityKind, &str)> = keys
             .iter()
             .filter_map(|e| gleipnir_policy::rule::rule_type(&e.kind).map(|(k, _)| (k, e.state_key.as_str())))
             .collect();
@@ -128,14 +120,15 @@ impl Bot {
             .filter(|r| !present.contains(&(r.kind, r.state_key.as_str())))
             .map(|r| (rule_event_type(r), r.state_key.clone()))
             .collect();
-        let mut delta = list.apply_all(stale.iter().map(|(t, k)| (t.as_str(), k.as_str(), "{}")));
-        delta.extend(list.apply_all(events.iter().map(|e| (e.kind.as_str(), e.state_key.as_str(), e.content.get()))));
-        if delta.changes.iter().any(|c| c.new_rule().or(c.old_rule()).is_some_and(|r| r.kind == EntityKind::Server)) {
-            self.policy.server_rules_changed = true;
+        for (event_type, state_key) in &stale {
+            self.list_state(room_id, event_type, state_key, "{}");
         }
-        // The index is current at once (commands answer from it); bans wait for the end of the sync.
-        self.policy.index.apply(&delta);
-        self.policy.pending.extend(delta);
+        // Everything else goes the way sync state does: the room cache (power
+        // levels, to tell whether rules can be written), the shortcode, and
+        // each rule into the list, the index and the pending delta.
+        for raw in &response.room_state {
+            self.state_event(room_id, raw.json().get());
+        }
         Ok(())
     }
 

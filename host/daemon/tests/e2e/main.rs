@@ -1,0 +1,10 @@
+//! End-to-end: the `gleipnir` binary against a real Synapse on loopback.
+//! One test binary, so the tests run in parallel.
+
+mod commands;
+mod common;
+mod flooding;
+mod policy;
+mod protections;
+mod resilience;
+mod safe_mode;

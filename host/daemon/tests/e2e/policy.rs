@@ -1,0 +1,212 @@
+//! Policy lists: bans, server ACLs and their invariants, list commands.
+
+use std::time::Duration;
+
+use serde_json::json;
+use synapse_harness::{Options, unique_name};
+
+use crate::common::*;
+
+/// Rules in a watched list ban matching members in every protected room,
+/// also when they join later; server rules become one ACL update per room,
+/// and an ACL edited by someone else is put back.
+#[test]
+fn policy_lists_end_to_end() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot.user_id);
+    let second = create_room(synapse, moderator, &[&scene.bot, &scene.spammer], json!({ bot.clone(): 100 }));
+    join(synapse, &scene.spammer, &second);
+    let list = create_room(synapse, moderator, &[&scene.bot], json!({}));
+    let _gleipnir = scene.start(&[], &[]);
+    scene.command(&format!("rooms add {second}"), "Now protecting");
+    scene.command(&format!("watch {list}"), "Now watching");
+    scene.command("protections enable policy-echo", "policy-echo enabled");
+
+    // A user rule: the spammer is banned in both protected rooms.
+    put_rule(
+        synapse,
+        moderator,
+        &list,
+        "user",
+        "spam",
+        json!({"entity": scene.spammer.user_id, "recommendation": "m.ban", "reason": "spam"}),
+    );
+    for room in [&scene.protected, &second] {
+        eventually("the spammer banned", Duration::from_secs(30), || {
+            (membership(synapse, moderator, room, &scene.spammer.user_id).as_deref() == Some("ban")).then_some(())
+        });
+    }
+    // Protections receive the same delta.
+    let echo = format!("policy-echo: added m.ban {} in {list}", scene.spammer.user_id);
+    eventually("the delta reaching a protection", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains(&echo))
+    });
+    let answer = scene.command(&format!("rules matching {}", scene.spammer.user_id), "1 rule(s) match");
+    assert!(answer.contains("m.ban") && answer.contains(&list), "{answer}");
+
+    // Three server rules at once: each room's ACL is updated once, with all three.
+    for (i, entity) in ["*.evil.example", "bad.example", "worse.example"].iter().enumerate() {
+        put_rule(
+            synapse,
+            moderator,
+            &list,
+            "server",
+            &format!("s{i}"),
+            json!({"entity": entity, "recommendation": "m.ban"}),
+        );
+    }
+    let expected = json!(["*.evil.example", "bad.example", "worse.example"]);
+    for room in [&scene.protected, &second] {
+        eventually("the ACL", Duration::from_secs(30), || {
+            let path = format!("/_matrix/client/v3/rooms/{room}/state/m.room.server_acl/");
+            synapse.call(moderator, "GET", &path, None).ok().filter(|acl| acl["deny"] == expected)
+        });
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for room in [&scene.protected, &second] {
+        assert_eq!(acl_updates_by(synapse, moderator, room, bot), std::slice::from_ref(&expected), "in {room}");
+    }
+
+    // Someone else edits the ACL: it is put back.
+    let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.server_acl/", scene.protected);
+    synapse.call(moderator, "PUT", &path, Some(&json!({"allow": ["*"], "deny": []}))).unwrap();
+    eventually("the ACL corrected", Duration::from_secs(30), || {
+        synapse.call(moderator, "GET", &path, None).ok().filter(|acl| acl["deny"] == expected)
+    });
+
+    // A takedown glob: a matching user who joins later is banned on joining.
+    put_rule(
+        synapse,
+        moderator,
+        &list,
+        "user",
+        "late",
+        json!({"entity": "@late*:localhost", "recommendation": "m.takedown"}),
+    );
+    scene.command("rules matching @latecomer:localhost", "1 rule(s) match");
+    let late = synapse.register(&unique_name("late"), "late-password", false).unwrap();
+    let invite = json!({"user_id": late.user_id});
+    synapse.call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{second}/invite"), Some(&invite)).unwrap();
+    join(synapse, &late, &second);
+    eventually("the latecomer banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &second, &late.user_id).as_deref() == Some("ban")).then_some(())
+    });
+}
+
+/// Policy-list commands: `list create`, `ban USER LIST`, `takedown USER LIST`
+/// (hashed), and `unban USER` removing the rule and unbanning after a ✅.
+#[test]
+fn policy_commands_end_to_end() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot.user_id);
+    let troll = synapse.register(&unique_name("troll"), "troll-password", false).unwrap();
+    let invite = json!({"user_id": troll.user_id});
+    synapse
+        .call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{}/invite", scene.protected), Some(&invite))
+        .unwrap();
+    join(synapse, &troll, &scene.protected);
+    let _gleipnir = scene.start(&[], &[]);
+
+    let created = scene.command("list create coc coc-bans", "Created the policy list #coc-bans:localhost");
+    let list = created.split(['(', ')']).nth(1).unwrap().to_owned();
+    scene.command("rules", &format!("- {list}: 0 rule(s)"));
+
+    // A ban through the list: the rule is written and the member banned.
+    scene.command(&format!("ban {} coc spamming", scene.spammer.user_id), "Added to");
+    eventually("the spammer banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref() == Some("ban"))
+            .then_some(())
+    });
+
+    // A takedown: hashed, and it bans too.
+    scene.command(&format!("takedown {} coc", troll.user_id), "hashed: only its sha256 is published");
+    eventually("the troll banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &troll.user_id).as_deref() == Some("ban")).then_some(())
+    });
+    // The list is public: anyone can read it.
+    join(synapse, moderator, &list);
+    let state = synapse.call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{list}/state"), None).unwrap();
+    let takedown = state
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["content"]["recommendation"] == "m.takedown")
+        .expect("the takedown rule");
+    assert!(takedown["content"].get("entity").is_none(), "{takedown}");
+    assert!(!takedown.to_string().contains(&troll.user_id), "the hashed rule reveals the user: {takedown}");
+
+    // Unban: a preview of the rule removal and the unban, then ✅.
+    let preview = scene.command(&format!("unban {}", scene.spammer.user_id), "would carry out 2 operation(s)");
+    assert!(preview.contains("remove the rule") && preview.contains("unban"), "{preview}");
+    let preview_id = notice_id(synapse, moderator, &scene.management, bot, "would carry out 2").unwrap();
+    react(synapse, moderator, &scene.management, &preview_id, "✅");
+    eventually("the unban", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref() == Some("leave"))
+            .then_some(())
+    });
+    let after = scene.command(&format!("rules matching {}", scene.spammer.user_id), "match");
+    assert!(after.contains("No rule matches"), "{after}");
+    // The takedown stays.
+    assert_eq!(membership(synapse, moderator, &scene.protected, &troll.user_id).as_deref(), Some("ban"));
+}
+
+/// Losing a watched list while running (the bot is banned from it) is
+/// reported with recovery options and no ACL is sent while it is gone;
+/// unwatched, the ACL follows the remaining rules; a redacted rule leaves it.
+#[test]
+fn no_acl_while_a_watched_list_is_lost() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot.user_id);
+    let list = create_room(synapse, moderator, &[&scene.bot], json!({}));
+    let other = create_room(synapse, moderator, &[&scene.bot], json!({}));
+    put_rule(synapse, moderator, &list, "server", "evil", json!({"entity": "evil.example", "recommendation": "m.ban"}));
+    let _gleipnir = scene.start(&[], &[]);
+    scene.command(&format!("watch {list}"), "Now watching");
+    scene.command(&format!("watch {other}"), "Now watching");
+    let acl_path = format!("/_matrix/client/v3/rooms/{}/state/m.room.server_acl/", scene.protected);
+    eventually("the first ACL", Duration::from_secs(30), || {
+        synapse.call(moderator, "GET", &acl_path, None).ok().filter(|acl| acl["deny"] == json!(["evil.example"]))
+    });
+
+    // The bot is banned from the other list: reported, with options.
+    let ban = json!({"user_id": bot, "reason": "test"});
+    synapse.call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{other}/ban"), Some(&ban)).unwrap();
+    eventually("the loss reported", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains("cannot be used") && n.contains("I was banned"))
+    });
+    let rules = scene.command("rules", "FAILED to load");
+    assert!(rules.contains(&format!("- {list}: 1 rule(s)")), "{rules}");
+    put_rule(
+        synapse,
+        moderator,
+        &list,
+        "server",
+        "worse",
+        json!({"entity": "worse.example", "recommendation": "m.ban"}),
+    );
+    scene.command("rules", "2 rule(s)");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        acl_updates_by(synapse, moderator, &scene.protected, bot).len(),
+        1,
+        "an ACL was sent from incomplete lists"
+    );
+
+    scene.command(&format!("unwatch {other}"), "No longer watching");
+    let expected = json!(["evil.example", "worse.example"]);
+    eventually("the ACL once the lost list is unwatched", Duration::from_secs(30), || {
+        synapse.call(moderator, "GET", &acl_path, None).ok().filter(|acl| acl["deny"] == expected)
+    });
+    let path = format!("/_matrix/client/v3/user/{bot}/account_data/org.matrix.mjolnir.watched_lists");
+    let saved = synapse.call(&scene.bot, "GET", &path, None).unwrap();
+    assert_eq!(saved, json!({"references": [format!("https://matrix.to/#/{list}")]}));
+
+    // Redacting a rule removes it: the ACL follows.
+    let state = synapse.call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{list}/state"), None).unwrap();
+    let worse = state.as_array().unwrap().iter().find(|e| e["state_key"] == "worse").unwrap()["event_id"].clone();
+    let redact = format!("/_matrix/client/v3/rooms/{list}/redact/{}/{}", worse.as_str().unwrap(), unique_name("x"));
+    synapse.call(moderator, "PUT", &redact, Some(&json!({}))).unwrap();
+    eventually("the ACL without the redacted rule", Duration::from_secs(30), || {
+        synapse.call(moderator, "GET", &acl_path, None).ok().filter(|acl| acl["deny"] == json!(["evil.example"]))
+    });
+}
