@@ -27,6 +27,12 @@ pub trait Host {
     fn kv_delete(&self, key: &str);
     /// Write to the host's log, attributed to this protection.
     fn log(&self, level: LogLevel, message: &str);
+    /// Messages the user sent in the room that were not removed; `None` when
+    /// the host does not count there or the user joined before it began counting.
+    fn message_count(&self, room: &str, user: &str) -> Option<u32> {
+        let _ = (room, user);
+        None
+    }
 
     /// Whether the user may ban in the room: moderators are never acted on.
     fn is_moderator(&self, room: &str, user: &str) -> bool {
@@ -73,5 +79,8 @@ impl Host for WasmHost {
     }
     fn log(&self, level: LogLevel, message: &str) {
         imports::log(level, message)
+    }
+    fn message_count(&self, room: &str, user: &str) -> Option<u32> {
+        imports::message_count(room, user)
     }
 }

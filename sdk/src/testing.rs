@@ -23,6 +23,7 @@ pub struct TestHost {
     room_levels: RefCell<HashMap<String, RoomLevels>>,
     kv: RefCell<HashMap<String, Vec<u8>>>,
     logs: RefCell<Vec<(LogLevel, String)>>,
+    message_counts: RefCell<HashMap<(String, String), Option<u32>>>,
 }
 
 impl Default for TestHost {
@@ -35,6 +36,7 @@ impl Default for TestHost {
             room_levels: RefCell::default(),
             kv: RefCell::default(),
             logs: RefCell::default(),
+            message_counts: RefCell::default(),
         }
     }
 }
@@ -59,6 +61,11 @@ impl TestHost {
     }
     pub fn set_room_levels(&self, room: &str, levels: RoomLevels) {
         self.room_levels.borrow_mut().insert(room.to_owned(), levels);
+    }
+    /// What [`Host::message_count`] answers for `user` in `room` (`None`
+    /// when unset: the host does not count there).
+    pub fn set_message_count(&self, room: &str, user: &str, count: Option<u32>) {
+        self.message_counts.borrow_mut().insert((room.to_owned(), user.to_owned()), count);
     }
     /// What the protection logged, oldest first.
     pub fn logs(&self) -> Vec<(LogLevel, String)> {
@@ -98,6 +105,9 @@ impl Host for TestHost {
     }
     fn log(&self, level: LogLevel, message: &str) {
         self.logs.borrow_mut().push((level, message.to_owned()));
+    }
+    fn message_count(&self, room: &str, user: &str) -> Option<u32> {
+        self.message_counts.borrow().get(&(room.to_owned(), user.to_owned())).copied().flatten()
     }
 }
 

@@ -543,3 +543,176 @@ mod future_contract {
         );
     }
 }
+
+mod counter {
+    use super::*;
+    use gleipnir_runtime::SettingValue;
+
+    pub(super) fn covered() {}
+
+    fn report(instance: &mut Instance, rooms: &RoomStates, queries: &gleipnir_runtime::host::StateQueries) -> String {
+        run(instance, rooms, &queries.clock, &[message("!r:test", "@a:test", 9, "counter report", 9999)])
+    }
+
+    #[test]
+    fn counts_each_event_once() {
+        let lines: Vec<String> = (0..4).map(|i| message("!r:test", "@a:test", i, "hi", i as usize)).collect();
+        let mut lines = lines;
+        lines.push(message("!r:test", "@a:test", 5, "again", 2));
+        lines.push(message("!r:test", "@a:test", 6, "counter report", 100));
+        check(
+            &load(plugins::COUNTER),
+            &[],
+            &lines,
+            "notify-management counter 1.0.0 counter: seen 4, duplicates 1, restored 0 (report)",
+        );
+    }
+
+    /// `Instance::successor`: version 2 takes over version 1's state, the
+    /// settings that still fit, grants and key-value store; a setting
+    /// version 2 lacks is dropped and named.
+    #[test]
+    fn a_new_version_takes_over_state_and_settings() {
+        let (mut old, rooms, queries) =
+            start(&load(plugins::COUNTER), &[("label", SettingValue::Text("alpha".into())), ("old-only", SettingValue::Flag(true))]);
+        let lines: Vec<String> = (0..3).map(|i| message("!r:test", "@a:test", i, "hi", i as usize)).collect();
+        run(&mut old, &rooms, &queries.clock, &lines);
+        let overrides = old.overrides().to_vec();
+        let (mut new, handover) = old.successor(&load(plugins::COUNTER_NEXT), &overrides).expect("swaps");
+        assert!(handover.state_bytes > 0, "{handover:?}");
+        assert_eq!(handover.dropped.len(), 1, "{handover:?}");
+        assert_eq!(handover.dropped[0].0, "old-only");
+        assert_eq!(handover.added, vec!["fresh".to_owned()]);
+        assert_eq!(new.allowed(), old.allowed());
+        run(&mut new, &rooms, &queries.clock, &[message("!r:test", "@a:test", 5, "hi", 3)]);
+        assert_eq!(
+            report(&mut new, &rooms, &queries),
+            "notify-management counter 2.0.0 alpha: seen 4, duplicates 0, restored 3 (report)"
+        );
+        // The old instance was left as it was.
+        assert_eq!(report(&mut old, &rooms, &queries), "notify-management counter 1.0.0 alpha: seen 3, duplicates 0, restored 0 (report)");
+    }
+
+    /// A new version that refuses its settings, or is another protection,
+    /// does not take over; the old instance keeps its state.
+    #[test]
+    fn a_refused_successor_leaves_the_old_instance_running() {
+        let (mut old, rooms, queries) = start(&load(plugins::COUNTER), &[]);
+        run(&mut old, &rooms, &queries.clock, &[message("!r:test", "@a:test", 1, "hi", 1)]);
+        let refuse = vec![("label".to_owned(), SettingValue::Text("refuse".into()))];
+        let e = old.successor(&load(plugins::COUNTER_NEXT), &refuse).unwrap_err();
+        assert!(e.to_string().contains("the label `refuse` is refused"), "{e}");
+        let e = old.successor(&load(plugins::FLOODING), &[]).unwrap_err();
+        assert_eq!(e.to_string(), "the new file is protection `flooding`, not `counter`");
+        assert_eq!(report(&mut old, &rooms, &queries), "notify-management counter 1.0.0 counter: seen 1, duplicates 0, restored 0 (report)");
+    }
+
+    /// The watcher compiles a changed file once it has settled, skips a
+    /// write that leaves the content as it was, and reports removals.
+    #[test]
+    fn the_watcher_reports_settled_changes() {
+        use gleipnir_runtime::watch::{Change, WatchConfig, Watcher};
+        let dir = std::env::temp_dir().join(format!("gleipnir-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("counter.wasm");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let config = WatchConfig {
+            plugin_dir: dir.clone(),
+            settings_file: Some(dir.join("settings.toml")),
+            settle: std::time::Duration::from_millis(100),
+            known: Default::default(),
+        };
+        let _watcher = Watcher::start(gleipnir_tests::runtime(), config, move |c| tx.send(c).unwrap()).unwrap();
+        let wait = || rx.recv_timeout(std::time::Duration::from_secs(20)).expect("a change");
+        std::fs::write(&file, std::fs::read(plugins::COUNTER).unwrap()).unwrap();
+        match wait() {
+            Change::Compiled { result: Ok(p), .. } => assert_eq!(p.descriptor().version, "1.0.0"),
+            other => panic!("{other:?}"),
+        }
+        // Same bytes again (a touch): nothing. Then new bytes: compiled.
+        std::fs::write(&file, std::fs::read(plugins::COUNTER).unwrap()).unwrap();
+        std::fs::write(dir.join(".counter.wasm.tmp"), b"ignored").unwrap();
+        std::fs::write(&file, std::fs::read(plugins::COUNTER_NEXT).unwrap()).unwrap();
+        match wait() {
+            Change::Compiled { result: Ok(p), .. } => assert_eq!(p.descriptor().version, "2.0.0"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&file, b"not wasm").unwrap();
+        assert!(matches!(wait(), Change::Compiled { result: Err(_), .. }));
+        std::fs::write(dir.join("settings.toml"), "[counter]\n").unwrap();
+        assert!(matches!(wait(), Change::Settings { .. }));
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(wait(), Change::Removed { .. }));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+mod counter_next {
+    use super::*;
+
+    pub(super) fn covered() {}
+
+    #[test]
+    fn is_version_two_of_counter() {
+        let p = load(plugins::COUNTER_NEXT);
+        assert_eq!((p.name(), p.descriptor().version.as_str()), ("counter", "2.0.0"));
+        let keys: Vec<&str> = p.descriptor().settings.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(keys, ["label", "fresh"]);
+    }
+}
+
+mod least_authority {
+    use super::*;
+    use gleipnir_runtime::SettingValue;
+
+    pub(super) fn covered() {}
+
+    const ROOM: &str = "!r:test";
+
+    fn join(id: usize, user: &str, ms: u64) -> String {
+        json!({
+            "room_id": ROOM, "event_id": format!("$j{id}"), "sender": user, "type": "m.room.member",
+            "state_key": user, "origin_server_ts": ms, "content": {"membership": "join"},
+        })
+        .to_string()
+    }
+
+    /// Through the real runtime: the host's join times and message counts
+    /// decide who is a newcomer.
+    #[test]
+    fn newcomers_are_gated_by_time_and_host_counted_messages() {
+        let plugin = load(plugins::LEAST_AUTHORITY);
+        assert_eq!(plugin.declared().to_string(), "redact, send-notice, notify-management");
+        let (mut instance, rooms, queries) = start(
+            &plugin,
+            &[
+                ("messages-before-trusted", SettingValue::Integer(2)),
+                ("explanation", SettingValue::Text("{user}: no {what}".into())),
+            ],
+        );
+        let base = 1_700_000_000_000u64;
+        // @old joined before the host began counting; @new after.
+        run(&mut instance, &rooms, &queries.clock, &[join(1, "@old:test", base - 10_000), join(2, "@new:test", base + 1_000)]);
+        rooms.count_from(ROOM, base);
+        let link = |id: usize, user: &str, seconds: u64| {
+            json!({
+                "room_id": ROOM, "event_id": format!("$e{id}"), "sender": user, "type": "m.room.message",
+                "origin_server_ts": base + seconds * 1000, "content": {"msgtype": "m.text", "body": "https://x.example"},
+            })
+            .to_string()
+        };
+        assert_eq!(
+            run(&mut instance, &rooms, &queries.clock, &[link(10, "@new:test", 5), link(11, "@old:test", 5)]),
+            "redact !r:test $e10 (least-authority: newcomers may not post links yet)\n\
+             send-notice !r:test @new:test: no links (least-authority: newcomers may not post links yet)"
+        );
+        // Two days later, with two messages counted by the host: free.
+        rooms.count_message(ROOM, "@new:test", "$m1");
+        rooms.count_message(ROOM, "@new:test", "$m2");
+        assert_eq!(run(&mut instance, &rooms, &queries.clock, &[link(12, "@new:test", 2 * 86_400)]), "");
+        // One of them removed: gated again.
+        rooms.uncount("$m2");
+        assert!(run(&mut instance, &rooms, &queries.clock, &[link(13, "@new:test", 2 * 86_400 + 1)]).starts_with("redact"));
+    }
+}

@@ -22,6 +22,12 @@ pub trait HostQueries: Send + Sync {
     fn joined_at(&self, room: &str, user: &str) -> Option<u64>;
     fn power_level(&self, room: &str, user: &str) -> i64;
     fn room_levels(&self, room: &str) -> RoomLevels;
+    /// Messages `user` sent in `room` that were seen and not removed; `None`
+    /// when not counted there, or the user joined before counting began.
+    fn message_count(&self, room: &str, user: &str) -> Option<u32> {
+        let _ = (room, user);
+        None
+    }
 }
 
 /// Where "now" comes from: the system clock, or a clock the caller sets (to
@@ -76,6 +82,9 @@ impl HostQueries for StateQueries {
     }
     fn room_levels(&self, room: &str) -> RoomLevels {
         self.rooms.room_levels(room)
+    }
+    fn message_count(&self, room: &str, user: &str) -> Option<u32> {
+        self.rooms.message_count(room, user)
     }
 }
 
@@ -210,5 +219,9 @@ impl host::Host for StoreState {
 
     fn kv_delete(&mut self, key: String) {
         self.kv.delete(&key)
+    }
+
+    fn message_count(&mut self, room: String, user: String) -> Option<u32> {
+        self.queries.message_count(&room, &user)
     }
 }

@@ -11,6 +11,8 @@
 //!   instantiate one store per protection, call it under limits.
 //! - [`capability`]: every returned action checked against declared ∩ granted.
 //! - [`settings`]: specs validated on load, values validated before `configure`.
+//! - [`watch`]: the plugin folder watched; changed components compiled off
+//!   the event path, for [`Instance::successor`] to swap in between two events.
 
 mod bindings;
 mod cache;
@@ -23,6 +25,7 @@ mod kv;
 mod plugin;
 pub mod rooms;
 pub mod settings;
+pub mod watch;
 
 pub use bindings::gleipnir::protection::types::{
     AbuseReport, Action, Capability, Deactivate, Descriptor, Event, EventClass, EventKind, IntegerBounds, JoinRule,
@@ -35,7 +38,7 @@ pub use capability::{CapabilitySet, Refusal};
 pub use engine::{Limits, Runtime, RuntimeConfig, RuntimeError};
 pub use host::{Clock, HostQueries};
 pub use kv::{KvLimits, KvStore};
-pub use plugin::{Fault, Instance, LoadError, Outcome, Plugin};
+pub use plugin::{Fault, Handover, Instance, LoadError, Outcome, Plugin, SwapError};
 
 /// The WIT package version this host speaks.
 pub const WIT_PACKAGE: &str = "gleipnir:protection";

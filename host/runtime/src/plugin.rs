@@ -474,4 +474,88 @@ impl Instance {
     pub fn set_granted(&mut self, granted: CapabilitySet) {
         self.granted = granted;
     }
+
+    /// What the operator (and moderators) grant this instance.
+    pub fn granted(&self) -> CapabilitySet {
+        self.granted
+    }
+
+    /// A new instance of `next` (a new version of this protection) ready to
+    /// take this one's place: same host queries, grants and key-value store;
+    /// `overrides` that still fit `next`'s settings (the others are dropped
+    /// and named in the [`Handover`]); and this instance's state through
+    /// `snapshot` → `restore` when it has any.
+    ///
+    /// On an error this instance is left as it was (its key-value store
+    /// included) and keeps running; only a fault in its own `snapshot` stops
+    /// it, and then the new instance starts without the state.
+    pub fn successor(
+        &mut self,
+        next: &Plugin,
+        overrides: &[(String, SettingValue)],
+    ) -> Result<(Instance, Handover), SwapError> {
+        if next.name() != self.plugin.name() {
+            return Err(SwapError::Name { old: self.plugin.name().to_owned(), new: next.name().to_owned() });
+        }
+        let mut handover = Handover::default();
+        let specs = &next.descriptor().settings;
+        let mut kept = Vec::new();
+        for (key, value) in overrides {
+            match specs.iter().find(|s| s.key == *key) {
+                None => handover.dropped.push((key.clone(), "the new version has no such setting".to_owned())),
+                Some(spec) => match settings::check_value(spec, value) {
+                    Ok(()) => kept.push((key.clone(), value.clone())),
+                    Err(e) => handover.dropped.push((key.clone(), format!("the value no longer fits: {}", e.problem))),
+                },
+            }
+        }
+        handover.added = specs
+            .iter()
+            .filter(|s| !self.plugin.descriptor().settings.iter().any(|o| o.key == s.key))
+            .map(|s| s.key.clone())
+            .collect();
+        let queries = self.store.data().queries.clone();
+        let mut new = next.instantiate(queries, self.granted).map_err(SwapError::Start)?;
+        new.configure(&kept).map_err(SwapError::Start)?;
+
+        // The key-value store moves with the protection.
+        std::mem::swap(&mut self.store.data_mut().kv, &mut new.store.data_mut().kv);
+        match self.snapshot() {
+            Ok(state) if state.is_empty() => {}
+            Ok(state) => match new.restore(&state) {
+                Ok(Ok(())) => handover.state_bytes = state.len(),
+                Ok(Err(why)) => handover.state_refused = Some(why),
+                Err(fault) => {
+                    std::mem::swap(&mut self.store.data_mut().kv, &mut new.store.data_mut().kv);
+                    return Err(SwapError::Restore(fault));
+                }
+            },
+            Err(fault) => handover.state_refused = Some(format!("the old version faulted in snapshot: {fault}")),
+        }
+        Ok((new, handover))
+    }
+}
+
+/// What [`Instance::successor`] carried over and what it could not.
+#[derive(Debug, Default, Clone)]
+pub struct Handover {
+    /// Bytes of state handed over by `snapshot` → `restore` (0: none).
+    pub state_bytes: usize,
+    /// Why the state was not taken over, when there was some.
+    pub state_refused: Option<String>,
+    /// Settings that were set but do not fit the new version, with why.
+    pub dropped: Vec<(String, String)>,
+    /// Settings the new version has and the old did not (at their defaults).
+    pub added: Vec<String>,
+}
+
+/// Why a new version could not take an instance's place.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SwapError {
+    #[error("the new file is protection `{new}`, not `{old}`")]
+    Name { old: String, new: String },
+    #[error("the new version cannot start: {0}")]
+    Start(ConfigureError),
+    #[error("the new version faulted taking over the old one's state: {0}")]
+    Restore(Fault),
 }

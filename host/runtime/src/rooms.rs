@@ -34,6 +34,29 @@ struct Member {
 #[derive(Debug, Default)]
 pub struct RoomStates {
     rooms: RwLock<HashMap<String, Room>>,
+    counts: RwLock<Counts>,
+}
+
+/// Most recent counted messages remembered, so that removing one (a
+/// redaction) takes it off its sender's count.
+const RECENT_COUNTED: usize = 50_000;
+
+/// Messages per member that the host saw and that were not removed, per
+/// room, since the host began counting there. Kept across restarts by the
+/// daemon ([`RoomStates::counts_to_json`]).
+#[derive(Debug, Default, serde::Serialize, Deserialize)]
+struct Counts {
+    /// When counting began in each room (ms since the epoch).
+    since: HashMap<String, u64>,
+    /// Room → user → messages.
+    messages: HashMap<String, HashMap<String, u32>>,
+    /// Recently counted messages: event id → (room, sender), oldest first.
+    #[serde(skip)]
+    recent: HashMap<String, (String, String)>,
+    #[serde(skip)]
+    order: std::collections::VecDeque<String>,
+    #[serde(skip)]
+    dirty: bool,
 }
 
 /// What a state event changed, if it was one this cache tracks.
@@ -161,6 +184,74 @@ impl RoomStates {
     }
 }
 
+impl RoomStates {
+    /// Begins counting messages in `room` (from `now`, ms), unless it already counts there.
+    pub fn count_from(&self, room: &str, now: u64) {
+        let mut counts = self.counts.write().unwrap_or_else(|e| e.into_inner());
+        if !counts.since.contains_key(room) {
+            counts.since.insert(room.to_owned(), now);
+            counts.dirty = true;
+        }
+    }
+
+    /// Counts one message of `sender` in `room` (if counting there).
+    pub fn count_message(&self, room: &str, sender: &str, event_id: &str) {
+        let mut counts = self.counts.write().unwrap_or_else(|e| e.into_inner());
+        if !counts.since.contains_key(room) || counts.recent.contains_key(event_id) {
+            return;
+        }
+        let n = counts.messages.entry(room.to_owned()).or_default().entry(sender.to_owned()).or_default();
+        *n = n.saturating_add(1);
+        counts.recent.insert(event_id.to_owned(), (room.to_owned(), sender.to_owned()));
+        counts.order.push_back(event_id.to_owned());
+        if counts.order.len() > RECENT_COUNTED
+            && let Some(oldest) = counts.order.pop_front()
+        {
+            counts.recent.remove(&oldest);
+        }
+        counts.dirty = true;
+    }
+
+    /// A counted message was removed: it no longer counts.
+    pub fn uncount(&self, event_id: &str) {
+        let mut counts = self.counts.write().unwrap_or_else(|e| e.into_inner());
+        let Some((room, sender)) = counts.recent.remove(event_id) else { return };
+        if let Some(n) = counts.messages.get_mut(&room).and_then(|m| m.get_mut(&sender)) {
+            *n = n.saturating_sub(1);
+        }
+        counts.dirty = true;
+    }
+
+    /// Messages `user` sent in `room` and not removed; `None` when the host
+    /// does not count there or the user joined before counting began.
+    pub fn message_count(&self, room: &str, user: &str) -> Option<u32> {
+        let joined_at = self.joined_at(room, user);
+        let counts = self.counts.read().unwrap_or_else(|e| e.into_inner());
+        let since = *counts.since.get(room)?;
+        if joined_at.is_some_and(|at| at < since) {
+            return None;
+        }
+        Some(counts.messages.get(room).and_then(|m| m.get(user)).copied().unwrap_or(0))
+    }
+
+    /// The counts as JSON, if they changed since the last call.
+    pub fn counts_to_json(&self) -> Option<String> {
+        let mut counts = self.counts.write().unwrap_or_else(|e| e.into_inner());
+        if !counts.dirty {
+            return None;
+        }
+        counts.dirty = false;
+        serde_json::to_string(&*counts).ok()
+    }
+
+    /// Takes back counts saved by [`counts_to_json`](RoomStates::counts_to_json).
+    pub fn counts_from_json(&self, json: &str) -> Result<(), String> {
+        let loaded: Counts = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        *self.counts.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        Ok(())
+    }
+}
+
 /// Room versions from 12 on give creators unlimited power (MSC4289).
 fn creators_are_privileged(version: &str) -> bool {
     version.parse::<u32>().is_ok_and(|v| v >= 12)
@@ -228,6 +319,35 @@ mod tests {
         states.apply(ROOM, "m.room.member", "@a:test", "@a:test", 400, join);
         assert_eq!(states.joined_at(ROOM, "@a:test"), Some(400));
         assert_eq!(states.joined(ROOM), vec!["@a:test".to_owned()]);
+    }
+
+    #[test]
+    fn messages_are_counted_from_when_counting_began() {
+        let states = RoomStates::new();
+        let join = r#"{"membership": "join"}"#;
+        states.apply(ROOM, "m.room.member", "@old:test", "@old:test", 100, join);
+        states.apply(ROOM, "m.room.member", "@new:test", "@new:test", 1_000, join);
+        assert_eq!(states.message_count(ROOM, "@new:test"), None, "not counting yet");
+        states.count_from(ROOM, 500);
+        states.count_from(ROOM, 900);
+        states.count_message(ROOM, "@new:test", "$1");
+        states.count_message(ROOM, "@new:test", "$1");
+        states.count_message(ROOM, "@new:test", "$2");
+        states.count_message(ROOM, "@old:test", "$3");
+        assert_eq!(states.message_count(ROOM, "@new:test"), Some(2), "each event once");
+        assert_eq!(states.message_count(ROOM, "@old:test"), None, "joined before counting began");
+        states.uncount("$2");
+        states.uncount("$2");
+        assert_eq!(states.message_count(ROOM, "@new:test"), Some(1), "a removed message no longer counts");
+        assert_eq!(states.message_count(ROOM, "@nobody:test"), Some(0));
+
+        let saved = states.counts_to_json().expect("changed");
+        assert_eq!(states.counts_to_json(), None, "unchanged since");
+        let restarted = RoomStates::new();
+        restarted.apply(ROOM, "m.room.member", "@new:test", "@new:test", 1_000, join);
+        restarted.counts_from_json(&saved).unwrap();
+        assert_eq!(restarted.message_count(ROOM, "@new:test"), Some(1));
+        assert!(restarted.counts_from_json("{not json").is_err());
     }
 
     #[test]

@@ -114,6 +114,10 @@ impl Bot {
             Command::Takedown { entity, list, reason } => {
                 Reply::Done(self.takedown_command(&entity, &list, reason).await)
             }
+            Command::Trust { user, trust } => Reply::Done(self.trust(&user, trust).await),
+            Command::Plugins => Reply::Done(self.plugins_report()),
+            Command::Reload(name) => Reply::Done(self.reload(&name)),
+            Command::Grant { name, capability, grant } => Reply::Done(self.grant(&name, &capability, grant).await),
             Command::Recover(n) => self.recover_plan(n),
             Command::Restart => {
                 self.restart = true;
@@ -217,6 +221,7 @@ impl Bot {
             return format!("Joined {room} but could not save the room list: {e:#}. It is not protected.");
         }
         self.load_room_state(&id).await;
+        self.rooms.count_from(&id, self.queries.clock.now_ms());
         format!("Now protecting {room} ({id}).")
     }
 
@@ -254,7 +259,7 @@ impl Bot {
         store::write(&self.client, store::PROTECTED_ROOMS, store::rooms_content(&rooms)).await
     }
 
-    async fn set_enabled(&mut self, name: &str, on: bool) -> String {
+    pub(crate) async fn set_enabled(&mut self, name: &str, on: bool) -> String {
         if !self.plugins.contains_key(name) {
             let names: Vec<&str> = self.plugins.keys().map(String::as_str).collect();
             return match parse::closest(name, &names) {
@@ -274,14 +279,20 @@ impl Bot {
             if let Err(e) = self.enable(name) {
                 return format!("Could not enable {name}: {e:#}");
             }
-            let (overrides, problems) = self.saved_settings(name).await;
+            let (moderator, problems) = self.saved_settings(name).await;
+            self.layers.moderator.insert(name.to_owned(), moderator);
+            let (overrides, file_problems) = self.effective(name, &self.plugins[name].clone());
             if let Some(instance) = self.enabled.get_mut(name)
                 && let Err(e) = super::sandboxed(|| instance.configure(&overrides))
             {
                 tracing::warn!(protection = name, "saved settings refused: {e}");
+                self.notify(&format!("{name} refuses its saved settings ({e}): it runs with its defaults.")).await;
             }
             for problem in problems {
                 self.notify(&format!("{problem}: using the default instead.")).await;
+            }
+            for problem in file_problems {
+                self.notify(&format!("Ignored from the settings file: {problem}.")).await;
             }
         } else {
             self.enabled.remove(name);
@@ -290,7 +301,7 @@ impl Bot {
         if let Err(e) = store::write(&self.client, store::ENABLED_PROTECTIONS, store::enabled_content(&names)).await {
             return format!("{name} is {} for now, but saving failed: {e:#}", if on { "enabled" } else { "disabled" });
         }
-        let granted = self.config.grants.get(name).copied().unwrap_or_default();
+        let granted = self.granted(name);
         let declared = self.plugins[name].declared();
         let mut reply = format!("{name} {}.", if on { "enabled" } else { "disabled" });
         if on && declared.intersection(granted) != declared {
@@ -304,11 +315,16 @@ impl Bot {
         let d = plugin.descriptor();
         let mut out = format!("{} {}: {}\n", d.name, d.version, d.summary);
         let instance = self.enabled.get(name);
+        let (overrides, _) = self.effective(name, plugin);
         for spec in &d.settings {
-            let (value, source) = match instance.and_then(|i| i.overrides().iter().find(|(k, _)| *k == spec.key)) {
-                Some((_, v)) => (settings::format_value(v), "set by a moderator"),
-                None => (settings::format_value(&spec.default), "default"),
+            let value = match instance.and_then(|i| i.settings().iter().find(|s| s.key == spec.key)) {
+                Some(s) => settings::format_value(&s.value),
+                None => match overrides.iter().find(|(k, _)| *k == spec.key) {
+                    Some((_, v)) => settings::format_value(v),
+                    None => settings::format_value(&spec.default),
+                },
             };
+            let source = self.source(name, &spec.key);
             let _ = writeln!(
                 out,
                 "- {} = {value} ({source}; {}, default {})",
@@ -351,7 +367,7 @@ impl Bot {
             Ok(s) => s,
             Err(e) => return format!("{e}. Nothing changed."),
         };
-        let mut overrides = instance.overrides().to_vec();
+        let mut overrides = self.layers.moderator.get(name).cloned().unwrap_or_default();
         let old = instance
             .settings()
             .iter()
@@ -383,7 +399,11 @@ impl Bot {
                 }
             }
         }
-        if let Err(e) = super::sandboxed(|| instance.configure(&overrides)) {
+        let plugin = instance.plugin().clone();
+        let (file, _) = super::live::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
+        let effective = super::live::merge(file, &overrides);
+        let instance = self.enabled.get_mut(name).expect("checked above");
+        if let Err(e) = super::sandboxed(|| instance.configure(&effective)) {
             return format!("{e}. The previous settings stay.");
         }
         let new = instance
@@ -393,15 +413,47 @@ impl Bot {
             .map(|s| settings::format_value(&s.value))
             .unwrap_or_default();
         // Persist what moderators set, as text, per protection.
-        let mut all = store::read(&self.client, SETTINGS).await.ok().flatten().unwrap_or_else(|| json!({}));
-        let saved: serde_json::Map<String, Value> =
-            overrides.iter().map(|(k, v)| (k.clone(), Value::String(settings::format_value(v)))).collect();
-        all[name] = Value::Object(saved);
-        let persisted = match store::write(&self.client, SETTINGS, all).await {
+        self.layers.moderator.insert(name.to_owned(), overrides);
+        let persisted = match self.save_moderator_settings(name).await {
             Ok(()) => "",
             Err(_) => " (live, but saving failed: it will not survive a restart)",
         };
         format!("{name}.{key}: {old} → {new}{persisted}")
+    }
+
+    /// `trust USER` / `untrust USER`: least-authority's `trusted` and `gated`
+    /// settings, changed through the same path as `protections config`.
+    async fn trust(&mut self, user: &str, trust: bool) -> String {
+        const NAME: &str = "least-authority";
+        let Some(instance) = self.enabled.get(NAME) else {
+            return format!("{NAME} is not enabled; `protections enable {NAME}` first. Nothing changed.");
+        };
+        let listed = |key: &str| {
+            instance.settings().iter().any(|s| {
+                s.key == key && matches!(&s.value, gleipnir_runtime::SettingValue::UserIds(u) if u.iter().any(|u| u == user))
+            })
+        };
+        let (trusted, gated) = (listed("trusted"), listed("gated"));
+        let edits: &[(ConfigOp, &str, bool)] = if trust {
+            &[(ConfigOp::Remove, "gated", gated), (ConfigOp::Add, "trusted", !trusted)]
+        } else {
+            &[(ConfigOp::Remove, "trusted", trusted), (ConfigOp::Add, "gated", !gated)]
+        };
+        for &(op, key, needed) in edits {
+            if needed {
+                let reply = self.configure(op, NAME, key, Some(user.to_owned())).await;
+                if !reply.starts_with(&format!("{NAME}.{key}:")) {
+                    return reply;
+                }
+            }
+        }
+        if trust {
+            format!("{user} is trusted: {NAME} no longer restricts what they post. `untrust {user}` puts the gate back.")
+        } else {
+            format!(
+                "{user} is gated: {NAME} restricts their links, media, mentions and formatting whatever their time                  and messages. `trust {user}` lifts it."
+            )
+        }
     }
 
     /// The rooms a command names, or every protected room.
@@ -643,7 +695,12 @@ const MAX_PAGES: usize = 100;
 fn allowed_in_safe_mode(command: &Command) -> bool {
     matches!(
         command,
-        Command::Help { .. } | Command::Status | Command::Recover(_) | Command::Restart | Command::SafeMode
+        Command::Help { .. }
+            | Command::Status
+            | Command::Plugins
+            | Command::Recover(_)
+            | Command::Restart
+            | Command::SafeMode
     )
 }
 

@@ -6,6 +6,7 @@
 mod commands;
 mod executor;
 mod health;
+mod live;
 mod plan;
 mod policy;
 mod preview;
@@ -60,6 +61,17 @@ pub(crate) struct Bot {
     report_event: Option<String>,
     /// Faults, quarantines and refusals per protection.
     health: BTreeMap<String, health::Health>,
+    /// The component files of the plugin folder and what each provides.
+    files: BTreeMap<std::path::PathBuf, live::PluginFile>,
+    /// Settings from the operator's file and from moderators.
+    layers: live::Layers,
+    /// Capabilities moderators granted (within what the config allows).
+    moderator_grants: BTreeMap<String, gleipnir_runtime::CapabilitySet>,
+    /// Watches the plugin folder and the settings file while running.
+    watcher: Option<gleipnir_runtime::watch::Watcher>,
+    changes: Option<tokio::sync::mpsc::UnboundedReceiver<gleipnir_runtime::watch::Change>>,
+    /// When the message counts were last written to the data directory.
+    counts_saved: Instant,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
@@ -112,6 +124,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         lost: Vec::new(),
         report_event: None,
         health: BTreeMap::new(),
+        files: BTreeMap::new(),
+        layers: live::Layers::default(),
+        moderator_grants: BTreeMap::new(),
+        watcher: None,
+        changes: None,
+        counts_saved: Instant::now(),
     };
     bot.run().await
 }
@@ -195,7 +213,7 @@ impl Bot {
     /// Starts a protection with the operator's grants.
     pub(crate) fn enable(&mut self, name: &str) -> anyhow::Result<()> {
         let plugin = self.plugins.get(name).with_context(|| format!("no protection named `{name}` is loaded"))?;
-        let granted = self.config.grants.get(name).copied().unwrap_or_default();
+        let granted = self.granted(name);
         let instance = sandboxed(|| plugin.instantiate(self.queries.clone(), granted))?;
         self.enabled.insert(name.to_owned(), instance);
         Ok(())
@@ -235,6 +253,7 @@ impl Bot {
             Err(e) => return Err(e).context("the first sync failed"),
         };
         self.absorb_state(&first);
+        self.load_counts().await;
         let mut token = first.next_batch;
         tokens.save(&token)?;
         self.last_sync = Some(Instant::now());
@@ -260,25 +279,45 @@ impl Bot {
                 self.enter_safe_mode(problems).await;
             }
             self.restart = false;
+            self.start_watcher();
             self.serve(&filter, &tokens, &mut token).await?;
             entering_safe_mode = self.safe_mode;
         }
     }
 
-    /// The sync loop; returns when a moderator asks to start over.
+    /// The sync loop; returns when a moderator asks to start over. While a
+    /// sync request waits, changes to plugin files and the settings file are
+    /// applied: always between two events, never during one.
     async fn serve(&mut self, filter: &Filter, tokens: &store::SyncToken, token: &mut String) -> anyhow::Result<()> {
         let mut backoff = Duration::from_millis(500);
+        let mut changes = self.changes.take();
         while !self.restart {
             // An ACL waits for rule changes to settle: come back soon to send it.
             let wait = if self.policy.acl_due() { Duration::from_millis(500) } else { Duration::from_secs(30) };
             let settings = SyncSettings::default().filter(filter.clone()).token(token.clone()).timeout(wait);
-            match self.client.sync_once(settings).await {
+            let client = self.client.clone();
+            let mut request = tokio::spawn(async move { client.sync_once(settings).await });
+            let result = loop {
+                tokio::select! {
+                    result = &mut request => break result,
+                    Some(change) = next_change(&mut changes) => self.live_change(change).await,
+                }
+            };
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.changes = changes;
+                    return Err(e).context("the sync task failed");
+                }
+            };
+            match result {
                 Ok(response) => {
                     backoff = Duration::from_millis(500);
                     self.last_sync = Some(Instant::now());
                     self.handle_sync(&response, token).await;
                     *token = response.next_batch;
                     tokens.save(token)?;
+                    self.save_counts();
                 }
                 Err(e) => {
                     // Retry from the same token: nothing is lost and nothing handled twice.
@@ -288,6 +327,7 @@ impl Bot {
                 }
             }
         }
+        self.changes = changes;
         Ok(())
     }
 
@@ -442,8 +482,12 @@ impl Bot {
                 return;
             }
         };
-        if let gleipnir_runtime::EventKind::Redaction(_) = &event.kind {
+        if let gleipnir_runtime::EventKind::Redaction(redaction) = &event.kind {
             self.list_redaction(room);
+            // A removed message no longer counts towards its sender's standing.
+            if let Some(id) = &redaction.redacts {
+                self.rooms.uncount(id);
+            }
         }
         if event.sender == self.bot_user {
             return;
@@ -461,7 +505,50 @@ impl Bot {
             return;
         }
         if self.protected.contains(room) {
+            // Counted after the protections saw it: they see the messages before this one.
+            let counted = match &event.kind {
+                gleipnir_runtime::EventKind::Message(m) if m.replaces.is_none() && !event.event_id.is_empty() => {
+                    Some((event.event_id.clone(), event.sender.clone()))
+                }
+                _ => None,
+            };
             self.dispatch(event).await;
+            if let Some((id, sender)) = counted {
+                self.rooms.count_message(room, &sender, &id);
+            }
+        }
+    }
+
+    /// Reads the message counts kept in the data directory.
+    async fn load_counts(&mut self) {
+        let path = store::counts_path(&self.config.data_dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => {
+                self.notify(&format!("Cannot read {} ({e}); message counts start over.", path.display())).await;
+                return;
+            }
+        };
+        if let Err(e) = self.rooms.counts_from_json(&text) {
+            self.notify(&format!(
+                "{} is damaged ({e}); message counts start over, so members already here count as established.",
+                path.display()
+            ))
+            .await;
+        }
+    }
+
+    /// Writes the message counts when they changed, at most every few seconds.
+    fn save_counts(&mut self) {
+        if self.counts_saved.elapsed() < Duration::from_secs(5) {
+            return;
+        }
+        self.counts_saved = Instant::now();
+        if let Some(json) = self.rooms.counts_to_json()
+            && let Err(e) = store::write_atomically(&store::counts_path(&self.config.data_dir), &json)
+        {
+            tracing::warn!("{e:#}");
         }
     }
 
@@ -573,6 +660,16 @@ impl Bot {
                 None
             }
         }
+    }
+}
+
+/// The next change the watcher saw; never, when nothing is watched.
+async fn next_change(
+    changes: &mut Option<tokio::sync::mpsc::UnboundedReceiver<gleipnir_runtime::watch::Change>>,
+) -> Option<gleipnir_runtime::watch::Change> {
+    match changes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

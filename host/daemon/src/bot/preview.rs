@@ -27,14 +27,18 @@ impl Bot {
         }
         let clock =
             Arc::new(StateQueries { bot: self.bot_user.clone(), clock: Clock::manual(0), rooms: self.rooms.clone() });
-        let granted = self.config.grants.get(name).copied().unwrap_or_default();
+        let granted = self.granted(name);
         let mut instance = match super::sandboxed(|| plugin.instantiate(clock.clone(), granted)) {
             Ok(i) => i,
             Err(e) => return format!("Could not start {name} for a preview: {e}"),
         };
         let overrides = match self.enabled.get(name) {
             Some(live) => live.overrides().to_vec(),
-            None => self.saved_settings(name).await.0,
+            None => {
+                let moderator = self.saved_settings(name).await.0;
+                let (file, _) = super::live::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
+                super::live::merge(file, &moderator)
+            }
         };
         if let Err(e) = super::sandboxed(|| instance.configure(&overrides)) {
             return format!("{name} refuses its settings: {e}");

@@ -38,7 +38,25 @@ impl Bot {
         self.enabled.clear();
         self.policy = super::policy::Policy::default();
         self.problems.clear();
+        self.layers = super::live::Layers::default();
         let mut problems = self.load_plugins();
+
+        // The operator's settings file (values are checked per protection below).
+        if let Some(path) = self.config.settings_file.clone() {
+            match super::live::read_settings_file(&path) {
+                Ok(tables) => self.layers.file = tables,
+                Err(e) => problems.push(Problem {
+                    store: "plugins.settings",
+                    path: Path::default(),
+                    kind: Kind::Parse,
+                    message: format!("{e}; fix the file and `restart`"),
+                    options: Vec::new(),
+                }),
+            }
+        }
+        for dropped in self.load_grants().await {
+            tracing::warn!("a capability moderators granted is no longer allowed by the config: {dropped}");
+        }
 
         // Protected rooms: joined, and their state loaded.
         let content = read(self, PROTECTED_ROOMS.key, &mut problems).await;
@@ -52,6 +70,7 @@ impl Bot {
                 .and_then(|id| self.client.get_room(&id))
                 .is_some_and(|r| r.state() == matrix_sdk::RoomState::Joined);
             if joined {
+                self.rooms.count_from(&room, self.queries.clock.now_ms());
                 self.protected.insert(room.clone());
                 self.load_room_state(&room).await;
                 continue;
@@ -59,6 +78,7 @@ impl Bot {
             match super::join(&self.client, &room).await {
                 Ok(id) => {
                     let id = id.to_string();
+                    self.rooms.count_from(&id, self.queries.clock.now_ms());
                     self.protected.insert(id.clone());
                     self.load_room_state(&id).await;
                 }
@@ -79,8 +99,17 @@ impl Bot {
                 problems.push(ENABLED_PROTECTIONS.use_problem(content.as_ref(), index, &name, why));
                 continue;
             }
-            let (overrides, bad) = self.saved_settings(&name).await;
+            let (moderator, bad) = self.saved_settings(&name).await;
             problems.extend(bad);
+            self.layers.moderator.insert(name.clone(), moderator);
+            let (overrides, bad) = self.effective(&name, &self.plugins[&name].clone());
+            problems.extend(bad.into_iter().map(|message| Problem {
+                store: "plugins.settings",
+                path: Path::default(),
+                kind: Kind::Use,
+                message: format!("{message}; fix the settings file and `restart`"),
+                options: Vec::new(),
+            }));
             if let Some(instance) = self.enabled.get_mut(&name)
                 && let Err(e) = super::sandboxed(|| instance.configure(&overrides))
             {
@@ -127,6 +156,7 @@ impl Bot {
     /// load is a problem whose option sets the file aside (renamed, not deleted).
     fn load_plugins(&mut self) -> Vec<Problem> {
         self.plugins.clear();
+        self.files.clear();
         let mut problems = Vec::new();
         let entries = match std::fs::read_dir(&self.config.plugin_dir) {
             Ok(e) => e,
@@ -148,12 +178,29 @@ impl Bot {
             .collect();
         files.sort();
         for path in files {
+            let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
             match self.runtime.load_file(&path) {
+                Ok(plugin) if self.plugins.contains_key(plugin.name()) => {
+                    let why = format!("protection `{}` is provided by another file already", plugin.name());
+                    problems.push(Problem {
+                        store: "plugins.dir",
+                        path: Path::default().key(&path.display().to_string()),
+                        kind: Kind::Use,
+                        message: why.clone(),
+                        options: vec![Recovery::SetAside { file: path.display().to_string() }],
+                    });
+                    self.record_file(path, Err(why));
+                }
                 Ok(plugin) => {
                     tracing::info!(name = plugin.name(), file = %path.display(), "loaded protection");
+                    self.record_file(path, Ok(&plugin));
                     self.plugins.insert(plugin.name().to_owned(), plugin);
                 }
                 Err(e) => {
+                    self.record_file(path.clone(), Err(e.to_string()));
                     tracing::error!(file = %path.display(), "cannot load protection: {e}");
                     let file = path.display().to_string();
                     problems.push(Problem {

@@ -68,3 +68,16 @@ impl SyncToken {
             .context("cannot save the sync token")
     }
 }
+
+/// Writes `text` to `path` atomically: a crash leaves the old file or the new one.
+pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Where the message counts (for least-authority gating) are kept.
+pub(crate) fn counts_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("message-counts.json")
+}

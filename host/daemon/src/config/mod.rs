@@ -47,6 +47,13 @@ pub(crate) struct Config {
     pub(crate) management_room: String,
     pub(crate) data_dir: PathBuf,
     pub(crate) plugin_dir: PathBuf,
+    /// Operator settings for protections (TOML), watched and applied live.
+    pub(crate) settings_file: Option<PathBuf>,
+    /// Watch the plugin folder and the settings file for changes.
+    pub(crate) watch: bool,
+    /// A protection that appears in the plugin folder while running is
+    /// enabled at once (otherwise a moderator enables it).
+    pub(crate) enable_new: bool,
     pub(crate) prefix: String,
     /// A command acting on more than this many (room, target) pairs shows a
     /// preview and waits for a ✅ reaction (or `--no-confirm`).
@@ -57,6 +64,8 @@ pub(crate) struct Config {
     pub(crate) on_problem: OnProblem,
     /// Per protection: what the operator grants. Absent: nothing.
     pub(crate) grants: BTreeMap<String, CapabilitySet>,
+    /// Per protection: what moderators may grant with `protections grant`.
+    pub(crate) grantable: BTreeMap<String, CapabilitySet>,
 }
 
 /// Reads and checks the config at `path`. Relative paths inside it are
@@ -135,13 +144,28 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         .section(&root, "storage", &["data_dir"])
         .and_then(|s| r.string(s, "storage", "data_dir", false).map(|d| base.join(d)))
         .unwrap_or_else(|| base.join("data"));
-    let plugin_dir = r
-        .section(&root, "plugins", &["dir"])
+    let plugins = r.section(&root, "plugins", &["dir", "settings", "watch", "enable_new"]);
+    let plugin_dir = plugins
         .and_then(|s| r.string(s, "plugins", "dir", false).map(|d| base.join(d)))
         .unwrap_or_else(|| base.join("target/plugins"));
     if !plugin_dir.is_dir() {
         r.problem("plugins.dir", format!("{} is not a directory", plugin_dir.display()));
     }
+    let settings_file = plugins.and_then(|s| r.string(s, "plugins", "settings", false).map(|f| base.join(f)));
+    if let Some(file) = &settings_file
+        && !file.parent().is_some_and(Path::is_dir)
+    {
+        r.problem("plugins.settings", format!("{} is not in an existing directory", file.display()));
+    }
+    let mut flag = |key: &str, default: bool| match plugins.and_then(|s| s.get(key)) {
+        None => default,
+        Some(v) => v.as_bool().unwrap_or_else(|| {
+            r.problem(&format!("plugins.{key}"), "must be true or false");
+            default
+        }),
+    };
+    let watch = flag("watch", true);
+    let enable_new = flag("enable_new", false);
     let commands = r.section(&root, "commands", &["prefix", "confirm_above"]);
     let prefix = commands
         .and_then(|s| r.string(s, "commands", "prefix", false).map(str::to_owned))
@@ -203,6 +227,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     }
 
     let mut grants = BTreeMap::new();
+    let mut grantable = BTreeMap::new();
     if let Some(protections) = r.table(&root, "protections", false) {
         for (name, value) in protections {
             let path = format!("protections.{name}");
@@ -214,22 +239,9 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
                 r.problem(&path, "must be a table");
                 continue;
             };
-            r.known_keys(&path, table, &["grants"]);
-            let mut set = CapabilitySet::EMPTY;
-            match table.get("grants") {
-                None => {}
-                Some(Value::Array(items)) => {
-                    for (i, item) in items.iter().enumerate() {
-                        match item.as_str().map(capability::parse) {
-                            Some(Ok(c)) => set.insert(c),
-                            Some(Err(e)) => r.problem(&format!("{path}.grants[{i}]"), e),
-                            None => r.problem(&format!("{path}.grants[{i}]"), "must be a capability name"),
-                        }
-                    }
-                }
-                Some(_) => r.problem(&format!("{path}.grants"), "must be a list of capability names"),
-            }
-            grants.insert(name.clone(), set);
+            r.known_keys(&path, table, &["grants", "grantable"]);
+            grants.insert(name.clone(), r.capabilities(table, &path, "grants"));
+            grantable.insert(name.clone(), r.capabilities(table, &path, "grantable"));
         }
     }
 
@@ -243,12 +255,16 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         management_room,
         data_dir,
         plugin_dir,
+        settings_file,
+        watch,
+        enable_new,
         prefix,
         confirm_above,
         limits,
         dry_run,
         on_problem,
         grants,
+        grantable,
     })
 }
 
@@ -257,6 +273,25 @@ struct Reader {
 }
 
 impl Reader {
+    /// A list of capability names at `path.key`.
+    fn capabilities(&mut self, table: &toml::Table, path: &str, key: &str) -> CapabilitySet {
+        let mut set = CapabilitySet::EMPTY;
+        match table.get(key) {
+            None => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str().map(capability::parse) {
+                        Some(Ok(c)) => set.insert(c),
+                        Some(Err(e)) => self.problem(&format!("{path}.{key}[{i}]"), e),
+                        None => self.problem(&format!("{path}.{key}[{i}]"), "must be a capability name"),
+                    }
+                }
+            }
+            Some(_) => self.problem(&format!("{path}.{key}"), "must be a list of capability names"),
+        }
+        set
+    }
+
     fn problem(&mut self, path: &str, message: impl Into<String>) {
         self.problems.push(Problem { path: path.to_owned(), message: message.into() });
     }

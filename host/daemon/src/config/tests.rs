@@ -121,3 +121,25 @@ dir = "."
     );
     check("[matrix]\nnot toml = = =", "(file): line 2: not valid TOML: key with no value, expected `=`");
 }
+
+#[test]
+fn live_operation_keys() {
+    let config = parse(GOOD, &std::env::temp_dir()).unwrap();
+    assert!(config.watch && !config.enable_new && config.settings_file.is_none());
+    assert!(config.grantable["flooding"].is_empty());
+    let text = GOOD.replace(
+        "dir = \".\"",
+        "dir = \".\"\nsettings = \"protections.toml\"\nwatch = false\nenable_new = true",
+    ) + "grantable = [\"kick\"]\n";
+    let config = parse(&text, &std::env::temp_dir()).unwrap();
+    assert_eq!(config.settings_file, Some(std::env::temp_dir().join("protections.toml")));
+    assert!(!config.watch && config.enable_new);
+    assert_eq!(config.grantable["flooding"].to_string(), "kick");
+    let bad = GOOD.replace("dir = \".\"", "dir = \".\"\nwatch = \"yes\"\nsettings = \"no/such/dir/p.toml\"")
+        + "grantable = [\"fly\"]\n";
+    let problems = parse(&bad, &std::env::temp_dir()).unwrap_err();
+    let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    assert!(text.iter().any(|p| p.starts_with("plugins.watch: must be true or false")), "{text:?}");
+    assert!(text.iter().any(|p| p.starts_with("plugins.settings:")), "{text:?}");
+    assert!(text.iter().any(|p| p.starts_with("protections.flooding.grantable[0]:")), "{text:?}");
+}

@@ -15,6 +15,24 @@ pub(crate) struct Gleipnir {
     pub(crate) dir: PathBuf,
 }
 
+impl Gleipnir {
+    /// Stops the bot (as a crash would: SIGKILL) and starts it again on the
+    /// same directory: same config, data directory and plugins.
+    pub(crate) fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::fs::OpenOptions::new().append(true).open(self.dir.join("gleipnir.log")).unwrap();
+        self.child = Command::new(env!("CARGO_BIN_EXE_gleipnir"))
+            .args(["run", "--config"])
+            .arg(self.dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+    }
+}
+
 impl Drop for Gleipnir {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -53,6 +71,7 @@ pub(crate) fn start_bot_with(
     std::fs::copy(gleipnir_tests::plugins::NEWCOMER_WATCH_WORDS, dir.join("plugins/newcomer-watch-words.wasm"))
         .unwrap();
     std::fs::copy(gleipnir_tests::plugins::HOSTILE, dir.join("plugins/hostile.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::LEAST_AUTHORITY, dir.join("plugins/least-authority.wasm")).unwrap();
     let config = format!(
         r#"[matrix]
 homeserver = "{}"
@@ -71,6 +90,8 @@ grants = ["notify-management"]
 grants = ["redact", "ban", "notify-management"]
 [protections.hostile]
 grants = ["notify-management"]
+[protections.least-authority]
+grants = ["redact", "send-notice", "notify-management"]
 "#,
         synapse.url(),
         bot.user_id,
@@ -215,7 +236,21 @@ impl Scene {
 
     /// Starts the bot, waits for it, protects the room and runs `commands`.
     pub(crate) fn start(&self, env: &[(&str, &str)], commands: &[(&str, &str)]) -> Gleipnir {
-        let gleipnir = start_bot_with_env(&self.synapse, &self.bot, &self.management, env);
+        self.start_full(env, |_| {}, commands)
+    }
+
+    /// [`start`](Scene::start), with `prepare` changing the bot's directory first.
+    pub(crate) fn start_with(&self, prepare: impl FnOnce(&std::path::Path), commands: &[(&str, &str)]) -> Gleipnir {
+        self.start_full(&[], prepare, commands)
+    }
+
+    fn start_full(
+        &self,
+        env: &[(&str, &str)],
+        prepare: impl FnOnce(&std::path::Path),
+        commands: &[(&str, &str)],
+    ) -> Gleipnir {
+        let gleipnir = start_bot_with(&self.synapse, &self.bot, &self.management, env, prepare);
         eventually("the bot's start notice", Duration::from_secs(60), || {
             self.notices().iter().find(|n| n.contains("Gleipnir started")).cloned()
         });

@@ -4,6 +4,7 @@
 mod commands;
 mod common;
 mod flooding;
+mod live;
 mod policy;
 mod protections;
 mod resilience;

@@ -88,3 +88,79 @@ fn faulty_protections_are_quarantined() {
     let refusals = scene.notices().iter().filter(|n| n.starts_with("hostile: refused")).count();
     assert_eq!(refusals, 1, "{:?}", scene.notices());
 }
+
+/// Invites `who` to `room` (by `inviter`) and joins.
+fn invite_and_join(synapse: &synapse_harness::Synapse, inviter: &synapse_harness::Account, who: &synapse_harness::Account, room: &str) {
+    let path = format!("/_matrix/client/v3/rooms/{room}/invite");
+    synapse.call(inviter, "POST", &path, Some(&json!({"user_id": who.user_id}))).unwrap();
+    join(synapse, who, room);
+}
+
+/// least-authority: a newcomer's link is redacted and explained; the same
+/// member after the thresholds (time in the room and messages that stayed)
+/// is not; a restart keeps that standing and still does not treat members
+/// from before as newcomers; `untrust` and `trust` move the gate.
+#[test]
+fn least_authority_end_to_end() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let mut gleipnir = scene.start(
+        &[],
+        &[
+            ("protections enable least-authority", "least-authority enabled"),
+            ("protections config set least-authority time-before-trusted 12s", "least-authority.time-before-trusted"),
+            ("protections config set least-authority messages-before-trusted 3", "least-authority.messages-before-trusted"),
+        ],
+    );
+    // The spammer joined before the room was protected: an established member.
+    let newcomer = synapse.register(&unique_name("new"), "new-password", false).unwrap();
+    let other = synapse.register(&unique_name("other"), "other-password", false).unwrap();
+    invite_and_join(synapse, moderator, &newcomer, room);
+    invite_and_join(synapse, moderator, &other, room);
+    let joined = std::time::Instant::now();
+    let redacted = |id: &str| is_redacted(synapse, moderator, room, id);
+
+    let link = send(synapse, &newcomer, room, "look: https://spam.example/offer");
+    eventually("the newcomer's link redacted", Duration::from_secs(30), || redacted(&link).then_some(()));
+    let explanation = eventually("the explanation", Duration::from_secs(30), || {
+        notices(synapse, moderator, room, &scene.bot.user_id).into_iter().find(|n| n.contains(&newcomer.user_id))
+    });
+    assert!(explanation.contains("links"), "{explanation}");
+    let old_link = send(synapse, &scene.spammer, room, "an old member's link: https://example.org/ok");
+    for i in 0..3 {
+        send(synapse, &newcomer, room, &format!("hello {i}"));
+    }
+    // Past the time threshold, with three messages that stayed: free.
+    std::thread::sleep(Duration::from_secs(13).saturating_sub(joined.elapsed()));
+    let later = send(synapse, &newcomer, room, "now https://example.org/fine");
+    // `other` is still a newcomer (no messages): its link, sent after, shows the bot got this far.
+    let marker = send(synapse, &other, room, "https://marker.example");
+    eventually("the other newcomer's link redacted", Duration::from_secs(30), || redacted(&marker).then_some(()));
+    assert!(!redacted(&later), "the member passed both thresholds");
+    assert!(!redacted(&old_link), "members from before are not newcomers");
+
+    // A restart (after the counts were written) keeps all of that.
+    std::thread::sleep(Duration::from_secs(3));
+    send(synapse, &scene.spammer, room, "tick");
+    std::thread::sleep(Duration::from_secs(1));
+    gleipnir.restart();
+    eventually("the second start", Duration::from_secs(60), || {
+        (scene.notices().iter().filter(|n| n.contains("Gleipnir started")).count() >= 2).then_some(())
+    });
+    let after = send(synapse, &newcomer, room, "after a restart https://example.org/still-fine");
+    let old_after = send(synapse, &scene.spammer, room, "https://example.org/still-an-old-member");
+    let marker = send(synapse, &other, room, "https://marker2.example");
+    eventually("the other newcomer's link redacted again", Duration::from_secs(30), || redacted(&marker).then_some(()));
+    assert!(!redacted(&after), "the standing survived the restart");
+    assert!(!redacted(&old_after), "still not a newcomer after the restart");
+
+    // Moderators move the gate.
+    scene.command(&format!("untrust {}", newcomer.user_id), "is gated");
+    let gated = send(synapse, &newcomer, room, "https://example.org/gated");
+    eventually("the untrusted member's link redacted", Duration::from_secs(30), || redacted(&gated).then_some(()));
+    scene.command(&format!("trust {}", other.user_id), "is trusted");
+    let trusted = send(synapse, &other, room, "https://example.org/trusted");
+    let marker = send(synapse, &newcomer, room, "https://example.org/gated-again");
+    eventually("the gated member's link redacted", Duration::from_secs(30), || redacted(&marker).then_some(()));
+    assert!(!redacted(&trusted), "a trusted newcomer may post links");
+}

@@ -94,6 +94,21 @@ pub(crate) enum Command {
     Rules {
         matching: Option<String>,
     },
+    /// `trust USER` / `untrust USER`: lift or put back least-authority's gate.
+    Trust {
+        user: String,
+        trust: bool,
+    },
+    /// `plugins`: the component files and what became of each.
+    Plugins,
+    /// `plugins reload NAME`: compile NAME's file again and swap it in.
+    Reload(String),
+    /// `protections grant|revoke NAME CAPABILITY`.
+    Grant {
+        name: String,
+        capability: String,
+        grant: bool,
+    },
 }
 
 /// A command and whether the moderator said `--no-confirm`.
@@ -123,8 +138,11 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("rooms", "rooms | rooms add ROOM | rooms remove ROOM: the protected rooms"),
     (
         "protections",
-        "protections | protections enable|disable|show NAME | protections preview NAME [--limit N] | protections config set|add|remove|reset NAME KEY [VALUE]",
+        "protections | protections enable|disable|show NAME | protections preview NAME [--limit N] | protections config set|add|remove|reset NAME KEY [VALUE] | protections grant|revoke NAME CAPABILITY",
     ),
+    ("trust", "trust USER: least-authority no longer restricts what USER posts"),
+    ("untrust", "untrust USER: least-authority restricts USER again, whatever their time and messages"),
+    ("plugins", "plugins | plugins reload NAME: the plugin files (version, hash, status); load NAME's file again"),
     (
         "ban",
         "ban USER [ROOM] [reason]: ban in one room or every protected room | ban ENTITY LIST [reason]: add a ban rule to a policy list",
@@ -295,6 +313,16 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
             let [room] = rest else { return Err(usage(first)) };
             if first == "watch" { Command::Watch(room_ref(room)?) } else { Command::Unwatch(room_ref(room)?) }
         }
+        "trust" | "untrust" => match rest {
+            [user] => Command::Trust { user: user_ref(user)?, trust: first == "trust" },
+            _ => return Err(usage(first)),
+        },
+        "plugins" => match rest {
+            [] => Command::Plugins,
+            ["reload", name] => Command::Reload(name_ref(name)?),
+            [sub, ..] if *sub != "reload" => return Err(unknown_sub("plugins", sub, &["reload"])),
+            _ => return Err(usage("plugins")),
+        },
         "rules" => match rest {
             [] => Command::Rules { matching: None },
             ["matching", entity] => Command::Rules { matching: Some(entity_ref(entity)) },
@@ -304,6 +332,8 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
     };
     Ok(Parsed { command, no_confirm })
 }
+
+const SUBCOMMANDS: &[&str] = &["enable", "disable", "show", "preview", "config", "grant", "revoke"];
 
 fn protections(rest: &[&str]) -> Result<Command, ParseError> {
     Ok(match rest {
@@ -342,9 +372,12 @@ fn protections(rest: &[&str]) -> Result<Command, ParseError> {
             }
             Command::Config { op, protection: name_ref(name)?, key: (*key).to_owned(), value }
         }
-        [sub, ..] if !matches!(*sub, "enable" | "disable" | "show" | "preview" | "config") => {
-            return Err(unknown_sub("protections", sub, &["enable", "disable", "show", "preview", "config"]));
-        }
+        [verb @ ("grant" | "revoke"), name, capability] => Command::Grant {
+            name: name_ref(name)?,
+            capability: (*capability).to_owned(),
+            grant: *verb == "grant",
+        },
+        [sub, ..] if !SUBCOMMANDS.contains(sub) => return Err(unknown_sub("protections", sub, SUBCOMMANDS)),
         _ => return Err(usage("protections")),
     })
 }

@@ -83,6 +83,12 @@ fn protections_and_settings() {
         "error: unknown `protections config xyzzy`; expected one of: set, add, remove, reset",
     );
     check("protections preview flooding", r##"Preview { name: "flooding", limit: 100 }"##);
+    check("plugins", "Plugins");
+    check("trust @a:b", r##"Trust { user: "@a:b", trust: true }"##);
+    check("untrust @a:b", r##"Trust { user: "@a:b", trust: false }"##);
+    check("plugins reload flooding", r##"Reload("flooding")"##);
+    check("protections grant flooding kick", r##"Grant { name: "flooding", capability: "kick", grant: true }"##);
+    check("protections revoke flooding kick", r##"Grant { name: "flooding", capability: "kick", grant: false }"##);
     check("protections preview flooding --limit 20", r##"Preview { name: "flooding", limit: 20 }"##);
     check("protections preview flooding --limit 0", "error: --limit `0` must be a number from 1 to 1000");
     check("protections enable Flooding", "error: `Flooding` is not a protection name (lower-case, like `flooding`)");

@@ -1,0 +1,253 @@
+//! Watching the plugin folder (and a settings file): a `.wasm` that appears
+//! or changes is compiled on this module's own thread, never on the event
+//! path, once the file has stopped changing (a file still being copied is
+//! not read half-way); the result is handed over as a [`Change`]. Whoever
+//! owns the running instances swaps them in between two events.
+//!
+//! Files whose name starts with `.` are ignored: that is how a temporary
+//! file is written beside the folder's components and renamed into place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use notify::Watcher as _;
+
+use crate::{LoadError, Plugin, Runtime};
+
+/// What the watcher saw, once settled.
+#[derive(Debug)]
+pub enum Change {
+    /// A component file appeared or its content changed (or a reload was
+    /// asked for): compiled and checked, or why it could not be.
+    Compiled {
+        path: PathBuf,
+        /// sha256 of the file, hex.
+        hash: String,
+        result: Result<Plugin, LoadError>,
+        /// Reading, compiling and checking the file.
+        took: Duration,
+        /// When the file was last seen changing (or the reload asked for).
+        written: Instant,
+    },
+    /// A component file was removed (or renamed away).
+    Removed { path: PathBuf },
+    /// The settings file changed, appeared or vanished.
+    Settings { path: PathBuf },
+    /// The folder cannot be watched any more.
+    Failed(String),
+}
+
+enum Message {
+    Notify(notify::Result<notify::Event>),
+    Reload(PathBuf),
+}
+
+/// A running watcher; dropping it stops it.
+pub struct Watcher {
+    _inner: notify::RecommendedWatcher,
+    messages: mpsc::Sender<Message>,
+}
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Watcher").finish_non_exhaustive()
+    }
+}
+
+/// How the watcher is set up.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    pub plugin_dir: PathBuf,
+    pub settings_file: Option<PathBuf>,
+    /// A file is read once it has not changed for this long.
+    pub settle: Duration,
+    /// The hashes of the component files already loaded, by path: a write
+    /// that leaves the content as it was changes nothing.
+    pub known: BTreeMap<PathBuf, String>,
+}
+
+impl Watcher {
+    /// Starts watching; `sink` receives every [`Change`], from the watcher's thread.
+    pub fn start(
+        runtime: Arc<Runtime>,
+        config: WatchConfig,
+        sink: impl Fn(Change) + Send + 'static,
+    ) -> Result<Watcher, String> {
+        let (messages, inbox) = mpsc::channel();
+        let tx = messages.clone();
+        let mut inner = notify::recommended_watcher(move |event| {
+            let _ = tx.send(Message::Notify(event));
+        })
+        .map_err(|e| format!("cannot start watching files: {e}"))?;
+        inner
+            .watch(&config.plugin_dir, notify::RecursiveMode::NonRecursive)
+            .map_err(|e| format!("cannot watch {}: {e}", config.plugin_dir.display()))?;
+        if let Some(file) = &config.settings_file {
+            let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if dir != config.plugin_dir {
+                inner.watch(dir, notify::RecursiveMode::NonRecursive).map_err(|e| {
+                    format!("cannot watch {} (for {}): {e}", dir.display(), file.display())
+                })?;
+            }
+        }
+        std::thread::Builder::new()
+            .name("plugin-watcher".into())
+            .spawn(move || Loop::new(runtime, config).run(inbox, sink))
+            .map_err(|e| format!("cannot start the watcher thread: {e}"))?;
+        Ok(Watcher { _inner: inner, messages })
+    }
+
+    /// Compiles a component file now, even when its content is unchanged.
+    pub fn reload(&self, path: PathBuf) {
+        let _ = self.messages.send(Message::Reload(path));
+    }
+}
+
+/// The file's size and modification time: unchanged between two looks a
+/// settle period apart means the writer is done.
+type Stamp = Option<(u64, Option<SystemTime>)>;
+
+fn stamp(path: &Path) -> Stamp {
+    std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()))
+}
+
+struct Pending {
+    /// When the last change was seen.
+    last: Instant,
+    /// When the first change of this burst was seen.
+    first: Instant,
+    stamp: Stamp,
+}
+
+struct Loop {
+    runtime: Arc<Runtime>,
+    config: WatchConfig,
+    settings_file: Option<PathBuf>,
+    pending: BTreeMap<PathBuf, Pending>,
+}
+
+impl Loop {
+    fn new(runtime: Arc<Runtime>, config: WatchConfig) -> Loop {
+        // Paths from notify are absolute when the watched folder is; compare like with like.
+        let settings_file = config.settings_file.as_ref().map(|f| absolute(f));
+        let mut config = config;
+        config.known = std::mem::take(&mut config.known).into_iter().map(|(p, h)| (absolute(&p), h)).collect();
+        config.plugin_dir = absolute(&config.plugin_dir);
+        Loop { runtime, config, settings_file, pending: BTreeMap::new() }
+    }
+
+    fn run(mut self, inbox: mpsc::Receiver<Message>, sink: impl Fn(Change)) {
+        let tick = (self.config.settle / 4).clamp(Duration::from_millis(10), Duration::from_millis(100));
+        loop {
+            match inbox.recv_timeout(tick) {
+                Ok(Message::Notify(Ok(event))) => {
+                    let now = Instant::now();
+                    for path in event.paths {
+                        let path = absolute(&path);
+                        if self.relevant(&path) {
+                            let stamp = stamp(&path);
+                            let entry = self.pending.entry(path).or_insert(Pending { last: now, first: now, stamp });
+                            entry.last = now;
+                            entry.stamp = stamp;
+                        }
+                    }
+                }
+                Ok(Message::Notify(Err(e))) => sink(Change::Failed(format!("watching files failed: {e}"))),
+                Ok(Message::Reload(path)) => {
+                    let path = absolute(&path);
+                    self.pending.remove(&path);
+                    sink(self.compile(path, Instant::now()));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+            for change in self.settled() {
+                sink(change);
+            }
+        }
+    }
+
+    fn relevant(&self, path: &Path) -> bool {
+        if self.settings_file.as_deref() == Some(path) {
+            return true;
+        }
+        let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+        path.parent() == Some(self.config.plugin_dir.as_path())
+            && !hidden
+            && path.extension().is_some_and(|e| e == "wasm")
+    }
+
+    /// The changes of the files that have been quiet for the settle period
+    /// and whose size and time did not move since the last look.
+    fn settled(&mut self) -> Vec<Change> {
+        let now = Instant::now();
+        let settle = self.config.settle;
+        let mut ready = Vec::new();
+        for (path, pending) in &mut self.pending {
+            if now.duration_since(pending.last) < settle {
+                continue;
+            }
+            // Size or time moved since the last event: still being written.
+            let current = stamp(path);
+            if pending.stamp != current {
+                pending.stamp = current;
+                pending.last = now;
+                continue;
+            }
+            ready.push((path.clone(), pending.first));
+        }
+        let mut changes = Vec::new();
+        for (path, first) in ready {
+            self.pending.remove(&path);
+            if self.settings_file.as_deref() == Some(path.as_path()) {
+                changes.push(Change::Settings { path });
+            } else if !path.exists() {
+                if self.config.known.remove(&path).is_some() {
+                    changes.push(Change::Removed { path });
+                }
+            } else if let Some(change) = self.changed(path, first) {
+                changes.push(change);
+            }
+        }
+        changes
+    }
+
+    /// Compiles a file whose content is not the one already known.
+    fn changed(&mut self, path: PathBuf, written: Instant) -> Option<Change> {
+        let bytes = std::fs::read(&path).ok()?;
+        let hash = crate::cache::content_hash(&bytes);
+        if self.config.known.get(&path) == Some(&hash) {
+            return None;
+        }
+        Some(self.compile_bytes(path, &bytes, hash, written))
+    }
+
+    fn compile(&mut self, path: PathBuf, written: Instant) -> Change {
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let hash = crate::cache::content_hash(&bytes);
+                self.compile_bytes(path, &bytes, hash, written)
+            }
+            Err(e) => {
+                let result = Err(LoadError::Read { path: path.clone(), error: e });
+                Change::Compiled { path, hash: String::new(), result, took: Duration::ZERO, written }
+            }
+        }
+    }
+
+    fn compile_bytes(&mut self, path: PathBuf, bytes: &[u8], hash: String, written: Instant) -> Change {
+        let start = Instant::now();
+        let result = self.runtime.load_bytes(bytes);
+        let took = start.elapsed();
+        // Known by content either way: touching a broken file again does not report it again.
+        self.config.known.insert(path.clone(), hash.clone());
+        Change::Compiled { path, hash, result, took, written }
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
