@@ -573,8 +573,10 @@ mod counter {
     /// version 2 lacks is dropped and named.
     #[test]
     fn a_new_version_takes_over_state_and_settings() {
-        let (mut old, rooms, queries) =
-            start(&load(plugins::COUNTER), &[("label", SettingValue::Text("alpha".into())), ("old-only", SettingValue::Flag(true))]);
+        let (mut old, rooms, queries) = start(
+            &load(plugins::COUNTER),
+            &[("label", SettingValue::Text("alpha".into())), ("old-only", SettingValue::Flag(true))],
+        );
         let lines: Vec<String> = (0..3).map(|i| message("!r:test", "@a:test", i, "hi", i as usize)).collect();
         run(&mut old, &rooms, &queries.clock, &lines);
         let overrides = old.overrides().to_vec();
@@ -590,7 +592,10 @@ mod counter {
             "notify-management counter 2.0.0 alpha: seen 4, duplicates 0, restored 3 (report)"
         );
         // The old instance was left as it was.
-        assert_eq!(report(&mut old, &rooms, &queries), "notify-management counter 1.0.0 alpha: seen 3, duplicates 0, restored 0 (report)");
+        assert_eq!(
+            report(&mut old, &rooms, &queries),
+            "notify-management counter 1.0.0 alpha: seen 3, duplicates 0, restored 0 (report)"
+        );
     }
 
     /// A new version that refuses its settings, or is another protection,
@@ -604,7 +609,10 @@ mod counter {
         assert!(e.to_string().contains("the label `refuse` is refused"), "{e}");
         let e = old.successor(&load(plugins::FLOODING), &[]).unwrap_err();
         assert_eq!(e.to_string(), "the new file is protection `flooding`, not `counter`");
-        assert_eq!(report(&mut old, &rooms, &queries), "notify-management counter 1.0.0 counter: seen 1, duplicates 0, restored 0 (report)");
+        assert_eq!(
+            report(&mut old, &rooms, &queries),
+            "notify-management counter 1.0.0 counter: seen 1, duplicates 0, restored 0 (report)"
+        );
     }
 
     /// The watcher compiles a changed file once it has settled, skips a
@@ -693,7 +701,12 @@ mod least_authority {
         );
         let base = 1_700_000_000_000u64;
         // @old joined before the host began counting; @new after.
-        run(&mut instance, &rooms, &queries.clock, &[join(1, "@old:test", base - 10_000), join(2, "@new:test", base + 1_000)]);
+        run(
+            &mut instance,
+            &rooms,
+            &queries.clock,
+            &[join(1, "@old:test", base - 10_000), join(2, "@new:test", base + 1_000)],
+        );
         rooms.count_from(ROOM, base);
         let link = |id: usize, user: &str, seconds: u64| {
             json!({
@@ -713,6 +726,8 @@ mod least_authority {
         assert_eq!(run(&mut instance, &rooms, &queries.clock, &[link(12, "@new:test", 2 * 86_400)]), "");
         // One of them removed: gated again.
         rooms.uncount("$m2");
-        assert!(run(&mut instance, &rooms, &queries.clock, &[link(13, "@new:test", 2 * 86_400 + 1)]).starts_with("redact"));
+        assert!(
+            run(&mut instance, &rooms, &queries.clock, &[link(13, "@new:test", 2 * 86_400 + 1)]).starts_with("redact")
+        );
     }
 }

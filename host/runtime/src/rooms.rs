@@ -149,6 +149,15 @@ impl RoomStates {
         rooms.get(room)?.members.get(user).map(|m| m.membership)
     }
 
+    /// The join time of `user` is not known: the state event that said they
+    /// are joined was a later change (a new display name), not the join.
+    pub fn forget_join_time(&self, room: &str, user: &str) {
+        let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(member) = rooms.get_mut(room).and_then(|r| r.members.get_mut(user)) {
+            member.joined_at = None;
+        }
+    }
+
     pub fn joined_at(&self, room: &str, user: &str) -> Option<u64> {
         let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
         rooms.get(room)?.members.get(user).and_then(|m| m.joined_at)
@@ -223,12 +232,13 @@ impl RoomStates {
     }
 
     /// Messages `user` sent in `room` and not removed; `None` when the host
-    /// does not count there or the user joined before counting began.
+    /// does not count there, or the user's join time is unknown or before
+    /// counting began (then the count would not be all their messages).
     pub fn message_count(&self, room: &str, user: &str) -> Option<u32> {
-        let joined_at = self.joined_at(room, user);
+        let joined_at = self.joined_at(room, user)?;
         let counts = self.counts.read().unwrap_or_else(|e| e.into_inner());
         let since = *counts.since.get(room)?;
-        if joined_at.is_some_and(|at| at < since) {
+        if joined_at < since {
             return None;
         }
         Some(counts.messages.get(room).and_then(|m| m.get(user)).copied().unwrap_or(0))
@@ -339,7 +349,9 @@ mod tests {
         states.uncount("$2");
         states.uncount("$2");
         assert_eq!(states.message_count(ROOM, "@new:test"), Some(1), "a removed message no longer counts");
-        assert_eq!(states.message_count(ROOM, "@nobody:test"), Some(0));
+        assert_eq!(states.message_count(ROOM, "@nobody:test"), None, "join time unknown");
+        states.apply(ROOM, "m.room.member", "@quiet:test", "@quiet:test", 2_000, join);
+        assert_eq!(states.message_count(ROOM, "@quiet:test"), Some(0));
 
         let saved = states.counts_to_json().expect("changed");
         assert_eq!(states.counts_to_json(), None, "unchanged since");

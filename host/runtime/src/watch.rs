@@ -88,9 +88,9 @@ impl Watcher {
         if let Some(file) = &config.settings_file {
             let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
             if dir != config.plugin_dir {
-                inner.watch(dir, notify::RecursiveMode::NonRecursive).map_err(|e| {
-                    format!("cannot watch {} (for {}): {e}", dir.display(), file.display())
-                })?;
+                inner
+                    .watch(dir, notify::RecursiveMode::NonRecursive)
+                    .map_err(|e| format!("cannot watch {} (for {}): {e}", dir.display(), file.display()))?;
             }
         }
         std::thread::Builder::new()

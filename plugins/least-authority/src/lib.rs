@@ -58,11 +58,10 @@ pub fn restricted(message: &Message, max_mentions: u32) -> Vec<&'static str> {
     if has_link(&message.body) || html.contains("<a ") || html.contains("<a\n") {
         found.push("links");
     }
-    let media = matches!(
-        message.msgtype,
-        Msgtype::Image | Msgtype::File | Msgtype::Audio | Msgtype::Video | Msgtype::Sticker
-    ) || message.media.is_some()
-        || html.contains("<img");
+    let media =
+        matches!(message.msgtype, Msgtype::Image | Msgtype::File | Msgtype::Audio | Msgtype::Video | Msgtype::Sticker)
+            || message.media.is_some()
+            || html.contains("<img");
     if media {
         found.push("media");
     }
@@ -84,7 +83,9 @@ pub fn restricted(message: &Message, max_mentions: u32) -> Vec<&'static str> {
 pub fn has_link(text: &str) -> bool {
     let lower = text.to_ascii_lowercase();
     ["http://", "https://", "www.", "matrix.to/", "ftp://", "mxc://"].iter().any(|p| lower.contains(p))
-        || lower.split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '(' || c == ')').any(looks_like_domain)
+        || lower
+            .split(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '(' || c == ')')
+            .any(looks_like_domain)
 }
 
 /// `example.com`, `spam.example.org/path`: letters, a dot, and a known
@@ -133,13 +134,13 @@ impl Protection for LeastAuthority {
         if found.is_empty() {
             return Vec::new();
         }
-        // Unknown join time or count (a member from before the host watched
-        // the room) means an established member.
+        // No count means a member from before the host began counting in the
+        // room (or whose join time is unknown): an established member.
+        let count = host.message_count(room, user);
         let window = u64::try_from(self.config.time_before_trusted.as_millis()).unwrap_or(u64::MAX);
         let recent = host.joined_at(room, user).is_some_and(|at| event.received_ts.saturating_sub(at) < window);
-        let count = host.message_count(room, user);
-        let few = count.is_some_and(|n| n < self.config.messages_before_trusted);
-        if !(gated || recent || few) || host.is_exempt(room, user) {
+        let newcomer = count.is_some_and(|n| recent || n < self.config.messages_before_trusted);
+        if !(gated || newcomer) || host.is_exempt(room, user) {
             return Vec::new();
         }
         let what = found.join(", ");

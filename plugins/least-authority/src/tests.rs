@@ -92,7 +92,9 @@ fn media_mentions_and_html_are_restricted_too() {
     // Only what `restrict` lists is restricted.
     h.set("restrict", SettingValue::TextList(vec!["links".into()])).unwrap();
     assert_eq!(html(&mut h, "@new:test", "bold", "<b>bold</b>"), "");
-    assert!(h.set("restrict", SettingValue::TextList(vec!["gifs".into()])).unwrap_err().contains("`gifs` is not one of"));
+    assert!(
+        h.set("restrict", SettingValue::TextList(vec!["gifs".into()])).unwrap_err().contains("`gifs` is not one of")
+    );
 }
 
 #[test]

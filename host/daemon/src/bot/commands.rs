@@ -430,7 +430,8 @@ impl Bot {
         };
         let listed = |key: &str| {
             instance.settings().iter().any(|s| {
-                s.key == key && matches!(&s.value, gleipnir_runtime::SettingValue::UserIds(u) if u.iter().any(|u| u == user))
+                s.key == key
+                    && matches!(&s.value, gleipnir_runtime::SettingValue::UserIds(u) if u.iter().any(|u| u == user))
             })
         };
         let (trusted, gated) = (listed("trusted"), listed("gated"));
@@ -448,7 +449,9 @@ impl Bot {
             }
         }
         if trust {
-            format!("{user} is trusted: {NAME} no longer restricts what they post. `untrust {user}` puts the gate back.")
+            format!(
+                "{user} is trusted: {NAME} no longer restricts what they post. `untrust {user}` puts the gate back."
+            )
         } else {
             format!(
                 "{user} is gated: {NAME} restricts their links, media, mentions and formatting whatever their time                  and messages. `trust {user}` lifts it."

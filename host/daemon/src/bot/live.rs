@@ -127,7 +127,10 @@ pub(crate) fn file_values(
 }
 
 /// The file's values with the moderators' on top.
-pub(crate) fn merge(file: Vec<(String, SettingValue)>, moderator: &[(String, SettingValue)]) -> Vec<(String, SettingValue)> {
+pub(crate) fn merge(
+    file: Vec<(String, SettingValue)>,
+    moderator: &[(String, SettingValue)],
+) -> Vec<(String, SettingValue)> {
     let mut out: Vec<_> = file.into_iter().filter(|(k, _)| !moderator.iter().any(|(m, _)| m == k)).collect();
     out.extend(moderator.iter().cloned());
     out
@@ -264,7 +267,8 @@ impl Bot {
         let compiled = format!("compiled in {} ms", took.as_millis());
         if let Some(instance) = self.enabled.get_mut(&name) {
             let old_version = instance.plugin().descriptor().version.clone();
-            let (file_values, file_problems) = file_values(&name, self.layers.file.get(&name), &plugin.descriptor().settings);
+            let (file_values, file_problems) =
+                file_values(&name, self.layers.file.get(&name), &plugin.descriptor().settings);
             let moderator = self.layers.moderator.get(&name).cloned().unwrap_or_default();
             let overrides = merge(file_values, &moderator);
             let started = Instant::now();
@@ -318,7 +322,8 @@ impl Bot {
         } else {
             match &previous {
                 Some((_, old_version, _)) => {
-                    let _ = write!(text, "{name} {old_version} → {version} loaded from {file} ({compiled}); not enabled.");
+                    let _ =
+                        write!(text, "{name} {old_version} → {version} loaded from {file} ({compiled}); not enabled.");
                 }
                 None => {
                     let _ = write!(text, "New protection {name} {version} loaded from {file} ({compiled}).");
@@ -426,7 +431,11 @@ impl Bot {
             }
         }
         if !waiting.is_empty() {
-            let _ = write!(text, "\nNo protection is loaded for: {} (their settings wait until one is).", waiting.join(", "));
+            let _ = write!(
+                text,
+                "\nNo protection is loaded for: {} (their settings wait until one is).",
+                waiting.join(", ")
+            );
         }
         text
     }
@@ -447,7 +456,11 @@ impl Bot {
                 None => out.push_str("not loaded"),
             }
             if let Some((hash, why)) = &f.refused {
-                let _ = write!(out, "; the file's current content (sha256 {}) was refused: {why}", &hash[..hash.len().min(12)]);
+                let _ = write!(
+                    out,
+                    "; the file's current content (sha256 {}) was refused: {why}",
+                    &hash[..hash.len().min(12)]
+                );
             }
         }
         if self.watcher.is_none() {
@@ -499,7 +512,9 @@ impl Bot {
                 );
             }
             if !plugin.declared().contains(cap) {
-                return format!("{name} does not declare `{capability_name}`, so it could not use it. Nothing changed.");
+                return format!(
+                    "{name} does not declare `{capability_name}`, so it could not use it. Nothing changed."
+                );
             }
             mine.insert(cap);
         } else {
@@ -531,7 +546,10 @@ impl Bot {
             Err(_) => " (live, but saving failed: it will not survive a restart)",
         };
         let verb = if grant { "granted to" } else { "revoked from" };
-        format!("`{capability_name}` {verb} {name}{saved}. It may now use: {}.", self.granted(name).intersection(plugin_declared(self, name)))
+        format!(
+            "`{capability_name}` {verb} {name}{saved}. It may now use: {}.",
+            self.granted(name).intersection(plugin_declared(self, name))
+        )
     }
 
     /// Reads the grants moderators gave; those the config no longer allows are left out.
@@ -556,7 +574,8 @@ impl Bot {
 
     /// Saves what moderators set for one protection, as text.
     pub(crate) async fn save_moderator_settings(&self, name: &str) -> anyhow::Result<()> {
-        let mut all = store::read(&self.client, super::commands::SETTINGS).await.ok().flatten().unwrap_or_else(|| json!({}));
+        let mut all =
+            store::read(&self.client, super::commands::SETTINGS).await.ok().flatten().unwrap_or_else(|| json!({}));
         let saved: serde_json::Map<String, Value> = self
             .layers
             .moderator
@@ -620,7 +639,8 @@ mod tests {
 
     #[test]
     fn values_are_typed_and_checked_with_their_key_path() {
-        let tables = file("[flooding]\nmax-per-minute = 5\nwindow = \"2m\"\nwords = [\"a b\", \"c\"]\nmode = \"b\"\n").unwrap();
+        let tables =
+            file("[flooding]\nmax-per-minute = 5\nwindow = \"2m\"\nwords = [\"a b\", \"c\"]\nmode = \"b\"\n").unwrap();
         let (values, problems) = file_values("flooding", tables.get("flooding"), &specs());
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(

@@ -691,8 +691,18 @@ impl Bot {
             origin_server_ts: Option<u64>,
             #[serde(borrow)]
             content: Option<&'a serde_json::value::RawValue>,
+            #[serde(default)]
+            unsigned: Unsigned,
         }
-        let Ok(State { kind, state_key: Some(key), sender, origin_server_ts, content: Some(content) }) =
+        #[derive(serde::Deserialize, Default)]
+        struct Unsigned {
+            prev_content: Option<PrevContent>,
+        }
+        #[derive(serde::Deserialize)]
+        struct PrevContent {
+            membership: Option<String>,
+        }
+        let Ok(State { kind, state_key: Some(key), sender, origin_server_ts, content: Some(content), unsigned }) =
             serde_json::from_str::<State<'_>>(json)
         else {
             return None;
@@ -706,7 +716,13 @@ impl Bot {
             self.acl_state(room, &sender, content.get());
         }
         match applied {
-            gleipnir_runtime::rooms::Applied::Membership { user, now, .. } => {
+            gleipnir_runtime::rooms::Applied::Membership { user, now, previous } => {
+                // First seen as joined, by an event that was a profile change of a
+                // joined member: the join was earlier and its time is unknown.
+                let was_joined = unsigned.prev_content.and_then(|p| p.membership).is_some_and(|m| m == "join");
+                if previous.is_none() && now == gleipnir_runtime::Membership::Join && was_joined {
+                    self.rooms.forget_join_time(room, &user);
+                }
                 if self.lost_room_check(room, &user, now) {
                     let why = if now == gleipnir_runtime::Membership::Ban { "I was banned" } else { "I was removed" };
                     self.lost.push((room.to_owned(), format!("{why} by {sender}")));

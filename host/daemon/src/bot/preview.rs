@@ -36,7 +36,8 @@ impl Bot {
             Some(live) => live.overrides().to_vec(),
             None => {
                 let moderator = self.saved_settings(name).await.0;
-                let (file, _) = super::live::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
+                let (file, _) =
+                    super::live::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
                 super::live::merge(file, &moderator)
             }
         };

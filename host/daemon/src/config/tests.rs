@@ -83,7 +83,7 @@ sandbox.max_actions: must be a whole number from 1 to 100000
 actions.dry_run: must be true or false
 startup.on_problem: must be "safe_mode" or "exit"
 protections.Bad_Name: protection names are lower-case kebab-case, e.g. `flooding`
-protections.flooding.colour: unknown key; expected one of: grants
+protections.flooding.colour: unknown key; expected one of: grants, grantable
 protections.flooding.grants[1]: unknown capability `explode`; known: redact, ban, unban, kick, set-join-rule, set-power-level, send-notice, notify-management, edit-policy-lists, suspend-user, deactivate-user, delete-user-media
 protections.flooding.grants[2]: must be a capability name
 "#,
@@ -127,10 +127,9 @@ fn live_operation_keys() {
     let config = parse(GOOD, &std::env::temp_dir()).unwrap();
     assert!(config.watch && !config.enable_new && config.settings_file.is_none());
     assert!(config.grantable["flooding"].is_empty());
-    let text = GOOD.replace(
-        "dir = \".\"",
-        "dir = \".\"\nsettings = \"protections.toml\"\nwatch = false\nenable_new = true",
-    ) + "grantable = [\"kick\"]\n";
+    let text = GOOD
+        .replace("dir = \".\"", "dir = \".\"\nsettings = \"protections.toml\"\nwatch = false\nenable_new = true")
+        + "grantable = [\"kick\"]\n";
     let config = parse(&text, &std::env::temp_dir()).unwrap();
     assert_eq!(config.settings_file, Some(std::env::temp_dir().join("protections.toml")));
     assert!(!config.watch && config.enable_new);

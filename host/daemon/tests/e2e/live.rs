@@ -79,9 +79,12 @@ fn hot_swap_while_events_stream_loses_none_and_handles_none_twice() {
     let total = sent.load(Ordering::SeqCst);
     send(synapse, spammer, &room, "counter report");
     let report = eventually("the report", Duration::from_secs(30), || {
-        scene.notices().into_iter().find(|n| n.starts_with("counter 2.0.0 alpha:"))
+        scene.notices().into_iter().find(|n| n.starts_with("counter: counter 2.0.0 alpha:"))
     });
-    assert_eq!(report, format!("counter 2.0.0 alpha: seen {total}, duplicates 0, restored {}", report_restored(&report)));
+    assert_eq!(
+        report,
+        format!("counter: counter 2.0.0 alpha: seen {total}, duplicates 0, restored {}", report_restored(&report))
+    );
     assert!(report_restored(&report) > 0 && report_restored(&report) < total, "{report}");
 
     // A reload swaps the same file in again; state carried.
@@ -91,7 +94,10 @@ fn hot_swap_while_events_stream_loses_none_and_handles_none_twice() {
     // A broken replacement keeps the running version.
     std::fs::write(&plugin_file, b"\0asm this is not a component").unwrap();
     eventually("the broken file reported", Duration::from_secs(60), || {
-        scene.notices().into_iter().find(|n| n.contains("the new file does not load") && n.contains("counter 2.0.0 keeps running"))
+        scene
+            .notices()
+            .into_iter()
+            .find(|n| n.contains("the new file does not load") && n.contains("counter 2.0.0 keeps running"))
     });
     let listing = scene.command("plugins", "Plugin files in");
     assert!(listing.contains("counter.wasm: counter 2.0.0"), "{listing}");
@@ -103,7 +109,10 @@ fn hot_swap_while_events_stream_loses_none_and_handles_none_twice() {
     send(synapse, spammer, &room, "counter report");
     eventually("the second report", Duration::from_secs(30), || {
         let all = scene.notices();
-        all[..all.len() - before].iter().find(|n| n.starts_with(&format!("counter 2.0.0 alpha: seen {},", total + 5))).cloned()
+        all[..all.len() - before]
+            .iter()
+            .find(|n| n.starts_with(&format!("counter: counter 2.0.0 alpha: seen {},", total + 5)))
+            .cloned()
     });
 
     // Revoking the grant: the next report is refused, and said so.

@@ -90,7 +90,12 @@ fn faulty_protections_are_quarantined() {
 }
 
 /// Invites `who` to `room` (by `inviter`) and joins.
-fn invite_and_join(synapse: &synapse_harness::Synapse, inviter: &synapse_harness::Account, who: &synapse_harness::Account, room: &str) {
+fn invite_and_join(
+    synapse: &synapse_harness::Synapse,
+    inviter: &synapse_harness::Account,
+    who: &synapse_harness::Account,
+    room: &str,
+) {
     let path = format!("/_matrix/client/v3/rooms/{room}/invite");
     synapse.call(inviter, "POST", &path, Some(&json!({"user_id": who.user_id}))).unwrap();
     join(synapse, who, room);
@@ -109,7 +114,10 @@ fn least_authority_end_to_end() {
         &[
             ("protections enable least-authority", "least-authority enabled"),
             ("protections config set least-authority time-before-trusted 12s", "least-authority.time-before-trusted"),
-            ("protections config set least-authority messages-before-trusted 3", "least-authority.messages-before-trusted"),
+            (
+                "protections config set least-authority messages-before-trusted 3",
+                "least-authority.messages-before-trusted",
+            ),
         ],
     );
     // The spammer joined before the room was protected: an established member.

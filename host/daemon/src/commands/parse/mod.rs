@@ -372,11 +372,9 @@ fn protections(rest: &[&str]) -> Result<Command, ParseError> {
             }
             Command::Config { op, protection: name_ref(name)?, key: (*key).to_owned(), value }
         }
-        [verb @ ("grant" | "revoke"), name, capability] => Command::Grant {
-            name: name_ref(name)?,
-            capability: (*capability).to_owned(),
-            grant: *verb == "grant",
-        },
+        [verb @ ("grant" | "revoke"), name, capability] => {
+            Command::Grant { name: name_ref(name)?, capability: (*capability).to_owned(), grant: *verb == "grant" }
+        }
         [sub, ..] if !SUBCOMMANDS.contains(sub) => return Err(unknown_sub("protections", sub, SUBCOMMANDS)),
         _ => return Err(usage("protections")),
     })
