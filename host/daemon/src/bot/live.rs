@@ -42,16 +42,26 @@ pub(crate) struct Layers {
     pub(crate) file: BTreeMap<String, toml::Table>,
     /// What moderators set, by protection.
     pub(crate) moderator: BTreeMap<String, Vec<(String, SettingValue)>>,
+    /// The settings file's text when last read: an unchanged file is not applied again.
+    pub(crate) file_text: Option<String>,
 }
 
 /// Reads the operator's settings file: one table per protection. A file
 /// that does not exist holds no settings.
 pub(crate) fn read_settings_file(path: &Path) -> Result<BTreeMap<String, toml::Table>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
+    parse_settings_file(path, &settings_file_text(path)?)
+}
+
+/// The settings file's text; empty when there is no file.
+fn settings_file_text(path: &Path) -> Result<String, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+fn parse_settings_file(path: &Path, text: &str) -> Result<BTreeMap<String, toml::Table>, String> {
     let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let message = e.message().to_owned();
         match e.span() {
@@ -369,7 +379,15 @@ impl Bot {
     /// leaves every protection's settings as they were.
     pub(crate) fn apply_settings_file(&mut self, path: &Path) -> String {
         let shown = path.display();
-        let new = match read_settings_file(path) {
+        let text = match settings_file_text(path) {
+            Ok(t) => t,
+            Err(e) => return format!("The settings file was not applied: {e}. The previous settings stay."),
+        };
+        if self.layers.file_text.as_ref() == Some(&text) {
+            return String::new();
+        }
+        self.layers.file_text = Some(text.clone());
+        let new = match parse_settings_file(path, &text) {
             Ok(t) => t,
             Err(e) => return format!("The settings file was not applied: {e}. The previous settings stay."),
         };

@@ -43,6 +43,7 @@ impl Bot {
 
         // The operator's settings file (values are checked per protection below).
         if let Some(path) = self.config.settings_file.clone() {
+            self.layers.file_text = std::fs::read_to_string(&path).ok();
             match super::live::read_settings_file(&path) {
                 Ok(tables) => self.layers.file = tables,
                 Err(e) => problems.push(Problem {

@@ -151,7 +151,7 @@ fn settings_file_applies_live_and_rejects_invalid_edits() {
         &[("protections enable flooding", "flooding enabled")],
     );
     let settings_file = settings_file.lock().unwrap().clone().unwrap();
-    let shown = scene.command("protections show flooding", "max-per-minute");
+    let shown = scene.command("protections show flooding", "max-per-minute = ");
     assert!(shown.contains("max-per-minute = 20 (operator settings file"), "{shown}");
 
     std::fs::write(&settings_file, "[flooding]\nmax-per-minute = 3\n").unwrap();
@@ -168,7 +168,7 @@ fn settings_file_applies_live_and_rejects_invalid_edits() {
     assert!(refused.contains("flooding.max-per-minute: expected integer"), "{refused}");
     assert!(refused.contains("flooding.bogus: flooding has no such setting"), "{refused}");
     assert!(refused.contains("The previous settings stay"), "{refused}");
-    let shown = scene.command("protections show flooding", "max-per-minute");
+    let shown = scene.command("protections show flooding", "max-per-minute = ");
     assert!(shown.contains("max-per-minute = 3 (operator settings file"), "{shown}");
     std::fs::write(&settings_file, "[flooding\n").unwrap();
     eventually("a syntax error refused", Duration::from_secs(30), || {
@@ -187,7 +187,7 @@ fn settings_file_applies_live_and_rejects_invalid_edits() {
 
     // A moderator's value wins over the file's, and says so.
     scene.command("protections config set flooding max-per-minute 5", "flooding.max-per-minute: 3 → 5");
-    let shown = scene.command("protections show flooding", "max-per-minute");
+    let shown = scene.command("protections show flooding", "max-per-minute = ");
     assert!(shown.contains("max-per-minute = 5 (set by a moderator"), "{shown}");
     std::fs::write(&settings_file, "[flooding]\nmax-per-minute = 4\n").unwrap();
     eventually("the file applied again", Duration::from_secs(30), || {
