@@ -731,3 +731,17 @@ mod least_authority {
         );
     }
 }
+
+/// Host functions added to `gleipnir:protection@0.1.0` after it was first
+/// published (`message-count`) are a compatible change: a component built
+/// before them still loads and runs.
+#[test]
+fn a_plugin_built_before_later_host_additions_still_runs() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/noop-built-before-message-count.wasm");
+    let bytes = std::fs::read(path).unwrap();
+    assert!(!bytes.windows(13).any(|w| w == b"message-count"), "the fixture predates message-count");
+    let plugin = load(path);
+    let (q, rooms) = queries();
+    let mut instance = plugin.instantiate(q.clone(), plugin.declared()).expect("instantiates");
+    assert_eq!(run(&mut instance, &rooms, &q.clock, &[message("!r:test", "@a:test", 1, "hi", 1)]), "");
+}

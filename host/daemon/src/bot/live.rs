@@ -22,6 +22,9 @@ use super::{Bot, sandboxed, store};
 /// Account data: capabilities moderators granted, by protection.
 pub(crate) const GRANTS: &str = "org.gleipnir.protection_grants";
 
+/// Setting values by key.
+type Overrides = Vec<(String, SettingValue)>;
+
 /// How long a changed file must stay unchanged before it is read.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -406,13 +409,14 @@ impl Bot {
             );
         }
         let old = std::mem::replace(&mut self.layers.file, new);
-        let targets: Vec<(String, Vec<(String, SettingValue)>)> = self
+        let targets: Vec<(String, Overrides)> = self
             .enabled
             .iter()
             .map(|(name, i)| (name.clone(), self.effective(name, i.plugin()).0))
             .filter(|(name, overrides)| self.enabled[name].overrides() != overrides.as_slice())
             .collect();
-        let mut done: Vec<(String, Vec<(String, SettingValue)>, Vec<gleipnir_runtime::Setting>)> = Vec::new();
+        // (name, overrides before, settings before) of each protection changed so far.
+        let mut done: Vec<(String, Overrides, Vec<gleipnir_runtime::Setting>)> = Vec::new();
         for (name, overrides) in targets {
             let instance = self.enabled.get_mut(&name).expect("listed from enabled");
             let (before, values) = (instance.overrides().to_vec(), instance.settings().to_vec());
@@ -500,8 +504,8 @@ impl Bot {
         match &self.watcher {
             Some(watcher) => {
                 // The same content is swapped in again: a fresh instance, quarantine lifted.
-                if let Some(f) = self.files.get_mut(&path) {
-                    f.running.as_mut().map(|(_, _, hash)| hash.clear());
+                if let Some((_, _, hash)) = self.files.get_mut(&path).and_then(|f| f.running.as_mut()) {
+                    hash.clear();
                 }
                 watcher.reload(path.clone());
                 format!("Reloading {name} from {}; the result follows.", file_name(&path))
