@@ -33,6 +33,22 @@ pub trait Host {
         let _ = (room, user);
         None
     }
+    /// The rooms the bot protects.
+    fn protected_rooms(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Users with any membership in a protected room that a user rule names
+    /// (by id, glob or MSC4205 hash).
+    fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
+        let _ = rule;
+        Vec::new()
+    }
+    /// Up to `limit` of `sender`'s most recent events in `room`, newest first.
+    /// Waits on the homeserver; check each event's sender before acting.
+    fn history(&self, room: &str, sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        let _ = (room, sender, limit);
+        Err("this host does not read room history".to_owned())
+    }
 
     /// Whether the user may ban in the room: moderators are never acted on.
     fn is_moderator(&self, room: &str, user: &str) -> bool {
@@ -82,5 +98,14 @@ impl Host for WasmHost {
     }
     fn message_count(&self, room: &str, user: &str) -> Option<u32> {
         imports::message_count(room, user)
+    }
+    fn protected_rooms(&self) -> Vec<String> {
+        imports::protected_rooms()
+    }
+    fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
+        imports::members_matching(rule)
+    }
+    fn history(&self, room: &str, sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        imports::history(room, sender, limit)
     }
 }

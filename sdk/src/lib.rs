@@ -100,6 +100,7 @@ pub const WIT_VERSION: &str = "0.1.0";
 pub mod prelude {
     pub use crate::Host;
     pub use crate::Protection;
+    pub use crate::bindings::gleipnir::protection::host::HistoryEvent;
     pub use crate::bindings::gleipnir::protection::types::{
         AbuseReport, Action, Capability, Deactivate, Event, EventClass, EventKind, JoinRule, KvError, LogLevel,
         MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, NotifyManagement, PolicyChange,

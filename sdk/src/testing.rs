@@ -24,6 +24,8 @@ pub struct TestHost {
     kv: RefCell<HashMap<String, Vec<u8>>>,
     logs: RefCell<Vec<(LogLevel, String)>>,
     message_counts: RefCell<HashMap<(String, String), Option<u32>>>,
+    protected: RefCell<Vec<String>>,
+    history: RefCell<HashMap<String, Vec<HistoryEvent>>>,
 }
 
 impl Default for TestHost {
@@ -37,6 +39,8 @@ impl Default for TestHost {
             kv: RefCell::default(),
             logs: RefCell::default(),
             message_counts: RefCell::default(),
+            protected: RefCell::default(),
+            history: RefCell::default(),
         }
     }
 }
@@ -66,6 +70,15 @@ impl TestHost {
     /// when unset: the host does not count there).
     pub fn set_message_count(&self, room: &str, user: &str, count: Option<u32>) {
         self.message_counts.borrow_mut().insert((room.to_owned(), user.to_owned()), count);
+    }
+    /// The rooms [`Host::protected_rooms`] lists.
+    pub fn set_protected_rooms(&self, rooms: &[&str]) {
+        *self.protected.borrow_mut() = rooms.iter().map(|r| (*r).to_owned()).collect();
+    }
+    /// A room's history, newest first, as [`Host::history`] serves it (all
+    /// senders: the test host does not filter, as a homeserver may not).
+    pub fn set_history(&self, room: &str, events: Vec<HistoryEvent>) {
+        self.history.borrow_mut().insert(room.to_owned(), events);
     }
     /// What the protection logged, oldest first.
     pub fn logs(&self) -> Vec<(LogLevel, String)> {
@@ -109,6 +122,54 @@ impl Host for TestHost {
     fn message_count(&self, room: &str, user: &str) -> Option<u32> {
         self.message_counts.borrow().get(&(room.to_owned(), user.to_owned())).copied().flatten()
     }
+    fn protected_rooms(&self) -> Vec<String> {
+        self.protected.borrow().clone()
+    }
+    /// Members of the protected rooms the rule's literal entity or glob (`*`,
+    /// `?`) names; hashed rules match nobody here.
+    fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
+        let Some(entity) = &rule.entity else { return Vec::new() };
+        let protected = self.protected.borrow();
+        let mut out: Vec<String> = self
+            .members
+            .borrow()
+            .keys()
+            .filter(|(room, user)| protected.contains(room) && glob_matches(entity, user))
+            .map(|(_, user)| user.clone())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+    fn history(&self, room: &str, _sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        match self.history.borrow().get(room) {
+            Some(events) => Ok(events.iter().take(limit as usize).cloned().collect()),
+            None => Err(format!("no history set for {room}")),
+        }
+    }
+}
+
+/// `*` any run of characters, `?` one character.
+fn glob_matches(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// One configured protection and its [`TestHost`].

@@ -250,7 +250,8 @@ pub fn parse(list: &Arc<str>, event_type: &str, state_key: &str, content: &str) 
     }))
 }
 
-fn decode_hash(text: &str) -> Option<[u8; 32]> {
+/// The 32 bytes of a base64 sha256 (standard or URL-safe, padded or not).
+pub fn decode_hash(text: &str) -> Option<[u8; 32]> {
     let trimmed = text.trim_end_matches('=');
     let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(trimmed)

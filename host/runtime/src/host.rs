@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::gleipnir::protection::{host, types};
 use crate::rooms::RoomStates;
-use crate::{KvError, KvStore, LogLevel, Membership, RoomLevels};
+use crate::{HistoryEvent, KvError, KvStore, LogLevel, Membership, PolicyRule, RoomLevels};
 
 /// The queries the host answers for protections. Implementations must answer
 /// from memory: a protection waits on every call.
@@ -27,6 +27,22 @@ pub trait HostQueries: Send + Sync {
     fn message_count(&self, room: &str, user: &str) -> Option<u32> {
         let _ = (room, user);
         None
+    }
+    /// The rooms the bot protects.
+    fn protected_rooms(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Users with any membership in a protected room that a user rule names.
+    fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
+        let _ = rule;
+        Vec::new()
+    }
+    /// The only query that may wait on the network: `sender`'s most recent
+    /// events in `room`, newest first. Called from guest code, on a thread
+    /// that may block.
+    fn history(&self, room: &str, sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        let _ = (room, sender, limit);
+        Err("this host does not read room history".to_owned())
     }
 }
 
@@ -102,6 +118,13 @@ pub(crate) struct StoreState {
     pub(crate) memory_limit: usize,
     pub(crate) logs_this_call: u32,
     pub(crate) logs_dropped: u64,
+    /// After a call waited on the host (`history`), the guest may run until
+    /// then; the epoch callback enforces it.
+    pub(crate) grace_until: Option<std::time::Instant>,
+    /// `history` calls in this guest call.
+    pub(crate) history_calls: u32,
+    /// The time one call may run.
+    pub(crate) call_deadline: std::time::Duration,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -116,6 +139,9 @@ impl StoreState {
             memory_limit: 0,
             logs_this_call: 0,
             logs_dropped: 0,
+            grace_until: None,
+            history_calls: 0,
+            call_deadline: std::time::Duration::from_millis(50),
             wasi: locked_down_wasi(),
             table: ResourceTable::new(),
         }
@@ -224,4 +250,26 @@ impl host::Host for StoreState {
     fn message_count(&mut self, room: String, user: String) -> Option<u32> {
         self.queries.message_count(&room, &user)
     }
+
+    fn protected_rooms(&mut self) -> Vec<String> {
+        self.queries.protected_rooms()
+    }
+
+    fn members_matching(&mut self, rule: PolicyRule) -> Vec<String> {
+        self.queries.members_matching(&rule)
+    }
+
+    fn history(&mut self, room: String, sender: String, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        self.history_calls += 1;
+        if self.history_calls > MAX_HISTORY_CALLS {
+            return Err(format!("at most {MAX_HISTORY_CALLS} history reads per call"));
+        }
+        let result = self.queries.history(&room, &sender, limit.min(1000));
+        // The wait does not count against the call's deadline.
+        self.grace_until = Some(std::time::Instant::now() + self.call_deadline);
+        result
+    }
 }
+
+/// `history` calls one guest call may make.
+const MAX_HISTORY_CALLS: u32 = 100;

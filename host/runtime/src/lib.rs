@@ -27,6 +27,7 @@ pub mod rooms;
 pub mod settings;
 pub mod watch;
 
+pub use bindings::gleipnir::protection::host::HistoryEvent;
 pub use bindings::gleipnir::protection::types::{
     AbuseReport, Action, Capability, Deactivate, Descriptor, Event, EventClass, EventKind, IntegerBounds, JoinRule,
     KvError, LogLevel, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, NotifyManagement,

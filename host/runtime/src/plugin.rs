@@ -232,9 +232,15 @@ fn new_store(runtime: &Runtime, name: Arc<str>, queries: Arc<dyn HostQueries>, k
         .build();
     let mut state = StoreState::new(name, queries, kv, limits);
     state.memory_limit = runtime.limits.memory_bytes;
+    state.call_deadline = runtime.limits.call_deadline;
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_epoch_deadline(runtime.limits.deadline_ticks());
+    // Past the deadline, a call goes on only in the grace a wait on the host gave it.
+    store.epoch_deadline_callback(|ctx| match ctx.data().grace_until {
+        Some(until) if std::time::Instant::now() < until => Ok(wasmtime::UpdateDeadline::Continue(1)),
+        _ => Err(Trap::Interrupt.into()),
+    });
     store
 }
 
@@ -379,7 +385,10 @@ impl Instance {
             return Err(Fault::Faulted(Box::new(fault.clone())));
         }
         self.store.set_epoch_deadline(self.plugin.inner.deadline_ticks);
-        self.store.data_mut().logs_this_call = 0;
+        let data = self.store.data_mut();
+        data.logs_this_call = 0;
+        data.grace_until = None;
+        data.history_calls = 0;
         f(&self.bindings, &mut self.store).map_err(|e| {
             let fault = classify(call, e, &self.plugin.inner.runtime);
             self.fault = Some(fault.clone());

@@ -221,7 +221,8 @@ impl Bot {
             return format!("Joined {room} but could not save the room list: {e:#}. It is not protected.");
         }
         self.load_room_state(&id).await;
-        self.rooms.count_from(&id, self.queries.clock.now_ms());
+        self.rooms.count_from(&id, self.queries.state.clock.now_ms());
+        self.share_protected();
         format!("Now protecting {room} ({id}).")
     }
 
@@ -236,8 +237,10 @@ impl Bot {
         if !self.protected.remove(&id) {
             return format!("{room} is not protected.");
         }
+        self.share_protected();
         if let Err(e) = self.save_rooms().await {
             self.protected.insert(id);
+            self.share_protected();
             return format!("Could not save the room list: {e:#}. {room} is still protected.");
         }
         let left = match self.client.get_room(&matrix_sdk::ruma::OwnedRoomId::try_from(id.as_str()).expect("validated"))

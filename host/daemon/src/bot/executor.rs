@@ -20,6 +20,9 @@ pub(crate) enum Job {
 pub(crate) struct Executor {
     dry_run: bool,
     redacted: Recent<()>,
+    /// (room, user) pairs the bot banned lately: a second ban (a protection
+    /// and the policy engine acting on the same rule) is not sent again.
+    banned: Recent<()>,
     /// Who sent the events protections saw lately, to check redactions against.
     senders: Recent<String>,
     /// (room, action kind) pairs already reported as not permitted.
@@ -32,6 +35,7 @@ impl Executor {
         Executor {
             dry_run,
             redacted: Recent::default(),
+            banned: Recent::default(),
             senders: Recent::default(),
             denied: HashSet::new(),
             unsupported: HashSet::new(),
@@ -98,6 +102,12 @@ impl Executor {
                 return None;
             }
         }
+        if let Action::Ban(a) = &action
+            && (rooms.membership(&a.room_id, &a.user_id) == Some(Membership::Ban)
+                || !self.banned.insert(format!("{}\n{}", a.room_id, a.user_id), ()))
+        {
+            return None;
+        }
         if self.dry_run {
             return Some(format!("{protection} (dry run, nothing done): {}", json::action(&action)));
         }
@@ -149,18 +159,24 @@ impl Executor {
                 None => Err("not in that room".to_owned()),
             },
             Action::NotifyManagement(a) => return Some(format!("{protection}: {}", a.body)),
+            Action::SuspendUser(a) => {
+                let path = format!("/_synapse/admin/v1/suspend/{}", urlencode(&a.user_id));
+                admin(client, reqwest_method::PUT, &path, Some(serde_json::json!({"suspend": true}))).await
+            }
+            Action::DeleteUserMedia(a) => {
+                let path = format!("/_synapse/admin/v1/users/{}/media", urlencode(&a.user_id));
+                admin(client, reqwest_method::DELETE, &path, None).await
+            }
             Action::SetJoinRule(_)
             | Action::SetPowerLevel(_)
             | Action::AddPolicyRule(_)
             | Action::RemovePolicyRule(_)
-            | Action::SuspendUser(_)
-            | Action::DeactivateUser(_)
-            | Action::DeleteUserMedia(_) => {
+            | Action::DeactivateUser(_) => {
                 let name = match &action {
                     Action::SetJoinRule(_) => "set-join-rule",
                     Action::SetPowerLevel(_) => "set-power-level",
                     Action::AddPolicyRule(_) | Action::RemovePolicyRule(_) => "policy rule edits",
-                    _ => "server-admin actions",
+                    _ => "deactivate-user",
                 };
                 return self.unsupported.insert(name).then(|| {
                     format!("{protection}: this version of Gleipnir cannot carry out {name} yet; refused. (Said once.)")
@@ -175,6 +191,41 @@ impl Executor {
             Err(e) => Some(format!("{protection}: {kind} failed: {e}")),
         }
     }
+}
+
+use matrix_sdk::reqwest::Method as reqwest_method;
+
+/// A call to the homeserver's admin API (Synapse), with the bot's token:
+/// the bot's account must be a server admin.
+async fn admin(
+    client: &Client,
+    method: reqwest_method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<(), String> {
+    let token = client.access_token().ok_or("not logged in")?;
+    let url = format!("{}{path}", client.homeserver().as_str().trim_end_matches('/'));
+    let mut request = matrix_sdk::reqwest::Client::new().request(method, &url).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.header("Content-Type", "application/json").body(body.to_string());
+    }
+    let response = request.send().await.map_err(|e| format!("the admin API cannot be reached: {e}"))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = response.text().await.unwrap_or_default();
+    Err(format!("the admin API answered {status}: {}", text.chars().take(300).collect::<String>()))
+}
+
+/// Percent-encodes a path segment (a user id).
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 /// A bounded map of recent event ids: the oldest are forgotten first.

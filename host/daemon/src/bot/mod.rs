@@ -10,6 +10,7 @@ mod live;
 mod plan;
 mod policy;
 mod preview;
+mod queries;
 mod startup;
 mod store;
 
@@ -26,6 +27,7 @@ use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, R
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
 use matrix_sdk::ruma::{OwnedRoomId, RoomOrAliasId, UserId};
 use matrix_sdk::{Client, Room};
+use queries::BotQueries;
 
 use crate::config::{Config, Credentials};
 
@@ -40,7 +42,7 @@ pub(crate) struct Bot {
     management: OwnedRoomId,
     protected: BTreeSet<String>,
     rooms: Arc<RoomStates>,
-    queries: Arc<StateQueries>,
+    queries: Arc<BotQueries>,
     runtime: Arc<Runtime>,
     plugins: BTreeMap<String, Plugin>,
     enabled: BTreeMap<String, Instance>,
@@ -100,7 +102,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let runtime =
         Runtime::new(RuntimeConfig { limits: config.limits, cache_dir: Some(config.data_dir.join("components")) })?;
     let rooms = Arc::new(RoomStates::new());
-    let queries = Arc::new(StateQueries { bot: bot_user.clone(), clock: Clock::System, rooms: rooms.clone() });
+    let queries = Arc::new(BotQueries {
+        state: StateQueries { bot: bot_user.clone(), clock: Clock::System, rooms: rooms.clone() },
+        protected: std::sync::RwLock::new(Vec::new()),
+        client: client.clone(),
+    });
     let dry_run = config.dry_run;
     let mut bot = Bot {
         client,
@@ -208,6 +214,11 @@ pub(crate) async fn join(client: &Client, room: &str) -> anyhow::Result<OwnedRoo
 impl Bot {
     fn management_room(&self) -> Option<Room> {
         self.client.get_room(&self.management)
+    }
+
+    /// Shares the protected rooms with what protections may ask.
+    pub(crate) fn share_protected(&self) {
+        *self.queries.protected.write().unwrap_or_else(|e| e.into_inner()) = self.protected.iter().cloned().collect();
     }
 
     /// Starts a protection with the operator's grants.
@@ -578,7 +589,7 @@ impl Bot {
     }
 
     async fn dispatch(&mut self, mut event: gleipnir_runtime::Event) {
-        event.received_ts = self.queries.clock.now_ms();
+        event.received_ts = self.queries.state.clock.now_ms();
         if !event.event_id.is_empty() {
             self.executor.saw(&event.event_id, &event.sender);
         }

@@ -71,7 +71,7 @@ impl Bot {
                 .and_then(|id| self.client.get_room(&id))
                 .is_some_and(|r| r.state() == matrix_sdk::RoomState::Joined);
             if joined {
-                self.rooms.count_from(&room, self.queries.clock.now_ms());
+                self.rooms.count_from(&room, self.queries.state.clock.now_ms());
                 self.protected.insert(room.clone());
                 self.load_room_state(&room).await;
                 continue;
@@ -79,7 +79,7 @@ impl Bot {
             match super::join(&self.client, &room).await {
                 Ok(id) => {
                     let id = id.to_string();
-                    self.rooms.count_from(&id, self.queries.clock.now_ms());
+                    self.rooms.count_from(&id, self.queries.state.clock.now_ms());
                     self.protected.insert(id.clone());
                     self.load_room_state(&id).await;
                 }
@@ -146,6 +146,7 @@ impl Bot {
             }
         }
 
+        self.share_protected();
         if problems.is_empty() {
             // Rules apply to the members already there.
             self.apply_policy().await;
@@ -221,6 +222,7 @@ impl Bot {
     pub(crate) async fn enter_safe_mode(&mut self, problems: Vec<Problem>) {
         self.safe_mode = true;
         self.protected.clear();
+        self.share_protected();
         self.enabled.clear();
         self.policy = super::policy::Policy::default();
         self.problems = problems;
@@ -240,6 +242,7 @@ impl Bot {
         if !self.protected.remove(room) {
             return;
         }
+        self.share_protected();
         self.policy.members.remove_room(room);
         let content = store::read(&self.client, PROTECTED_ROOMS.key).await.ok().flatten();
         let (rooms, _) = PROTECTED_ROOMS.read(content.as_ref());

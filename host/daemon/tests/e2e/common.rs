@@ -72,6 +72,7 @@ pub(crate) fn start_bot_with(
         .unwrap();
     std::fs::copy(gleipnir_tests::plugins::HOSTILE, dir.join("plugins/hostile.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::LEAST_AUTHORITY, dir.join("plugins/least-authority.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::TAKEDOWN, dir.join("plugins/takedown.wasm")).unwrap();
     let config = format!(
         r#"[matrix]
 homeserver = "{}"
@@ -92,6 +93,8 @@ grants = ["redact", "ban", "notify-management"]
 grants = ["notify-management"]
 [protections.least-authority]
 grants = ["redact", "send-notice", "notify-management"]
+[protections.takedown]
+grants = ["redact", "ban", "notify-management", "suspend-user", "delete-user-media"]
 "#,
         synapse.url(),
         bot.user_id,

@@ -172,3 +172,60 @@ fn least_authority_end_to_end() {
     eventually("the gated member's link redacted", Duration::from_secs(30), || redacted(&marker).then_some(()));
     assert!(!redacted(&trusted), "a trusted newcomer may post links");
 }
+
+/// takedown: a hashed takedown rule in a watched list has the user's recent
+/// events redacted (and nobody else's), the user banned, suspended on this
+/// homeserver (the bot is a server admin here), and a report.
+#[test]
+fn takedown_end_to_end() {
+    let synapse = synapse_harness::Synapse::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
+    let bot = synapse.register(&unique_name("bot"), "bot-password", true).unwrap();
+    let moderator = synapse.register(&unique_name("mod"), "mod-password", false).unwrap();
+    let spammer = synapse.register(&unique_name("spam"), "spam-password", false).unwrap();
+    let bystander = synapse.register(&unique_name("by"), "by-password", false).unwrap();
+    let powers = json!({ bot.user_id.clone(): 100 });
+    let management = create_room(&synapse, &moderator, &[&bot], powers.clone());
+    let protected = create_room(&synapse, &moderator, &[&bot, &spammer, &bystander], powers);
+    join(&synapse, &spammer, &protected);
+    join(&synapse, &bystander, &protected);
+    // A room of the spammer's own, to see the suspension.
+    let own = synapse.call(&spammer, "POST", "/_matrix/client/v3/createRoom", Some(&json!({}))).unwrap();
+    let own = own["room_id"].as_str().unwrap().to_owned();
+    let spam: Vec<String> = (0..3).map(|i| send(&synapse, &spammer, &protected, &format!("buy now {i}"))).collect();
+    let kept = send(&synapse, &bystander, &protected, "a normal message");
+
+    let _gleipnir = start_bot(&synapse, &bot, &management);
+    let run = |text: &str, expect: &str| command(&synapse, &moderator, &management, &bot.user_id, text, expect);
+    eventually("the bot's start notice", Duration::from_secs(60), || {
+        notices(&synapse, &moderator, &management, &bot.user_id).into_iter().find(|n| n.contains("Gleipnir started"))
+    });
+    run(&format!("rooms add {protected}"), "Now protecting");
+    run("protections enable takedown", "takedown enabled");
+    run("list create td td-list", "Created the policy list");
+    run(&format!("takedown {} td spam", spammer.user_id), "hashed: only its sha256 is published");
+
+    let report = eventually("the takedown report", Duration::from_secs(60), || {
+        notices(&synapse, &moderator, &management, &bot.user_id)
+            .into_iter()
+            .find(|n| n.starts_with("takedown: Takedown rule for sha256:"))
+    });
+    assert!(
+        report.contains(&format!("{}: 3 event(s) redacted across 1 protected room(s)", spammer.user_id)),
+        "{report}"
+    );
+    assert!(report.contains("suspended and media deleted"), "{report}");
+    eventually("the spammer's events redacted", Duration::from_secs(30), || {
+        spam.iter().all(|id| is_redacted(&synapse, &moderator, &protected, id)).then_some(())
+    });
+    assert!(!is_redacted(&synapse, &moderator, &protected, &kept), "a bystander's message was redacted");
+    eventually("the spammer banned", Duration::from_secs(30), || {
+        (membership(&synapse, &moderator, &protected, &spammer.user_id).as_deref() == Some("ban")).then_some(())
+    });
+    let suspended = eventually("the spammer suspended", Duration::from_secs(30), || {
+        try_send(&synapse, &spammer, &own, "still here?").err()
+    });
+    assert!(suspended.contains("SUSPENDED") || suspended.contains("suspended"), "{suspended}");
+    // Nothing failed along the way.
+    let all = notices(&synapse, &moderator, &management, &bot.user_id);
+    assert!(!all.iter().any(|n| n.contains("failed") || n.contains("refused")), "{all:?}");
+}

@@ -1,0 +1,132 @@
+//! What protections may ask the bot: the room state the runtime answers
+//! from memory, plus what only the bot knows (the protected rooms, which
+//! members a policy rule names) and the one query that waits on the
+//! homeserver (a room's history for one sender).
+
+use std::sync::RwLock;
+
+use gleipnir_policy::rule::{Entity, EntityKind};
+use gleipnir_runtime::host::{HostQueries, StateQueries};
+use gleipnir_runtime::{HistoryEvent, Membership, PolicyRule, RoomLevels, RuleKind};
+use matrix_sdk::Client;
+
+/// Pages of history read for one `history` call, at most.
+const MAX_PAGES: usize = 20;
+
+pub(crate) struct BotQueries {
+    pub(crate) state: StateQueries,
+    /// The protected rooms, as last shared by the bot.
+    pub(crate) protected: RwLock<Vec<String>>,
+    pub(crate) client: Client,
+}
+
+impl HostQueries for BotQueries {
+    fn now_ms(&self) -> u64 {
+        self.state.now_ms()
+    }
+    fn bot_user_id(&self) -> &str {
+        self.state.bot_user_id()
+    }
+    fn membership(&self, room: &str, user: &str) -> Option<Membership> {
+        self.state.membership(room, user)
+    }
+    fn joined_at(&self, room: &str, user: &str) -> Option<u64> {
+        self.state.joined_at(room, user)
+    }
+    fn power_level(&self, room: &str, user: &str) -> i64 {
+        self.state.power_level(room, user)
+    }
+    fn room_levels(&self, room: &str) -> RoomLevels {
+        self.state.room_levels(room)
+    }
+    fn message_count(&self, room: &str, user: &str) -> Option<u32> {
+        self.state.message_count(room, user)
+    }
+
+    fn protected_rooms(&self) -> Vec<String> {
+        self.protected.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
+        if rule.kind != RuleKind::User {
+            return Vec::new();
+        }
+        let entity = match (&rule.entity, &rule.entity_sha256) {
+            (Some(text), _) => Entity::from_text(text),
+            (None, Some(hash)) => match gleipnir_policy::rule::decode_hash(hash) {
+                Some(h) => Entity::Hashed(h),
+                None => return Vec::new(),
+            },
+            (None, None) => return Vec::new(),
+        };
+        let mut out = Vec::new();
+        for room in self.protected_rooms() {
+            for membership in
+                [Membership::Join, Membership::Invite, Membership::Knock, Membership::Leave, Membership::Ban]
+            {
+                for user in self.state.rooms.with_membership(&room, membership) {
+                    if entity.matches(EntityKind::User, &user) && !out.contains(&user) {
+                        out.push(user);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn history(&self, room: &str, sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        // Guest code runs under `block_in_place`, so the bot's runtime may be
+        // entered here to wait for the homeserver.
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| "no runtime to read history on".to_owned())?;
+        handle.block_on(read_history(&self.client, room, sender, limit as usize))
+    }
+}
+
+/// `sender`'s newest events in `room`, newest first: pages of `/messages`
+/// backwards from now, asking the homeserver to filter by sender. The
+/// caller checks each event's sender itself.
+async fn read_history(client: &Client, room: &str, sender: &str, limit: usize) -> Result<Vec<HistoryEvent>, String> {
+    use matrix_sdk::ruma::api::client::message::get_message_events;
+    use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
+    let room_id = OwnedRoomId::try_from(room).map_err(|e| format!("`{room}` is not a room id: {e}"))?;
+    let user = OwnedUserId::try_from(sender).map_err(|e| format!("`{sender}` is not a user id: {e}"))?;
+    let mut out = Vec::new();
+    let mut from: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut request = get_message_events::v3::Request::backward(room_id.clone());
+        request.from = from.clone();
+        request.limit = 100u32.into();
+        request.filter.senders = Some(vec![user.clone()]);
+        let response = client.send(request).await.map_err(|e| format!("cannot read {room}'s history: {e}"))?;
+        for raw in &response.chunk {
+            #[derive(serde::Deserialize)]
+            struct Seen {
+                event_id: String,
+                sender: String,
+                #[serde(rename = "type")]
+                kind: String,
+                state_key: Option<String>,
+                #[serde(default)]
+                unsigned: serde_json::Value,
+            }
+            let Ok(seen) = serde_json::from_str::<Seen>(raw.json().get()) else { continue };
+            let redacted = seen.unsigned.get("redacted_because").is_some();
+            out.push(HistoryEvent {
+                event_id: seen.event_id,
+                sender: seen.sender,
+                event_type: seen.kind,
+                is_state: seen.state_key.is_some(),
+                redacted,
+            });
+            if out.len() >= limit {
+                return Ok(out);
+            }
+        }
+        match response.end {
+            Some(end) if !response.chunk.is_empty() => from = Some(end),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
