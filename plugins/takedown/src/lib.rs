@@ -6,8 +6,9 @@
 //! the bot's own homeserver, with the server-admin capabilities granted, it
 //! also suspends the user and deletes their media.
 //!
-//! Room takedowns are reported, not acted on: blocking and purging a room
-//! needs server-admin actions this contract version does not have.
+//! Room takedown rules are the host's (`[policy] room_takedowns`): blocking
+//! and purging a room needs server-admin actions this contract version does
+//! not have, so this protection only says where they went.
 
 use gleipnir_sdk::prelude::*;
 
@@ -80,8 +81,8 @@ impl Protection for Takedown {
             RuleKind::Room => {
                 return vec![Action::notify(
                     &format!(
-                        "Takedown rule for room {named} in {}: noted, not acted on (blocking and purging a room \
-                         needs server-admin actions this contract version does not have).",
+                        "Takedown rule for room {named} in {}: not for this protection; the host blocks and purges \
+                         the room when the operator set `[policy] room_takedowns = true`.",
                         event.room_id
                     ),
                     &reason,

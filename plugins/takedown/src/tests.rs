@@ -96,7 +96,7 @@ fn moderators_are_never_taken_down_and_room_rules_are_reported() {
     if let EventKind::Policy(p) = &mut room_rule.kind {
         p.rule.kind = RuleKind::Room;
     }
-    assert!(events::render(&h.handle(&room_rule)).contains("noted, not acted on"));
+    assert!(events::render(&h.handle(&room_rule)).contains("the host blocks and purges the room"));
 }
 
 #[test]

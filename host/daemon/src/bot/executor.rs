@@ -161,11 +161,11 @@ impl Executor {
             Action::NotifyManagement(a) => return Some(format!("{protection}: {}", a.body)),
             Action::SuspendUser(a) => {
                 let path = format!("/_synapse/admin/v1/suspend/{}", urlencode(&a.user_id));
-                admin(client, reqwest_method::PUT, &path, Some(serde_json::json!({"suspend": true}))).await
+                admin(client, reqwest_method::PUT, &path, Some(serde_json::json!({"suspend": true}))).await.map(|_| ())
             }
             Action::DeleteUserMedia(a) => {
                 let path = format!("/_synapse/admin/v1/users/{}/media", urlencode(&a.user_id));
-                admin(client, reqwest_method::DELETE, &path, None).await
+                admin(client, reqwest_method::DELETE, &path, None).await.map(|_| ())
             }
             Action::SetJoinRule(_)
             | Action::SetPowerLevel(_)
@@ -193,16 +193,16 @@ impl Executor {
     }
 }
 
-use matrix_sdk::reqwest::Method as reqwest_method;
+pub(crate) use matrix_sdk::reqwest::Method as reqwest_method;
 
 /// A call to the homeserver's admin API (Synapse), with the bot's token:
 /// the bot's account must be a server admin.
-async fn admin(
+pub(crate) async fn admin(
     client: &Client,
     method: reqwest_method,
     path: &str,
     body: Option<serde_json::Value>,
-) -> Result<(), String> {
+) -> Result<serde_json::Value, String> {
     let token = client.access_token().ok_or("not logged in")?;
     let url = format!("{}{path}", client.homeserver().as_str().trim_end_matches('/'));
     let mut request = matrix_sdk::reqwest::Client::new().request(method, &url).bearer_auth(token);
@@ -212,14 +212,15 @@ async fn admin(
     let response = request.send().await.map_err(|e| format!("the admin API cannot be reached: {e}"))?;
     let status = response.status();
     if status.is_success() {
-        return Ok(());
+        let text = response.text().await.unwrap_or_default();
+        return Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
     }
     let text = response.text().await.unwrap_or_default();
     Err(format!("the admin API answered {status}: {}", text.chars().take(300).collect::<String>()))
 }
 
-/// Percent-encodes a path segment (a user id).
-fn urlencode(text: &str) -> String {
+/// Percent-encodes a path segment (a user or room id).
+pub(crate) fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),

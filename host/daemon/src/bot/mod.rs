@@ -13,6 +13,7 @@ mod preview;
 mod queries;
 mod startup;
 mod store;
+mod takedown;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

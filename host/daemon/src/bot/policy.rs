@@ -219,6 +219,7 @@ impl Bot {
                 self.dispatch(policy_event(change)).await;
             }
         }
+        self.room_takedowns(&delta).await;
         if !delta.is_empty() {
             let bans = gleipnir_policy::bans_for(&delta, &self.policy.members);
             let mut done = 0;

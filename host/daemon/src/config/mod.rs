@@ -66,6 +66,9 @@ pub(crate) struct Config {
     pub(crate) grants: BTreeMap<String, CapabilitySet>,
     /// Per protection: what moderators may grant with `protections grant`.
     pub(crate) grantable: BTreeMap<String, CapabilitySet>,
+    /// Room takedown rules in watched lists block and purge the room on this
+    /// homeserver (the bot's account must be a server admin).
+    pub(crate) room_takedowns: bool,
 }
 
 /// Reads and checks the config at `path`. Relative paths inside it are
@@ -88,7 +91,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     r.known_keys(
         "",
         &root,
-        &["matrix", "storage", "plugins", "commands", "sandbox", "actions", "startup", "protections"],
+        &["matrix", "storage", "plugins", "commands", "sandbox", "actions", "startup", "policy", "protections"],
     );
 
     let matrix = r.table(&root, "matrix", true);
@@ -215,6 +218,16 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         }
     }
 
+    let mut room_takedowns = false;
+    if let Some(s) = r.section(&root, "policy", &["room_takedowns"])
+        && let Some(v) = s.get("room_takedowns")
+    {
+        match v.as_bool() {
+            Some(b) => room_takedowns = b,
+            None => r.problem("policy.room_takedowns", "must be true or false"),
+        }
+    }
+
     let mut on_problem = OnProblem::SafeMode;
     if let Some(s) = r.section(&root, "startup", &["on_problem"])
         && let Some(v) = s.get("on_problem")
@@ -265,6 +278,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         on_problem,
         grants,
         grantable,
+        room_takedowns,
     })
 }
 

@@ -71,7 +71,7 @@ colour = "red"
 [protections.Bad_Name]
 "#,
         r#"
-typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, startup, protections
+typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, startup, policy, protections
 matrix.homeserver: `localhost:8008` is not an http:// or https:// URL
 matrix.user_id: `gleipnir` is not a user id (@user:server)
 matrix.management_room: `moderators` is neither a room id (!room) nor an alias (#room:server)
@@ -141,4 +141,14 @@ fn live_operation_keys() {
     assert!(text.iter().any(|p| p.starts_with("plugins.watch: must be true or false")), "{text:?}");
     assert!(text.iter().any(|p| p.starts_with("plugins.settings:")), "{text:?}");
     assert!(text.iter().any(|p| p.starts_with("protections.flooding.grantable[0]:")), "{text:?}");
+}
+
+#[test]
+fn room_takedowns_are_off_unless_turned_on() {
+    assert!(!parse(GOOD, &std::env::temp_dir()).unwrap().room_takedowns);
+    let on = format!("{GOOD}\n[policy]\nroom_takedowns = true\n");
+    assert!(parse(&on, &std::env::temp_dir()).unwrap().room_takedowns);
+    let bad = format!("{GOOD}\n[policy]\nroom_takedowns = 1\n");
+    let problems = parse(&bad, &std::env::temp_dir()).unwrap_err();
+    assert_eq!(problems[0].to_string(), "policy.room_takedowns: must be true or false");
 }

@@ -193,8 +193,16 @@ fn takedown_end_to_end() {
     let own = own["room_id"].as_str().unwrap().to_owned();
     let spam: Vec<String> = (0..3).map(|i| send(&synapse, &spammer, &protected, &format!("buy now {i}"))).collect();
     let kept = send(&synapse, &bystander, &protected, "a normal message");
+    let upload = "/_matrix/media/v3/upload?filename=spam.json";
+    synapse.call(&spammer, "POST", upload, Some(&json!({"spam": true}))).unwrap();
+    let media = format!("/_synapse/admin/v1/users/{}/media", spammer.user_id);
+    assert_eq!(synapse.call(&bot, "GET", &media, None).unwrap()["total"], 1);
 
-    let _gleipnir = start_bot(&synapse, &bot, &management);
+    let _gleipnir = start_bot_with(&synapse, &bot, &management, &[], |dir| {
+        let mut config = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        config.push_str("[policy]\nroom_takedowns = true\n");
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+    });
     let run = |text: &str, expect: &str| command(&synapse, &moderator, &management, &bot.user_id, text, expect);
     eventually("the bot's start notice", Duration::from_secs(60), || {
         notices(&synapse, &moderator, &management, &bot.user_id).into_iter().find(|n| n.contains("Gleipnir started"))
@@ -225,6 +233,25 @@ fn takedown_end_to_end() {
         try_send(&synapse, &spammer, &own, "still here?").err()
     });
     assert!(suspended.contains("SUSPENDED") || suspended.contains("suspended"), "{suspended}");
+    assert_eq!(synapse.call(&bot, "GET", &media, None).unwrap()["total"], 0, "the spammer's media deleted");
+
+    // A room takedown (hashed too): the room is blocked and purged on this homeserver.
+    run(&format!("takedown {own} td spam room"), "hashed: only its sha256 is published");
+    let taken = eventually("the room takedown", Duration::from_secs(60), || {
+        notices(&synapse, &moderator, &management, &bot.user_id)
+            .into_iter()
+            .find(|n| n.starts_with("Room takedown rule for"))
+    });
+    assert!(taken.contains(&format!("- {own}: blocked, and its purge started")), "{taken}");
+    let path = format!("/_synapse/admin/v1/rooms/{own}/block");
+    assert_eq!(synapse.call(&bot, "GET", &path, None).unwrap()["block"], true);
+    // A protected room is never taken down.
+    run(&format!("takedown {protected} td"), "hashed");
+    eventually("the refusal", Duration::from_secs(60), || {
+        notices(&synapse, &moderator, &management, &bot.user_id)
+            .into_iter()
+            .find(|n| n.contains("I protect this room: not taken down"))
+    });
     // Nothing failed along the way.
     let all = notices(&synapse, &moderator, &management, &bot.user_id);
     assert!(!all.iter().any(|n| n.contains("failed") || n.contains("refused")), "{all:?}");

@@ -1,0 +1,128 @@
+//! Room takedowns (MSC4204): a takedown rule for a room in a watched list
+//! blocks the room on the bot's own homeserver (no local user can join it
+//! again) and purges it (its events and local state are deleted), through
+//! the Synapse admin API. Only when the operator turned it on
+//! (`[policy] room_takedowns = true`), and the bot's account must be a
+//! server admin. User takedowns are the `takedown` protection's.
+//!
+//! Never taken down: a protected room, the management room, a watched list.
+//! A glob never names a room here (it could match rooms nobody meant); a
+//! hashed rule (MSC4205) is matched against the rooms the homeserver knows.
+
+use std::fmt::Write;
+
+use gleipnir_policy::rule::{Entity, EntityKind, Recommendation, Rule};
+use serde_json::json;
+
+use super::Bot;
+use super::executor::{admin, reqwest_method, urlencode};
+
+/// Pages of the homeserver's room list read to find a hashed room.
+const MAX_ROOM_PAGES: usize = 40;
+
+impl Bot {
+    /// Acts on the room takedown rules among a sync's rule changes.
+    pub(crate) async fn room_takedowns(&mut self, delta: &gleipnir_policy::Delta) {
+        if !self.config.room_takedowns {
+            return;
+        }
+        for change in &delta.changes {
+            if matches!(change, gleipnir_policy::Change::Removed(_)) {
+                continue;
+            }
+            let Some(rule) = change.new_rule() else { continue };
+            if rule.kind != EntityKind::Room || rule.recommendation != Recommendation::Takedown {
+                continue;
+            }
+            let text = self.take_down_room(rule).await;
+            self.notify(&text).await;
+        }
+    }
+
+    async fn take_down_room(&mut self, rule: &Rule) -> String {
+        let head = format!("Room takedown rule for {} in {}", rule.entity, rule.list);
+        let rooms = match &rule.entity {
+            Entity::Literal(id) if id.starts_with('!') => vec![id.clone()],
+            Entity::Literal(alias) => match self.resolve(alias).await {
+                Some(id) => vec![id],
+                None => return format!("{head}: {alias} does not resolve to a room; nothing done."),
+            },
+            Entity::Glob(_) => {
+                return format!(
+                    "{head}: a glob never names rooms to take down (it could match rooms nobody meant); nothing done."
+                );
+            }
+            Entity::Hashed(hash) => match self.rooms_with_hash(hash).await {
+                Ok(rooms) => rooms,
+                Err(e) => return format!("{head}: cannot list this homeserver's rooms to match the hash: {e}"),
+            },
+        };
+        if rooms.is_empty() {
+            return format!("{head}: no room on this homeserver matches; nothing done.");
+        }
+        let mut text = head;
+        for room in rooms {
+            let _ = write!(text, "\n- {room}: {}", self.block_and_purge(&room, &rule.reason).await);
+        }
+        text
+    }
+
+    async fn block_and_purge(&self, room: &str, reason: &str) -> String {
+        if self.protected.contains(room) {
+            return "I protect this room: not taken down (stop protecting it first)".to_owned();
+        }
+        if room == self.management.as_str() {
+            return "this is the management room: not taken down".to_owned();
+        }
+        if self.policy.is_list(room) {
+            return "I watch this policy list: not taken down (unwatch it first)".to_owned();
+        }
+        if self.config.dry_run {
+            return "dry run, nothing done: would block and purge it".to_owned();
+        }
+        let encoded = urlencode(room);
+        let block = json!({"block": true});
+        let path = format!("/_synapse/admin/v1/rooms/{encoded}/block");
+        if let Err(e) = admin(&self.client, reqwest_method::PUT, &path, Some(block)).await {
+            return format!("blocking failed: {e}");
+        }
+        let message = if reason.is_empty() { "This room was taken down.".to_owned() } else { reason.to_owned() };
+        let purge = json!({"block": true, "purge": true, "message": message});
+        let path = format!("/_synapse/admin/v2/rooms/{encoded}");
+        match admin(&self.client, reqwest_method::DELETE, &path, Some(purge)).await {
+            Ok(reply) => {
+                let id = reply.get("delete_id").and_then(|d| d.as_str()).unwrap_or("?");
+                tracing::info!(room, delete_id = id, "room taken down");
+                format!("blocked, and its purge started (delete id {id})")
+            }
+            // A room this homeserver never joined has nothing to purge; the block stands.
+            Err(e) if e.contains("404") || e.contains("400") => {
+                "blocked (this homeserver holds nothing of it to purge)".to_owned()
+            }
+            Err(e) => format!("blocked, but the purge failed: {e}"),
+        }
+    }
+
+    /// The rooms this homeserver knows whose id hashes to `hash` (MSC4205).
+    async fn rooms_with_hash(&self, hash: &[u8; 32]) -> Result<Vec<String>, String> {
+        let mut found = Vec::new();
+        let mut from = 0u64;
+        for _ in 0..MAX_ROOM_PAGES {
+            let path = format!("/_synapse/admin/v1/rooms?from={from}&limit=500");
+            let reply = admin(&self.client, reqwest_method::GET, &path, None).await?;
+            let rooms = reply.get("rooms").and_then(|r| r.as_array()).cloned().unwrap_or_default();
+            for room in &rooms {
+                if let Some(id) = room.get("room_id").and_then(|r| r.as_str())
+                    && gleipnir_policy::rule::sha256(id) == *hash
+                {
+                    found.push(id.to_owned());
+                }
+            }
+            match reply.get("next_batch").and_then(|n| n.as_u64()) {
+                Some(next) if !rooms.is_empty() => from = next,
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+}
