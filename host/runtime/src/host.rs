@@ -121,8 +121,9 @@ pub(crate) struct StoreState {
     /// After a call waited on the host (`history`), the guest may run until
     /// then; the epoch callback enforces it.
     pub(crate) grace_until: Option<std::time::Instant>,
-    /// `history` calls in this guest call.
+    /// `history` calls in this guest call, and the time they waited.
     pub(crate) history_calls: u32,
+    pub(crate) history_waited: std::time::Duration,
     /// The time one call may run.
     pub(crate) call_deadline: std::time::Duration,
     wasi: WasiCtx,
@@ -141,6 +142,7 @@ impl StoreState {
             logs_dropped: 0,
             grace_until: None,
             history_calls: 0,
+            history_waited: std::time::Duration::ZERO,
             call_deadline: std::time::Duration::from_millis(50),
             wasi: locked_down_wasi(),
             table: ResourceTable::new(),
@@ -264,7 +266,12 @@ impl host::Host for StoreState {
         if self.history_calls > MAX_HISTORY_CALLS {
             return Err(format!("at most {MAX_HISTORY_CALLS} history reads per call"));
         }
+        if self.history_waited >= HISTORY_BUDGET {
+            return Err(format!("this call spent its {} s of history reads", HISTORY_BUDGET.as_secs()));
+        }
+        let started = std::time::Instant::now();
         let result = self.queries.history(&room, &sender, limit.min(1000));
+        self.history_waited += started.elapsed();
         // The wait does not count against the call's deadline.
         self.grace_until = Some(std::time::Instant::now() + self.call_deadline);
         result
@@ -272,4 +279,7 @@ impl host::Host for StoreState {
 }
 
 /// `history` calls one guest call may make.
-const MAX_HISTORY_CALLS: u32 = 100;
+const MAX_HISTORY_CALLS: u32 = 1000;
+/// Time one guest call may spend waiting in `history`: a protection cannot
+/// hold the bot's event loop longer than this.
+const HISTORY_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);

@@ -389,6 +389,7 @@ impl Instance {
         data.logs_this_call = 0;
         data.grace_until = None;
         data.history_calls = 0;
+        data.history_waited = Duration::ZERO;
         f(&self.bindings, &mut self.store).map_err(|e| {
             let fault = classify(call, e, &self.plugin.inner.runtime);
             self.fault = Some(fault.clone());

@@ -553,7 +553,7 @@ impl Bot {
 
     /// Writes the message counts when they changed, at most every few seconds.
     fn save_counts(&mut self) {
-        if self.counts_saved.elapsed() < Duration::from_secs(5) {
+        if self.counts_saved.elapsed() < Duration::from_secs(2) {
             return;
         }
         self.counts_saved = Instant::now();

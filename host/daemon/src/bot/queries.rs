@@ -76,6 +76,10 @@ impl HostQueries for BotQueries {
     }
 
     fn history(&self, room: &str, sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        // Protections see the protected rooms, nothing else (not the management room).
+        if !self.protected.read().unwrap_or_else(|e| e.into_inner()).iter().any(|r| r == room) {
+            return Err(format!("{room} is not a protected room"));
+        }
         // Guest code runs under `block_in_place`, so the bot's runtime may be
         // entered here to wait for the homeserver.
         let handle = tokio::runtime::Handle::try_current().map_err(|_| "no runtime to read history on".to_owned())?;
