@@ -1,0 +1,99 @@
+//! Contract tests of `takedown`, with a host whose history reads wait past the deadline.
+
+use super::*;
+use gleipnir_runtime::host::HostQueries;
+use gleipnir_runtime::{HistoryEvent, Membership, PolicyRule, RoomLevels};
+
+pub(super) fn covered() {}
+
+/// A host whose history read waits longer than a call's deadline.
+struct SlowHistory {
+    rooms: Vec<String>,
+    wait: std::time::Duration,
+}
+
+impl HostQueries for SlowHistory {
+    fn now_ms(&self) -> u64 {
+        0
+    }
+    fn bot_user_id(&self) -> &str {
+        "@bot:elsewhere"
+    }
+    fn membership(&self, _: &str, _: &str) -> Option<Membership> {
+        None
+    }
+    fn joined_at(&self, _: &str, _: &str) -> Option<u64> {
+        None
+    }
+    fn power_level(&self, _: &str, _: &str) -> i64 {
+        0
+    }
+    fn room_levels(&self, _: &str) -> RoomLevels {
+        gleipnir_runtime::rooms::DEFAULT_LEVELS
+    }
+    fn protected_rooms(&self) -> Vec<String> {
+        self.rooms.clone()
+    }
+    fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
+        // The hash of @spam:test, as MSC4205 publishes it.
+        let hashed = rule.entity_sha256.as_deref() == Some(&gleipnir_policy::rule::sha256_base64("@spam:test"));
+        if hashed { vec!["@spam:test".into()] } else { Vec::new() }
+    }
+    fn history(&self, room: &str, _: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        std::thread::sleep(self.wait);
+        let event = |id: &str, sender: &str| HistoryEvent {
+            event_id: id.into(),
+            sender: sender.into(),
+            event_type: "m.room.message".into(),
+            is_state: false,
+            redacted: false,
+        };
+        let all = vec![event(&format!("${room}-1"), "@spam:test"), event(&format!("${room}-2"), "@other:test")];
+        Ok(all.into_iter().take(limit as usize).collect())
+    }
+}
+
+fn takedown_rule() -> gleipnir_runtime::Event {
+    let line = state(
+        "!list:test",
+        "@mod:test",
+        "m.policy.rule.user",
+        "k",
+        json!({"hashes": {"sha256": gleipnir_policy::rule::sha256_base64("@spam:test")}, "recommendation": "m.takedown", "reason": "spam"}),
+        1,
+    );
+    event::from_json(&line, None, &|_, _| None).unwrap().unwrap()
+}
+
+/// Through the real runtime: a hashed takedown rule reaches the members
+/// the host matches, history reads that wait on the host (longer than
+/// the call's deadline) do not time the call out, and only the user's
+/// own events are redacted.
+#[test]
+fn a_hashed_takedown_reads_history_past_the_deadline() {
+    let plugin = load(plugins::TAKEDOWN);
+    let host = Arc::new(SlowHistory {
+        rooms: vec!["!a:test".into(), "!b:test".into()],
+        wait: std::time::Duration::from_millis(120),
+    });
+    let mut instance = plugin.instantiate(host, plugin.declared()).expect("instantiates");
+    let outcome = instance.handle(&takedown_rule()).expect("no timeout: the waits are the host's");
+    let lines: Vec<String> = outcome.actions.iter().map(render_action).collect();
+    assert_eq!(
+        lines,
+        [
+            "redact !a:test $!a:test-1 (takedown: spam)",
+            "ban !a:test @spam:test (takedown: spam)",
+            "redact !b:test $!b:test-1 (takedown: spam)",
+            "ban !b:test @spam:test (takedown: spam)",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(std::iter::once(
+            "notify-management Takedown rule for sha256:".to_owned()
+                + &gleipnir_policy::rule::sha256_base64("@spam:test")
+                + " in !list:test:\n- @spam:test: 2 event(s) redacted across 2 protected room(s), banned in 2 (takedown: spam)"
+        ))
+        .collect::<Vec<_>>()
+    );
+}
