@@ -67,6 +67,13 @@ grants = ["redact", "ban", "notify-management"]
         plugins = root.join("target/plugins").display(),
     );
     std::fs::write(dir.join("config.toml"), config).map_err(|e| e.to_string())?;
+    // It holds the bot's password: private, as Gleipnir requires.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("config.toml"), std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+    }
 
     println!();
     println!("Gleipnir demo");

@@ -117,6 +117,9 @@ fn main() {
         bot.user_id
     );
     std::fs::write(dir.join("config.toml"), config).unwrap();
+    // It holds the password: private, as the bot requires.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("config.toml"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let binary = env!("CARGO_BIN_EXE_gleipnir");
     let mut runs = Vec::new();
     let mut child: Option<Child> = None;

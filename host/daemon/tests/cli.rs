@@ -115,10 +115,19 @@ fn config_check_accepts_the_example_and_lists_every_problem_of_a_bad_one() {
     let dir = std::env::temp_dir().join(format!("gleipnir-config-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("data")).unwrap();
     std::fs::create_dir_all(dir.join("target/plugins")).unwrap();
-    std::fs::write(dir.join("data/access_token"), "syt_secret\n").unwrap();
+    let token = dir.join("data/access_token");
+    std::fs::write(&token, "syt_secret\n").unwrap();
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config.example.toml");
     let good = dir.join("config.toml");
     std::fs::copy(&example, &good).unwrap();
+    // A token file others can read is refused, with how to fix it.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_gleipnir")).args(["config", "check", "--config"]).arg(&good).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("holds a secret and others can read it (mode 644)"), "{}", text(&out.stderr));
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out =
         Command::new(env!("CARGO_BIN_EXE_gleipnir")).args(["config", "check", "--config"]).arg(&good).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));

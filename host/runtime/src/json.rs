@@ -6,7 +6,10 @@ use serde_json::{Value, json};
 
 use crate::capability;
 use crate::settings::{format_kind, kind_name};
-use crate::{Action, Descriptor, EventClass, JoinRule, RuleKind, SettingKind, SettingValue};
+use crate::{
+    Action, Deactivate, Descriptor, EventClass, JoinRule, NotifyManagement, PolicyRuleEdit, RedactEvent, RuleKind,
+    SendNotice, ServerUser, SetJoinRule, SetPowerLevel, SettingKind, SettingValue, TargetUser,
+};
 
 pub fn action(action: &Action) -> Value {
     match action {
@@ -40,6 +43,76 @@ pub fn action(action: &Action) -> Value {
         }
         Action::DeleteUserMedia(a) => json!({"action": "delete-user-media", "user_id": a.user_id, "reason": a.reason}),
     }
+}
+
+/// Reads back what [`action`] wrote (the daemon's journal of actions not yet
+/// carried out); `None` for anything else.
+pub fn action_from(value: &Value) -> Option<Action> {
+    let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+    let reason = text("reason").unwrap_or_default();
+    let target = || -> Option<TargetUser> {
+        Some(TargetUser { room_id: text("room_id")?, user_id: text("user_id")?, reason: reason.clone() })
+    };
+    let server_user =
+        || -> Option<ServerUser> { Some(ServerUser { user_id: text("user_id")?, reason: reason.clone() }) };
+    let rule_edit = || -> Option<PolicyRuleEdit> {
+        let kind = match value.get("kind")?.as_str()? {
+            "user" => RuleKind::User,
+            "room" => RuleKind::Room,
+            "server" => RuleKind::Server,
+            _ => return None,
+        };
+        Some(PolicyRuleEdit {
+            list_room: text("list_room")?,
+            kind,
+            entity: text("entity")?,
+            recommendation: text("recommendation")?,
+            reason: reason.clone(),
+        })
+    };
+    Some(match value.get("action")?.as_str()? {
+        "redact" => Action::Redact(RedactEvent {
+            room_id: text("room_id")?,
+            event_id: text("event_id")?,
+            reason: reason.clone(),
+        }),
+        "ban" => Action::Ban(target()?),
+        "unban" => Action::Unban(target()?),
+        "kick" => Action::Kick(target()?),
+        "set-join-rule" => {
+            let rule = match value.get("join_rule")?.as_str()? {
+                "public" => JoinRule::Public,
+                "invite" => JoinRule::Invite,
+                "knock" => JoinRule::Knock,
+                "restricted" => JoinRule::Restricted,
+                "private" => JoinRule::Private,
+                _ => return None,
+            };
+            Action::SetJoinRule(SetJoinRule { room_id: text("room_id")?, rule, reason: reason.clone() })
+        }
+        "set-power-level" => Action::SetPowerLevel(SetPowerLevel {
+            room_id: text("room_id")?,
+            user_id: text("user_id")?,
+            level: value.get("level")?.as_i64()?,
+            reason: reason.clone(),
+        }),
+        "send-notice" => {
+            Action::SendNotice(SendNotice { room_id: text("room_id")?, body: text("body")?, reason: reason.clone() })
+        }
+        "notify-management" => {
+            Action::NotifyManagement(NotifyManagement { body: text("body")?, reason: reason.clone() })
+        }
+        "add-policy-rule" => Action::AddPolicyRule(rule_edit()?),
+        "remove-policy-rule" => Action::RemovePolicyRule(rule_edit()?),
+        "suspend-user" => Action::SuspendUser(server_user()?),
+        "deactivate-user" => Action::DeactivateUser(Deactivate {
+            user_id: text("user_id")?,
+            erase: value.get("erase")?.as_bool()?,
+            reason: reason.clone(),
+        }),
+        "delete-user-media" => Action::DeleteUserMedia(server_user()?),
+        _ => return None,
+    })
 }
 
 pub fn join_rule(rule: JoinRule) -> &'static str {
@@ -119,4 +192,49 @@ pub fn descriptor(d: &Descriptor, wit_version: &str, content_hash: &str) -> Valu
         "capabilities": d.capabilities.iter().map(|c| capability::name(*c)).collect::<Vec<_>>(),
         "events": d.events.iter().map(|e| event_class(*e)).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_reads_back_as_written() {
+        let user = || TargetUser { room_id: "!r:x".into(), user_id: "@u:x".into(), reason: "why".into() };
+        let edit = || PolicyRuleEdit {
+            list_room: "!l:x".into(),
+            kind: RuleKind::Server,
+            entity: "*.bad".into(),
+            recommendation: "m.ban".into(),
+            reason: "why".into(),
+        };
+        let server = || ServerUser { user_id: "@u:x".into(), reason: "why".into() };
+        let actions = vec![
+            Action::Redact(RedactEvent { room_id: "!r:x".into(), event_id: "$e".into(), reason: "why".into() }),
+            Action::Ban(user()),
+            Action::Unban(user()),
+            Action::Kick(user()),
+            Action::SetJoinRule(SetJoinRule { room_id: "!r:x".into(), rule: JoinRule::Knock, reason: "why".into() }),
+            Action::SetPowerLevel(SetPowerLevel {
+                room_id: "!r:x".into(),
+                user_id: "@u:x".into(),
+                level: -5,
+                reason: "why".into(),
+            }),
+            Action::SendNotice(SendNotice { room_id: "!r:x".into(), body: "hi".into(), reason: "why".into() }),
+            Action::NotifyManagement(NotifyManagement { body: "hi".into(), reason: "".into() }),
+            Action::AddPolicyRule(edit()),
+            Action::RemovePolicyRule(edit()),
+            Action::SuspendUser(server()),
+            Action::DeactivateUser(Deactivate { user_id: "@u:x".into(), erase: true, reason: "why".into() }),
+            Action::DeleteUserMedia(server()),
+        ];
+        for a in &actions {
+            let written = action(a);
+            let back = action_from(&written).unwrap_or_else(|| panic!("not read back: {written}"));
+            assert_eq!(action(&back), written);
+        }
+        assert!(action_from(&json!({"action": "explode"})).is_none());
+        assert!(action_from(&json!({"action": "ban", "room_id": 3})).is_none());
+    }
 }

@@ -42,14 +42,23 @@ pub struct RoomStates {
 const RECENT_COUNTED: usize = 50_000;
 
 /// Messages per member that the host saw and that were not removed, per
-/// room, since the host began counting there. Kept across restarts by the
-/// daemon ([`RoomStates::counts_to_json`]).
+/// room, since the host began counting there, and when the host saw each
+/// member join. Kept across restarts by the daemon ([`RoomStates::counts_to_json`]).
 #[derive(Debug, Default, serde::Serialize, Deserialize)]
 struct Counts {
     /// When counting began in each room (ms since the epoch).
     since: HashMap<String, u64>,
     /// Room → user → messages.
     messages: HashMap<String, HashMap<String, u32>>,
+    /// Room → joined member → when the host first saw them joined (ms; 0 for
+    /// members vouched for when the room became protected). `None` in files
+    /// written before join times were kept.
+    #[serde(default)]
+    joined: Option<HashMap<String, HashMap<String, u64>>>,
+    /// Counts were lost (a damaged file): nobody is vouched for, so every
+    /// member is a newcomer until seen long enough (fail closed).
+    #[serde(skip)]
+    distrust: bool,
     /// Recently counted messages: event id → (room, sender), oldest first.
     #[serde(skip)]
     recent: HashMap<String, (String, String)>,
@@ -73,15 +82,22 @@ impl RoomStates {
         Self::default()
     }
 
-    /// Takes in one state event (`type`, `state_key`, `content`, `sender`, `origin_server_ts`).
-    /// Unparseable content is ignored: the previous state stays.
+    /// Takes in one state event (`type`, `state_key`, `content`, `sender`),
+    /// which the host saw at `seen_ms` by its own clock. Unparseable content
+    /// is ignored: the previous state stays.
+    ///
+    /// A join's time is when the host first saw the member joined, never the
+    /// event's own timestamp (the sender's server sets that, and a join dated
+    /// 1970 would look established): a member first seen through a later
+    /// change (a new display name, the state section of a sync) is as new as
+    /// that sighting, unless the host saw their join in an earlier run.
     pub fn apply(
         &self,
         room_id: &str,
         event_type: &str,
         state_key: &str,
         sender: &str,
-        origin_ts: u64,
+        seen_ms: u64,
         content: &str,
     ) -> Applied {
         match event_type {
@@ -95,11 +111,26 @@ impl RoomStates {
                 let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
                 let room = rooms.entry(room_id.to_owned()).or_default();
                 let previous = room.members.get(state_key).map(|m| m.membership);
+                let mut counts = self.counts.write().unwrap_or_else(|e| e.into_inner());
                 let joined_at = match (previous, membership) {
                     (Some(Membership::Join), Membership::Join) => room.members.get(state_key).and_then(|m| m.joined_at),
-                    (_, Membership::Join) => Some(origin_ts),
+                    (None, Membership::Join) => {
+                        // Seen joined in an earlier run: that sighting stands.
+                        let known = counts.joined.as_ref().and_then(|j| j.get(room_id)?.get(state_key)).copied();
+                        Some(known.unwrap_or(seen_ms))
+                    }
+                    (_, Membership::Join) => Some(seen_ms),
                     _ => None,
                 };
+                if counts.since.contains_key(room_id) {
+                    let joined = counts.joined.get_or_insert_default().entry(room_id.to_owned()).or_default();
+                    let changed = match joined_at {
+                        Some(at) => joined.insert(state_key.to_owned(), at) != Some(at),
+                        None => joined.remove(state_key).is_some(),
+                    };
+                    counts.dirty |= changed;
+                }
+                drop(counts);
                 room.members.insert(state_key.to_owned(), Member { membership, joined_at });
                 Applied::Membership { user: state_key.to_owned(), previous, now: membership }
             }
@@ -149,13 +180,22 @@ impl RoomStates {
         rooms.get(room)?.members.get(user).map(|m| m.membership)
     }
 
-    /// The join time of `user` is not known: the state event that said they
-    /// are joined was a later change (a new display name), not the join.
-    pub fn forget_join_time(&self, room: &str, user: &str) {
+    /// The members of `room` present now were there when the moderators
+    /// chose to protect it: they are established (joined "at 0"). Does
+    /// nothing after the counts were lost (fail closed: see `distrust_counts`).
+    pub fn vouch_for_members(&self, room: &str) {
         let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(member) = rooms.get_mut(room).and_then(|r| r.members.get_mut(user)) {
-            member.joined_at = None;
+        let mut counts = self.counts.write().unwrap_or_else(|e| e.into_inner());
+        if counts.distrust {
+            return;
         }
+        let Some(r) = rooms.get_mut(room) else { return };
+        let joined = counts.joined.get_or_insert_default().entry(room.to_owned()).or_default();
+        for (user, member) in r.members.iter_mut().filter(|(_, m)| m.membership == Membership::Join) {
+            member.joined_at = Some(0);
+            joined.insert(user.clone(), 0);
+        }
+        counts.dirty = true;
     }
 
     pub fn joined_at(&self, room: &str, user: &str) -> Option<u64> {
@@ -179,6 +219,15 @@ impl RoomStates {
         rooms.get(room).and_then(|r| r.levels).unwrap_or(DEFAULT_LEVELS)
     }
 
+    /// Calls `f` with each user who has any membership in `room`, while it
+    /// returns true; false when `f` stopped early. Nothing is copied, so a
+    /// large room costs only what `f` does.
+    pub fn for_each_member(&self, room: &str, mut f: impl FnMut(&str) -> bool) -> bool {
+        let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = rooms.get(room) else { return true };
+        r.members.keys().all(|user| f(user))
+    }
+
     /// The joined members of a room.
     pub fn joined(&self, room: &str) -> Vec<String> {
         self.with_membership(room, Membership::Join)
@@ -194,13 +243,28 @@ impl RoomStates {
 }
 
 impl RoomStates {
-    /// Begins counting messages in `room` (from `now`, ms), unless it already counts there.
-    pub fn count_from(&self, room: &str, now: u64) {
+    /// Begins counting messages in `room` (from `now`, ms), unless it
+    /// already counts there. True when counting begins now, or when the
+    /// saved counts predate join times: then the members present are to be
+    /// vouched for ([`vouch_for_members`](RoomStates::vouch_for_members)).
+    pub fn count_from(&self, room: &str, now: u64) -> bool {
         let mut counts = self.counts.write().unwrap_or_else(|e| e.into_inner());
+        let old_format = counts.joined.is_none();
         if !counts.since.contains_key(room) {
             counts.since.insert(room.to_owned(), now);
             counts.dirty = true;
+            return true;
         }
+        old_format
+    }
+
+    /// The saved counts were lost or damaged: nobody present is vouched for
+    /// and counting starts over, so every member is a newcomer until they
+    /// have been seen long enough (failing closed, not open).
+    pub fn distrust_counts(&self) {
+        let mut counts = self.counts.write().unwrap_or_else(|e| e.into_inner());
+        counts.distrust = true;
+        counts.joined.get_or_insert_default();
     }
 
     /// Counts one message of `sender` in `room` (if counting there).
@@ -254,9 +318,28 @@ impl RoomStates {
         serde_json::to_string(&*counts).ok()
     }
 
+    /// The counts last taken with [`counts_to_json`](RoomStates::counts_to_json)
+    /// were not saved: take them again next time.
+    pub fn counts_unsaved(&self) {
+        self.counts.write().unwrap_or_else(|e| e.into_inner()).dirty = true;
+    }
+
     /// Takes back counts saved by [`counts_to_json`](RoomStates::counts_to_json).
     pub fn counts_from_json(&self, json: &str) -> Result<(), String> {
         let loaded: Counts = serde_json::from_str(json).map_err(|e| e.to_string())?;
+        // Members already applied (a sync before the counts were read) take
+        // the join times saved for them.
+        if let Some(joined) = &loaded.joined {
+            let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+            for (room_id, members) in joined {
+                let Some(room) = rooms.get_mut(room_id) else { continue };
+                for (user, at) in members {
+                    if let Some(member) = room.members.get_mut(user).filter(|m| m.membership == Membership::Join) {
+                        member.joined_at = Some(*at);
+                    }
+                }
+            }
+        }
         *self.counts.write().unwrap_or_else(|e| e.into_inner()) = loaded;
         Ok(())
     }
@@ -360,6 +443,60 @@ mod tests {
         restarted.counts_from_json(&saved).unwrap();
         assert_eq!(restarted.message_count(ROOM, "@new:test"), Some(1));
         assert!(restarted.counts_from_json("{not json").is_err());
+    }
+
+    #[test]
+    fn join_times_are_the_hosts_sightings_and_fail_closed() {
+        let join = r#"{"membership": "join"}"#;
+        let profile = r#"{"membership": "join", "displayname": "New name"}"#;
+        let states = RoomStates::new();
+        states.apply(ROOM, "m.room.member", "@old:test", "@old:test", 1_000, join);
+        assert!(states.count_from(ROOM, 1_000), "counting begins: vouch");
+        states.vouch_for_members(ROOM);
+        assert_eq!(states.joined_at(ROOM, "@old:test"), Some(0), "there when the room became protected");
+        assert_eq!(states.message_count(ROOM, "@old:test"), None, "established");
+        // A join is as old as the host's sighting of it, whatever the event says of itself.
+        states.apply(ROOM, "m.room.member", "@new:test", "@new:test", 5_000, join);
+        assert_eq!(states.joined_at(ROOM, "@new:test"), Some(5_000));
+        // First seen through a profile change (the join itself never seen): a newcomer, not unknown.
+        states.apply(ROOM, "m.room.member", "@sly:test", "@sly:test", 6_000, profile);
+        assert_eq!(states.joined_at(ROOM, "@sly:test"), Some(6_000));
+        assert_eq!(states.message_count(ROOM, "@sly:test"), Some(0));
+        assert!(!states.count_from(ROOM, 7_000), "counting already, nobody vouched for again");
+
+        // A restart: sightings from before stand; someone who joined while
+        // the bot was stopped is new as of now.
+        let saved = states.counts_to_json().unwrap();
+        let restarted = RoomStates::new();
+        restarted.counts_from_json(&saved).unwrap();
+        for user in ["@old:test", "@new:test", "@sly:test", "@meanwhile:test"] {
+            restarted.apply(ROOM, "m.room.member", user, user, 9_000, join);
+        }
+        assert!(!restarted.count_from(ROOM, 9_000));
+        assert_eq!(restarted.joined_at(ROOM, "@old:test"), Some(0));
+        assert_eq!(restarted.joined_at(ROOM, "@new:test"), Some(5_000));
+        assert_eq!(restarted.joined_at(ROOM, "@meanwhile:test"), Some(9_000));
+        // Applied before the counts were read: the saved sighting still wins.
+        let early = RoomStates::new();
+        early.apply(ROOM, "m.room.member", "@old:test", "@old:test", 9_000, join);
+        early.counts_from_json(&saved).unwrap();
+        assert_eq!(early.joined_at(ROOM, "@old:test"), Some(0));
+
+        // Counts lost: nobody is vouched for, everyone is a newcomer.
+        let lost = RoomStates::new();
+        lost.distrust_counts();
+        lost.apply(ROOM, "m.room.member", "@old:test", "@old:test", 9_000, join);
+        assert!(lost.count_from(ROOM, 9_000));
+        lost.vouch_for_members(ROOM);
+        assert_eq!(lost.joined_at(ROOM, "@old:test"), Some(9_000));
+        assert_eq!(lost.message_count(ROOM, "@old:test"), Some(0));
+    }
+
+    #[test]
+    fn counts_saved_before_join_times_vouch_for_the_members_present() {
+        let states = RoomStates::new();
+        states.counts_from_json(r#"{"since": {"!r:test": 500}, "messages": {}}"#).unwrap();
+        assert!(states.count_from(ROOM, 9_000), "an old file: the members present were established");
     }
 
     #[test]

@@ -46,6 +46,14 @@ fn literal_user(rule: &PolicyRule) -> Option<&str> {
     (entity.starts_with('@') && !entity.contains(['*', '?'])).then_some(entity)
 }
 
+/// Whether a rule names exactly one user: a literal id, or a hash (MSC4205) of one.
+fn names_one_user(rule: &PolicyRule) -> bool {
+    match rule.entity.as_deref() {
+        Some(entity) => !entity.contains(['*', '?']),
+        None => rule.entity_sha256.is_some(),
+    }
+}
+
 impl Protection for Takedown {
     const NAME: &'static str = "takedown";
     const SUMMARY: &'static str =
@@ -136,10 +144,16 @@ impl Protection for Takedown {
                 "{user}: {removed} event(s) redacted across {} protected room(s), banned in {banned}",
                 rooms.len()
             );
+            // A glob may name people nobody meant (`@*:own` names every user
+            // of this homeserver): only a rule naming one user reaches accounts.
             if self.config.server_admin && server_of(user) == own_server {
-                actions.push(Action::SuspendUser(ServerUser { user_id: user.clone(), reason: reason.clone() }));
-                actions.push(Action::DeleteUserMedia(ServerUser { user_id: user.clone(), reason: reason.clone() }));
-                line.push_str("; suspended and media deleted (a user of this homeserver)");
+                if names_one_user(rule) {
+                    actions.push(Action::SuspendUser(ServerUser { user_id: user.clone(), reason: reason.clone() }));
+                    actions.push(Action::DeleteUserMedia(ServerUser { user_id: user.clone(), reason: reason.clone() }));
+                    line.push_str("; suspension and media deletion asked for (a user of this homeserver)");
+                } else {
+                    line.push_str("; not suspended: a glob rule never reaches accounts, only a rule naming one user");
+                }
             }
             if actions.len() >= MAX_ACTIONS {
                 line.push_str("; stopped at the action limit, more may remain (`redact USER` removes the rest)");

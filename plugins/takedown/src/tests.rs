@@ -106,3 +106,16 @@ fn a_history_that_cannot_be_read_is_reported() {
     let out = events::render(&h.handle(&rule("@spam:elsewhere", "m.takedown")));
     assert!(out.contains("history not read in !c:test: no history set for !c:test"), "{out}");
 }
+
+#[test]
+fn a_glob_never_reaches_accounts() {
+    let mut h = harness();
+    h.host.set_membership("!a:test", "@spam:test", Membership::Join, Some(1));
+    h.host.set_history("!a:test", vec![history("$9", "@spam:test")]);
+    // `@*:test` names every user of the homeserver: members are banned and
+    // their events redacted, but nobody's account is suspended.
+    let out = events::render(&h.handle(&rule("@*:test", "m.takedown")));
+    assert!(out.contains("redact !a:test $9") && out.contains("ban !a:test @spam:test"), "{out}");
+    assert!(!out.contains("suspend") && !out.contains("delete-media"), "{out}");
+    assert!(out.contains("not suspended: a glob rule never reaches accounts"), "{out}");
+}

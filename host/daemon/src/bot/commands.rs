@@ -19,6 +19,12 @@ impl Bot {
         let Some(text) = parse::addressed(body, &self.config.prefix, &self.bot_user, display.as_deref()) else {
             return;
         };
+        if let Some(why) = self.may_not_command(sender) {
+            if self.refused_commanders.insert(sender.to_owned()) {
+                self.notify(&why).await;
+            }
+            return;
+        }
         let reply = match parse::parse(text) {
             Ok(parsed) if self.safe_mode && !allowed_in_safe_mode(&parsed.command) => Reply::Done(
                 "Gleipnir is in safe mode: only `status`, `help`, `recover N`, `restart` and `safe mode` work now."
@@ -43,6 +49,37 @@ impl Bot {
         }
     }
 
+    /// Why `sender` may not command the bot now, if they may not: the room
+    /// became open to anyone, or their power level is too low.
+    fn may_not_command(&self, sender: &str) -> Option<String> {
+        if super::management::is_open(&self.management_rule) {
+            return Some(format!(
+                "Commands are refused: this management room's join rule is now `{}`, so anyone could give them. \
+                 Make it invite-only again.",
+                self.management_rule
+            ));
+        }
+        let power = self.rooms.power_level(self.management.as_str(), sender);
+        super::management::refusal(power, self.config.min_power_level)
+    }
+
+    /// A command sent while the bot was stopped: answered, not run (who sent
+    /// it may have given up, or done it another way, since).
+    pub(crate) async fn not_run(&mut self, sender: &str, body: &str) {
+        let display = self.client.account().get_display_name().await.ok().flatten();
+        let Some(text) = parse::addressed(body, &self.config.prefix, &self.bot_user, display.as_deref()) else {
+            return;
+        };
+        if self.may_not_command(sender).is_some() {
+            return;
+        }
+        let text = text.trim().to_owned();
+        self.notify(&format!(
+            "Not run: `{text}` was sent while Gleipnir was stopped; send it again if it is still wanted."
+        ))
+        .await;
+    }
+
     fn recover_plan(&self, n: usize) -> Reply {
         let options = crate::state::numbered(&self.problems);
         match options.get(n.wrapping_sub(1)) {
@@ -60,6 +97,15 @@ impl Bot {
     /// A reaction in the management room: ✅ on a preview carries out its
     /// plan; a number on a problem report previews that recovery option.
     pub(crate) async fn reaction(&mut self, sender: &str, relates_to: &str, key: &str) {
+        // Who may not command may not confirm either.
+        if let Some(why) = self.may_not_command(sender) {
+            if (self.report_event.as_deref() == Some(relates_to) || plan::is_yes(key))
+                && self.refused_commanders.insert(sender.to_owned())
+            {
+                self.notify(&why).await;
+            }
+            return;
+        }
         if self.report_event.as_deref() == Some(relates_to)
             && let Some(n) = plan::keycap_number(key)
         {
@@ -175,6 +221,10 @@ impl Bot {
             let _ = writeln!(out, "Dry run: actions are reported, not carried out");
         }
         out.push_str(&self.protections());
+        let broken = self.files.values().filter(|f| f.running.is_none() && f.refused.is_some()).count();
+        if broken > 0 {
+            let _ = write!(out, "\nPlugin files that do not load: {broken} (see `plugins`)");
+        }
         out.push_str(&self.problems_status());
         out
     }
@@ -221,7 +271,10 @@ impl Bot {
             return format!("Joined {room} but could not save the room list: {e:#}. It is not protected.");
         }
         self.load_room_state(&id).await;
-        self.rooms.count_from(&id, self.queries.state.clock.now_ms());
+        // The members here now are the ones the moderators chose to protect.
+        if self.rooms.count_from(&id, self.queries.state.clock.now_ms()) {
+            self.rooms.vouch_for_members(&id);
+        }
         self.share_protected();
         format!("Now protecting {room} ({id}).")
     }
@@ -614,6 +667,16 @@ impl Bot {
                     Err(e) => return format!("Recovery refused: {e}. Nothing changed."),
                 }
             }
+            if let Some(action) = op.account_action() {
+                let Op::Account { origin, .. } = op else { continue };
+                let management = self.management_room();
+                if let Some(report) =
+                    self.execute(management.as_ref(), super::executor::Job::Act(origin.clone(), action)).await
+                {
+                    failed.push(report);
+                }
+                continue;
+            }
             let Some(room) = self.joined(op.room()) else {
                 failed.push(format!("{} in {}: I am not in that room", op.describe(), op.room()));
                 continue;
@@ -632,7 +695,7 @@ impl Bot {
                     Err(e) => Err(e),
                 },
                 // Carried out before looking for a room, above.
-                Op::Recover { .. } => continue,
+                Op::Recover { .. } | Op::Account { .. } => continue,
                 Op::RemoveRule { event_type, state_key, .. } => room
                     .send_state_event_raw(event_type, state_key, json!({}))
                     .await

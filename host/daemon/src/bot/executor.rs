@@ -1,12 +1,15 @@
 //! Carries out actions: in order, without duplicate redactions, never against
-//! room moderators or management-room members, checking the bot's own power
-//! first (a missing permission is reported once per room and action), and
-//! only reporting when the operator set `dry_run`.
+//! the bot, room moderators, management-room members or server admins,
+//! checking the bot's own power first (a missing permission is reported once
+//! per room and action), every reason capped, and only reporting when the
+//! operator set `dry_run`.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
+use gleipnir_runtime::capability::MAX_REASON;
 use gleipnir_runtime::rooms::RoomStates;
-use gleipnir_runtime::{Action, Membership, json};
+use gleipnir_runtime::{Action, Deactivate, Membership, ServerUser, json};
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use matrix_sdk::ruma::{EventId, RoomId, UserId};
 use matrix_sdk::{Client, Room};
@@ -17,8 +20,23 @@ pub(crate) enum Job {
     Report(String),
 }
 
+/// What the executor needs to know of the bot to check an action.
+pub(crate) struct Context<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) rooms: &'a RoomStates,
+    pub(crate) bot: &'a str,
+    pub(crate) management: Option<&'a Room>,
+    pub(crate) protected: &'a BTreeSet<String>,
+}
+
+/// How long a server-admin answer ("is this user an admin?") is trusted.
+const ADMIN_STATUS_TTL: Duration = Duration::from_secs(10 * 60);
+
 pub(crate) struct Executor {
     dry_run: bool,
+    /// Users of this homeserver known to be (or not be) server admins, and when asked.
+    /// `None`: the homeserver would not say (the bot is no server admin).
+    admins: HashMap<String, (Option<bool>, Instant)>,
     redacted: Recent<()>,
     /// (room, user) pairs the bot banned lately: a second ban (a protection
     /// and the policy engine acting on the same rule) is not sent again.
@@ -34,6 +52,7 @@ impl Executor {
     pub(crate) fn new(dry_run: bool) -> Executor {
         Executor {
             dry_run,
+            admins: HashMap::new(),
             redacted: Recent::default(),
             banned: Recent::default(),
             senders: Recent::default(),
@@ -53,19 +72,15 @@ impl Executor {
     }
 
     /// Runs one job; returns what to tell the management room, if anything.
-    pub(crate) async fn run(
-        &mut self,
-        client: &Client,
-        rooms: &RoomStates,
-        bot: &str,
-        management: Option<&Room>,
-        job: Job,
-    ) -> Option<String> {
-        let (protection, action) = match job {
+    pub(crate) async fn run(&mut self, ctx: &Context<'_>, job: Job) -> Option<String> {
+        let (protection, mut action) = match job {
             Job::Report(text) => return Some(text),
             Job::Act(p, a) => (p, a),
         };
-        let management_id = management.map(|m| m.room_id().as_str());
+        // A reason may come from anywhere (a policy list, a protection): every one is capped alike.
+        cap_reason(&mut action);
+        let (client, rooms, bot) = (ctx.client, ctx.rooms, ctx.bot);
+        let management_id = ctx.management.map(|m| m.room_id().as_str());
         // For the actions carried out here, the capability's name is the action's.
         let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&action));
 
@@ -78,9 +93,21 @@ impl Executor {
         };
         if let (Some(room), Some(target)) = (&room, &target)
             && matches!(action, Action::Ban(_) | Action::Kick(_))
-            && let Some(why) = protected_from(rooms, management_id, room, target, bot)
         {
-            return Some(format!("{protection}: not {kind}ning {target} in {room}: {why}."));
+            let why = match protected_from(rooms, management_id, room, target, bot) {
+                Some(why) => Some(why.to_owned()),
+                None => self.server_admin(client, bot, target, false).await.err(),
+            };
+            if let Some(why) = why {
+                return Some(format!("{protection}: not {kind}ning {target} in {room}: {why}."));
+            }
+        }
+        // Actions on a user's account reach every room: the same people are
+        // out of reach as for bans, in every protected room.
+        if let Some(target) = account_target(&action)
+            && let Some(why) = self.account_out_of_reach(ctx, target).await
+        {
+            return Some(format!("{protection}: not acting on {target}'s account ({kind}): {why}."));
         }
         if let Action::Redact(a) = &action {
             // A protection may only redact what it can name the sender of,
@@ -195,6 +222,28 @@ impl Executor {
 
 pub(crate) use matrix_sdk::reqwest::Method as reqwest_method;
 
+/// The longest an admin API request may take, connecting included: no
+/// single request may hold the event loop longer.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The one HTTP client for the admin API, with its timeout.
+fn admin_http() -> &'static matrix_sdk::reqwest::Client {
+    static HTTP: std::sync::OnceLock<matrix_sdk::reqwest::Client> = std::sync::OnceLock::new();
+    HTTP.get_or_init(|| http_client(ADMIN_TIMEOUT))
+}
+
+fn http_client(timeout: Duration) -> matrix_sdk::reqwest::Client {
+    matrix_sdk::reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .build()
+        .unwrap_or_else(|e| {
+            // Only a broken TLS setup fails here; the default client has the same one.
+            tracing::error!("cannot build the admin API client with a timeout: {e}");
+            matrix_sdk::reqwest::Client::new()
+        })
+}
+
 /// A call to the homeserver's admin API (Synapse), with the bot's token:
 /// the bot's account must be a server admin.
 pub(crate) async fn admin(
@@ -203,9 +252,21 @@ pub(crate) async fn admin(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, String> {
+    tracing::info!(%method, path, "admin API call");
     let token = client.access_token().ok_or("not logged in")?;
-    let url = format!("{}{path}", client.homeserver().as_str().trim_end_matches('/'));
-    let mut request = matrix_sdk::reqwest::Client::new().request(method, &url).bearer_auth(token);
+    admin_request(admin_http(), client.homeserver().as_str(), &token, method, path, body).await
+}
+
+async fn admin_request(
+    http: &matrix_sdk::reqwest::Client,
+    homeserver: &str,
+    token: &str,
+    method: reqwest_method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value, String> {
+    let url = format!("{}{path}", homeserver.trim_end_matches('/'));
+    let mut request = http.request(method, &url).bearer_auth(token);
     if let Some(body) = body {
         request = request.header("Content-Type", "application/json").body(body.to_string());
     }
@@ -217,6 +278,102 @@ pub(crate) async fn admin(
     }
     let text = response.text().await.unwrap_or_default();
     Err(format!("the admin API answered {status}: {}", text.chars().take(300).collect::<String>()))
+}
+
+/// Cuts an action's reason to [`MAX_REASON`] bytes, on a character boundary.
+fn cap_reason(action: &mut Action) {
+    let reason = match action {
+        Action::Redact(a) => &mut a.reason,
+        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) => &mut a.reason,
+        Action::SetJoinRule(a) => &mut a.reason,
+        Action::SetPowerLevel(a) => &mut a.reason,
+        Action::SendNotice(a) => &mut a.reason,
+        Action::NotifyManagement(a) => &mut a.reason,
+        Action::AddPolicyRule(a) | Action::RemovePolicyRule(a) => &mut a.reason,
+        Action::SuspendUser(a) | Action::DeleteUserMedia(a) => &mut a.reason,
+        Action::DeactivateUser(a) => &mut a.reason,
+    };
+    if reason.len() > MAX_REASON {
+        let mut end = MAX_REASON - '…'.len_utf8();
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        reason.truncate(end);
+        reason.push('…');
+    }
+}
+
+/// Why `user` is out of reach of actions on their account: the bot, a
+/// management-room member, or a moderator in any protected room.
+fn out_of_reach_anywhere(ctx: &Context<'_>, user: &str) -> Option<String> {
+    let management = ctx.management.map(|m| m.room_id().as_str());
+    if let Some(why) = protected_from(ctx.rooms, management, management.unwrap_or(""), user, ctx.bot)
+        .filter(|why| *why != "they are a moderator there")
+    {
+        return Some(why.to_owned());
+    }
+    ctx.protected
+        .iter()
+        .find(|room| ctx.rooms.power_level(room, user) >= ctx.rooms.room_levels(room).ban)
+        .map(|room| format!("they are a moderator in {room}"))
+}
+
+/// The user whose account an action acts on (suspend, deactivate, delete media).
+pub(crate) fn account_target(action: &Action) -> Option<&str> {
+    match action {
+        Action::SuspendUser(ServerUser { user_id, .. })
+        | Action::DeleteUserMedia(ServerUser { user_id, .. })
+        | Action::DeactivateUser(Deactivate { user_id, .. }) => Some(user_id),
+        _ => None,
+    }
+}
+
+impl Executor {
+    /// Why `user`'s account is out of reach of automatic actions, if it is:
+    /// the bot, a management-room member, a moderator of a protected room, a
+    /// server admin, or a user of another homeserver.
+    pub(crate) async fn account_out_of_reach(&mut self, ctx: &Context<'_>, user: &str) -> Option<String> {
+        match out_of_reach_anywhere(ctx, user) {
+            Some(why) => Some(why),
+            None => self.server_admin(ctx.client, ctx.bot, user, true).await.err(),
+        }
+    }
+
+    /// `Err(why)` when `user` is a server admin of the bot's homeserver (out
+    /// of reach). Users of other homeservers are no admins here. When the
+    /// homeserver cannot say, `strict` refuses (actions on an account) and
+    /// otherwise lets the other checks decide (a ban needs no admin rights).
+    async fn server_admin(&mut self, client: &Client, bot: &str, user: &str, strict: bool) -> Result<(), String> {
+        let server = |id: &str| id.split_once(':').map(|(_, s)| s.to_ascii_lowercase());
+        if server(user) != server(bot) {
+            return if strict { Err("not a user of this homeserver".to_owned()) } else { Ok(()) };
+        }
+        let cached = self.admins.get(user).filter(|(_, at)| at.elapsed() < ADMIN_STATUS_TTL).map(|(a, _)| *a);
+        let is_admin = match cached {
+            Some(known) => known,
+            None => {
+                let path = format!("/_synapse/admin/v1/users/{}/admin", urlencode(user));
+                let known = match admin(client, reqwest_method::GET, &path, None).await {
+                    Ok(reply) => Some(reply.get("admin").and_then(serde_json::Value::as_bool).unwrap_or(false)),
+                    Err(e) => {
+                        tracing::debug!(user, "cannot tell whether this is a server admin: {e}");
+                        None
+                    }
+                };
+                if self.admins.len() > 10_000 {
+                    self.admins.clear();
+                }
+                self.admins.insert(user.to_owned(), (known, Instant::now()));
+                known
+            }
+        };
+        match is_admin {
+            Some(true) => Err("they are a server admin".to_owned()),
+            Some(false) => Ok(()),
+            None if strict => Err("I cannot tell whether they are a server admin".to_owned()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Percent-encodes a path segment (a user or room id).
@@ -302,6 +459,40 @@ fn room_id(id: &str) -> Option<matrix_sdk::ruma::OwnedRoomId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_reason_is_capped() {
+        let long = "é".repeat(4 * MAX_REASON);
+        let mut ban = Action::Ban(gleipnir_runtime::TargetUser {
+            room_id: "!r:x".into(),
+            user_id: "@u:x".into(),
+            reason: long.clone(),
+        });
+        cap_reason(&mut ban);
+        let Action::Ban(ban) = ban else { unreachable!() };
+        assert!(ban.reason.len() <= MAX_REASON && ban.reason.ends_with('…'), "{}", ban.reason.len());
+        let mut short = Action::SuspendUser(ServerUser { user_id: "@u:x".into(), reason: "spam".into() });
+        cap_reason(&mut short);
+        assert!(matches!(short, Action::SuspendUser(ServerUser { reason, .. }) if reason == "spam"));
+    }
+
+    #[tokio::test]
+    async fn an_admin_request_to_a_silent_server_times_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        // Accepts, then never answers.
+        let _held = std::thread::spawn(move || {
+            let connections: Vec<_> = listener.incoming().take(1).collect();
+            std::thread::sleep(Duration::from_secs(5));
+            drop(connections);
+        });
+        let started = Instant::now();
+        let result =
+            admin_request(&http_client(Duration::from_millis(300)), &url, "t", reqwest_method::GET, "/x", None).await;
+        assert!(result.is_err(), "{result:?}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(ADMIN_TIMEOUT <= Duration::from_secs(30));
+    }
 
     #[test]
     fn moderators_members_of_the_management_room_and_the_bot_are_out_of_reach() {

@@ -69,7 +69,7 @@ fn parse_settings_file(path: &Path, text: &str) -> Result<BTreeMap<String, toml:
         let message = e.message().to_owned();
         match e.span() {
             Some(span) => {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                let line = text.get(..span.start).unwrap_or(text).matches('\n').count() + 1;
                 format!("{} line {line}: {message}", path.display())
             }
             None => format!("{}: {message}", path.display()),
@@ -596,8 +596,9 @@ impl Bot {
 
     /// Saves what moderators set for one protection, as text.
     pub(crate) async fn save_moderator_settings(&self, name: &str) -> anyhow::Result<()> {
-        let mut all =
-            store::read(&self.client, super::commands::SETTINGS).await.ok().flatten().unwrap_or_else(|| json!({}));
+        // A failed read is not "nothing saved": writing then would lose every
+        // other protection's settings.
+        let all = store::read(&self.client, super::commands::SETTINGS).await?;
         let saved: serde_json::Map<String, Value> = self
             .layers
             .moderator
@@ -606,7 +607,7 @@ impl Bot {
             .flatten()
             .map(|(k, v)| (k.clone(), Value::String(settings::format_value(v))))
             .collect();
-        all[name] = Value::Object(saved);
+        let all = with_settings(all, name, saved).map_err(anyhow::Error::msg)?;
         store::write(&self.client, super::commands::SETTINGS, all).await
     }
 
@@ -632,9 +633,36 @@ fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
+/// The saved settings of every protection with `name`'s replaced. Stored
+/// content of another shape (edited by hand, by another client) is refused,
+/// not overwritten.
+fn with_settings(all: Option<Value>, name: &str, saved: serde_json::Map<String, Value>) -> Result<Value, String> {
+    let mut all = all.unwrap_or_else(|| json!({}));
+    let Some(map) = all.as_object_mut() else {
+        return Err(format!(
+            "{} is not an object (it is {all}); nothing was saved: `restart` offers to reset it",
+            super::commands::SETTINGS
+        ));
+    };
+    map.insert(name.to_owned(), Value::Object(saved));
+    Ok(all)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn saved_settings_of_another_shape_are_refused_not_a_panic() {
+        let one = |v: &str| serde_json::Map::from_iter([("k".to_owned(), Value::String(v.to_owned()))]);
+        let all = with_settings(Some(json!({"other": {"x": "1"}})), "flooding", one("2")).unwrap();
+        assert_eq!(all, json!({"other": {"x": "1"}, "flooding": {"k": "2"}}));
+        assert_eq!(with_settings(None, "flooding", one("2")).unwrap(), json!({"flooding": {"k": "2"}}));
+        for shape in [json!([1, 2]), json!("text"), json!(3)] {
+            let error = with_settings(Some(shape), "flooding", one("2")).unwrap_err();
+            assert!(error.contains("is not an object"), "{error}");
+        }
+    }
     use gleipnir_runtime::IntegerBounds;
 
     fn specs() -> Vec<SettingSpec> {

@@ -4,9 +4,13 @@
 //! management room.
 
 mod commands;
+mod delivered;
 mod executor;
 mod health;
+mod journal;
 mod live;
+mod management;
+mod notices;
 mod plan;
 mod policy;
 mod preview;
@@ -75,6 +79,28 @@ pub(crate) struct Bot {
     changes: Option<tokio::sync::mpsc::UnboundedReceiver<gleipnir_runtime::watch::Change>>,
     /// When the message counts were last written to the data directory.
     counts_saved: Instant,
+    /// Actions decided while handling a sync, carried out after it (see `journal`).
+    jobs: Vec<executor::Job>,
+    journal: journal::Journal,
+    tokens: store::SyncToken,
+    /// Policy rules already acted on by protections and room takedowns.
+    delivered: delivered::Delivered,
+    /// Handling the events that arrived while the bot was stopped: commands
+    /// among them are answered, not run.
+    replaying: bool,
+    /// When the previous run stopped handling events (ms); replayed events
+    /// are placed between then and now.
+    stopped_at: Option<u64>,
+    /// Failures to write to the data directory already reported (said once).
+    write_failures: BTreeSet<String>,
+    /// Plugin files that did not load at start and that no enabled protection needs.
+    unloaded: Vec<(std::path::PathBuf, String)>,
+    /// The management room's join rule, as last seen.
+    management_rule: String,
+    /// Members told they may not command the bot (said once each).
+    refused_commanders: BTreeSet<String>,
+    /// The management room's notices, sent off the event path.
+    notices: notices::Notices,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
@@ -88,7 +114,14 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let bot_user = client.user_id().context("no user after login")?.to_string();
     tracing::info!(user = %bot_user, "logged in");
 
-    let management = join(&client, &config.management_room).await.context("cannot join the management room")?;
+    let (management, moved_alias) = management::pinned_room(&client, &config.management_room, &config.data_dir)
+        .await
+        .context("cannot join the management room")?;
+    if let Some(warning) = &moved_alias {
+        tracing::warn!("{warning}");
+    }
+    let management_rule = management::join_rule(&client, &management).await?;
+    management::check_join_rule(&config.management_room, &management_rule)?;
     if let Some(room) = client.get_room(&management) {
         let encrypted = room.latest_encryption_state().await.map(|s| s.is_encrypted());
         if encrypted.unwrap_or(false) {
@@ -109,6 +142,10 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         client: client.clone(),
     });
     let dry_run = config.dry_run;
+    let (client_for_notices, management_for_notices) = (client.clone(), management.clone());
+    let tokens = store::SyncToken::new(&config.data_dir)?;
+    let (delivered, delivered_problem) = delivered::Delivered::load(&config.data_dir);
+    let journal = journal::Journal::new(&config.data_dir);
     let mut bot = Bot {
         client,
         config,
@@ -137,7 +174,24 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         watcher: None,
         changes: None,
         counts_saved: Instant::now(),
+        jobs: Vec::new(),
+        journal,
+        tokens,
+        delivered,
+        replaying: false,
+        stopped_at: None,
+        write_failures: BTreeSet::new(),
+        unloaded: Vec::new(),
+        management_rule,
+        refused_commanders: BTreeSet::new(),
+        notices: notices::Notices::start(client_for_notices, management_for_notices),
     };
+    if let Some(warning) = moved_alias {
+        bot.notify(&warning).await;
+    }
+    if let Some(problem) = delivered_problem {
+        bot.notify(&problem).await;
+    }
     bot.run().await
 }
 
@@ -160,14 +214,36 @@ fn request_config() -> matrix_sdk::config::RequestConfig {
 async fn login(client: &Client, config: &Config) -> anyhow::Result<()> {
     match &config.credentials {
         Credentials::Password(password) => {
-            let localpart = config.user_id.trim_start_matches('@').split(':').next().unwrap_or_default();
-            client
-                .matrix_auth()
-                .login_username(localpart, password)
-                .initial_device_display_name("gleipnir")
-                .send()
-                .await
-                .context("cannot log in with the password")?;
+            // The session of the last run, if the homeserver still takes it:
+            // a new login at every start would leave a device behind each time.
+            let kept = store::Session::new(&config.data_dir);
+            let previous = kept.load();
+            if let Some(session) = &previous
+                && session.user_id == config.user_id
+                && restore(client, &config.homeserver, session).await.is_ok()
+            {
+                tracing::info!(device = session.device_id, "reusing the kept session");
+            } else {
+                let localpart = config.user_id.trim_start_matches('@').split(':').next().unwrap_or_default();
+                let mut login = client.matrix_auth().login_username(localpart, password);
+                // The same device as before, when there was one: its keys and name stay.
+                if let Some(session) = &previous {
+                    login = login.device_id(&session.device_id);
+                }
+                let response = login
+                    .initial_device_display_name("gleipnir")
+                    .send()
+                    .await
+                    .context("cannot log in with the password")?;
+                let session = store::KeptSession {
+                    user_id: response.user_id.to_string(),
+                    device_id: response.device_id.to_string(),
+                    access_token: response.access_token.clone(),
+                };
+                if let Err(e) = kept.save(&session) {
+                    tracing::warn!("{e:#}; the next start logs in again");
+                }
+            }
         }
         Credentials::AccessToken(token) => {
             use matrix_sdk::authentication::matrix::MatrixSession;
@@ -188,6 +264,25 @@ async fn login(client: &Client, config: &Config) -> anyhow::Result<()> {
     if user.as_str() != config.user_id {
         bail!("logged in as {user}, but the config says matrix.user_id = {}", config.user_id);
     }
+    Ok(())
+}
+
+/// Restores a kept session once the homeserver says it still takes its
+/// token. The token is checked on a client of its own first: a client that
+/// had a session set cannot log in with a password after it (matrix-sdk
+/// panics on a second session).
+async fn restore(client: &Client, homeserver: &str, kept: &store::KeptSession) -> anyhow::Result<()> {
+    use matrix_sdk::authentication::matrix::MatrixSession;
+    use matrix_sdk::{SessionMeta, SessionTokens};
+    let (user, device) = reqwest_whoami(homeserver, &kept.access_token).await?;
+    if user != kept.user_id || device.as_deref().is_some_and(|d| d != kept.device_id) {
+        bail!("the kept token is {user}'s, device {device:?}");
+    }
+    let session = MatrixSession {
+        meta: SessionMeta { user_id: UserId::parse(&kept.user_id)?, device_id: kept.device_id.clone().into() },
+        tokens: SessionTokens { access_token: kept.access_token.clone(), refresh_token: None },
+    };
+    client.restore_session(session).await?;
     Ok(())
 }
 
@@ -234,7 +329,6 @@ impl Bot {
     /// The first sync (room state, acting on nothing), then start, serve,
     /// and start again whenever a moderator asks for `restart` or `safe mode`.
     async fn run(&mut self) -> anyhow::Result<()> {
-        let tokens = store::SyncToken::new(&self.config.data_dir)?;
         let mut timeline = RoomEventFilter::default();
         timeline.limit = Some(100u32.into());
         let mut room_filter = RoomFilter::default();
@@ -243,15 +337,31 @@ impl Bot {
         definition.room = room_filter;
         let filter = Filter::FilterDefinition(definition);
 
-        // The first sync fills room state but acts on nothing: never act on
-        // events from before the bot started.
+        // Actions a previous run decided and did not finish: their batch's
+        // token is past the events that decided them.
+        let mut unfinished = match self.journal.unfinished() {
+            Ok(unfinished) => unfinished,
+            Err(e) => {
+                tracing::error!("{e}");
+                self.notify(&format!("{e}. The events since the last saved sync token are handled again.")).await;
+                None
+            }
+        };
+        let stored = match &unfinished {
+            Some(u) => Some(u.token.clone()),
+            None => self.tokens.load()?,
+        };
+        self.stopped_at = self.tokens.saved_at_ms();
+
+        // A first start (no token) acts on nothing from before it; with a
+        // stored token, everything since it is handled once started (a
+        // restart, a crash or an upgrade is no free pass for spam).
         let mut settings = SyncSettings::default().filter(filter.clone()).full_state(true);
-        if let Some(token) = tokens.load() {
-            settings = settings.token(token);
+        if let Some(token) = &stored {
+            settings = settings.token(token.clone());
         }
-        let stored = tokens.load();
-        let first = match self.client.sync_once(settings).await {
-            Ok(first) => first,
+        let (first, since) = match self.client.sync_once(settings).await {
+            Ok(first) => (first, stored),
             Err(e) if stored.is_some() && e.as_client_api_error().is_some() => {
                 // The homeserver refused the stored token: start from now rather than not at all.
                 let text = format!(
@@ -260,14 +370,20 @@ impl Bot {
                 tracing::warn!("{text}");
                 self.notify(&text).await;
                 let settings = SyncSettings::default().filter(filter.clone()).full_state(true);
-                self.client.sync_once(settings).await.context("the first sync failed")?
+                (self.client.sync_once(settings).await.context("the first sync failed")?, None)
             }
             Err(e) => return Err(e).context("the first sync failed"),
         };
-        self.absorb_state(&first);
         self.load_counts().await;
-        let mut token = first.next_batch;
-        tokens.save(&token)?;
+        self.absorb_state(&first);
+        let mut token = first.next_batch.clone();
+        let mut replay = match since {
+            Some(since) => Some((first, since)),
+            None => {
+                self.save_token(&token).await;
+                None
+            }
+        };
         self.last_sync = Some(Instant::now());
 
         let mut entering_safe_mode = false;
@@ -276,23 +392,44 @@ impl Bot {
             if problems.is_empty() && !entering_safe_mode {
                 self.safe_mode = false;
                 self.notify(&format!(
-                    "Gleipnir started: protecting {} room(s), {} protection(s) enabled, {} watched list(s).",
+                    "Gleipnir started: protecting {} room(s), {} protection(s) enabled, {} watched list(s).{}",
                     self.protected.len(),
                     self.enabled.len(),
-                    self.policy.lists.len()
+                    self.policy.lists.len(),
+                    self.unloaded_note()
                 ))
                 .await;
             } else {
                 if self.config.on_problem == crate::config::OnProblem::Exit && !entering_safe_mode {
                     let text = crate::state::report(&problems);
-                    self.notify(&format!("Stopping (startup.on_problem = \"exit\"):\n{text}")).await;
+                    // Waited for: the process ends right after.
+                    self.send_notice(&format!("Stopping (startup.on_problem = \"exit\"):\n{text}")).await;
                     bail!("problems with stored state:\n{text}");
                 }
                 self.enter_safe_mode(problems).await;
             }
+            // Once protecting again: first what was decided and not done, then
+            // what arrived while the bot was stopped, through the live path.
+            if !self.safe_mode {
+                if let Some(left) = unfinished.take() {
+                    self.notify(&format!(
+                        "Carrying out {} action(s) decided before Gleipnir stopped.",
+                        left.jobs.len()
+                    ))
+                    .await;
+                    self.jobs.extend(left.jobs);
+                }
+                self.flush_jobs(&token).await;
+                if let Some((response, since)) = replay.take() {
+                    self.replaying = true;
+                    self.handle_sync(&response, &since).await;
+                    self.replaying = false;
+                    self.flush_jobs(&token).await;
+                }
+            }
             self.restart = false;
             self.start_watcher();
-            self.serve(&filter, &tokens, &mut token).await?;
+            self.serve(&filter, &mut token).await?;
             entering_safe_mode = self.safe_mode;
         }
     }
@@ -300,7 +437,7 @@ impl Bot {
     /// The sync loop; returns when a moderator asks to start over. While a
     /// sync request waits, changes to plugin files and the settings file are
     /// applied: always between two events, never during one.
-    async fn serve(&mut self, filter: &Filter, tokens: &store::SyncToken, token: &mut String) -> anyhow::Result<()> {
+    async fn serve(&mut self, filter: &Filter, token: &mut String) -> anyhow::Result<()> {
         let mut backoff = Duration::from_millis(500);
         let mut changes = self.changes.take();
         while !self.restart {
@@ -328,8 +465,8 @@ impl Bot {
                     self.last_sync = Some(Instant::now());
                     self.handle_sync(&response, token).await;
                     *token = response.next_batch;
-                    tokens.save(token)?;
-                    self.save_counts();
+                    self.flush_jobs(token).await;
+                    self.save_counts().await;
                 }
                 Err(e) => {
                     // Retry from the same token: nothing is lost and nothing handled twice.
@@ -383,7 +520,7 @@ impl Bot {
             let (matrix_sdk::sync::State::Before(events) | matrix_sdk::sync::State::After(events)) = &update.state;
             for e in events {
                 if let Some(user) = self.state_event(room, e.json().get()) {
-                    self.check_newcomer(room, &user).await;
+                    self.check_newcomer(room, &user);
                 }
             }
             let watched = *room_id == self.management || self.protected.contains(room) || self.policy.is_list(room);
@@ -484,7 +621,7 @@ impl Bot {
             }))
         );
         if !message_like && let Some(user) = self.state_event(room, json) {
-            self.check_newcomer(room, &user).await;
+            self.check_newcomer(room, &user);
         }
         let event = match converted {
             Ok(Some(e)) => e,
@@ -506,9 +643,16 @@ impl Bot {
         }
         if *room_id == self.management {
             match &event.kind {
+                // Commands come from new messages only: an edit is not a new command.
+                gleipnir_runtime::EventKind::Message(message) if message.replaces.is_some() => {}
+                gleipnir_runtime::EventKind::Message(message) if self.replaying => {
+                    self.not_run(&event.sender, &message.body).await;
+                }
                 gleipnir_runtime::EventKind::Message(message) => {
                     self.command(&event.sender, &message.body).await;
                 }
+                // A confirmation given while the bot was stopped confirms nothing.
+                gleipnir_runtime::EventKind::Reaction(_) if self.replaying => {}
                 gleipnir_runtime::EventKind::Reaction(reaction) => {
                     self.reaction(&event.sender, &reaction.relates_to, &reaction.key).await;
                 }
@@ -538,29 +682,49 @@ impl Bot {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
-                self.notify(&format!("Cannot read {} ({e}); message counts start over.", path.display())).await;
+                self.rooms.distrust_counts();
+                self.notify(&format!(
+                    "Cannot read {} ({e}); message counts and join times start over, so every member counts \
+                     as a newcomer until they have been here long enough.",
+                    path.display()
+                ))
+                .await;
                 return;
             }
         };
         if let Err(e) = self.rooms.counts_from_json(&text) {
+            // Failing closed: without the counts nobody can be told established.
+            self.rooms.distrust_counts();
+            let aside = path.with_extension("json.damaged");
+            let moved = std::fs::rename(&path, &aside).map_or_else(
+                |e| format!("it could not be moved aside: {e}"),
+                |()| format!("kept as {}", aside.display()),
+            );
             self.notify(&format!(
-                "{} is damaged ({e}); message counts start over, so members already here count as established.",
+                "{} is damaged ({e}; {moved}); message counts and join times start over, so every member counts \
+                 as a newcomer until they have been here long enough.",
                 path.display()
             ))
             .await;
         }
     }
 
-    /// Writes the message counts when they changed, at most every few seconds.
-    fn save_counts(&mut self) {
+    /// Writes the message counts when they changed, at most every few
+    /// seconds; a failed write is tried again next time.
+    async fn save_counts(&mut self) {
         if self.counts_saved.elapsed() < Duration::from_secs(2) {
             return;
         }
         self.counts_saved = Instant::now();
-        if let Some(json) = self.rooms.counts_to_json()
-            && let Err(e) = store::write_atomically(&store::counts_path(&self.config.data_dir), &json)
-        {
-            tracing::warn!("{e:#}");
+        let Some(json) = self.rooms.counts_to_json() else { return };
+        match store::write_durably(&store::counts_path(&self.config.data_dir), json.as_bytes()) {
+            Ok(()) => {
+                self.write_failures.remove("counts");
+            }
+            Err(e) => {
+                self.rooms.counts_unsaved();
+                self.write_failed("counts", &format!("{e:#}")).await;
+            }
         }
     }
 
@@ -590,14 +754,20 @@ impl Bot {
     }
 
     async fn dispatch(&mut self, mut event: gleipnir_runtime::Event) {
-        event.received_ts = self.queries.state.clock.now_ms();
+        let now_ms = self.queries.state.clock.now_ms();
+        event.received_ts = match (self.replaying, self.stopped_at) {
+            // Sent while the bot was stopped: at the time its server says,
+            // but never before the bot stopped nor after now (a server may lie).
+            (true, Some(stopped)) if stopped <= now_ms => event.origin_ts.clamp(stopped, now_ms),
+            _ => now_ms,
+        };
         if !event.event_id.is_empty() {
             self.executor.saw(&event.event_id, &event.sender);
         }
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
         let now = Instant::now();
-        let (enabled, health_of) = (&mut self.enabled, &mut self.health);
+        let (enabled, health_of, protected) = (&mut self.enabled, &mut self.health, &self.protected);
         sandboxed(|| {
             for (name, instance) in enabled.iter_mut() {
                 if !health_of.contains_key(name) {
@@ -608,7 +778,18 @@ impl Bot {
                     continue;
                 }
                 match instance.handle(&event) {
-                    Ok(outcome) => {
+                    Ok(mut outcome) => {
+                        // A protection acts in protected rooms only (never in a
+                        // list, the management room or a room joined on invite).
+                        let (kept, elsewhere): (Vec<_>, Vec<_>) = outcome
+                            .actions
+                            .into_iter()
+                            .partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
+                        outcome.actions = kept;
+                        outcome.refused.extend(elsewhere.into_iter().map(|action| gleipnir_runtime::Refusal {
+                            why: format!("{} is not a protected room", action_room(&action).unwrap_or_default()),
+                            action,
+                        }));
                         for refusal in outcome.refused {
                             let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(
                                 &refusal.action,
@@ -642,36 +823,156 @@ impl Bot {
                 }
             }
         });
-        for job in todo {
-            self.execute(job).await;
-        }
+        self.jobs.extend(todo);
     }
 
-    async fn execute(&mut self, job: executor::Job) {
+    /// Carries out the actions decided while handling a sync, and moves the
+    /// stored sync token past it. The actions are written down with the
+    /// token first, so a crash in between neither loses nor repeats them.
+    async fn flush_jobs(&mut self, token: &str) {
+        let mut jobs = std::mem::take(&mut self.jobs);
+        if self.config.confirm_account_actions {
+            jobs = self.hold_account_actions(jobs).await;
+        }
+        if !jobs.is_empty()
+            && let Err(e) = self.journal.begin(token, &jobs)
+        {
+            // Not written down: carried out all the same, rather than not at all.
+            self.write_failed("journal", &format!("{e:#}; actions are carried out without it")).await;
+        }
+        match self.delivered.save() {
+            Ok(()) => {
+                self.write_failures.remove("delivered");
+            }
+            Err(e) => self.write_failed("delivered", &format!("{e:#}")).await,
+        }
+        self.save_token(token).await;
+        if jobs.is_empty() {
+            return;
+        }
         let management = self.management_room();
-        let report = self.executor.run(&self.client, &self.rooms, &self.bot_user, management.as_ref(), job).await;
-        if let Some(text) = report {
-            self.notify(&text).await;
+        for (index, job) in jobs.into_iter().enumerate() {
+            let report = self.execute(management.as_ref(), job).await;
+            if let Some(text) = report {
+                self.notify(&text).await;
+            }
+            self.journal.done(index);
         }
+        self.journal.finish();
     }
 
-    /// A notice in the management room.
-    pub(crate) async fn notify(&self, text: &str) {
-        self.send_notice(text).await;
-    }
-
-    /// A notice in the management room; its event id once sent.
-    pub(crate) async fn send_notice(&self, text: &str) -> Option<matrix_sdk::ruma::OwnedEventId> {
-        let room = self.management_room()?;
-        let html = html_escape(text).replace('\n', "<br>");
-        let content = matrix_sdk::ruma::events::room::message::RoomMessageEventContent::notice_html(text, html);
-        match room.send(content).await {
-            Ok(sent) => Some(sent.response.event_id),
-            Err(e) => {
-                tracing::warn!("cannot send to the management room: {e}");
-                None
+    /// Takes out the actions on accounts that protections asked for
+    /// (suspend, deactivate, delete media) and shows them, one preview per
+    /// protection, to be carried out on a moderator's ✅. Accounts out of
+    /// reach (see the executor) are refused at once.
+    async fn hold_account_actions(&mut self, jobs: Vec<executor::Job>) -> Vec<executor::Job> {
+        let mut kept = Vec::with_capacity(jobs.len());
+        let mut held: BTreeMap<String, plan::Plan> = BTreeMap::new();
+        let management = self.management_room();
+        for job in jobs {
+            let executor::Job::Act(origin, action) = &job else {
+                kept.push(job);
+                continue;
+            };
+            let (Some(op), Some(user)) = (plan::Op::account(origin, action), executor::account_target(action)) else {
+                kept.push(job);
+                continue;
+            };
+            let ctx = executor::Context {
+                client: &self.client,
+                rooms: &self.rooms,
+                bot: &self.bot_user,
+                management: management.as_ref(),
+                protected: &self.protected,
+            };
+            if let Some(why) = self.executor.account_out_of_reach(&ctx, user).await {
+                kept.push(executor::Job::Report(format!("{origin}: not {}: {why}.", op.describe())));
+                continue;
+            }
+            let plan = held.entry(origin.clone()).or_insert_with(|| plan::Plan {
+                command: format!("{origin}: actions on accounts"),
+                always_confirm: true,
+                ..plan::Plan::default()
+            });
+            if !plan.ops.contains(&op) {
+                plan.ops.push(op);
             }
         }
+        for (origin, plan) in held {
+            let text = format!(
+                "{origin} asks for actions on accounts, which wait for a moderator ({}):\n{}",
+                "`[actions] confirm_account_actions = false` lets them go ahead at once",
+                plan.preview()
+            );
+            if let Some(preview) = self.send_notice(&text).await {
+                self.confirmations.hold(preview.to_string(), plan, Instant::now());
+            }
+        }
+        kept
+    }
+
+    /// Carries out one job: the one way every automatic action is done.
+    pub(crate) async fn execute(&mut self, management: Option<&Room>, job: executor::Job) -> Option<String> {
+        let ctx = executor::Context {
+            client: &self.client,
+            rooms: &self.rooms,
+            bot: &self.bot_user,
+            management,
+            protected: &self.protected,
+        };
+        self.executor.run(&ctx, job).await
+    }
+
+    async fn save_token(&mut self, token: &str) {
+        match self.tokens.save(token) {
+            Ok(()) => {
+                self.write_failures.remove("sync token");
+            }
+            Err(e) => self.write_failed("sync token", &format!("{e:#}")).await,
+        }
+    }
+
+    /// A write to the data directory failed: logged each time, said in the
+    /// management room once until it works again. Never fatal: the write is
+    /// tried again next time.
+    async fn write_failed(&mut self, what: &str, error: &str) {
+        tracing::error!("{error}");
+        if self.write_failures.insert(what.to_owned()) {
+            self.notify(&format!(
+                "Cannot write to the data directory: {error}. Gleipnir keeps running and tries again; \
+                 a restart before this is fixed may repeat or miss work."
+            ))
+            .await;
+        }
+    }
+
+    /// A notice in the management room, queued (see `notices`): never waits.
+    pub(crate) async fn notify(&self, text: &str) {
+        self.notices.notify(text);
+    }
+
+    /// A notice in the management room; its event id once sent (in order
+    /// with the notices queued before it).
+    pub(crate) async fn send_notice(&self, text: &str) -> Option<matrix_sdk::ruma::OwnedEventId> {
+        self.notices.send(text).await
+    }
+}
+
+/// The room an action acts in, if it acts in one (notices to the management
+/// room and actions on a user's account do not).
+fn action_room(action: &gleipnir_runtime::Action) -> Option<&str> {
+    use gleipnir_runtime::Action;
+    match action {
+        Action::Redact(a) => Some(&a.room_id),
+        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) => Some(&a.room_id),
+        Action::SetJoinRule(a) => Some(&a.room_id),
+        Action::SetPowerLevel(a) => Some(&a.room_id),
+        Action::SendNotice(a) => Some(&a.room_id),
+        Action::AddPolicyRule(a) | Action::RemovePolicyRule(a) => Some(&a.list_room),
+        Action::NotifyManagement(_)
+        | Action::SuspendUser(_)
+        | Action::DeleteUserMedia(_)
+        | Action::DeactivateUser(_) => None,
     }
 }
 
@@ -700,41 +1001,34 @@ impl Bot {
             kind: String,
             state_key: Option<String>,
             sender: Option<String>,
-            origin_server_ts: Option<u64>,
             #[serde(borrow)]
             content: Option<&'a serde_json::value::RawValue>,
-            #[serde(default)]
-            unsigned: Unsigned,
         }
-        #[derive(serde::Deserialize, Default)]
-        struct Unsigned {
-            prev_content: Option<PrevContent>,
-        }
-        #[derive(serde::Deserialize)]
-        struct PrevContent {
-            membership: Option<String>,
-        }
-        let Ok(State { kind, state_key: Some(key), sender, origin_server_ts, content: Some(content), unsigned }) =
+        let Ok(State { kind, state_key: Some(key), sender, content: Some(content) }) =
             serde_json::from_str::<State<'_>>(json)
         else {
             return None;
         };
         let sender = sender.unwrap_or_default();
-        let applied = self.rooms.apply(room, &kind, &key, &sender, origin_server_ts.unwrap_or(0), content.get());
+        // When the host saw it, never the sender's own timestamp.
+        let seen = self.queries.state.clock.now_ms();
+        let applied = self.rooms.apply(room, &kind, &key, &sender, seen, content.get());
         if self.policy.is_list(room) {
             self.list_state(room, &kind, &key, content.get());
         }
         if kind == "m.room.server_acl" && key.is_empty() && self.protected.contains(room) {
             self.acl_state(room, &sender, content.get());
         }
+        if kind == "m.room.join_rules" && key.is_empty() && room == self.management.as_str() {
+            let rule = serde_json::from_str::<serde_json::Value>(content.get())
+                .ok()
+                .and_then(|c| c.get("join_rule").and_then(|r| r.as_str()).map(str::to_owned));
+            if let Some(rule) = rule {
+                self.management_rule = rule;
+            }
+        }
         match applied {
-            gleipnir_runtime::rooms::Applied::Membership { user, now, previous } => {
-                // First seen as joined, by an event that was a profile change of a
-                // joined member: the join was earlier and its time is unknown.
-                let was_joined = unsigned.prev_content.and_then(|p| p.membership).is_some_and(|m| m == "join");
-                if previous.is_none() && now == gleipnir_runtime::Membership::Join && was_joined {
-                    self.rooms.forget_join_time(room, &user);
-                }
+            gleipnir_runtime::rooms::Applied::Membership { user, now, .. } => {
                 if self.lost_room_check(room, &user, now) {
                     let why = if now == gleipnir_runtime::Membership::Ban { "I was banned" } else { "I was removed" };
                     self.lost.push((room.to_owned(), format!("{why} by {sender}")));

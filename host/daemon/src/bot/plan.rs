@@ -41,6 +41,15 @@ pub(crate) enum Op {
         room: String,
         recovery: crate::state::Recovery,
     },
+    /// An action on a user's account that a protection asked for (suspend,
+    /// deactivate, delete media), held for a moderator's ✅.
+    Account {
+        /// The protection that asked.
+        origin: String,
+        what: AccountAction,
+        user: String,
+        reason: String,
+    },
     /// Empties a rule's state in a policy list (`room`).
     RemoveRule {
         room: String,
@@ -50,9 +59,44 @@ pub(crate) enum Op {
     },
 }
 
+/// What an [`Op::Account`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccountAction {
+    Suspend,
+    Deactivate { erase: bool },
+    DeleteMedia,
+}
+
 impl Op {
+    /// The operation for an action on an account, if it is one.
+    pub(crate) fn account(origin: &str, action: &gleipnir_runtime::Action) -> Option<Op> {
+        use gleipnir_runtime::Action;
+        let (what, user, reason) = match action {
+            Action::SuspendUser(a) => (AccountAction::Suspend, &a.user_id, &a.reason),
+            Action::DeleteUserMedia(a) => (AccountAction::DeleteMedia, &a.user_id, &a.reason),
+            Action::DeactivateUser(a) => (AccountAction::Deactivate { erase: a.erase }, &a.user_id, &a.reason),
+            _ => return None,
+        };
+        Some(Op::Account { origin: origin.to_owned(), what, user: user.clone(), reason: reason.clone() })
+    }
+
+    /// The action an [`Op::Account`] carries out.
+    pub(crate) fn account_action(&self) -> Option<gleipnir_runtime::Action> {
+        use gleipnir_runtime::{Action, Deactivate, ServerUser};
+        let Op::Account { what, user, reason, .. } = self else { return None };
+        let (user_id, reason) = (user.clone(), reason.clone());
+        Some(match what {
+            AccountAction::Suspend => Action::SuspendUser(ServerUser { user_id, reason }),
+            AccountAction::DeleteMedia => Action::DeleteUserMedia(ServerUser { user_id, reason }),
+            AccountAction::Deactivate { erase } => {
+                Action::DeactivateUser(Deactivate { user_id, erase: *erase, reason })
+            }
+        })
+    }
+
     pub(crate) fn room(&self) -> &str {
         match self {
+            Op::Account { .. } => "(accounts on this homeserver)",
             Op::Ban { room, .. }
             | Op::Kick { room, .. }
             | Op::Unban { room, .. }
@@ -70,6 +114,12 @@ impl Op {
             Op::Unban { user, .. } => format!("unban {user}"),
             Op::Redact { event, .. } => format!("redact {event}"),
             Op::RemoveRule { rule, .. } => format!("remove the rule {rule}"),
+            Op::Account { what, user, .. } => match what {
+                AccountAction::Suspend => format!("suspend {user}"),
+                AccountAction::DeleteMedia => format!("delete {user}'s media"),
+                AccountAction::Deactivate { erase: false } => format!("deactivate {user}"),
+                AccountAction::Deactivate { erase: true } => format!("deactivate and erase {user}"),
+            },
             Op::Recover { recovery, .. } => recovery.describe(),
         }
     }

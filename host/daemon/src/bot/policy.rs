@@ -181,26 +181,17 @@ impl Bot {
         self.policy.acls.insert(room.to_owned(), (acl, sender.to_owned()));
     }
 
-    /// Bans a user who joined or knocked, if a rule says so.
-    pub(crate) async fn check_newcomer(&mut self, room: &str, user: &str) {
+    /// Bans a user who joined or knocked, if a rule says so (carried out
+    /// with the sync's other actions).
+    pub(crate) fn check_newcomer(&mut self, room: &str, user: &str) {
         let Some(rule) = self.policy.index.acting(EntityKind::User, user).cloned() else { return };
+        if self.rooms.membership(room, user) == Some(gleipnir_runtime::Membership::Ban) {
+            return;
+        }
+        self.jobs.push(executor::Job::Report(format!("Policy: banning {user} in {room} on joining ({rule}).")));
         let action =
             Action::Ban(TargetUser { room_id: room.to_owned(), user_id: user.to_owned(), reason: rule.reason.clone() });
-        let report = self.run_policy_action(action).await;
-        self.notify(&report.unwrap_or_else(|| format!("Policy: banned {user} in {room} on joining ({rule})."))).await;
-    }
-
-    async fn run_policy_action(&mut self, action: Action) -> Option<String> {
-        let management = self.management_room();
-        self.executor
-            .run(
-                &self.client,
-                &self.rooms,
-                &self.bot_user,
-                management.as_ref(),
-                executor::Job::Act("policy".to_owned(), action),
-            )
-            .await
+        self.jobs.push(executor::Job::Act("policy".to_owned(), action));
     }
 
     /// After a sync: reload lists that saw redactions, apply the rule changes
@@ -212,41 +203,36 @@ impl Bot {
             }
         }
         let delta = std::mem::take(&mut self.policy.pending);
-        // Protections that asked for policy events get the same deltas.
+        // Protections that asked for policy events, and room takedowns, get
+        // the rules not acted on before (every start loads every rule again).
+        let fresh = self.delivered.fresh(&delta);
         let wanted = self.enabled.values().any(|i| i.plugin().wants(gleipnir_runtime::EventClass::Policy));
         if wanted {
-            for change in &delta.changes {
+            for change in &fresh.changes {
                 self.dispatch(policy_event(change)).await;
             }
         }
-        self.room_takedowns(&delta).await;
+        self.room_takedowns(&fresh).await;
         if !delta.is_empty() {
             let bans = gleipnir_policy::bans_for(&delta, &self.policy.members);
-            let mut done = 0;
-            let mut reports = Vec::new();
-            for ban in &bans {
-                let action = Action::Ban(TargetUser {
-                    room_id: ban.room.to_string(),
-                    user_id: ban.user.clone(),
-                    reason: ban.rule.reason.clone(),
-                });
-                match self.run_policy_action(action).await {
-                    None => done += 1,
-                    Some(report) => reports.push(report),
-                }
-            }
             if !bans.is_empty() {
-                let mut text = format!("Policy: {done} of {} ban(s) carried out.", bans.len());
+                let mut text = format!("Policy: {} ban(s) for the rules that changed:", bans.len());
                 for ban in bans.iter().take(10) {
                     let _ = write!(text, "\n- {} in {} ({})", ban.user, ban.room, ban.rule);
                 }
                 if bans.len() > 10 {
                     let _ = write!(text, "\n- … and {} more", bans.len() - 10);
                 }
-                for report in reports.iter().take(10) {
-                    let _ = write!(text, "\n{report}");
-                }
-                self.notify(&text).await;
+                text.push_str("\nA ban that cannot be made is reported on its own.");
+                self.jobs.push(executor::Job::Report(text));
+            }
+            for ban in &bans {
+                let action = Action::Ban(TargetUser {
+                    room_id: ban.room.to_string(),
+                    user_id: ban.user.clone(),
+                    reason: ban.rule.reason.clone(),
+                });
+                self.jobs.push(executor::Job::Act("policy".to_owned(), action));
             }
         }
         if std::mem::take(&mut self.policy.server_rules_changed) {

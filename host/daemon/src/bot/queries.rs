@@ -12,6 +12,11 @@ use matrix_sdk::Client;
 
 /// Pages of history read for one `history` call, at most.
 const MAX_PAGES: usize = 20;
+/// Users one `members-matching` call returns at most.
+const MAX_MATCHES: usize = 1000;
+/// Time one `members-matching` call may spend matching (host time, which the
+/// guest's deadline cannot interrupt).
+const MATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
 
 pub(crate) struct BotQueries {
     pub(crate) state: StateQueries,
@@ -59,20 +64,7 @@ impl HostQueries for BotQueries {
             },
             (None, None) => return Vec::new(),
         };
-        let mut out = Vec::new();
-        for room in self.protected_rooms() {
-            for membership in
-                [Membership::Join, Membership::Invite, Membership::Knock, Membership::Leave, Membership::Ban]
-            {
-                for user in self.state.rooms.with_membership(&room, membership) {
-                    if entity.matches(EntityKind::User, &user) && !out.contains(&user) {
-                        out.push(user);
-                    }
-                }
-            }
-        }
-        out.sort();
-        out
+        members_matching(&self.state.rooms, &self.protected_rooms(), &entity, MAX_MATCHES, MATCH_BUDGET)
     }
 
     fn history(&self, room: &str, sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
@@ -133,4 +125,81 @@ async fn read_history(client: &Client, room: &str, sender: &str, limit: usize) -
         }
     }
     Ok(out)
+}
+
+/// Users with any membership in `rooms` that `entity` names: each once,
+/// sorted, at most `limit` of them, and no more matching than `budget` allows
+/// (a glob such as `@*:*` over a room of 100,000 must not hold the bot).
+fn members_matching(
+    states: &gleipnir_runtime::rooms::RoomStates,
+    rooms: &[String],
+    entity: &Entity,
+    limit: usize,
+    budget: std::time::Duration,
+) -> Vec<String> {
+    let started = std::time::Instant::now();
+    let mut found = std::collections::BTreeSet::new();
+    for room in rooms {
+        let complete = states.for_each_member(room, |user| {
+            if found.len() >= limit || started.elapsed() > budget {
+                return false;
+            }
+            if entity.matches(EntityKind::User, user) && !found.contains(user) {
+                found.insert(user.to_owned());
+            }
+            true
+        });
+        if !complete {
+            tracing::warn!(
+                matched = found.len(),
+                "members-matching stopped early (at {limit} users or after {budget:?}); the protection sees only these"
+            );
+            break;
+        }
+    }
+    found.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gleipnir_runtime::rooms::RoomStates;
+
+    #[test]
+    fn members_matching_a_wide_glob_is_capped_and_fast() {
+        let states = RoomStates::new();
+        let join = r#"{"membership": "join"}"#;
+        for i in 0..100_000 {
+            let user = format!("@user{i}:example.org");
+            states.apply("!big:x", "m.room.member", &user, &user, 1, join);
+        }
+        states.apply(
+            "!big:x",
+            "m.room.member",
+            "@gone:example.org",
+            "@gone:example.org",
+            1,
+            r#"{"membership": "leave"}"#,
+        );
+        let rooms = vec!["!big:x".to_owned(), "!big:x".to_owned()];
+        let started = std::time::Instant::now();
+        let all =
+            members_matching(&states, &rooms, &Entity::from_text("@*:*"), 1000, std::time::Duration::from_secs(5));
+        assert_eq!(all.len(), 1000, "capped");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        let one = members_matching(
+            &states,
+            &rooms,
+            &Entity::from_text("@user99999:example.org"),
+            1000,
+            std::time::Duration::from_secs(5),
+        );
+        assert_eq!(one, vec!["@user99999:example.org".to_owned()], "each user once, across rooms");
+        let left =
+            members_matching(&states, &rooms, &Entity::from_text("@gone:*"), 1000, std::time::Duration::from_secs(5));
+        assert_eq!(left, vec!["@gone:example.org".to_owned()], "any membership counts");
+        let timed =
+            members_matching(&states, &rooms, &Entity::from_text("@*:*"), usize::MAX, std::time::Duration::ZERO);
+        assert!(timed.len() < 10, "the time budget stops it: {}", timed.len());
+    }
 }

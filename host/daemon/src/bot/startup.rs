@@ -5,6 +5,7 @@
 //! Losing a protected room or a watched list while running is reported with
 //! the same recovery options, without stopping the rest.
 
+use std::collections::BTreeSet;
 use std::fmt::Write;
 use std::path::PathBuf;
 
@@ -39,7 +40,9 @@ impl Bot {
         self.policy = super::policy::Policy::default();
         self.problems.clear();
         self.layers = super::live::Layers::default();
-        let mut problems = self.load_plugins();
+        // A file that does not load is a problem only for a protection that
+        // is enabled (below); any other is reported and shown in `plugins`.
+        let (mut problems, unloaded) = self.load_plugins();
 
         // The operator's settings file (values are checked per protection below).
         if let Some(path) = self.config.settings_file.clone() {
@@ -71,17 +74,17 @@ impl Bot {
                 .and_then(|id| self.client.get_room(&id))
                 .is_some_and(|r| r.state() == matrix_sdk::RoomState::Joined);
             if joined {
-                self.rooms.count_from(&room, self.queries.state.clock.now_ms());
                 self.protected.insert(room.clone());
                 self.load_room_state(&room).await;
+                self.begin_counting(&room);
                 continue;
             }
             match super::join(&self.client, &room).await {
                 Ok(id) => {
                     let id = id.to_string();
-                    self.rooms.count_from(&id, self.queries.state.clock.now_ms());
                     self.protected.insert(id.clone());
                     self.load_room_state(&id).await;
+                    self.begin_counting(&id);
                 }
                 Err(e) => problems.push(PROTECTED_ROOMS.use_problem(content.as_ref(), index, &room, format!("{e:#}"))),
             }
@@ -91,13 +94,22 @@ impl Bot {
         let content = read(self, ENABLED_PROTECTIONS.key, &mut problems).await;
         let (names, bad) = ENABLED_PROTECTIONS.read(content.as_ref());
         problems.extend(bad);
+        let mut needed = BTreeSet::new();
         for (index, name) in names {
             let why = match self.plugins.contains_key(&name) {
                 false => Some("no loaded plugin has this name".to_owned()),
                 true => self.enable(&name).err().map(|e| format!("{e:#}")),
             };
-            if let Some(why) = why {
-                problems.push(ENABLED_PROTECTIONS.use_problem(content.as_ref(), index, &name, why));
+            if let Some(mut why) = why {
+                let mut problem = ENABLED_PROTECTIONS.use_problem(content.as_ref(), index, &name, String::new());
+                // Its file is there but does not load: setting it aside is the other way out.
+                for (file, error) in unloaded.iter().filter(|(file, _)| file_names(file, &name)) {
+                    why = format!("{}: {error}", file.display());
+                    needed.insert(file.clone());
+                    problem.options.push(Recovery::SetAside { file: file.display().to_string() });
+                }
+                problem.message = format!("`{name}`: {why}");
+                problems.push(problem);
                 continue;
             }
             let (moderator, bad) = self.saved_settings(&name).await;
@@ -146,6 +158,8 @@ impl Bot {
             }
         }
 
+        self.unloaded =
+            unloaded.into_iter().filter(|(file, _)| !needed.contains(file)).map(|(f, e)| (f, e.to_string())).collect();
         self.share_protected();
         if problems.is_empty() {
             // Rules apply to the members already there.
@@ -154,9 +168,19 @@ impl Bot {
         problems
     }
 
-    /// Loads every `.wasm` in the plugin directory; a file that does not
-    /// load is a problem whose option sets the file aside (renamed, not deleted).
-    fn load_plugins(&mut self) -> Vec<Problem> {
+    /// Counts messages in a protected room from now on, unless it counted
+    /// before this start; a room protected for the first time has its
+    /// present members vouched for (members who joined while the bot was
+    /// stopped are not: the room was protected then already).
+    fn begin_counting(&self, room: &str) {
+        if self.rooms.count_from(room, self.queries.state.clock.now_ms()) {
+            self.rooms.vouch_for_members(room);
+        }
+    }
+
+    /// Loads every `.wasm` in the plugin directory. Returns the problems (the
+    /// folder cannot be read) and the files that do not load, with why.
+    fn load_plugins(&mut self) -> (Vec<Problem>, Vec<(PathBuf, String)>) {
         self.plugins.clear();
         self.files.clear();
         let mut problems = Vec::new();
@@ -170,9 +194,10 @@ impl Bot {
                     message: format!("cannot list {}: {e}", self.config.plugin_dir.display()),
                     options: Vec::new(),
                 });
-                return problems;
+                return (problems, Vec::new());
             }
         };
+        let mut unloaded = Vec::new();
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -187,14 +212,9 @@ impl Bot {
             match self.runtime.load_file(&path) {
                 Ok(plugin) if self.plugins.contains_key(plugin.name()) => {
                     let why = format!("protection `{}` is provided by another file already", plugin.name());
-                    problems.push(Problem {
-                        store: "plugins.dir",
-                        path: Path::default().key(&path.display().to_string()),
-                        kind: Kind::Use,
-                        message: why.clone(),
-                        options: vec![Recovery::SetAside { file: path.display().to_string() }],
-                    });
-                    self.record_file(path, Err(why));
+                    tracing::error!(file = %path.display(), "{why}");
+                    self.record_file(path.clone(), Err(why.clone()));
+                    unloaded.push((path, why));
                 }
                 Ok(plugin) => {
                     tracing::info!(name = plugin.name(), file = %path.display(), "loaded protection");
@@ -204,18 +224,24 @@ impl Bot {
                 Err(e) => {
                     self.record_file(path.clone(), Err(e.to_string()));
                     tracing::error!(file = %path.display(), "cannot load protection: {e}");
-                    let file = path.display().to_string();
-                    problems.push(Problem {
-                        store: "plugins.dir",
-                        path: Path::default().key(&file),
-                        kind: Kind::Use,
-                        message: format!("the plugin does not load: {e}"),
-                        options: vec![Recovery::SetAside { file }],
-                    });
+                    unloaded.push((path, format!("the plugin does not load: {e}")));
                 }
             }
         }
-        problems
+        (problems, unloaded)
+    }
+
+    /// The start notice's note on plugin files that did not load and that no
+    /// enabled protection needs; empty when there are none.
+    pub(crate) fn unloaded_note(&self) -> String {
+        let mut text = String::new();
+        for (file, why) in &self.unloaded {
+            let _ = write!(text, "\nNot loaded: {}: {why}.", file.display());
+        }
+        if !text.is_empty() {
+            text.push_str("\nNo enabled protection needs these; everything else started. `plugins` lists them.");
+        }
+        text
     }
 
     /// Enters safe mode: nothing protected, no protection running, no policy.
@@ -324,4 +350,10 @@ impl Bot {
             && matches!(now, gleipnir_runtime::Membership::Leave | gleipnir_runtime::Membership::Ban)
             && (self.protected.contains(room) || self.policy.is_list(room))
     }
+}
+
+/// Whether `file` is the one that would provide protection `name` (named
+/// after it, as `cargo xtask plugins` names them).
+fn file_names(file: &std::path::Path, name: &str) -> bool {
+    file.file_stem().and_then(|s| s.to_str()).is_some_and(|stem| stem == name || stem.replace('_', "-") == name)
 }

@@ -56,25 +56,113 @@ impl SyncToken {
         Ok(SyncToken { path: data_dir.join("sync_token") })
     }
 
-    pub(crate) fn load(&self) -> Option<String> {
-        std::fs::read_to_string(&self.path).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    /// The stored token; `None` only when there is none (a first start). A
+    /// token file that cannot be read is an error: taking it for a first
+    /// start would skip everything since the last run.
+    pub(crate) fn load(&self) -> anyhow::Result<Option<String>> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) => Ok(Some(text.trim().to_owned()).filter(|s| !s.is_empty())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("cannot read the sync token {}", self.path.display())),
+        }
     }
 
-    /// Written atomically: a crash leaves the old token or the new one.
+    /// Written durably: a crash leaves the old token or the new one.
     pub(crate) fn save(&self, token: &str) -> anyhow::Result<()> {
-        let tmp = self.path.with_extension("tmp");
-        std::fs::write(&tmp, token)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .context("cannot save the sync token")
+        write_durably(&self.path, token.as_bytes()).context("cannot save the sync token")
+    }
+
+    /// When the token was last saved: about when the previous run stopped
+    /// handling events (it saves after every sync).
+    pub(crate) fn saved_at_ms(&self) -> Option<u64> {
+        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok()?;
+        modified.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
     }
 }
 
-/// Writes `text` to `path` atomically: a crash leaves the old file or the new one.
-pub(crate) fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes `bytes` to `path` so that a crash or a power loss leaves either the
+/// old file or the new one: a temporary file, synced, renamed over the old
+/// one, and the directory synced so the rename itself is on disk.
+pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("cannot write {}", path.display()))
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            std::fs::File::open(dir)?.sync_all()?;
+        }
+        Ok::<(), std::io::Error>(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The session a password login made (device and token), kept so the next
+/// start reuses it instead of making a new device.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct KeptSession {
+    pub(crate) user_id: String,
+    pub(crate) device_id: String,
+    pub(crate) access_token: String,
+}
+
+impl std::fmt::Debug for KeptSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeptSession").field("user_id", &self.user_id).field("device_id", &self.device_id).finish()
+    }
+}
+
+pub(crate) struct Session {
+    path: PathBuf,
+}
+
+impl Session {
+    pub(crate) fn new(data_dir: &Path) -> Session {
+        Session { path: data_dir.join("session.json") }
+    }
+
+    /// The kept session; none when there is none or it cannot be read (then
+    /// the bot logs in with its password again).
+    pub(crate) fn load(&self) -> Option<KeptSession> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Written durably and readable by the bot's user alone: it holds a token.
+    pub(crate) fn save(&self, session: &KeptSession) -> anyhow::Result<()> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let text = serde_json::to_string(session)?;
+        write_private(&self.path, text.as_bytes())
+    }
+}
+
+/// [`write_durably`], with the file readable by its owner alone from the start.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let written = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        Ok::<(), std::io::Error>(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Where the message counts (for least-authority gating) are kept.

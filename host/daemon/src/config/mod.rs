@@ -31,11 +31,20 @@ pub(crate) enum OnProblem {
     Exit,
 }
 
-/// How the bot logs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the bot logs in. `Debug` never shows the secret (configs get logged).
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum Credentials {
     AccessToken(String),
     Password(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::AccessToken(_) => f.write_str("AccessToken(<secret>)"),
+            Credentials::Password(_) => f.write_str("Password(<secret>)"),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +54,8 @@ pub(crate) struct Config {
     pub(crate) credentials: Credentials,
     /// A room id (`!…`) or alias (`#…:server`).
     pub(crate) management_room: String,
+    /// A config or secret file others can read is only warned about.
+    pub(crate) allow_readable_secrets: bool,
     pub(crate) data_dir: PathBuf,
     pub(crate) plugin_dir: PathBuf,
     /// Operator settings for protections (TOML), watched and applied live.
@@ -58,8 +69,14 @@ pub(crate) struct Config {
     /// A command acting on more than this many (room, target) pairs shows a
     /// preview and waits for a ✅ reaction (or `--no-confirm`).
     pub(crate) confirm_above: usize,
+    /// The power level in the management room a member needs to give
+    /// commands and confirm previews (Draupnir lets every member: 0).
+    pub(crate) min_power_level: i64,
     pub(crate) limits: Limits,
     pub(crate) dry_run: bool,
+    /// Actions on a user's account that a protection asks for (suspend,
+    /// deactivate, delete media) wait for a moderator's ✅.
+    pub(crate) confirm_account_actions: bool,
     /// What happens when stored state or a plugin has a problem at start.
     pub(crate) on_problem: OnProblem,
     /// Per protection: what the operator grants. Absent: nothing.
@@ -78,13 +95,58 @@ pub(crate) fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         vec![Problem { path: "(file)".into(), message: format!("cannot read {}: {e}", path.display()) }]
     })?;
     let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
-    parse(&text, &base)
+    let config = parse(&text, &base)?;
+    // A config holding a secret itself must be as private as a token file.
+    let inline = ["password", "access_token"].iter().any(|key| {
+        text.parse::<toml::Table>().ok().and_then(|t| t.get("matrix")?.as_table()?.get(*key).cloned()).is_some()
+    });
+    if inline && let Err(e) = private_file(path, config.allow_readable_secrets) {
+        return Err(vec![Problem { path: "(file)".into(), message: e }]);
+    }
+    Ok(config)
+}
+
+/// Refuses a file holding a secret that others on the machine can read
+/// (group or world bits set), unless `allowed` (then a warning is logged).
+pub(crate) fn private_file(path: &Path, allowed: bool) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            let message = format!(
+                "{} holds a secret and others can read it (mode {:o}); make it private with `chmod 600 {}`, \
+                 or set `matrix.allow_readable_secrets = true`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+            if !allowed {
+                return Err(message);
+            }
+            tracing::warn!("{message}");
+        }
+    }
+    let _ = (path, allowed);
+    Ok(())
+}
+
+/// Whether `url`'s host is this machine (loopback), where plain http is safe.
+fn is_loopback(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(host, _)| host),
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Parses config text; every problem is collected, not just the first.
 pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
-        let line = e.span().map_or(0, |span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        let line = e.span().map_or(0, |span| text.get(..span.start).unwrap_or(text).matches('\n').count() + 1);
         vec![Problem { path: "(file)".into(), message: format!("line {line}: not valid TOML: {}", e.message()) }]
     })?;
     let mut r = Reader { problems: Vec::new() };
@@ -99,6 +161,8 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     let mut user_id = String::new();
     let mut management_room = String::new();
     let mut credentials = None;
+    let mut allow_insecure = false;
+    let mut allow_readable_secrets = false;
     if let Some(m) = matrix {
         r.known_keys(
             "matrix",
@@ -111,14 +175,35 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
                 "password",
                 "password_file",
                 "management_room",
+                "allow_insecure",
+                "allow_readable_secrets",
             ],
         );
+        for (key, value) in
+            [("allow_insecure", &mut allow_insecure), ("allow_readable_secrets", &mut allow_readable_secrets)]
+        {
+            if let Some(v) = m.get(key) {
+                match v.as_bool() {
+                    Some(b) => *value = b,
+                    None => r.problem(&format!("matrix.{key}"), "must be true or false"),
+                }
+            }
+        }
         if let Some(h) = r.string(m, "matrix", "homeserver", true) {
             if (h.starts_with("http://") || h.starts_with("https://"))
                 && !h.contains(char::is_whitespace)
                 && h.len() > 8
             {
                 homeserver = h.trim_end_matches('/').to_owned();
+                if homeserver.starts_with("http://") && !is_loopback(&homeserver) && !allow_insecure {
+                    r.problem(
+                        "matrix.homeserver",
+                        format!(
+                            "`{h}` is plain http to another machine: the access token would cross the network \
+                             unencrypted; use https://, or set `matrix.allow_insecure = true`"
+                        ),
+                    );
+                }
             } else {
                 r.problem("matrix.homeserver", format!("`{h}` is not an http:// or https:// URL"));
             }
@@ -140,7 +225,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
                 );
             }
         }
-        credentials = r.credentials(m, base);
+        credentials = r.credentials(m, base, allow_readable_secrets);
     }
 
     let data_dir = r
@@ -169,7 +254,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     };
     let watch = flag("watch", true);
     let enable_new = flag("enable_new", false);
-    let commands = r.section(&root, "commands", &["prefix", "confirm_above"]);
+    let commands = r.section(&root, "commands", &["prefix", "confirm_above", "min_power_level"]);
     let prefix = commands
         .and_then(|s| r.string(s, "commands", "prefix", false).map(str::to_owned))
         .unwrap_or_else(|| "!gleipnir".to_owned());
@@ -178,6 +263,13 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         match value.as_integer() {
             Some(n) if (0..=1_000_000).contains(&n) => confirm_above = n as usize,
             _ => r.problem("commands.confirm_above", "must be a whole number from 0 to 1000000"),
+        }
+    }
+    let mut min_power_level = 50;
+    if let Some(value) = commands.and_then(|s| s.get("min_power_level")) {
+        match value.as_integer() {
+            Some(n) if (0..=100).contains(&n) => min_power_level = n,
+            _ => r.problem("commands.min_power_level", "must be a whole number from 0 to 100"),
         }
     }
     if prefix.is_empty() || prefix.contains(char::is_whitespace) {
@@ -209,12 +301,15 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     }
 
     let mut dry_run = false;
-    if let Some(s) = r.section(&root, "actions", &["dry_run"])
-        && let Some(v) = s.get("dry_run")
-    {
-        match v.as_bool() {
-            Some(b) => dry_run = b,
-            None => r.problem("actions.dry_run", "must be true or false"),
+    let mut confirm_account_actions = true;
+    if let Some(s) = r.section(&root, "actions", &["dry_run", "confirm_account_actions"]) {
+        for (key, value) in [("dry_run", &mut dry_run), ("confirm_account_actions", &mut confirm_account_actions)] {
+            if let Some(v) = s.get(key) {
+                match v.as_bool() {
+                    Some(b) => *value = b,
+                    None => r.problem(&format!("actions.{key}"), "must be true or false"),
+                }
+            }
         }
     }
 
@@ -266,6 +361,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         user_id,
         credentials: credentials.expect("no problems means credentials were read"),
         management_room,
+        allow_readable_secrets,
         data_dir,
         plugin_dir,
         settings_file,
@@ -273,8 +369,10 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         enable_new,
         prefix,
         confirm_above,
+        min_power_level,
         limits,
         dry_run,
+        confirm_account_actions,
         on_problem,
         grants,
         grantable,
@@ -355,7 +453,7 @@ impl Reader {
         }
     }
 
-    fn credentials(&mut self, m: &toml::Table, base: &Path) -> Option<Credentials> {
+    fn credentials(&mut self, m: &toml::Table, base: &Path, readable_allowed: bool) -> Option<Credentials> {
         let given: Vec<&str> = ["access_token", "access_token_file", "password", "password_file"]
             .into_iter()
             .filter(|k| m.contains_key(*k))
@@ -373,6 +471,12 @@ impl Reader {
         let value = self.string(m, "matrix", key, true)?;
         let secret = if key.ends_with("_file") {
             let file = base.join(value);
+            if let Err(e) = private_file(&file, readable_allowed)
+                && file.exists()
+            {
+                self.problem(&format!("matrix.{key}"), e);
+                return None;
+            }
             match std::fs::read_to_string(&file) {
                 Ok(s) => s.trim().to_owned(),
                 Err(e) => {

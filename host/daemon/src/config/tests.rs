@@ -152,3 +152,65 @@ fn room_takedowns_are_off_unless_turned_on() {
     let problems = parse(&bad, &std::env::temp_dir()).unwrap_err();
     assert_eq!(problems[0].to_string(), "policy.room_takedowns: must be true or false");
 }
+
+#[test]
+fn who_may_command_and_account_actions() {
+    let config = parse(GOOD, &std::env::temp_dir()).unwrap();
+    assert_eq!(config.min_power_level, 50, "moderators only, by default");
+    assert!(config.confirm_account_actions, "suspensions wait for a ✅ by default");
+    let open = format!("{GOOD}\n[commands]\nmin_power_level = 0\n[actions]\nconfirm_account_actions = false\n");
+    let config = parse(&open, &std::env::temp_dir()).unwrap();
+    assert_eq!(config.min_power_level, 0);
+    assert!(!config.confirm_account_actions);
+    check(
+        &format!("{GOOD}\n[commands]\nmin_power_level = 101\n[actions]\nconfirm_account_actions = 1\n"),
+        "commands.min_power_level: must be a whole number from 0 to 100\n\
+         actions.confirm_account_actions: must be true or false",
+    );
+}
+
+#[test]
+fn secrets_stay_private_and_off_the_network_in_the_clear() {
+    let config = parse(&GOOD.replace("\"secret\"", "\"syt_hidden\""), &std::env::temp_dir()).unwrap();
+    assert!(!format!("{config:?}").contains("syt_hidden"), "Debug shows the access token");
+    assert_eq!(format!("{:?}", Credentials::Password("hunter2".into())), "Password(<secret>)");
+    let remote = GOOD.replace("http://127.0.0.1:8008/", "http://matrix.example.org");
+    check(
+        &remote,
+        "matrix.homeserver: `http://matrix.example.org` is plain http to another machine: the access token would \
+         cross the network unencrypted; use https://, or set `matrix.allow_insecure = true`",
+    );
+    let allowed = remote.replace("management_room", "allow_insecure = true\nmanagement_room");
+    assert!(parse(&allowed, &std::env::temp_dir()).is_ok());
+    for local in ["http://localhost:8008", "http://[::1]:8008", "http://127.0.0.2", "https://matrix.example.org"] {
+        assert!(parse(&GOOD.replace("http://127.0.0.1:8008/", local), &std::env::temp_dir()).is_ok(), "{local}");
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_secret_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("gleipnir-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("token");
+    std::fs::write(&token, "syt_x").unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let text = GOOD
+        .replace("access_token = \"secret\"", "access_token_file = \"token\"")
+        .replace("dir = \".\"", "dir = \"/\"");
+    let problems = parse(&text, &dir).unwrap_err();
+    assert!(problems[0].to_string().contains("holds a secret and others can read it (mode 640)"), "{problems:?}");
+    let lenient = text.replace("management_room", "allow_readable_secrets = true\nmanagement_room");
+    assert!(parse(&lenient, &dir).is_ok());
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(parse(&text, &dir).is_ok());
+    // A config file with the secret in it is held to the same rule.
+    let config = dir.join("config.toml");
+    std::fs::write(&config, GOOD.replace("dir = \".\"", "dir = \"/\"")).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(load(&config).unwrap_err()[0].message.contains("others can read it"));
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(load(&config).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

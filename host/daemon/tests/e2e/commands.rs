@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use synapse_harness::Options;
+use synapse_harness::{Options, unique_name};
 
 use crate::common::*;
 
@@ -21,11 +21,28 @@ fn redact_with_preview_and_confirmation_and_invites() {
     let fine = send(synapse, moderator, &scene.protected, "a moderator's message");
     let preview = scene.command(&format!("redact {}", scene.spammer.user_id), "would carry out 8 operation(s)");
     assert!(preview.contains("React with ✅"), "{preview}");
-    // Nothing happens before the ✅.
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(spam.iter().all(|id| !is_redacted(synapse, moderator, &scene.protected, id)));
-
     let preview_id = notice_id(synapse, moderator, &scene.management, bot, "would carry out 8").unwrap();
+
+    // A member of the management room below `commands.min_power_level` (50)
+    // may neither command nor confirm: told once why.
+    let watcher = synapse.register(&unique_name("watcher"), "watcher-password", false).unwrap();
+    let invite = json!({"user_id": watcher.user_id});
+    synapse
+        .call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{}/invite", scene.management), Some(&invite))
+        .unwrap();
+    join(synapse, &watcher, &scene.management);
+    react(synapse, &watcher, &scene.management, &preview_id, "✅");
+    send(synapse, &watcher, &scene.management, &format!("!gleipnir rooms remove {}", scene.protected));
+    let refusal = eventually("the watcher told why", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.starts_with("Only members with power level 50 or more"))
+    });
+    assert!(refusal.contains("(you have 0)"), "{refusal}");
+    // A marker: the moderator's command is answered after the watcher's were seen.
+    scene.command("rooms", "Protected rooms (1)");
+    assert!(spam.iter().all(|id| !is_redacted(synapse, moderator, &scene.protected, id)), "the watcher's ✅ confirmed");
+    let told = scene.notices().iter().filter(|n| n.starts_with("Only members with power level")).count();
+    assert_eq!(told, 1, "said once, not per command or reaction");
+
     react(synapse, moderator, &scene.management, &preview_id, "✅");
     eventually("the redaction result", Duration::from_secs(60), || {
         scene.notices().into_iter().find(|n| n.contains("8 of 8 operation(s) done in 1 room(s)"))
@@ -45,4 +62,46 @@ fn redact_with_preview_and_confirmation_and_invites() {
         (membership(synapse, moderator, &moderators, bot).as_deref() == Some("join")).then_some(())
     });
     assert_eq!(membership(synapse, &scene.spammer, &strangers, bot).as_deref(), Some("invite"));
+}
+
+/// The management room is pinned by id: an alias moved to another room is
+/// reported, not followed. A management room anyone can join is refused.
+#[test]
+fn the_management_room_is_pinned_and_must_not_be_open() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot);
+    let localpart = unique_name("mgmt");
+    let alias = format!("#{localpart}:{}", synapse.server_name());
+    let directory = format!("/_matrix/client/v3/directory/room/{}", alias.replace('#', "%23"));
+    synapse.call(moderator, "PUT", &directory, Some(&json!({"room_id": scene.management}))).unwrap();
+    let mut gleipnir = start_bot_with(synapse, bot, &alias, &[], |_| {});
+    eventually("the bot's start notice", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.contains("Gleipnir started"))
+    });
+
+    // Someone who can edit the directory points the alias at a room of theirs.
+    let _ = gleipnir.child.kill();
+    let _ = gleipnir.child.wait();
+    let other = create_room(synapse, moderator, &[bot], json!({ bot.user_id.clone(): 100 }));
+    synapse.call(moderator, "DELETE", &directory, None).unwrap();
+    synapse.call(moderator, "PUT", &directory, Some(&json!({"room_id": other}))).unwrap();
+    gleipnir.restart();
+    let warning = eventually("the moved alias reported in the pinned room", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.contains("now points to"))
+    });
+    assert!(warning.contains(&other) && warning.contains("not followed"), "{warning}");
+    scene.command("status", "Protections:");
+    assert!(notices(synapse, moderator, &other, &bot.user_id).is_empty(), "the bot followed the alias");
+
+    // A management room anyone can join: refused at start, with why.
+    let _ = gleipnir.child.kill();
+    let _ = gleipnir.child.wait();
+    let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", scene.management);
+    synapse.call(moderator, "PUT", &path, Some(&json!({"join_rule": "public"}))).unwrap();
+    gleipnir.restart();
+    let status =
+        eventually("the bot to refuse and exit", Duration::from_secs(60), || gleipnir.child.try_wait().unwrap());
+    assert!(!status.success());
+    let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
+    assert!(log.contains("has the join rule `public`, so anyone could join it"), "{log}");
 }

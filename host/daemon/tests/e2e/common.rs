@@ -101,6 +101,9 @@ grants = ["redact", "ban", "notify-management", "suspend-user", "delete-user-med
         bot.password
     );
     std::fs::write(dir.join("config.toml"), config).unwrap();
+    // It holds the password: private, as the bot requires.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("config.toml"), std::fs::Permissions::from_mode(0o600)).unwrap();
     prepare(&dir);
     let log = std::fs::File::create(dir.join("gleipnir.log")).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_gleipnir"))

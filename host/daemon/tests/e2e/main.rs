@@ -8,4 +8,5 @@ mod live;
 mod policy;
 mod protections;
 mod resilience;
+mod restarts;
 mod safe_mode;

@@ -1,0 +1,164 @@
+//! The policy rules already handed to protections and to room takedowns,
+//! kept in the data directory. Every start loads every watched list again and
+//! sees each rule as added; without this, each restart would take every user
+//! and room down again (history re-read, users suspended again, media deleted
+//! again, rooms blocked again). A rule added or changed while the bot was
+//! stopped is new, and is delivered.
+//!
+//! Bans of members for rules are not filtered here: they are decided from the
+//! members present, and a member already banned is not banned again.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use gleipnir_policy::{Change, Delta, Rule};
+
+pub(crate) struct Delivered {
+    path: PathBuf,
+    keys: HashSet<String>,
+    dirty: bool,
+    /// The file could not be read (not missing, not damaged): it is not
+    /// overwritten, so nothing in it is lost for a passing error.
+    unreadable: bool,
+}
+
+impl Delivered {
+    /// Reads the set; a damaged file starts it over (every rule is then
+    /// delivered once more) and says so.
+    pub(crate) fn load(data_dir: &Path) -> (Delivered, Option<String>) {
+        let path = data_dir.join("policy-delivered.json");
+        let mut delivered = Delivered { path, keys: HashSet::new(), dirty: false, unreadable: false };
+        let text = match std::fs::read_to_string(&delivered.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (delivered, None),
+            Err(e) => {
+                delivered.unreadable = true;
+                let why = format!(
+                    "cannot read {} ({e}); takedown rules already acted on will be acted on once more, and the \
+                     file is left as it is",
+                    delivered.path.display()
+                );
+                return (delivered, Some(why));
+            }
+        };
+        match serde_json::from_str::<Vec<String>>(&text) {
+            Ok(keys) => {
+                delivered.keys = keys.into_iter().collect();
+                (delivered, None)
+            }
+            Err(e) => {
+                let aside = delivered.path.with_extension("json.damaged");
+                let moved = std::fs::rename(&delivered.path, &aside).map_or_else(
+                    |e| format!("it could not be moved aside: {e}"),
+                    |()| format!("kept as {}", aside.display()),
+                );
+                let why = format!(
+                    "{} is damaged ({e}; {moved}); takedown rules already acted on will be acted on once more",
+                    delivered.path.display()
+                );
+                (delivered, Some(why))
+            }
+        }
+    }
+
+    /// The changes of `delta` not delivered before; they count as delivered from now on.
+    pub(crate) fn fresh(&mut self, delta: &Delta) -> Delta {
+        let mut fresh = Delta::default();
+        for change in &delta.changes {
+            match change {
+                Change::Added(rule) | Change::Modified { new: rule, .. } => {
+                    if let Change::Modified { old, .. } = change {
+                        self.dirty |= self.keys.remove(&key(old));
+                    }
+                    if self.keys.insert(key(rule)) {
+                        self.dirty = true;
+                        fresh.changes.push(change.clone());
+                    }
+                }
+                Change::Removed(rule) => {
+                    self.dirty |= self.keys.remove(&key(rule));
+                    fresh.changes.push(change.clone());
+                }
+            }
+        }
+        fresh
+    }
+
+    /// Writes the set if it changed.
+    pub(crate) fn save(&mut self) -> anyhow::Result<()> {
+        if !self.dirty || self.unreadable {
+            return Ok(());
+        }
+        let mut keys: Vec<&String> = self.keys.iter().collect();
+        keys.sort();
+        let text = serde_json::to_string(&keys)?;
+        super::store::write_durably(&self.path, text.as_bytes())?;
+        self.dirty = false;
+        Ok(())
+    }
+}
+
+/// What makes a rule the same rule: where it is and what it says to do to
+/// whom (a new reason alone does not make it new). Hashed, so the file does
+/// not list who was taken down.
+fn key(rule: &Rule) -> String {
+    let text = format!(
+        "{}\n{:?}\n{}\n{}\n{}",
+        rule.list,
+        rule.kind,
+        rule.state_key,
+        rule.entity,
+        rule.recommendation.as_str()
+    );
+    gleipnir_policy::rule::sha256(&text).iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gleipnir_policy::PolicyList;
+
+    fn delta(list: &mut PolicyList, events: &[(&str, &str, &str)]) -> Delta {
+        let mut delta = Delta::default();
+        for (kind, key, content) in events {
+            delta.changes.extend(list.apply(kind, key, content));
+        }
+        delta
+    }
+
+    #[test]
+    fn a_restart_delivers_only_rules_not_acted_on_before() {
+        let dir = std::env::temp_dir().join(format!("gleipnir-delivered-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let td = r#"{"entity": "@a:x", "recommendation": "m.takedown", "reason": "spam"}"#;
+        let ban = r#"{"entity": "@b:x", "recommendation": "m.ban"}"#;
+        let (mut delivered, problem) = Delivered::load(&dir);
+        assert!(problem.is_none());
+        let mut list = PolicyList::new("!list:x");
+        let first = delta(&mut list, &[("m.policy.rule.user", "a", td), ("m.policy.rule.user", "b", ban)]);
+        assert_eq!(delivered.fresh(&first).changes.len(), 2);
+        delivered.save().unwrap();
+
+        // The next start loads the same list again, and a new rule came meanwhile.
+        let (mut delivered, _) = Delivered::load(&dir);
+        let mut list = PolicyList::new("!list:x");
+        let c = r#"{"entity": "@c:x", "recommendation": "m.takedown"}"#;
+        let reasoned = r#"{"entity": "@a:x", "recommendation": "m.takedown", "reason": "other words"}"#;
+        let again = delta(&mut list, &[("m.policy.rule.user", "a", reasoned), ("m.policy.rule.user", "b", ban)]);
+        assert!(delivered.fresh(&again).is_empty(), "a new reason alone is not a new rule");
+        let new = delta(&mut list, &[("m.policy.rule.user", "c", c)]);
+        assert_eq!(delivered.fresh(&new).changes.len(), 1);
+        // Removed, then added again: acted on again.
+        let removed = delta(&mut list, &[("m.policy.rule.user", "c", "{}")]);
+        assert_eq!(delivered.fresh(&removed).changes.len(), 1);
+        let back = delta(&mut list, &[("m.policy.rule.user", "c", c)]);
+        assert_eq!(delivered.fresh(&back).changes.len(), 1);
+
+        std::fs::write(dir.join("policy-delivered.json"), "[1, 2").unwrap();
+        let (delivered, problem) = Delivered::load(&dir);
+        assert!(problem.unwrap().contains("is damaged"));
+        assert!(delivered.keys.is_empty());
+        assert!(dir.join("policy-delivered.json.damaged").exists(), "kept for whoever looks into it");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

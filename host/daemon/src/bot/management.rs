@@ -1,0 +1,129 @@
+//! Who may command the bot. The management room is pinned by its id once
+//! resolved (whoever can re-point an alias must not thereby own the bot), it
+//! must not be a room anyone can join, and only members with at least
+//! `commands.min_power_level` there may give commands or confirm previews.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use matrix_sdk::Client;
+use matrix_sdk::ruma::{OwnedRoomAliasId, OwnedRoomId, RoomAliasId};
+
+/// Join rules that let anyone in (or ask in) without a moderator: a
+/// management room with one of these is refused.
+const OPEN_JOIN_RULES: [&str; 3] = ["public", "knock", "knock_restricted"];
+
+/// The management room's id: the one pinned in the data directory when the
+/// configured alias was first resolved, or the configured id. A warning is
+/// returned when the alias now points elsewhere (it is not followed).
+pub(crate) async fn pinned_room(
+    client: &Client,
+    configured: &str,
+    data_dir: &Path,
+) -> anyhow::Result<(OwnedRoomId, Option<String>)> {
+    let pin = data_dir.join("management_room");
+    // Only "never pinned" is no pin: a pin that cannot be read must not let the alias decide.
+    let pinned = match std::fs::read_to_string(&pin) {
+        Ok(text) => Some(OwnedRoomId::try_from(text.trim()).map_err(|e| {
+            anyhow::anyhow!(
+                "{} does not hold a room id ({e}); fix it or delete it to pin the room again",
+                pin.display()
+            )
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => bail!("cannot read {} ({e}), which pins the management room", pin.display()),
+    };
+    let Ok(alias) = <&RoomAliasId>::try_from(configured) else {
+        // An id in the config is the operator's explicit choice: it wins over any pin.
+        let id = super::join(client, configured).await?;
+        write_pin(&pin, &id)?;
+        return Ok((id, None));
+    };
+    let resolved = client.resolve_room_alias(alias).await.map(|r| r.room_id);
+    match (pinned, resolved) {
+        (Some(pinned), Ok(now)) if pinned != now => {
+            super::join(client, pinned.as_str()).await?;
+            let warning = format!(
+                "The alias {alias} now points to {now}, not to this management room ({pinned}). I keep \
+                 using this room: a moved alias is not followed. If the move was meant, put the new room's \
+                 id in `matrix.management_room`."
+            );
+            Ok((pinned, Some(warning)))
+        }
+        (Some(pinned), _) => {
+            super::join(client, pinned.as_str()).await?;
+            Ok((pinned, None))
+        }
+        (None, Ok(now)) => {
+            let id = super::join(client, now.as_str()).await?;
+            write_pin(&pin, &id)?;
+            Ok((id, None))
+        }
+        (None, Err(e)) => Err(e).with_context(|| format!("cannot resolve {}", OwnedRoomAliasId::from(alias))),
+    }
+}
+
+fn write_pin(pin: &Path, id: &OwnedRoomId) -> anyhow::Result<()> {
+    if std::fs::read_to_string(pin).is_ok_and(|text| text.trim() == id.as_str()) {
+        return Ok(());
+    }
+    if let Some(dir) = pin.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    super::store::write_durably(pin, id.as_str().as_bytes())
+}
+
+/// The management room's join rule, asked of the homeserver.
+pub(crate) async fn join_rule(client: &Client, room: &OwnedRoomId) -> anyhow::Result<String> {
+    use matrix_sdk::ruma::api::client::state::get_state_event_for_key;
+    use matrix_sdk::ruma::events::StateEventType;
+    let request = get_state_event_for_key::v3::Request::new(room.clone(), StateEventType::RoomJoinRules, String::new());
+    let response = client.send(request).await.context("cannot read the management room's join rule")?;
+    let content: serde_json::Value =
+        serde_json::from_str(response.event_or_content.get()).context("the management room's join rule is not JSON")?;
+    Ok(content.get("join_rule").and_then(|r| r.as_str()).unwrap_or("invite").to_owned())
+}
+
+/// Refuses a join rule that lets anyone join.
+pub(crate) fn check_join_rule(room: &str, rule: &str) -> anyhow::Result<()> {
+    if is_open(rule) {
+        bail!(
+            "the management room {room} has the join rule `{rule}`, so anyone could join it and command the bot; \
+             make it invite-only (or restricted to a space) and start again"
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn is_open(rule: &str) -> bool {
+    OPEN_JOIN_RULES.contains(&rule)
+}
+
+/// Why `sender` may not command the bot, if they may not.
+pub(crate) fn refusal(power: i64, needed: i64) -> Option<String> {
+    (power < needed).then(|| {
+        format!(
+            "Only members with power level {needed} or more in this room may give commands or confirm them \
+             (you have {power}); the operator sets this with `commands.min_power_level`."
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_rooms_and_low_levels_are_refused() {
+        for rule in ["public", "knock", "knock_restricted"] {
+            let error = check_join_rule("!m:x", rule).unwrap_err().to_string();
+            assert!(error.contains(&format!("join rule `{rule}`")), "{error}");
+        }
+        for rule in ["invite", "restricted", "private"] {
+            assert!(check_join_rule("!m:x", rule).is_ok());
+        }
+        assert!(refusal(0, 50).unwrap().contains("power level 50 or more"));
+        assert_eq!(refusal(50, 50), None);
+        assert_eq!(refusal(0, 0), None, "min_power_level = 0: every member, as Draupnir");
+    }
+}

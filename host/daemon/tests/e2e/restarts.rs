@@ -1,0 +1,122 @@
+//! A restart or a crash is no free pass: what arrived while the bot was
+//! stopped is handled when it starts, what it decided and did not finish is
+//! finished, and commands sent meanwhile are answered, not run.
+
+use std::time::Duration;
+
+use serde_json::json;
+use synapse_harness::{Options, unique_name};
+
+use crate::common::*;
+
+fn flood(scene: &Scene, n: usize, what: &str) -> Vec<String> {
+    (0..n).map(|i| send(&scene.synapse, &scene.spammer, &scene.protected, &format!("{what} {i}"))).collect()
+}
+
+fn redacted(scene: &Scene, spam: &[String]) -> usize {
+    spam.iter().filter(|id| is_redacted(&scene.synapse, &scene.moderator, &scene.protected, id)).count()
+}
+
+fn banned(scene: &Scene) -> Option<()> {
+    (membership(&scene.synapse, &scene.moderator, &scene.protected, &scene.spammer.user_id).as_deref() == Some("ban"))
+        .then_some(())
+}
+
+/// Asks `status` (a marker too: once answered, everything sent before it was seen).
+fn flooding_enabled(scene: &Scene) -> bool {
+    let status = scene.command("status", "Protections:");
+    let line = status.lines().find(|l| l.starts_with("- flooding ")).unwrap_or_else(|| panic!("{status}"));
+    line.contains("(enabled")
+}
+
+fn flood_reports(scene: &Scene) -> usize {
+    scene.notices().iter().filter(|n| n.contains("messages within a minute")).count()
+}
+
+/// Killed (SIGKILL) part-way through a flood's redactions, the bot finishes
+/// the job when it starts again: every message redacted, the spammer banned,
+/// the flood reported once. The homeserver lets the bot redact once a second,
+/// so the kill lands in the middle.
+#[test]
+fn a_crash_mid_flood_is_finished_after_a_restart() {
+    let scene = Scene::new(Options {
+        extra_config: "rc_admin_redaction: {per_second: 1, burst_count: 1}\n".to_owned(),
+        ..Options::default()
+    });
+    let mut gleipnir = scene.start(&[], &[("protections enable flooding", "flooding enabled")]);
+    let spam = flood(&scene, 15, "flood");
+    eventually("5 of the flood's redactions", Duration::from_secs(60), || (redacted(&scene, &spam) >= 5).then_some(()));
+    let _ = gleipnir.child.kill();
+    let _ = gleipnir.child.wait();
+    let done = redacted(&scene, &spam);
+    assert!(done < spam.len(), "every redaction was made before the kill: the test proves nothing");
+    assert!(banned(&scene).is_none(), "the ban was made before the kill: the test proves nothing");
+
+    gleipnir.restart();
+    eventually("every flood message redacted", Duration::from_secs(90), || {
+        (redacted(&scene, &spam) == spam.len()).then_some(())
+    });
+    eventually("the spammer banned", Duration::from_secs(60), || banned(&scene));
+    let resumed = eventually("the resumption said", Duration::from_secs(30), || {
+        scene
+            .notices()
+            .into_iter()
+            .find(|n| n.starts_with("Carrying out") && n.contains("decided before Gleipnir stopped"))
+    });
+    // The one redaction in flight at the kill may be made twice; no other.
+    let counts = redactions_by(&scene.synapse, &scene.moderator, &scene.protected, &scene.bot.user_id);
+    let twice = counts.values().filter(|n| **n > 1).count();
+    assert!(twice <= 1 && counts.values().all(|n| *n <= 2), "{counts:?} ({resumed})");
+    assert_eq!(counts.len(), spam.len(), "{counts:?}");
+    assert_eq!(flood_reports(&scene), 1, "{:?}", scene.notices());
+}
+
+/// A flood sent while the bot is stopped is handled when it starts; a
+/// command sent meanwhile is answered once and not run; an edit of a command
+/// is not a command.
+#[test]
+fn what_arrives_while_stopped_is_handled_at_start_and_commands_are_not_run() {
+    let scene = Scene::new(Options::default());
+    let mut gleipnir = scene.start(
+        &[],
+        &[
+            ("protections enable flooding", "flooding enabled"),
+            ("protections config set flooding max-per-minute 3", "max-per-minute: 10 → 3"),
+        ],
+    );
+    // An edit that turns a message into a command runs nothing.
+    let original = send(&scene.synapse, &scene.moderator, &scene.management, "hello");
+    let edit = json!({
+        "msgtype": "m.text",
+        "body": "* !gleipnir protections disable flooding",
+        "m.new_content": {"msgtype": "m.text", "body": "!gleipnir protections disable flooding"},
+        "m.relates_to": {"rel_type": "m.replace", "event_id": original},
+    });
+    let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{}", scene.management, unique_name("e"));
+    scene.synapse.call(&scene.moderator, "PUT", &path, Some(&edit)).unwrap();
+    // A marker command: once answered, the edit before it was seen.
+    assert!(flooding_enabled(&scene), "the edit ran as a command");
+
+    let _ = gleipnir.child.kill();
+    let _ = gleipnir.child.wait();
+    let spam = flood(&scene, 6, "while stopped");
+    send(&scene.synapse, &scene.moderator, &scene.management, "!gleipnir protections disable flooding");
+    gleipnir.restart();
+
+    eventually("the flood sent while stopped redacted", Duration::from_secs(90), || {
+        (redacted(&scene, &spam) == spam.len()).then_some(())
+    });
+    eventually("the spammer banned", Duration::from_secs(60), || banned(&scene));
+    let answer = eventually("the answer to the command sent while stopped", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.starts_with("Not run: `protections disable flooding`"))
+    });
+    assert!(answer.contains("sent while Gleipnir was stopped"), "{answer}");
+    assert!(flooding_enabled(&scene), "the command sent while stopped was run");
+    let notices = scene.notices();
+    assert_eq!(notices.iter().filter(|n| n.starts_with("Not run:")).count(), 1, "{notices:?}");
+    assert_eq!(flood_reports(&scene), 1, "{notices:?}");
+    // The restart reused the session: one device for the bot, not one per start.
+    let devices = scene.synapse.call(&scene.bot, "GET", "/_matrix/client/v3/devices", None).unwrap();
+    let named = devices["devices"].as_array().unwrap().iter().filter(|d| d["display_name"] == "gleipnir").count();
+    assert_eq!(named, 1, "{devices}");
+}
