@@ -156,6 +156,52 @@ impl Protection for Flooding {
         ));
         actions
     }
+
+    /// Who sent what lately and who is flagged: the host keeps this across
+    /// a swap and a restart, so a flood that straddles one is still a flood.
+    /// One line per (room, user): `room \t user \t flagged-until or - \t ts:event …`
+    /// (Matrix ids hold no tabs, spaces or line breaks).
+    fn snapshot(&self) -> Vec<u8> {
+        let mut out = String::from("flooding-v1\n");
+        for Entry { room, user, sender } in &self.senders {
+            if sender.recent.is_empty() && sender.flagged_until.is_none() {
+                continue;
+            }
+            let flagged = sender.flagged_until.map_or("-".to_owned(), |t| t.to_string());
+            let recent: Vec<String> = sender.recent.iter().map(|(ts, id)| format!("{ts}:{id}")).collect();
+            out.push_str(&format!("{room}\t{user}\t{flagged}\t{}\n", recent.join(" ")));
+        }
+        out.into_bytes()
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), String> {
+        let text = std::str::from_utf8(state).map_err(|_| "the state is not UTF-8".to_owned())?;
+        let mut lines = text.lines();
+        if lines.next() != Some("flooding-v1") {
+            return Err("not a state this version of flooding wrote".to_owned());
+        }
+        for line in lines {
+            let mut fields = line.split('\t');
+            let (Some(room), Some(user), Some(flagged), Some(recent)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                return Err(format!("a line of the state has too few fields: {line}"));
+            };
+            let flagged_until = match flagged {
+                "-" => None,
+                t => Some(t.parse().map_err(|_| format!("`{t}` is not a time"))?),
+            };
+            let mut messages = VecDeque::new();
+            for item in recent.split(' ').filter(|i| !i.is_empty()) {
+                let (ts, id) = item.split_once(':').ok_or_else(|| format!("`{item}` is not time:event"))?;
+                messages.push_back((ts.parse().map_err(|_| format!("`{ts}` is not a time"))?, id.to_owned()));
+            }
+            let sender = self.sender_mut(room, user);
+            sender.flagged_until = flagged_until;
+            sender.recent = messages;
+        }
+        Ok(())
+    }
 }
 
 impl Flooding {

@@ -181,3 +181,27 @@ fn idle_users_are_forgotten() {
     let tracked = harness.protection.senders.len();
     assert!(tracked < 1000, "still tracking {tracked} users");
 }
+
+#[test]
+fn a_flood_straddling_a_restart_is_still_a_flood() {
+    let mut before = Harness::<Flooding>::new();
+    for i in 1..=8 {
+        let event = events::message(ROOM, "@a:test", "hi").at(1_000_000 + i * 1000).with_id(&format!("${i}"));
+        assert!(before.handle(&event).is_empty());
+    }
+    let state = before.protection.snapshot();
+    // A new instance (after a crash, a restart, a swap) takes the state back.
+    let mut after = Harness::<Flooding>::new();
+    after.protection.restore(&state).unwrap();
+    let actions: Vec<Action> = (9..=11)
+        .flat_map(|i| {
+            let event = events::message(ROOM, "@a:test", "hi").at(1_000_000 + i * 1000).with_id(&format!("${i}"));
+            after.handle(&event)
+        })
+        .collect();
+    let got = events::render(&actions);
+    assert!(got.contains("redact !room:test $1 ") && got.contains("ban !room:test @a:test"), "{got}");
+    assert!(got.contains("sent 11 messages within a minute"), "{got}");
+    assert!(Flooding::default().restore(b"something else").is_err());
+    assert!(Flooding::default().restore(b"flooding-v1\n!r\t@u\tsoon\t\n").is_err());
+}

@@ -8,6 +8,7 @@ mod delivered;
 mod executor;
 mod health;
 mod journal;
+mod kept_state;
 mod live;
 mod management;
 mod notices;
@@ -101,6 +102,8 @@ pub(crate) struct Bot {
     refused_commanders: BTreeSet<String>,
     /// The management room's notices, sent off the event path.
     notices: notices::Notices,
+    /// Protections' own state, kept across restarts.
+    kept_state: kept_state::KeptState,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
@@ -143,6 +146,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     });
     let dry_run = config.dry_run;
     let (client_for_notices, management_for_notices) = (client.clone(), management.clone());
+    let config_data_dir = config.data_dir.clone();
     let tokens = store::SyncToken::new(&config.data_dir)?;
     let (delivered, delivered_problem) = delivered::Delivered::load(&config.data_dir);
     let journal = journal::Journal::new(&config.data_dir);
@@ -185,6 +189,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         management_rule,
         refused_commanders: BTreeSet::new(),
         notices: notices::Notices::start(client_for_notices, management_for_notices),
+        kept_state: kept_state::KeptState::new(&config_data_dir),
     };
     if let Some(warning) = moved_alias {
         bot.notify(&warning).await;
@@ -834,6 +839,10 @@ impl Bot {
         if self.config.confirm_account_actions {
             jobs = self.hold_account_actions(jobs).await;
         }
+        // What the protections know goes to disk before what they decided is done.
+        if self.kept_state.due(!jobs.is_empty()) {
+            self.save_protection_states().await;
+        }
         if !jobs.is_empty()
             && let Err(e) = self.journal.begin(token, &jobs)
         {
@@ -909,6 +918,58 @@ impl Bot {
             }
         }
         kept
+    }
+
+    /// Writes each enabled protection's state (its `snapshot`) to the data
+    /// directory, so a restart or a crash does not wipe it.
+    async fn save_protection_states(&mut self) {
+        let mut failures = Vec::new();
+        let mut faulted = Vec::new();
+        let (enabled, kept) = (&mut self.enabled, &mut self.kept_state);
+        sandboxed(|| {
+            for (name, instance) in enabled.iter_mut() {
+                if instance.fault().is_some() {
+                    continue;
+                }
+                match instance.snapshot() {
+                    Ok(state) => {
+                        if let Err(e) = kept.save(name, &state) {
+                            failures.push(format!("{e:#}"));
+                        }
+                    }
+                    Err(fault) => {
+                        faulted.push(format!("{name} faulted saving its state: {fault}"));
+                        if let Err(e) = instance.restart() {
+                            faulted.push(format!("{name} could not restart: {e}"));
+                        }
+                    }
+                }
+            }
+        });
+        for text in faulted {
+            self.jobs.push(executor::Job::Report(text));
+        }
+        match failures.into_iter().next() {
+            Some(e) => self.write_failed("protection state", &e).await,
+            None => {
+                self.write_failures.remove("protection state");
+            }
+        }
+    }
+
+    /// Gives a protection that just started the state it had before a
+    /// restart, if any; a state it refuses is left out (and said in the log).
+    pub(crate) fn restore_protection_state(&mut self, name: &str) {
+        let Some(state) = self.kept_state.load(name) else { return };
+        let Some(instance) = self.enabled.get_mut(name) else { return };
+        match sandboxed(|| instance.restore(&state)) {
+            Ok(Ok(())) => tracing::info!(name, bytes = state.len(), "protection state restored"),
+            Ok(Err(why)) => tracing::warn!(name, "the protection refused its kept state: {why}"),
+            Err(fault) => {
+                tracing::warn!(name, "the protection faulted taking its kept state back: {fault}");
+                let _ = sandboxed(|| instance.restart());
+            }
+        }
     }
 
     /// Carries out one job: the one way every automatic action is done.

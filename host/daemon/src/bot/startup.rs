@@ -112,6 +112,7 @@ impl Bot {
                 problems.push(problem);
                 continue;
             }
+            self.restore_protection_state(&name);
             let (moderator, bad) = self.saved_settings(&name).await;
             problems.extend(bad);
             self.layers.moderator.insert(name.clone(), moderator);
