@@ -9,6 +9,25 @@ use super::plan::{self, Op, Plan};
 use super::{Bot, store};
 use crate::commands::parse::{self, Command, ConfigOp, RedactTarget, RoomRef};
 
+/// What moderators saved for one protection, and the values that no longer fit.
+pub(super) type SavedSettings = (Vec<(String, gleipnir_runtime::SettingValue)>, Vec<crate::state::Problem>);
+
+/// The stored protected-rooms content with `room` added or removed (`same`
+/// tells whether a stored entry names it).
+fn edit_rooms(stored: Option<Value>, room: &str, add: bool, same: impl Fn(&str) -> bool) -> anyhow::Result<Value> {
+    let mut content = stored.unwrap_or_else(|| json!({"rooms": []}));
+    let Some(rooms) = content.get_mut("rooms").and_then(Value::as_array_mut) else {
+        anyhow::bail!("{} is not {{\"rooms\": [...]}} (it is {content}); `restart` offers to fix it", store::PROTECTED_ROOMS);
+    };
+    let present = rooms.iter().any(|r| r.as_str().is_some_and(&same));
+    if add && !present {
+        rooms.push(Value::String(room.to_owned()));
+    } else if !add {
+        rooms.retain(|r| !r.as_str().is_some_and(&same));
+    }
+    Ok(content)
+}
+
 /// Account data holding settings moderators set with commands.
 pub(crate) const SETTINGS: &str = crate::state::PROTECTION_SETTINGS;
 
@@ -266,7 +285,7 @@ impl Bot {
         if !self.protected.insert(id.clone()) {
             return format!("{room} ({id}) is already protected.");
         }
-        if let Err(e) = self.save_rooms().await {
+        if let Err(e) = self.save_rooms(&id, true).await {
             self.protected.remove(&id);
             return format!("Joined {room} but could not save the room list: {e:#}. It is not protected.");
         }
@@ -291,7 +310,7 @@ impl Bot {
             return format!("{room} is not protected.");
         }
         self.share_protected();
-        if let Err(e) = self.save_rooms().await {
+        if let Err(e) = self.save_rooms(&id, false).await {
             self.protected.insert(id);
             self.share_protected();
             return format!("Could not save the room list: {e:#}. {room} is still protected.");
@@ -310,9 +329,14 @@ impl Bot {
         self.client.resolve_room_alias(alias).await.ok().map(|r| r.room_id.to_string())
     }
 
-    async fn save_rooms(&self) -> anyhow::Result<()> {
-        let rooms: Vec<String> = self.protected.iter().cloned().collect();
-        store::write(&self.client, store::PROTECTED_ROOMS, store::rooms_content(&rooms)).await
+    /// Adds `room` to the stored protected rooms (`add`) or removes it. The
+    /// stored list is changed, not rewritten from memory: rooms lost while
+    /// running (kept there for their recovery options) and entries this
+    /// version cannot read stay as they are.
+    async fn save_rooms(&self, room: &str, add: bool) -> anyhow::Result<()> {
+        let stored = store::read(&self.client, store::PROTECTED_ROOMS).await?;
+        let content = edit_rooms(stored, room, add, |stored| self.same_room(stored, room))?;
+        store::write(&self.client, store::PROTECTED_ROOMS, content).await
     }
 
     pub(crate) async fn set_enabled(&mut self, name: &str, on: bool) -> String {
@@ -332,10 +356,13 @@ impl Bot {
             return format!("{name} is already {}.", if on { "enabled" } else { "disabled" });
         }
         if on {
+            let (moderator, problems) = match self.saved_settings(name).await {
+                Ok(saved) => saved,
+                Err(e) => return format!("Could not enable {name}: {e}. Nothing changed; try again."),
+            };
             if let Err(e) = self.enable(name) {
                 return format!("Could not enable {name}: {e:#}");
             }
-            let (moderator, problems) = self.saved_settings(name).await;
             self.layers.moderator.insert(name.to_owned(), moderator);
             let (overrides, file_problems) = self.effective(name, &self.plugins[name].clone());
             if let Some(instance) = self.enabled.get_mut(name)
@@ -394,15 +421,17 @@ impl Bot {
 
     /// The settings moderators saved for a protection, each checked against
     /// its spec; the problems with the ones that do not fit it.
-    pub(super) async fn saved_settings(
-        &self,
-        name: &str,
-    ) -> (Vec<(String, gleipnir_runtime::SettingValue)>, Vec<crate::state::Problem>) {
-        let content = store::read(&self.client, SETTINGS).await.ok().flatten();
+    /// What moderators set for `name`, and the values that no longer fit
+    /// its spec. An error when the store cannot be read: running (and later
+    /// saving) without what was stored would lose it.
+    pub(super) async fn saved_settings(&self, name: &str) -> Result<SavedSettings, String> {
+        let content = store::read(&self.client, SETTINGS)
+            .await
+            .map_err(|e| format!("the settings moderators saved cannot be read ({e:#})"))?;
         // Entries that do not fit the shape are reported at start, not here.
         let (all, _) = crate::state::read_settings(content.as_ref());
         let mut problems = Vec::new();
-        let Some(plugin) = self.plugins.get(name) else { return (Vec::new(), problems) };
+        let Some(plugin) = self.plugins.get(name) else { return Ok((Vec::new(), problems)) };
         let specs = &plugin.descriptor().settings;
         let mut out = Vec::new();
         for (key, text) in all.get(name).into_iter().flatten() {
@@ -411,7 +440,7 @@ impl Bot {
                 Err(e) => problems.push(crate::state::setting_problem(name, key, text, e.to_string())),
             }
         }
-        (out, problems)
+        Ok((out, problems))
     }
 
     async fn configure(&mut self, op: ConfigOp, name: &str, key: &str, value: Option<String>) -> String {
@@ -796,5 +825,22 @@ fn help(topic: Option<&str>) -> String {
             }
             out
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stored_room_list_is_edited_not_rewritten() {
+        let same = |room: &'static str| move |stored: &str| stored == room;
+        let stored = json!({"rooms": ["!lost:x", 42, "!kept:x"], "note": "kept"});
+        let added = edit_rooms(Some(stored.clone()), "!new:x", true, same("!new:x")).unwrap();
+        assert_eq!(added, json!({"rooms": ["!lost:x", 42, "!kept:x", "!new:x"], "note": "kept"}));
+        let removed = edit_rooms(Some(stored), "!kept:x", false, same("!kept:x")).unwrap();
+        assert_eq!(removed, json!({"rooms": ["!lost:x", 42], "note": "kept"}));
+        assert_eq!(edit_rooms(None, "!a:x", true, same("!a:x")).unwrap(), json!({"rooms": ["!a:x"]}));
+        assert!(edit_rooms(Some(json!({"rooms": "!a:x"})), "!b:x", true, same("!b:x")).is_err());
     }
 }

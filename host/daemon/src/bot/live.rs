@@ -516,6 +516,11 @@ impl Bot {
 
     /// `protections grant|revoke NAME CAPABILITY`.
     pub(crate) async fn grant(&mut self, name: &str, capability_name: &str, grant: bool) -> String {
+        // Read first: a failed read must not become "nothing stored" and be written back.
+        let stored = match store::read(&self.client, GRANTS).await {
+            Ok(stored) => stored,
+            Err(e) => return format!("Cannot read the stored grants ({e:#}). Nothing changed."),
+        };
         let Some(plugin) = self.plugins.get(name) else { return format!("No protection named `{name}` is loaded.") };
         let cap = match capability::parse(capability_name) {
             Ok(c) => c,
@@ -557,15 +562,15 @@ impl Bot {
         if let Some(instance) = self.enabled.get_mut(name) {
             instance.set_granted(granted);
         }
-        let content: serde_json::Map<String, Value> = self
-            .moderator_grants
-            .iter()
-            .filter(|(_, set)| !set.is_empty())
-            .map(|(n, set)| (n.clone(), json!(set.iter().map(capability::name).collect::<Vec<_>>())))
-            .collect();
-        let saved = match store::write(&self.client, GRANTS, Value::Object(content)).await {
-            Ok(()) => "",
-            Err(_) => " (live, but saving failed: it will not survive a restart)",
+        // Only this protection's entry changes: what is stored for others
+        // (even grants the config no longer allows) stays as it is.
+        let entry = json!(mine.iter().map(capability::name).collect::<Vec<_>>());
+        let saved = match with_entry(stored, GRANTS, name, entry) {
+            Ok(content) => match store::write(&self.client, GRANTS, content).await {
+                Ok(()) => String::new(),
+                Err(e) => format!(" (live, but saving failed: {e:#}; it will not survive a restart)"),
+            },
+            Err(e) => format!(" (live, but not saved: {e})"),
         };
         let verb = if grant { "granted to" } else { "revoked from" };
         format!(
@@ -578,7 +583,14 @@ impl Bot {
     pub(crate) async fn load_grants(&mut self) -> Vec<String> {
         self.moderator_grants.clear();
         let mut dropped = Vec::new();
-        let content = store::read(&self.client, GRANTS).await.ok().flatten();
+        let content = match store::read(&self.client, GRANTS).await {
+            Ok(content) => content,
+            Err(e) => {
+                // Fewer powers than granted, never more: said, and `restart` reads again.
+                dropped.push(format!("every grant moderators gave (cannot read {GRANTS}: {e:#})"));
+                None
+            }
+        };
         let Some(Value::Object(map)) = content else { return dropped };
         for (name, caps) in map {
             let allowed = self.config.grantable.get(&name).copied().unwrap_or_default();
@@ -607,7 +619,7 @@ impl Bot {
             .flatten()
             .map(|(k, v)| (k.clone(), Value::String(settings::format_value(v))))
             .collect();
-        let all = with_settings(all, name, saved).map_err(anyhow::Error::msg)?;
+        let all = with_entry(all, super::commands::SETTINGS, name, Value::Object(saved)).map_err(anyhow::Error::msg)?;
         store::write(&self.client, super::commands::SETTINGS, all).await
     }
 
@@ -633,18 +645,15 @@ fn file_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// The saved settings of every protection with `name`'s replaced. Stored
-/// content of another shape (edited by hand, by another client) is refused,
-/// not overwritten.
-fn with_settings(all: Option<Value>, name: &str, saved: serde_json::Map<String, Value>) -> Result<Value, String> {
+/// A store of one entry per protection (`key`'s content) with `name`'s entry
+/// replaced and the others as stored. Content of another shape (edited by
+/// hand, by another client) is refused, not overwritten.
+fn with_entry(all: Option<Value>, key: &str, name: &str, entry: Value) -> Result<Value, String> {
     let mut all = all.unwrap_or_else(|| json!({}));
     let Some(map) = all.as_object_mut() else {
-        return Err(format!(
-            "{} is not an object (it is {all}); nothing was saved: `restart` offers to reset it",
-            super::commands::SETTINGS
-        ));
+        return Err(format!("{key} is not an object (it is {all}); nothing was saved: `restart` offers to reset it"));
     };
-    map.insert(name.to_owned(), Value::Object(saved));
+    map.insert(name.to_owned(), entry);
     Ok(all)
 }
 
@@ -654,12 +663,12 @@ mod tests {
 
     #[test]
     fn saved_settings_of_another_shape_are_refused_not_a_panic() {
-        let one = |v: &str| serde_json::Map::from_iter([("k".to_owned(), Value::String(v.to_owned()))]);
-        let all = with_settings(Some(json!({"other": {"x": "1"}})), "flooding", one("2")).unwrap();
+        let one = |v: &str| json!({"k": v});
+        let all = with_entry(Some(json!({"other": {"x": "1"}})), "s", "flooding", one("2")).unwrap();
         assert_eq!(all, json!({"other": {"x": "1"}, "flooding": {"k": "2"}}));
-        assert_eq!(with_settings(None, "flooding", one("2")).unwrap(), json!({"flooding": {"k": "2"}}));
+        assert_eq!(with_entry(None, "s", "flooding", one("2")).unwrap(), json!({"flooding": {"k": "2"}}));
         for shape in [json!([1, 2]), json!("text"), json!(3)] {
-            let error = with_settings(Some(shape), "flooding", one("2")).unwrap_err();
+            let error = with_entry(Some(shape), "s", "flooding", one("2")).unwrap_err();
             assert!(error.contains("is not an object"), "{error}");
         }
     }

@@ -522,14 +522,23 @@ impl Bot {
         joined.sort_by_key(|(room_id, _)| **room_id == self.management);
         for (room_id, update) in joined {
             let room = room_id.as_str();
+            // A room the bot has just joined comes with some of its past: what
+            // happened before the bot's own join (and the state before it) is
+            // history, never seen live. Its current state is read with the
+            // room's whole state when it is protected or watched; replaying
+            // the past would make old joins look new.
+            let bot = self.bot_user.clone();
+            let joined_at = update.timeline.events.iter().rposition(|e| is_own_join(e.raw().json().get(), &bot));
             let (matrix_sdk::sync::State::Before(events) | matrix_sdk::sync::State::After(events)) = &update.state;
-            for e in events {
+            for e in events.iter().filter(|_| joined_at.is_none()) {
                 if let Some(user) = self.state_event(room, e.json().get()) {
                     self.check_newcomer(room, &user);
                 }
             }
             let watched = *room_id == self.management || self.protected.contains(room) || self.policy.is_list(room);
+            // (A gap before the bot's own join is history too.)
             if watched
+                && joined_at.is_none()
                 && update.timeline.limited
                 && let Some(prev_batch) = &update.timeline.prev_batch
             {
@@ -538,7 +547,10 @@ impl Bot {
                     self.handle_timeline_event(room_id, &json).await;
                 }
             }
-            for timeline_event in &update.timeline.events {
+            for (index, timeline_event) in update.timeline.events.iter().enumerate() {
+                if joined_at.is_some_and(|at| index < at) {
+                    continue;
+                }
                 self.handle_timeline_event(room_id, timeline_event.raw().json().get()).await;
             }
         }
@@ -784,17 +796,7 @@ impl Bot {
                 }
                 match instance.handle(&event) {
                     Ok(mut outcome) => {
-                        // A protection acts in protected rooms only (never in a
-                        // list, the management room or a room joined on invite).
-                        let (kept, elsewhere): (Vec<_>, Vec<_>) = outcome
-                            .actions
-                            .into_iter()
-                            .partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
-                        outcome.actions = kept;
-                        outcome.refused.extend(elsewhere.into_iter().map(|action| gleipnir_runtime::Refusal {
-                            why: format!("{} is not a protected room", action_room(&action).unwrap_or_default()),
-                            action,
-                        }));
+                        only_in_protected_rooms(&mut outcome, protected);
                         for refusal in outcome.refused {
                             let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(
                                 &refusal.action,
@@ -1019,6 +1021,39 @@ impl Bot {
     }
 }
 
+/// Whether `json` is `bot` joining a room (not a profile change of the bot
+/// already there).
+fn is_own_join(json: &str, bot: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Member<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        state_key: Option<&'a str>,
+        #[serde(default)]
+        content: serde_json::Value,
+        #[serde(default)]
+        unsigned: serde_json::Value,
+    }
+    let Ok(event) = serde_json::from_str::<Member<'_>>(json) else { return false };
+    let membership = |v: &serde_json::Value| v.get("membership").and_then(|m| m.as_str()).map(str::to_owned);
+    event.kind == "m.room.member"
+        && event.state_key == Some(bot)
+        && membership(&event.content).as_deref() == Some("join")
+        && event.unsigned.get("prev_content").and_then(membership).as_deref() != Some("join")
+}
+
+/// A protection acts in protected rooms only (never in a list, the
+/// management room or a room joined on invite): other actions are refused.
+fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &BTreeSet<String>) {
+    let (kept, elsewhere): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut outcome.actions).into_iter().partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
+    outcome.actions = kept;
+    outcome.refused.extend(elsewhere.into_iter().map(|action| gleipnir_runtime::Refusal {
+        why: format!("{} is not a protected room", action_room(&action).unwrap_or_default()),
+        action,
+    }));
+}
+
 /// The room an action acts in, if it acts in one (notices to the management
 /// room and actions on a user's account do not).
 fn action_room(action: &gleipnir_runtime::Action) -> Option<&str> {
@@ -1102,5 +1137,50 @@ impl Bot {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gleipnir_runtime::{Action, NotifyManagement, RedactEvent, ServerUser, TargetUser};
+
+    #[test]
+    fn the_bots_own_join_is_told_from_a_profile_change() {
+        let join = |who: &str, prev: Option<&str>| {
+            let mut e = serde_json::json!({"type": "m.room.member", "state_key": who, "content": {"membership": "join"}});
+            if let Some(prev) = prev {
+                e["unsigned"] = serde_json::json!({"prev_content": {"membership": prev}});
+            }
+            e.to_string()
+        };
+        assert!(is_own_join(&join("@bot:x", None), "@bot:x"));
+        assert!(is_own_join(&join("@bot:x", Some("invite")), "@bot:x"));
+        assert!(!is_own_join(&join("@bot:x", Some("join")), "@bot:x"), "a new display name");
+        assert!(!is_own_join(&join("@other:x", None), "@bot:x"));
+        assert!(!is_own_join(r#"{"type": "m.room.message", "state_key": 5}"#, "@bot:x"));
+    }
+
+    #[test]
+    fn protections_act_in_protected_rooms_only() {
+        let protected: BTreeSet<String> = ["!protected:x".to_owned()].into();
+        let ban = |room: &str| {
+            Action::Ban(TargetUser { room_id: room.into(), user_id: "@u:x".into(), reason: String::new() })
+        };
+        let mut outcome = gleipnir_runtime::Outcome {
+            actions: vec![
+                ban("!protected:x"),
+                ban("!management:x"),
+                Action::Redact(RedactEvent { room_id: "!list:x".into(), event_id: "$e".into(), reason: String::new() }),
+                Action::NotifyManagement(NotifyManagement { body: "b".into(), reason: String::new() }),
+                Action::SuspendUser(ServerUser { user_id: "@u:x".into(), reason: String::new() }),
+            ],
+            refused: Vec::new(),
+        };
+        only_in_protected_rooms(&mut outcome, &protected);
+        let kept: Vec<String> = outcome.actions.iter().map(|a| gleipnir_runtime::json::action(a)["action"].to_string()).collect();
+        assert_eq!(kept, ["\"ban\"", "\"notify-management\"", "\"suspend-user\""]);
+        let why: Vec<&str> = outcome.refused.iter().map(|r| r.why.as_str()).collect();
+        assert_eq!(why, ["!management:x is not a protected room", "!list:x is not a protected room"]);
     }
 }

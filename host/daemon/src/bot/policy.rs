@@ -27,6 +27,9 @@ use crate::commands::parse::RoomRef;
 /// Account data listing the watched policy lists.
 pub(crate) const WATCHED_LISTS: &str = "org.matrix.mjolnir.watched_lists";
 
+/// How long server rules must stay unchanged before the ACL they make is sent.
+const ACL_SETTLE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 /// The state event naming a list's shortcode (Mjolnir's and Draupnir's).
 const SHORTCODE: &str = "org.matrix.mjolnir.shortcode";
 
@@ -46,6 +49,8 @@ pub(crate) struct Policy {
     pending: Delta,
     /// Server rules changed in the sync being handled.
     server_rules_changed: bool,
+    /// When a server rule last changed: the ACL waits until they have been quiet a while.
+    last_server_change: Option<std::time::Instant>,
     /// An ACL is due once the rule changes settle.
     acl_due: bool,
     /// A list room's rule was redacted: reload its state.
@@ -236,8 +241,13 @@ impl Bot {
             }
         }
         if std::mem::take(&mut self.policy.server_rules_changed) {
+            self.policy.last_server_change = Some(std::time::Instant::now());
             // Wait for a sync without further server-rule changes.
             self.policy.acl_due = true;
+            return;
+        }
+        // A burst of rule edits (someone adding several rules one by one) gives one ACL.
+        if self.policy.acl_due && self.policy.last_server_change.is_some_and(|t| t.elapsed() < ACL_SETTLE) {
             return;
         }
         if std::mem::take(&mut self.policy.acl_due) {

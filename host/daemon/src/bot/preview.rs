@@ -35,7 +35,10 @@ impl Bot {
         let overrides = match self.enabled.get(name) {
             Some(live) => live.overrides().to_vec(),
             None => {
-                let moderator = self.saved_settings(name).await.0;
+                let moderator = match self.saved_settings(name).await {
+                    Ok((moderator, _)) => moderator,
+                    Err(e) => return format!("Could not preview {name}: {e}."),
+                };
                 let (file, _) =
                     super::live::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
                 super::live::merge(file, &moderator)

@@ -113,7 +113,19 @@ impl Bot {
                 continue;
             }
             self.restore_protection_state(&name);
-            let (moderator, bad) = self.saved_settings(&name).await;
+            let (moderator, bad) = match self.saved_settings(&name).await {
+                Ok(saved) => saved,
+                Err(e) => {
+                    problems.push(Problem {
+                        store: state::PROTECTION_SETTINGS,
+                        path: Path::default().key(&name),
+                        kind: Kind::Use,
+                        message: format!("{e}; `restart` tries again"),
+                        options: Vec::new(),
+                    });
+                    continue;
+                }
+            };
             problems.extend(bad);
             self.layers.moderator.insert(name.clone(), moderator);
             let (overrides, bad) = self.effective(&name, &self.plugins[&name].clone());
@@ -294,7 +306,7 @@ impl Bot {
         self.report_runtime_problem(problem).await;
     }
 
-    fn same_room(&self, stored: &str, room_id: &str) -> bool {
+    pub(crate) fn same_room(&self, stored: &str, room_id: &str) -> bool {
         crate::commands::parse::room_ref(stored).is_ok_and(|r| r.to_string() == room_id)
     }
 

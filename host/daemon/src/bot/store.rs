@@ -37,10 +37,6 @@ pub(crate) async fn write(client: &Client, event_type: &str, content: Value) -> 
     Ok(())
 }
 
-pub(crate) fn rooms_content(rooms: &[String]) -> Value {
-    json!({ "rooms": rooms })
-}
-
 pub(crate) fn enabled_content(names: &[String]) -> Value {
     json!({ "enabled": names })
 }

@@ -120,3 +120,32 @@ fn what_arrives_while_stopped_is_handled_at_start_and_commands_are_not_run() {
     let named = devices["devices"].as_array().unwrap().iter().filter(|d| d["display_name"] == "gleipnir").count();
     assert_eq!(named, 1, "{devices}");
 }
+
+/// A write to the data directory that fails (here the sync token's temporary
+/// file cannot be created, as on a full disk) is reported once and tried
+/// again; the bot keeps working, and saves again once it can.
+#[test]
+fn a_failed_write_is_reported_and_never_fatal() {
+    let scene = Scene::new(Options::default());
+    let mut gleipnir = scene.start(&[], &[]);
+    let token = gleipnir.dir.join("data/sync_token");
+    let blocker = gleipnir.dir.join("data/sync_token.tmp");
+    std::fs::create_dir_all(&blocker).unwrap();
+    scene.command("rooms", "Protected rooms (1)");
+    let report = eventually("the failed write reported", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.starts_with("Cannot write to the data directory"))
+    });
+    assert!(report.contains("sync token"), "{report}");
+    let stuck = std::fs::read_to_string(&token).unwrap();
+    scene.command("status", "Protections:");
+    scene.command("rooms", "Protected rooms (1)");
+    assert!(gleipnir.child.try_wait().unwrap().is_none(), "the bot stopped");
+    let reports = scene.notices().iter().filter(|n| n.starts_with("Cannot write to the data directory")).count();
+    assert_eq!(reports, 1, "said once until it works again");
+
+    std::fs::remove_dir(&blocker).unwrap();
+    scene.command("rooms", "Protected rooms (1)");
+    eventually("the token saved again", Duration::from_secs(60), || {
+        (std::fs::read_to_string(&token).unwrap() != stuck).then_some(())
+    });
+}
