@@ -77,6 +77,7 @@ fn a_hashed_takedown_reads_history_past_the_deadline() {
         wait: std::time::Duration::from_millis(120),
     });
     let mut instance = plugin.instantiate(host, plugin.declared()).expect("instantiates");
+    instance.set_query_grants(gleipnir_runtime::QueryGrants::all());
     let outcome = instance.handle(&takedown_rule()).expect("no timeout: the waits are the host's");
     let lines: Vec<String> = outcome.actions.iter().map(render_action).collect();
     assert_eq!(
