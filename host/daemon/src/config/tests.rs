@@ -152,3 +152,18 @@ fn room_takedowns_are_off_unless_turned_on() {
     let problems = parse(&bad, &std::env::temp_dir()).unwrap_err();
     assert_eq!(problems[0].to_string(), "policy.room_takedowns: must be true or false");
 }
+
+/// `read-history` and `read-members` are granted in `grants` next to the
+/// capabilities, and only there: moderators cannot be allowed to grant them.
+#[test]
+fn query_grants_are_read_from_grants_only() {
+    let text = format!(
+        "{GOOD}[protections.takedown]\ngrants = [\"redact\", \"read-history\", \"read-members\"]\ngrantable = [\"read-history\"]\n"
+    );
+    check(&text, "protections.takedown.grantable[0]: `read-history` is granted by the operator only, in `grants`");
+    let text = format!("{GOOD}[protections.takedown]\ngrants = [\"redact\", \"read-history\", \"read-members\"]\n");
+    let config = parse(&text, &std::env::temp_dir()).unwrap();
+    assert_eq!(config.grants["takedown"].to_string(), "redact");
+    assert_eq!(config.query_grants["takedown"].to_string(), "read-history, read-members");
+    assert!(config.query_grants["flooding"].is_empty());
+}
