@@ -119,7 +119,6 @@ pub(crate) struct StoreState {
     pub(crate) queries: Arc<dyn HostQueries>,
     pub(crate) kv: KvStore,
     pub(crate) limits: StoreLimits,
-    pub(crate) memory_limit: usize,
     pub(crate) logs_this_call: u32,
     pub(crate) logs_dropped: u64,
     /// The queries beyond the event the operator grants (`read-history`, `read-members`).
@@ -144,7 +143,6 @@ impl StoreState {
             queries,
             kv,
             limits,
-            memory_limit: 0,
             logs_this_call: 0,
             logs_dropped: 0,
             query_grants: QueryGrants::EMPTY,
@@ -297,4 +295,4 @@ const MAX_HISTORY_CALLS: u32 = 1000;
 /// Time one guest call may spend waiting in `history`, and so the most its
 /// deadline moves: a protection cannot hold the bot's event loop longer
 /// than its deadline plus this.
-pub(crate) const HISTORY_BUDGET: Duration = Duration::from_secs(60);
+const HISTORY_BUDGET: Duration = Duration::from_secs(60);

@@ -19,7 +19,6 @@ pub(crate) fn new_store(
 ) -> Store<StoreState> {
     let limits = crate::limits::store_limits(&runtime.limits);
     let mut state = StoreState::new(name, queries, kv, limits);
-    state.memory_limit = runtime.limits.memory_bytes;
     state.call_deadline = runtime.limits.call_deadline;
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);
