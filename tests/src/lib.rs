@@ -44,6 +44,20 @@ pub fn load_with(runtime: &Arc<Runtime>, path: &str) -> Plugin {
     runtime.load_file(path.as_ref()).unwrap_or_else(|e| panic!("loading {path}: {e}"))
 }
 
+/// Runs `f` on its own thread and waits at most `limit` for it, so a call
+/// that hangs fails the test instead of hanging the test run.
+pub fn within<R: Send + 'static>(limit: Duration, f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(f());
+    });
+    match receiver.recv_timeout(limit) {
+        Ok(result) => result,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!("still running after {limit:?}"),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("the call panicked"),
+    }
+}
+
 /// Room state and a manual clock, as `gleipnir plugin run` uses.
 pub fn queries() -> (Arc<StateQueries>, Arc<RoomStates>) {
     let rooms = Arc::new(RoomStates::new());

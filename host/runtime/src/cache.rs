@@ -1,8 +1,14 @@
 //! Compiled components kept on disk, keyed by the sha256 of the component
 //! and the engine's compatibility hash, so a restart does not recompile.
 //!
-//! The directory must be trusted: loading a compiled artifact runs its code.
-//! It lives in the operator's data directory, never in the plugin folder.
+//! Loading a compiled artifact runs its code, so an entry is used only if it
+//! proves itself: each file starts with a header naming the component it was
+//! compiled from (sha256) and the sha256 of the artifact that follows. A
+//! damaged entry (a flipped byte, a truncated write) or a swapped one
+//! (another component's artifact under this name) is compiled again. The
+//! digest guards against accidents, not an attacker who can write the
+//! directory: it lives in the operator's data directory, never in the
+//! plugin folder.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -14,9 +20,55 @@ use wasmtime::component::Component;
 
 use crate::plugin::LoadError;
 
+/// The first bytes of every entry; a new layout gets a new magic.
+const MAGIC: &[u8; 16] = b"gleipnir-cwasm/1";
+/// Magic, then sha256 of the component, then sha256 of the artifact.
+const HEADER_LEN: usize = MAGIC.len() + 32 + 32;
+
 pub(crate) fn content_hash(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Why a cache entry was not used.
+#[derive(Debug, thiserror::Error, PartialEq)]
+enum Unusable {
+    #[error("it has no valid header")]
+    Header,
+    #[error("it was compiled from another component")]
+    OtherComponent,
+    #[error("its contents do not match their digest")]
+    Digest,
+}
+
+/// The entry for an artifact compiled from the component whose sha256 is `source`.
+fn seal(source: &[u8], artifact: &[u8]) -> Vec<u8> {
+    let mut entry = Vec::with_capacity(HEADER_LEN + artifact.len());
+    entry.extend_from_slice(MAGIC);
+    entry.extend_from_slice(source);
+    entry.extend_from_slice(&Sha256::digest(artifact));
+    entry.extend_from_slice(artifact);
+    entry
+}
+
+/// The artifact in `entry`, if it was compiled from `source` and is intact.
+fn unseal<'a>(entry: &'a [u8], source: &[u8]) -> Result<&'a [u8], Unusable> {
+    let (header, artifact) = entry.split_at_checked(HEADER_LEN).ok_or(Unusable::Header)?;
+    let (magic, digests) = header.split_at(MAGIC.len());
+    let (component, digest) = digests.split_at(32);
+    if magic != MAGIC {
+        return Err(Unusable::Header);
+    }
+    if component != source {
+        return Err(Unusable::OtherComponent);
+    }
+    if digest != Sha256::digest(artifact).as_slice() {
+        return Err(Unusable::Digest);
+    }
+    Ok(artifact)
 }
 
 pub(crate) struct ComponentCache {
@@ -38,19 +90,30 @@ impl ComponentCache {
     }
 
     pub(crate) fn load_or_compile(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, String), LoadError> {
-        let hash = content_hash(bytes);
+        let source = Sha256::digest(bytes);
+        let hash = hex(&source);
         let path = self.path_for(&hash);
         // Read into memory rather than map the file: a file changed under a
         // mapping (another process replacing it, an operator truncating it)
         // would crash the host with SIGBUS.
-        if let Ok(artifact) = std::fs::read(&path) {
-            // SAFETY: the file was written by `precompile_component` of an
-            // engine with the same compatibility hash, into a directory only
-            // the host writes. A damaged file fails deserialization's checks
-            // and is compiled again below.
-            match unsafe { Component::deserialize(engine, &artifact) } {
-                Ok(component) => return Ok((component, hash)),
-                Err(e) => tracing::warn!(path = %path.display(), "compiled component unusable, compiling again: {e:#}"),
+        if let Ok(entry) = std::fs::read(&path) {
+            match unseal(&entry, &source) {
+                Ok(artifact) => {
+                    // SAFETY: the artifact is byte for byte what
+                    // `precompile_component` of an engine with the same
+                    // compatibility hash wrote for this very component (the
+                    // header says so and the digest proves the bytes intact),
+                    // in a directory only the host writes.
+                    match unsafe { Component::deserialize(engine, artifact) } {
+                        Ok(component) => return Ok((component, hash)),
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), "compiled component unusable, compiling again: {e:#}")
+                        }
+                    }
+                }
+                Err(why) => {
+                    tracing::warn!(path = %path.display(), "cached component not used ({why}), compiling again")
+                }
             }
         }
         let compiled = engine.precompile_component(bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
@@ -59,7 +122,7 @@ impl ComponentCache {
         // compiling the same component must not write into one file.
         static WRITES: AtomicU64 = AtomicU64::new(0);
         let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed)));
-        let written = std::fs::write(&tmp, &compiled).and_then(|()| std::fs::rename(&tmp, &path));
+        let written = std::fs::write(&tmp, seal(&source, &compiled)).and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
@@ -68,5 +131,23 @@ impl ComponentCache {
         let component =
             unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         Ok((component, hash))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_opens_only_for_its_component_and_only_intact() {
+        let source = Sha256::digest(b"component");
+        let entry = seal(&source, b"artifact");
+        assert_eq!(unseal(&entry, &source), Ok(&b"artifact"[..]));
+        assert_eq!(unseal(&entry, &Sha256::digest(b"another")), Err(Unusable::OtherComponent));
+        let mut flipped = entry.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(unseal(&flipped, &source), Err(Unusable::Digest));
+        assert_eq!(unseal(b"artifact without a header", &source), Err(Unusable::Header));
+        assert_eq!(unseal(&entry[..10], &source), Err(Unusable::Header));
     }
 }

@@ -12,43 +12,11 @@ use wasmtime::{Config, Engine};
 
 use crate::cache::ComponentCache;
 use crate::host::StoreState;
-use crate::kv::KvLimits;
+use crate::limits::Limits;
 use crate::plugin::{self, LoadError, Plugin};
 
 /// How often the epoch advances; the granularity of call deadlines.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
-
-/// What one protection may use per call and in total.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Wall-clock time one call may take before it is interrupted.
-    pub call_deadline: Duration,
-    /// Linear memory, in bytes, across the protection's instance.
-    pub memory_bytes: usize,
-    /// Actions one call may return; a reply with more is refused whole.
-    pub max_actions: usize,
-    pub kv: KvLimits,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            call_deadline: Duration::from_millis(50),
-            memory_bytes: 32 << 20,
-            max_actions: 1000,
-            kv: KvLimits::default(),
-        }
-    }
-}
-
-impl Limits {
-    /// Epoch ticks for one call, rounding up, plus one because the current
-    /// tick may be about to end.
-    pub(crate) fn deadline_ticks(&self) -> u64 {
-        let tick = EPOCH_TICK.as_nanos();
-        (self.call_deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1
-    }
-}
 
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone, Default)]
@@ -90,12 +58,13 @@ impl Runtime {
             // Without this every sync call goes through the async task
             // machinery and costs about three times as much.
             .concurrency_support(false)
+            .max_wasm_stack(crate::limits::MAX_WASM_STACK)
             .wasm_component_model(true)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
         let mut linker = Linker::<StoreState>::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        crate::wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
 

@@ -3,13 +3,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::gleipnir::protection::{host, types};
+use crate::grants::{QueryGrant, QueryGrants};
 use crate::rooms::RoomStates;
 use crate::{HistoryEvent, KvError, KvStore, LogLevel, Membership, PolicyRule, RoomLevels};
 
@@ -33,13 +34,16 @@ pub trait HostQueries: Send + Sync {
         Vec::new()
     }
     /// Users with any membership in a protected room that a user rule names.
+    /// Asked only for protections granted `read-members`.
     fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
         let _ = rule;
         Vec::new()
     }
     /// The only query that may wait on the network: `sender`'s most recent
     /// events in `room`, newest first. Called from guest code, on a thread
-    /// that may block.
+    /// that may block (outside any Tokio worker: see `guest.rs`); the time it
+    /// waits is added to the call's deadline, up to 60 s per call. Asked only
+    /// for protections granted `read-history`.
     fn history(&self, room: &str, sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
         let _ = (room, sender, limit);
         Err("this host does not read room history".to_owned())
@@ -115,17 +119,19 @@ pub(crate) struct StoreState {
     pub(crate) queries: Arc<dyn HostQueries>,
     pub(crate) kv: KvStore,
     pub(crate) limits: StoreLimits,
-    pub(crate) memory_limit: usize,
     pub(crate) logs_this_call: u32,
     pub(crate) logs_dropped: u64,
-    /// After a call waited on the host (`history`), the guest may run until
-    /// then; the epoch callback enforces it.
-    pub(crate) grace_until: Option<std::time::Instant>,
+    /// The queries beyond the event the operator grants (`read-history`, `read-members`).
+    pub(crate) query_grants: QueryGrants,
+    /// Queries refused for want of a grant; the first is logged as a warning.
+    queries_refused: u64,
+    /// When the current guest call began.
+    call_started: Instant,
     /// `history` calls in this guest call, and the time they waited.
-    pub(crate) history_calls: u32,
-    pub(crate) history_waited: std::time::Duration,
+    history_calls: u32,
+    history_waited: Duration,
     /// The time one call may run.
-    pub(crate) call_deadline: std::time::Duration,
+    pub(crate) call_deadline: Duration,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -137,53 +143,53 @@ impl StoreState {
             queries,
             kv,
             limits,
-            memory_limit: 0,
             logs_this_call: 0,
             logs_dropped: 0,
-            grace_until: None,
+            query_grants: QueryGrants::EMPTY,
+            queries_refused: 0,
+            call_started: Instant::now(),
             history_calls: 0,
-            history_waited: std::time::Duration::ZERO,
-            call_deadline: std::time::Duration::from_millis(50),
-            wasi: locked_down_wasi(),
+            history_waited: Duration::ZERO,
+            call_deadline: Duration::from_millis(50),
+            wasi: crate::wasi::locked_down(),
             table: ResourceTable::new(),
         }
     }
-}
 
-/// WASI with nothing in it: no files, no network, no environment, no
-/// arguments, stdio closed, and clocks stopped at zero (protections get time
-/// from `now-ms`, so a replay sees the same time as the original run).
-/// Rust's std still imports WASI, so it must be linked, but it reaches nothing.
-fn locked_down_wasi() -> WasiCtx {
-    let mut builder = WasiCtx::builder();
-    builder
-        .allow_blocking_current_thread(false)
-        .allow_tcp(false)
-        .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .socket_addr_check(|_, _| Box::pin(async { false }))
-        .wall_clock(StoppedClock)
-        .monotonic_clock(StoppedClock);
-    builder.build()
-}
-
-struct StoppedClock;
-
-impl wasmtime_wasi::HostWallClock for StoppedClock {
-    fn resolution(&self) -> std::time::Duration {
-        std::time::Duration::from_secs(1)
+    /// Starts the clock and the per-call counts of a guest call.
+    pub(crate) fn begin_call(&mut self) {
+        self.call_started = Instant::now();
+        self.logs_this_call = 0;
+        self.history_calls = 0;
+        self.history_waited = Duration::ZERO;
     }
-    fn now(&self) -> std::time::Duration {
-        std::time::Duration::ZERO
-    }
-}
 
-impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
-    fn resolution(&self) -> u64 {
-        1_000_000_000
+    /// When the current call must have returned, if `history` moved its
+    /// deadline: by the time the host waited, at most [`HISTORY_BUDGET`].
+    /// `None` when nothing waited, and the deadline in epoch ticks stands.
+    pub(crate) fn extended_deadline(&self) -> Option<Instant> {
+        (!self.history_waited.is_zero())
+            .then(|| self.call_started + self.call_deadline + self.history_waited.min(HISTORY_BUDGET))
     }
-    fn now(&self) -> u64 {
-        0
+
+    /// Whether the operator granted `grant`; a refusal is logged (the first
+    /// as a warning, the rest at debug level so a loop cannot flood the log).
+    fn granted(&mut self, grant: QueryGrant, call: &str) -> bool {
+        if self.query_grants.contains(grant) {
+            return true;
+        }
+        self.queries_refused += 1;
+        let name = &*self.name;
+        if self.queries_refused == 1 {
+            tracing::warn!(
+                target: "gleipnir::plugin",
+                protection = name,
+                "refused `{call}`: the operator has not granted `{grant}` (protections.{name}.grants)"
+            );
+        } else {
+            tracing::debug!(target: "gleipnir::plugin", protection = name, "refused `{call}` again: no `{grant}`");
+        }
+        false
     }
 }
 
@@ -258,10 +264,16 @@ impl host::Host for StoreState {
     }
 
     fn members_matching(&mut self, rule: PolicyRule) -> Vec<String> {
+        if !self.granted(QueryGrant::ReadMembers, "members-matching") {
+            return Vec::new();
+        }
         self.queries.members_matching(&rule)
     }
 
     fn history(&mut self, room: String, sender: String, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        if !self.granted(QueryGrant::ReadHistory, "history") {
+            return Err("`history` needs `read-history`, which the operator has not granted".to_owned());
+        }
         self.history_calls += 1;
         if self.history_calls > MAX_HISTORY_CALLS {
             return Err(format!("at most {MAX_HISTORY_CALLS} history reads per call"));
@@ -269,17 +281,18 @@ impl host::Host for StoreState {
         if self.history_waited >= HISTORY_BUDGET {
             return Err(format!("this call spent its {} s of history reads", HISTORY_BUDGET.as_secs()));
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = self.queries.history(&room, &sender, limit.min(1000));
+        // The wait moves the call's deadline by exactly its length (see
+        // `extended_deadline`): a call that waited not at all gains nothing.
         self.history_waited += started.elapsed();
-        // The wait does not count against the call's deadline.
-        self.grace_until = Some(std::time::Instant::now() + self.call_deadline);
         result
     }
 }
 
 /// `history` calls one guest call may make.
 const MAX_HISTORY_CALLS: u32 = 1000;
-/// Time one guest call may spend waiting in `history`: a protection cannot
-/// hold the bot's event loop longer than this.
-const HISTORY_BUDGET: std::time::Duration = std::time::Duration::from_secs(60);
+/// Time one guest call may spend waiting in `history`, and so the most its
+/// deadline moves: a protection cannot hold the bot's event loop longer
+/// than its deadline plus this.
+const HISTORY_BUDGET: Duration = Duration::from_secs(60);

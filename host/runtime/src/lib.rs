@@ -19,12 +19,17 @@ mod cache;
 pub mod capability;
 mod engine;
 pub mod event;
+mod grants;
+mod guest;
 pub mod host;
 pub mod json;
 mod kv;
+mod limits;
 mod plugin;
 pub mod rooms;
 pub mod settings;
+mod store;
+mod wasi;
 pub mod watch;
 
 pub use bindings::gleipnir::protection::host::HistoryEvent;
@@ -36,10 +41,12 @@ pub use bindings::gleipnir::protection::types::{
     StateChange, TargetUser,
 };
 pub use capability::{CapabilitySet, Refusal};
-pub use engine::{Limits, Runtime, RuntimeConfig, RuntimeError};
+pub use engine::{Runtime, RuntimeConfig, RuntimeError};
+pub use grants::{QueryGrant, QueryGrants};
 pub use host::{Clock, HostQueries};
 pub use kv::{KvLimits, KvStore};
-pub use plugin::{Fault, Handover, Instance, LoadError, Outcome, Plugin, SwapError};
+pub use limits::Limits;
+pub use plugin::{ConfigureError, Fault, Handover, Instance, LoadError, Outcome, Plugin, SwapError};
 
 /// The WIT package version this host speaks.
 pub const WIT_PACKAGE: &str = "gleipnir:protection";

@@ -7,14 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::{Component, types::ComponentItem};
-use wasmtime::{Store, StoreLimitsBuilder, Trap};
+use wasmtime::{Store, Trap};
 
 use crate::bindings::{Plugin as Bindings, PluginPre};
 use crate::capability::{self, CapabilitySet, Refusal};
 use crate::engine::Runtime;
+use crate::grants::QueryGrants;
+use crate::guest;
 use crate::host::{HostQueries, StoreState};
 use crate::kv::KvStore;
 use crate::settings::{self, SettingError};
+use crate::store::{NoQueries, new_store};
 use crate::{Action, Descriptor, Event, EventClass, Setting, SettingValue, WIT_PACKAGE, WIT_VERSION};
 
 /// Why a file could not be loaded as a protection.
@@ -32,6 +35,8 @@ pub enum LoadError {
     WitVersion { found: String },
     #[error("the plugin needs imports this host does not offer: {0}")]
     Link(String),
+    #[error("it cannot be instantiated: {0}")]
+    Instantiate(Fault),
     #[error("`describe` failed: {0}")]
     Describe(Fault),
     #[error("invalid descriptor: {0}")]
@@ -138,11 +143,10 @@ pub(crate) fn prepare(runtime: Arc<Runtime>, component: Component, hash: String)
     // Describe in a scratch store: a protection may not do anything yet.
     let scratch = Arc::new(NoQueries);
     let mut store = new_store(&runtime, "(describing)".into(), scratch, KvStore::new(runtime.limits.kv));
-    let bindings = instantiate(&pre, &mut store, "describe")?;
+    let bindings = instantiate(&pre, &mut store, &runtime).map_err(LoadError::Instantiate)?;
     store.set_epoch_deadline(runtime.limits.deadline_ticks());
-    let descriptor = bindings
-        .gleipnir_protection_protection()
-        .call_describe(&mut store)
+    store.data_mut().begin_call();
+    let descriptor = guest::enter(|| bindings.gleipnir_protection_protection().call_describe(&mut store))
         .map_err(|e| LoadError::Describe(classify("describe", e, &runtime)))?;
     check_descriptor(&descriptor)?;
     settings::validate_specs(&descriptor.settings).map_err(LoadError::SettingsSpec)?;
@@ -203,10 +207,7 @@ impl Plugin {
         let runtime = &self.inner.runtime;
         let kv = KvStore::new(runtime.limits.kv);
         let mut store = new_store(runtime, self.name().into(), queries, kv);
-        let bindings = instantiate(&self.inner.pre, &mut store, "instantiate").map_err(|e| match e {
-            LoadError::Describe(fault) => ConfigureError::Fault(fault),
-            other => ConfigureError::Fault(Fault::Trap { call: "instantiate", message: other.to_string() }),
-        })?;
+        let bindings = instantiate(&self.inner.pre, &mut store, runtime).map_err(ConfigureError::Fault)?;
         let mut instance = Instance {
             plugin: self.clone(),
             store,
@@ -221,43 +222,13 @@ impl Plugin {
     }
 }
 
-fn new_store(runtime: &Runtime, name: Arc<str>, queries: Arc<dyn HostQueries>, kv: KvStore) -> Store<StoreState> {
-    let limits = StoreLimitsBuilder::new()
-        .memory_size(runtime.limits.memory_bytes)
-        .instances(32)
-        .memories(8)
-        .tables(64)
-        .table_elements(1 << 20)
-        .trap_on_grow_failure(true)
-        .build();
-    let mut state = StoreState::new(name, queries, kv, limits);
-    state.memory_limit = runtime.limits.memory_bytes;
-    state.call_deadline = runtime.limits.call_deadline;
-    let mut store = Store::new(&runtime.engine, state);
-    store.limiter(|s| &mut s.limits);
-    store.set_epoch_deadline(runtime.limits.deadline_ticks());
-    // Past the deadline, a call goes on only in the grace a wait on the host gave it.
-    store.epoch_deadline_callback(|ctx| match ctx.data().grace_until {
-        Some(until) if std::time::Instant::now() < until => Ok(wasmtime::UpdateDeadline::Continue(1)),
-        _ => Err(Trap::Interrupt.into()),
-    });
-    store
-}
-
+/// Instantiates a protection in `store`; its constructors run here.
 fn instantiate(
     pre: &PluginPre<StoreState>,
     store: &mut Store<StoreState>,
-    call: &'static str,
-) -> Result<Bindings, LoadError> {
-    let limit = store.data().memory_limit;
-    pre.instantiate(&mut *store).map_err(|e| {
-        let message = format!("{e:#}");
-        if message.contains("forcing trap when growing memory") || message.contains("memory minimum size") {
-            LoadError::Describe(Fault::OutOfMemory { call, limit })
-        } else {
-            LoadError::Describe(Fault::Trap { call, message: shorten(message) })
-        }
-    })
+    runtime: &Runtime,
+) -> Result<Bindings, Fault> {
+    guest::enter(|| pre.instantiate(&mut *store)).map_err(|e| classify("instantiate", e, runtime))
 }
 
 /// Turns a wasmtime error from a call into the fault moderators read.
@@ -265,8 +236,15 @@ fn classify(call: &'static str, error: wasmtime::Error, runtime: &Runtime) -> Fa
     if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
         return Fault::Timeout { call, deadline: runtime.limits.call_deadline };
     }
+    // The sandbox's own refusals say what happened; the backtrace adds nothing.
+    if let Some(denied) = error.downcast_ref::<crate::wasi::Denied>() {
+        return Fault::Trap { call, message: denied.to_string() };
+    }
+    if let Some(panicked) = error.downcast_ref::<guest::HostPanicked>() {
+        return Fault::Trap { call, message: shorten(panicked.to_string()) };
+    }
     let message = format!("{error:#}");
-    if message.contains("forcing trap when growing memory") {
+    if message.contains("forcing trap when growing memory") || message.contains("memory minimum size") {
         return Fault::OutOfMemory { call, limit: runtime.limits.memory_bytes };
     }
     // The trap itself says what happened; the wasm backtrace goes to the log.
@@ -296,30 +274,6 @@ pub(crate) fn truncate_bytes(text: &mut String, max: usize) {
         }
         text.truncate(end);
         text.push('…');
-    }
-}
-
-/// A protection that queries nothing: used while describing and checking defaults.
-struct NoQueries;
-
-impl HostQueries for NoQueries {
-    fn now_ms(&self) -> u64 {
-        0
-    }
-    fn bot_user_id(&self) -> &str {
-        "@gleipnir:invalid"
-    }
-    fn membership(&self, _: &str, _: &str) -> Option<crate::Membership> {
-        None
-    }
-    fn joined_at(&self, _: &str, _: &str) -> Option<u64> {
-        None
-    }
-    fn power_level(&self, _: &str, _: &str) -> i64 {
-        0
-    }
-    fn room_levels(&self, _: &str) -> crate::RoomLevels {
-        crate::rooms::DEFAULT_LEVELS
     }
 }
 
@@ -376,21 +330,20 @@ impl Instance {
         &self.store.data().kv
     }
 
-    fn call<R>(
+    /// Every call into the running protection: refused when it has faulted,
+    /// otherwise under a fresh deadline and through the one guarded entry.
+    fn call<R: Send>(
         &mut self,
         call: &'static str,
-        f: impl FnOnce(&Bindings, &mut Store<StoreState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&Bindings, &mut Store<StoreState>) -> wasmtime::Result<R> + Send,
     ) -> Result<R, Fault> {
         if let Some(fault) = &self.fault {
             return Err(Fault::Faulted(Box::new(fault.clone())));
         }
         self.store.set_epoch_deadline(self.plugin.inner.deadline_ticks);
-        let data = self.store.data_mut();
-        data.logs_this_call = 0;
-        data.grace_until = None;
-        data.history_calls = 0;
-        data.history_waited = Duration::ZERO;
-        f(&self.bindings, &mut self.store).map_err(|e| {
+        self.store.data_mut().begin_call();
+        let (bindings, store) = (&self.bindings, &mut self.store);
+        guest::enter(|| f(bindings, store)).map_err(|e| {
             let fault = classify(call, e, &self.plugin.inner.runtime);
             self.fault = Some(fault.clone());
             fault
@@ -452,18 +405,18 @@ impl Instance {
         self.call("restore", |b, s| b.gleipnir_protection_protection().call_restore(s, state))
     }
 
-    /// A fresh instance after a fault: same plugin, grants, settings and
-    /// key-value store; in-memory state of the protection is lost.
+    /// A fresh instance after a fault: same plugin, grants (query grants
+    /// included), settings and key-value store; in-memory state of the
+    /// protection is lost.
     pub fn restart(&mut self) -> Result<(), ConfigureError> {
         let runtime = self.plugin.inner.runtime.clone();
         let data = self.store.data_mut();
         let kv = std::mem::take(&mut data.kv);
         let queries = data.queries.clone();
+        let query_grants = data.query_grants;
         let mut store = new_store(&runtime, self.plugin.name().into(), queries, kv);
-        let bindings = instantiate(&self.plugin.inner.pre, &mut store, "instantiate").map_err(|e| match e {
-            LoadError::Describe(fault) => ConfigureError::Fault(fault),
-            other => ConfigureError::Fault(Fault::Trap { call: "instantiate", message: other.to_string() }),
-        });
+        store.data_mut().query_grants = query_grants;
+        let bindings = instantiate(&self.plugin.inner.pre, &mut store, &runtime).map_err(ConfigureError::Fault);
         let bindings = match bindings {
             Ok(b) => b,
             Err(e) => {
@@ -490,8 +443,22 @@ impl Instance {
         self.granted
     }
 
+    /// Changes which host queries beyond the event (`history`,
+    /// `members-matching`) the operator grants, effective for the next
+    /// call. Kept across [`restart`](Instance::restart) and
+    /// [`successor`](Instance::successor).
+    pub fn set_query_grants(&mut self, grants: QueryGrants) {
+        self.store.data_mut().query_grants = grants;
+    }
+
+    /// The host queries the operator grants this instance.
+    pub fn query_grants(&self) -> QueryGrants {
+        self.store.data().query_grants
+    }
+
     /// A new instance of `next` (a new version of this protection) ready to
-    /// take this one's place: same host queries, grants and key-value store;
+    /// take this one's place: same host queries, grants (query grants
+    /// included) and key-value store;
     /// `overrides` that still fit `next`'s settings (the others are dropped
     /// and named in the [`Handover`]); and this instance's state through
     /// `snapshot` → `restore` when it has any.
@@ -526,6 +493,7 @@ impl Instance {
             .collect();
         let queries = self.store.data().queries.clone();
         let mut new = next.instantiate(queries, self.granted).map_err(SwapError::Start)?;
+        new.set_query_grants(self.query_grants());
         new.configure(&kept).map_err(SwapError::Start)?;
 
         // The key-value store moves with the protection.

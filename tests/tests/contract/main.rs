@@ -362,7 +362,7 @@ mod hostile {
         assert_eq!(
             got,
             [
-                "notify-management env=0 args=0 root=false passwd=false cwd=false tcp=false dns=false wall-clock=0 stdout=true hashmap=1 (probe)"
+                "notify-management env=0 args=0 root=false passwd=false cwd=false tcp=false udp=false dns=false wall-clock=0 stdout=true hashmap=1 (probe)"
             ]
         );
     }
@@ -529,9 +529,14 @@ mod policy_echo {
     }
 }
 
+mod cache;
 mod counter;
 mod counter_next;
 mod least_authority;
+mod loud;
+mod panic_in_constructor;
+mod panic_in_describe;
+mod sandbox;
 mod takedown;
 
 mod future_contract {

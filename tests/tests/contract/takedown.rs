@@ -77,6 +77,7 @@ fn a_hashed_takedown_reads_history_past_the_deadline() {
         wait: std::time::Duration::from_millis(120),
     });
     let mut instance = plugin.instantiate(host, plugin.declared()).expect("instantiates");
+    instance.set_query_grants(gleipnir_runtime::QueryGrants::all());
     let outcome = instance.handle(&takedown_rule()).expect("no timeout: the waits are the host's");
     let lines: Vec<String> = outcome.actions.iter().map(render_action).collect();
     assert_eq!(
@@ -95,5 +96,39 @@ fn a_hashed_takedown_reads_history_past_the_deadline() {
                 + " in !list:test:\n- @spam:test: 2 event(s) redacted across 2 protected room(s), banned in 2 (takedown: spam)"
         ))
         .collect::<Vec<_>>()
+    );
+}
+
+/// The time `history` waits on the host moves the call's deadline: two
+/// reads of 300 ms each, under a deadline of 100 ms, finish the call.
+#[test]
+fn history_waits_longer_than_the_deadline_are_not_counted() {
+    let limits = Limits { call_deadline: std::time::Duration::from_millis(100), ..Limits::default() };
+    let plugin = gleipnir_tests::load_with(&gleipnir_tests::runtime_with(limits), plugins::TAKEDOWN);
+    let host = Arc::new(SlowHistory {
+        rooms: vec!["!a:test".into(), "!b:test".into()],
+        wait: std::time::Duration::from_millis(300),
+    });
+    let mut instance = plugin.instantiate(host, plugin.declared()).expect("instantiates");
+    instance.set_query_grants(gleipnir_runtime::QueryGrants::all());
+    let outcome = instance.handle(&takedown_rule()).expect("no timeout: the waits are the host's");
+    assert_eq!(outcome.actions.len(), 5, "{:?}", outcome.actions);
+}
+
+/// Without `read-members` (and `read-history`) the protection finds no one:
+/// the refused query answers empty, and it acts on nothing but its report.
+#[test]
+fn without_the_query_grants_takedown_finds_no_one() {
+    let plugin = load(plugins::TAKEDOWN);
+    let host = Arc::new(SlowHistory { rooms: vec!["!a:test".into()], wait: std::time::Duration::ZERO });
+    let mut instance = plugin.instantiate(host, plugin.declared()).expect("instantiates");
+    let outcome = instance.handle(&takedown_rule()).expect("handles");
+    let lines: Vec<String> = outcome.actions.iter().map(render_action).collect();
+    assert_eq!(
+        lines,
+        [format!(
+            "notify-management Takedown rule for sha256:{} in !list:test: no member of a protected room matches. (takedown: spam)",
+            gleipnir_policy::rule::sha256_base64("@spam:test")
+        )]
     );
 }

@@ -170,6 +170,11 @@ impl Bot {
     }
 
     /// What a protection may do: the operator's grants and the moderators'.
+    /// The host queries the operator grants `name` (`read-history`, `read-members`).
+    pub(crate) fn query_grants(&self, name: &str) -> gleipnir_runtime::QueryGrants {
+        self.config.query_grants.get(name).copied().unwrap_or_default()
+    }
+
     pub(crate) fn granted(&self, name: &str) -> CapabilitySet {
         let mut set = self.config.grants.get(name).copied().unwrap_or_default();
         for c in self.moderator_grants.get(name).copied().unwrap_or_default().iter() {

@@ -326,7 +326,8 @@ impl Bot {
     pub(crate) fn enable(&mut self, name: &str) -> anyhow::Result<()> {
         let plugin = self.plugins.get(name).with_context(|| format!("no protection named `{name}` is loaded"))?;
         let granted = self.granted(name);
-        let instance = sandboxed(|| plugin.instantiate(self.queries.clone(), granted))?;
+        let mut instance = sandboxed(|| plugin.instantiate(self.queries.clone(), granted))?;
+        instance.set_query_grants(self.query_grants(name));
         self.enabled.insert(name.to_owned(), instance);
         Ok(())
     }

@@ -32,6 +32,7 @@ impl Bot {
             Ok(i) => i,
             Err(e) => return format!("Could not start {name} for a preview: {e}"),
         };
+        instance.set_query_grants(self.query_grants(name));
         let overrides = match self.enabled.get(name) {
             Some(live) => live.overrides().to_vec(),
             None => {

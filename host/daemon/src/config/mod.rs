@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gleipnir_runtime::{CapabilitySet, Limits, capability, event, settings};
+use gleipnir_runtime::{CapabilitySet, Limits, QueryGrant, QueryGrants, capability, event, settings};
 use toml::Value;
 
 /// One problem in the config, at `path` (e.g. `matrix.user_id`,
@@ -81,6 +81,9 @@ pub(crate) struct Config {
     pub(crate) on_problem: OnProblem,
     /// Per protection: what the operator grants. Absent: nothing.
     pub(crate) grants: BTreeMap<String, CapabilitySet>,
+    /// Per protection: the host queries the operator grants (`read-history`,
+    /// `read-members` in the same `grants` list). Absent: none.
+    pub(crate) query_grants: BTreeMap<String, QueryGrants>,
     /// Per protection: what moderators may grant with `protections grant`.
     pub(crate) grantable: BTreeMap<String, CapabilitySet>,
     /// Room takedown rules in watched lists block and purge the room on this
@@ -335,6 +338,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
     }
 
     let mut grants = BTreeMap::new();
+    let mut query_grants = BTreeMap::new();
     let mut grantable = BTreeMap::new();
     if let Some(protections) = r.table(&root, "protections", false) {
         for (name, value) in protections {
@@ -348,8 +352,10 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
                 continue;
             };
             r.known_keys(&path, table, &["grants", "grantable"]);
-            grants.insert(name.clone(), r.capabilities(table, &path, "grants"));
-            grantable.insert(name.clone(), r.capabilities(table, &path, "grantable"));
+            let mut queries = QueryGrants::EMPTY;
+            grants.insert(name.clone(), r.capabilities(table, &path, "grants", Some(&mut queries)));
+            query_grants.insert(name.clone(), queries);
+            grantable.insert(name.clone(), r.capabilities(table, &path, "grantable", None));
         }
     }
 
@@ -375,6 +381,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
         confirm_account_actions,
         on_problem,
         grants,
+        query_grants,
         grantable,
         room_takedowns,
     })
@@ -385,17 +392,35 @@ struct Reader {
 }
 
 impl Reader {
-    /// A list of capability names at `path.key`.
-    fn capabilities(&mut self, table: &toml::Table, path: &str, key: &str) -> CapabilitySet {
+    /// A list of capability names at `path.key`. With `queries`, the list may
+    /// also name query grants (`read-history`, `read-members`), which only
+    /// the operator gives: the contract cannot declare them as capabilities.
+    fn capabilities(
+        &mut self,
+        table: &toml::Table,
+        path: &str,
+        key: &str,
+        mut queries: Option<&mut QueryGrants>,
+    ) -> CapabilitySet {
         let mut set = CapabilitySet::EMPTY;
         match table.get(key) {
             None => {}
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
-                    match item.as_str().map(capability::parse) {
-                        Some(Ok(c)) => set.insert(c),
-                        Some(Err(e)) => self.problem(&format!("{path}.{key}[{i}]"), e),
-                        None => self.problem(&format!("{path}.{key}[{i}]"), "must be a capability name"),
+                    let at = format!("{path}.{key}[{i}]");
+                    let Some(name) = item.as_str() else {
+                        self.problem(&at, "must be a capability name");
+                        continue;
+                    };
+                    match (QueryGrant::parse(name), queries.as_deref_mut()) {
+                        (Some(grant), Some(queries)) => queries.insert(grant),
+                        (Some(_), None) => {
+                            self.problem(&at, format!("`{name}` is granted by the operator only, in `grants`"))
+                        }
+                        (None, _) => match capability::parse(name) {
+                            Ok(c) => set.insert(c),
+                            Err(e) => self.problem(&at, e),
+                        },
                     }
                 }
             }

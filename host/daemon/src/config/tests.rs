@@ -213,4 +213,18 @@ fn a_secret_others_can_read_is_refused() {
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(load(&config).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
+
+/// `read-history` and `read-members` are granted in `grants` next to the
+/// capabilities, and only there: moderators cannot be allowed to grant them.
+#[test]
+fn query_grants_are_read_from_grants_only() {
+    let text = format!(
+        "{GOOD}[protections.takedown]\ngrants = [\"redact\", \"read-history\", \"read-members\"]\ngrantable = [\"read-history\"]\n"
+    );
+    check(&text, "protections.takedown.grantable[0]: `read-history` is granted by the operator only, in `grants`");
+    let text = format!("{GOOD}[protections.takedown]\ngrants = [\"redact\", \"read-history\", \"read-members\"]\n");
+    let config = parse(&text, &std::env::temp_dir()).unwrap();
+    assert_eq!(config.grants["takedown"].to_string(), "redact");
+    assert_eq!(config.query_grants["takedown"].to_string(), "read-history, read-members");
+    assert!(config.query_grants["flooding"].is_empty());
 }

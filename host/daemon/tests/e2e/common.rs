@@ -94,7 +94,7 @@ grants = ["notify-management"]
 [protections.least-authority]
 grants = ["redact", "send-notice", "notify-management"]
 [protections.takedown]
-grants = ["redact", "ban", "notify-management", "suspend-user", "delete-user-media"]
+grants = ["redact", "ban", "notify-management", "suspend-user", "delete-user-media", "read-history", "read-members"]
 "#,
         synapse.url(),
         bot.user_id,

@@ -1,0 +1,43 @@
+//! The compiled-component cache trusts only entries whose digest matches and
+//! that were compiled from the component being loaded.
+
+use super::*;
+
+/// The one file in `dir`.
+fn only_entry(dir: &std::path::Path) -> std::path::PathBuf {
+    let entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    entries[0].clone()
+}
+
+/// A swapped entry (another component's valid artifact under this one's
+/// name) and a damaged one (one byte of the summary changed) are both
+/// compiled again, never run.
+#[test]
+fn a_swapped_or_flipped_cache_entry_is_recompiled() {
+    let root = std::env::temp_dir().join(format!("gleipnir-cache-digest-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let runtime_in = |dir: &str| {
+        let config = gleipnir_runtime::RuntimeConfig { cache_dir: Some(root.join(dir)), ..Default::default() };
+        gleipnir_runtime::Runtime::new(config).unwrap()
+    };
+    runtime_in("noop").load_file(plugins::NOOP.as_ref()).unwrap();
+    runtime_in("flooding").load_file(plugins::FLOODING.as_ref()).unwrap();
+    let noop_entry = only_entry(&root.join("noop"));
+    let flooding_entry = only_entry(&root.join("flooding"));
+
+    std::fs::copy(&flooding_entry, &noop_entry).unwrap();
+    let loaded = runtime_in("noop").load_file(plugins::NOOP.as_ref()).unwrap();
+    assert_eq!(loaded.name(), "noop", "a swapped entry was run");
+    assert_ne!(std::fs::read(&noop_entry).unwrap(), std::fs::read(&flooding_entry).unwrap(), "and was replaced");
+
+    let mut bytes = std::fs::read(&noop_entry).unwrap();
+    let summary = b"Does nothing (test plugin).";
+    let at = bytes.windows(summary.len()).position(|w| w == summary).expect("the summary is in the artifact");
+    bytes[at] = b'G';
+    std::fs::write(&noop_entry, &bytes).unwrap();
+    let loaded = runtime_in("noop").load_file(plugins::NOOP.as_ref()).unwrap();
+    assert_eq!(loaded.descriptor().summary, "Does nothing (test plugin).", "a damaged entry was run");
+
+    std::fs::remove_dir_all(&root).unwrap();
+}

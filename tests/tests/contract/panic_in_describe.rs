@@ -1,0 +1,30 @@
+//! Contract tests of `panic-in-describe`: a protection that panics while
+//! loading is refused with a load error, wherever it is loaded from.
+
+use super::*;
+
+pub(super) fn covered() {}
+
+fn is_refused() {
+    let err = gleipnir_tests::runtime().load_file(plugins::PANIC_IN_DESCRIBE.as_ref()).unwrap_err();
+    assert!(
+        matches!(&err, LoadError::Describe(Fault::Trap { call: "describe", message }) if message.contains("panicked")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn outside_tokio() {
+    is_refused();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_multi_thread_runtime() {
+    tokio::spawn(async { is_refused() }).await.expect("no panic on a worker");
+    is_refused();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn on_a_current_thread_runtime() {
+    is_refused();
+}
