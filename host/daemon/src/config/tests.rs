@@ -213,6 +213,7 @@ fn a_secret_others_can_read_is_refused() {
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert!(load(&config).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
+}
 
 /// `read-history` and `read-members` are granted in `grants` next to the
 /// capabilities, and only there: moderators cannot be allowed to grant them.

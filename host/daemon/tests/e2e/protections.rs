@@ -20,9 +20,13 @@ fn newcomer_watch_words_end_to_end() {
             ("protections config add newcomer-watch-words words cheap pills", "newcomer-watch-words.words"),
         ],
     );
+    // A newcomer joins after the room is protected (members from before are
+    // established: the moderators vouched for the room as it was).
+    let newcomer = synapse.register(&unique_name("new"), "new-password", false).unwrap();
+    invite_and_join(synapse, moderator, &newcomer, &scene.protected);
     let by_moderator = send(synapse, moderator, &scene.protected, "no cheap pills here, please");
-    let hello = send(synapse, &scene.spammer, &scene.protected, "hello everyone");
-    let disguised = send(synapse, &scene.spammer, &scene.protected, "get ｃｈｅａｐ p\u{200B}ills now");
+    let hello = send(synapse, &newcomer, &scene.protected, "hello everyone");
+    let disguised = send(synapse, &newcomer, &scene.protected, "get ｃｈｅａｐ p\u{200B}ills now");
     eventually("the disguised phrase redacted", Duration::from_secs(30), || {
         is_redacted(synapse, moderator, &scene.protected, &disguised).then_some(())
     });
@@ -37,12 +41,19 @@ fn newcomer_watch_words_end_to_end() {
     });
     let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{}", scene.protected, unique_name("t"));
     let edit_id =
-        synapse.call(&scene.spammer, "PUT", &path, Some(&edit)).unwrap()["event_id"].as_str().unwrap().to_owned();
+        synapse.call(&newcomer, "PUT", &path, Some(&edit)).unwrap()["event_id"].as_str().unwrap().to_owned();
     eventually("the edit redacted", Duration::from_secs(30), || {
         is_redacted(synapse, moderator, &scene.protected, &edit_id).then_some(())
     });
     assert!(!is_redacted(synapse, moderator, &scene.protected, &by_moderator));
     assert!(!is_redacted(synapse, moderator, &scene.protected, &hello));
+    // A member from before the room was protected is no newcomer, whatever they say.
+    let old = send(synapse, &scene.spammer, &scene.protected, "cheap pills, said by an old member");
+    let marker = send(synapse, &newcomer, &scene.protected, "cheap pills again");
+    eventually("the marker redacted", Duration::from_secs(30), || {
+        is_redacted(synapse, moderator, &scene.protected, &marker).then_some(())
+    });
+    assert!(!is_redacted(synapse, moderator, &scene.protected, &old));
 }
 
 /// `protections preview` says what a protection would have done over recent
