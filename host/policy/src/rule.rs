@@ -219,13 +219,14 @@ pub fn parse(list: &Arc<str>, event_type: &str, state_key: &str, content: &str) 
         Some(Value::String(r)) => Recommendation::parse(r),
         _ => return Some(Content::Invalid("no recommendation".to_owned())),
     };
-    let hash = object
-        .get("hashes")
-        .or_else(|| object.get("org.matrix.msc4205.hashes"))
-        .and_then(|h| h.get("sha256"))
-        .and_then(Value::as_str);
-    let entity = match (object.get("entity"), hash) {
-        (Some(Value::String(e)), _) if !e.is_empty() => {
+    // Optional fields of the wrong type read as absent: an entity that is not
+    // text, a hash field that holds no sha256 text.
+    let hash = ["hashes", "org.matrix.msc4205.hashes"]
+        .iter()
+        .find_map(|key| object.get(*key).and_then(|h| h.get("sha256")).and_then(Value::as_str));
+    let entity = object.get("entity").and_then(Value::as_str).filter(|e| !e.is_empty());
+    let entity = match (entity, hash) {
+        (Some(e), _) => {
             if kind == EntityKind::Server {
                 Entity::from_text(&e.to_ascii_lowercase())
             } else {
@@ -236,7 +237,7 @@ pub fn parse(list: &Arc<str>, event_type: &str, state_key: &str, content: &str) 
             Some(h) => Entity::Hashed(h),
             None => return Some(Content::Invalid(format!("`{hash}` is not a base64 sha256"))),
         },
-        _ => return Some(Content::Invalid("no entity".to_owned())),
+        (None, None) => return Some(Content::Invalid("no entity".to_owned())),
     };
     let reason = object.get("reason").and_then(Value::as_str).unwrap_or_default().to_owned();
     Some(Content::Rule(Rule {
@@ -349,6 +350,26 @@ mod tests {
         assert!(matches!(rule("m.policy.rule.user", &padded), Content::Rule(_)));
         let bad = r#"{"recommendation": "m.ban", "hashes": {"sha256": "short"}}"#;
         assert_eq!(rule("m.policy.rule.user", bad), Content::Invalid("`short` is not a base64 sha256".into()));
+    }
+
+    #[test]
+    fn wrongly_typed_optional_fields_read_as_absent() {
+        let hash = sha256_base64("@hidden:evil.example");
+        for content in [
+            format!(r#"{{"entity": 3, "recommendation": "m.ban", "hashes": {{"sha256": "{hash}"}}}}"#),
+            format!(r#"{{"entity": "", "recommendation": "m.ban", "hashes": {{"sha256": "{hash}"}}}}"#),
+            format!(
+                r#"{{"recommendation": "m.ban", "hashes": "x", "org.matrix.msc4205.hashes": {{"sha256": "{hash}"}}}}"#
+            ),
+            format!(
+                r#"{{"recommendation": "m.ban", "hashes": {{"sha256": 5}}, "org.matrix.msc4205.hashes": {{"sha256": "{hash}"}}}}"#
+            ),
+            format!(r#"{{"recommendation": "m.ban", "reason": ["x"], "hashes": {{"sha256": "{hash}"}}}}"#),
+        ] {
+            let Content::Rule(r) = rule("m.policy.rule.user", &content) else { panic!("{content}") };
+            assert!(r.entity.matches(EntityKind::User, "@hidden:evil.example"), "{content}");
+            assert_eq!(r.reason, "", "{content}");
+        }
     }
 
     #[test]
