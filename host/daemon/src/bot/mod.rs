@@ -685,6 +685,41 @@ async fn next_change(
     }
 }
 
+/// The parts of a state event the room cache and the policy engine read.
+#[derive(serde::Deserialize)]
+struct StateEvent<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    state_key: Option<String>,
+    sender: Option<String>,
+    origin_server_ts: Option<u64>,
+    #[serde(borrow)]
+    content: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    unsigned: Unsigned,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct Unsigned {
+    /// Untyped: the previous content may hold anything its sender put
+    /// there, and that must not hide this event.
+    prev_content: Option<serde_json::Value>,
+}
+
+impl Unsigned {
+    fn prev_membership(&self) -> Option<&str> {
+        self.prev_content.as_ref()?.get("membership")?.as_str()
+    }
+}
+
+impl<'a> StateEvent<'a> {
+    /// `None` for an event that is not state (no state key) or not JSON.
+    fn parse(json: &'a str) -> Option<StateEvent<'a>> {
+        let event: StateEvent<'a> = serde_json::from_str(json).ok()?;
+        (event.state_key.is_some() && event.content.is_some()).then_some(event)
+    }
+}
+
 pub(crate) fn html_escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
@@ -694,28 +729,8 @@ impl Bot {
     /// the policy engine. Returns a user who just joined or knocked on a
     /// protected room.
     fn state_event(&mut self, room: &str, json: &str) -> Option<String> {
-        #[derive(serde::Deserialize)]
-        struct State<'a> {
-            #[serde(rename = "type")]
-            kind: String,
-            state_key: Option<String>,
-            sender: Option<String>,
-            origin_server_ts: Option<u64>,
-            #[serde(borrow)]
-            content: Option<&'a serde_json::value::RawValue>,
-            #[serde(default)]
-            unsigned: Unsigned,
-        }
-        #[derive(serde::Deserialize, Default)]
-        struct Unsigned {
-            prev_content: Option<PrevContent>,
-        }
-        #[derive(serde::Deserialize)]
-        struct PrevContent {
-            membership: Option<String>,
-        }
-        let Ok(State { kind, state_key: Some(key), sender, origin_server_ts, content: Some(content), unsigned }) =
-            serde_json::from_str::<State<'_>>(json)
+        let Some(StateEvent { kind, state_key: Some(key), sender, origin_server_ts, content: Some(content), unsigned }) =
+            StateEvent::parse(json)
         else {
             return None;
         };
@@ -731,7 +746,7 @@ impl Bot {
             gleipnir_runtime::rooms::Applied::Membership { user, now, previous } => {
                 // First seen as joined, by an event that was a profile change of a
                 // joined member: the join was earlier and its time is unknown.
-                let was_joined = unsigned.prev_content.and_then(|p| p.membership).is_some_and(|m| m == "join");
+                let was_joined = unsigned.prev_membership() == Some("join");
                 if previous.is_none() && now == gleipnir_runtime::Membership::Join && was_joined {
                     self.rooms.forget_join_time(room, &user);
                 }
@@ -746,6 +761,31 @@ impl Bot {
                 self.member_state(room, &user, now).then_some(user)
             }
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_read_whatever_the_previous_content_held() {
+        for (json, expected) in [
+            (r#"{"type":"m.room.member","state_key":"@b:x","content":{"membership":"join"}}"#, "Some(None)"),
+            (
+                r#"{"type":"m.room.member","state_key":"@b:x","content":{"membership":"join"},"unsigned":{"prev_content":{"membership":"join"}}}"#,
+                r#"Some(Some("join"))"#,
+            ),
+            (
+                r#"{"type":"m.policy.rule.user","state_key":"k","content":{},"unsigned":{"prev_content":{"membership":5}}}"#,
+                "Some(None)",
+            ),
+            (r#"{"type":"m.room.topic","state_key":"","content":{},"unsigned":{"prev_content":"x"}}"#, "Some(None)"),
+            (r#"{"type":"m.room.message","content":{}}"#, "None"),
+        ] {
+            let got = StateEvent::parse(json).map(|e| e.unsigned.prev_membership().map(str::to_owned));
+            assert_eq!(format!("{got:?}"), expected, "{json}");
         }
     }
 }
