@@ -93,7 +93,7 @@ pub fn compile(index: &Index, own_server: &str) -> Compiled {
 /// A server name (`host[:port]`, the host a DNS name, an IPv4 address or an
 /// IPv6 address in brackets) without its port, in lower case: what a
 /// homeserver matches ACL entries against.
-fn host_of(server_name: &str) -> String {
+pub(crate) fn host_of(server_name: &str) -> String {
     let host = if server_name.starts_with('[') {
         // `[v6]:port`: the colons inside the brackets are the address's.
         server_name.find(']').map_or(server_name, |end| &server_name[..=end])

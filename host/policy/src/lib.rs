@@ -33,6 +33,9 @@ pub mod index;
 pub mod list;
 pub mod rule;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use acl::{ServerAcl, compile as compile_acl};
 pub use apply::{Ban, Members, bans_for};
 pub use index::Index;

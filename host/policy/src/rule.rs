@@ -135,6 +135,9 @@ impl Entity {
             Entity::Literal(l) => l == text,
             Entity::Glob(g) if kind == EntityKind::Server => g.matches(&text.to_ascii_lowercase()),
             Entity::Glob(g) => g.matches(text),
+            // Server names match in any case (as the index looks them up),
+            // so a hashed server rule is the hash of the lower-cased name.
+            Entity::Hashed(h) if kind == EntityKind::Server => sha256(&text.to_ascii_lowercase()) == *h,
             Entity::Hashed(h) => sha256(text) == *h,
         }
     }
@@ -370,6 +373,19 @@ mod tests {
             assert!(r.entity.matches(EntityKind::User, "@hidden:evil.example"), "{content}");
             assert_eq!(r.reason, "", "{content}");
         }
+    }
+
+    /// Found by fuzzing: the index hashed a server lower-cased, a rule on its
+    /// own hashed it as written, so the two disagreed on `EVIL.example`.
+    #[test]
+    fn a_hashed_server_rule_matches_the_server_in_any_case() {
+        let content =
+            format!(r#"{{"recommendation": "m.ban", "hashes": {{"sha256": "{}"}}}}"#, sha256_base64("evil.example"));
+        let Content::Rule(r) = rule("m.policy.rule.server", &content) else { panic!() };
+        for server in ["evil.example", "EVIL.example", "Evil.Example"] {
+            assert!(r.entity.matches(EntityKind::Server, server), "{server}");
+        }
+        assert!(!r.entity.matches(EntityKind::Server, "evil.example.org"));
     }
 
     #[test]
