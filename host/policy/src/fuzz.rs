@@ -13,9 +13,6 @@ use crate::glob::Glob;
 use crate::rule::{Entity, EntityKind, Rule, sha256_base64};
 use crate::{Index, Members, PolicyList, bans_for};
 
-#[global_allocator]
-static ALLOCATOR: gleipnir_fuzz::CountingAllocator = gleipnir_fuzz::CountingAllocator;
-
 const EVENT_TYPES: &[&str] = &[
     "m.policy.rule.user",
     "m.policy.rule.room",

@@ -418,3 +418,6 @@ fn parse_size(value: &Value) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

@@ -573,3 +573,6 @@ fn event_permalink(word: &str) -> Option<(RoomRef, String)> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;
