@@ -91,7 +91,7 @@ fn rule_events(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
 
 /// The rules a simple scan finds: what the index must find too.
 fn naive(list: &PolicyList, kind: EntityKind, probe: &str) -> BTreeSet<(String, String)> {
-    list.rules().filter(|r| r.kind == kind && r.entity.matches(kind, probe)).map(|r| key(r)).collect()
+    list.rules().filter(|r| r.kind == kind && r.entity.matches(kind, probe)).map(key).collect()
 }
 
 fn key(rule: &Arc<Rule>) -> (String, String) {
