@@ -179,7 +179,7 @@ fn reference_matches(pattern: &str, text: &str) -> bool {
 const GLOB_PIECES: &[&str] = &["*", "?", "a", "b", "ab", "é", "💥", ".", ":", "@", "evil.example"];
 
 /// `[pattern, text]`, both from a small alphabet so matches happen, and now
-/// and then long: a text of thousands of characters against many stars.
+/// and then long: a text of a few thousand characters against many stars.
 fn glob_case(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
     let mut pattern = String::new();
     for _ in 0..u.int_in_range(1..=24u8)? {
@@ -190,7 +190,9 @@ fn glob_case(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
         text.push_str(pick(u, &GLOB_PIECES[2..])?);
     }
     if chance(u, 20)? {
-        text = text.repeat(u.int_in_range(1..=2000)?);
+        // Up to a few KB: entities are at most 255 bytes, and matching is
+        // linear in the text for each pattern character, not exponential.
+        text = text.repeat(u.int_in_range(1..=15)?);
     }
     Ok(json!([pattern, text]).to_string())
 }

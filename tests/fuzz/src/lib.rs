@@ -72,22 +72,30 @@ pub fn corpus(target: &str) -> Vec<(String, String)> {
 /// inputs for [`budget`]; each input within the time and memory bounds.
 pub fn fuzz(target: &str, generate: impl Fn(&mut Unstructured<'_>) -> arbitrary::Result<String>, check: impl Fn(&str)) {
     alloc::ensure_counting(target);
+    let slowest = std::cell::Cell::new(Duration::ZERO);
+    let count = std::cell::Cell::new(0u64);
+    let record = |took: Duration| {
+        slowest.set(slowest.get().max(took));
+        count.set(count.get() + 1);
+    };
     for (name, input) in corpus(target) {
-        bounded(target, &format!("corpus file {name}"), &input, &check);
+        record(bounded(target, &format!("corpus file {name}"), &input, &check));
     }
     arbtest::arbtest(|u| {
         let input = generate(u)?;
-        bounded(target, "a generated input", &input, &check);
+        record(bounded(target, "a generated input", &input, &check));
         Ok(())
     })
     .budget(budget())
     .run();
+    // Shown with `--nocapture`: how close the slowest input came to the bound.
+    eprintln!("fuzz target `{target}`: {} inputs, the slowest took {:?}", count.get(), slowest.get());
 }
 
-/// Runs `check(input)`; panics (after saving the input) when it panics,
-/// allocates too much, or is slow three times in a row (once could be the
-/// scheduler; three times is the input).
-pub fn bounded(target: &str, what: &str, input: &str, check: &impl Fn(&str)) {
+/// Runs `check(input)` and returns how long it took; panics (after saving
+/// the input) when it panics, allocates too much, or is slow three times in
+/// a row (once could be the scheduler; three times is the input).
+pub fn bounded(target: &str, what: &str, input: &str, check: &impl Fn(&str)) -> Duration {
     let mut slowest = Duration::ZERO;
     for _ in 0..3 {
         let before = alloc::start();
@@ -104,7 +112,7 @@ pub fn bounded(target: &str, what: &str, input: &str, check: &impl Fn(&str)) {
             panic!("fuzz target `{target}`: {what} allocated {peak} bytes at its peak (bound {MEMORY_BOUND}); {saved}");
         }
         if took <= TIME_BOUND {
-            return;
+            return took;
         }
         slowest = slowest.max(took);
     }

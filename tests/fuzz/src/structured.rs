@@ -6,6 +6,9 @@
 use arbitrary::{Arbitrary, Result, Unstructured};
 use serde_json::{Map, Number, Value};
 
+/// The longest text [`text`] makes by repeating a piece.
+pub const MAX_REPEATED: usize = 16 << 10;
+
 /// The field names and string values a format knows.
 #[derive(Debug, Clone, Copy)]
 pub struct Vocabulary<'a> {
@@ -30,7 +33,9 @@ pub fn text(u: &mut Unstructured<'_>, known: &[&str]) -> Result<String> {
         0..=5 if !known.is_empty() => (*pick(u, known)?).to_owned(),
         8 => {
             let piece = if known.is_empty() { String::arbitrary(u)? } else { (*pick(u, known)?).to_owned() };
-            piece.repeat(u.int_in_range(1..=400)?)
+            // Up to 16 KiB: a whole event is at most 64 KiB.
+            let most = (MAX_REPEATED / piece.len().max(1)).clamp(1, 400);
+            piece.repeat(u.int_in_range(1..=most)?)
         }
         9 => {
             let mut out = String::new();
