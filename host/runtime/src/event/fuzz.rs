@@ -21,6 +21,7 @@ const TYPES: &[&str] = &[
     "m.room.encrypted",
     "m.room.topic",
     "m.room.power_levels",
+    "m.room.create",
     "",
 ];
 
@@ -52,6 +53,13 @@ const KEYS: &[&str] = &[
     "hashes",
     "sha256",
     "org.matrix.msc4205.hashes",
+    "users",
+    "users_default",
+    "ban",
+    "kick",
+    "state_default",
+    "room_version",
+    "additional_creators",
 ];
 
 const STRINGS: &[&str] = &[
@@ -151,7 +159,24 @@ fn shown_message(input: &str) -> bool {
         && top.get("content").and_then(|c| c.get("body")).is_some_and(Value::is_string)
 }
 
+/// State events also go into the room state the host answers queries from.
+fn apply_state(input: &str) {
+    let Ok(Value::Object(top)) = serde_json::from_str::<Value>(input) else { return };
+    let text = |key: &str| top.get(key).and_then(Value::as_str).unwrap_or_default();
+    let (Some(kind), Some(key)) =
+        (top.get("type").and_then(Value::as_str), top.get("state_key").and_then(Value::as_str))
+    else {
+        return;
+    };
+    let rooms = crate::rooms::RoomStates::new();
+    let ts = top.get("origin_server_ts").and_then(Value::as_u64).unwrap_or(0);
+    let content = top.get("content").map(Value::to_string).unwrap_or_default();
+    let _ = rooms.apply("!r", kind, key, text("sender"), ts, &content);
+    let _ = (rooms.power_level("!r", key), rooms.room_levels("!r"), rooms.membership("!r", key), rooms.joined("!r"));
+}
+
 fn check(input: &str) {
+    apply_state(input);
     let converted = from_json(input, Some("!fallback"), &|_, _| Some(Membership::Join));
     if shown_message(input) {
         match &converted {
