@@ -1,5 +1,6 @@
 //! `cargo xtask plugins` builds every protection into `target/plugins/`;
-//! `cargo xtask test` runs every test (what CI runs).
+//! `cargo xtask test` runs every test (what CI runs); `cargo xtask fuzz`
+//! runs just the fuzz tests, for longer.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -18,11 +19,13 @@ fn main() -> ExitCode {
         Some("plugins") => plugins().map(|_| ()),
         Some("test") => test(&args[1..]),
         Some("demo") => demo::run(&workspace(), plugins),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo | plugins | test>");
+            eprintln!("usage: cargo xtask <demo | plugins | test | fuzz [--seconds N]>");
             eprintln!("  demo     run Gleipnir against a local Synapse with a moderator account to log in with");
             eprintln!("  plugins  build every protection under plugins/ into target/plugins/NAME.wasm");
             eprintln!("  test     build plugins, run every test, clippy and rustfmt (what CI runs)");
+            eprintln!("  fuzz     run the fuzz tests (fuzz_*) for N seconds each (default {FUZZ_SECONDS})");
             return ExitCode::from(2);
         }
     };
@@ -76,4 +79,32 @@ fn test(extra: &[String]) -> Result<(), String> {
     run("rustfmt", Command::new(&cargo).args(["fmt", "--all", "--check"]))?;
     eprintln!("==> all tests passed");
     Ok(())
+}
+
+/// Seconds each fuzz test searches under `cargo xtask fuzz` by default.
+const FUZZ_SECONDS: u32 = 60;
+
+/// The crates with fuzz tests (each a `fuzz_*` test in the library or binary).
+const FUZZED: &[&str] = &["gleipnir-policy", "gleipnir-runtime", "gleipnir"];
+
+/// Runs only the fuzz tests, each for `--seconds N`: every test run runs
+/// them for about a second, this runs them long enough to find more.
+fn fuzz(args: &[String]) -> Result<(), String> {
+    let seconds = match args {
+        [] => FUZZ_SECONDS.to_string(),
+        [flag, n] if flag == "--seconds" => match n.parse::<f64>() {
+            Ok(s) if s.is_finite() && s > 0.0 => n.clone(),
+            _ => return Err(format!("--seconds `{n}` is not a positive number of seconds")),
+        },
+        _ => return Err("usage: cargo xtask fuzz [--seconds N]".to_owned()),
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = Command::new(&cargo);
+    command.arg("test");
+    for package in FUZZED {
+        command.args(["-p", package]);
+    }
+    // Libraries and binaries hold the fuzz tests; the filter picks them out.
+    command.args(["--lib", "--bins", "fuzz_"]).env("GLEIPNIR_FUZZ_SECONDS", &seconds);
+    run(&format!("fuzz tests, {seconds} s each"), &mut command)
 }

@@ -12,6 +12,12 @@ mod commands;
 mod config;
 mod state;
 
+/// Fuzz tests bound the memory each input takes, so this test binary counts
+/// allocations.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: gleipnir_fuzz::CountingAllocator = gleipnir_fuzz::CountingAllocator;
+
 #[derive(Parser)]
 #[command(name = "gleipnir", version, about = "A moderation bot for Matrix with sandboxed protections")]
 struct Args {

@@ -74,11 +74,12 @@ fn run_reports_malformed_lines_by_number_and_goes_on() {
     std::fs::create_dir_all(&dir).unwrap();
     let events = dir.join("events.jsonl");
     let good = std::fs::read_to_string(example("flood.jsonl")).unwrap();
-    std::fs::write(&events, format!("{{\"type\": 5}}\n\nnot json\n{good}")).unwrap();
+    let wrong_type = r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":5,"origin_server_ts":1,"content":{}}"#;
+    std::fs::write(&events, format!("{wrong_type}\n\nnot json\n{good}")).unwrap();
     let out = gleipnir(&["plugin", "run", plugins::FLOODING, "--events", events.to_str().unwrap()]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("line 1: not a JSON event: invalid type: integer `5`"), "{stderr}");
+    assert!(stderr.contains("line 1: field `type`: is a number, not a string"), "{stderr}");
     assert!(stderr.contains("line 3: not a JSON event"), "{stderr}");
     assert!(text(&out.stdout).contains("\"ban\""), "the good lines are still handled");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -42,10 +42,17 @@ impl KindIndex {
         }
     }
 
+    /// Removes the rule in effect for `rule`'s list and state key. Not by
+    /// pointer: a rule of a newer event type with the same meaning takes
+    /// over a state key without a change (so without reaching the index),
+    /// and the index still holds the rule it took over from.
     fn remove(&mut self, rule: &Arc<Rule>) {
+        fn same_slot(a: &Rule, b: &Rule) -> bool {
+            a.list == b.list && a.state_key == b.state_key
+        }
         fn take<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<Arc<Rule>>>, key: &K, rule: &Arc<Rule>) {
             if let Some(rules) = map.get_mut(key) {
-                rules.retain(|r| !Arc::ptr_eq(r, rule));
+                rules.retain(|r| !same_slot(r, rule));
                 if rules.is_empty() {
                     map.remove(key);
                 }
@@ -55,7 +62,7 @@ impl KindIndex {
             Entity::Literal(l) => take(&mut self.literal, l, rule),
             Entity::Hashed(h) => take(&mut self.hashed, h, rule),
             Entity::Glob(_) => {
-                if let Some(i) = self.globs.iter().position(|r| Arc::ptr_eq(r, rule)) {
+                if let Some(i) = self.globs.iter().position(|r| same_slot(r, rule)) {
                     self.globs.swap_remove(i);
                     self.compiled = OnceLock::new();
                 }
@@ -247,6 +254,35 @@ mod tests {
         let mut out: Vec<String> = rules.iter().map(|r| r.entity.to_string()).collect();
         out.sort();
         out
+    }
+
+    /// Found by fuzzing: a rule of a newer event type with the same meaning
+    /// takes over its state key without a change; the index kept the older
+    /// rule, so the next change to that key left it there for good.
+    #[test]
+    fn a_rule_taken_over_by_a_newer_type_leaves_the_index_when_changed() {
+        let mut list = PolicyList::new("!list");
+        let mut index = Index::new();
+        let spam = rule_json("@spam:x", "m.ban");
+        let other = rule_json("@other:x", "m.ban");
+        for (event_type, content) in [
+            ("org.matrix.mjolnir.rule.user", spam.as_str()),
+            ("m.policy.rule.user", spam.as_str()),
+            ("m.policy.rule.user", other.as_str()),
+        ] {
+            if let Some(change) = list.apply(event_type, "k", content) {
+                index.apply_change(&change);
+            }
+        }
+        assert!(index.matching(EntityKind::User, "@spam:x").is_empty());
+        assert_eq!(entities(index.matching(EntityKind::User, "@other:x")), ["@other:x"]);
+        assert_eq!(index.len(), 1);
+        for event_type in ["m.policy.rule.user", "org.matrix.mjolnir.rule.user"] {
+            if let Some(change) = list.apply(event_type, "k", "{}") {
+                index.apply_change(&change);
+            }
+        }
+        assert!(index.is_empty(), "{index:?}");
     }
 
     #[test]

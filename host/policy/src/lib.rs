@@ -33,6 +33,15 @@ pub mod index;
 pub mod list;
 pub mod rule;
 
+#[cfg(test)]
+mod fuzz;
+
+/// Fuzz tests bound the memory each input takes, so this test binary counts
+/// allocations.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: gleipnir_fuzz::CountingAllocator = gleipnir_fuzz::CountingAllocator;
+
 pub use acl::{ServerAcl, compile as compile_acl};
 pub use apply::{Ban, Members, bans_for};
 pub use index::Index;

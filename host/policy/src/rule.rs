@@ -135,6 +135,9 @@ impl Entity {
             Entity::Literal(l) => l == text,
             Entity::Glob(g) if kind == EntityKind::Server => g.matches(&text.to_ascii_lowercase()),
             Entity::Glob(g) => g.matches(text),
+            // Server names match in any case (as the index looks them up),
+            // so a hashed server rule is the hash of the lower-cased name.
+            Entity::Hashed(h) if kind == EntityKind::Server => sha256(&text.to_ascii_lowercase()) == *h,
             Entity::Hashed(h) => sha256(text) == *h,
         }
     }
@@ -219,13 +222,14 @@ pub fn parse(list: &Arc<str>, event_type: &str, state_key: &str, content: &str) 
         Some(Value::String(r)) => Recommendation::parse(r),
         _ => return Some(Content::Invalid("no recommendation".to_owned())),
     };
-    let hash = object
-        .get("hashes")
-        .or_else(|| object.get("org.matrix.msc4205.hashes"))
-        .and_then(|h| h.get("sha256"))
-        .and_then(Value::as_str);
-    let entity = match (object.get("entity"), hash) {
-        (Some(Value::String(e)), _) if !e.is_empty() => {
+    // Optional fields of the wrong type read as absent: an entity that is not
+    // text, a hash field that holds no sha256 text.
+    let hash = ["hashes", "org.matrix.msc4205.hashes"]
+        .iter()
+        .find_map(|key| object.get(*key).and_then(|h| h.get("sha256")).and_then(Value::as_str));
+    let entity = object.get("entity").and_then(Value::as_str).filter(|e| !e.is_empty());
+    let entity = match (entity, hash) {
+        (Some(e), _) => {
             if kind == EntityKind::Server {
                 Entity::from_text(&e.to_ascii_lowercase())
             } else {
@@ -236,7 +240,7 @@ pub fn parse(list: &Arc<str>, event_type: &str, state_key: &str, content: &str) 
             Some(h) => Entity::Hashed(h),
             None => return Some(Content::Invalid(format!("`{hash}` is not a base64 sha256"))),
         },
-        _ => return Some(Content::Invalid("no entity".to_owned())),
+        (None, None) => return Some(Content::Invalid("no entity".to_owned())),
     };
     let reason = object.get("reason").and_then(Value::as_str).unwrap_or_default().to_owned();
     Some(Content::Rule(Rule {
@@ -349,6 +353,39 @@ mod tests {
         assert!(matches!(rule("m.policy.rule.user", &padded), Content::Rule(_)));
         let bad = r#"{"recommendation": "m.ban", "hashes": {"sha256": "short"}}"#;
         assert_eq!(rule("m.policy.rule.user", bad), Content::Invalid("`short` is not a base64 sha256".into()));
+    }
+
+    #[test]
+    fn wrongly_typed_optional_fields_read_as_absent() {
+        let hash = sha256_base64("@hidden:evil.example");
+        for content in [
+            format!(r#"{{"entity": 3, "recommendation": "m.ban", "hashes": {{"sha256": "{hash}"}}}}"#),
+            format!(r#"{{"entity": "", "recommendation": "m.ban", "hashes": {{"sha256": "{hash}"}}}}"#),
+            format!(
+                r#"{{"recommendation": "m.ban", "hashes": "x", "org.matrix.msc4205.hashes": {{"sha256": "{hash}"}}}}"#
+            ),
+            format!(
+                r#"{{"recommendation": "m.ban", "hashes": {{"sha256": 5}}, "org.matrix.msc4205.hashes": {{"sha256": "{hash}"}}}}"#
+            ),
+            format!(r#"{{"recommendation": "m.ban", "reason": ["x"], "hashes": {{"sha256": "{hash}"}}}}"#),
+        ] {
+            let Content::Rule(r) = rule("m.policy.rule.user", &content) else { panic!("{content}") };
+            assert!(r.entity.matches(EntityKind::User, "@hidden:evil.example"), "{content}");
+            assert_eq!(r.reason, "", "{content}");
+        }
+    }
+
+    /// Found by fuzzing: the index hashed a server lower-cased, a rule on its
+    /// own hashed it as written, so the two disagreed on `EVIL.example`.
+    #[test]
+    fn a_hashed_server_rule_matches_the_server_in_any_case() {
+        let content =
+            format!(r#"{{"recommendation": "m.ban", "hashes": {{"sha256": "{}"}}}}"#, sha256_base64("evil.example"));
+        let Content::Rule(r) = rule("m.policy.rule.server", &content) else { panic!() };
+        for server in ["evil.example", "EVIL.example", "Evil.Example"] {
+            assert!(r.entity.matches(EntityKind::Server, server), "{server}");
+        }
+        assert!(!r.entity.matches(EntityKind::Server, "evil.example.org"));
     }
 
     #[test]

@@ -32,6 +32,12 @@ mod store;
 mod wasi;
 pub mod watch;
 
+/// Fuzz tests bound the memory each input takes, so this test binary counts
+/// allocations.
+#[cfg(test)]
+#[global_allocator]
+static ALLOCATOR: gleipnir_fuzz::CountingAllocator = gleipnir_fuzz::CountingAllocator;
+
 pub use bindings::gleipnir::protection::host::HistoryEvent;
 pub use bindings::gleipnir::protection::types::{
     AbuseReport, Action, Capability, Deactivate, Descriptor, Event, EventClass, EventKind, IntegerBounds, JoinRule,

@@ -91,6 +91,9 @@ pub(crate) struct Config {
     pub(crate) room_takedowns: bool,
 }
 
+/// The largest secret file read (`access_token_file`, `password_file`).
+const MAX_SECRET_FILE: usize = 64 << 10;
+
 /// Reads and checks the config at `path`. Relative paths inside it are
 /// relative to the file's directory.
 pub(crate) fn load(path: &Path) -> Result<Config, Vec<Problem>> {
@@ -502,8 +505,14 @@ impl Reader {
                 self.problem(&format!("matrix.{key}"), e);
                 return None;
             }
-            match std::fs::read_to_string(&file) {
-                Ok(s) => s.trim().to_owned(),
+            match read_secret(&file) {
+                Ok(Some(s)) => s.trim().to_owned(),
+                Ok(None) => {
+                    let message =
+                        format!("{} is larger than 64 KiB; it should hold one token or password", file.display());
+                    self.problem(&format!("matrix.{key}"), message);
+                    return None;
+                }
                 Err(e) => {
                     self.problem(&format!("matrix.{key}"), format!("cannot read {}: {e}", file.display()));
                     return None;
@@ -522,6 +531,16 @@ impl Reader {
             Credentials::Password(secret)
         })
     }
+}
+
+/// A secret file's text; `None` when it is larger than [`MAX_SECRET_FILE`]
+/// (read no further: a path to a huge file or `/dev/zero` must not take all
+/// memory).
+fn read_secret(file: &Path) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(file)?.take(MAX_SECRET_FILE as u64 + 1).read_to_string(&mut text)?;
+    Ok((text.len() <= MAX_SECRET_FILE).then_some(text))
 }
 
 /// `33554432`, `"32MiB"`, `"64MB"`, `"512KiB"` → bytes.
@@ -547,3 +566,6 @@ fn parse_size(value: &Value) -> Result<usize, String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

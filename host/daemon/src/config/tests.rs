@@ -229,3 +229,25 @@ fn query_grants_are_read_from_grants_only() {
     assert_eq!(config.query_grants["takedown"].to_string(), "read-history, read-members");
     assert!(config.query_grants["flooding"].is_empty());
 }
+
+/// A secret file is read only up to a size: pointed at a huge file (or
+/// `/dev/zero`), reading it whole would take all memory.
+#[test]
+fn a_secret_file_is_read_only_up_to_a_size() {
+    let dir = std::env::temp_dir().join(format!("gleipnir-config-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), "  secret-token\n").unwrap();
+    std::fs::write(dir.join("huge"), vec![b'x'; MAX_SECRET_FILE + 1]).unwrap();
+    let with = |file: &str| GOOD.replace("access_token = \"secret\"", &format!("access_token_file = \"{file}\""));
+    let config = parse(&with("token"), &dir).unwrap();
+    assert_eq!(config.credentials, Credentials::AccessToken("secret-token".into()));
+    let problems = parse(&with("huge"), &dir).unwrap_err();
+    assert_eq!(
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [format!(
+            "matrix.access_token_file: {} is larger than 64 KiB; it should hold one token or password",
+            dir.join("huge").display()
+        )]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

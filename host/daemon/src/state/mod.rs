@@ -358,6 +358,9 @@ pub(crate) fn report(problems: &[Problem]) -> String {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,12 +1,19 @@
 //! Client-format Matrix events (as a homeserver serves them) → the contract's
 //! [`Event`]. Converted once per event, then shared by every protection.
 //!
-//! A malformed event is an error naming the field; an event no protection
+//! Content is read leniently, field by field: any room member can send
+//! content of any shape, the homeserver accepts it and clients show what
+//! they understand, so an optional field of the wrong type reads as absent
+//! (a message with a body is never dropped because of its `format` or
+//! `m.mentions`). A required field (one without which the event means
+//! nothing: its type, sender, a reaction's target, a membership) missing or
+//! of the wrong type is an error naming the field; an event no protection
 //! can act on (encrypted, already redacted, an unknown non-state type) is
 //! `Ok(None)`.
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use crate::{
     Event, EventClass, EventKind, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, PolicyChange,
@@ -26,26 +33,22 @@ fn field(field: &'static str, problem: impl Into<String>) -> EventError {
     EventError::Field { field, problem: problem.into() }
 }
 
+/// The top level, each field still untyped so that a wrong type can be
+/// named (required fields) or ignored (optional ones). `content` stays raw:
+/// it is handed to protections as it came.
 #[derive(Deserialize)]
 struct RawEvent<'a> {
-    room_id: Option<String>,
-    event_id: Option<String>,
-    sender: Option<String>,
+    room_id: Option<Value>,
+    event_id: Option<Value>,
+    sender: Option<Value>,
     #[serde(rename = "type")]
-    kind: Option<String>,
-    state_key: Option<String>,
-    origin_server_ts: Option<u64>,
+    kind: Option<Value>,
+    state_key: Option<Value>,
+    origin_server_ts: Option<Value>,
     #[serde(borrow)]
     content: Option<&'a RawValue>,
-    redacts: Option<String>,
-    #[serde(default)]
-    unsigned: Unsigned,
-}
-
-#[derive(Deserialize, Default)]
-struct Unsigned {
-    redacted_because: Option<serde::de::IgnoredAny>,
-    prev_content: Option<serde_json::Value>,
+    redacts: Option<Value>,
+    unsigned: Option<Value>,
 }
 
 /// Converts one client-format event; `received_ts` is set to the event's
@@ -60,46 +63,61 @@ pub fn from_json(
 ) -> Result<Option<Event>, EventError> {
     let raw: RawEvent<'_> = serde_json::from_str(json).map_err(|e| EventError::Json(e.to_string()))?;
     let room_id = match (raw.room_id, room_id) {
-        (Some(id), _) => id,
-        (None, Some(id)) => id.to_owned(),
-        (None, None) => return Err(field("room_id", "missing")),
+        (None | Some(Value::Null), Some(id)) => id.to_owned(),
+        (id, _) => need_string(id, "room_id")?,
     };
     check_room_id(&room_id).map_err(|e| field("room_id", e))?;
-    let event_id = raw.event_id.ok_or_else(|| field("event_id", "missing"))?;
+    let event_id = need_string(raw.event_id, "event_id")?;
     check_event_id(&event_id).map_err(|e| field("event_id", e))?;
-    let sender = raw.sender.ok_or_else(|| field("sender", "missing"))?;
+    let sender = need_string(raw.sender, "sender")?;
     check_user_id(&sender).map_err(|e| field("sender", e))?;
-    let kind = raw.kind.ok_or_else(|| field("type", "missing"))?;
-    let origin_ts = raw.origin_server_ts.ok_or_else(|| field("origin_server_ts", "missing"))?;
+    let kind = need_string(raw.kind, "type")?;
+    let origin_ts = match raw.origin_server_ts {
+        None | Some(Value::Null) => return Err(field("origin_server_ts", "missing")),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .ok_or_else(|| field("origin_server_ts", format!("`{n}` is not a timestamp (whole milliseconds)")))?,
+        Some(other) => {
+            return Err(field(
+                "origin_server_ts",
+                format!("is {}, not a timestamp (whole milliseconds)", type_name(&other)),
+            ));
+        }
+    };
+    let state_key = match raw.state_key {
+        None | Some(Value::Null) => None,
+        key => Some(need_string(key, "state_key")?),
+    };
     let content = raw.content.ok_or_else(|| field("content", "missing"))?;
     if !content.get().trim_start().starts_with('{') {
         return Err(field("content", "not an object"));
     }
-    if raw.unsigned.redacted_because.is_some() {
+    let unsigned = raw.unsigned.as_ref().and_then(Value::as_object);
+    if unsigned.and_then(|u| u.get("redacted_because")).is_some_and(|r| !r.is_null()) {
         return Ok(None);
     }
+    let prev_content = unsigned.and_then(|u| object(u, "prev_content"));
 
-    let kind = match (kind.as_str(), raw.state_key) {
-        ("m.room.message", None) => EventKind::Message(message(content.get(), false)?),
-        ("m.sticker", None) => EventKind::Message(message(content.get(), true)?),
-        ("m.reaction", None) => EventKind::Reaction(reaction(content.get())?),
-        ("m.room.redaction", None) => EventKind::Redaction(redaction(content.get(), raw.redacts)?),
+    let kind = match (kind.as_str(), state_key) {
+        ("m.room.message", None) => EventKind::Message(message(&object_of(content)?, false)),
+        ("m.sticker", None) => EventKind::Message(message(&object_of(content)?, true)),
+        ("m.reaction", None) => EventKind::Reaction(reaction(&object_of(content)?)?),
+        ("m.room.redaction", None) => {
+            let top_level = raw.redacts.as_ref().and_then(Value::as_str);
+            EventKind::Redaction(redaction(&object_of(content)?, top_level))
+        }
         ("m.room.member", Some(target)) => {
             check_user_id(&target).map_err(|e| field("state_key", e))?;
-            let prev = raw
-                .unsigned
-                .prev_content
-                .as_ref()
-                .and_then(|p| p.get("membership"))
-                .and_then(|m| m.as_str())
+            let prev = prev_content
+                .and_then(|p| string(p, "membership"))
                 .and_then(parse_membership)
                 .or_else(|| previous(&room_id, &target));
-            EventKind::Membership(member(content.get(), target, prev)?)
+            EventKind::Membership(member(&object_of(content)?, target, prev)?)
         }
         (kind, Some(state_key)) => match rule_kind(kind) {
             Some(rule_kind) => {
-                let prev = raw.unsigned.prev_content.as_ref().filter(|p| p.as_object().is_some_and(|o| !o.is_empty()));
-                match policy(content.get(), rule_kind, prev)? {
+                let prev = prev_content.filter(|p| !p.is_empty());
+                match policy(&object_of(content)?, rule_kind, prev)? {
                     Some(change) => EventKind::Policy(change),
                     None => return Ok(None),
                 }
@@ -118,6 +136,50 @@ pub fn from_json(
         content: content.get().to_owned(),
         kind,
     }))
+}
+
+/// A required string at the top level.
+fn need_string(value: Option<Value>, name: &'static str) -> Result<String, EventError> {
+    match value {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(field(name, "missing")),
+        Some(other) => Err(field(name, format!("is {}, not a string", type_name(&other)))),
+    }
+}
+
+/// A required string inside content: `name` is its path for the error.
+fn need_str<'a>(map: &'a Map<String, Value>, key: &str, name: &'static str) -> Result<&'a str, EventError> {
+    match map.get(key) {
+        Some(Value::String(s)) => Ok(s),
+        None | Some(Value::Null) => Err(field(name, "missing")),
+        Some(other) => Err(field(name, format!("is {}, not a string", type_name(other)))),
+    }
+}
+
+/// An optional string: absent when missing or of another type.
+fn string<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    map.get(key).and_then(Value::as_str)
+}
+
+/// An optional object: absent when missing or of another type.
+fn object<'a>(map: &'a Map<String, Value>, key: &str) -> Option<&'a Map<String, Value>> {
+    map.get(key).and_then(Value::as_object)
+}
+
+/// The content as an object (checked to start with `{` already).
+fn object_of(content: &RawValue) -> Result<Map<String, Value>, EventError> {
+    serde_json::from_str(content.get()).map_err(|e| field("content", e.to_string()))
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The class a protection subscribes to for events of this kind.
@@ -147,91 +209,54 @@ pub fn tick(now_ms: u64) -> Event {
     }
 }
 
-#[derive(Deserialize)]
-struct MessageContent {
-    msgtype: Option<String>,
-    body: Option<serde_json::Value>,
-    format: Option<String>,
-    formatted_body: Option<String>,
-    #[serde(rename = "m.mentions")]
-    mentions: Option<RawMentions>,
-    #[serde(rename = "m.relates_to")]
-    relates_to: Option<RelatesTo>,
-    #[serde(rename = "m.new_content")]
-    new_content: Option<Box<MessageContent>>,
-    url: Option<String>,
-    file: Option<EncryptedFile>,
-    info: Option<Info>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawMentions {
-    #[serde(default)]
-    user_ids: Vec<serde_json::Value>,
-    #[serde(default)]
-    room: bool,
-}
-
-#[derive(Deserialize)]
-struct RelatesTo {
-    rel_type: Option<String>,
-    event_id: Option<String>,
-    key: Option<String>,
-    #[serde(rename = "m.in_reply_to")]
-    in_reply_to: Option<InReplyTo>,
-}
-
-#[derive(Deserialize)]
-struct InReplyTo {
-    event_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct EncryptedFile {
-    url: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Info {
-    mimetype: Option<String>,
-    size: Option<serde_json::Value>,
-}
-
-fn content_of<'a, T: Deserialize<'a>>(json: &'a str) -> Result<T, EventError> {
-    serde_json::from_str(json).map_err(|e| field("content", e.to_string()))
-}
-
-fn message(json: &str, sticker: bool) -> Result<Message, EventError> {
-    let content: MessageContent = content_of(json)?;
-    let relates = content.relates_to.as_ref();
-    let replaces = relates.filter(|r| r.rel_type.as_deref() == Some("m.replace")).and_then(|r| r.event_id.clone());
-    let in_reply_to = relates.and_then(|r| r.in_reply_to.as_ref()).and_then(|r| r.event_id.clone());
-    // An edit's visible text is its new content; the fallback body is `* old`.
-    let effective = match (&replaces, content.new_content) {
-        (Some(_), Some(new)) => *new,
-        (_, _) => MessageContent { relates_to: None, new_content: None, ..content },
+/// Never fails: every field of a message is optional.
+fn message(content: &Map<String, Value>, sticker: bool) -> Message {
+    let relates = object(content, "m.relates_to");
+    let replaces = relates.filter(|r| string(r, "rel_type") == Some("m.replace")).and_then(|r| string(r, "event_id"));
+    let in_reply_to = relates.and_then(|r| object(r, "m.in_reply_to")).and_then(|r| string(r, "event_id"));
+    // An edit's visible text is its new content; the body `* new` is the
+    // fallback for clients without edits, and what shows when the new
+    // content has no body.
+    let effective = match (replaces, object(content, "m.new_content")) {
+        (Some(_), Some(new)) if new.get("body").is_some_and(|b| !b.is_null()) => new,
+        _ => content,
     };
-    let msgtype = if sticker { Msgtype::Sticker } else { msgtype(effective.msgtype.as_deref().unwrap_or("")) };
+    let msgtype = if sticker { Msgtype::Sticker } else { msgtype(string(effective, "msgtype").unwrap_or("")) };
     // Some clients send a non-string body; protections still see its text.
-    let body = match &effective.body {
-        Some(serde_json::Value::String(s)) => s.clone(),
+    let body = match effective.get("body") {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
         Some(other) => other.to_string(),
-        None => String::new(),
     };
-    let formatted_body =
-        effective.formatted_body.filter(|_| effective.format.as_deref() == Some("org.matrix.custom.html"));
-    let mentions = effective.mentions.unwrap_or_default();
-    let users: Vec<String> = mentions.user_ids.into_iter().filter_map(|u| u.as_str().map(str::to_owned)).collect();
-    let mentions = (!users.is_empty() || mentions.room).then_some(Mentions { users, room: mentions.room });
-    let url = effective.url.or(effective.file.and_then(|f| f.url));
-    let media = match (url, effective.info) {
+    let formatted_body = string(effective, "formatted_body")
+        .filter(|_| string(effective, "format") == Some("org.matrix.custom.html"))
+        .map(str::to_owned);
+    let mentions = object(effective, "m.mentions");
+    let users: Vec<String> = mentions
+        .and_then(|m| m.get("user_ids"))
+        .and_then(Value::as_array)
+        .map(|ids| ids.iter().filter_map(|u| u.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    let room = mentions.and_then(|m| m.get("room")).and_then(Value::as_bool).unwrap_or(false);
+    let mentions = (!users.is_empty() || room).then_some(Mentions { users, room });
+    let url = string(effective, "url").or_else(|| object(effective, "file").and_then(|f| string(f, "url")));
+    let media = match (url, object(effective, "info")) {
         (None, None) => None,
-        (url, info) => {
-            let (mimetype, size) = info.map_or((None, None), |i| (i.mimetype, i.size.and_then(|s| s.as_u64())));
-            Some(MediaInfo { url, mimetype, size })
-        }
+        (url, info) => Some(MediaInfo {
+            url: url.map(str::to_owned),
+            mimetype: info.and_then(|i| string(i, "mimetype")).map(str::to_owned),
+            size: info.and_then(|i| i.get("size")).and_then(Value::as_u64),
+        }),
     };
-    Ok(Message { msgtype, body, formatted_body, mentions, replaces, in_reply_to, media })
+    Message {
+        msgtype,
+        body,
+        formatted_body,
+        mentions,
+        replaces: replaces.map(str::to_owned),
+        in_reply_to: in_reply_to.map(str::to_owned),
+        media,
+    }
 }
 
 fn msgtype(text: &str) -> Msgtype {
@@ -248,47 +273,43 @@ fn msgtype(text: &str) -> Msgtype {
     }
 }
 
-fn reaction(json: &str) -> Result<Reaction, EventError> {
-    #[derive(Deserialize)]
-    struct Content {
-        #[serde(rename = "m.relates_to")]
-        relates_to: Option<RelatesTo>,
-    }
-    let content: Content = content_of(json)?;
-    let relates = content.relates_to.ok_or_else(|| field("content.m.relates_to", "missing"))?;
+/// A reaction names the event it reacts to, or it means nothing.
+fn reaction(content: &Map<String, Value>) -> Result<Reaction, EventError> {
+    let relates = match content.get("m.relates_to") {
+        Some(Value::Object(relates)) => relates,
+        None | Some(Value::Null) => return Err(field("content.m.relates_to", "missing")),
+        Some(other) => {
+            return Err(field("content.m.relates_to", format!("is {}, not an object", type_name(other))));
+        }
+    };
     Ok(Reaction {
-        relates_to: relates.event_id.ok_or_else(|| field("content.m.relates_to.event_id", "missing"))?,
-        key: relates.key.unwrap_or_default(),
+        relates_to: need_str(relates, "event_id", "content.m.relates_to.event_id")?.to_owned(),
+        key: string(relates, "key").unwrap_or_default().to_owned(),
     })
 }
 
-fn redaction(json: &str, top_level: Option<String>) -> Result<Redaction, EventError> {
-    #[derive(Deserialize)]
-    struct Content {
-        redacts: Option<String>,
-        reason: Option<String>,
+/// Room version 11 moved `redacts` into content; older versions have it on top.
+fn redaction(content: &Map<String, Value>, top_level: Option<&str>) -> Redaction {
+    Redaction {
+        redacts: string(content, "redacts").or(top_level).map(str::to_owned),
+        reason: string(content, "reason").map(str::to_owned),
     }
-    let content: Content = content_of(json)?;
-    // Room version 11 moved `redacts` into content; older versions have it on top.
-    Ok(Redaction { redacts: content.redacts.or(top_level), reason: content.reason })
 }
 
-fn member(json: &str, target: String, previous: Option<Membership>) -> Result<MembershipChange, EventError> {
-    #[derive(Deserialize)]
-    struct Content {
-        membership: Option<String>,
-        reason: Option<String>,
-        displayname: Option<serde_json::Value>,
-    }
-    let content: Content = content_of(json)?;
-    let text = content.membership.ok_or_else(|| field("content.membership", "missing"))?;
-    let membership = parse_membership(&text).ok_or_else(|| field("content.membership", format!("unknown `{text}`")))?;
+/// The membership is required (the homeserver's auth rules require it too).
+fn member(
+    content: &Map<String, Value>,
+    target: String,
+    previous: Option<Membership>,
+) -> Result<MembershipChange, EventError> {
+    let text = need_str(content, "membership", "content.membership")?;
+    let membership = parse_membership(text).ok_or_else(|| field("content.membership", format!("unknown `{text}`")))?;
     Ok(MembershipChange {
         target,
         membership,
         previous,
-        reason: content.reason,
-        displayname: content.displayname.and_then(|d| d.as_str().map(str::to_owned)),
+        reason: string(content, "reason").map(str::to_owned),
+        displayname: string(content, "displayname").map(str::to_owned),
     })
 }
 
@@ -313,40 +334,40 @@ pub fn rule_kind(event_type: &str) -> Option<RuleKind> {
     })
 }
 
-fn policy(json: &str, kind: RuleKind, prev: Option<&serde_json::Value>) -> Result<Option<PolicyChange>, EventError> {
-    #[derive(Deserialize)]
-    struct Content {
-        entity: Option<String>,
-        recommendation: Option<String>,
-        reason: Option<String>,
-        hashes: Option<Hashes>,
-        #[serde(rename = "org.matrix.msc4205.hashes")]
-        msc4205_hashes: Option<Hashes>,
-    }
-    #[derive(Deserialize)]
-    struct Hashes {
-        sha256: Option<String>,
-    }
-    let value: serde_json::Map<String, serde_json::Value> = content_of(json)?;
-    if value.is_empty() {
+/// A rule needs an entity (or, MSC4205, the sha256 of one) and a
+/// recommendation; its reason is optional.
+fn policy(
+    content: &Map<String, Value>,
+    kind: RuleKind,
+    prev: Option<&Map<String, Value>>,
+) -> Result<Option<PolicyChange>, EventError> {
+    if content.is_empty() {
         // `{}` replaces a rule to remove it; say which rule when we know.
         let Some(prev) = prev else { return Ok(None) };
-        let Ok(Some(mut removed)) = policy(&prev.to_string(), kind, None) else { return Ok(None) };
+        let Ok(Some(mut removed)) = policy(prev, kind, None) else { return Ok(None) };
         removed.change = RuleChange::Removed;
         return Ok(Some(removed));
     }
-    let content: Content = content_of(json)?;
-    let sha256 = content.hashes.or(content.msc4205_hashes).and_then(|h| h.sha256);
-    if content.entity.is_none() && sha256.is_none() {
-        return Err(field("content.entity", "missing (and no hashes.sha256)"));
+    // The first of the two hash fields that holds a sha256.
+    let sha256 = ["hashes", "org.matrix.msc4205.hashes"]
+        .iter()
+        .find_map(|key| object(content, key).and_then(|h| string(h, "sha256")))
+        .map(str::to_owned);
+    let entity = string(content, "entity").map(str::to_owned);
+    if entity.is_none() && sha256.is_none() {
+        let problem = match content.get("entity") {
+            None | Some(Value::Null) => "missing (and no hashes.sha256)".to_owned(),
+            Some(other) => format!("is {}, not a string (and no hashes.sha256)", type_name(other)),
+        };
+        return Err(field("content.entity", problem));
     }
-    let recommendation = content.recommendation.ok_or_else(|| field("content.recommendation", "missing"))?;
+    let recommendation = need_str(content, "recommendation", "content.recommendation")?.to_owned();
     let rule = PolicyRule {
         kind,
-        entity: content.entity,
+        entity,
         entity_sha256: sha256,
         recommendation,
-        reason: content.reason.unwrap_or_default(),
+        reason: string(content, "reason").unwrap_or_default().to_owned(),
     };
     let change = if prev.is_none() { RuleChange::Added } else { RuleChange::Modified };
     Ok(Some(PolicyChange { change, rule }))
@@ -394,3 +415,6 @@ fn truncate(text: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

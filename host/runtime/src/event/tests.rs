@@ -106,6 +106,190 @@ fn skipped_and_malformed() {
     );
     check(
         r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"m.room.message","origin_server_ts":-5,"content":{}}"#,
-        "error: not a JSON event: invalid value: integer `-5`, expected u64 at line 1 column 93",
+        "error: field `origin_server_ts`: `-5` is not a timestamp (whole milliseconds)",
     );
+}
+
+/// An event of `kind` from `@a:x` in `!r` with `content`, and `extra`
+/// top-level fields (`"state_key": "k"`, …) when not empty.
+fn envelope(kind: &str, extra: &str, content: &str) -> String {
+    let extra = if extra.is_empty() { String::new() } else { format!(",{extra}") };
+    format!(
+        r#"{{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"{kind}","origin_server_ts":5{extra},"content":{content}}}"#
+    )
+}
+
+/// The rendering of a plain `m.text` message with `body` and nothing else.
+fn plain(body: &str) -> String {
+    format!(
+        r#"!r $e @a:x 5 EventKind::Message(Message {{ msgtype: Msgtype::Text, body: "{body}", formatted-body: None, mentions: None, replaces: None, in-reply-to: None, media: None }})"#
+    )
+}
+
+/// Anyone in a room can send content of any shape; a wrongly typed optional
+/// field reads as absent, so a message with a body is never dropped.
+#[test]
+fn wrongly_typed_optional_message_fields_read_as_absent() {
+    let message = |content: &str| envelope("m.room.message", "", content);
+    for content in [
+        r#"{"msgtype":"m.text","body":"hi","format":1,"formatted_body":"<b>hi</b>"}"#,
+        r#"{"msgtype":"m.text","body":"hi","format":"org.matrix.custom.html","formatted_body":5}"#,
+        r#"{"msgtype":"m.text","body":"hi","m.mentions":{"room":"x","user_ids":"@b:x"}}"#,
+        r#"{"msgtype":"m.text","body":"hi","m.mentions":"everyone"}"#,
+        r#"{"msgtype":"m.text","body":"hi","m.mentions":{"user_ids":[1,null,{}]}}"#,
+        r#"{"msgtype":"m.text","body":"hi","m.relates_to":{"event_id":1,"rel_type":"m.replace"}}"#,
+        r#"{"msgtype":"m.text","body":"hi","m.relates_to":{"event_id":"$old","rel_type":7}}"#,
+        r#"{"msgtype":"m.text","body":"hi","m.relates_to":"x"}"#,
+        r#"{"msgtype":"m.text","body":"hi","m.relates_to":{"m.in_reply_to":"$q"}}"#,
+        r#"{"msgtype":"m.text","body":"hi","m.relates_to":{"m.in_reply_to":{"event_id":7}}}"#,
+        r#"{"msgtype":"m.text","body":"hi","m.new_content":"x"}"#,
+        r#"{"msgtype":"m.text","body":"hi","url":5,"file":{"url":6}}"#,
+        r#"{"msgtype":"m.text","body":"hi","file":"mxc://x/y"}"#,
+        r#"{"msgtype":"m.text","body":"hi","info":"big","url":null}"#,
+    ] {
+        check(&message(content), &plain("hi"));
+    }
+    for (content, expected) in [
+        (
+            r#"{"msgtype":3,"body":"hi"}"#,
+            r#"EventKind::Message(Message { msgtype: Msgtype::Other(""), body: "hi", formatted-body: None, mentions: None, replaces: None, in-reply-to: None, media: None })"#,
+        ),
+        (
+            r#"{"msgtype":"m.text","body":"hi","m.mentions":{"user_ids":["@b:x",2],"room":"yes"}}"#,
+            r#"EventKind::Message(Message { msgtype: Msgtype::Text, body: "hi", formatted-body: None, mentions: Some(Mentions { users: ["@b:x"], room: false }), replaces: None, in-reply-to: None, media: None })"#,
+        ),
+        // An edit whose new content is not usable shows its fallback body.
+        (
+            r#"{"msgtype":"m.text","body":"* spam","m.new_content":"x","m.relates_to":{"rel_type":"m.replace","event_id":"$old"}}"#,
+            r#"EventKind::Message(Message { msgtype: Msgtype::Text, body: "* spam", formatted-body: None, mentions: None, replaces: Some("$old"), in-reply-to: None, media: None })"#,
+        ),
+        (
+            r#"{"msgtype":"m.text","body":"* spam","m.new_content":{"msgtype":"m.text"},"m.relates_to":{"rel_type":"m.replace","event_id":"$old"}}"#,
+            r#"EventKind::Message(Message { msgtype: Msgtype::Text, body: "* spam", formatted-body: None, mentions: None, replaces: Some("$old"), in-reply-to: None, media: None })"#,
+        ),
+        (
+            r#"{"msgtype":"m.text","body":"* spam","m.new_content":{"body":"spam","msgtype":9,"m.mentions":7},"m.relates_to":{"rel_type":"m.replace","event_id":"$old"}}"#,
+            r#"EventKind::Message(Message { msgtype: Msgtype::Other(""), body: "spam", formatted-body: None, mentions: None, replaces: Some("$old"), in-reply-to: None, media: None })"#,
+        ),
+        (
+            r#"{"msgtype":"m.image","body":"cat","url":"mxc://x/y","info":{"mimetype":5,"size":"big"}}"#,
+            r#"EventKind::Message(Message { msgtype: Msgtype::Image, body: "cat", formatted-body: None, mentions: None, replaces: None, in-reply-to: None, media: Some(MediaInfo { url: Some("mxc://x/y"), mimetype: None, size: None }) })"#,
+        ),
+        (
+            r#"{"msgtype":"m.file","body":"f","file":{"url":"mxc://x/e"},"url":false}"#,
+            r#"EventKind::Message(Message { msgtype: Msgtype::File, body: "f", formatted-body: None, mentions: None, replaces: None, in-reply-to: None, media: Some(MediaInfo { url: Some("mxc://x/e"), mimetype: None, size: None }) })"#,
+        ),
+        // Without any usable field, still a message (with an empty body).
+        (
+            r#"{"msgtype":[],"body":null,"format":{},"m.mentions":[],"m.relates_to":[],"m.new_content":[],"url":{},"info":[]}"#,
+            r#"EventKind::Message(Message { msgtype: Msgtype::Other(""), body: "", formatted-body: None, mentions: None, replaces: None, in-reply-to: None, media: None })"#,
+        ),
+    ] {
+        check(&message(content), &format!("!r $e @a:x 5 {expected}"));
+    }
+    check(
+        &envelope("m.sticker", "", r#"{"body":"wave","url":5,"info":7}"#),
+        r#"!r $e @a:x 5 EventKind::Message(Message { msgtype: Msgtype::Sticker, body: "wave", formatted-body: None, mentions: None, replaces: None, in-reply-to: None, media: None })"#,
+    );
+    // Wrongly typed optional top-level fields are ignored too.
+    check(
+        &envelope("m.room.message", r#""redacts":5,"unsigned":"x""#, r#"{"msgtype":"m.text","body":"hi"}"#),
+        &plain("hi"),
+    );
+    check(
+        &envelope("m.room.message", r#""unsigned":{"redacted_because":null}"#, r#"{"msgtype":"m.text","body":"hi"}"#),
+        &plain("hi"),
+    );
+}
+
+#[test]
+fn wrongly_typed_fields_of_other_events() {
+    let cases = [
+        // Reactions: the key is optional, the target is not.
+        (
+            envelope("m.reaction", "", r#"{"m.relates_to":{"rel_type":"m.annotation","event_id":"$m","key":5}}"#),
+            r#"!r $e @a:x 5 EventKind::Reaction(Reaction { relates-to: "$m", key: "" })"#,
+        ),
+        (
+            envelope("m.reaction", "", r#"{"m.relates_to":{"event_id":5,"key":"👍"}}"#),
+            "error: field `content.m.relates_to.event_id`: is a number, not a string",
+        ),
+        (
+            envelope("m.reaction", "", r#"{"m.relates_to":"$m"}"#),
+            "error: field `content.m.relates_to`: is a string, not an object",
+        ),
+        (envelope("m.reaction", "", r#"{}"#), "error: field `content.m.relates_to`: missing"),
+        // Redactions: room version 11 puts `redacts` in content, older ones on top.
+        (
+            envelope("m.room.redaction", r#""redacts":"$old""#, r#"{"redacts":5,"reason":7}"#),
+            r#"!r $e @a:x 5 EventKind::Redaction(Redaction { redacts: Some("$old"), reason: None })"#,
+        ),
+        (
+            envelope("m.room.redaction", r#""redacts":5"#, r#"{"redacts":"$v11","reason":"r"}"#),
+            r#"!r $e @a:x 5 EventKind::Redaction(Redaction { redacts: Some("$v11"), reason: Some("r") })"#,
+        ),
+        // Membership: the membership is required, the rest is optional.
+        (
+            envelope(
+                "m.room.member",
+                r#""state_key":"@b:x","unsigned":{"prev_content":{"membership":5}}"#,
+                r#"{"membership":"join","displayname":5,"reason":["x"]}"#,
+            ),
+            r#"!r $e @a:x 5 EventKind::Membership(MembershipChange { target: "@b:x", membership: Membership::Join, previous: None, reason: None, displayname: None })"#,
+        ),
+        (
+            envelope("m.room.member", r#""state_key":"@known:x","unsigned":{"prev_content":"x"}"#, r#"{"membership":"leave"}"#),
+            r#"!r $e @a:x 5 EventKind::Membership(MembershipChange { target: "@known:x", membership: Membership::Leave, previous: Some(Membership::Join), reason: None, displayname: None })"#,
+        ),
+        (
+            envelope("m.room.member", r#""state_key":"@b:x""#, r#"{"membership":5}"#),
+            "error: field `content.membership`: is a number, not a string",
+        ),
+        // Policy rules: entity or hash, and a recommendation, are required.
+        (
+            envelope("m.policy.rule.user", r#""state_key":"k""#, r#"{"entity":"@s:x","recommendation":"m.ban","reason":5,"hashes":"x"}"#),
+            r#"!r $e @a:x 5 EventKind::Policy(PolicyChange { change: RuleChange::Added, rule: PolicyRule { kind: RuleKind::User, entity: Some("@s:x"), entity-sha256: None, recommendation: "m.ban", reason: "" } })"#,
+        ),
+        (
+            envelope(
+                "m.policy.rule.user",
+                r#""state_key":"k""#,
+                r#"{"entity":5,"recommendation":"m.ban","hashes":{"sha256":7},"org.matrix.msc4205.hashes":{"sha256":"abc="}}"#,
+            ),
+            r#"!r $e @a:x 5 EventKind::Policy(PolicyChange { change: RuleChange::Added, rule: PolicyRule { kind: RuleKind::User, entity: None, entity-sha256: Some("abc="), recommendation: "m.ban", reason: "" } })"#,
+        ),
+        (
+            envelope("m.policy.rule.user", r#""state_key":"k","unsigned":{"prev_content":7}"#, r#"{"entity":"@s:x","recommendation":"m.ban"}"#),
+            r#"!r $e @a:x 5 EventKind::Policy(PolicyChange { change: RuleChange::Added, rule: PolicyRule { kind: RuleKind::User, entity: Some("@s:x"), entity-sha256: None, recommendation: "m.ban", reason: "" } })"#,
+        ),
+        (
+            envelope("m.policy.rule.server", r#""state_key":"k","unsigned":{"prev_content":{"entity":5}}"#, r#"{}"#),
+            "skip",
+        ),
+        (
+            envelope("m.policy.rule.user", r#""state_key":"k""#, r#"{"entity":"@s:x","recommendation":5}"#),
+            "error: field `content.recommendation`: is a number, not a string",
+        ),
+        (
+            envelope("m.policy.rule.user", r#""state_key":"k""#, r#"{"entity":5,"recommendation":"m.ban"}"#),
+            "error: field `content.entity`: is a number, not a string (and no hashes.sha256)",
+        ),
+        // Top-level fields set by the server are required with their type.
+        (envelope("m.room.message", r#""state_key":5"#, "{}"), "error: field `state_key`: is a number, not a string"),
+        (
+            r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":5,"origin_server_ts":5,"content":{}}"#.to_owned(),
+            "error: field `type`: is a number, not a string",
+        ),
+        (
+            r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"m.room.message","origin_server_ts":"5","content":{}}"#.to_owned(),
+            "error: field `origin_server_ts`: is a string, not a timestamp (whole milliseconds)",
+        ),
+        (
+            r#"{"room_id":["!r"],"event_id":"$e","sender":"@a:x","type":"m.room.message","origin_server_ts":5,"content":{}}"#.to_owned(),
+            "error: field `room_id`: is a list, not a string",
+        ),
+    ];
+    for (json, expected) in cases {
+        check(&json, expected);
+    }
 }

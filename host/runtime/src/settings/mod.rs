@@ -324,11 +324,11 @@ pub fn format_value(value: &SettingValue) -> String {
             t.clone()
         }
         SettingValue::TextList(items) | SettingValue::UserIds(items) | SettingValue::RoomIds(items) => {
-            if items.iter().any(|i| i.contains(',')) {
-                serde_json::to_string(items).unwrap_or_default()
-            } else {
-                items.join(", ")
-            }
+            // Comma-separated text drops empty items and spaces around them and
+            // reads a leading `[` as JSON: show JSON when that would lose something.
+            let plain = items.iter().all(|i| !i.is_empty() && !i.contains(',') && i.trim() == i)
+                && !items.first().is_some_and(|i| i.starts_with('['));
+            if !plain { serde_json::to_string(items).unwrap_or_default() } else { items.join(", ") }
         }
         SettingValue::Duration(ms) => format_duration(*ms),
     }
@@ -378,3 +378,6 @@ fn value_kind_name(value: &SettingValue) -> &'static str {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

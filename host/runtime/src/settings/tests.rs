@@ -161,3 +161,14 @@ fn list_settings_take_one_item_at_a_time() {
         "setting `limit`: is integer, not a list: use `set` instead of add/remove"
     );
 }
+
+/// Found by fuzzing: a list read from JSON whose items a comma-separated
+/// rendering loses (an empty item, spaces around one, a leading `[`) is
+/// shown as JSON, so what `protections show` prints reads back the same.
+#[test]
+fn lists_are_shown_as_text_that_reads_back() {
+    check_parse(SettingKind::TextList, r#"[" a ", ""]"#, r#"[" a ",""]"#);
+    check_parse(SettingKind::TextList, r#"["[x"]"#, r#"["[x"]"#);
+    check_parse(SettingKind::TextList, r#"["x", "[y"]"#, "x, [y");
+    check_parse(SettingKind::TextList, "[]", "");
+}

@@ -449,10 +449,20 @@ fn unknown_sub(command: &str, word: &str, options: &[&str]) -> ParseError {
 /// The option nearest to `word` by edit distance, if it is near enough to be a typo.
 pub(crate) fn closest<'a>(word: &str, options: &[&'a str]) -> Option<&'a str> {
     let word = word.to_ascii_lowercase();
+    let length = word.chars().count();
     options
         .iter()
-        .map(|o| (distance(&word, o), *o))
-        .filter(|(d, o)| *d <= 2.max(o.len() / 3) || o.starts_with(word.as_str()))
+        .filter_map(|o| {
+            let near = 2.max(o.len() / 3);
+            // The distance is at least the difference in length: a word that
+            // cannot be near is not compared (that takes time in its length
+            // times the option's, and anyone may send a long word).
+            if length.abs_diff(o.chars().count()) > near && !o.starts_with(word.as_str()) {
+                return None;
+            }
+            let d = distance(&word, o);
+            (d <= near || o.starts_with(word.as_str())).then_some((d, *o))
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, o)| o)
 }
@@ -573,3 +583,6 @@ fn event_permalink(word: &str) -> Option<(RoomRef, String)> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;

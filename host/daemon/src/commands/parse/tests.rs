@@ -156,3 +156,19 @@ fn unknown_commands_get_the_closest_match_in_one_line() {
     check("bna @a:x", "error: unknown command `bna`; did you mean `ban`? (`help` lists them all)");
     check("frobnicate", "error: unknown command `frobnicate`; `help` lists them all");
 }
+
+/// Found by fuzzing: an unknown word was compared with every command name by
+/// edit distance, in time quadratic in its length; a word too long to be a
+/// typo is now rejected at once.
+#[test]
+fn a_long_unknown_word_is_answered_quickly() {
+    let word = "https://matrix.to/#/!room:example.org/$event".repeat(1500);
+    for text in [word.clone(), format!("list {word}"), format!("protections {word}")] {
+        gleipnir_fuzz::bounded("commands", "a long word", &text, &|text| {
+            let error = parse(text).expect_err("unknown");
+            assert!(!error.0.contains("did you mean"), "{}", &error.0[..80]);
+        });
+    }
+    assert_eq!(closest("rulez", &["rules", "rooms"]), Some("rules"));
+    assert_eq!(closest("ru", &["rules", "rooms"]), Some("rules"));
+}
