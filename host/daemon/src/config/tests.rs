@@ -238,6 +238,11 @@ fn a_secret_file_is_read_only_up_to_a_size() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("token"), "  secret-token\n").unwrap();
     std::fs::write(dir.join("huge"), vec![b'x'; MAX_SECRET_FILE + 1]).unwrap();
+    #[cfg(unix)]
+    for file in ["token", "huge"] {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let with = |file: &str| GOOD.replace("access_token = \"secret\"", &format!("access_token_file = \"{file}\""));
     let config = parse(&with("token"), &dir).unwrap();
     assert_eq!(config.credentials, Credentials::AccessToken("secret-token".into()));
