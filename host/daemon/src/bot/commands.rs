@@ -17,7 +17,10 @@ pub(super) type SavedSettings = (Vec<(String, gleipnir_runtime::SettingValue)>, 
 fn edit_rooms(stored: Option<Value>, room: &str, add: bool, same: impl Fn(&str) -> bool) -> anyhow::Result<Value> {
     let mut content = stored.unwrap_or_else(|| json!({"rooms": []}));
     let Some(rooms) = content.get_mut("rooms").and_then(Value::as_array_mut) else {
-        anyhow::bail!("{} is not {{\"rooms\": [...]}} (it is {content}); `restart` offers to fix it", store::PROTECTED_ROOMS);
+        anyhow::bail!(
+            "{} is not {{\"rooms\": [...]}} (it is {content}); `restart` offers to fix it",
+            store::PROTECTED_ROOMS
+        );
     };
     let present = rooms.iter().any(|r| r.as_str().is_some_and(&same));
     if add && !present {

@@ -1046,8 +1046,9 @@ fn is_own_join(json: &str, bot: &str) -> bool {
 /// A protection acts in protected rooms only (never in a list, the
 /// management room or a room joined on invite): other actions are refused.
 fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &BTreeSet<String>) {
-    let (kept, elsewhere): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut outcome.actions).into_iter().partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
+    let (kept, elsewhere): (Vec<_>, Vec<_>) = std::mem::take(&mut outcome.actions)
+        .into_iter()
+        .partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
     outcome.actions = kept;
     outcome.refused.extend(elsewhere.into_iter().map(|action| gleipnir_runtime::Refusal {
         why: format!("{} is not a protected room", action_room(&action).unwrap_or_default()),
@@ -1149,7 +1150,8 @@ mod tests {
     #[test]
     fn the_bots_own_join_is_told_from_a_profile_change() {
         let join = |who: &str, prev: Option<&str>| {
-            let mut e = serde_json::json!({"type": "m.room.member", "state_key": who, "content": {"membership": "join"}});
+            let mut e =
+                serde_json::json!({"type": "m.room.member", "state_key": who, "content": {"membership": "join"}});
             if let Some(prev) = prev {
                 e["unsigned"] = serde_json::json!({"prev_content": {"membership": prev}});
             }
@@ -1179,7 +1181,8 @@ mod tests {
             refused: Vec::new(),
         };
         only_in_protected_rooms(&mut outcome, &protected);
-        let kept: Vec<String> = outcome.actions.iter().map(|a| gleipnir_runtime::json::action(a)["action"].to_string()).collect();
+        let kept: Vec<String> =
+            outcome.actions.iter().map(|a| gleipnir_runtime::json::action(a)["action"].to_string()).collect();
         assert_eq!(kept, ["\"ban\"", "\"notify-management\"", "\"suspend-user\""]);
         let why: Vec<&str> = outcome.refused.iter().map(|r| r.why.as_str()).collect();
         assert_eq!(why, ["!management:x is not a protected room", "!list:x is not a protected room"]);

@@ -40,8 +40,7 @@ fn newcomer_watch_words_end_to_end() {
         "m.relates_to": {"rel_type": "m.replace", "event_id": hello},
     });
     let path = format!("/_matrix/client/v3/rooms/{}/send/m.room.message/{}", scene.protected, unique_name("t"));
-    let edit_id =
-        synapse.call(&newcomer, "PUT", &path, Some(&edit)).unwrap()["event_id"].as_str().unwrap().to_owned();
+    let edit_id = synapse.call(&newcomer, "PUT", &path, Some(&edit)).unwrap()["event_id"].as_str().unwrap().to_owned();
     eventually("the edit redacted", Duration::from_secs(30), || {
         is_redacted(synapse, moderator, &scene.protected, &edit_id).then_some(())
     });
