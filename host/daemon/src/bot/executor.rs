@@ -307,9 +307,7 @@ fn cap_reason(action: &mut Action) {
 /// management-room member, or a moderator in any protected room.
 fn out_of_reach_anywhere(ctx: &Context<'_>, user: &str) -> Option<String> {
     let management = ctx.management.map(|m| m.room_id().as_str());
-    if let Some(why) = protected_from(ctx.rooms, management, management.unwrap_or(""), user, ctx.bot)
-        .filter(|why| *why != "they are a moderator there")
-    {
+    if let Some(why) = out_of_reach_everywhere(ctx.rooms, management, user, ctx.bot) {
         return Some(why.to_owned());
     }
     ctx.protected
@@ -430,11 +428,21 @@ fn protected_from(
     user: &str,
     bot: &str,
 ) -> Option<&'static str> {
+    if rooms.power_level(room, user) >= rooms.room_levels(room).ban && user != bot {
+        return Some("they are a moderator there");
+    }
+    out_of_reach_everywhere(rooms, management, user, bot)
+}
+
+/// Who is out of reach wherever they are: the bot, and management-room members.
+fn out_of_reach_everywhere(
+    rooms: &RoomStates,
+    management: Option<&str>,
+    user: &str,
+    bot: &str,
+) -> Option<&'static str> {
     if user == bot {
         return Some("that is me");
-    }
-    if rooms.power_level(room, user) >= rooms.room_levels(room).ban {
-        return Some("they are a moderator there");
     }
     if let Some(management) = management
         && rooms.membership(management, user) == Some(Membership::Join)

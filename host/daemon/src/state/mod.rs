@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
 
+use gleipnir_runtime::event::type_name;
 use serde_json::{Value, json};
 
 /// Whether the data does not fit its schema, or fits but could not be used.
@@ -243,17 +244,6 @@ impl ListStore {
                 self.reset(content),
             ],
         }
-    }
-}
-
-fn type_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -171,7 +171,8 @@ fn object_of(content: &RawValue) -> Result<Map<String, Value>, EventError> {
     serde_json::from_str(content.get()).map_err(|e| field("content", e.to_string()))
 }
 
-fn type_name(value: &Value) -> &'static str {
+/// How a JSON value's type is named in error messages ("is a number, not a string").
+pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -1,0 +1,190 @@
+//! The actions decided while handling a sync: held for a moderator's ✅
+//! (actions on accounts), written to the journal with the sync token,
+//! carried out one by one through the executor, and the protections' own
+//! state kept beside them; failed writes to the data directory are said
+//! once and tried again.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use matrix_sdk::Room;
+
+use super::{Bot, executor, plan, sandboxed};
+
+impl Bot {
+    /// Carries out the actions decided while handling a sync, and moves the
+    /// stored sync token past it. The actions are written down with the
+    /// token first, so a crash in between neither loses nor repeats them.
+    pub(super) async fn flush_jobs(&mut self, token: &str) {
+        let mut jobs = std::mem::take(&mut self.jobs);
+        if self.config.confirm_account_actions {
+            jobs = self.hold_account_actions(jobs).await;
+        }
+        // What the protections know goes to disk before what they decided is done.
+        if self.kept_state.due(!jobs.is_empty()) {
+            self.save_protection_states().await;
+        }
+        if !jobs.is_empty()
+            && let Err(e) = self.journal.begin(token, &jobs)
+        {
+            // Not written down: carried out all the same, rather than not at all.
+            self.write_failed("journal", &format!("{e:#}; actions are carried out without it")).await;
+        }
+        match self.delivered.save() {
+            Ok(()) => {
+                self.write_failures.remove("delivered");
+            }
+            Err(e) => self.write_failed("delivered", &format!("{e:#}")).await,
+        }
+        self.save_token(token).await;
+        if jobs.is_empty() {
+            return;
+        }
+        let management = self.management_room();
+        for (index, job) in jobs.into_iter().enumerate() {
+            let report = self.execute(management.as_ref(), job).await;
+            if let Some(text) = report {
+                self.notify(&text).await;
+            }
+            self.journal.done(index);
+        }
+        self.journal.finish();
+    }
+
+    /// Takes out the actions on accounts that protections asked for
+    /// (suspend, deactivate, delete media) and shows them, one preview per
+    /// protection, to be carried out on a moderator's ✅. Accounts out of
+    /// reach (see the executor) are refused at once.
+    pub(super) async fn hold_account_actions(&mut self, jobs: Vec<executor::Job>) -> Vec<executor::Job> {
+        let mut kept = Vec::with_capacity(jobs.len());
+        let mut held: BTreeMap<String, plan::Plan> = BTreeMap::new();
+        let management = self.management_room();
+        for job in jobs {
+            let executor::Job::Act(origin, action) = &job else {
+                kept.push(job);
+                continue;
+            };
+            let (Some(op), Some(user)) = (plan::Op::account(origin, action), executor::account_target(action)) else {
+                kept.push(job);
+                continue;
+            };
+            let ctx = executor::Context {
+                client: &self.client,
+                rooms: &self.rooms,
+                bot: &self.bot_user,
+                management: management.as_ref(),
+                protected: &self.protected,
+            };
+            if let Some(why) = self.executor.account_out_of_reach(&ctx, user).await {
+                kept.push(executor::Job::Report(format!("{origin}: not {}: {why}.", op.describe())));
+                continue;
+            }
+            let plan = held.entry(origin.clone()).or_insert_with(|| plan::Plan {
+                command: format!("{origin}: actions on accounts"),
+                always_confirm: true,
+                ..plan::Plan::default()
+            });
+            if !plan.ops.contains(&op) {
+                plan.ops.push(op);
+            }
+        }
+        for (origin, plan) in held {
+            let text = format!(
+                "{origin} asks for actions on accounts, which wait for a moderator ({}):\n{}",
+                "`[actions] confirm_account_actions = false` lets them go ahead at once",
+                plan.preview()
+            );
+            if let Some(preview) = self.send_notice(&text).await {
+                self.confirmations.hold(preview.to_string(), plan, Instant::now());
+            }
+        }
+        kept
+    }
+
+    /// Writes each enabled protection's state (its `snapshot`) to the data
+    /// directory, so a restart or a crash does not wipe it.
+    pub(super) async fn save_protection_states(&mut self) {
+        let mut failures = Vec::new();
+        let mut faulted = Vec::new();
+        let (enabled, kept) = (&mut self.enabled, &mut self.kept_state);
+        sandboxed(|| {
+            for (name, instance) in enabled.iter_mut() {
+                if instance.fault().is_some() {
+                    continue;
+                }
+                match instance.snapshot() {
+                    Ok(state) => {
+                        if let Err(e) = kept.save(name, &state) {
+                            failures.push(format!("{e:#}"));
+                        }
+                    }
+                    Err(fault) => {
+                        faulted.push(format!("{name} faulted saving its state: {fault}"));
+                        if let Err(e) = instance.restart() {
+                            faulted.push(format!("{name} could not restart: {e}"));
+                        }
+                    }
+                }
+            }
+        });
+        for text in faulted {
+            self.jobs.push(executor::Job::Report(text));
+        }
+        match failures.into_iter().next() {
+            Some(e) => self.write_failed("protection state", &e).await,
+            None => {
+                self.write_failures.remove("protection state");
+            }
+        }
+    }
+
+    /// Gives a protection that just started the state it had before a
+    /// restart, if any; a state it refuses is left out (and said in the log).
+    pub(crate) fn restore_protection_state(&mut self, name: &str) {
+        let Some(state) = self.kept_state.load(name) else { return };
+        let Some(instance) = self.enabled.get_mut(name) else { return };
+        match sandboxed(|| instance.restore(&state)) {
+            Ok(Ok(())) => tracing::info!(name, bytes = state.len(), "protection state restored"),
+            Ok(Err(why)) => tracing::warn!(name, "the protection refused its kept state: {why}"),
+            Err(fault) => {
+                tracing::warn!(name, "the protection faulted taking its kept state back: {fault}");
+                let _ = sandboxed(|| instance.restart());
+            }
+        }
+    }
+
+    /// Carries out one job: the one way every automatic action is done.
+    pub(crate) async fn execute(&mut self, management: Option<&Room>, job: executor::Job) -> Option<String> {
+        let ctx = executor::Context {
+            client: &self.client,
+            rooms: &self.rooms,
+            bot: &self.bot_user,
+            management,
+            protected: &self.protected,
+        };
+        self.executor.run(&ctx, job).await
+    }
+
+    pub(super) async fn save_token(&mut self, token: &str) {
+        match self.tokens.save(token) {
+            Ok(()) => {
+                self.write_failures.remove("sync token");
+            }
+            Err(e) => self.write_failed("sync token", &format!("{e:#}")).await,
+        }
+    }
+
+    /// A write to the data directory failed: logged each time, said in the
+    /// management room once until it works again. Never fatal: the write is
+    /// tried again next time.
+    pub(super) async fn write_failed(&mut self, what: &str, error: &str) {
+        tracing::error!("{error}");
+        if self.write_failures.insert(what.to_owned()) {
+            self.notify(&format!(
+                "Cannot write to the data directory: {error}. Gleipnir keeps running and tries again; \
+                 a restart before this is fixed may repeat or miss work."
+            ))
+            .await;
+        }
+    }
+}
