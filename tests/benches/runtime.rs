@@ -138,7 +138,7 @@ fn main() {
         for _ in 0..load_rounds {
             let _ = std::fs::remove_dir_all(&dir);
             let runtime = gleipnir_runtime::Runtime::new(gleipnir_runtime::RuntimeConfig {
-                cache_dir: Some(dir.clone()),
+                cache: Some(gleipnir_runtime::Folder::create(&dir).unwrap()),
                 ..Default::default()
             })
             .unwrap();

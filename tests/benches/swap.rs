@@ -60,7 +60,12 @@ fn round(runtime: &Arc<Runtime>, from: &str, to: &str, events: usize, write_at: 
 
     let (tx, rx) = mpsc::channel();
     let known = [(file.clone(), plugin.content_hash().to_owned())].into();
-    let config = WatchConfig { plugin_dir: dir.clone(), settings_file: None, settle: SETTLE, known };
+    let config = WatchConfig {
+        plugins: gleipnir_runtime::Folder::open(&dir).unwrap(),
+        settings_file: None,
+        settle: SETTLE,
+        known,
+    };
     let _watcher = Watcher::start(runtime.clone(), config, move |c| tx.send(c).unwrap()).unwrap();
     let new_bytes = std::fs::read(to).unwrap();
     let new_version = runtime.load_bytes(&new_bytes).map(|p| p.descriptor().version.clone()).unwrap_or_default();
@@ -129,7 +134,7 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let (rounds, events, write_at) = if full { (6, 3000, 1000) } else { (1, 1500, 300) };
     // No disk cache: a new version of a plugin has never been compiled before.
-    let runtime = Runtime::new(RuntimeConfig { limits: Default::default(), cache_dir: None }).unwrap();
+    let runtime = Runtime::new(RuntimeConfig { limits: Default::default(), cache: None }).unwrap();
     println!(
         "{:<6} {:>14} {:>10} {:>10} {:>9} {:>16} {:>11} {:>10}",
         "round", "written→new ms", "settle ms", "compile ms", "swap µs", "events in 1 s", "worst late", "p99 late"

@@ -31,7 +31,8 @@ pub fn runtime() -> Arc<Runtime> {
 
 /// A runtime with other limits.
 pub fn runtime_with(limits: Limits) -> Arc<Runtime> {
-    Runtime::new(RuntimeConfig { limits, cache_dir: Some(cache_dir()) }).expect("runtime starts")
+    let cache = gleipnir_runtime::Folder::create(&cache_dir()).expect("the test cache folder");
+    Runtime::new(RuntimeConfig { limits, cache: Some(cache) }).expect("runtime starts")
 }
 
 /// Loads a built plugin.

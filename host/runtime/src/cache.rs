@@ -11,13 +11,12 @@
 //! plugin folder.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::folder::Folder;
 use crate::plugin::LoadError;
 
 /// The first bytes of every entry; a new layout gets a new magic.
@@ -72,31 +71,31 @@ fn unseal<'a>(entry: &'a [u8], source: &[u8]) -> Result<&'a [u8], Unusable> {
 }
 
 pub(crate) struct ComponentCache {
-    dir: PathBuf,
+    folder: Folder,
     /// Changes whenever the engine could not run an artifact compiled before.
     engine_key: String,
 }
 
 impl ComponentCache {
-    pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<ComponentCache> {
-        std::fs::create_dir_all(dir)?;
+    pub(crate) fn new(folder: Folder, engine: &Engine) -> ComponentCache {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(ComponentCache { dir: dir.to_owned(), engine_key: format!("{:016x}", hasher.finish()) })
+        ComponentCache { folder, engine_key: format!("{:016x}", hasher.finish()) }
     }
 
-    fn path_for(&self, hash: &str) -> PathBuf {
-        self.dir.join(format!("{hash}-{}.cwasm", self.engine_key))
+    fn name_for(&self, hash: &str) -> String {
+        format!("{hash}-{}.cwasm", self.engine_key)
     }
 
     pub(crate) fn load_or_compile(&self, engine: &Engine, bytes: &[u8]) -> Result<(Component, String), LoadError> {
         let source = Sha256::digest(bytes);
         let hash = hex(&source);
-        let path = self.path_for(&hash);
+        let name = self.name_for(&hash);
+        let path = self.folder.shown(&name);
         // Read into memory rather than map the file: a file changed under a
         // mapping (another process replacing it, an operator truncating it)
         // would crash the host with SIGBUS.
-        if let Ok(entry) = std::fs::read(&path) {
+        if let Ok(entry) = self.folder.read(&name) {
             match unseal(&entry, &source) {
                 Ok(artifact) => {
                     // SAFETY: the artifact is byte for byte what
@@ -117,15 +116,10 @@ impl ComponentCache {
             }
         }
         let compiled = engine.precompile_component(bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        // Write to a temporary name and rename, so a crash never leaves half a file.
-        // The temporary name is unique to this write: threads and processes
-        // compiling the same component must not write into one file.
-        static WRITES: AtomicU64 = AtomicU64::new(0);
-        let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed)));
-        let written = std::fs::write(&tmp, seal(&source, &compiled)).and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
+        // A crash never leaves half a file, and threads and processes
+        // compiling the same component each write their own temporary file.
+        if let Err(e) = self.folder.write_durably(&name, &seal(&source, &compiled), false) {
+            tracing::warn!("cannot cache compiled component: {e}");
         }
         // SAFETY: `compiled` was produced by this engine a moment ago.
         let component =

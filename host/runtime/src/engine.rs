@@ -1,7 +1,7 @@
 //! One wasmtime `Engine` for every protection, configured for fast sync calls
 //! and interruption by epoch, with a thread that advances the epoch.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -11,6 +11,7 @@ use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
 use crate::cache::ComponentCache;
+use crate::folder::Folder;
 use crate::host::StoreState;
 use crate::limits::Limits;
 use crate::plugin::{self, LoadError, Plugin};
@@ -22,8 +23,9 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 #[derive(Debug, Clone, Default)]
 pub struct RuntimeConfig {
     pub limits: Limits,
-    /// Where compiled components are kept between runs; `None` compiles every time.
-    pub cache_dir: Option<PathBuf>,
+    /// The folder compiled components are kept in between runs; `None`
+    /// compiles every time.
+    pub cache: Option<Folder>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +34,6 @@ pub enum RuntimeError {
     Engine(String),
     #[error("cannot link the host interfaces: {0}")]
     Link(String),
-    #[error("cannot use the component cache at {path}: {error}")]
-    Cache { path: PathBuf, error: std::io::Error },
 }
 
 /// Compiles, caches and instantiates protections. Cheap to share: clone the `Arc`.
@@ -68,12 +68,7 @@ impl Runtime {
         crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
 
-        let cache = match config.cache_dir {
-            Some(dir) => {
-                Some(ComponentCache::open(&dir, &engine).map_err(|error| RuntimeError::Cache { path: dir, error })?)
-            }
-            None => None,
-        };
+        let cache = config.cache.map(|folder| ComponentCache::new(folder, &engine));
         let ticker = Some(Ticker::start(engine.clone()));
         Ok(Arc::new(Runtime { engine, linker, limits: config.limits, cache, ticker }))
     }
@@ -82,9 +77,17 @@ impl Runtime {
         self.limits
     }
 
-    /// Loads a protection from a `.wasm` component file.
+    /// Loads a protection from a `.wasm` component file named by the
+    /// operator (a command-line argument, a test).
     pub fn load_file(self: &Arc<Self>, path: &Path) -> Result<Plugin, LoadError> {
-        let bytes = std::fs::read(path).map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
+        let read = Folder::of_file(path).and_then(|(folder, name)| folder.read(&name));
+        let bytes = read.map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
+        self.load_bytes(&bytes)
+    }
+
+    /// Loads the protection `name` from a folder opened at start (the plugin folder).
+    pub fn load_from(self: &Arc<Self>, folder: &Folder, name: &str) -> Result<Plugin, LoadError> {
+        let bytes = folder.read(name).map_err(|error| LoadError::Read { path: folder.shown(name), error })?;
         self.load_bytes(&bytes)
     }
 

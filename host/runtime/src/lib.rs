@@ -19,6 +19,7 @@ mod cache;
 pub mod capability;
 mod engine;
 pub mod event;
+pub mod folder;
 mod grants;
 mod guest;
 pub mod host;
@@ -48,6 +49,7 @@ pub use bindings::gleipnir::protection::types::{
 };
 pub use capability::{CapabilitySet, Refusal};
 pub use engine::{Runtime, RuntimeConfig, RuntimeError};
+pub use folder::Folder;
 pub use grants::{QueryGrant, QueryGrants};
 pub use host::{Clock, HostQueries};
 pub use kv::{KvLimits, KvStore};

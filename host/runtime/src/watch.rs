@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use notify::Watcher as _;
 
-use crate::{LoadError, Plugin, Runtime};
+use crate::{Folder, LoadError, Plugin, Runtime};
 
 /// What the watcher saw, once settled.
 #[derive(Debug)]
@@ -60,7 +60,9 @@ impl std::fmt::Debug for Watcher {
 /// How the watcher is set up.
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
-    pub plugin_dir: PathBuf,
+    /// The plugin folder, opened once at start: components are read through it.
+    pub plugins: Folder,
+    /// Only watched: whoever receives [`Change::Settings`] reads it.
     pub settings_file: Option<PathBuf>,
     /// A file is read once it has not changed for this long.
     pub settle: Duration,
@@ -82,12 +84,13 @@ impl Watcher {
             let _ = tx.send(Message::Notify(event));
         })
         .map_err(|e| format!("cannot start watching files: {e}"))?;
+        let plugin_dir = config.plugins.path();
         inner
-            .watch(&config.plugin_dir, notify::RecursiveMode::NonRecursive)
-            .map_err(|e| format!("cannot watch {}: {e}", config.plugin_dir.display()))?;
+            .watch(plugin_dir, notify::RecursiveMode::NonRecursive)
+            .map_err(|e| format!("cannot watch {}: {e}", plugin_dir.display()))?;
         if let Some(file) = &config.settings_file {
             let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if dir != config.plugin_dir {
+            if dir != plugin_dir {
                 inner
                     .watch(dir, notify::RecursiveMode::NonRecursive)
                     .map_err(|e| format!("cannot watch {} (for {}): {e}", dir.display(), file.display()))?;
@@ -110,8 +113,8 @@ impl Watcher {
 /// settle period apart means the writer is done.
 type Stamp = Option<(u64, Option<SystemTime>)>;
 
-fn stamp(path: &Path) -> Stamp {
-    std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok()))
+fn stamp(folder: &Folder, name: &str) -> Stamp {
+    folder.metadata(name).ok().map(|m| (m.len(), m.modified().ok().map(|t| t.into_std())))
 }
 
 struct Pending {
@@ -125,6 +128,8 @@ struct Pending {
 struct Loop {
     runtime: Arc<Runtime>,
     config: WatchConfig,
+    /// The plugin folder's path made absolute, as notify reports paths.
+    plugin_dir: PathBuf,
     settings_file: Option<PathBuf>,
     pending: BTreeMap<PathBuf, Pending>,
 }
@@ -135,8 +140,22 @@ impl Loop {
         let settings_file = config.settings_file.as_ref().map(|f| absolute(f));
         let mut config = config;
         config.known = std::mem::take(&mut config.known).into_iter().map(|(p, h)| (absolute(&p), h)).collect();
-        config.plugin_dir = absolute(&config.plugin_dir);
-        Loop { runtime, config, settings_file, pending: BTreeMap::new() }
+        let plugin_dir = absolute(config.plugins.path());
+        Loop { runtime, config, plugin_dir, settings_file, pending: BTreeMap::new() }
+    }
+
+    /// The name in the plugin folder of a component file's path.
+    fn name_in_folder<'p>(&self, path: &'p Path) -> Option<&'p str> {
+        let name = path.file_name()?.to_str()?;
+        (path.parent() == Some(self.plugin_dir.as_path())).then_some(name)
+    }
+
+    fn stamp(&self, path: &Path) -> Stamp {
+        match self.name_in_folder(path) {
+            Some(name) => stamp(&self.config.plugins, name),
+            // The settings file: only notified, never read here.
+            None => std::fs::metadata(path).ok().map(|m| (m.len(), m.modified().ok())),
+        }
     }
 
     fn run(mut self, inbox: mpsc::Receiver<Message>, sink: impl Fn(Change)) {
@@ -148,7 +167,7 @@ impl Loop {
                     for path in event.paths {
                         let path = absolute(&path);
                         if self.relevant(&path) {
-                            let stamp = stamp(&path);
+                            let stamp = self.stamp(&path);
                             let entry = self.pending.entry(path).or_insert(Pending { last: now, first: now, stamp });
                             entry.last = now;
                             entry.stamp = stamp;
@@ -175,9 +194,7 @@ impl Loop {
             return true;
         }
         let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
-        path.parent() == Some(self.config.plugin_dir.as_path())
-            && !hidden
-            && path.extension().is_some_and(|e| e == "wasm")
+        path.parent() == Some(self.plugin_dir.as_path()) && !hidden && path.extension().is_some_and(|e| e == "wasm")
     }
 
     /// The changes of the files that have been quiet for the settle period
@@ -186,25 +203,29 @@ impl Loop {
         let now = Instant::now();
         let settle = self.config.settle;
         let mut ready = Vec::new();
-        for (path, pending) in &mut self.pending {
-            if now.duration_since(pending.last) < settle {
-                continue;
-            }
+        let quiet: Vec<PathBuf> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.last) >= settle)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in quiet {
             // Size or time moved since the last event: still being written.
-            let current = stamp(path);
+            let current = self.stamp(&path);
+            let Some(pending) = self.pending.get_mut(&path) else { continue };
             if pending.stamp != current {
                 pending.stamp = current;
                 pending.last = now;
                 continue;
             }
-            ready.push((path.clone(), pending.first));
+            ready.push((path, pending.first));
         }
         let mut changes = Vec::new();
         for (path, first) in ready {
             self.pending.remove(&path);
             if self.settings_file.as_deref() == Some(path.as_path()) {
                 changes.push(Change::Settings { path });
-            } else if !path.exists() {
+            } else if !self.name_in_folder(&path).is_some_and(|name| self.config.plugins.exists(name)) {
                 if self.config.known.remove(&path).is_some() {
                     changes.push(Change::Removed { path });
                 }
@@ -217,7 +238,7 @@ impl Loop {
 
     /// Compiles a file whose content is not the one already known.
     fn changed(&mut self, path: PathBuf, written: Instant) -> Option<Change> {
-        let bytes = std::fs::read(&path).ok()?;
+        let bytes = self.config.plugins.read(self.name_in_folder(&path)?).ok()?;
         let hash = crate::cache::content_hash(&bytes);
         if self.config.known.get(&path) == Some(&hash) {
             return None;
@@ -226,7 +247,11 @@ impl Loop {
     }
 
     fn compile(&mut self, path: PathBuf, written: Instant) -> Change {
-        match std::fs::read(&path) {
+        let read = match self.name_in_folder(&path) {
+            Some(name) => self.config.plugins.read(name),
+            None => Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file in the plugin folder")),
+        };
+        match read {
             Ok(bytes) => {
                 let hash = crate::cache::content_hash(&bytes);
                 self.compile_bytes(path, &bytes, hash, written)

@@ -18,7 +18,10 @@ fn a_swapped_or_flipped_cache_entry_is_recompiled() {
     let root = std::env::temp_dir().join(format!("gleipnir-cache-digest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     let runtime_in = |dir: &str| {
-        let config = gleipnir_runtime::RuntimeConfig { cache_dir: Some(root.join(dir)), ..Default::default() };
+        let config = gleipnir_runtime::RuntimeConfig {
+            cache: Some(gleipnir_runtime::Folder::create(&root.join(dir)).unwrap()),
+            ..Default::default()
+        };
         gleipnir_runtime::Runtime::new(config).unwrap()
     };
     runtime_in("noop").load_file(plugins::NOOP.as_ref()).unwrap();

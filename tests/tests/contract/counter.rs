@@ -82,7 +82,7 @@ fn the_watcher_reports_settled_changes() {
     let file = dir.join("counter.wasm");
     let (tx, rx) = std::sync::mpsc::channel();
     let config = WatchConfig {
-        plugin_dir: dir.clone(),
+        plugins: gleipnir_runtime::Folder::open(&dir).unwrap(),
         settings_file: Some(dir.join("settings.toml")),
         settle: std::time::Duration::from_millis(100),
         known: Default::default(),

@@ -401,7 +401,10 @@ mod bad_spec {
 fn compiled_components_are_cached_on_disk_and_reused() {
     let dir = std::env::temp_dir().join(format!("gleipnir-cache-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = || gleipnir_runtime::RuntimeConfig { cache_dir: Some(dir.clone()), ..Default::default() };
+    let config = || gleipnir_runtime::RuntimeConfig {
+        cache: Some(gleipnir_runtime::Folder::create(&dir).unwrap()),
+        ..Default::default()
+    };
     let files = || -> Vec<(String, std::time::SystemTime)> {
         let mut v: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
@@ -437,7 +440,10 @@ fn concurrent_loads_share_the_cache_safely() {
         .map(|_| {
             let dir = dir.clone();
             std::thread::spawn(move || {
-                let config = gleipnir_runtime::RuntimeConfig { cache_dir: Some(dir), ..Default::default() };
+                let config = gleipnir_runtime::RuntimeConfig {
+                    cache: Some(gleipnir_runtime::Folder::create(&dir).unwrap()),
+                    ..Default::default()
+                };
                 let runtime = gleipnir_runtime::Runtime::new(config).unwrap();
                 for _ in 0..3 {
                     let plugin = runtime.load_file(plugins::FLOODING.as_ref()).unwrap();
@@ -532,6 +538,7 @@ mod policy_echo {
 mod cache;
 mod counter;
 mod counter_next;
+mod folders;
 mod least_authority;
 mod loud;
 mod panic_in_constructor;

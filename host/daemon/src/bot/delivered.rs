@@ -9,12 +9,14 @@
 //! members present, and a member already banned is not banned again.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 
 use gleipnir_policy::{Change, Delta, Rule};
+use gleipnir_runtime::Folder;
+
+const DELIVERED: &str = "policy-delivered.json";
 
 pub(crate) struct Delivered {
-    path: PathBuf,
+    data: Folder,
     keys: HashSet<String>,
     dirty: bool,
     /// The file could not be read (not missing, not damaged): it is not
@@ -25,10 +27,10 @@ pub(crate) struct Delivered {
 impl Delivered {
     /// Reads the set; a damaged file starts it over (every rule is then
     /// delivered once more) and says so.
-    pub(crate) fn load(data_dir: &Path) -> (Delivered, Option<String>) {
-        let path = data_dir.join("policy-delivered.json");
-        let mut delivered = Delivered { path, keys: HashSet::new(), dirty: false, unreadable: false };
-        let text = match std::fs::read_to_string(&delivered.path) {
+    pub(crate) fn load(data: &Folder) -> (Delivered, Option<String>) {
+        let shown = data.shown(DELIVERED);
+        let mut delivered = Delivered { data: data.clone(), keys: HashSet::new(), dirty: false, unreadable: false };
+        let text = match data.read_to_string(DELIVERED) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (delivered, None),
             Err(e) => {
@@ -36,7 +38,7 @@ impl Delivered {
                 let why = format!(
                     "cannot read {} ({e}); takedown rules already acted on will be acted on once more, and the \
                      file is left as it is",
-                    delivered.path.display()
+                    shown.display()
                 );
                 return (delivered, Some(why));
             }
@@ -47,14 +49,10 @@ impl Delivered {
                 (delivered, None)
             }
             Err(e) => {
-                let aside = delivered.path.with_extension("json.damaged");
-                let moved = std::fs::rename(&delivered.path, &aside).map_or_else(
-                    |e| format!("it could not be moved aside: {e}"),
-                    |()| format!("kept as {}", aside.display()),
-                );
+                let moved = super::store::set_aside(data, DELIVERED, "policy-delivered.json.damaged");
                 let why = format!(
                     "{} is damaged ({e}; {moved}); takedown rules already acted on will be acted on once more",
-                    delivered.path.display()
+                    shown.display()
                 );
                 (delivered, Some(why))
             }
@@ -92,7 +90,7 @@ impl Delivered {
         let mut keys: Vec<&String> = self.keys.iter().collect();
         keys.sort();
         let text = serde_json::to_string(&keys)?;
-        super::store::write_durably(&self.path, text.as_bytes())?;
+        self.data.write_durably(DELIVERED, text.as_bytes(), false)?;
         self.dirty = false;
         Ok(())
     }
@@ -132,7 +130,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let td = r#"{"entity": "@a:x", "recommendation": "m.takedown", "reason": "spam"}"#;
         let ban = r#"{"entity": "@b:x", "recommendation": "m.ban"}"#;
-        let (mut delivered, problem) = Delivered::load(&dir);
+        let (mut delivered, problem) = Delivered::load(&Folder::open(&dir).unwrap());
         assert!(problem.is_none());
         let mut list = PolicyList::new("!list:x");
         let first = delta(&mut list, &[("m.policy.rule.user", "a", td), ("m.policy.rule.user", "b", ban)]);
@@ -140,7 +138,7 @@ mod tests {
         delivered.save().unwrap();
 
         // The next start loads the same list again, and a new rule came meanwhile.
-        let (mut delivered, _) = Delivered::load(&dir);
+        let (mut delivered, _) = Delivered::load(&Folder::open(&dir).unwrap());
         let mut list = PolicyList::new("!list:x");
         let c = r#"{"entity": "@c:x", "recommendation": "m.takedown"}"#;
         let reasoned = r#"{"entity": "@a:x", "recommendation": "m.takedown", "reason": "other words"}"#;
@@ -155,7 +153,7 @@ mod tests {
         assert_eq!(delivered.fresh(&back).changes.len(), 1);
 
         std::fs::write(dir.join("policy-delivered.json"), "[1, 2").unwrap();
-        let (delivered, problem) = Delivered::load(&dir);
+        let (delivered, problem) = Delivered::load(&Folder::open(&dir).unwrap());
         assert!(problem.unwrap().contains("is damaged"));
         assert!(delivered.keys.is_empty());
         assert!(dir.join("policy-delivered.json.damaged").exists(), "kept for whoever looks into it");

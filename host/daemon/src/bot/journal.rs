@@ -9,16 +9,17 @@
 //! and set aside; the stored sync token then makes the events be decided again.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 
-use gleipnir_runtime::json;
+use gleipnir_runtime::{Folder, json};
 use serde_json::{Value, json};
 
 use super::executor::Job;
 use super::store;
 
+const JOURNAL: &str = "journal";
+
 pub(crate) struct Journal {
-    path: PathBuf,
+    data: Folder,
     /// The open file while a batch is being carried out.
     open: Option<std::fs::File>,
 }
@@ -30,8 +31,8 @@ pub(crate) struct Unfinished {
 }
 
 impl Journal {
-    pub(crate) fn new(data_dir: &Path) -> Journal {
-        Journal { path: data_dir.join("journal"), open: None }
+    pub(crate) fn new(data: &Folder) -> Journal {
+        Journal { data: data.clone(), open: None }
     }
 
     /// Writes the batch down, durably, before any job in it is carried out.
@@ -39,8 +40,8 @@ impl Journal {
         let jobs: Vec<Value> = jobs.iter().map(job_json).collect();
         let mut text = json!({"token": token, "jobs": jobs}).to_string();
         text.push('\n');
-        store::write_durably(&self.path, text.as_bytes())?;
-        self.open = std::fs::OpenOptions::new().append(true).open(&self.path).ok();
+        self.data.write_durably(JOURNAL, text.as_bytes(), false)?;
+        self.open = self.data.append(JOURNAL).ok();
         Ok(())
     }
 
@@ -51,24 +52,24 @@ impl Journal {
         if let Some(file) = &mut self.open
             && let Err(e) = writeln!(file, "{index}")
         {
-            tracing::warn!("cannot write to {}: {e}", self.path.display());
+            tracing::warn!("cannot write to {}: {e}", self.data.shown(JOURNAL).display());
         }
     }
 
     /// The whole batch was carried out.
     pub(crate) fn finish(&mut self) {
         self.open = None;
-        if let Err(e) = std::fs::remove_file(&self.path)
+        if let Err(e) = self.data.remove(JOURNAL)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!("cannot remove {}: {e}", self.path.display());
+            tracing::warn!("cannot remove {}: {e}", self.data.shown(JOURNAL).display());
         }
     }
 
     /// What a previous run left unfinished, if anything. A damaged journal is
     /// renamed aside and reported as an error.
     pub(crate) fn unfinished(&self) -> Result<Option<Unfinished>, String> {
-        let text = match std::fs::read_to_string(&self.path) {
+        let text = match self.data.read_to_string(JOURNAL) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.set_aside(&format!("cannot read it: {e}"))),
@@ -80,12 +81,8 @@ impl Journal {
     }
 
     fn set_aside(&self, why: &str) -> String {
-        let aside = self.path.with_extension("damaged");
-        let moved = std::fs::rename(&self.path, &aside).map_or_else(
-            |e| format!("it could not be moved aside ({e})"),
-            |()| format!("it was moved to {}", aside.display()),
-        );
-        format!("{} is damaged ({why}); {moved}", self.path.display())
+        let moved = store::set_aside(&self.data, JOURNAL, "journal.damaged");
+        format!("{} is damaged ({why}); {moved}", self.data.shown(JOURNAL).display())
     }
 }
 
@@ -156,7 +153,7 @@ mod tests {
     fn a_batch_comes_back_less_what_was_done() {
         let dir = std::env::temp_dir().join(format!("gleipnir-journal-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut journal = Journal::new(&dir);
+        let mut journal = Journal::new(&Folder::open(&dir).unwrap());
         assert!(journal.unfinished().unwrap().is_none());
         journal.begin("s42", &jobs()).unwrap();
         journal.done(0);
@@ -180,9 +177,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("gleipnir-journal-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("journal"), "{\"token\": \"t\", \"jo").unwrap();
-        let journal = Journal::new(&dir);
+        let journal = Journal::new(&Folder::open(&dir).unwrap());
         let error = journal.unfinished().err().expect("damaged");
-        assert!(error.contains("is damaged") && error.contains("moved to"), "{error}");
+        assert!(error.contains("is damaged") && error.contains("kept as"), "{error}");
         assert!(journal.unfinished().unwrap().is_none(), "set aside, not read again");
         assert!(dir.join("journal.damaged").exists());
         std::fs::remove_dir_all(&dir).unwrap();

@@ -17,6 +17,7 @@ use gleipnir_runtime::watch::{Change, WatchConfig, Watcher};
 use gleipnir_runtime::{CapabilitySet, Plugin, SettingKind, SettingSpec, SettingValue, capability, settings};
 use serde_json::{Value, json};
 
+use super::store::FileIn;
 use super::{Bot, sandboxed, store};
 
 /// Account data: capabilities moderators granted, by protection.
@@ -51,16 +52,15 @@ pub(crate) struct Layers {
 
 /// Reads the operator's settings file: one table per protection. A file
 /// that does not exist holds no settings.
-pub(crate) fn read_settings_file(path: &Path) -> Result<BTreeMap<String, toml::Table>, String> {
-    parse_settings_file(path, &settings_file_text(path)?)
+pub(crate) fn read_settings_file(file: &FileIn) -> Result<BTreeMap<String, toml::Table>, String> {
+    parse_settings_file(&file.shown(), &settings_file_text(file)?)
 }
 
 /// The settings file's text; empty when there is no file.
-fn settings_file_text(path: &Path) -> Result<String, String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+pub(crate) fn settings_file_text(file: &FileIn) -> Result<String, String> {
+    match file.text() {
+        Ok(t) => Ok(t.unwrap_or_default()),
+        Err(e) => Err(format!("cannot read {}: {e}", file.shown().display())),
     }
 }
 
@@ -194,8 +194,8 @@ impl Bot {
             .filter_map(|(path, f)| f.running.as_ref().map(|(_, _, hash)| (path.clone(), hash.clone())))
             .collect();
         let config = WatchConfig {
-            plugin_dir: self.config.plugin_dir.clone(),
-            settings_file: self.config.settings_file.clone(),
+            plugins: self.folders.plugins.clone(),
+            settings_file: self.folders.settings.as_ref().map(FileIn::shown),
             settle: SETTLE,
             known,
         };
@@ -220,7 +220,7 @@ impl Bot {
                 text
             }
             Change::Removed { path } => self.removed(&path).await,
-            Change::Settings { path } => self.apply_settings_file(&path),
+            Change::Settings { .. } => self.apply_settings_file(),
             Change::Failed(e) => format!("Plugin files are no longer watched: {e}"),
         };
         if !text.is_empty() {
@@ -385,9 +385,11 @@ impl Bot {
     /// Applies the operator's settings file to every protection, or to none:
     /// a value that does not fit, or a protection refusing its new settings,
     /// leaves every protection's settings as they were.
-    pub(crate) fn apply_settings_file(&mut self, path: &Path) -> String {
+    pub(crate) fn apply_settings_file(&mut self) -> String {
+        let Some(file) = self.folders.settings.clone() else { return String::new() };
+        let path = file.shown();
         let shown = path.display();
-        let text = match settings_file_text(path) {
+        let text = match settings_file_text(&file) {
             Ok(t) => t,
             Err(e) => return format!("The settings file was not applied: {e}. The previous settings stay."),
         };
@@ -395,7 +397,7 @@ impl Bot {
             return String::new();
         }
         self.layers.file_text = Some(text.clone());
-        let new = match parse_settings_file(path, &text) {
+        let new = match parse_settings_file(&path, &text) {
             Ok(t) => t,
             Err(e) => return format!("The settings file was not applied: {e}. The previous settings stay."),
         };
@@ -470,9 +472,9 @@ impl Bot {
     /// `plugins`: the component files, what each provides, and problems.
     pub(crate) fn plugins_report(&self) -> String {
         if self.files.is_empty() {
-            return format!("No plugin files in {}.", self.config.plugin_dir.display());
+            return format!("No plugin files in {}.", self.folders.plugins.path().display());
         }
-        let mut out = format!("Plugin files in {} ({}):", self.config.plugin_dir.display(), self.files.len());
+        let mut out = format!("Plugin files in {} ({}):", self.folders.plugins.path().display(), self.files.len());
         for (path, f) in &self.files {
             let _ = write!(out, "\n- {}: ", file_name(path));
             match &f.running {
@@ -696,7 +698,7 @@ mod tests {
     fn file(text: &str) -> Result<BTreeMap<String, toml::Table>, String> {
         let path = std::env::temp_dir().join(format!("gleipnir-live-{}-{}.toml", std::process::id(), text.len()));
         std::fs::write(&path, text).unwrap();
-        let read = read_settings_file(&path);
+        let read = read_settings_file(&FileIn::open(&path).unwrap());
         let _ = std::fs::remove_file(&path);
         read.map_err(|e| e.replace(&path.display().to_string(), "FILE"))
     }
@@ -736,7 +738,9 @@ mod tests {
     fn a_broken_file_is_refused_with_its_line() {
         assert_eq!(file("[flooding]\nmax-per-minute = \n").unwrap_err().split(':').next(), Some("FILE line 2"));
         assert_eq!(file("flooding = 3\n").unwrap_err(), "`flooding`: must be a table of settings, like [flooding]");
-        let missing = read_settings_file(Path::new("/nonexistent/gleipnir/protections.toml")).unwrap();
+        let missing =
+            read_settings_file(&FileIn::open(&std::env::temp_dir().join("gleipnir-no-such-settings.toml")).unwrap())
+                .unwrap();
         assert!(missing.is_empty());
     }
 

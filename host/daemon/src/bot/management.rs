@@ -3,9 +3,8 @@
 //! must not be a room anyone can join, and only members with at least
 //! `commands.min_power_level` there may give commands or confirm previews.
 
-use std::path::Path;
-
 use anyhow::{Context, bail};
+use gleipnir_runtime::Folder;
 use matrix_sdk::Client;
 use matrix_sdk::ruma::{OwnedRoomAliasId, OwnedRoomId, RoomAliasId};
 
@@ -19,11 +18,11 @@ const OPEN_JOIN_RULES: [&str; 3] = ["public", "knock", "knock_restricted"];
 pub(crate) async fn pinned_room(
     client: &Client,
     configured: &str,
-    data_dir: &Path,
+    data: &Folder,
 ) -> anyhow::Result<(OwnedRoomId, Option<String>)> {
-    let pin = data_dir.join("management_room");
+    let pin = data.shown(PIN);
     // Only "never pinned" is no pin: a pin that cannot be read must not let the alias decide.
-    let pinned = match std::fs::read_to_string(&pin) {
+    let pinned = match data.read_to_string(PIN) {
         Ok(text) => Some(OwnedRoomId::try_from(text.trim()).map_err(|e| {
             anyhow::anyhow!(
                 "{} does not hold a room id ({e}); fix it or delete it to pin the room again",
@@ -36,7 +35,7 @@ pub(crate) async fn pinned_room(
     let Ok(alias) = <&RoomAliasId>::try_from(configured) else {
         // An id in the config is the operator's explicit choice: it wins over any pin.
         let id = super::join(client, configured).await?;
-        write_pin(&pin, &id)?;
+        write_pin(data, &id)?;
         return Ok((id, None));
     };
     let resolved = client.resolve_room_alias(alias).await.map(|r| r.room_id);
@@ -56,21 +55,21 @@ pub(crate) async fn pinned_room(
         }
         (None, Ok(now)) => {
             let id = super::join(client, now.as_str()).await?;
-            write_pin(&pin, &id)?;
+            write_pin(data, &id)?;
             Ok((id, None))
         }
         (None, Err(e)) => Err(e).with_context(|| format!("cannot resolve {}", OwnedRoomAliasId::from(alias))),
     }
 }
 
-fn write_pin(pin: &Path, id: &OwnedRoomId) -> anyhow::Result<()> {
-    if std::fs::read_to_string(pin).is_ok_and(|text| text.trim() == id.as_str()) {
+/// The file in the data folder that pins the management room's id.
+const PIN: &str = "management_room";
+
+fn write_pin(data: &Folder, id: &OwnedRoomId) -> anyhow::Result<()> {
+    if data.read_to_string(PIN).is_ok_and(|text| text.trim() == id.as_str()) {
         return Ok(());
     }
-    if let Some(dir) = pin.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    super::store::write_durably(pin, id.as_str().as_bytes())
+    Ok(data.write_durably(PIN, id.as_str().as_bytes(), false)?)
 }
 
 /// The management room's join rule, asked of the homeserver.

@@ -105,20 +105,23 @@ pub(crate) struct Bot {
     notices: notices::Notices,
     /// Protections' own state, kept across restarts.
     kept_state: kept_state::KeptState,
+    /// The only folders the bot reads and writes, opened at start.
+    folders: store::Folders,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+    let folders = store::Folders::open(&config)?;
     let client = Client::builder()
         .homeserver_url(&config.homeserver)
         .request_config(request_config())
         .build()
         .await
         .context("cannot reach the homeserver")?;
-    login(&client, &config).await?;
+    login(&client, &config, &folders.data).await?;
     let bot_user = client.user_id().context("no user after login")?.to_string();
     tracing::info!(user = %bot_user, "logged in");
 
-    let (management, moved_alias) = management::pinned_room(&client, &config.management_room, &config.data_dir)
+    let (management, moved_alias) = management::pinned_room(&client, &config.management_room, &folders.data)
         .await
         .context("cannot join the management room")?;
     if let Some(warning) = &moved_alias {
@@ -138,7 +141,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     let runtime =
-        Runtime::new(RuntimeConfig { limits: config.limits, cache_dir: Some(config.data_dir.join("components")) })?;
+        Runtime::new(RuntimeConfig { limits: config.limits, cache: Some(folders.data.child("components", true)?) })?;
     let rooms = Arc::new(RoomStates::new());
     let queries = Arc::new(BotQueries {
         state: StateQueries { bot: bot_user.clone(), clock: Clock::System, rooms: rooms.clone() },
@@ -147,10 +150,10 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     });
     let dry_run = config.dry_run;
     let (client_for_notices, management_for_notices) = (client.clone(), management.clone());
-    let config_data_dir = config.data_dir.clone();
-    let tokens = store::SyncToken::new(&config.data_dir)?;
-    let (delivered, delivered_problem) = delivered::Delivered::load(&config.data_dir);
-    let journal = journal::Journal::new(&config.data_dir);
+    let tokens = store::SyncToken::new(&folders.data);
+    let (delivered, delivered_problem) = delivered::Delivered::load(&folders.data);
+    let journal = journal::Journal::new(&folders.data);
+    let kept_state = kept_state::KeptState::new(&folders.data);
     let mut bot = Bot {
         client,
         config,
@@ -190,7 +193,8 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         management_rule,
         refused_commanders: BTreeSet::new(),
         notices: notices::Notices::start(client_for_notices, management_for_notices),
-        kept_state: kept_state::KeptState::new(&config_data_dir),
+        kept_state,
+        folders,
     };
     if let Some(warning) = moved_alias {
         bot.notify(&warning).await;
@@ -217,12 +221,12 @@ fn request_config() -> matrix_sdk::config::RequestConfig {
     matrix_sdk::config::RequestConfig::new().retry_limit(12).max_retry_time(Duration::from_secs(30))
 }
 
-async fn login(client: &Client, config: &Config) -> anyhow::Result<()> {
+async fn login(client: &Client, config: &Config, data: &gleipnir_runtime::Folder) -> anyhow::Result<()> {
     match &config.credentials {
         Credentials::Password(password) => {
             // The session of the last run, if the homeserver still takes it:
             // a new login at every start would leave a device behind each time.
-            let kept = store::Session::new(&config.data_dir);
+            let kept = store::Session::new(data);
             let previous = kept.load();
             if let Some(session) = &previous
                 && session.user_id == config.user_id
@@ -696,8 +700,8 @@ impl Bot {
 
     /// Reads the message counts kept in the data directory.
     async fn load_counts(&mut self) {
-        let path = store::counts_path(&self.config.data_dir);
-        let text = match std::fs::read_to_string(&path) {
+        let path = self.folders.data.shown(store::COUNTS);
+        let text = match self.folders.data.read_to_string(store::COUNTS) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
@@ -714,11 +718,7 @@ impl Bot {
         if let Err(e) = self.rooms.counts_from_json(&text) {
             // Failing closed: without the counts nobody can be told established.
             self.rooms.distrust_counts();
-            let aside = path.with_extension("json.damaged");
-            let moved = std::fs::rename(&path, &aside).map_or_else(
-                |e| format!("it could not be moved aside: {e}"),
-                |()| format!("kept as {}", aside.display()),
-            );
+            let moved = store::set_aside(&self.folders.data, store::COUNTS, "message-counts.json.damaged");
             self.notify(&format!(
                 "{} is damaged ({e}; {moved}); message counts and join times start over, so every member counts \
                  as a newcomer until they have been here long enough.",
@@ -736,7 +736,7 @@ impl Bot {
         }
         self.counts_saved = Instant::now();
         let Some(json) = self.rooms.counts_to_json() else { return };
-        match store::write_durably(&store::counts_path(&self.config.data_dir), json.as_bytes()) {
+        match self.folders.data.write_durably(store::COUNTS, json.as_bytes(), false) {
             Ok(()) => {
                 self.write_failures.remove("counts");
             }

@@ -45,9 +45,9 @@ impl Bot {
         let (mut problems, unloaded) = self.load_plugins();
 
         // The operator's settings file (values are checked per protection below).
-        if let Some(path) = self.config.settings_file.clone() {
-            self.layers.file_text = std::fs::read_to_string(&path).ok();
-            match super::live::read_settings_file(&path) {
+        if let Some(file) = self.folders.settings.clone() {
+            self.layers.file_text = super::live::settings_file_text(&file).ok();
+            match super::live::read_settings_file(&file) {
                 Ok(tables) => self.layers.file = tables,
                 Err(e) => problems.push(Problem {
                     store: "plugins.settings",
@@ -197,32 +197,25 @@ impl Bot {
         self.plugins.clear();
         self.files.clear();
         let mut problems = Vec::new();
-        let entries = match std::fs::read_dir(&self.config.plugin_dir) {
-            Ok(e) => e,
+        let folder = self.folders.plugins.clone();
+        let names = match folder.names() {
+            Ok(names) => names,
             Err(e) => {
                 problems.push(Problem {
                     store: "plugins.dir",
                     path: Path::default(),
                     kind: Kind::Use,
-                    message: format!("cannot list {}: {e}", self.config.plugin_dir.display()),
+                    message: format!("cannot list {}: {e}", folder.path().display()),
                     options: Vec::new(),
                 });
                 return (problems, Vec::new());
             }
         };
         let mut unloaded = Vec::new();
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-            .collect();
-        files.sort();
-        for path in files {
-            let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
-            if hidden {
-                continue;
-            }
-            match self.runtime.load_file(&path) {
+        // Sorted by name; a name starting with `.` is a file being written.
+        for name in names.into_iter().filter(|n| n.ends_with(".wasm") && !n.starts_with('.')) {
+            let path = folder.shown(&name);
+            match self.runtime.load_from(&folder, &name) {
                 Ok(plugin) if self.plugins.contains_key(plugin.name()) => {
                     let why = format!("protection `{}` is provided by another file already", plugin.name());
                     tracing::error!(file = %path.display(), "{why}");
@@ -326,9 +319,16 @@ impl Bot {
     pub(crate) async fn recover(&mut self, recovery: &Recovery) -> Result<String, String> {
         match recovery {
             Recovery::SetAside { file } => {
-                let aside = format!("{file}.disabled");
-                std::fs::rename(file, &aside).map_err(|e| format!("cannot rename {file}: {e}"))?;
-                Ok(format!("Renamed {file} to {aside}; it is no longer loaded."))
+                // Only a file of the plugin folder, renamed within it.
+                let folder = &self.folders.plugins;
+                let name = std::path::Path::new(file)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .filter(|_| std::path::Path::new(file).parent() == Some(folder.path()))
+                    .ok_or_else(|| format!("{file} is not a file in the plugin folder {}", folder.path().display()))?;
+                let aside = format!("{name}.disabled");
+                folder.rename(name, &aside).map_err(|e| format!("cannot rename {file}: {e}"))?;
+                Ok(format!("Renamed {file} to {}; it is no longer loaded.", folder.shown(&aside).display()))
             }
             other => {
                 let store = other.store();

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use gleipnir_runtime::Folder;
 use matrix_sdk::Client;
 use matrix_sdk::ruma::api::client::config::{get_global_account_data, set_global_account_data};
 use matrix_sdk::ruma::events::GlobalAccountDataEventType;
@@ -43,75 +44,40 @@ pub(crate) fn enabled_content(names: &[String]) -> Value {
 
 /// The sync token, kept in the data directory between runs.
 pub(crate) struct SyncToken {
-    path: PathBuf,
+    data: Folder,
 }
 
+const SYNC_TOKEN: &str = "sync_token";
+
 impl SyncToken {
-    pub(crate) fn new(data_dir: &Path) -> anyhow::Result<SyncToken> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-        Ok(SyncToken { path: data_dir.join("sync_token") })
+    pub(crate) fn new(data: &Folder) -> SyncToken {
+        SyncToken { data: data.clone() }
     }
 
     /// The stored token; `None` only when there is none (a first start). A
     /// token file that cannot be read is an error: taking it for a first
     /// start would skip everything since the last run.
     pub(crate) fn load(&self) -> anyhow::Result<Option<String>> {
-        match std::fs::read_to_string(&self.path) {
+        match self.data.read_to_string(SYNC_TOKEN) {
             Ok(text) => Ok(Some(text.trim().to_owned()).filter(|s| !s.is_empty())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("cannot read the sync token {}", self.path.display())),
+            Err(e) => {
+                Err(e).with_context(|| format!("cannot read the sync token {}", self.data.shown(SYNC_TOKEN).display()))
+            }
         }
     }
 
     /// Written durably: a crash leaves the old token or the new one.
     pub(crate) fn save(&self, token: &str) -> anyhow::Result<()> {
-        write_durably(&self.path, token.as_bytes()).context("cannot save the sync token")
+        self.data.write_durably(SYNC_TOKEN, token.as_bytes(), false).context("cannot save the sync token")
     }
 
     /// When the token was last saved: about when the previous run stopped
     /// handling events (it saves after every sync).
     pub(crate) fn saved_at_ms(&self) -> Option<u64> {
-        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok()?;
+        let modified = self.data.metadata(SYNC_TOKEN).and_then(|m| m.modified()).ok()?.into_std();
         modified.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_millis() as u64)
     }
-}
-
-/// Writes `bytes` to `path` so that a crash or a power loss leaves either the
-/// old file or the new one: a temporary file, synced, renamed over the old
-/// one, and the directory synced so the rename itself is on disk.
-pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_file(path, bytes, false)
-}
-
-/// [`write_durably`], with the file readable by its owner alone from the start.
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_file(path, bytes, true)
-}
-
-fn write_file(path: &Path, bytes: &[u8], private: bool) -> anyhow::Result<()> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let written = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        if private {
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        }
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok::<(), std::io::Error>(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written.with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The session a password login made (device and token), kept so the next
@@ -130,32 +96,92 @@ impl std::fmt::Debug for KeptSession {
 }
 
 pub(crate) struct Session {
-    path: PathBuf,
+    data: Folder,
 }
 
+const SESSION: &str = "session.json";
+
 impl Session {
-    pub(crate) fn new(data_dir: &Path) -> Session {
-        Session { path: data_dir.join("session.json") }
+    pub(crate) fn new(data: &Folder) -> Session {
+        Session { data: data.clone() }
     }
 
     /// The kept session; none when there is none or it cannot be read (then
     /// the bot logs in with its password again).
     pub(crate) fn load(&self) -> Option<KeptSession> {
-        let text = std::fs::read_to_string(&self.path).ok()?;
+        let text = self.data.read_to_string(SESSION).ok()?;
         serde_json::from_str(&text).ok()
     }
 
     /// Written durably and readable by the bot's user alone: it holds a token.
     pub(crate) fn save(&self, session: &KeptSession) -> anyhow::Result<()> {
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
         let text = serde_json::to_string(session)?;
-        write_private(&self.path, text.as_bytes())
+        Ok(self.data.write_durably(SESSION, text.as_bytes(), true)?)
     }
 }
 
-/// Where the message counts (for least-authority gating) are kept.
-pub(crate) fn counts_path(data_dir: &Path) -> PathBuf {
-    data_dir.join("message-counts.json")
+/// The file the message counts (for least-authority gating) are kept in.
+pub(crate) const COUNTS: &str = "message-counts.json";
+
+/// Renames a damaged file in `data` to `aside` and says where it went (or
+/// why it could not be moved): it is kept for the operator, never read again.
+pub(crate) fn set_aside(data: &Folder, name: &str, aside: &str) -> String {
+    data.rename(name, aside).map_or_else(
+        |e| format!("it could not be moved aside: {e}"),
+        |()| format!("kept as {}", data.shown(aside).display()),
+    )
+}
+
+/// The folders the bot reads and writes, each opened once at start from the
+/// config; every file it touches while running is a plain name in one of
+/// them (see `gleipnir_runtime::Folder`).
+#[derive(Clone, Debug)]
+pub(crate) struct Folders {
+    /// `storage.data_dir`: tokens, journal, counts, kept state, the
+    /// compiled-component cache (`components/`).
+    pub(crate) data: Folder,
+    /// `plugins.dir`.
+    pub(crate) plugins: Folder,
+    /// `plugins.settings`, when set.
+    pub(crate) settings: Option<FileIn>,
+}
+
+impl Folders {
+    pub(crate) fn open(config: &crate::config::Config) -> anyhow::Result<Folders> {
+        let data = Folder::create(&config.data_dir).context("storage.data_dir")?;
+        let plugins = Folder::open(&config.plugin_dir).context("plugins.dir")?;
+        let settings = match &config.settings_file {
+            Some(file) => Some(FileIn::open(file).context("plugins.settings")?),
+            None => None,
+        };
+        Ok(Folders { data, plugins, settings })
+    }
+}
+
+/// One file the operator named: its folder, opened once, and its name there.
+#[derive(Clone, Debug)]
+pub(crate) struct FileIn {
+    pub(crate) folder: Folder,
+    pub(crate) name: String,
+}
+
+impl FileIn {
+    pub(crate) fn open(file: &Path) -> std::io::Result<FileIn> {
+        let (folder, name) = Folder::of_file(file)?;
+        Ok(FileIn { folder, name })
+    }
+
+    /// The file's path, for messages.
+    pub(crate) fn shown(&self) -> PathBuf {
+        self.folder.shown(&self.name)
+    }
+
+    /// The file's text; `None` when there is no such file.
+    pub(crate) fn text(&self) -> std::io::Result<Option<String>> {
+        match self.folder.read_to_string(&self.name) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 }

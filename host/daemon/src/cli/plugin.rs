@@ -21,8 +21,13 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 fn load(file: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Plugin> {
-    let runtime =
-        Runtime::new(RuntimeConfig { cache_dir: cache_dir.or_else(default_cache_dir), ..Default::default() })?;
+    // A cache folder asked for must work; the default one is a convenience
+    // (without it every run compiles again).
+    let cache = match cache_dir {
+        Some(dir) => Some(gleipnir_runtime::Folder::create(&dir).context("--cache-dir")?),
+        None => default_cache_dir().and_then(|dir| gleipnir_runtime::Folder::create(&dir).ok()),
+    };
+    let runtime = Runtime::new(RuntimeConfig { cache, ..Default::default() })?;
     runtime.load_file(file).with_context(|| format!("cannot load {}", file.display()))
 }
 

@@ -537,10 +537,8 @@ impl Reader {
 /// (read no further: a path to a huge file or `/dev/zero` must not take all
 /// memory).
 fn read_secret(file: &Path) -> std::io::Result<Option<String>> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(file)?.take(MAX_SECRET_FILE as u64 + 1).read_to_string(&mut text)?;
-    Ok((text.len() <= MAX_SECRET_FILE).then_some(text))
+    let (folder, name) = gleipnir_runtime::Folder::of_file(file)?;
+    folder.read_limited(&name, MAX_SECRET_FILE)
 }
 
 /// `33554432`, `"32MiB"`, `"64MB"`, `"512KiB"` → bytes.

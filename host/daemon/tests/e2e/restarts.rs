@@ -129,23 +129,25 @@ fn a_failed_write_is_reported_and_never_fatal() {
     let scene = Scene::new(Options::default());
     let mut gleipnir = scene.start(&[], &[]);
     let token = gleipnir.dir.join("data/sync_token");
-    let blocker = gleipnir.dir.join("data/sync_token.tmp");
-    std::fs::create_dir_all(&blocker).unwrap();
+    // A folder where the token goes: the rename over it fails (as a full
+    // disk would fail the write), whatever temporary name the write uses.
+    let stuck = std::fs::read_to_string(&token).unwrap();
+    std::fs::remove_file(&token).unwrap();
+    std::fs::create_dir_all(&token).unwrap();
     scene.command("rooms", "Protected rooms (1)");
     let report = eventually("the failed write reported", Duration::from_secs(30), || {
         scene.notices().into_iter().find(|n| n.starts_with("Cannot write to the data directory"))
     });
     assert!(report.contains("sync token"), "{report}");
-    let stuck = std::fs::read_to_string(&token).unwrap();
     scene.command("status", "Protections:");
     scene.command("rooms", "Protected rooms (1)");
     assert!(gleipnir.child.try_wait().unwrap().is_none(), "the bot stopped");
     let reports = scene.notices().iter().filter(|n| n.starts_with("Cannot write to the data directory")).count();
     assert_eq!(reports, 1, "said once until it works again");
 
-    std::fs::remove_dir(&blocker).unwrap();
+    std::fs::remove_dir(&token).unwrap();
     scene.command("rooms", "Protected rooms (1)");
     eventually("the token saved again", Duration::from_secs(60), || {
-        (std::fs::read_to_string(&token).unwrap() != stuck).then_some(())
+        std::fs::read_to_string(&token).ok().filter(|now| *now != stuck).map(|_| ())
     });
 }
