@@ -5,7 +5,8 @@ use std::fmt::Write;
 use gleipnir_runtime::settings;
 use serde_json::{Value, json};
 
-use super::plan::{self, Op, Plan};
+use super::executor::{Act, Origin, Outcome};
+use super::plan::{self, Op, OpAct, Plan};
 use super::{Bot, store};
 use crate::commands::parse::{self, Command, ConfigOp, RedactTarget, RoomRef};
 
@@ -54,7 +55,7 @@ impl Bot {
             ),
             Ok(parsed) => {
                 tracing::info!(sender, command = text, "command");
-                self.run_command(text, parsed).await
+                self.run_command(sender, text, parsed).await
             }
             Err(e) => Reply::Done(e.to_string()),
         };
@@ -62,7 +63,7 @@ impl Bot {
             Reply::Done(text) => self.notify(&text).await,
             Reply::Plan(plan) => {
                 if plan.ops.len() <= self.config.confirm_above && !plan.always_confirm {
-                    let text = self.carry_out(plan).await;
+                    let text = self.carry_out(sender, plan).await;
                     self.notify(&text).await;
                 } else if let Some(preview) = self.send_notice(&plan.preview()).await {
                     self.confirmations.hold(preview.to_string(), plan, std::time::Instant::now());
@@ -147,7 +148,7 @@ impl Bot {
         match self.confirmations.take(relates_to, std::time::Instant::now()) {
             plan::Confirmed::Go(plan) => {
                 tracing::info!(sender, command = plan.command, "confirmed");
-                let text = self.carry_out(plan).await;
+                let text = self.carry_out(sender, plan).await;
                 self.notify(&text).await;
             }
             plan::Confirmed::Expired(command) => {
@@ -158,7 +159,8 @@ impl Bot {
         }
     }
 
-    async fn run_command(&mut self, text: &str, parsed: parse::Parsed) -> Reply {
+    async fn run_command(&mut self, sender: &str, text: &str, parsed: parse::Parsed) -> Reply {
+        let moderator = Origin::Moderator { user: sender.to_owned(), command: text.trim().to_owned() };
         let mut reply = match parsed.command {
             Command::Help { topic } => Reply::Done(help(topic.as_deref())),
             Command::Status => Reply::Done(self.status()),
@@ -177,10 +179,10 @@ impl Bot {
             Command::Config { op, protection, key, value } => {
                 Reply::Done(self.configure(op, &protection, &key, value).await)
             }
-            Command::Ban { entity, room, reason } => self.ban_command(&entity, room, reason).await,
+            Command::Ban { entity, room, reason } => self.ban_command(&moderator, &entity, room, reason).await,
             Command::Unban { entity, room } => self.unban_command(&entity, room).await,
             Command::Takedown { entity, list, reason } => {
-                Reply::Done(self.takedown_command(&entity, &list, reason).await)
+                Reply::Done(self.takedown_command(&moderator, &entity, &list, reason).await)
             }
             Command::Trust { user, trust } => Reply::Done(self.trust(&user, trust).await),
             Command::Plugins => Reply::Done(self.plugins_report()),
@@ -210,7 +212,7 @@ impl Bot {
         if let Reply::Plan(plan) = &mut reply {
             plan.command = text.trim().to_owned();
             if parsed.no_confirm {
-                return Reply::Done(self.carry_out(std::mem::take(plan)).await);
+                return Reply::Done(self.carry_out(sender, std::mem::take(plan)).await);
             }
         }
         reply
@@ -680,9 +682,11 @@ impl Bot {
         Ok(found)
     }
 
-    /// Carries out a plan, in order, and says what happened. With `dry_run`
-    /// it only says what it would have done.
-    pub(crate) async fn carry_out(&mut self, plan: Plan) -> String {
+    /// Carries out a plan, in order, through the executor (as `moderator`'s
+    /// command; actions on accounts a protection asked for stay the
+    /// protection's), and says what happened. With `dry_run` it only says
+    /// what it would have done.
+    pub(crate) async fn carry_out(&mut self, moderator: &str, plan: Plan) -> String {
         if self.config.dry_run {
             let mut out = format!("Dry run, nothing done. `{}` would carry out:", plan.command);
             for op in &plan.ops {
@@ -690,6 +694,7 @@ impl Bot {
             }
             return out;
         }
+        let moderator = Origin::Moderator { user: moderator.to_owned(), command: plan.command.clone() };
         let mut failed = Vec::new();
         for op in &plan.ops {
             if let Op::Recover { recovery, .. } = op {
@@ -699,54 +704,18 @@ impl Bot {
                     Err(e) => return format!("Recovery refused: {e}. Nothing changed."),
                 }
             }
-            if let Some(action) = op.account_action() {
-                let Op::Account { origin, .. } = op else { continue };
-                let management = self.management_room();
-                if let Some(report) =
-                    self.execute(management.as_ref(), super::executor::Job::Act(origin.clone(), action)).await
-                {
-                    failed.push(report);
-                }
-                continue;
-            }
-            let Some(room) = self.joined(op.room()) else {
-                failed.push(format!("{} in {}: I am not in that room", op.describe(), op.room()));
-                continue;
+            let (origin, act) = match op.act() {
+                Some(OpAct::Account { origin, action }) => (Origin::Protection(origin), Act::Contract(action)),
+                Some(OpAct::Moderator(act)) => (moderator.clone(), act),
+                None => continue,
             };
-            let result = match op {
-                Op::Ban { user, reason, .. } => match user_id(user) {
-                    Ok(user) => room.ban_user(user, reason.as_deref()).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                },
-                Op::Kick { user, reason, .. } => match user_id(user) {
-                    Ok(user) => room.kick_user(user, reason.as_deref()).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                },
-                Op::Unban { user, .. } => match user_id(user) {
-                    Ok(user) => room.unban_user(user, None).await.map_err(|e| e.to_string()),
-                    Err(e) => Err(e),
-                },
-                // Carried out before looking for a room, above.
-                Op::Recover { .. } | Op::Account { .. } => continue,
-                Op::RemoveRule { event_type, state_key, .. } => room
-                    .send_state_event_raw(event_type, state_key, json!({}))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string()),
-                Op::Redact { event, reason, .. } => {
-                    if !self.executor.mark_redacted(event) {
-                        continue; // Already redacted by the bot.
-                    }
-                    match <&matrix_sdk::ruma::EventId>::try_from(event.as_str()) {
-                        Ok(event_id) => {
-                            room.redact(event_id, reason.as_deref(), None).await.map(|_| ()).map_err(|e| e.to_string())
-                        }
-                        Err(e) => Err(e.to_string()),
-                    }
+            let outcome = self.act(&origin, act).await;
+            match outcome {
+                Outcome::Done(_) | Outcome::Unneeded => {}
+                Outcome::Notice(text) => failed.push(text),
+                other => {
+                    failed.push(format!("{} in {}: {}", op.describe(), op.room(), super::policy::outcome_text(other)))
                 }
-            };
-            if let Err(e) = result {
-                failed.push(format!("{} in {}: {e}", op.describe(), op.room()));
             }
         }
         let rooms: std::collections::BTreeSet<&str> = plan.ops.iter().map(Op::room).collect();
@@ -781,10 +750,6 @@ pub(crate) enum Verb {
     Ban,
     Kick,
     Unban,
-}
-
-fn user_id(user: &str) -> Result<&matrix_sdk::ruma::UserId, String> {
-    <&matrix_sdk::ruma::UserId>::try_from(user).map_err(|e| format!("`{user}`: {e}"))
 }
 
 /// `redact USER` without `--limit`: this many events per room.

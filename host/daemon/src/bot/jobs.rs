@@ -11,6 +11,21 @@ use matrix_sdk::Room;
 
 use super::{Bot, executor, plan, sandboxed};
 
+/// The executor's view of the bot. A macro, not a method: the executor
+/// itself is borrowed mutably beside it.
+macro_rules! context {
+    ($bot:ident, $management:expr) => {
+        executor::Context {
+            client: &$bot.client,
+            rooms: &$bot.rooms,
+            bot: &$bot.bot_user,
+            management: $management,
+            protected: &$bot.protected,
+            is_list: &|room| $bot.policy.is_list(room),
+        }
+    };
+}
+
 impl Bot {
     /// Carries out the actions decided while handling a sync, and moves the
     /// stored sync token past it. The actions are written down with the
@@ -64,22 +79,18 @@ impl Bot {
                 kept.push(job);
                 continue;
             };
-            let (Some(op), Some(user)) = (plan::Op::account(origin, action), executor::account_target(action)) else {
+            let (Some(op), Some(user)) =
+                (plan::Op::account(&origin.to_string(), action), executor::account_target(action))
+            else {
                 kept.push(job);
                 continue;
             };
-            let ctx = executor::Context {
-                client: &self.client,
-                rooms: &self.rooms,
-                bot: &self.bot_user,
-                management: management.as_ref(),
-                protected: &self.protected,
-            };
+            let ctx = context!(self, management.as_ref());
             if let Some(why) = self.executor.account_out_of_reach(&ctx, user).await {
                 kept.push(executor::Job::Report(format!("{origin}: not {}: {why}.", op.describe())));
                 continue;
             }
-            let plan = held.entry(origin.clone()).or_insert_with(|| plan::Plan {
+            let plan = held.entry(origin.to_string()).or_insert_with(|| plan::Plan {
                 command: format!("{origin}: actions on accounts"),
                 always_confirm: true,
                 ..plan::Plan::default()
@@ -153,16 +164,20 @@ impl Bot {
         }
     }
 
-    /// Carries out one job: the one way every automatic action is done.
+    /// Carries out one job of a sync (through [`executor::Executor::act`],
+    /// like every action); returns what to tell the management room.
     pub(crate) async fn execute(&mut self, management: Option<&Room>, job: executor::Job) -> Option<String> {
-        let ctx = executor::Context {
-            client: &self.client,
-            rooms: &self.rooms,
-            bot: &self.bot_user,
-            management,
-            protected: &self.protected,
-        };
+        let ctx = context!(self, management);
         self.executor.run(&ctx, job).await
+    }
+
+    /// Carries out one act now, for `origin`: the one way every action
+    /// outside a sync's jobs (moderators' plans, server ACLs, room
+    /// takedowns) is done.
+    pub(crate) async fn act(&mut self, origin: &executor::Origin, act: executor::Act) -> executor::Outcome {
+        let management = self.management_room();
+        let ctx = context!(self, management.as_ref());
+        self.executor.act(&ctx, origin, act).await
     }
 
     pub(super) async fn save_token(&mut self, token: &str) {

@@ -13,7 +13,7 @@ use std::io::Write;
 use gleipnir_runtime::{Folder, json};
 use serde_json::{Value, json};
 
-use super::executor::Job;
+use super::executor::{Job, Origin};
 use super::store;
 
 const JOURNAL: &str = "journal";
@@ -109,7 +109,7 @@ fn parse(text: &str) -> Result<Unfinished, String> {
 
 fn job_json(job: &Job) -> Value {
     match job {
-        Job::Act(origin, action) => json!({"origin": origin, "action": json::action(action)}),
+        Job::Act(origin, action) => json!({"origin": origin.key(), "action": json::action(action)}),
         Job::Report(text) => json!({"report": text}),
     }
 }
@@ -118,7 +118,7 @@ fn job_from_json(value: &Value) -> Option<Job> {
     if let Some(text) = value.get("report").and_then(Value::as_str) {
         return Some(Job::Report(text.to_owned()));
     }
-    let origin = value.get("origin")?.as_str()?.to_owned();
+    let origin = Origin::from_key(value.get("origin")?.as_str()?);
     Some(Job::Act(origin, json::action_from(value.get("action")?)?))
 }
 
@@ -130,16 +130,16 @@ mod tests {
     fn jobs() -> Vec<Job> {
         vec![
             Job::Act(
-                "flooding".into(),
+                Origin::Protection("flooding".into()),
                 Action::Redact(RedactEvent { room_id: "!r".into(), event_id: "$1".into(), reason: "spam".into() }),
             ),
             Job::Report("flooding: @s:x sent 12 messages".into()),
             Job::Act(
-                "policy".into(),
+                Origin::Policy,
                 Action::Ban(TargetUser { room_id: "!r".into(), user_id: "@s:x".into(), reason: "spam".into() }),
             ),
             Job::Act(
-                "takedown".into(),
+                Origin::Protection("takedown".into()),
                 Action::NotifyManagement(NotifyManagement { body: "b".into(), reason: "".into() }),
             ),
         ]

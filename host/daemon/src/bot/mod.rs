@@ -811,7 +811,12 @@ impl Bot {
                                 )));
                             }
                         }
-                        todo.extend(outcome.actions.into_iter().map(|a| executor::Job::Act(name.clone(), a)));
+                        todo.extend(
+                            outcome
+                                .actions
+                                .into_iter()
+                                .map(|a| executor::Job::Act(executor::Origin::Protection(name.clone()), a)),
+                        );
                     }
                     Err(fault) => {
                         let mut report = format!("{name} faulted: {fault}");

@@ -8,11 +8,21 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
+use super::executor::Act;
+
 /// How long a preview waits for its ✅.
 pub(crate) const CONFIRM_WITHIN: Duration = Duration::from_secs(10 * 60);
 
 /// Lines of a preview before "… and N more".
 const PREVIEW_LINES: usize = 15;
+
+/// What an [`Op`] comes to for the executor.
+pub(crate) enum OpAct {
+    /// An action on an account a protection asked for, confirmed by a moderator.
+    Account { origin: String, action: gleipnir_runtime::Action },
+    /// A moderator's own operation.
+    Moderator(Act),
+}
 
 /// One operation a command carries out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +88,36 @@ impl Op {
             _ => return None,
         };
         Some(Op::Account { origin: origin.to_owned(), what, user: user.clone(), reason: reason.clone() })
+    }
+
+    /// What the executor carries out for this operation; `None` for a
+    /// recovery (it changes stored state, not rooms).
+    pub(crate) fn act(&self) -> Option<OpAct> {
+        use gleipnir_runtime::{Action, RedactEvent, TargetUser};
+        let target = |room: &str, user: &str, reason: &Option<String>| TargetUser {
+            room_id: room.to_owned(),
+            user_id: user.to_owned(),
+            reason: reason.clone().unwrap_or_default(),
+        };
+        let act = match self {
+            Op::Ban { room, user, reason } => Act::Contract(Action::Ban(target(room, user, reason))),
+            Op::Kick { room, user, reason } => Act::Contract(Action::Kick(target(room, user, reason))),
+            Op::Unban { room, user } => Act::Contract(Action::Unban(target(room, user, &None))),
+            Op::Redact { room, event, reason } => Act::Contract(Action::Redact(RedactEvent {
+                room_id: room.clone(),
+                event_id: event.clone(),
+                reason: reason.clone().unwrap_or_default(),
+            })),
+            Op::RemoveRule { room, event_type, state_key, .. } => {
+                let (list, event_type, state_key) = (room.clone(), event_type.clone(), state_key.clone());
+                Act::WriteRule { list, event_type, state_key, content: serde_json::json!({}) }
+            }
+            Op::Account { origin, .. } => {
+                return Some(OpAct::Account { origin: origin.clone(), action: self.account_action()? });
+            }
+            Op::Recover { .. } => return None,
+        };
+        Some(OpAct::Moderator(act))
     }
 
     /// The action an [`Op::Account`] carries out.

@@ -196,7 +196,7 @@ impl Bot {
         self.jobs.push(executor::Job::Report(format!("Policy: banning {user} in {room} on joining ({rule}).")));
         let action =
             Action::Ban(TargetUser { room_id: room.to_owned(), user_id: user.to_owned(), reason: rule.reason.clone() });
-        self.jobs.push(executor::Job::Act("policy".to_owned(), action));
+        self.jobs.push(executor::Job::Act(executor::Origin::Policy, action));
     }
 
     /// After a sync: reload lists that saw redactions, apply the rule changes
@@ -237,7 +237,7 @@ impl Bot {
                     user_id: ban.user.clone(),
                     reason: ban.rule.reason.clone(),
                 });
-                self.jobs.push(executor::Job::Act("policy".to_owned(), action));
+                self.jobs.push(executor::Job::Act(executor::Origin::Policy, action));
             }
         }
         if std::mem::take(&mut self.policy.server_rules_changed) {
@@ -277,30 +277,22 @@ impl Bot {
             if current.is_some_and(|(acl, _)| acl.same_as(&compiled.acl)) {
                 continue;
             }
-            if self.config.dry_run {
-                self.notify(&format!("Dry run, nothing done: would set {room}'s server ACL to {content}")).await;
-                continue;
-            }
-            match self.send_acl(&room, &content).await {
-                Ok(()) => {
+            let act = executor::Act::ServerAcl { room: room.clone(), content: content.clone() };
+            match self.act(&executor::Origin::Policy, act).await {
+                executor::Outcome::Done(_) | executor::Outcome::Unneeded => {
                     self.policy.acls.insert(room.clone(), (compiled.acl.clone(), self.bot_user.clone()));
                     self.policy.acl_denied.remove(&room);
                     tracing::info!(room, deny = compiled.acl.deny.len(), "server ACL updated");
                 }
-                Err(e) => {
+                executor::Outcome::DryRun(what) => self.notify(&format!("Dry run, nothing done: would {what}")).await,
+                other => {
                     if self.policy.acl_denied.insert(room.clone()) {
+                        let e = outcome_text(other);
                         self.notify(&format!("Cannot set the server ACL of {room}: {e}. (Said once per room.)")).await;
                     }
                 }
             }
         }
-    }
-
-    async fn send_acl(&self, room: &str, content: &Value) -> Result<(), String> {
-        let Some(r) = OwnedRoomId::try_from(room).ok().and_then(|id| self.client.get_room(&id)) else {
-            return Err("I am not in that room".to_owned());
-        };
-        r.send_state_event_raw("m.room.server_acl", "", content.clone()).await.map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Saves the watched lists: those loaded and those that failed to load
@@ -436,7 +428,8 @@ impl Bot {
 
     /// Writes a rule into a watched list; bans follow when it comes back in sync.
     async fn add_rule(
-        &self,
+        &mut self,
+        origin: &executor::Origin,
         list: &str,
         entity: &str,
         recommendation: Recommendation,
@@ -456,17 +449,14 @@ impl Bot {
         } else {
             json!({"entity": entity, "recommendation": recommendation.as_str(), "reason": reason})
         };
-        let Some(room) = OwnedRoomId::try_from(list).ok().and_then(|id| self.client.get_room(&id)) else {
+        if OwnedRoomId::try_from(list).ok().and_then(|id| self.client.get_room(&id)).is_none() {
             return format!("I am not in {list}. Nothing changed.");
-        };
-        if self.config.dry_run {
-            return format!(
-                "Dry run, nothing done: would write {} {state_key} = {content} in {list}",
-                kind.event_type()
-            );
         }
-        match room.send_state_event_raw(kind.event_type(), &state_key, content).await {
-            Ok(_) => {
+        let event_type = kind.event_type().to_owned();
+        let act = executor::Act::WriteRule { list: list.to_owned(), event_type, state_key, content };
+        match self.act(origin, act).await {
+            executor::Outcome::DryRun(what) => format!("Dry run, nothing done: would {what}"),
+            executor::Outcome::Done(_) => {
                 let how = if hashed { " (hashed: only its sha256 is published)" } else { "" };
                 format!(
                     "Added to {list}: {} {entity} {}{how}. Bans in protected rooms follow.",
@@ -474,24 +464,30 @@ impl Bot {
                     recommendation.as_str()
                 )
             }
-            Err(e) => format!("Could not write the rule to {list}: {e}. Nothing changed."),
+            other => format!("Could not write the rule to {list}: {}. Nothing changed.", outcome_text(other)),
         }
     }
 
     /// `ban ENTITY [ROOM|LIST] [reason]`
-    pub(crate) async fn ban_command(&mut self, entity: &str, room: Option<RoomRef>, reason: Option<String>) -> Reply {
+    pub(crate) async fn ban_command(
+        &mut self,
+        origin: &executor::Origin,
+        entity: &str,
+        room: Option<RoomRef>,
+        reason: Option<String>,
+    ) -> Reply {
         if let Some(r) = &room
             && let Some(list) = self.find_list(&r.to_string()).await
         {
             let reason = reason.unwrap_or_default();
-            return Reply::Done(self.add_rule(&list, entity, Recommendation::Ban, &reason, false).await);
+            return Reply::Done(self.add_rule(origin, &list, entity, Recommendation::Ban, &reason, false).await);
         }
         if room.is_none()
             && let Some(reason) = &reason
         {
             let (first, rest) = reason.split_once(' ').unwrap_or((reason, ""));
             if let Some(list) = self.policy.shortcodes.get(first).cloned() {
-                return Reply::Done(self.add_rule(&list, entity, Recommendation::Ban, rest, false).await);
+                return Reply::Done(self.add_rule(origin, &list, entity, Recommendation::Ban, rest, false).await);
             }
         }
         if gleipnir_runtime::event::check_user_id(entity).is_ok() {
@@ -504,10 +500,16 @@ impl Bot {
     }
 
     /// `takedown ENTITY LIST [reason]`
-    pub(crate) async fn takedown_command(&mut self, entity: &str, list: &str, reason: Option<String>) -> String {
+    pub(crate) async fn takedown_command(
+        &mut self,
+        origin: &executor::Origin,
+        entity: &str,
+        list: &str,
+        reason: Option<String>,
+    ) -> String {
         match self.find_list(list).await {
             Some(room) => {
-                self.add_rule(&room, entity, Recommendation::Takedown, &reason.unwrap_or_default(), true).await
+                self.add_rule(origin, &room, entity, Recommendation::Takedown, &reason.unwrap_or_default(), true).await
             }
             None => format!("`{list}` is not a watched list (lists: {}). Nothing changed.", self.list_names()),
         }
@@ -667,5 +669,19 @@ fn rule_event_type(rule: &Rule) -> String {
         gleipnir_policy::rule::Generation::Stable => format!("m.policy.rule.{kind}"),
         gleipnir_policy::rule::Generation::Room => format!("m.room.rule.{kind}"),
         gleipnir_policy::rule::Generation::Mjolnir => format!("org.matrix.mjolnir.rule.{kind}"),
+    }
+}
+
+/// An outcome that is not `Done`, as a phrase for a report.
+pub(crate) fn outcome_text(outcome: executor::Outcome) -> String {
+    match outcome {
+        executor::Outcome::Done(note) => note.unwrap_or_else(|| "done".to_owned()),
+        executor::Outcome::Unneeded => "already done".to_owned(),
+        executor::Outcome::Refused(why) | executor::Outcome::Failed(why) | executor::Outcome::Notice(why) => why,
+        executor::Outcome::Unpermitted { room, kind, needed } => {
+            format!("I cannot {kind} in {room}: that needs power level {needed}")
+        }
+        executor::Outcome::Unsupported(name) => format!("this version of Gleipnir cannot carry out {name} yet"),
+        executor::Outcome::DryRun(what) => format!("dry run, nothing done: would {what}"),
     }
 }

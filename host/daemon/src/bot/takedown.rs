@@ -12,10 +12,9 @@
 use std::fmt::Write;
 
 use gleipnir_policy::rule::{Entity, EntityKind, Recommendation, Rule};
-use serde_json::json;
 
 use super::Bot;
-use super::executor::{admin, reqwest_method, urlencode};
+use super::executor::{Act, Origin, Outcome, query};
 
 /// Pages of the homeserver's room list read to find a hashed room.
 const MAX_ROOM_PAGES: usize = 40;
@@ -62,45 +61,17 @@ impl Bot {
         }
         let mut text = head;
         for room in rooms {
-            let _ = write!(text, "\n- {room}: {}", self.block_and_purge(&room, &rule.reason).await);
+            let act = Act::TakeDownRoom { room: room.clone(), reason: rule.reason.clone() };
+            let outcome = match self.act(&Origin::Policy, act).await {
+                Outcome::Done(note) => {
+                    tracing::info!(room, "room taken down");
+                    note.unwrap_or_else(|| "taken down".to_owned())
+                }
+                other => super::policy::outcome_text(other),
+            };
+            let _ = write!(text, "\n- {room}: {outcome}");
         }
         text
-    }
-
-    async fn block_and_purge(&self, room: &str, reason: &str) -> String {
-        if self.protected.contains(room) {
-            return "I protect this room: not taken down (stop protecting it first)".to_owned();
-        }
-        if room == self.management.as_str() {
-            return "this is the management room: not taken down".to_owned();
-        }
-        if self.policy.is_list(room) {
-            return "I watch this policy list: not taken down (unwatch it first)".to_owned();
-        }
-        if self.config.dry_run {
-            return "dry run, nothing done: would block and purge it".to_owned();
-        }
-        let encoded = urlencode(room);
-        let block = json!({"block": true});
-        let path = format!("/_synapse/admin/v1/rooms/{encoded}/block");
-        if let Err(e) = admin(&self.client, reqwest_method::PUT, &path, Some(block)).await {
-            return format!("blocking failed: {e}");
-        }
-        let message = if reason.is_empty() { "This room was taken down.".to_owned() } else { reason.to_owned() };
-        let purge = json!({"block": true, "purge": true, "message": message});
-        let path = format!("/_synapse/admin/v2/rooms/{encoded}");
-        match admin(&self.client, reqwest_method::DELETE, &path, Some(purge)).await {
-            Ok(reply) => {
-                let id = reply.get("delete_id").and_then(|d| d.as_str()).unwrap_or("?");
-                tracing::info!(room, delete_id = id, "room taken down");
-                format!("blocked, and its purge started (delete id {id})")
-            }
-            // A room this homeserver never joined has nothing to purge; the block stands.
-            Err(e) if e.contains("404") || e.contains("400") => {
-                "blocked (this homeserver holds nothing of it to purge)".to_owned()
-            }
-            Err(e) => format!("blocked, but the purge failed: {e}"),
-        }
     }
 
     /// The rooms this homeserver knows whose id hashes to `hash` (MSC4205).
@@ -109,7 +80,7 @@ impl Bot {
         let mut from = 0u64;
         for _ in 0..MAX_ROOM_PAGES {
             let path = format!("/_synapse/admin/v1/rooms?from={from}&limit=500");
-            let reply = admin(&self.client, reqwest_method::GET, &path, None).await?;
+            let reply = query(&self.client, &path).await?;
             let rooms = reply.get("rooms").and_then(|r| r.as_array()).cloned().unwrap_or_default();
             for room in &rooms {
                 if let Some(id) = room.get("room_id").and_then(|r| r.as_str())

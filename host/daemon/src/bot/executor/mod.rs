@@ -1,0 +1,489 @@
+//! The one place where the bot acts on Matrix: every ban, kick, unban,
+//! redaction, notice, server ACL, rule removal and admin API action, whoever
+//! decided it (a protection, a policy rule, a moderator's command), goes
+//! through [`Executor::act`]. The origin picks the safety rules (see
+//! `reach`); then the bot's own power is checked, repeats are dropped, every
+//! reason is capped, and `dry_run` only says what would have been done.
+
+mod admin_api;
+mod reach;
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use gleipnir_runtime::rooms::RoomStates;
+use gleipnir_runtime::{Action, Membership, json};
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::ruma::{EventId, RoomId, UserId};
+use matrix_sdk::{Client, Room};
+use serde_json::{Value, json};
+
+use admin_api::{admin, reqwest_method};
+pub(crate) use admin_api::{query, urlencode};
+pub(crate) use reach::account_target;
+
+/// Who decided an action. Automatic origins (protections, rules) get every
+/// safety rule; a moderator's command may act on anyone but the bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// A protection, by name.
+    Protection(String),
+    /// A rule of a watched policy list.
+    Policy,
+    /// A moderator's command.
+    Moderator { user: String, command: String },
+}
+
+impl Origin {
+    fn automatic(&self) -> bool {
+        !matches!(self, Origin::Moderator { .. })
+    }
+
+    /// How the journal names it.
+    pub(crate) fn key(&self) -> &str {
+        match self {
+            Origin::Protection(name) => name,
+            Origin::Policy => "policy",
+            Origin::Moderator { command, .. } => command,
+        }
+    }
+
+    /// The journal's name back (an automatic origin).
+    pub(crate) fn from_key(key: &str) -> Origin {
+        if key == "policy" { Origin::Policy } else { Origin::Protection(key.to_owned()) }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Protection(name) => f.write_str(name),
+            Origin::Policy => f.write_str("policy"),
+            Origin::Moderator { user, command } => write!(f, "{user} (`{command}`)"),
+        }
+    }
+}
+
+/// One thing to do after a sync: an action (with who decided it), or a
+/// report for the management room.
+pub(crate) enum Job {
+    Act(Origin, Action),
+    Report(String),
+}
+
+/// What the executor can do: the contract's actions, and what only the
+/// host decides.
+#[derive(Debug, Clone)]
+pub(crate) enum Act {
+    Contract(Action),
+    /// A protected room's `m.room.server_acl`, as the policy engine compiled it.
+    ServerAcl {
+        room: String,
+        content: Value,
+    },
+    /// Blocks a room on this homeserver and purges it (a room takedown rule).
+    TakeDownRoom {
+        room: String,
+        reason: String,
+    },
+    /// Writes a rule's state in a policy list (`{}` removes the rule).
+    WriteRule {
+        list: String,
+        event_type: String,
+        state_key: String,
+        content: Value,
+    },
+}
+
+impl Act {
+    /// The capability's name for a contract action, or the host act's.
+    fn kind(&self) -> &'static str {
+        match self {
+            Act::Contract(action) => gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(action)),
+            Act::ServerAcl { .. } => "set the server ACL",
+            Act::TakeDownRoom { .. } => "take down a room",
+            Act::WriteRule { .. } => "write a policy rule",
+        }
+    }
+}
+
+/// What came of one act.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Done; with a note on how, where there is more to say.
+    Done(Option<String>),
+    /// Nothing to do: the bot did it already (a redaction, a ban).
+    Unneeded,
+    /// Not done, on purpose: the sentence says why.
+    Refused(String),
+    /// The bot's power level in the room is too low.
+    Unpermitted { room: String, kind: &'static str, needed: i64 },
+    /// This host cannot carry it out yet.
+    Unsupported(&'static str),
+    /// `dry_run`: what would have been done.
+    DryRun(String),
+    /// A `notify-management`: the text for the management room.
+    Notice(String),
+    /// Tried and failed: the homeserver's answer.
+    Failed(String),
+}
+
+/// What the executor needs to know of the bot to check an action.
+pub(crate) struct Context<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) rooms: &'a RoomStates,
+    pub(crate) bot: &'a str,
+    pub(crate) management: Option<&'a Room>,
+    pub(crate) protected: &'a BTreeSet<String>,
+    /// Whether a room is a watched policy list.
+    pub(crate) is_list: &'a dyn Fn(&str) -> bool,
+}
+
+/// How long a server-admin answer ("is this user an admin?") is trusted.
+const ADMIN_STATUS_TTL: Duration = Duration::from_secs(10 * 60);
+
+pub(crate) struct Executor {
+    dry_run: bool,
+    /// Users of this homeserver known to be (or not be) server admins, and when asked.
+    /// `None`: the homeserver would not say (the bot is no server admin).
+    admins: HashMap<String, (Option<bool>, Instant)>,
+    redacted: Recent<()>,
+    /// (room, user) pairs the bot banned lately: a second ban (a protection
+    /// and the policy engine acting on the same rule) is not sent again.
+    banned: Recent<()>,
+    /// Who sent the events protections saw lately, to check redactions against.
+    senders: Recent<String>,
+    /// (room, action kind) pairs already reported as not permitted.
+    denied: HashSet<(String, &'static str)>,
+    unsupported: HashSet<&'static str>,
+}
+
+impl Executor {
+    pub(crate) fn new(dry_run: bool) -> Executor {
+        Executor {
+            dry_run,
+            admins: HashMap::new(),
+            redacted: Recent::default(),
+            banned: Recent::default(),
+            senders: Recent::default(),
+            denied: HashSet::new(),
+            unsupported: HashSet::new(),
+        }
+    }
+
+    /// Remembers who sent an event protections are about to see.
+    pub(crate) fn saw(&mut self, event: &str, sender: &str) {
+        self.senders.insert(event.to_owned(), sender.to_owned());
+    }
+
+    /// Runs one job of a sync; returns what to tell the management room, if
+    /// anything (a refusal for lack of power, or an act this host cannot do,
+    /// is said once).
+    pub(crate) async fn run(&mut self, ctx: &Context<'_>, job: Job) -> Option<String> {
+        let (origin, action) = match job {
+            Job::Report(text) => return Some(text),
+            Job::Act(origin, action) => (origin, action),
+        };
+        let act = Act::Contract(action);
+        let kind = act.kind();
+        let shown = describe(&act);
+        match self.act(ctx, &origin, act).await {
+            Outcome::Done(_) | Outcome::Unneeded => None,
+            Outcome::Refused(why) => Some(format!("{origin}: {why}")),
+            Outcome::Unpermitted { room, kind, needed } => self.denied.insert((room.clone(), kind)).then(|| {
+                format!("{origin}: I cannot {kind} in {room}: that needs power level {needed}. (Said once per room.)")
+            }),
+            Outcome::Unsupported(name) => self.unsupported.insert(name).then(|| {
+                format!("{origin}: this version of Gleipnir cannot carry out {name} yet; refused. (Said once.)")
+            }),
+            Outcome::DryRun(_) => Some(format!("{origin} (dry run, nothing done): {shown}")),
+            Outcome::Notice(body) => Some(format!("{origin}: {body}")),
+            Outcome::Failed(e) => Some(format!("{origin}: {kind} failed: {e}")),
+        }
+    }
+
+    /// Carries out one act after the safety rules of its origin: the only
+    /// code that calls a moderation endpoint.
+    pub(crate) async fn act(&mut self, ctx: &Context<'_>, origin: &Origin, mut act: Act) -> Outcome {
+        // A reason may come from anywhere (a policy list, a protection): every one is capped alike.
+        if let Act::Contract(action) = &mut act {
+            reach::cap_reason(action);
+        }
+        if let Some(refused) = self.check(ctx, origin, &act).await {
+            return refused;
+        }
+        if self.dry_run {
+            return Outcome::DryRun(describe(&act));
+        }
+        let result = perform(ctx.client, &act).await;
+        match result {
+            Ok(note) => {
+                tracing::info!(%origin, act = %describe(&act), "done");
+                if let Act::Contract(Action::Unban(a)) = &act {
+                    // Banned again later: a new ban, not a repeat.
+                    self.banned.remove(&format!("{}\n{}", a.room_id, a.user_id));
+                }
+                Outcome::Done(note)
+            }
+            Err(Performed::Notice(body)) => Outcome::Notice(body),
+            Err(Performed::Unsupported(name)) => Outcome::Unsupported(name),
+            Err(Performed::Failed(e)) => Outcome::Failed(e),
+        }
+    }
+
+    /// The safety rules: `Some` when the act must not be carried out (or
+    /// need not be).
+    async fn check(&mut self, ctx: &Context<'_>, origin: &Origin, act: &Act) -> Option<Outcome> {
+        let management = ctx.management.map(|m| m.room_id().as_str());
+        let kind = act.kind();
+        match act {
+            Act::Contract(action @ (Action::Ban(a) | Action::Kick(a))) => {
+                let why = if origin.automatic() {
+                    match reach::protected_from(ctx.rooms, management, &a.room_id, &a.user_id, ctx.bot) {
+                        Some(why) => Some(why.to_owned()),
+                        None => self.server_admin(ctx.client, ctx.bot, &a.user_id, false).await.err(),
+                    }
+                } else {
+                    // A moderator may ban anyone but the bot.
+                    (a.user_id == ctx.bot).then(|| "that is me".to_owned())
+                };
+                if let Some(why) = why {
+                    let doing = if matches!(action, Action::Ban(_)) { "banning" } else { "kicking" };
+                    return Some(Outcome::Refused(format!("not {doing} {} in {}: {why}.", a.user_id, a.room_id)));
+                }
+                if matches!(action, Action::Ban(_))
+                    && (ctx.rooms.membership(&a.room_id, &a.user_id) == Some(Membership::Ban)
+                        || !self.banned.insert(format!("{}\n{}", a.room_id, a.user_id), ()))
+                {
+                    return Some(Outcome::Unneeded);
+                }
+            }
+            Act::Contract(action) if account_target(action).is_some() => {
+                // Actions on a user's account reach every room: the same
+                // people are out of reach as for bans, in every protected room.
+                let target = account_target(action).unwrap_or_default();
+                if let Some(why) = self.account_out_of_reach(ctx, target).await {
+                    return Some(Outcome::Refused(format!("not acting on {target}'s account ({kind}): {why}.")));
+                }
+            }
+            Act::Contract(Action::Redact(a)) => {
+                if origin.automatic() {
+                    // A protection may only redact what it can name the sender
+                    // of, and never a moderator's or a management-room member's event.
+                    let sender = match self.senders.get(&a.event_id) {
+                        Some(s) => Some(s.clone()),
+                        None => sender_of(ctx.client, &a.room_id, &a.event_id).await,
+                    };
+                    let Some(sender) = sender else {
+                        return Some(Outcome::Refused(format!(
+                            "not redacting {} in {}: I cannot tell who sent it.",
+                            a.event_id, a.room_id
+                        )));
+                    };
+                    if let Some(why) = reach::protected_from(ctx.rooms, management, &a.room_id, &sender, ctx.bot) {
+                        return Some(Outcome::Refused(format!(
+                            "not redacting {sender}'s event {}: {why}.",
+                            a.event_id
+                        )));
+                    }
+                }
+                if !self.redacted.insert(a.event_id.clone(), ()) {
+                    return Some(Outcome::Unneeded);
+                }
+            }
+            Act::TakeDownRoom { room, .. } => {
+                let why = if ctx.protected.contains(room) {
+                    Some("I protect this room: not taken down (stop protecting it first)")
+                } else if Some(room.as_str()) == management {
+                    Some("this is the management room: not taken down")
+                } else if (ctx.is_list)(room) {
+                    Some("I watch this policy list: not taken down (unwatch it first)")
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    return Some(Outcome::Refused(why.to_owned()));
+                }
+            }
+            Act::Contract(_) | Act::ServerAcl { .. } | Act::WriteRule { .. } => {}
+        }
+        // The bot's own power, from the room's state.
+        if let Act::Contract(action) = act
+            && let Some((room, needed)) = needed_level(ctx.rooms, action)
+            && ctx.rooms.power_level(room, ctx.bot) < needed
+        {
+            return Some(Outcome::Unpermitted { room: room.to_owned(), kind, needed });
+        }
+        None
+    }
+}
+
+/// The room and power level an action needs there, for those that need one.
+fn needed_level<'a>(rooms: &RoomStates, action: &'a Action) -> Option<(&'a str, i64)> {
+    let (room, pick): (&str, fn(&gleipnir_runtime::RoomLevels) -> i64) = match action {
+        Action::Ban(a) | Action::Unban(a) => (&a.room_id, |l| l.ban),
+        Action::Kick(a) => (&a.room_id, |l| l.kick),
+        Action::Redact(a) => (&a.room_id, |l| l.redact),
+        _ => return None,
+    };
+    Some((room, pick(&rooms.room_levels(room))))
+}
+
+/// One line saying what an act does, for logs and dry runs.
+fn describe(act: &Act) -> String {
+    match act {
+        Act::Contract(action) => json::action(action).to_string(),
+        Act::ServerAcl { room, content } => format!("set {room}'s server ACL to {content}"),
+        Act::TakeDownRoom { room, .. } => format!("block and purge {room}"),
+        Act::WriteRule { list, event_type, state_key, content } => {
+            format!("write {event_type} {state_key} = {content} in {list}")
+        }
+    }
+}
+
+/// Why an act was not done once sent for.
+enum Performed {
+    Notice(String),
+    Unsupported(&'static str),
+    Failed(String),
+}
+
+/// Calls the endpoint an act needs.
+async fn perform(client: &Client, act: &Act) -> Result<Option<String>, Performed> {
+    let in_room = |id: &str| {
+        room_id(id).and_then(|id| client.get_room(&id)).ok_or_else(|| Performed::Failed("not in that room".to_owned()))
+    };
+    let failed = |e: matrix_sdk::Error| Performed::Failed(e.to_string());
+    match act {
+        Act::Contract(Action::Redact(a)) => {
+            let event = <&EventId>::try_from(a.event_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
+            let reason = Some(a.reason.as_str()).filter(|r| !r.is_empty());
+            in_room(&a.room_id)?.redact(event, reason, None).await.map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::Contract(action @ (Action::Ban(a) | Action::Kick(a) | Action::Unban(a))) => {
+            let user = <&UserId>::try_from(a.user_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
+            let room = in_room(&a.room_id)?;
+            // An empty reason (a moderator gave none) is left out.
+            let reason = Some(a.reason.as_str()).filter(|r| !r.is_empty());
+            match action {
+                Action::Ban(_) => room.ban_user(user, reason).await,
+                Action::Kick(_) => room.kick_user(user, reason).await,
+                _ => room.unban_user(user, reason).await,
+            }
+            .map_err(failed)?;
+        }
+        Act::Contract(Action::SendNotice(a)) => {
+            in_room(&a.room_id)?.send(RoomMessageEventContent::notice_plain(&a.body)).await.map_err(failed)?;
+        }
+        Act::Contract(Action::NotifyManagement(a)) => return Err(Performed::Notice(a.body.clone())),
+        Act::Contract(Action::SuspendUser(a)) => {
+            let path = format!("/_synapse/admin/v1/suspend/{}", urlencode(&a.user_id));
+            admin(client, reqwest_method::PUT, &path, Some(json!({"suspend": true})))
+                .await
+                .map_err(Performed::Failed)?;
+        }
+        Act::Contract(Action::DeleteUserMedia(a)) => {
+            let path = format!("/_synapse/admin/v1/users/{}/media", urlencode(&a.user_id));
+            admin(client, reqwest_method::DELETE, &path, None).await.map_err(Performed::Failed)?;
+        }
+        Act::Contract(Action::SetJoinRule(_)) => return Err(Performed::Unsupported("set-join-rule")),
+        Act::Contract(Action::SetPowerLevel(_)) => return Err(Performed::Unsupported("set-power-level")),
+        Act::Contract(Action::AddPolicyRule(_) | Action::RemovePolicyRule(_)) => {
+            return Err(Performed::Unsupported("policy rule edits"));
+        }
+        Act::Contract(Action::DeactivateUser(_)) => return Err(Performed::Unsupported("deactivate-user")),
+        Act::ServerAcl { room, content } => {
+            in_room(room)?
+                .send_state_event_raw("m.room.server_acl", "", content.clone())
+                .await
+                .map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::WriteRule { list, event_type, state_key, content } => {
+            in_room(list)?
+                .send_state_event_raw(event_type, state_key, content.clone())
+                .await
+                .map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::TakeDownRoom { room, reason } => return take_down(client, room, reason).await.map(Some),
+    }
+    Ok(None)
+}
+
+/// Blocks a room on this homeserver, then purges it; says how far it got.
+async fn take_down(client: &Client, room: &str, reason: &str) -> Result<String, Performed> {
+    let encoded = urlencode(room);
+    let path = format!("/_synapse/admin/v1/rooms/{encoded}/block");
+    admin(client, reqwest_method::PUT, &path, Some(json!({"block": true})))
+        .await
+        .map_err(|e| Performed::Failed(format!("blocking failed: {e}")))?;
+    let message = if reason.is_empty() { "This room was taken down.".to_owned() } else { reason.to_owned() };
+    let purge = json!({"block": true, "purge": true, "message": message});
+    let path = format!("/_synapse/admin/v2/rooms/{encoded}");
+    Ok(match admin(client, reqwest_method::DELETE, &path, Some(purge)).await {
+        Ok(reply) => {
+            let id = reply.get("delete_id").and_then(|d| d.as_str()).unwrap_or("?");
+            format!("blocked, and its purge started (delete id {id})")
+        }
+        // A room this homeserver never joined has nothing to purge; the block stands.
+        Err(e) if e.contains("404") || e.contains("400") => {
+            "blocked (this homeserver holds nothing of it to purge)".to_owned()
+        }
+        Err(e) => format!("blocked, but the purge failed: {e}"),
+    })
+}
+
+/// A bounded map of recent event ids: the oldest are forgotten first.
+struct Recent<V> {
+    map: HashMap<String, V>,
+    order: VecDeque<String>,
+}
+
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Recent { map: HashMap::new(), order: VecDeque::new() }
+    }
+}
+
+impl<V> Recent<V> {
+    const CAPACITY: usize = 50_000;
+
+    /// Inserts unless present; false when it was.
+    fn insert(&mut self, id: String, value: V) -> bool {
+        if self.map.contains_key(&id) {
+            return false;
+        }
+        if self.order.len() == Self::CAPACITY
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.map.remove(&oldest);
+        }
+        self.order.push_back(id.clone());
+        self.map.insert(id, value);
+        true
+    }
+
+    fn get(&self, id: &str) -> Option<&V> {
+        self.map.get(id)
+    }
+
+    /// Forgets `id` (its place in the order goes when it comes up).
+    fn remove(&mut self, id: &str) {
+        self.map.remove(id);
+    }
+}
+
+/// The sender of an event, asked of the homeserver.
+async fn sender_of(client: &Client, room: &str, event: &str) -> Option<String> {
+    use matrix_sdk::ruma::api::client::room::get_room_event;
+    let request = get_room_event::v3::Request::new(room_id(room)?, <&EventId>::try_from(event).ok()?.to_owned());
+    let response = client.send(request).await.ok()?;
+    response.event.get_field::<String>("sender").ok().flatten()
+}
+
+fn room_id(id: &str) -> Option<matrix_sdk::ruma::OwnedRoomId> {
+    <&RoomId>::try_from(id).ok().map(ToOwned::to_owned)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! The safety rules by origin, without a homeserver: every case here is
+//! decided before any request (the users are of another server than the
+//! bot, so no admin query is made; the client points nowhere).
+
+use gleipnir_runtime::{RedactEvent, TargetUser};
+
+use super::*;
+
+const BOT: &str = "@bot:here";
+const ROOM: &str = "!room:here";
+
+fn rooms() -> RoomStates {
+    let rooms = RoomStates::new();
+    let levels = r#"{"users": {"@mod:there": 50, "@bot:here": 100}, "ban": 50, "kick": 50, "redact": 50}"#;
+    rooms.apply(ROOM, "m.room.power_levels", "", "@mod:there", 1, levels);
+    rooms.apply(ROOM, "m.room.create", "", "@owner:here", 1, r#"{"room_version": "11"}"#);
+    rooms.apply("!weak:here", "m.room.power_levels", "", "@owner:here", 1, r#"{"users": {}, "ban": 50}"#);
+    rooms.apply("!weak:here", "m.room.create", "", "@owner:here", 1, r#"{"room_version": "11"}"#);
+    rooms
+}
+
+async fn client() -> Client {
+    Client::builder().homeserver_url("http://127.0.0.1:9").build().await.expect("a client that never connects")
+}
+
+fn ban(room: &str, user: &str) -> Act {
+    Act::Contract(Action::Ban(TargetUser { room_id: room.into(), user_id: user.into(), reason: "spam".into() }))
+}
+
+fn redact(event: &str) -> Act {
+    Act::Contract(Action::Redact(RedactEvent { room_id: ROOM.into(), event_id: event.into(), reason: String::new() }))
+}
+
+fn moderator() -> Origin {
+    Origin::Moderator { user: "@mod:there".into(), command: "ban".into() }
+}
+
+struct Fixture {
+    client: Client,
+    rooms: RoomStates,
+    protected: BTreeSet<String>,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        Fixture { client: client().await, rooms: rooms(), protected: [ROOM.to_owned()].into() }
+    }
+
+    async fn check(&self, executor: &mut Executor, origin: &Origin, act: &Act) -> Option<Outcome> {
+        let is_list = |room: &str| room == "!list:here";
+        let ctx = Context {
+            client: &self.client,
+            rooms: &self.rooms,
+            bot: BOT,
+            management: None,
+            protected: &self.protected,
+            is_list: &is_list,
+        };
+        executor.check(&ctx, origin, act).await
+    }
+}
+
+fn refused(outcome: Option<Outcome>) -> String {
+    match outcome {
+        Some(Outcome::Refused(why)) => why,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn nobody_bans_the_bot_and_only_moderators_ban_moderators() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(false);
+    let protection = Origin::Protection("flooding".into());
+    for origin in [&protection, &Origin::Policy, &moderator()] {
+        assert!(refused(f.check(&mut executor, origin, &ban(ROOM, BOT)).await).contains("that is me"));
+    }
+    let why = refused(f.check(&mut executor, &protection, &ban(ROOM, "@mod:there")).await);
+    assert!(why.contains("they are a moderator there"), "{why}");
+    assert!(refused(f.check(&mut executor, &Origin::Policy, &ban(ROOM, "@mod:there")).await).contains("moderator"));
+    assert_eq!(f.check(&mut executor, &moderator(), &ban(ROOM, "@mod:there")).await, None, "a moderator's call");
+    assert_eq!(f.check(&mut executor, &protection, &ban(ROOM, "@spam:there")).await, None);
+}
+
+#[tokio::test]
+async fn a_ban_is_sent_once_and_again_after_an_unban() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(false);
+    let protection = Origin::Protection("flooding".into());
+    assert_eq!(f.check(&mut executor, &protection, &ban(ROOM, "@spam:there")).await, None);
+    assert_eq!(f.check(&mut executor, &Origin::Policy, &ban(ROOM, "@spam:there")).await, Some(Outcome::Unneeded));
+    assert_eq!(f.check(&mut executor, &moderator(), &ban(ROOM, "@spam:there")).await, Some(Outcome::Unneeded));
+    executor.banned.remove(&format!("{ROOM}\n@spam:there"));
+    assert_eq!(f.check(&mut executor, &protection, &ban(ROOM, "@spam:there")).await, None, "banned again");
+}
+
+#[tokio::test]
+async fn protections_redact_only_events_whose_sender_is_known_and_in_reach() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(false);
+    let protection = Origin::Protection("flooding".into());
+    executor.saw("$mod", "@mod:there");
+    executor.saw("$spam", "@spam:there");
+    assert!(refused(f.check(&mut executor, &protection, &redact("$mod")).await).contains("moderator"));
+    assert_eq!(f.check(&mut executor, &protection, &redact("$spam")).await, None);
+    assert_eq!(f.check(&mut executor, &protection, &redact("$spam")).await, Some(Outcome::Unneeded), "once");
+    // A moderator may redact a moderator's event; once.
+    assert_eq!(f.check(&mut executor, &moderator(), &redact("$mod")).await, None);
+    assert_eq!(f.check(&mut executor, &moderator(), &redact("$mod")).await, Some(Outcome::Unneeded));
+}
+
+#[tokio::test]
+async fn the_bots_own_power_is_checked_for_every_origin() {
+    let f = Fixture::new().await;
+    for origin in [Origin::Protection("flooding".into()), Origin::Policy, moderator()] {
+        let mut executor = Executor::new(false);
+        let outcome = f.check(&mut executor, &origin, &ban("!weak:here", "@spam:there")).await;
+        assert_eq!(outcome, Some(Outcome::Unpermitted { room: "!weak:here".into(), kind: "ban", needed: 50 }));
+    }
+}
+
+#[tokio::test]
+async fn accounts_of_other_servers_are_out_of_reach() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(false);
+    let suspend = Act::Contract(Action::SuspendUser(gleipnir_runtime::ServerUser {
+        user_id: "@spam:there".into(),
+        reason: "spam".into(),
+    }));
+    let why = refused(f.check(&mut executor, &Origin::Protection("takedown".into()), &suspend).await);
+    assert!(why.contains("not a user of this homeserver"), "{why}");
+}
+
+#[tokio::test]
+async fn protected_rooms_lists_and_the_management_room_are_never_taken_down() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(false);
+    let take_down = |room: &str| Act::TakeDownRoom { room: room.into(), reason: String::new() };
+    assert!(refused(f.check(&mut executor, &Origin::Policy, &take_down(ROOM)).await).contains("I protect this room"));
+    assert!(refused(f.check(&mut executor, &Origin::Policy, &take_down("!list:here")).await).contains("policy list"));
+    assert_eq!(f.check(&mut executor, &Origin::Policy, &take_down("!elsewhere:there")).await, None);
+}
+
+#[tokio::test]
+async fn a_dry_run_says_what_it_would_do_and_does_nothing() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(true);
+    let is_list = |_: &str| false;
+    let ctx = Context {
+        client: &f.client,
+        rooms: &f.rooms,
+        bot: BOT,
+        management: None,
+        protected: &f.protected,
+        is_list: &is_list,
+    };
+    let acl = Act::ServerAcl { room: ROOM.into(), content: json!({"deny": ["evil.example"]}) };
+    match executor.act(&ctx, &Origin::Policy, acl).await {
+        Outcome::DryRun(what) => assert!(what.contains("server ACL") && what.contains("evil.example"), "{what}"),
+        other => panic!("{other:?}"),
+    }
+}
