@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use crate::error::LoadError;
 use crate::folder::Folder;
-use crate::plugin::LoadError;
 
 /// The first bytes of every entry; a new layout gets a new magic.
 const MAGIC: &[u8; 16] = b"gleipnir-cwasm/1";

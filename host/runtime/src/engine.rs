@@ -1,23 +1,18 @@
 //! One wasmtime `Engine` for every protection, configured for fast sync calls
 //! and interruption by epoch, with a thread that advances the epoch.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use wasmtime::component::Linker;
 use wasmtime::{Config, Engine};
 
 use crate::cache::ComponentCache;
+use crate::error::RuntimeError;
 use crate::folder::Folder;
 use crate::host::StoreState;
-use crate::limits::Limits;
-use crate::plugin::{self, LoadError, Plugin};
-
-/// How often the epoch advances; the granularity of call deadlines.
-pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
+use crate::limits::{EPOCH_TICK, Limits};
 
 /// How to build a [`Runtime`].
 #[derive(Debug, Clone, Default)]
@@ -26,14 +21,6 @@ pub struct RuntimeConfig {
     /// The folder compiled components are kept in between runs; `None`
     /// compiles every time.
     pub cache: Option<Folder>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RuntimeError {
-    #[error("cannot configure the WebAssembly engine: {0}")]
-    Engine(String),
-    #[error("cannot link the host interfaces: {0}")]
-    Link(String),
 }
 
 /// Compiles, caches and instantiates protections. Cheap to share: clone the `Arc`.
@@ -77,33 +64,9 @@ impl Runtime {
         self.limits
     }
 
-    /// Loads a protection from a `.wasm` component file named by the
-    /// operator (a command-line argument, a test).
-    pub fn load_file(self: &Arc<Self>, path: &Path) -> Result<Plugin, LoadError> {
-        let read = Folder::of_file(path).and_then(|(folder, name)| folder.read(&name));
-        let bytes = read.map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
-        self.load_bytes(&bytes)
-    }
-
-    /// Loads the protection `name` from a folder opened at start (the plugin folder).
-    pub fn load_from(self: &Arc<Self>, folder: &Folder, name: &str) -> Result<Plugin, LoadError> {
-        let bytes = folder.read(name).map_err(|error| LoadError::Read { path: folder.shown(name), error })?;
-        self.load_bytes(&bytes)
-    }
-
-    /// Loads a protection from component bytes: compile (or reuse the cached
-    /// compilation), check the contract version, describe, validate.
-    pub fn load_bytes(self: &Arc<Self>, bytes: &[u8]) -> Result<Plugin, LoadError> {
-        let (component, hash) = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, bytes)?,
-            None => {
-                let hash = crate::cache::content_hash(bytes);
-                let component = wasmtime::component::Component::new(&self.engine, bytes)
-                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-                (component, hash)
-            }
-        };
-        plugin::prepare(self.clone(), component, hash)
+    /// The compiled-component cache, when there is one.
+    pub(crate) fn cache(&self) -> Option<&ComponentCache> {
+        self.cache.as_ref()
     }
 }
 

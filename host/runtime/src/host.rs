@@ -137,7 +137,13 @@ pub(crate) struct StoreState {
 }
 
 impl StoreState {
-    pub(crate) fn new(name: Arc<str>, queries: Arc<dyn HostQueries>, kv: KvStore, limits: StoreLimits) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        queries: Arc<dyn HostQueries>,
+        kv: KvStore,
+        limits: StoreLimits,
+        wasi: WasiCtx,
+    ) -> Self {
         StoreState {
             name,
             queries,
@@ -151,7 +157,7 @@ impl StoreState {
             history_calls: 0,
             history_waited: Duration::ZERO,
             call_deadline: Duration::from_millis(50),
-            wasi: crate::wasi::locked_down(),
+            wasi,
             table: ResourceTable::new(),
         }
     }
@@ -208,7 +214,7 @@ impl host::Host for StoreState {
             self.logs_dropped += 1;
             return;
         }
-        crate::plugin::truncate_bytes(&mut message, LOG_LINE_BYTES);
+        crate::text::truncate_bytes(&mut message, LOG_LINE_BYTES);
         let name = &*self.name;
         match level {
             LogLevel::Trace => tracing::trace!(target: "gleipnir::plugin", protection = name, "{message}"),

@@ -18,6 +18,7 @@ mod bindings;
 mod cache;
 pub mod capability;
 mod engine;
+mod error;
 pub mod event;
 pub mod folder;
 mod grants;
@@ -30,6 +31,7 @@ mod plugin;
 pub mod rooms;
 pub mod settings;
 mod store;
+mod text;
 mod wasi;
 pub mod watch;
 
@@ -48,13 +50,14 @@ pub use bindings::gleipnir::protection::types::{
     StateChange, TargetUser,
 };
 pub use capability::{CapabilitySet, Refusal};
-pub use engine::{Runtime, RuntimeConfig, RuntimeError};
+pub use engine::{Runtime, RuntimeConfig};
+pub use error::{ConfigureError, Fault, LoadError, RuntimeError, SwapError};
 pub use folder::Folder;
 pub use grants::{QueryGrant, QueryGrants};
 pub use host::{Clock, HostQueries};
 pub use kv::{KvLimits, KvStore};
 pub use limits::Limits;
-pub use plugin::{ConfigureError, Fault, Handover, Instance, LoadError, Outcome, Plugin, SwapError};
+pub use plugin::{Handover, Instance, Outcome, Plugin};
 
 /// The WIT package version this host speaks.
 pub const WIT_PACKAGE: &str = "gleipnir:protection";

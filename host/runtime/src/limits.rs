@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 
-use crate::engine::EPOCH_TICK;
 use crate::kv::KvLimits;
+
+/// How often the engine's epoch advances; the granularity of call deadlines.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// What one protection may use per call and in total.
 #[derive(Debug, Clone, Copy)]

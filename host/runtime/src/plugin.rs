@@ -2,9 +2,8 @@
 //! running one ([`Instance`]: its own `Store`, called under a deadline and a
 //! memory cap, its actions checked against its capabilities).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::component::{Component, types::ComponentItem};
 use wasmtime::{Store, Trap};
@@ -12,76 +11,16 @@ use wasmtime::{Store, Trap};
 use crate::bindings::{Plugin as Bindings, PluginPre};
 use crate::capability::{self, CapabilitySet, Refusal};
 use crate::engine::Runtime;
+use crate::error::{ConfigureError, Fault, LoadError, SwapError};
+use crate::folder::Folder;
 use crate::grants::QueryGrants;
 use crate::guest;
 use crate::host::{HostQueries, StoreState};
 use crate::kv::KvStore;
-use crate::settings::{self, SettingError};
+use crate::settings;
 use crate::store::{NoQueries, new_store};
+use crate::text::truncate_bytes;
 use crate::{Action, Descriptor, Event, EventClass, Setting, SettingValue, WIT_PACKAGE, WIT_VERSION};
-
-/// Why a file could not be loaded as a protection.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("cannot read {path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
-    #[error("not a valid WebAssembly component: {0}")]
-    Compile(String),
-    #[error("not a Gleipnir protection: it exports no `{WIT_PACKAGE}/protection` interface (exports: {0})")]
-    NotAProtection(String),
-    #[error(
-        "the plugin speaks {WIT_PACKAGE}@{found}, this host speaks @{WIT_VERSION}; rebuild the plugin with a gleipnir-sdk for {WIT_VERSION}"
-    )]
-    WitVersion { found: String },
-    #[error("the plugin needs imports this host does not offer: {0}")]
-    Link(String),
-    #[error("it cannot be instantiated: {0}")]
-    Instantiate(Fault),
-    #[error("`describe` failed: {0}")]
-    Describe(Fault),
-    #[error("invalid descriptor: {0}")]
-    Descriptor(String),
-    #[error("invalid settings spec: {0}")]
-    SettingsSpec(SettingError),
-    #[error("its default settings were refused: {0}")]
-    Defaults(ConfigureError),
-}
-
-/// A protection call that went wrong. Only the protection is affected.
-#[derive(Debug, Clone, thiserror::Error, PartialEq)]
-pub enum Fault {
-    #[error("`{call}` took longer than {deadline:?} and was stopped")]
-    Timeout { call: &'static str, deadline: Duration },
-    #[error("`{call}` ran out of memory (limit {limit} bytes)")]
-    OutOfMemory { call: &'static str, limit: usize },
-    #[error("`{call}` trapped: {message}")]
-    Trap { call: &'static str, message: String },
-    #[error("`handle` returned {returned} actions, more than the limit of {limit}; none were carried out")]
-    TooManyActions { returned: usize, limit: usize },
-    #[error("the protection faulted earlier and has not been restarted: {0}")]
-    Faulted(Box<Fault>),
-}
-
-impl Fault {
-    /// Whether the instance is dead after this fault and must be restarted.
-    pub fn kills_instance(&self) -> bool {
-        match self {
-            Fault::Timeout { .. } | Fault::OutOfMemory { .. } | Fault::Trap { .. } | Fault::Faulted(_) => true,
-            Fault::TooManyActions { .. } => false,
-        }
-    }
-}
-
-/// Why new settings were not applied. The previous settings stay in force.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ConfigureError {
-    #[error("{0}")]
-    Invalid(SettingError),
-    #[error("the protection refused them: {0}")]
-    Rejected(String),
-    #[error("{0}")]
-    Fault(Fault),
-}
 
 /// What one `handle` call produced: the actions to carry out, and those
 /// refused with the reason.
@@ -263,18 +202,6 @@ fn classify(call: &'static str, error: wasmtime::Error, runtime: &Runtime) -> Fa
 fn shorten(mut message: String) -> String {
     truncate_bytes(&mut message, 2000);
     message
-}
-
-/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut with `…`.
-pub(crate) fn truncate_bytes(text: &mut String, max: usize) {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
 }
 
 /// One running protection: its own store, settings and faults.
@@ -527,13 +454,35 @@ pub struct Handover {
     pub added: Vec<String>,
 }
 
-/// Why a new version could not take an instance's place.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SwapError {
-    #[error("the new file is protection `{new}`, not `{old}`")]
-    Name { old: String, new: String },
-    #[error("the new version cannot start: {0}")]
-    Start(ConfigureError),
-    #[error("the new version faulted taking over the old one's state: {0}")]
-    Restore(Fault),
+/// Loading protections: compile (or reuse the cached compilation), check
+/// the contract version, describe, validate.
+impl Runtime {
+    /// Loads a protection from a `.wasm` component file named by the
+    /// operator (a command-line argument, a test).
+    pub fn load_file(self: &Arc<Self>, path: &Path) -> Result<Plugin, LoadError> {
+        let read = Folder::of_file(path).and_then(|(folder, name)| folder.read(&name));
+        let bytes = read.map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
+        self.load_bytes(&bytes)
+    }
+
+    /// Loads the protection `name` from a folder opened at start (the plugin folder).
+    pub fn load_from(self: &Arc<Self>, folder: &Folder, name: &str) -> Result<Plugin, LoadError> {
+        let bytes = folder.read(name).map_err(|error| LoadError::Read { path: folder.shown(name), error })?;
+        self.load_bytes(&bytes)
+    }
+
+    /// Loads a protection from component bytes: compile (or reuse the cached
+    /// compilation), check the contract version, describe, validate.
+    pub fn load_bytes(self: &Arc<Self>, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let (component, hash) = match self.cache() {
+            Some(cache) => cache.load_or_compile(&self.engine, bytes)?,
+            None => {
+                let hash = crate::cache::content_hash(bytes);
+                let component = wasmtime::component::Component::new(&self.engine, bytes)
+                    .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                (component, hash)
+            }
+        };
+        prepare(self.clone(), component, hash)
+    }
 }

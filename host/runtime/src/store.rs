@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use wasmtime::{Store, Trap, UpdateDeadline};
 
-use crate::engine::{EPOCH_TICK, Runtime};
+use crate::engine::Runtime;
 use crate::host::{HostQueries, StoreState};
 use crate::kv::KvStore;
+use crate::limits::EPOCH_TICK;
 
 /// A fresh store for one protection: its limiter, hostcall fuel and call
 /// deadline. Nothing runs in it yet.
@@ -18,7 +19,7 @@ pub(crate) fn new_store(
     kv: KvStore,
 ) -> Store<StoreState> {
     let limits = crate::limits::store_limits(&runtime.limits);
-    let mut state = StoreState::new(name, queries, kv, limits);
+    let mut state = StoreState::new(name, queries, kv, limits, crate::wasi::locked_down());
     state.call_deadline = runtime.limits.call_deadline;
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);

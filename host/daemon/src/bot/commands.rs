@@ -32,9 +32,6 @@ fn edit_rooms(stored: Option<Value>, room: &str, add: bool, same: impl Fn(&str) 
     Ok(content)
 }
 
-/// Account data holding settings moderators set with commands.
-pub(crate) const SETTINGS: &str = crate::state::PROTECTION_SETTINGS;
-
 impl Bot {
     /// Handles a message in the management room.
     pub(crate) async fn command(&mut self, sender: &str, body: &str) {
@@ -430,7 +427,7 @@ impl Bot {
     /// its spec. An error when the store cannot be read: running (and later
     /// saving) without what was stored would lose it.
     pub(super) async fn saved_settings(&self, name: &str) -> Result<SavedSettings, String> {
-        let content = store::read(&self.client, SETTINGS)
+        let content = store::read(&self.client, store::SETTINGS)
             .await
             .map_err(|e| format!("the settings moderators saved cannot be read ({e:#})"))?;
         // Entries that do not fit the shape are reported at start, not here.
@@ -713,9 +710,7 @@ impl Bot {
             match outcome {
                 Outcome::Done(_) | Outcome::Unneeded => {}
                 Outcome::Notice(text) => failed.push(text),
-                other => {
-                    failed.push(format!("{} in {}: {}", op.describe(), op.room(), super::policy::outcome_text(other)))
-                }
+                other => failed.push(format!("{} in {}: {}", op.describe(), op.room(), other.text())),
             }
         }
         let rooms: std::collections::BTreeSet<&str> = plan.ops.iter().map(Op::room).collect();

@@ -617,7 +617,7 @@ impl Bot {
     pub(crate) async fn save_moderator_settings(&self, name: &str) -> anyhow::Result<()> {
         // A failed read is not "nothing saved": writing then would lose every
         // other protection's settings.
-        let all = store::read(&self.client, super::commands::SETTINGS).await?;
+        let all = store::read(&self.client, store::SETTINGS).await?;
         let saved: serde_json::Map<String, Value> = self
             .layers
             .moderator
@@ -626,8 +626,8 @@ impl Bot {
             .flatten()
             .map(|(k, v)| (k.clone(), Value::String(settings::format_value(v))))
             .collect();
-        let all = with_entry(all, super::commands::SETTINGS, name, Value::Object(saved)).map_err(anyhow::Error::msg)?;
-        store::write(&self.client, super::commands::SETTINGS, all).await
+        let all = with_entry(all, store::SETTINGS, name, Value::Object(saved)).map_err(anyhow::Error::msg)?;
+        store::write(&self.client, store::SETTINGS, all).await
     }
 
     /// Records the files loaded at start (for `plugins` and the watcher).

@@ -287,7 +287,7 @@ impl Bot {
                 executor::Outcome::DryRun(what) => self.notify(&format!("Dry run, nothing done: would {what}")).await,
                 other => {
                     if self.policy.acl_denied.insert(room.clone()) {
-                        let e = outcome_text(other);
+                        let e = other.text();
                         self.notify(&format!("Cannot set the server ACL of {room}: {e}. (Said once per room.)")).await;
                     }
                 }
@@ -464,7 +464,7 @@ impl Bot {
                     recommendation.as_str()
                 )
             }
-            other => format!("Could not write the rule to {list}: {}. Nothing changed.", outcome_text(other)),
+            other => format!("Could not write the rule to {list}: {}. Nothing changed.", other.text()),
         }
     }
 
@@ -669,19 +669,5 @@ fn rule_event_type(rule: &Rule) -> String {
         gleipnir_policy::rule::Generation::Stable => format!("m.policy.rule.{kind}"),
         gleipnir_policy::rule::Generation::Room => format!("m.room.rule.{kind}"),
         gleipnir_policy::rule::Generation::Mjolnir => format!("org.matrix.mjolnir.rule.{kind}"),
-    }
-}
-
-/// An outcome that is not `Done`, as a phrase for a report.
-pub(crate) fn outcome_text(outcome: executor::Outcome) -> String {
-    match outcome {
-        executor::Outcome::Done(note) => note.unwrap_or_else(|| "done".to_owned()),
-        executor::Outcome::Unneeded => "already done".to_owned(),
-        executor::Outcome::Refused(why) | executor::Outcome::Failed(why) | executor::Outcome::Notice(why) => why,
-        executor::Outcome::Unpermitted { room, kind, needed } => {
-            format!("I cannot {kind} in {room}: that needs power level {needed}")
-        }
-        executor::Outcome::Unsupported(name) => format!("this version of Gleipnir cannot carry out {name} yet"),
-        executor::Outcome::DryRun(what) => format!("dry run, nothing done: would {what}"),
     }
 }

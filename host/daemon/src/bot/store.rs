@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 pub(crate) const PROTECTED_ROOMS: &str = "org.matrix.mjolnir.protected_rooms";
 pub(crate) const ENABLED_PROTECTIONS: &str = "org.matrix.mjolnir.enabled_protections";
+/// Settings moderators set, per protection.
+pub(crate) const SETTINGS: &str = crate::state::PROTECTION_SETTINGS;
 
 /// Reads a global account data event's content; `None` when it was never set.
 pub(crate) async fn read(client: &Client, event_type: &str) -> anyhow::Result<Option<Value>> {

@@ -67,7 +67,7 @@ impl Bot {
                     tracing::info!(room, "room taken down");
                     note.unwrap_or_else(|| "taken down".to_owned())
                 }
-                other => super::policy::outcome_text(other),
+                other => other.text(),
             };
             let _ = write!(text, "\n- {room}: {outcome}");
         }

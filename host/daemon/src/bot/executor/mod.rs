@@ -129,6 +129,22 @@ pub(crate) enum Outcome {
     Failed(String),
 }
 
+impl Outcome {
+    /// The outcome as a phrase for a report.
+    pub(crate) fn text(self) -> String {
+        match self {
+            Outcome::Done(note) => note.unwrap_or_else(|| "done".to_owned()),
+            Outcome::Unneeded => "already done".to_owned(),
+            Outcome::Refused(why) | Outcome::Failed(why) | Outcome::Notice(why) => why,
+            Outcome::Unpermitted { room, kind, needed } => {
+                format!("I cannot {kind} in {room}: that needs power level {needed}")
+            }
+            Outcome::Unsupported(name) => format!("this version of Gleipnir cannot carry out {name} yet"),
+            Outcome::DryRun(what) => format!("dry run, nothing done: would {what}"),
+        }
+    }
+}
+
 /// What the executor needs to know of the bot to check an action.
 pub(crate) struct Context<'a> {
     pub(crate) client: &'a Client,
