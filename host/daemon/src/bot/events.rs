@@ -1,0 +1,397 @@
+//! Handling a sync: its inputs (from `ingest`) fed to the room cache, the
+//! policy engine and the protections in order; commands and reactions of
+//! the management room; invites; the missed events of a gap.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use gleipnir_runtime::event;
+use matrix_sdk::ruma::{OwnedRoomId, UserId};
+
+use super::ingest::{self, Input};
+use super::{Bot, MAX_GAP_PAGES, executor, health, sandboxed};
+
+impl Bot {
+    /// Handles one sync: its inputs (see `ingest`) in order, then the rooms
+    /// lost while doing so, then the policy engine's decisions.
+    pub(super) async fn handle_sync(&mut self, response: &matrix_sdk::sync::SyncResponse, since: &str) {
+        let policy = &self.policy;
+        let watched = ingest::Watched {
+            bot: &self.bot_user,
+            management: self.management.as_str(),
+            protected: &self.protected,
+            is_list: &|room| policy.is_list(room),
+        };
+        for input in ingest::ingest(ingest::Parts::of(response), &watched) {
+            match input {
+                Input::Invite(room) => self.consider_invite(room).await,
+                Input::State { room, json } => {
+                    if let Some(user) = self.state_event(room, json) {
+                        self.check_newcomer(room, &user);
+                    }
+                }
+                Input::Gap { room, prev_batch } => {
+                    for json in self.gap(room, prev_batch, since).await {
+                        self.handle_timeline_event(room, &json).await;
+                    }
+                }
+                Input::Timeline { room, json } => self.handle_timeline_event(room, json).await,
+                Input::LeftState { room, json } => {
+                    self.state_event(room, json);
+                }
+                Input::Lost(room) => {
+                    if !self.lost.iter().any(|(r, _)| r == room) {
+                        self.lost.push((room.to_owned(), "I am no longer in the room".to_owned()));
+                    }
+                }
+            }
+        }
+        for (room, why) in std::mem::take(&mut self.lost) {
+            if self.protected.contains(&room) {
+                self.lost_protected_room(&room, &why).await;
+            } else {
+                self.lost_list(&room, &why).await;
+            }
+        }
+        self.apply_policy().await;
+    }
+
+    /// Applies the state (and state in timelines) of a sync to the room cache.
+    pub(super) fn absorb_state(&mut self, response: &matrix_sdk::sync::SyncResponse) {
+        for joined in ingest::Parts::of(response).joined {
+            for json in joined.state.iter().chain(&joined.timeline) {
+                self.state_event(joined.room, json);
+            }
+        }
+    }
+
+    pub(super) async fn load_room_state(&mut self, room: &str) {
+        use matrix_sdk::ruma::api::client::state::get_state_events;
+        let Ok(room_id) = OwnedRoomId::try_from(room) else { return };
+        match self.client.send(get_state_events::v3::Request::new(room_id)).await {
+            Ok(response) => {
+                for raw in response.room_state {
+                    self.state_event(room, raw.json().get());
+                }
+            }
+            Err(e) => tracing::warn!(room, "cannot load room state: {e}"),
+        }
+    }
+
+    /// The events between the previous sync (`since`) and the start of a
+    /// limited timeline (`prev_batch`), oldest first.
+    async fn gap(&self, room: &str, prev_batch: &str, since: &str) -> Vec<String> {
+        use matrix_sdk::ruma::api::client::message::get_message_events;
+        let Ok(room_id) = OwnedRoomId::try_from(room) else { return Vec::new() };
+        let mut events = Vec::new();
+        let mut from = prev_batch.to_owned();
+        for _ in 0..MAX_GAP_PAGES {
+            let mut request = get_message_events::v3::Request::backward(room_id.clone());
+            request.from = Some(from.clone());
+            request.to = Some(since.to_owned());
+            request.limit = 100u32.into();
+            match self.client.send(request).await {
+                Ok(response) => {
+                    events.extend(response.chunk.iter().map(|e| e.json().get().to_owned()));
+                    match response.end {
+                        Some(end) if !response.chunk.is_empty() => from = end,
+                        _ => {
+                            events.reverse();
+                            tracing::info!(room = %room_id, events = events.len(), "filled a gap in the timeline");
+                            return events;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let text = format!("could not fetch {room_id}'s missed events ({e}); some may not have been seen");
+                    tracing::error!("{text}");
+                    self.notify(&text).await;
+                    break;
+                }
+            }
+        }
+        if events.len() >= MAX_GAP_PAGES * 100 {
+            self.notify(&format!(
+                "{room_id}: more than {} events arrived at once; only the newest were checked",
+                MAX_GAP_PAGES * 100
+            ))
+            .await;
+        }
+        events.reverse();
+        events
+    }
+
+    async fn handle_timeline_event(&mut self, room: &str, json: &str) {
+        let converted = event::from_json(json, Some(room), &|r, u| self.rooms.membership(r, u));
+        // Messages, reactions and redactions are never state: skip parsing them again.
+        let message_like = matches!(
+            &converted,
+            Ok(Some(gleipnir_runtime::Event {
+                kind: gleipnir_runtime::EventKind::Message(_)
+                    | gleipnir_runtime::EventKind::Reaction(_)
+                    | gleipnir_runtime::EventKind::Redaction(_),
+                ..
+            }))
+        );
+        if !message_like && let Some(user) = self.state_event(room, json) {
+            self.check_newcomer(room, &user);
+        }
+        let event = match converted {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(room, "skipping a malformed event: {e}");
+                return;
+            }
+        };
+        if let gleipnir_runtime::EventKind::Redaction(redaction) = &event.kind {
+            self.list_redaction(room);
+            // A removed message no longer counts towards its sender's standing.
+            if let Some(id) = &redaction.redacts {
+                self.rooms.uncount(id);
+            }
+        }
+        if event.sender == self.bot_user {
+            return;
+        }
+        if room == self.management.as_str() {
+            match &event.kind {
+                // Commands come from new messages only: an edit is not a new command.
+                gleipnir_runtime::EventKind::Message(message) if message.replaces.is_some() => {}
+                gleipnir_runtime::EventKind::Message(message) if self.replaying => {
+                    self.not_run(&event.sender, &message.body).await;
+                }
+                gleipnir_runtime::EventKind::Message(message) => {
+                    self.command(&event.sender, &message.body).await;
+                }
+                // A confirmation given while the bot was stopped confirms nothing.
+                gleipnir_runtime::EventKind::Reaction(_) if self.replaying => {}
+                gleipnir_runtime::EventKind::Reaction(reaction) => {
+                    self.reaction(&event.sender, &reaction.relates_to, &reaction.key).await;
+                }
+                _ => {}
+            }
+            return;
+        }
+        if self.protected.contains(room) {
+            // Counted after the protections saw it: they see the messages before this one.
+            let counted = match &event.kind {
+                gleipnir_runtime::EventKind::Message(m) if m.replaces.is_none() && !event.event_id.is_empty() => {
+                    Some((event.event_id.clone(), event.sender.clone()))
+                }
+                _ => None,
+            };
+            self.dispatch(event).await;
+            if let Some((id, sender)) = counted {
+                self.rooms.count_message(room, &sender, &id);
+            }
+        }
+    }
+
+    async fn consider_invite(&self, room_id: &str) {
+        let Some(room) = OwnedRoomId::try_from(room_id).ok().and_then(|id| self.client.get_room(&id)) else { return };
+        let inviter = match room.invite_details().await {
+            Ok(details) => details.inviter.map(|m| m.user_id().to_string()),
+            Err(_) => None,
+        };
+        let inviter_id = inviter.as_deref().and_then(|user| <&UserId>::try_from(user).ok());
+        let from_moderator = match (inviter_id, self.management_room()) {
+            (Some(user), Some(management)) => management
+                .get_member_no_sync(user)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.membership() == &matrix_sdk::ruma::events::room::member::MembershipState::Join),
+            _ => false,
+        };
+        if from_moderator {
+            match room.join().await {
+                Ok(()) => tracing::info!(room = %room_id, inviter = ?inviter, "joined on a moderator's invite"),
+                Err(e) => tracing::warn!(room = %room_id, "cannot join on invite: {e}"),
+            }
+        } else {
+            tracing::info!(room = %room_id, inviter = ?inviter, "ignored an invite from someone outside the management room");
+        }
+    }
+
+    pub(super) async fn dispatch(&mut self, mut event: gleipnir_runtime::Event) {
+        let now_ms = self.queries.state.clock.now_ms();
+        event.received_ts = match (self.replaying, self.stopped_at) {
+            // Sent while the bot was stopped: at the time its server says,
+            // but never before the bot stopped nor after now (a server may lie).
+            (true, Some(stopped)) if stopped <= now_ms => event.origin_ts.clamp(stopped, now_ms),
+            _ => now_ms,
+        };
+        if !event.event_id.is_empty() {
+            self.executor.saw(&event.event_id, &event.sender);
+        }
+        let class = event::class(&event.kind);
+        let mut todo = Vec::new();
+        let now = Instant::now();
+        let (enabled, health_of, protected) = (&mut self.enabled, &mut self.health, &self.protected);
+        sandboxed(|| {
+            for (name, instance) in enabled.iter_mut() {
+                if !health_of.contains_key(name) {
+                    health_of.insert(name.clone(), health::Health::default());
+                }
+                let health = health_of.get_mut(name).expect("inserted above");
+                if !instance.plugin().wants(class) || health.quarantined(now) {
+                    continue;
+                }
+                match instance.handle(&event) {
+                    Ok(mut outcome) => {
+                        only_in_protected_rooms(&mut outcome, protected);
+                        for refusal in outcome.refused {
+                            let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(
+                                &refusal.action,
+                            ));
+                            if health.refused(kind) {
+                                todo.push(executor::Job::Report(format!(
+                                    "{name}: refused {}: {}. (Said once per kind of action; `status` counts them.)",
+                                    gleipnir_runtime::json::action(&refusal.action),
+                                    refusal.why
+                                )));
+                            }
+                        }
+                        todo.extend(
+                            outcome
+                                .actions
+                                .into_iter()
+                                .map(|a| executor::Job::Act(executor::Origin::Protection(name.clone()), a)),
+                        );
+                    }
+                    Err(fault) => {
+                        let mut report = format!("{name} faulted: {fault}");
+                        if let Some(length) = health.fault(fault.to_string(), now) {
+                            report.push_str(&format!(
+                                ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
+                             `protections enable {name}` lifts it.",
+                                length.as_secs()
+                            ));
+                        }
+                        todo.push(executor::Job::Report(report));
+                        if fault.kills_instance()
+                            && let Err(e) = instance.restart()
+                        {
+                            todo.push(executor::Job::Report(format!("{name} could not restart: {e}")));
+                        }
+                    }
+                }
+            }
+        });
+        self.jobs.extend(todo);
+    }
+
+    /// Feeds one client-format event, if it is state, to the room cache and
+    /// the policy engine. Returns a user who just joined or knocked on a
+    /// protected room.
+    pub(super) fn state_event(&mut self, room: &str, json: &str) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct State<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            state_key: Option<String>,
+            sender: Option<String>,
+            #[serde(borrow)]
+            content: Option<&'a serde_json::value::RawValue>,
+        }
+        let Ok(State { kind, state_key: Some(key), sender, content: Some(content) }) =
+            serde_json::from_str::<State<'_>>(json)
+        else {
+            return None;
+        };
+        let sender = sender.unwrap_or_default();
+        // When the host saw it, never the sender's own timestamp.
+        let seen = self.queries.state.clock.now_ms();
+        let applied = self.rooms.apply(room, &kind, &key, &sender, seen, content.get());
+        if self.policy.is_list(room) {
+            self.list_state(room, &kind, &key, content.get());
+        }
+        if kind == "m.room.server_acl" && key.is_empty() && self.protected.contains(room) {
+            self.acl_state(room, &sender, content.get());
+        }
+        if kind == "m.room.join_rules" && key.is_empty() && room == self.management.as_str() {
+            let rule = serde_json::from_str::<serde_json::Value>(content.get())
+                .ok()
+                .and_then(|c| c.get("join_rule").and_then(|r| r.as_str()).map(str::to_owned));
+            if let Some(rule) = rule {
+                self.management_rule = rule;
+            }
+        }
+        match applied {
+            gleipnir_runtime::rooms::Applied::Membership { user, now, .. } => {
+                if self.lost_room_check(room, &user, now) {
+                    let why = if now == gleipnir_runtime::Membership::Ban { "I was banned" } else { "I was removed" };
+                    self.lost.push((room.to_owned(), format!("{why} by {sender}")));
+                    return None;
+                }
+                if !self.protected.contains(room) {
+                    return None;
+                }
+                self.member_state(room, &user, now).then_some(user)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A protection acts in protected rooms only (never in a list, the
+/// management room or a room joined on invite): other actions are refused.
+fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &BTreeSet<String>) {
+    let (kept, elsewhere): (Vec<_>, Vec<_>) = std::mem::take(&mut outcome.actions)
+        .into_iter()
+        .partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
+    outcome.actions = kept;
+    outcome.refused.extend(elsewhere.into_iter().map(|action| gleipnir_runtime::Refusal {
+        why: format!("{} is not a protected room", action_room(&action).unwrap_or_default()),
+        action,
+    }));
+}
+
+/// The room an action acts in, if it acts in one (notices to the management
+/// room and actions on a user's account do not).
+fn action_room(action: &gleipnir_runtime::Action) -> Option<&str> {
+    use gleipnir_runtime::Action;
+    match action {
+        Action::Redact(a) => Some(&a.room_id),
+        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) => Some(&a.room_id),
+        Action::SetJoinRule(a) => Some(&a.room_id),
+        Action::SetPowerLevel(a) => Some(&a.room_id),
+        Action::SendNotice(a) => Some(&a.room_id),
+        Action::AddPolicyRule(a) | Action::RemovePolicyRule(a) => Some(&a.list_room),
+        Action::NotifyManagement(_)
+        | Action::SuspendUser(_)
+        | Action::DeleteUserMedia(_)
+        | Action::DeactivateUser(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gleipnir_runtime::{Action, NotifyManagement, RedactEvent, ServerUser, TargetUser};
+
+    #[test]
+    fn protections_act_in_protected_rooms_only() {
+        let protected: BTreeSet<String> = ["!protected:x".to_owned()].into();
+        let ban = |room: &str| {
+            Action::Ban(TargetUser { room_id: room.into(), user_id: "@u:x".into(), reason: String::new() })
+        };
+        let mut outcome = gleipnir_runtime::Outcome {
+            actions: vec![
+                ban("!protected:x"),
+                ban("!management:x"),
+                Action::Redact(RedactEvent { room_id: "!list:x".into(), event_id: "$e".into(), reason: String::new() }),
+                Action::NotifyManagement(NotifyManagement { body: "b".into(), reason: String::new() }),
+                Action::SuspendUser(ServerUser { user_id: "@u:x".into(), reason: String::new() }),
+            ],
+            refused: Vec::new(),
+        };
+        only_in_protected_rooms(&mut outcome, &protected);
+        let kept: Vec<String> =
+            outcome.actions.iter().map(|a| gleipnir_runtime::json::action(a)["action"].to_string()).collect();
+        assert_eq!(kept, ["\"ban\"", "\"notify-management\"", "\"suspend-user\""]);
+        let why: Vec<&str> = outcome.refused.iter().map(|r| r.why.as_str()).collect();
+        assert_eq!(why, ["!management:x is not a protected room", "!list:x is not a protected room"]);
+    }
+}

@@ -1,0 +1,269 @@
+//! One sync response → the ordered inputs the bot handles, decided without
+//! I/O: invites first; then each joined room's state, missed events (a gap
+//! to fetch) and timeline, the management room last (so commands see this
+//! sync's rule and state changes); then rooms the bot protected or watched
+//! and is no longer in.
+//!
+//! A room the bot has just joined comes with some of its past: what
+//! happened before the bot's own join (and the state before it) is history,
+//! never seen live, and is left out (the room's whole state is read when it
+//! is protected or watched; replaying the past would make old joins look new).
+
+use std::collections::BTreeSet;
+
+use matrix_sdk::sync::{State, SyncResponse};
+
+/// What the bot watches, as ingest needs it.
+pub(crate) struct Watched<'a> {
+    pub(crate) bot: &'a str,
+    pub(crate) management: &'a str,
+    pub(crate) protected: &'a BTreeSet<String>,
+    pub(crate) is_list: &'a dyn Fn(&str) -> bool,
+}
+
+impl Watched<'_> {
+    fn watches(&self, room: &str) -> bool {
+        room == self.management || self.protected.contains(room) || (self.is_list)(room)
+    }
+}
+
+/// A joined room's part of a sync.
+#[derive(Debug, Default)]
+pub(crate) struct Joined<'a> {
+    pub(crate) room: &'a str,
+    pub(crate) state: Vec<&'a str>,
+    pub(crate) timeline: Vec<&'a str>,
+    pub(crate) limited: bool,
+    pub(crate) prev_batch: Option<&'a str>,
+}
+
+/// A left room's part of a sync: its state, then its timeline.
+#[derive(Debug, Default)]
+pub(crate) struct Left<'a> {
+    pub(crate) room: &'a str,
+    pub(crate) events: Vec<&'a str>,
+}
+
+/// One thing to handle, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Input<'a> {
+    /// An invite: accepted from management-room members only.
+    Invite(&'a str),
+    /// A state event of a joined room's state section.
+    State {
+        room: &'a str,
+        json: &'a str,
+    },
+    /// More happened before a watched room's timeline than the sync
+    /// returned: fetch the missed events, oldest first, and handle each as
+    /// [`Input::Timeline`].
+    Gap {
+        room: &'a str,
+        prev_batch: &'a str,
+    },
+    Timeline {
+        room: &'a str,
+        json: &'a str,
+    },
+    /// The last state of a protected room or watched list the bot left.
+    LeftState {
+        room: &'a str,
+        json: &'a str,
+    },
+    /// The bot is no longer in a room it protected or watched.
+    Lost(&'a str),
+}
+
+/// The parts of a sync response ingest reads.
+pub(crate) struct Parts<'a> {
+    pub(crate) invited: Vec<&'a str>,
+    pub(crate) joined: Vec<Joined<'a>>,
+    pub(crate) left: Vec<Left<'a>>,
+}
+
+impl<'a> Parts<'a> {
+    pub(crate) fn of(response: &'a SyncResponse) -> Parts<'a> {
+        let state = |s: &'a State| match s {
+            State::Before(events) | State::After(events) => events.iter().map(|e| e.json().get()).collect::<Vec<_>>(),
+        };
+        let joined = response
+            .rooms
+            .joined
+            .iter()
+            .map(|(room, update)| Joined {
+                room: room.as_str(),
+                state: state(&update.state),
+                timeline: update.timeline.events.iter().map(|e| e.raw().json().get()).collect(),
+                limited: update.timeline.limited,
+                prev_batch: update.timeline.prev_batch.as_deref(),
+            })
+            .collect();
+        let left = response
+            .rooms
+            .left
+            .iter()
+            .map(|(room, update)| {
+                let mut events = state(&update.state);
+                events.extend(update.timeline.events.iter().map(|e| e.raw().json().get()));
+                Left { room: room.as_str(), events }
+            })
+            .collect();
+        Parts { invited: response.rooms.invited.keys().map(|r| r.as_str()).collect(), joined, left }
+    }
+}
+
+/// The inputs of one sync, in the order they are handled.
+pub(crate) fn ingest<'a>(parts: Parts<'a>, watched: &Watched<'_>) -> Vec<Input<'a>> {
+    let mut inputs: Vec<Input<'a>> = parts.invited.into_iter().map(Input::Invite).collect();
+    let mut joined = parts.joined;
+    joined.sort_by_key(|j| j.room == watched.management);
+    for j in joined {
+        let joined_at = j.timeline.iter().rposition(|json| is_own_join(json, watched.bot));
+        if joined_at.is_none() {
+            inputs.extend(j.state.iter().map(|json| Input::State { room: j.room, json }));
+            // (A gap before the bot's own join is history too.)
+            if j.limited
+                && watched.watches(j.room)
+                && let Some(prev_batch) = j.prev_batch
+            {
+                inputs.push(Input::Gap { room: j.room, prev_batch });
+            }
+        }
+        let first = joined_at.unwrap_or(0);
+        inputs.extend(j.timeline[first..].iter().map(|json| Input::Timeline { room: j.room, json }));
+    }
+    for l in parts.left {
+        if !watched.protected.contains(l.room) && !(watched.is_list)(l.room) {
+            continue;
+        }
+        inputs.extend(l.events.iter().map(|json| Input::LeftState { room: l.room, json }));
+        inputs.push(Input::Lost(l.room));
+    }
+    inputs
+}
+
+/// Whether `json` is `bot` joining a room (not a profile change of the bot
+/// already there).
+pub(crate) fn is_own_join(json: &str, bot: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Member<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        state_key: Option<&'a str>,
+        #[serde(default)]
+        content: serde_json::Value,
+        #[serde(default)]
+        unsigned: serde_json::Value,
+    }
+    let Ok(event) = serde_json::from_str::<Member<'_>>(json) else { return false };
+    let membership = |v: &serde_json::Value| v.get("membership").and_then(|m| m.as_str()).map(str::to_owned);
+    event.kind == "m.room.member"
+        && event.state_key == Some(bot)
+        && membership(&event.content).as_deref() == Some("join")
+        && event.unsigned.get("prev_content").and_then(membership).as_deref() != Some("join")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BOT: &str = "@bot:x";
+
+    fn join(who: &str, prev: Option<&str>) -> String {
+        let mut e = serde_json::json!({"type": "m.room.member", "state_key": who, "content": {"membership": "join"}});
+        if let Some(prev) = prev {
+            e["unsigned"] = serde_json::json!({"prev_content": {"membership": prev}});
+        }
+        e.to_string()
+    }
+
+    #[test]
+    fn the_bots_own_join_is_told_from_a_profile_change() {
+        assert!(is_own_join(&join(BOT, None), BOT));
+        assert!(is_own_join(&join(BOT, Some("invite")), BOT));
+        assert!(!is_own_join(&join(BOT, Some("join")), BOT), "a new display name");
+        assert!(!is_own_join(&join("@other:x", None), BOT));
+        assert!(!is_own_join(r#"{"type": "m.room.message", "state_key": 5}"#, BOT));
+    }
+
+    fn watched<'a>(protected: &'a BTreeSet<String>, is_list: &'a dyn Fn(&str) -> bool) -> Watched<'a> {
+        Watched { bot: BOT, management: "!m", protected, is_list }
+    }
+
+    #[test]
+    fn invites_first_the_management_room_last_and_gaps_before_their_timeline() {
+        let protected: BTreeSet<String> = ["!p".to_owned()].into();
+        let is_list = |room: &str| room == "!list";
+        let parts = Parts {
+            invited: vec!["!invited"],
+            joined: vec![
+                Joined {
+                    room: "!m",
+                    timeline: vec!["command"],
+                    limited: true,
+                    prev_batch: Some("t0"),
+                    ..Default::default()
+                },
+                Joined {
+                    room: "!p",
+                    state: vec!["s1"],
+                    timeline: vec!["e1", "e2"],
+                    limited: true,
+                    prev_batch: Some("t1"),
+                },
+                // Not watched: no gap is fetched for it.
+                Joined {
+                    room: "!other",
+                    timeline: vec!["o1"],
+                    limited: true,
+                    prev_batch: Some("t2"),
+                    ..Default::default()
+                },
+            ],
+            left: vec![
+                Left { room: "!list", events: vec!["kick"] },
+                Left { room: "!unwatched", events: vec!["leave"] },
+            ],
+        };
+        let inputs = ingest(parts, &watched(&protected, &is_list));
+        assert_eq!(
+            inputs,
+            [
+                Input::Invite("!invited"),
+                Input::State { room: "!p", json: "s1" },
+                Input::Gap { room: "!p", prev_batch: "t1" },
+                Input::Timeline { room: "!p", json: "e1" },
+                Input::Timeline { room: "!p", json: "e2" },
+                Input::Timeline { room: "!other", json: "o1" },
+                Input::Gap { room: "!m", prev_batch: "t0" },
+                Input::Timeline { room: "!m", json: "command" },
+                Input::LeftState { room: "!list", json: "kick" },
+                Input::Lost("!list"),
+            ]
+        );
+    }
+
+    #[test]
+    fn what_came_before_the_bots_own_join_is_history() {
+        let protected: BTreeSet<String> = ["!p".to_owned()].into();
+        let is_list = |_: &str| false;
+        let own_join = join(BOT, None);
+        let parts = Parts {
+            invited: Vec::new(),
+            joined: vec![Joined {
+                room: "!p",
+                state: vec!["old state"],
+                timeline: vec!["old message", &own_join, "new message"],
+                limited: true,
+                prev_batch: Some("t"),
+            }],
+            left: Vec::new(),
+        };
+        let inputs = ingest(parts, &watched(&protected, &is_list));
+        assert_eq!(
+            inputs,
+            [Input::Timeline { room: "!p", json: &own_join }, Input::Timeline { room: "!p", json: "new message" }],
+            "no state before the join, no gap, no earlier timeline"
+        );
+    }
+}
