@@ -487,8 +487,8 @@ impl Bot {
             }
         }
         let plugin = instance.plugin().clone();
-        let (file, _) = super::live::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
-        let effective = super::live::merge(file, &overrides);
+        let (file, _) = super::layers::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
+        let effective = super::layers::merge(file, &overrides);
         let instance = self.enabled.get_mut(name).expect("checked above");
         if let Err(e) = super::sandboxed(|| instance.configure(&effective)) {
             return format!("{e}. The previous settings stay.");

@@ -7,12 +7,15 @@ mod commands;
 mod delivered;
 mod events;
 mod executor;
+mod grants;
 mod health;
 mod ingest;
 mod jobs;
 mod journal;
 mod kept_state;
+mod layers;
 mod live;
+mod login;
 mod management;
 mod notices;
 mod plan;
@@ -34,11 +37,11 @@ use gleipnir_runtime::{Clock, Instance, Plugin, Runtime, RuntimeConfig};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
-use matrix_sdk::ruma::{OwnedRoomId, RoomOrAliasId, UserId};
+use matrix_sdk::ruma::{OwnedRoomId, RoomOrAliasId};
 use matrix_sdk::{Client, Room};
 use queries::BotQueries;
 
-use crate::config::{Config, Credentials};
+use crate::config::Config;
 
 /// Most pages of 100 events fetched to fill one gap in one room's timeline.
 const MAX_GAP_PAGES: usize = 50;
@@ -75,7 +78,7 @@ pub(crate) struct Bot {
     /// The component files of the plugin folder and what each provides.
     files: BTreeMap<std::path::PathBuf, live::PluginFile>,
     /// Settings from the operator's file and from moderators.
-    layers: live::Layers,
+    layers: layers::Layers,
     /// Capabilities moderators granted (within what the config allows).
     moderator_grants: BTreeMap<String, gleipnir_runtime::CapabilitySet>,
     /// Watches the plugin folder and the settings file while running.
@@ -115,11 +118,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let folders = store::Folders::open(&config)?;
     let client = Client::builder()
         .homeserver_url(&config.homeserver)
-        .request_config(request_config())
+        .request_config(login::request_config())
         .build()
         .await
         .context("cannot reach the homeserver")?;
-    login(&client, &config, &folders.data).await?;
+    login::login(&client, &config, &folders.data).await?;
     let bot_user = client.user_id().context("no user after login")?.to_string();
     tracing::info!(user = %bot_user, "logged in");
 
@@ -179,7 +182,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         report_event: None,
         health: BTreeMap::new(),
         files: BTreeMap::new(),
-        layers: live::Layers::default(),
+        layers: layers::Layers::default(),
         moderator_grants: BTreeMap::new(),
         watcher: None,
         changes: None,
@@ -212,104 +215,6 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
 /// with `Handle::block_on`, which panics on a Tokio worker thread.
 pub(crate) fn sandboxed<R>(f: impl FnOnce() -> R) -> R {
     tokio::task::block_in_place(f)
-}
-
-/// How every request to the homeserver is retried. matrix-sdk honours
-/// `429 M_LIMIT_EXCEEDED`'s `retry_after_ms` and retries 5xx by itself; with a
-/// retry limit it also retries when the homeserver cannot be reached (a restart),
-/// with exponential backoff capped at 30 s per wait. Sends carry a transaction id,
-/// so a retried send is not doubled.
-fn request_config() -> matrix_sdk::config::RequestConfig {
-    matrix_sdk::config::RequestConfig::new().retry_limit(12).max_retry_time(Duration::from_secs(30))
-}
-
-async fn login(client: &Client, config: &Config, data: &gleipnir_runtime::Folder) -> anyhow::Result<()> {
-    match &config.credentials {
-        Credentials::Password(password) => {
-            // The session of the last run, if the homeserver still takes it:
-            // a new login at every start would leave a device behind each time.
-            let kept = store::Session::new(data);
-            let previous = kept.load();
-            if let Some(session) = &previous
-                && session.user_id == config.user_id
-                && restore(client, &config.homeserver, session).await.is_ok()
-            {
-                tracing::info!(device = session.device_id, "reusing the kept session");
-            } else {
-                let localpart = config.user_id.trim_start_matches('@').split(':').next().unwrap_or_default();
-                let mut login = client.matrix_auth().login_username(localpart, password);
-                // The same device as before, when there was one: its keys and name stay.
-                if let Some(session) = &previous {
-                    login = login.device_id(&session.device_id);
-                }
-                let response = login
-                    .initial_device_display_name("gleipnir")
-                    .send()
-                    .await
-                    .context("cannot log in with the password")?;
-                let session = store::KeptSession {
-                    user_id: response.user_id.to_string(),
-                    device_id: response.device_id.to_string(),
-                    access_token: response.access_token.clone(),
-                };
-                if let Err(e) = kept.save(&session) {
-                    tracing::warn!("{e:#}; the next start logs in again");
-                }
-            }
-        }
-        Credentials::AccessToken(token) => {
-            use matrix_sdk::authentication::matrix::MatrixSession;
-            use matrix_sdk::{SessionMeta, SessionTokens};
-            // The device id comes from the homeserver: ask who this token is.
-            let whoami = reqwest_whoami(&config.homeserver, token).await?;
-            let session = MatrixSession {
-                meta: SessionMeta {
-                    user_id: UserId::parse(&whoami.0)?,
-                    device_id: whoami.1.unwrap_or_else(|| "GLEIPNIR".to_owned()).into(),
-                },
-                tokens: SessionTokens { access_token: token.clone(), refresh_token: None },
-            };
-            client.restore_session(session).await.context("cannot use the access token")?;
-        }
-    }
-    let user = client.user_id().context("no user after login")?;
-    if user.as_str() != config.user_id {
-        bail!("logged in as {user}, but the config says matrix.user_id = {}", config.user_id);
-    }
-    Ok(())
-}
-
-/// Restores a kept session once the homeserver says it still takes its
-/// token. The token is checked on a client of its own first: a client that
-/// had a session set cannot log in with a password after it (matrix-sdk
-/// panics on a second session).
-async fn restore(client: &Client, homeserver: &str, kept: &store::KeptSession) -> anyhow::Result<()> {
-    use matrix_sdk::authentication::matrix::MatrixSession;
-    use matrix_sdk::{SessionMeta, SessionTokens};
-    let (user, device) = reqwest_whoami(homeserver, &kept.access_token).await?;
-    if user != kept.user_id || device.as_deref().is_some_and(|d| d != kept.device_id) {
-        bail!("the kept token is {user}'s, device {device:?}");
-    }
-    let session = MatrixSession {
-        meta: SessionMeta { user_id: UserId::parse(&kept.user_id)?, device_id: kept.device_id.clone().into() },
-        tokens: SessionTokens { access_token: kept.access_token.clone(), refresh_token: None },
-    };
-    client.restore_session(session).await?;
-    Ok(())
-}
-
-/// `whoami` for a token, before there is a session to ask with.
-async fn reqwest_whoami(homeserver: &str, token: &str) -> anyhow::Result<(String, Option<String>)> {
-    let probe = Client::builder().homeserver_url(homeserver).request_config(request_config()).build().await?;
-    use matrix_sdk::authentication::matrix::MatrixSession;
-    use matrix_sdk::{SessionMeta, SessionTokens};
-    let placeholder = MatrixSession {
-        meta: SessionMeta { user_id: UserId::parse("@whoami:invalid")?, device_id: "WHOAMI".into() },
-        tokens: SessionTokens { access_token: token.to_owned(), refresh_token: None },
-    };
-    probe.restore_session(placeholder).await?;
-    let reply = probe.whoami().await.context("the access token was refused")?;
-    Ok((reply.user_id.to_string(), reply.device_id.map(|d| d.to_string())))
 }
 
 /// Joins a room by id or alias and returns its id.

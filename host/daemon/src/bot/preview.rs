@@ -41,8 +41,8 @@ impl Bot {
                     Err(e) => return format!("Could not preview {name}: {e}."),
                 };
                 let (file, _) =
-                    super::live::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
-                super::live::merge(file, &moderator)
+                    super::layers::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
+                super::layers::merge(file, &moderator)
             }
         };
         if let Err(e) = super::sandboxed(|| instance.configure(&overrides)) {

@@ -39,15 +39,15 @@ impl Bot {
         self.enabled.clear();
         self.policy = super::policy::Policy::default();
         self.problems.clear();
-        self.layers = super::live::Layers::default();
+        self.layers = super::layers::Layers::default();
         // A file that does not load is a problem only for a protection that
         // is enabled (below); any other is reported and shown in `plugins`.
         let (mut problems, unloaded) = self.load_plugins();
 
         // The operator's settings file (values are checked per protection below).
         if let Some(file) = self.folders.settings.clone() {
-            self.layers.file_text = super::live::settings_file_text(&file).ok();
-            match super::live::read_settings_file(&file) {
+            self.layers.file_text = super::layers::settings_file_text(&file).ok();
+            match super::layers::read_settings_file(&file) {
                 Ok(tables) => self.layers.file = tables,
                 Err(e) => problems.push(Problem {
                     store: "plugins.settings",
