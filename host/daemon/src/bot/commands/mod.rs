@@ -1,0 +1,339 @@
+//! Running management-room commands. Every reply says what changed.
+
+use std::fmt::Write;
+
+use gleipnir_runtime::settings;
+
+use super::executor::Origin;
+use super::plan::{self, Op, Plan};
+use super::{Bot, store};
+
+mod moderation;
+mod protections;
+mod rooms;
+
+use crate::commands::parse::{self, Command};
+pub(crate) use protections::SavedSettings;
+
+impl Bot {
+    /// Handles a message in the management room.
+    pub(crate) async fn command(&mut self, sender: &str, body: &str) {
+        let display = self.client.account().get_display_name().await.ok().flatten();
+        let Some(text) = parse::addressed(body, &self.config.prefix, &self.bot_user, display.as_deref()) else {
+            return;
+        };
+        if let Some(why) = self.may_not_command(sender) {
+            if self.refused_commanders.insert(sender.to_owned()) {
+                self.notify(&why).await;
+            }
+            return;
+        }
+        let reply = match parse::parse(text) {
+            Ok(parsed) if self.safe_mode && !allowed_in_safe_mode(&parsed.command) => Reply::Done(
+                "Gleipnir is in safe mode: only `status`, `help`, `recover N`, `restart` and `safe mode` work now."
+                    .to_owned(),
+            ),
+            Ok(parsed) => {
+                tracing::info!(sender, command = text, "command");
+                self.run_command(sender, text, parsed).await
+            }
+            Err(e) => Reply::Done(e.to_string()),
+        };
+        match reply {
+            Reply::Done(text) => self.notify(&text).await,
+            Reply::Plan(plan) => {
+                if plan.ops.len() <= self.config.confirm_above && !plan.always_confirm {
+                    let text = self.carry_out(sender, plan).await;
+                    self.notify(&text).await;
+                } else if let Some(preview) = self.send_notice(&plan.preview()).await {
+                    self.confirmations.hold(preview.to_string(), plan, std::time::Instant::now());
+                }
+            }
+        }
+    }
+
+    /// Why `sender` may not command the bot now, if they may not: the room
+    /// became open to anyone, or their power level is too low.
+    fn may_not_command(&self, sender: &str) -> Option<String> {
+        if super::management::is_open(&self.management_rule) {
+            return Some(format!(
+                "Commands are refused: this management room's join rule is now `{}`, so anyone could give them. \
+                 Make it invite-only again.",
+                self.management_rule
+            ));
+        }
+        let power = self.rooms.power_level(self.management.as_str(), sender);
+        super::management::refusal(power, self.config.min_power_level)
+    }
+
+    /// A command sent while the bot was stopped: answered, not run (who sent
+    /// it may have given up, or done it another way, since).
+    pub(crate) async fn not_run(&mut self, sender: &str, body: &str) {
+        let display = self.client.account().get_display_name().await.ok().flatten();
+        let Some(text) = parse::addressed(body, &self.config.prefix, &self.bot_user, display.as_deref()) else {
+            return;
+        };
+        if self.may_not_command(sender).is_some() {
+            return;
+        }
+        let text = text.trim().to_owned();
+        self.notify(&format!(
+            "Not run: `{text}` was sent while Gleipnir was stopped; send it again if it is still wanted."
+        ))
+        .await;
+    }
+
+    fn recover_plan(&self, n: usize) -> Reply {
+        let options = crate::state::numbered(&self.problems);
+        match options.get(n.wrapping_sub(1)) {
+            Some(recovery) => Reply::Plan(Plan {
+                command: format!("recover {n}"),
+                ops: vec![Op::Recover { room: recovery.store().to_owned(), recovery: (*recovery).clone() }],
+                always_confirm: true,
+                ..Plan::default()
+            }),
+            None if options.is_empty() => Reply::Done("There are no recovery options: nothing is wrong.".to_owned()),
+            None => Reply::Done(format!("There is no option {n}; `status` lists 1 to {}.", options.len())),
+        }
+    }
+
+    /// A reaction in the management room: ✅ on a preview carries out its
+    /// plan; a number on a problem report previews that recovery option.
+    pub(crate) async fn reaction(&mut self, sender: &str, relates_to: &str, key: &str) {
+        // Who may not command may not confirm either.
+        if let Some(why) = self.may_not_command(sender) {
+            if (self.report_event.as_deref() == Some(relates_to) || plan::is_yes(key))
+                && self.refused_commanders.insert(sender.to_owned())
+            {
+                self.notify(&why).await;
+            }
+            return;
+        }
+        if self.report_event.as_deref() == Some(relates_to)
+            && let Some(n) = plan::keycap_number(key)
+        {
+            match self.recover_plan(n) {
+                Reply::Done(text) => self.notify(&text).await,
+                Reply::Plan(plan) => {
+                    if let Some(preview) = self.send_notice(&plan.preview()).await {
+                        self.confirmations.hold(preview.to_string(), plan, std::time::Instant::now());
+                    }
+                }
+            }
+            return;
+        }
+        if !plan::is_yes(key) {
+            return;
+        }
+        match self.confirmations.take(relates_to, std::time::Instant::now()) {
+            plan::Confirmed::Go(plan) => {
+                tracing::info!(sender, command = plan.command, "confirmed");
+                let text = self.carry_out(sender, plan).await;
+                self.notify(&text).await;
+            }
+            plan::Confirmed::Expired(command) => {
+                self.notify(&format!("The preview of `{command}` expired; nothing was done. Give the command again."))
+                    .await;
+            }
+            plan::Confirmed::NotAPreview => {}
+        }
+    }
+
+    async fn run_command(&mut self, sender: &str, text: &str, parsed: parse::Parsed) -> Reply {
+        let moderator = Origin::Moderator { user: sender.to_owned(), command: text.trim().to_owned() };
+        let mut reply = match parsed.command {
+            Command::Help { topic } => Reply::Done(help(topic.as_deref())),
+            Command::Status => Reply::Done(self.status()),
+            Command::Rooms => Reply::Done(if self.protected.is_empty() {
+                "No protected rooms. Add one with `rooms add ROOM`.".to_owned()
+            } else {
+                format!("Protected rooms ({}):\n{}", self.protected.len(), list(self.protected.iter()))
+            }),
+            Command::RoomsAdd(room) => Reply::Done(self.rooms_add(&room).await),
+            Command::RoomsRemove(room) => Reply::Done(self.rooms_remove(&room).await),
+            Command::Protections => Reply::Done(self.protections()),
+            Command::Enable(name) => Reply::Done(self.set_enabled(&name, true).await),
+            Command::Disable(name) => Reply::Done(self.set_enabled(&name, false).await),
+            Command::Show(name) => Reply::Done(self.show(&name)),
+            Command::Preview { name, limit } => Reply::Done(self.preview(&name, limit).await),
+            Command::Config { op, protection, key, value } => {
+                Reply::Done(self.configure(op, &protection, &key, value).await)
+            }
+            Command::Ban { entity, room, reason } => self.ban_command(&moderator, &entity, room, reason).await,
+            Command::Unban { entity, room } => self.unban_command(&entity, room).await,
+            Command::Takedown { entity, list, reason } => {
+                Reply::Done(self.takedown_command(&moderator, &entity, &list, reason).await)
+            }
+            Command::Trust { user, trust } => Reply::Done(self.trust(&user, trust).await),
+            Command::Plugins => Reply::Done(self.plugins_report()),
+            Command::Reload(name) => Reply::Done(self.reload(&name)),
+            Command::Grant { name, capability, grant } => Reply::Done(self.grant(&name, &capability, grant).await),
+            Command::Recover(n) => self.recover_plan(n),
+            Command::Restart => {
+                self.restart = true;
+                self.safe_mode = false;
+                Reply::Done("Restarting: reading stored state again…".to_owned())
+            }
+            Command::SafeMode if self.safe_mode => Reply::Done("Already in safe mode; `restart` leaves it.".to_owned()),
+            Command::SafeMode => {
+                self.restart = true;
+                self.safe_mode = true;
+                Reply::Done("Entering safe mode…".to_owned())
+            }
+            Command::ListCreate { shortcode, alias_localpart } => {
+                Reply::Done(self.list_create(&shortcode, &alias_localpart).await)
+            }
+            Command::Kick { user, room, reason } => self.membership_plan(Verb::Kick, &user, room, reason).await,
+            Command::Redact { target, limit, room } => self.redact_plan(target, limit, room).await,
+            Command::Watch(room) => Reply::Done(self.watch(&room).await),
+            Command::Unwatch(room) => Reply::Done(self.unwatch(&room).await),
+            Command::Rules { matching } => Reply::Done(self.rules(matching.as_deref())),
+        };
+        if let Reply::Plan(plan) = &mut reply {
+            plan.command = text.trim().to_owned();
+            if parsed.no_confirm {
+                return Reply::Done(self.carry_out(sender, std::mem::take(plan)).await);
+            }
+        }
+        reply
+    }
+
+    fn status(&self) -> String {
+        let mut out = String::new();
+        let uptime = self.started.elapsed().as_secs();
+        let _ = writeln!(out, "Gleipnir {}: up {}m{}s", env!("CARGO_PKG_VERSION"), uptime / 60, uptime % 60);
+        if self.safe_mode {
+            let _ = writeln!(out, "SAFE MODE: nothing is protected and no policy is applied; `restart` to leave it.");
+        }
+        let _ = writeln!(out, "Protected rooms: {}", self.protected.len());
+        let _ = writeln!(
+            out,
+            "Watched lists: {} ({} rules){}",
+            self.policy.lists.len(),
+            self.policy.index.len(),
+            if self.policy.failed.is_empty() {
+                String::new()
+            } else {
+                format!("; {} FAILED to load, so no server ACL is sent (see `rules`)", self.policy.failed.len())
+            }
+        );
+        let lag = self
+            .last_sync
+            .map_or("no sync yet".to_owned(), |t| format!("last sync {} ms ago", t.elapsed().as_millis()));
+        let _ = writeln!(out, "Sync: {lag}");
+        if self.config.dry_run {
+            let _ = writeln!(out, "Dry run: actions are reported, not carried out");
+        }
+        out.push_str(&self.protections());
+        let broken = self.files.values().filter(|f| f.running.is_none() && f.refused.is_some()).count();
+        if broken > 0 {
+            let _ = write!(out, "\nPlugin files that do not load: {broken} (see `plugins`)");
+        }
+        out.push_str(&self.problems_status());
+        out
+    }
+
+    fn protections(&self) -> String {
+        let mut out = String::from("Protections:");
+        if self.plugins.is_empty() {
+            out += " none loaded";
+        }
+        for (name, plugin) in &self.plugins {
+            let now = std::time::Instant::now();
+            let health = self.health.get(name);
+            let mut state = match self.enabled.get(name) {
+                Some(instance) => match (health.and_then(|h| h.quarantined_for(now)), instance.fault()) {
+                    (Some(left), _) => format!("enabled, QUARANTINED for {} s more", left.as_secs()),
+                    (None, Some(fault)) => format!("enabled, FAULTED: {fault}"),
+                    (None, None) => "enabled".to_owned(),
+                },
+                None => "disabled".to_owned(),
+            };
+            if let Some(h) = health {
+                if h.faults > 0 {
+                    let _ = write!(state, "; {} fault(s), last: {}", h.faults, h.last_fault.as_deref().unwrap_or(""));
+                }
+                for (kind, count) in &h.refused {
+                    let _ = write!(state, "; {count} refused {kind}");
+                }
+            }
+            let _ = write!(out, "\n- {name} {} ({state})", plugin.descriptor().version);
+        }
+        out
+    }
+
+    /// The settings moderators saved for a protection, each checked against
+    /// its spec; the problems with the ones that do not fit it.
+    /// What moderators set for `name`, and the values that no longer fit
+    /// its spec. An error when the store cannot be read: running (and later
+    /// saving) without what was stored would lose it.
+    pub(super) async fn saved_settings(&self, name: &str) -> Result<SavedSettings, String> {
+        let content = store::read(&self.client, store::SETTINGS)
+            .await
+            .map_err(|e| format!("the settings moderators saved cannot be read ({e:#})"))?;
+        // Entries that do not fit the shape are reported at start, not here.
+        let (all, _) = crate::state::read_settings(content.as_ref());
+        let mut problems = Vec::new();
+        let Some(plugin) = self.plugins.get(name) else { return Ok((Vec::new(), problems)) };
+        let specs = &plugin.descriptor().settings;
+        let mut out = Vec::new();
+        for (key, text) in all.get(name).into_iter().flatten() {
+            match settings::find(specs, key).and_then(|spec| settings::parse_value(spec, text)) {
+                Ok(value) => out.push((key.clone(), value)),
+                Err(e) => problems.push(crate::state::setting_problem(name, key, text, e.to_string())),
+            }
+        }
+        Ok((out, problems))
+    }
+}
+
+/// What a command handler answers: text, or a plan to carry out (perhaps after a ✅).
+pub(crate) enum Reply {
+    Done(String),
+    Plan(Plan),
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Verb {
+    Ban,
+    Kick,
+    Unban,
+}
+
+fn allowed_in_safe_mode(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Help { .. }
+            | Command::Status
+            | Command::Plugins
+            | Command::Recover(_)
+            | Command::Restart
+            | Command::SafeMode
+    )
+}
+
+fn list<'a>(items: impl Iterator<Item = &'a String>) -> String {
+    items.map(|i| format!("- {i}")).collect::<Vec<_>>().join("\n")
+}
+
+fn help(topic: Option<&str>) -> String {
+    match topic {
+        Some(t) => match parse::COMMANDS.iter().find(|(name, _)| *name == t) {
+            Some((_, line)) => (*line).to_owned(),
+            None => {
+                let names: Vec<&str> = parse::COMMANDS.iter().map(|(n, _)| *n).collect();
+                match parse::closest(t, &names) {
+                    Some(best) => format!("No command `{t}`; did you mean `{best}`?"),
+                    None => format!("No command `{t}`."),
+                }
+            }
+        },
+        None => {
+            let mut out = String::from("Commands:");
+            for (_, line) in parse::COMMANDS {
+                let _ = write!(out, "\n- {line}");
+            }
+            out
+        }
+    }
+}

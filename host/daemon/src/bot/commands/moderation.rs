@@ -1,0 +1,207 @@
+//! `ban`/`kick`/`unban` in rooms and `redact`: plans of single operations,
+//! carried out through the executor (after a ✅ when large).
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::super::Bot;
+use super::super::executor::{Act, Origin, Outcome};
+use super::super::plan::{Op, OpAct, Plan};
+use super::{Reply, Verb, list};
+use crate::commands::parse::{RedactTarget, RoomRef};
+
+/// `redact USER` without `--limit`: this many events per room.
+const DEFAULT_REDACT_LIMIT: u32 = 1000;
+
+/// Pages of 100 events read back per room when looking for a user's events.
+const MAX_PAGES: usize = 100;
+
+impl Bot {
+    /// The rooms a command names, or every protected room.
+    pub(crate) async fn target_rooms(&self, room: Option<RoomRef>) -> Result<Vec<String>, String> {
+        let rooms: Vec<String> = match room {
+            Some(RoomRef::Id(id)) => vec![id],
+            Some(RoomRef::Alias(alias)) => match self.resolve(&alias).await {
+                Some(id) => vec![id],
+                None => return Err(format!("Could not resolve {alias}. Nothing changed.")),
+            },
+            None => self.protected.iter().cloned().collect(),
+        };
+        if rooms.is_empty() {
+            return Err("No protected rooms to act in; name a room or add one with `rooms add`.".to_owned());
+        }
+        Ok(rooms)
+    }
+
+    pub(crate) fn joined(&self, room: &str) -> Option<matrix_sdk::Room> {
+        let id = matrix_sdk::ruma::OwnedRoomId::try_from(room).ok()?;
+        self.client.get_room(&id).filter(|r| r.state() == matrix_sdk::RoomState::Joined)
+    }
+
+    pub(crate) async fn membership_plan(
+        &self,
+        verb: Verb,
+        user: &str,
+        room: Option<RoomRef>,
+        reason: Option<String>,
+    ) -> Reply {
+        let rooms = match self.target_rooms(room).await {
+            Ok(r) => r,
+            Err(e) => return Reply::Done(e),
+        };
+        let mut plan = Plan::default();
+        for room in rooms {
+            if self.joined(&room).is_none() {
+                plan.skipped.push(format!("{room}: I am not in that room"));
+                continue;
+            }
+            let (user, reason) = (user.to_owned(), reason.clone());
+            plan.ops.push(match verb {
+                Verb::Ban => Op::Ban { room, user, reason },
+                Verb::Kick => Op::Kick { room, user, reason },
+                Verb::Unban => Op::Unban { room, user },
+            });
+        }
+        Reply::Plan(plan)
+    }
+
+    pub(crate) async fn redact_plan(&self, target: RedactTarget, limit: Option<u32>, room: Option<RoomRef>) -> Reply {
+        let mut plan = Plan::default();
+        match target {
+            RedactTarget::Event { room: event_room, event_id } => {
+                let room = match self.target_rooms(Some(event_room)).await {
+                    Ok(mut r) => r.remove(0),
+                    Err(e) => return Reply::Done(e),
+                };
+                if self.joined(&room).is_none() {
+                    return Reply::Done(format!("I am not in {room}, so I cannot redact there. Nothing changed."));
+                }
+                plan.ops.push(Op::Redact { room, event: event_id, reason: None });
+            }
+            RedactTarget::User(user) => {
+                let rooms = match self.target_rooms(room).await {
+                    Ok(r) => r,
+                    Err(e) => return Reply::Done(e),
+                };
+                let limit = limit.unwrap_or(DEFAULT_REDACT_LIMIT) as usize;
+                for room in rooms {
+                    match self.events_by(&room, &user, limit).await {
+                        Ok(events) => plan.ops.extend(events.into_iter().map(|event| Op::Redact {
+                            room: room.clone(),
+                            event,
+                            reason: None,
+                        })),
+                        Err(e) => plan.skipped.push(format!("{room}: {e}")),
+                    }
+                }
+                if plan.ops.is_empty() {
+                    let mut out = format!("Found nothing of {user}'s to redact. Nothing changed.");
+                    for skipped in &plan.skipped {
+                        let _ = write!(out, "\n- left out: {skipped}");
+                    }
+                    return Reply::Done(out);
+                }
+            }
+        }
+        Reply::Plan(plan)
+    }
+
+    /// The newest `limit` events `user` sent in `room` that are not state and
+    /// not redacted yet, newest first.
+    pub(crate) async fn events_by(&self, room: &str, user: &str, limit: usize) -> Result<Vec<String>, String> {
+        use matrix_sdk::ruma::api::client::message::get_message_events;
+        #[derive(serde::Deserialize)]
+        struct Seen {
+            event_id: String,
+            state_key: Option<serde::de::IgnoredAny>,
+            #[serde(default)]
+            content: serde_json::Map<String, Value>,
+            #[serde(default)]
+            unsigned: serde_json::Map<String, Value>,
+        }
+        if self.joined(room).is_none() {
+            return Err("I am not in that room".to_owned());
+        }
+        let room_id = matrix_sdk::ruma::OwnedRoomId::try_from(room).map_err(|e| e.to_string())?;
+        let user_id = matrix_sdk::ruma::OwnedUserId::try_from(user).map_err(|e| e.to_string())?;
+        let mut found = Vec::new();
+        let mut from = None;
+        for _ in 0..MAX_PAGES {
+            let mut request = get_message_events::v3::Request::backward(room_id.clone());
+            request.from = from.take();
+            request.limit = 100u32.into();
+            request.filter.senders = Some(vec![user_id.clone()]);
+            let response = self.client.send(request).await.map_err(|e| format!("cannot read the history: {e}"))?;
+            for raw in &response.chunk {
+                let Ok(seen) = serde_json::from_str::<Seen>(raw.json().get()) else { continue };
+                let redacted = seen.content.is_empty() || seen.unsigned.contains_key("redacted_because");
+                if seen.state_key.is_none() && !redacted {
+                    found.push(seen.event_id);
+                    if found.len() == limit {
+                        return Ok(found);
+                    }
+                }
+            }
+            match response.end {
+                Some(end) => from = Some(end),
+                None => break,
+            }
+        }
+        Ok(found)
+    }
+
+    /// Carries out a plan, in order, through the executor (as `moderator`'s
+    /// command; actions on accounts a protection asked for stay the
+    /// protection's), and says what happened. With `dry_run` it only says
+    /// what it would have done.
+    pub(crate) async fn carry_out(&mut self, moderator: &str, plan: Plan) -> String {
+        if self.config.dry_run {
+            let mut out = format!("Dry run, nothing done. `{}` would carry out:", plan.command);
+            for op in &plan.ops {
+                let _ = write!(out, "\n- {} in {}", op.describe(), op.room());
+            }
+            return out;
+        }
+        let moderator = Origin::Moderator { user: moderator.to_owned(), command: plan.command.clone() };
+        let mut failed = Vec::new();
+        for op in &plan.ops {
+            if let Op::Recover { recovery, .. } = op {
+                match self.recover(recovery).await {
+                    // Option numbers stay as shown until `restart`.
+                    Ok(done) => return format!("{done} `restart` to start with it."),
+                    Err(e) => return format!("Recovery refused: {e}. Nothing changed."),
+                }
+            }
+            let (origin, act) = match op.act() {
+                Some(OpAct::Account { origin, action }) => (Origin::Protection(origin), Act::Contract(action)),
+                Some(OpAct::Moderator(act)) => (moderator.clone(), act),
+                None => continue,
+            };
+            let outcome = self.act(&origin, act).await;
+            match outcome {
+                Outcome::Done(_) | Outcome::Unneeded => {}
+                Outcome::Notice(text) => failed.push(text),
+                other => failed.push(format!("{} in {}: {}", op.describe(), op.room(), other.text())),
+            }
+        }
+        let rooms: std::collections::BTreeSet<&str> = plan.ops.iter().map(Op::room).collect();
+        let mut out = format!(
+            "`{}`: {} of {} operation(s) done in {} room(s).",
+            plan.command,
+            plan.ops.len() - failed.len(),
+            plan.ops.len(),
+            rooms.len()
+        );
+        if !failed.is_empty() {
+            let _ = write!(out, "\nFailed:\n{}", list(failed.iter().take(20)));
+            if failed.len() > 20 {
+                let _ = write!(out, "\n- … and {} more", failed.len() - 20);
+            }
+        }
+        for skipped in &plan.skipped {
+            let _ = write!(out, "\n- left out: {skipped}");
+        }
+        out
+    }
+}
