@@ -14,6 +14,7 @@ mod jobs;
 mod journal;
 mod kept_state;
 mod layers;
+mod lists;
 mod live;
 mod login;
 mod management;

@@ -11,16 +11,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 
-use std::sync::Arc;
-
-use gleipnir_policy::rule::{sha256, sha256_base64, state_key_for};
-use gleipnir_policy::{Delta, Entity, EntityKind, Index, Members, PolicyList, Recommendation, Rule, ServerAcl};
+use gleipnir_policy::{Delta, Entity, EntityKind, Index, Members, PolicyList, Rule, ServerAcl};
 use gleipnir_runtime::{Action, TargetUser};
 use matrix_sdk::ruma::OwnedRoomId;
 use serde_json::{Value, json};
 
-use super::commands::{Reply, Verb};
-use super::plan::{Op, Plan};
 use super::{Bot, executor, store};
 use crate::commands::parse::RoomRef;
 
@@ -31,7 +26,7 @@ pub(crate) const WATCHED_LISTS: &str = "org.matrix.mjolnir.watched_lists";
 const ACL_SETTLE: std::time::Duration = std::time::Duration::from_millis(1500);
 
 /// The state event naming a list's shortcode (Mjolnir's and Draupnir's).
-const SHORTCODE: &str = "org.matrix.mjolnir.shortcode";
+pub(crate) const SHORTCODE: &str = "org.matrix.mjolnir.shortcode";
 
 #[derive(Default)]
 pub(crate) struct Policy {
@@ -80,7 +75,7 @@ pub(crate) fn permalink(room_id: &str) -> String {
 }
 
 impl Bot {
-    fn own_server(&self) -> &str {
+    pub(crate) fn own_server(&self) -> &str {
         self.bot_user.split_once(':').map_or("", |(_, server)| server)
     }
 
@@ -297,7 +292,7 @@ impl Bot {
 
     /// Saves the watched lists: those loaded and those that failed to load
     /// (a list that is unreachable now is not forgotten for that).
-    async fn save_watched(&self) -> anyhow::Result<()> {
+    pub(crate) async fn save_watched(&self) -> anyhow::Result<()> {
         let mut references: Vec<&String> = self.policy.references.values().collect();
         references.extend(self.policy.failed.keys().filter(|r| *r != WATCHED_LISTS));
         store::write(&self.client, WATCHED_LISTS, json!({ "references": references })).await
@@ -402,230 +397,6 @@ impl Bot {
     }
 }
 
-impl Bot {
-    /// A watched list named by shortcode, room id, alias or matrix.to link.
-    async fn find_list(&self, word: &str) -> Option<String> {
-        if let Some(room) = self.policy.shortcodes.get(word) {
-            return Some(room.clone());
-        }
-        let room = match crate::commands::parse::room_ref(word).ok()? {
-            RoomRef::Id(id) => id,
-            RoomRef::Alias(alias) => self.resolve(&alias).await?,
-        };
-        self.policy.is_list(&room).then_some(room)
-    }
-
-    /// Whether the bot may write rules in a list.
-    fn can_edit(&self, list: &str) -> bool {
-        self.rooms.power_level(list, &self.bot_user) >= self.rooms.room_levels(list).state_default
-    }
-
-    fn list_names(&self) -> String {
-        let mut names: Vec<String> = self.policy.shortcodes.keys().cloned().collect();
-        names.extend(self.policy.lists.keys().filter(|r| !self.policy.shortcodes.values().any(|v| v == *r)).cloned());
-        if names.is_empty() { "none are watched".to_owned() } else { names.join(", ") }
-    }
-
-    /// Writes a rule into a watched list; bans follow when it comes back in sync.
-    async fn add_rule(
-        &mut self,
-        origin: &executor::Origin,
-        list: &str,
-        entity: &str,
-        recommendation: Recommendation,
-        reason: &str,
-        hashed: bool,
-    ) -> String {
-        if !self.can_edit(list) {
-            return format!("I cannot write rules in {list}: my power level there is too low. Nothing changed.");
-        }
-        let kind = EntityKind::of(entity);
-        let glob = gleipnir_policy::glob::is_glob(entity);
-        let hashed = hashed && !glob;
-        let written_entity = if hashed { Entity::Hashed(sha256(entity)) } else { Entity::from_text(entity) };
-        let state_key = state_key_for(&written_entity, &recommendation);
-        let content = if hashed {
-            json!({"recommendation": recommendation.as_str(), "reason": reason, "hashes": {"sha256": sha256_base64(entity)}})
-        } else {
-            json!({"entity": entity, "recommendation": recommendation.as_str(), "reason": reason})
-        };
-        if OwnedRoomId::try_from(list).ok().and_then(|id| self.client.get_room(&id)).is_none() {
-            return format!("I am not in {list}. Nothing changed.");
-        }
-        let event_type = kind.event_type().to_owned();
-        let act = executor::Act::WriteRule { list: list.to_owned(), event_type, state_key, content };
-        match self.act(origin, act).await {
-            executor::Outcome::DryRun(what) => format!("Dry run, nothing done: would {what}"),
-            executor::Outcome::Done(_) => {
-                let how = if hashed { " (hashed: only its sha256 is published)" } else { "" };
-                format!(
-                    "Added to {list}: {} {entity} {}{how}. Bans in protected rooms follow.",
-                    kind.name(),
-                    recommendation.as_str()
-                )
-            }
-            other => format!("Could not write the rule to {list}: {}. Nothing changed.", other.text()),
-        }
-    }
-
-    /// `ban ENTITY [ROOM|LIST] [reason]`
-    pub(crate) async fn ban_command(
-        &mut self,
-        origin: &executor::Origin,
-        entity: &str,
-        room: Option<RoomRef>,
-        reason: Option<String>,
-    ) -> Reply {
-        if let Some(r) = &room
-            && let Some(list) = self.find_list(&r.to_string()).await
-        {
-            let reason = reason.unwrap_or_default();
-            return Reply::Done(self.add_rule(origin, &list, entity, Recommendation::Ban, &reason, false).await);
-        }
-        if room.is_none()
-            && let Some(reason) = &reason
-        {
-            let (first, rest) = reason.split_once(' ').unwrap_or((reason, ""));
-            if let Some(list) = self.policy.shortcodes.get(first).cloned() {
-                return Reply::Done(self.add_rule(origin, &list, entity, Recommendation::Ban, rest, false).await);
-            }
-        }
-        if gleipnir_runtime::event::check_user_id(entity).is_ok() {
-            return self.membership_plan(Verb::Ban, entity, room, reason).await;
-        }
-        Reply::Done(format!(
-            "`{entity}` is not a user, so it can only be banned through a policy list: `ban {entity} LIST [reason]` (lists: {}).",
-            self.list_names()
-        ))
-    }
-
-    /// `takedown ENTITY LIST [reason]`
-    pub(crate) async fn takedown_command(
-        &mut self,
-        origin: &executor::Origin,
-        entity: &str,
-        list: &str,
-        reason: Option<String>,
-    ) -> String {
-        match self.find_list(list).await {
-            Some(room) => {
-                self.add_rule(origin, &room, entity, Recommendation::Takedown, &reason.unwrap_or_default(), true).await
-            }
-            None => format!("`{list}` is not a watched list (lists: {}). Nothing changed.", self.list_names()),
-        }
-    }
-
-    /// `unban ENTITY [ROOM]`: removes the rules naming the entity from lists
-    /// the bot can edit and unbans matching users, after a preview.
-    pub(crate) async fn unban_command(&mut self, entity: &str, room: Option<RoomRef>) -> Reply {
-        let kind = EntityKind::of(entity);
-        let hash = sha256(entity);
-        let naming: Vec<Arc<Rule>> = self
-            .policy
-            .index
-            .rules(kind)
-            .filter(|r| r.recommendation.acts())
-            .filter(|r| match &r.entity {
-                Entity::Hashed(h) => *h == hash,
-                other => other.to_string() == entity,
-            })
-            .cloned()
-            .collect();
-        if naming.is_empty() {
-            if gleipnir_runtime::event::check_user_id(entity).is_ok() {
-                return self.membership_plan(Verb::Unban, entity, room, None).await;
-            }
-            return Reply::Done(format!("No rule in a watched list names {entity}. Nothing changed."));
-        }
-        let mut plan = Plan { always_confirm: true, ..Plan::default() };
-        for rule in &naming {
-            if self.can_edit(&rule.list) {
-                plan.ops.push(Op::RemoveRule {
-                    room: rule.list.to_string(),
-                    event_type: rule_event_type(rule),
-                    state_key: rule.state_key.clone(),
-                    rule: rule.to_string(),
-                });
-            } else {
-                plan.skipped.push(format!("{rule}: I cannot edit {}", rule.list));
-            }
-        }
-        if kind == EntityKind::User {
-            let rooms = match self.target_rooms(room).await {
-                Ok(r) => r,
-                Err(e) => return Reply::Done(e),
-            };
-            let glob = gleipnir_policy::glob::Glob::new(entity);
-            for room in rooms {
-                for user in self.rooms.with_membership(&room, gleipnir_runtime::Membership::Ban) {
-                    let matches = match &glob {
-                        Some(g) => g.matches(&user),
-                        None => user == entity,
-                    };
-                    if matches {
-                        plan.ops.push(Op::Unban { room: room.clone(), user });
-                    }
-                }
-            }
-        }
-        // Say which other rules will still apply.
-        let still: Vec<String> = self
-            .policy
-            .index
-            .matching(kind, entity)
-            .into_iter()
-            .filter(|r| r.recommendation.acts() && !naming.iter().any(|n| Arc::ptr_eq(n, r)))
-            .map(|r| format!("{r}: still matches (not removed)"))
-            .collect();
-        plan.skipped.extend(still);
-        if plan.ops.is_empty() {
-            let mut out = format!("Nothing I can change for {entity}.");
-            for s in &plan.skipped {
-                let _ = write!(out, "\n- {s}");
-            }
-            return Reply::Done(out);
-        }
-        Reply::Plan(plan)
-    }
-
-    /// `list create SHORTCODE ALIAS_LOCALPART`
-    pub(crate) async fn list_create(&mut self, shortcode: &str, localpart: &str) -> String {
-        use matrix_sdk::ruma::api::client::room::{Visibility, create_room};
-        use matrix_sdk::ruma::serde::Raw;
-        if let Some(room) = self.policy.shortcodes.get(shortcode) {
-            return format!("The shortcode `{shortcode}` is already used by {room}. Nothing changed.");
-        }
-        let mut request = create_room::v3::Request::new();
-        request.room_alias_name = Some(localpart.to_owned());
-        request.name = Some(format!("{shortcode} (policy list)"));
-        request.topic = Some("Moderation policy rules, kept by Gleipnir.".to_owned());
-        request.preset = Some(create_room::v3::RoomPreset::PublicChat);
-        request.visibility = Visibility::Private;
-        // Only moderators (power 50) write rules or post; the creator (the bot) keeps its power.
-        let levels =
-            json!({"events_default": 50, "state_default": 50, "invite": 50, "kick": 50, "ban": 50, "redact": 50});
-        request.power_level_content_override = Raw::new(&levels).ok().map(Raw::cast_unchecked);
-        let shortcode_event = json!({"type": SHORTCODE, "state_key": "", "content": {"shortcode": shortcode}});
-        request.initial_state = Raw::new(&shortcode_event).ok().map(Raw::cast_unchecked).into_iter().collect();
-        let room = match self.client.create_room(request).await {
-            Ok(room) => room.room_id().to_string(),
-            Err(e) => return format!("Could not create the list: {e}. Nothing changed."),
-        };
-        let reference = permalink(&room);
-        if let Err(e) = self.watch_reference(&reference).await {
-            return format!("Created {room} but could not watch it: {e}");
-        }
-        self.policy.shortcodes.insert(shortcode.to_owned(), room.clone());
-        let alias = format!("#{localpart}:{}", self.own_server());
-        match self.save_watched().await {
-            Ok(()) => {
-                format!("Created the policy list {alias} ({room}) with shortcode `{shortcode}`, and watching it.")
-            }
-            Err(e) => format!("Created {alias} ({room}) and watching it for now, but saving failed: {e:#}"),
-        }
-    }
-}
-
 /// A rule change as the contract's event: `room-id` is the list.
 fn policy_event(change: &gleipnir_policy::Change) -> gleipnir_runtime::Event {
     use gleipnir_runtime::{EventKind, PolicyChange, PolicyRule, RuleChange, RuleKind};
@@ -663,7 +434,7 @@ fn policy_event(change: &gleipnir_policy::Change) -> gleipnir_runtime::Event {
 }
 
 /// The event type a rule was found under (the newest generation's otherwise).
-fn rule_event_type(rule: &Rule) -> String {
+pub(crate) fn rule_event_type(rule: &Rule) -> String {
     let kind = rule.kind.name();
     match rule.generation {
         gleipnir_policy::rule::Generation::Stable => format!("m.policy.rule.{kind}"),
