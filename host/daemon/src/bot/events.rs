@@ -2,13 +2,13 @@
 //! policy engine and the protections in order; commands and reactions of
 //! the management room; invites; the missed events of a gap.
 
-use std::collections::BTreeSet;
 use std::time::Instant;
 
 use gleipnir_runtime::event;
 use matrix_sdk::ruma::{OwnedRoomId, UserId};
 
 use super::ingest::{self, Input};
+use super::protected::Protected;
 use super::{Bot, MAX_GAP_PAGES, executor, health, sandboxed};
 
 impl Bot {
@@ -337,7 +337,7 @@ impl Bot {
 
 /// A protection acts in protected rooms only (never in a list, the
 /// management room or a room joined on invite): other actions are refused.
-fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &BTreeSet<String>) {
+fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &Protected) {
     let (kept, elsewhere): (Vec<_>, Vec<_>) = std::mem::take(&mut outcome.actions)
         .into_iter()
         .partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
@@ -373,7 +373,7 @@ mod tests {
 
     #[test]
     fn protections_act_in_protected_rooms_only() {
-        let protected: BTreeSet<String> = ["!protected:x".to_owned()].into();
+        let protected = Protected::of(["!protected:x"]);
         let ban = |room: &str| {
             Action::Ban(TargetUser { room_id: room.into(), user_id: "@u:x".into(), reason: String::new() })
         };

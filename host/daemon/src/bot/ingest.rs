@@ -9,15 +9,15 @@
 //! never seen live, and is left out (the room's whole state is read when it
 //! is protected or watched; replaying the past would make old joins look new).
 
-use std::collections::BTreeSet;
-
 use matrix_sdk::sync::{State, SyncResponse};
+
+use super::protected::Protected;
 
 /// What the bot watches, as ingest needs it.
 pub(crate) struct Watched<'a> {
     pub(crate) bot: &'a str,
     pub(crate) management: &'a str,
-    pub(crate) protected: &'a BTreeSet<String>,
+    pub(crate) protected: &'a Protected,
     pub(crate) is_list: &'a dyn Fn(&str) -> bool,
 }
 
@@ -186,13 +186,13 @@ mod tests {
         assert!(!is_own_join(r#"{"type": "m.room.message", "state_key": 5}"#, BOT));
     }
 
-    fn watched<'a>(protected: &'a BTreeSet<String>, is_list: &'a dyn Fn(&str) -> bool) -> Watched<'a> {
+    fn watched<'a>(protected: &'a Protected, is_list: &'a dyn Fn(&str) -> bool) -> Watched<'a> {
         Watched { bot: BOT, management: "!m", protected, is_list }
     }
 
     #[test]
     fn invites_first_the_management_room_last_and_gaps_before_their_timeline() {
-        let protected: BTreeSet<String> = ["!p".to_owned()].into();
+        let protected = Protected::of(["!p"]);
         let is_list = |room: &str| room == "!list";
         let parts = Parts {
             invited: vec!["!invited"],
@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn what_came_before_the_bots_own_join_is_history() {
-        let protected: BTreeSet<String> = ["!p".to_owned()].into();
+        let protected = Protected::of(["!p"]);
         let is_list = |_: &str| false;
         let own_join = join(BOT, None);
         let parts = Parts {

@@ -22,6 +22,7 @@ mod notices;
 mod plan;
 mod policy;
 mod preview;
+mod protected;
 mod queries;
 mod startup;
 mod store;
@@ -53,7 +54,7 @@ pub(crate) struct Bot {
     config: Config,
     bot_user: String,
     management: OwnedRoomId,
-    protected: BTreeSet<String>,
+    protected: protected::Protected,
     rooms: Arc<RoomStates>,
     queries: Arc<BotQueries>,
     runtime: Arc<Runtime>,
@@ -148,10 +149,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
 
     let runtime =
         Runtime::new(RuntimeConfig { limits: config.limits, cache: Some(folders.data.child("components", true)?) })?;
+    let protected = protected::Protected::default();
     let rooms = Arc::new(RoomStates::new());
     let queries = Arc::new(BotQueries {
         state: StateQueries { bot: bot_user.clone(), clock: Clock::System, rooms: rooms.clone() },
-        protected: std::sync::RwLock::new(Vec::new()),
+        protected: protected.clone(),
         client: client.clone(),
     });
     let dry_run = config.dry_run;
@@ -165,7 +167,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         config,
         bot_user,
         management,
-        protected: BTreeSet::new(),
+        protected,
         rooms,
         queries,
         runtime,
@@ -231,10 +233,6 @@ impl Bot {
     }
 
     /// Shares the protected rooms with what protections may ask.
-    pub(crate) fn share_protected(&self) {
-        *self.queries.protected.write().unwrap_or_else(|e| e.into_inner()) = self.protected.iter().cloned().collect();
-    }
-
     /// Starts a protection with the operator's grants.
     pub(crate) fn enable(&mut self, name: &str) -> anyhow::Result<()> {
         let plugin = self.plugins.get(name).with_context(|| format!("no protection named `{name}` is loaded"))?;

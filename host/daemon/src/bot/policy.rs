@@ -67,6 +67,17 @@ impl Policy {
     pub(crate) fn acl_due(&self) -> bool {
         self.acl_due
     }
+
+    /// Where the server ACL stands, for `status`.
+    pub(crate) fn acl_status(&self) -> String {
+        if self.acl_due {
+            "waiting for rule changes to settle".to_owned()
+        } else if !self.failed.is_empty() {
+            format!("not sent while {} watched list(s) failed to load", self.failed.len())
+        } else {
+            "up to date".to_owned()
+        }
+    }
 }
 
 /// A permalink for a room id, as Draupnir stores watched lists.
@@ -262,7 +273,7 @@ impl Bot {
             tracing::warn!("server rule left out of the ACL: {left_out}");
         }
         let content = compiled.acl.content();
-        for room in self.protected.clone() {
+        for room in self.protected.rooms() {
             let current = self.policy.acls.get(&room);
             let ours = current.is_some_and(|(_, sender)| *sender == self.bot_user);
             // Rooms without server rules and without an ACL of ours are left alone.

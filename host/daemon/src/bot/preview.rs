@@ -53,7 +53,7 @@ impl Bot {
         let mut refused = Vec::new();
         let mut faults = Vec::new();
         let mut seen = 0;
-        for room in self.protected.clone() {
+        for room in self.protected.rooms() {
             let events = match self.recent_events(&room, limit).await {
                 Ok(e) => e,
                 Err(e) => {

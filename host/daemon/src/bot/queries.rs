@@ -3,8 +3,6 @@
 //! members a policy rule names) and the one query that waits on the
 //! homeserver (a room's history for one sender).
 
-use std::sync::RwLock;
-
 use gleipnir_policy::rule::{Entity, EntityKind};
 use gleipnir_runtime::host::{HostQueries, StateQueries};
 use gleipnir_runtime::{HistoryEvent, Membership, PolicyRule, RoomLevels, RuleKind};
@@ -21,7 +19,7 @@ const MATCH_BUDGET: std::time::Duration = std::time::Duration::from_millis(50);
 pub(crate) struct BotQueries {
     pub(crate) state: StateQueries,
     /// The protected rooms, as last shared by the bot.
-    pub(crate) protected: RwLock<Vec<String>>,
+    pub(crate) protected: super::protected::Protected,
     pub(crate) client: Client,
 }
 
@@ -49,7 +47,7 @@ impl HostQueries for BotQueries {
     }
 
     fn protected_rooms(&self) -> Vec<String> {
-        self.protected.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.protected.rooms()
     }
 
     fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
@@ -69,7 +67,7 @@ impl HostQueries for BotQueries {
 
     fn history(&self, room: &str, sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
         // Protections see the protected rooms, nothing else (not the management room).
-        if !self.protected.read().unwrap_or_else(|e| e.into_inner()).iter().any(|r| r == room) {
+        if !self.protected.contains(room) {
             return Err(format!("{room} is not a protected room"));
         }
         // Guest code runs under `block_in_place`, so the bot's runtime may be

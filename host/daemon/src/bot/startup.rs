@@ -74,7 +74,7 @@ impl Bot {
                 .and_then(|id| self.client.get_room(&id))
                 .is_some_and(|r| r.state() == matrix_sdk::RoomState::Joined);
             if joined {
-                self.protected.insert(room.clone());
+                self.protected.insert(&room);
                 self.load_room_state(&room).await;
                 self.begin_counting(&room);
                 continue;
@@ -82,7 +82,7 @@ impl Bot {
             match super::join(&self.client, &room).await {
                 Ok(id) => {
                     let id = id.to_string();
-                    self.protected.insert(id.clone());
+                    self.protected.insert(&id);
                     self.load_room_state(&id).await;
                     self.begin_counting(&id);
                 }
@@ -173,7 +173,6 @@ impl Bot {
 
         self.unloaded =
             unloaded.into_iter().filter(|(file, _)| !needed.contains(file)).map(|(f, e)| (f, e.to_string())).collect();
-        self.share_protected();
         if problems.is_empty() {
             // Rules apply to the members already there.
             self.apply_policy().await;
@@ -254,7 +253,6 @@ impl Bot {
     pub(crate) async fn enter_safe_mode(&mut self, problems: Vec<Problem>) {
         self.safe_mode = true;
         self.protected.clear();
-        self.share_protected();
         self.enabled.clear();
         self.policy = super::policy::Policy::default();
         self.problems = problems;
@@ -274,7 +272,6 @@ impl Bot {
         if !self.protected.remove(room) {
             return;
         }
-        self.share_protected();
         self.policy.members.remove_room(room);
         let content = store::read(&self.client, PROTECTED_ROOMS.key).await.ok().flatten();
         let (rooms, _) = PROTECTED_ROOMS.read(content.as_ref());

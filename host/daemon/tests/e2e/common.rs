@@ -274,6 +274,15 @@ impl Scene {
     pub(crate) fn notices(&self) -> Vec<String> {
         notices(&self.synapse, &self.moderator, &self.management, &self.bot.user_id)
     }
+
+    /// Asks `status` until its server-ACL line starts with `state`: then no
+    /// ACL is pending, so one not sent by now is not sent at all.
+    pub(crate) fn acl_settled(&self, state: &str) {
+        let line = format!("Server ACL: {state}");
+        eventually(&format!("`{line}` in status"), Duration::from_secs(30), || {
+            self.command("status", "Server ACL:").contains(&line).then_some(())
+        });
+    }
 }
 
 /// Sends a reaction (an annotation) with `key` to `event`.

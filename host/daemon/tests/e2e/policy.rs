@@ -62,7 +62,7 @@ fn policy_lists_end_to_end() {
             synapse.call(moderator, "GET", &path, None).ok().filter(|acl| acl["deny"] == expected)
         });
     }
-    std::thread::sleep(Duration::from_secs(3));
+    scene.acl_settled("up to date");
     for room in [&scene.protected, &second] {
         assert_eq!(acl_updates_by(synapse, moderator, room, bot), std::slice::from_ref(&expected), "in {room}");
     }
@@ -185,7 +185,7 @@ fn no_acl_while_a_watched_list_is_lost() {
         json!({"entity": "worse.example", "recommendation": "m.ban"}),
     );
     scene.command("rules", "2 rule(s)");
-    std::thread::sleep(Duration::from_secs(3));
+    scene.acl_settled("not sent while");
     assert_eq!(
         acl_updates_by(synapse, moderator, &scene.protected, bot).len(),
         1,

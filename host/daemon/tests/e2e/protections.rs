@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use synapse_harness::{Options, unique_name};
 
 use crate::common::*;
@@ -69,7 +69,8 @@ fn preview_reports_and_changes_nothing() {
     // Eleven redactions, the ban and the report at the eleventh message; the twelfth redacted too.
     assert!(preview.contains("would have carried out 14 action(s)"), "{preview}");
     assert!(preview.contains(r#""action":"ban""#) && preview.contains(&scene.spammer.user_id), "{preview}");
-    std::thread::sleep(Duration::from_secs(2));
+    // Anything the preview did would be done before the bot answers the next command.
+    scene.command("status", "Protections:");
     assert_eq!(membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref(), Some("join"));
     assert!(spam.iter().all(|id| !is_redacted(synapse, moderator, &scene.protected, id)));
     // It is not enabled by previewing.
@@ -157,10 +158,15 @@ fn least_authority_end_to_end() {
     assert!(!redacted(&later), "the member passed both thresholds");
     assert!(!redacted(&old_link), "members from before are not newcomers");
 
-    // A restart (after the counts were written) keeps all of that.
-    std::thread::sleep(Duration::from_secs(3));
-    send(synapse, &scene.spammer, room, "tick");
-    std::thread::sleep(Duration::from_secs(1));
+    // A restart (after the counts were written) keeps all of that: the
+    // newcomer's four messages are on disk (written at most every 2 s, after a sync).
+    let counts = gleipnir.dir.join("data/message-counts.json");
+    eventually("the newcomer's messages counted on disk", Duration::from_secs(30), || {
+        send(synapse, &scene.spammer, room, "tick");
+        let text = std::fs::read_to_string(&counts).ok()?;
+        let saved: Value = serde_json::from_str(&text).ok()?;
+        (saved["messages"][room.as_str()][&newcomer.user_id].as_u64() >= Some(4)).then_some(())
+    });
     gleipnir.restart();
     eventually("the second start", Duration::from_secs(60), || {
         (scene.notices().iter().filter(|n| n.contains("Gleipnir started")).count() >= 2).then_some(())

@@ -147,7 +147,7 @@ impl Bot {
             Command::Rooms => Reply::Done(if self.protected.is_empty() {
                 "No protected rooms. Add one with `rooms add ROOM`.".to_owned()
             } else {
-                format!("Protected rooms ({}):\n{}", self.protected.len(), list(self.protected.iter()))
+                format!("Protected rooms ({}):\n{}", self.protected.len(), list(self.protected.rooms().iter()))
             }),
             Command::RoomsAdd(room) => Reply::Done(self.rooms_add(&room).await),
             Command::RoomsRemove(room) => Reply::Done(self.rooms_remove(&room).await),
@@ -217,6 +217,7 @@ impl Bot {
                 format!("; {} FAILED to load, so no server ACL is sent (see `rules`)", self.policy.failed.len())
             }
         );
+        let _ = writeln!(out, "Server ACL: {}", self.policy.acl_status());
         let lag = self
             .last_sync
             .map_or("no sync yet".to_owned(), |t| format!("last sync {} ms ago", t.elapsed().as_millis()));

@@ -26,7 +26,7 @@ impl Bot {
                 Some(id) => vec![id],
                 None => return Err(format!("Could not resolve {alias}. Nothing changed.")),
             },
-            None => self.protected.iter().cloned().collect(),
+            None => self.protected.rooms(),
         };
         if rooms.is_empty() {
             return Err("No protected rooms to act in; name a room or add one with `rooms add`.".to_owned());

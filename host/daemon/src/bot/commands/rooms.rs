@@ -30,7 +30,7 @@ impl Bot {
             Ok(id) => id.to_string(),
             Err(e) => return format!("Could not join {room}: {e:#}. Nothing changed."),
         };
-        if !self.protected.insert(id.clone()) {
+        if !self.protected.insert(&id) {
             return format!("{room} ({id}) is already protected.");
         }
         if let Err(e) = self.save_rooms(&id, true).await {
@@ -42,7 +42,6 @@ impl Bot {
         if self.rooms.count_from(&id, self.queries.state.clock.now_ms()) {
             self.rooms.vouch_for_members(&id);
         }
-        self.share_protected();
         format!("Now protecting {room} ({id}).")
     }
 
@@ -57,10 +56,8 @@ impl Bot {
         if !self.protected.remove(&id) {
             return format!("{room} is not protected.");
         }
-        self.share_protected();
         if let Err(e) = self.save_rooms(&id, false).await {
-            self.protected.insert(id);
-            self.share_protected();
+            self.protected.insert(&id);
             return format!("Could not save the room list: {e:#}. {room} is still protected.");
         }
         let left = match self.client.get_room(&matrix_sdk::ruma::OwnedRoomId::try_from(id.as_str()).expect("validated"))

@@ -8,7 +8,7 @@
 mod admin_api;
 mod reach;
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -151,7 +151,7 @@ pub(crate) struct Context<'a> {
     pub(crate) rooms: &'a RoomStates,
     pub(crate) bot: &'a str,
     pub(crate) management: Option<&'a Room>,
-    pub(crate) protected: &'a BTreeSet<String>,
+    pub(crate) protected: &'a super::protected::Protected,
     /// Whether a room is a watched policy list.
     pub(crate) is_list: &'a dyn Fn(&str) -> bool,
 }

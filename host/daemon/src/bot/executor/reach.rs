@@ -44,7 +44,6 @@ fn out_of_reach_anywhere(ctx: &Context<'_>, user: &str) -> Option<String> {
         return Some(why.to_owned());
     }
     ctx.protected
-        .iter()
         .find(|room| ctx.rooms.power_level(room, user) >= ctx.rooms.room_levels(room).ban)
         .map(|room| format!("they are a moderator in {room}"))
 }

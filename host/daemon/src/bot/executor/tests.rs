@@ -38,12 +38,12 @@ fn moderator() -> Origin {
 struct Fixture {
     client: Client,
     rooms: RoomStates,
-    protected: BTreeSet<String>,
+    protected: super::super::protected::Protected,
 }
 
 impl Fixture {
     async fn new() -> Fixture {
-        Fixture { client: client().await, rooms: rooms(), protected: [ROOM.to_owned()].into() }
+        Fixture { client: client().await, rooms: rooms(), protected: super::super::protected::Protected::of([ROOM]) }
     }
 
     async fn check(&self, executor: &mut Executor, origin: &Origin, act: &Act) -> Option<Outcome> {
