@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
+use std::time::Instant;
 
 use gleipnir_policy::{Delta, Entity, EntityKind, Index, Members, PolicyList, Rule, ServerAcl};
 use gleipnir_runtime::{Action, TargetUser};
@@ -68,10 +69,88 @@ impl Policy {
         self.acl_due
     }
 
+    /// A state event of a watched list: the rule it sets, changes or removes
+    /// goes into the list, the index and the sync's pending delta.
+    pub(crate) fn on_rule_state(&mut self, room: &str, event_type: &str, state_key: &str, content: &str) {
+        let Some(list) = self.lists.get_mut(room) else { return };
+        if let Some(change) = list.apply(event_type, state_key, content) {
+            if change.new_rule().or(change.old_rule()).is_some_and(|r| r.kind == EntityKind::Server) {
+                self.server_rules_changed = true;
+            }
+            self.index.apply_change(&change);
+            self.pending.changes.push(change);
+        }
+    }
+
+    /// An `m.room.server_acl` seen in a protected room. One set by someone
+    /// other than `bot` makes an ACL due: ours is put back if it differs.
+    pub(crate) fn on_acl(&mut self, room: &str, sender: &str, content: &str, bot: &str) {
+        let Some(acl) = serde_json::from_str(content).ok().as_ref().and_then(ServerAcl::from_content) else { return };
+        if sender != bot {
+            self.acl_due = true;
+        }
+        self.acls.insert(room.to_owned(), (acl, sender.to_owned()));
+    }
+
+    /// After a sync: whether the ACL is to be sent now. Server rules that
+    /// changed in this sync make it due once they have been quiet for
+    /// [`ACL_SETTLE`], so a burst of rule edits gives one ACL.
+    pub(crate) fn acl_ready(&mut self, now: Instant) -> bool {
+        if std::mem::take(&mut self.server_rules_changed) {
+            self.last_server_change = Some(now);
+            self.acl_due = true;
+            return false;
+        }
+        if self.acl_due && self.last_server_change.is_some_and(|t| now.saturating_duration_since(t) < ACL_SETTLE) {
+            return false;
+        }
+        std::mem::take(&mut self.acl_due)
+    }
+
+    /// The ACL the rules make, and the protected rooms to send it to: those
+    /// whose ACL differs, leaving alone rooms without server rules and
+    /// without an ACL of ours. `None` while a watched list failed to load
+    /// (an ACL from part of the rules would let banned servers back in).
+    pub(crate) fn acl_updates(
+        &self,
+        protected: &[String],
+        own_server: &str,
+        bot: &str,
+    ) -> Option<(ServerAcl, Vec<String>)> {
+        if !self.failed.is_empty() {
+            return None;
+        }
+        let compiled = gleipnir_policy::compile_acl(&self.index, own_server);
+        for left_out in &compiled.left_out {
+            tracing::warn!("server rule left out of the ACL: {left_out}");
+        }
+        let rooms = protected
+            .iter()
+            .filter(|room| {
+                let current = self.acls.get(room.as_str());
+                let ours = current.is_some_and(|(_, sender)| sender == bot);
+                (!compiled.acl.deny.is_empty() || ours) && !current.is_some_and(|(acl, _)| acl.same_as(&compiled.acl))
+            })
+            .cloned()
+            .collect();
+        Some((compiled.acl, rooms))
+    }
+
+    /// The ACL was set in `room` by `bot`.
+    pub(crate) fn acl_sent(&mut self, room: &str, acl: &ServerAcl, bot: &str) {
+        self.acls.insert(room.to_owned(), (acl.clone(), bot.to_owned()));
+        self.acl_denied.remove(room);
+    }
+
+    /// The ACL could not be set in `room`; true the first time (to say so once).
+    pub(crate) fn acl_refused(&mut self, room: &str) -> bool {
+        self.acl_denied.insert(room.to_owned())
+    }
+
     /// Where the server ACL stands, for `status`.
     pub(crate) fn acl_status(&self) -> String {
         if self.acl_due {
-            "waiting for rule changes to settle".to_owned()
+            "update due (sent once rule changes have settled)".to_owned()
         } else if !self.failed.is_empty() {
             format!("not sent while {} watched list(s) failed to load", self.failed.len())
         } else {
@@ -156,14 +235,7 @@ impl Bot {
         if event_type == SHORTCODE {
             self.note_shortcode(room, content);
         }
-        let Some(list) = self.policy.lists.get_mut(room) else { return };
-        if let Some(change) = list.apply(event_type, state_key, content) {
-            if change.new_rule().or(change.old_rule()).is_some_and(|r| r.kind == EntityKind::Server) {
-                self.policy.server_rules_changed = true;
-            }
-            self.policy.index.apply_change(&change);
-            self.policy.pending.changes.push(change);
-        }
+        self.policy.on_rule_state(room, event_type, state_key, content);
     }
 
     /// A redaction in a watched list: the rule it removed is found by
@@ -184,12 +256,7 @@ impl Bot {
 
     /// An `m.room.server_acl` in a protected room.
     pub(crate) fn acl_state(&mut self, room: &str, sender: &str, content: &str) {
-        let Some(acl) = serde_json::from_str(content).ok().as_ref().and_then(ServerAcl::from_content) else { return };
-        if sender != self.bot_user {
-            // Someone else edited it: put ours back if it differs.
-            self.policy.acl_due = true;
-        }
-        self.policy.acls.insert(room.to_owned(), (acl, sender.to_owned()));
+        self.policy.on_acl(room, sender, content, &self.bot_user);
     }
 
     /// Bans a user who joined or knocked, if a rule says so (carried out
@@ -246,53 +313,30 @@ impl Bot {
                 self.jobs.push(executor::Job::Act(executor::Origin::Policy, action));
             }
         }
-        if std::mem::take(&mut self.policy.server_rules_changed) {
-            self.policy.last_server_change = Some(std::time::Instant::now());
-            // Wait for a sync without further server-rule changes.
-            self.policy.acl_due = true;
-            return;
-        }
-        // A burst of rule edits (someone adding several rules one by one) gives one ACL.
-        if self.policy.acl_due && self.policy.last_server_change.is_some_and(|t| t.elapsed() < ACL_SETTLE) {
-            return;
-        }
-        if std::mem::take(&mut self.policy.acl_due) {
+        if self.policy.acl_ready(Instant::now()) {
             self.sync_acls().await;
         }
     }
 
     /// Sends the compiled ACL to every protected room whose ACL differs.
     async fn sync_acls(&mut self) {
-        if !self.policy.failed.is_empty() {
+        let own_server = self.own_server().to_owned();
+        let Some((acl, rooms)) = self.policy.acl_updates(&self.protected.rooms(), &own_server, &self.bot_user) else {
             let failed: Vec<&String> = self.policy.failed.keys().collect();
             tracing::warn!(?failed, "not sending server ACLs: a watched list failed to load");
             return;
-        }
-        let compiled = gleipnir_policy::compile_acl(&self.policy.index, self.own_server());
-        for left_out in &compiled.left_out {
-            tracing::warn!("server rule left out of the ACL: {left_out}");
-        }
-        let content = compiled.acl.content();
-        for room in self.protected.rooms() {
-            let current = self.policy.acls.get(&room);
-            let ours = current.is_some_and(|(_, sender)| *sender == self.bot_user);
-            // Rooms without server rules and without an ACL of ours are left alone.
-            if compiled.acl.deny.is_empty() && !ours {
-                continue;
-            }
-            if current.is_some_and(|(acl, _)| acl.same_as(&compiled.acl)) {
-                continue;
-            }
+        };
+        let content = acl.content();
+        for room in rooms {
             let act = executor::Act::ServerAcl { room: room.clone(), content: content.clone() };
             match self.act(&executor::Origin::Policy, act).await {
                 executor::Outcome::Done(_) | executor::Outcome::Unneeded => {
-                    self.policy.acls.insert(room.clone(), (compiled.acl.clone(), self.bot_user.clone()));
-                    self.policy.acl_denied.remove(&room);
-                    tracing::info!(room, deny = compiled.acl.deny.len(), "server ACL updated");
+                    self.policy.acl_sent(&room, &acl, &self.bot_user);
+                    tracing::info!(room, deny = acl.deny.len(), "server ACL updated");
                 }
                 executor::Outcome::DryRun(what) => self.notify(&format!("Dry run, nothing done: would {what}")).await,
                 other => {
-                    if self.policy.acl_denied.insert(room.clone()) {
+                    if self.policy.acl_refused(&room) {
                         let e = other.text();
                         self.notify(&format!("Cannot set the server ACL of {room}: {e}. (Said once per room.)")).await;
                     }
@@ -453,3 +497,6 @@ pub(crate) fn rule_event_type(rule: &Rule) -> String {
         gleipnir_policy::rule::Generation::Mjolnir => format!("org.matrix.mjolnir.rule.{kind}"),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -84,7 +84,13 @@ impl Reader {
         Some(table)
     }
 
-    pub(super) fn string<'a>(&mut self, table: &'a toml::Table, section: &str, key: &str, required: bool) -> Option<&'a str> {
+    pub(super) fn string<'a>(
+        &mut self,
+        table: &'a toml::Table,
+        section: &str,
+        key: &str,
+        required: bool,
+    ) -> Option<&'a str> {
         match table.get(key) {
             None if required => {
                 self.problem(&format!("{section}.{key}"), "missing");
@@ -179,4 +185,3 @@ pub(super) fn parse_size(value: &Value) -> Result<usize, String> {
     };
     number.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
 }
-

@@ -448,8 +448,8 @@ fn unknown_sub(command: &str, word: &str, options: &[&str]) -> ParseError {
 
 mod refs;
 
-pub(crate) use refs::{closest, room_ref};
 use refs::*;
+pub(crate) use refs::{closest, room_ref};
 
 #[cfg(test)]
 mod tests;

@@ -137,4 +137,3 @@ pub(super) fn event_permalink(word: &str) -> Option<(RoomRef, String)> {
     }
     Some((room_ref(room).ok()?, event.to_owned()))
 }
-
