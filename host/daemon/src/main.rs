@@ -8,8 +8,8 @@ use clap::{Parser, Subcommand};
 
 mod bot;
 mod cli;
-mod commands;
 mod config;
+mod parse;
 mod state;
 
 /// Fuzz tests bound the memory each input takes, so this test binary counts

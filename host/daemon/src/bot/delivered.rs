@@ -49,7 +49,7 @@ impl Delivered {
                 (delivered, None)
             }
             Err(e) => {
-                let moved = super::store::set_aside(data, DELIVERED, "policy-delivered.json.damaged");
+                let moved = super::files::set_aside(data, DELIVERED, "policy-delivered.json.damaged");
                 let why = format!(
                     "{} is damaged ({e}; {moved}); takedown rules already acted on will be acted on once more",
                     shown.display()

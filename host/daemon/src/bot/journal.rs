@@ -14,7 +14,7 @@ use gleipnir_runtime::{Folder, json};
 use serde_json::{Value, json};
 
 use super::executor::{Job, Origin};
-use super::store;
+use super::files;
 
 const JOURNAL: &str = "journal";
 
@@ -81,7 +81,7 @@ impl Journal {
     }
 
     fn set_aside(&self, why: &str) -> String {
-        let moved = store::set_aside(&self.data, JOURNAL, "journal.damaged");
+        let moved = files::set_aside(&self.data, JOURNAL, "journal.damaged");
         format!("{} is damaged ({why}); {moved}", self.data.shown(JOURNAL).display())
     }
 }

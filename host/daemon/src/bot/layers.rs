@@ -9,8 +9,8 @@ use std::path::Path;
 use gleipnir_runtime::{Plugin, SettingKind, SettingSpec, SettingValue, settings};
 use serde_json::{Value, json};
 
-use super::store::FileIn;
-use super::{Bot, store};
+use super::files::FileIn;
+use super::{Bot, account};
 
 /// Setting values by key.
 pub(crate) type Overrides = Vec<(String, SettingValue)>;
@@ -150,7 +150,7 @@ impl Bot {
     pub(crate) async fn save_moderator_settings(&self, name: &str) -> anyhow::Result<()> {
         // A failed read is not "nothing saved": writing then would lose every
         // other protection's settings.
-        let all = store::read(&self.client, store::SETTINGS).await?;
+        let all = account::read(&self.client, account::SETTINGS).await?;
         let saved: serde_json::Map<String, Value> = self
             .layers
             .moderator
@@ -159,8 +159,8 @@ impl Bot {
             .flatten()
             .map(|(k, v)| (k.clone(), Value::String(settings::format_value(v))))
             .collect();
-        let all = with_entry(all, store::SETTINGS, name, Value::Object(saved)).map_err(anyhow::Error::msg)?;
-        store::write(&self.client, store::SETTINGS, all).await
+        let all = with_entry(all, account::SETTINGS, name, Value::Object(saved)).map_err(anyhow::Error::msg)?;
+        account::write(&self.client, account::SETTINGS, all).await
     }
 }
 

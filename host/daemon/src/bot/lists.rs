@@ -14,7 +14,7 @@ use super::commands::{Reply, Verb};
 use super::plan::{Op, Plan};
 use super::policy::{SHORTCODE, permalink, rule_event_type};
 use super::{Bot, executor};
-use crate::commands::parse::RoomRef;
+use crate::parse::RoomRef;
 
 impl Bot {
     /// A watched list named by shortcode, room id, alias or matrix.to link.
@@ -22,7 +22,7 @@ impl Bot {
         if let Some(room) = self.policy.shortcodes.get(word) {
             return Some(room.clone());
         }
-        let room = match crate::commands::parse::room_ref(word).ok()? {
+        let room = match crate::parse::room_ref(word).ok()? {
             RoomRef::Id(id) => id,
             RoomRef::Alias(alias) => self.resolve(&alias).await?,
         };

@@ -9,9 +9,9 @@ use std::time::Instant;
 use gleipnir_runtime::watch::{Change, WatchConfig, Watcher};
 use gleipnir_runtime::{Plugin, settings};
 
+use super::files::FileIn;
 use super::layers::{Overrides, file_values, merge, parse_settings_file, settings_file_text};
-use super::store::FileIn;
-use super::{Bot, sandboxed, store};
+use super::{Bot, account, sandboxed};
 
 /// How long a changed file must stay unchanged before it is read.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
@@ -216,10 +216,11 @@ impl Bot {
             return format!("{file} was removed: {name} {version} is no longer loaded.");
         }
         let names: Vec<String> = self.enabled.keys().cloned().collect();
-        let saved = match store::write(&self.client, store::ENABLED_PROTECTIONS, store::enabled_content(&names)).await {
-            Ok(()) => "",
-            Err(_) => " (saving the list of enabled protections failed)",
-        };
+        let saved =
+            match account::write(&self.client, account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await {
+                Ok(()) => "",
+                Err(_) => " (saving the list of enabled protections failed)",
+            };
         format!(
             "{file} was removed: {name} {version} is disabled{saved}. Put the file back and `protections enable {name}` to turn it on again."
         )

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use matrix_sdk::Client;
 use matrix_sdk::ruma::UserId;
 
-use super::store;
+use super::files;
 use crate::config::{Config, Credentials};
 
 /// How every request to the homeserver is retried. matrix-sdk honours
@@ -24,7 +24,7 @@ pub(super) async fn login(client: &Client, config: &Config, data: &gleipnir_runt
         Credentials::Password(password) => {
             // The session of the last run, if the homeserver still takes it:
             // a new login at every start would leave a device behind each time.
-            let kept = store::Session::new(data);
+            let kept = files::Session::new(data);
             let previous = kept.load();
             if let Some(session) = &previous
                 && session.user_id == config.user_id
@@ -43,7 +43,7 @@ pub(super) async fn login(client: &Client, config: &Config, data: &gleipnir_runt
                     .send()
                     .await
                     .context("cannot log in with the password")?;
-                let session = store::KeptSession {
+                let session = files::KeptSession {
                     user_id: response.user_id.to_string(),
                     device_id: response.device_id.to_string(),
                     access_token: response.access_token.clone(),
@@ -79,7 +79,7 @@ pub(super) async fn login(client: &Client, config: &Config, data: &gleipnir_runt
 /// token. The token is checked on a client of its own first: a client that
 /// had a session set cannot log in with a password after it (matrix-sdk
 /// panics on a second session).
-async fn restore(client: &Client, homeserver: &str, kept: &store::KeptSession) -> anyhow::Result<()> {
+async fn restore(client: &Client, homeserver: &str, kept: &files::KeptSession) -> anyhow::Result<()> {
     use matrix_sdk::authentication::matrix::MatrixSession;
     use matrix_sdk::{SessionMeta, SessionTokens};
     let (user, device) = reqwest_whoami(homeserver, &kept.access_token).await?;

@@ -3,10 +3,12 @@
 //! protections and carry out what they return; answer commands in the
 //! management room.
 
+mod account;
 mod commands;
 mod delivered;
 mod events;
 mod executor;
+mod files;
 mod grants;
 mod health;
 mod ingest;
@@ -25,7 +27,6 @@ mod preview;
 mod protected;
 mod queries;
 mod startup;
-mod store;
 mod takedown;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,7 +92,7 @@ pub(crate) struct Bot {
     /// Actions decided while handling a sync, carried out after it (see `journal`).
     jobs: Vec<executor::Job>,
     journal: journal::Journal,
-    tokens: store::SyncToken,
+    tokens: files::SyncToken,
     /// Policy rules already acted on by protections and room takedowns.
     delivered: delivered::Delivered,
     /// Handling the events that arrived while the bot was stopped: commands
@@ -113,11 +114,11 @@ pub(crate) struct Bot {
     /// Protections' own state, kept across restarts.
     kept_state: kept_state::KeptState,
     /// The only folders the bot reads and writes, opened at start.
-    folders: store::Folders,
+    folders: files::Folders,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
-    let folders = store::Folders::open(&config)?;
+    let folders = files::Folders::open(&config)?;
     let client = Client::builder()
         .homeserver_url(&config.homeserver)
         .request_config(login::request_config())
@@ -158,7 +159,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     });
     let dry_run = config.dry_run;
     let (client_for_notices, management_for_notices) = (client.clone(), management.clone());
-    let tokens = store::SyncToken::new(&folders.data);
+    let tokens = files::SyncToken::new(&folders.data);
     let (delivered, delivered_problem) = delivered::Delivered::load(&folders.data);
     let journal = journal::Journal::new(&folders.data);
     let kept_state = kept_state::KeptState::new(&folders.data);
@@ -399,8 +400,8 @@ impl Bot {
 
     /// Reads the message counts kept in the data directory.
     async fn load_counts(&mut self) {
-        let path = self.folders.data.shown(store::COUNTS);
-        let text = match self.folders.data.read_to_string(store::COUNTS) {
+        let path = self.folders.data.shown(files::COUNTS);
+        let text = match self.folders.data.read_to_string(files::COUNTS) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
@@ -417,7 +418,7 @@ impl Bot {
         if let Err(e) = self.rooms.counts_from_json(&text) {
             // Failing closed: without the counts nobody can be told established.
             self.rooms.distrust_counts();
-            let moved = store::set_aside(&self.folders.data, store::COUNTS, "message-counts.json.damaged");
+            let moved = files::set_aside(&self.folders.data, files::COUNTS, "message-counts.json.damaged");
             self.notify(&format!(
                 "{} is damaged ({e}; {moved}); message counts and join times start over, so every member counts \
                  as a newcomer until they have been here long enough.",
@@ -435,7 +436,7 @@ impl Bot {
         }
         self.counts_saved = Instant::now();
         let Some(json) = self.rooms.counts_to_json() else { return };
-        match self.folders.data.write_durably(store::COUNTS, json.as_bytes(), false) {
+        match self.folders.data.write_durably(files::COUNTS, json.as_bytes(), false) {
             Ok(()) => {
                 self.write_failures.remove("counts");
             }

@@ -17,8 +17,8 @@ use gleipnir_runtime::{Action, TargetUser};
 use matrix_sdk::ruma::OwnedRoomId;
 use serde_json::{Value, json};
 
-use super::{Bot, executor, store};
-use crate::commands::parse::RoomRef;
+use super::{Bot, account, executor};
+use crate::parse::RoomRef;
 
 /// Account data listing the watched policy lists.
 pub(crate) const WATCHED_LISTS: &str = "org.matrix.mjolnir.watched_lists";
@@ -172,7 +172,7 @@ impl Bot {
     /// Joins a list by reference (permalink, id or alias), loads its rules
     /// and applies them. Returns the room id.
     pub(crate) async fn watch_reference(&mut self, reference: &str) -> Result<String, String> {
-        let room = crate::commands::parse::room_ref(reference).map_err(|e| e.to_string())?;
+        let room = crate::parse::room_ref(reference).map_err(|e| e.to_string())?;
         let room_id = super::join(&self.client, &room.to_string()).await.map_err(|e| format!("{e:#}"))?.to_string();
         self.load_list(&room_id).await?;
         self.policy.references.insert(room_id.clone(), reference.to_owned());
@@ -350,7 +350,7 @@ impl Bot {
     pub(crate) async fn save_watched(&self) -> anyhow::Result<()> {
         let mut references: Vec<&String> = self.policy.references.values().collect();
         references.extend(self.policy.failed.keys().filter(|r| *r != WATCHED_LISTS));
-        store::write(&self.client, WATCHED_LISTS, json!({ "references": references })).await
+        account::write(&self.client, WATCHED_LISTS, json!({ "references": references })).await
     }
 
     /// `watch LIST`
@@ -384,7 +384,7 @@ impl Bot {
         let Some(list) = self.policy.lists.remove(&room_id) else {
             // A list that failed to load is unwatched by the reference it was stored under.
             let failed = self.policy.failed.keys().find(|r| {
-                crate::commands::parse::room_ref(r)
+                crate::parse::room_ref(r)
                     .is_ok_and(|parsed| parsed.to_string() == room.to_string() || parsed.to_string() == room_id)
             });
             let Some(reference) = failed.cloned() else { return format!("{room} is not a watched list.") };

@@ -11,12 +11,12 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{Bot, store};
+use super::{Bot, account};
 use crate::state::{self, ENABLED_PROTECTIONS, Kind, PROTECTED_ROOMS, Path, Problem, Recovery, WATCHED_LISTS};
 
 /// Account data `start` reads, with what went wrong reading it.
 async fn read(bot: &Bot, key: &'static str, problems: &mut Vec<Problem>) -> Option<Value> {
-    match store::read(&bot.client, key).await {
+    match account::read(&bot.client, key).await {
         Ok(content) => content,
         Err(e) => {
             problems.push(Problem {
@@ -140,7 +140,7 @@ impl Bot {
                 && let Err(e) = super::sandboxed(|| instance.configure(&overrides))
             {
                 // Each value fits its spec, but the protection refuses them together.
-                let content = store::read(&self.client, state::PROTECTION_SETTINGS).await.ok().flatten();
+                let content = account::read(&self.client, state::PROTECTION_SETTINGS).await.ok().flatten();
                 let saved = content.as_ref().and_then(|c| c.get(&name)).cloned().unwrap_or_default();
                 problems.push(Problem {
                     store: state::PROTECTION_SETTINGS,
@@ -273,7 +273,7 @@ impl Bot {
             return;
         }
         self.policy.members.remove_room(room);
-        let content = store::read(&self.client, PROTECTED_ROOMS.key).await.ok().flatten();
+        let content = account::read(&self.client, PROTECTED_ROOMS.key).await.ok().flatten();
         let (rooms, _) = PROTECTED_ROOMS.read(content.as_ref());
         let problem = match rooms.iter().find(|(_, r)| self.same_room(r, room)) {
             Some((index, stored)) => PROTECTED_ROOMS.use_problem(content.as_ref(), *index, stored, why.to_owned()),
@@ -287,7 +287,7 @@ impl Bot {
     pub(crate) async fn lost_list(&mut self, room: &str, why: &str) {
         let Some(reference) = self.policy.references.get(room).cloned() else { return };
         self.policy.failed.insert(reference.clone(), why.to_owned());
-        let content = store::read(&self.client, WATCHED_LISTS.key).await.ok().flatten();
+        let content = account::read(&self.client, WATCHED_LISTS.key).await.ok().flatten();
         let (lists, _) = WATCHED_LISTS.read(content.as_ref());
         let problem = match lists.iter().find(|(_, r)| *r == reference || self.same_room(r, room)) {
             Some((index, stored)) => WATCHED_LISTS.use_problem(content.as_ref(), *index, stored, why.to_owned()),
@@ -297,7 +297,7 @@ impl Bot {
     }
 
     pub(crate) fn same_room(&self, stored: &str, room_id: &str) -> bool {
-        crate::commands::parse::room_ref(stored).is_ok_and(|r| r.to_string() == room_id)
+        crate::parse::room_ref(stored).is_ok_and(|r| r.to_string() == room_id)
     }
 
     async fn report_runtime_problem(&mut self, problem: Problem) {
@@ -329,9 +329,9 @@ impl Bot {
             }
             other => {
                 let store = other.store();
-                let now = store::read(&self.client, store).await.map_err(|e| format!("{e:#}"))?;
+                let now = account::read(&self.client, store).await.map_err(|e| format!("{e:#}"))?;
                 let content = other.apply(now.as_ref())?;
-                store::write(&self.client, store, content.clone()).await.map_err(|e| format!("{e:#}"))?;
+                account::write(&self.client, store, content.clone()).await.map_err(|e| format!("{e:#}"))?;
                 Ok(format!("{store} is now {content}."))
             }
         }

@@ -249,7 +249,7 @@ impl ListStore {
 
 /// A room id, alias or matrix.to link to one.
 fn check_room(text: &str) -> Result<(), String> {
-    crate::commands::parse::room_ref(text).map(|_| ()).map_err(|e| e.to_string())
+    crate::parse::room_ref(text).map(|_| ()).map_err(|e| e.to_string())
 }
 
 fn check_protection(text: &str) -> Result<(), String> {

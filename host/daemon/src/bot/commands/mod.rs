@@ -6,13 +6,13 @@ use gleipnir_runtime::settings;
 
 use super::executor::Origin;
 use super::plan::{self, Op, Plan};
-use super::{Bot, store};
+use super::{Bot, account};
 
 mod moderation;
 mod protections;
 mod rooms;
 
-use crate::commands::parse::{self, Command};
+use crate::parse::{self, Command};
 pub(crate) use protections::SavedSettings;
 
 impl Bot {
@@ -269,7 +269,7 @@ impl Bot {
     /// its spec. An error when the store cannot be read: running (and later
     /// saving) without what was stored would lose it.
     pub(super) async fn saved_settings(&self, name: &str) -> Result<SavedSettings, String> {
-        let content = store::read(&self.client, store::SETTINGS)
+        let content = account::read(&self.client, account::SETTINGS)
             .await
             .map_err(|e| format!("the settings moderators saved cannot be read ({e:#})"))?;
         // Entries that do not fit the shape are reported at start, not here.

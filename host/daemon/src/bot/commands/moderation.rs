@@ -9,7 +9,7 @@ use super::super::Bot;
 use super::super::executor::{Act, Origin, Outcome};
 use super::super::plan::{Op, OpAct, Plan};
 use super::{Reply, Verb, list};
-use crate::commands::parse::{RedactTarget, RoomRef};
+use crate::parse::{RedactTarget, RoomRef};
 
 /// `redact USER` without `--limit`: this many events per room.
 const DEFAULT_REDACT_LIMIT: u32 = 1000;

@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use gleipnir_runtime::settings;
 
-use super::super::{Bot, store};
-use crate::commands::parse::{self, ConfigOp};
+use super::super::{Bot, account};
+use crate::parse::{self, ConfigOp};
 
 /// What moderators saved for one protection, and the values that no longer fit.
 pub(crate) type SavedSettings = (Vec<(String, gleipnir_runtime::SettingValue)>, Vec<crate::state::Problem>);
@@ -53,7 +53,9 @@ impl Bot {
             self.enabled.remove(name);
         }
         let names: Vec<String> = self.enabled.keys().cloned().collect();
-        if let Err(e) = store::write(&self.client, store::ENABLED_PROTECTIONS, store::enabled_content(&names)).await {
+        if let Err(e) =
+            account::write(&self.client, account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await
+        {
             return format!("{name} is {} for now, but saving failed: {e:#}", if on { "enabled" } else { "disabled" });
         }
         let granted = self.granted(name);

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::super::{Bot, store};
-use crate::commands::parse::RoomRef;
+use super::super::{Bot, account};
+use crate::parse::RoomRef;
 
 /// The stored protected-rooms content with `room` added or removed (`same`
 /// tells whether a stored entry names it).
@@ -12,7 +12,7 @@ fn edit_rooms(stored: Option<Value>, room: &str, add: bool, same: impl Fn(&str) 
     let Some(rooms) = content.get_mut("rooms").and_then(Value::as_array_mut) else {
         anyhow::bail!(
             "{} is not {{\"rooms\": [...]}} (it is {content}); `restart` offers to fix it",
-            store::PROTECTED_ROOMS
+            account::PROTECTED_ROOMS
         );
     };
     let present = rooms.iter().any(|r| r.as_str().is_some_and(&same));
@@ -79,9 +79,9 @@ impl Bot {
     /// running (kept there for their recovery options) and entries this
     /// version cannot read stay as they are.
     pub(crate) async fn save_rooms(&self, room: &str, add: bool) -> anyhow::Result<()> {
-        let stored = store::read(&self.client, store::PROTECTED_ROOMS).await?;
+        let stored = account::read(&self.client, account::PROTECTED_ROOMS).await?;
         let content = edit_rooms(stored, room, add, |stored| self.same_room(stored, room))?;
-        store::write(&self.client, store::PROTECTED_ROOMS, content).await
+        account::write(&self.client, account::PROTECTED_ROOMS, content).await
     }
 }
 
