@@ -11,7 +11,7 @@ use wasmtime::{Config, Engine};
 use crate::cache::ComponentCache;
 use crate::error::RuntimeError;
 use crate::folder::Folder;
-use crate::host::StoreState;
+use crate::host::GuestState;
 use crate::limits::{EPOCH_TICK, Limits};
 
 /// How to build a [`Runtime`].
@@ -26,7 +26,7 @@ pub struct RuntimeConfig {
 /// Compiles, caches and instantiates protections. Cheap to share: clone the `Arc`.
 pub struct Runtime {
     pub(crate) engine: Engine,
-    pub(crate) linker: Linker<StoreState>,
+    pub(crate) linker: Linker<GuestState>,
     pub(crate) limits: Limits,
     cache: Option<ComponentCache>,
     ticker: Option<Ticker>,
@@ -50,7 +50,7 @@ impl Runtime {
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
 
-        let mut linker = Linker::<StoreState>::new(&engine);
+        let mut linker = Linker::<GuestState>::new(&engine);
         crate::wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
         crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;

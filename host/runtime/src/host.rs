@@ -114,7 +114,7 @@ const LOG_LINES_PER_CALL: u32 = 64;
 const LOG_LINE_BYTES: usize = 2048;
 
 /// Everything one protection's `Store` holds.
-pub(crate) struct StoreState {
+pub(crate) struct GuestState {
     pub(crate) name: Arc<str>,
     pub(crate) queries: Arc<dyn HostQueries>,
     pub(crate) kv: KvStore,
@@ -136,7 +136,7 @@ pub(crate) struct StoreState {
     table: ResourceTable,
 }
 
-impl StoreState {
+impl GuestState {
     pub(crate) fn new(
         name: Arc<str>,
         queries: Arc<dyn HostQueries>,
@@ -144,7 +144,7 @@ impl StoreState {
         limits: StoreLimits,
         wasi: WasiCtx,
     ) -> Self {
-        StoreState {
+        GuestState {
             name,
             queries,
             kv,
@@ -199,15 +199,15 @@ impl StoreState {
     }
 }
 
-impl WasiView for StoreState {
+impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
-impl types::Host for StoreState {}
+impl types::Host for GuestState {}
 
-impl host::Host for StoreState {
+impl host::Host for GuestState {
     fn log(&mut self, level: LogLevel, mut message: String) {
         self.logs_this_call += 1;
         if self.logs_this_call > LOG_LINES_PER_CALL {

@@ -15,7 +15,7 @@ use crate::error::{ConfigureError, Fault, LoadError, SwapError};
 use crate::folder::Folder;
 use crate::grants::QueryGrants;
 use crate::guest;
-use crate::host::{HostQueries, StoreState};
+use crate::host::{GuestState, HostQueries};
 use crate::kv::KvStore;
 use crate::settings;
 use crate::store::{NoQueries, new_store};
@@ -38,7 +38,7 @@ pub struct Plugin {
 
 struct Inner {
     runtime: Arc<Runtime>,
-    pre: PluginPre<StoreState>,
+    pre: PluginPre<GuestState>,
     descriptor: Descriptor,
     declared: CapabilitySet,
     events: Vec<EventClass>,
@@ -163,8 +163,8 @@ impl Plugin {
 
 /// Instantiates a protection in `store`; its constructors run here.
 fn instantiate(
-    pre: &PluginPre<StoreState>,
-    store: &mut Store<StoreState>,
+    pre: &PluginPre<GuestState>,
+    store: &mut Store<GuestState>,
     runtime: &Runtime,
 ) -> Result<Bindings, Fault> {
     guest::enter(|| pre.instantiate(&mut *store)).map_err(|e| classify("instantiate", e, runtime))
@@ -207,7 +207,7 @@ fn shorten(mut message: String) -> String {
 /// One running protection: its own store, settings and faults.
 pub struct Instance {
     plugin: Plugin,
-    store: Store<StoreState>,
+    store: Store<GuestState>,
     bindings: Bindings,
     granted: CapabilitySet,
     /// Every key with its effective value, as last accepted.
@@ -262,7 +262,7 @@ impl Instance {
     fn call<R: Send>(
         &mut self,
         call: &'static str,
-        f: impl FnOnce(&Bindings, &mut Store<StoreState>) -> wasmtime::Result<R> + Send,
+        f: impl FnOnce(&Bindings, &mut Store<GuestState>) -> wasmtime::Result<R> + Send,
     ) -> Result<R, Fault> {
         if let Some(fault) = &self.fault {
             return Err(Fault::Faulted(Box::new(fault.clone())));

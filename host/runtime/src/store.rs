@@ -6,7 +6,7 @@ use std::time::Instant;
 use wasmtime::{Store, Trap, UpdateDeadline};
 
 use crate::engine::Runtime;
-use crate::host::{HostQueries, StoreState};
+use crate::host::{GuestState, HostQueries};
 use crate::kv::KvStore;
 use crate::limits::EPOCH_TICK;
 
@@ -17,9 +17,9 @@ pub(crate) fn new_store(
     name: Arc<str>,
     queries: Arc<dyn HostQueries>,
     kv: KvStore,
-) -> Store<StoreState> {
+) -> Store<GuestState> {
     let limits = crate::limits::store_limits(&runtime.limits);
-    let mut state = StoreState::new(name, queries, kv, limits, crate::wasi::locked_down());
+    let mut state = GuestState::new(name, queries, kv, limits, crate::wasi::locked_down());
     state.call_deadline = runtime.limits.call_deadline;
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);
@@ -31,8 +31,8 @@ pub(crate) fn new_store(
 
 /// Called when a call's epoch deadline passes: it ends the call, unless
 /// `history` waited on the host during it; then the call runs on until its
-/// deadline moved by that wait (see `StoreState::extended_deadline`).
-fn past_deadline(state: &StoreState) -> wasmtime::Result<UpdateDeadline> {
+/// deadline moved by that wait (see `GuestState::extended_deadline`).
+fn past_deadline(state: &GuestState) -> wasmtime::Result<UpdateDeadline> {
     let now = Instant::now();
     match state.extended_deadline() {
         Some(until) if now < until => {

@@ -24,7 +24,7 @@ use wasmtime_wasi::p2::bindings::io::streams::{
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream, DynPollable, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiView};
 
-use crate::host::StoreState;
+use crate::host::GuestState;
 
 /// The WASI p2 packages wasmtime-wasi 48 links (`@0.2.12`); components
 /// importing any 0.2.x version resolve to these names.
@@ -95,7 +95,7 @@ impl wasmtime_wasi::HostMonotonicClock for StoppedClock {
 
 /// Links WASI p2 into `linker` with every function that could wait
 /// replaced (see the module docs).
-pub(crate) fn add_to_linker(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_sync(linker)?;
     linker.allow_shadowing(true);
     shadow_poll(linker)?;
@@ -111,11 +111,11 @@ fn at_once<F: Future>(call: &'static str, future: F) -> wasmtime::Result<F::Outp
     wasmtime_wasi::runtime::poll_noop(std::pin::pin!(future)).ok_or_else(|| Denied::wait(call))
 }
 
-fn table<'a>(store: &'a mut StoreContextMut<'_, StoreState>) -> &'a mut ResourceTable {
+fn table<'a>(store: &'a mut StoreContextMut<'_, GuestState>) -> &'a mut ResourceTable {
     store.data_mut().ctx().table
 }
 
-fn shadow_poll(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+fn shadow_poll(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     let mut poll = linker.instance(IO_POLL)?;
     poll.func_wrap("poll", |mut store, (pollables,): (Vec<Resource<DynPollable>>,)| {
         let ready = at_once("wasi:io/poll.poll", table(&mut store).poll(pollables))??;
@@ -140,7 +140,7 @@ impl Pollable for Elapsed {
     async fn ready(&mut self) {}
 }
 
-fn elapsed(store: &mut StoreContextMut<'_, StoreState>) -> wasmtime::Result<(Resource<DynPollable>,)> {
+fn elapsed(store: &mut StoreContextMut<'_, GuestState>) -> wasmtime::Result<(Resource<DynPollable>,)> {
     let table = table(store);
     let elapsed = table.push(Elapsed)?;
     Ok((wasmtime_wasi::p2::subscribe(table, elapsed)?,))
@@ -148,7 +148,7 @@ fn elapsed(store: &mut StoreContextMut<'_, StoreState>) -> wasmtime::Result<(Res
 
 /// A clock subscription is only ever used to wait. One that is already due
 /// (zero, as `poll(2)` with a zero timeout asks) is granted; any other traps.
-fn shadow_clocks(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+fn shadow_clocks(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     let mut clock = linker.instance(MONOTONIC_CLOCK)?;
     clock.func_wrap("subscribe-duration", |mut store, (duration,): (u64,)| {
         if duration == 0 {
@@ -170,7 +170,7 @@ fn shadow_clocks(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
 
 /// A stream call's outcome in the contract's terms; a stream "trap" traps.
 fn lower<T>(
-    store: &mut StoreContextMut<'_, StoreState>,
+    store: &mut StoreContextMut<'_, GuestState>,
     result: StreamResult<T>,
 ) -> wasmtime::Result<(Result<T, WitStreamError>,)> {
     match result {
@@ -179,7 +179,7 @@ fn lower<T>(
     }
 }
 
-fn shadow_streams(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+fn shadow_streams(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     let mut streams = linker.instance(IO_STREAMS)?;
     streams.resource("output-stream", ResourceType::host::<DynOutputStream>(), |mut store, rep| {
         let mut stream = table(&mut store).delete(Resource::<DynOutputStream>::new_own(rep))?;
@@ -248,7 +248,7 @@ fn shadow_streams(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
 /// holds no descriptor or socket to call most of them on; they trap anyway,
 /// so that granting either later cannot bring `block_on` back. Creating a UDP
 /// socket needs nothing, so it answers `access-denied` like TCP does.
-fn shadow_files_and_sockets(linker: &mut Linker<StoreState>) -> wasmtime::Result<()> {
+fn shadow_files_and_sockets(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
     const FILE_METHODS: &[&str] = &[
         "advise",
         "create-directory-at",
@@ -290,17 +290,17 @@ fn shadow_files_and_sockets(linker: &mut Linker<StoreState>) -> wasmtime::Result
     Ok(())
 }
 
-fn no_files(_: StoreContextMut<'_, StoreState>, _: ComponentFunc, _: &[Val], _: &mut [Val]) -> wasmtime::Result<()> {
+fn no_files(_: StoreContextMut<'_, GuestState>, _: ComponentFunc, _: &[Val], _: &mut [Val]) -> wasmtime::Result<()> {
     Err(wasmtime::Error::new(Denied { what: "use the filesystem", call: "wasi:filesystem/types" }))
 }
 
-fn no_network(_: StoreContextMut<'_, StoreState>, _: ComponentFunc, _: &[Val], _: &mut [Val]) -> wasmtime::Result<()> {
+fn no_network(_: StoreContextMut<'_, GuestState>, _: ComponentFunc, _: &[Val], _: &mut [Val]) -> wasmtime::Result<()> {
     Err(wasmtime::Error::new(Denied { what: "use the network", call: "wasi:sockets" }))
 }
 
 /// `result<_, error-code>` with `access-denied`, whatever the success type.
 fn access_denied(
-    _: StoreContextMut<'_, StoreState>,
+    _: StoreContextMut<'_, GuestState>,
     _: ComponentFunc,
     _: &[Val],
     results: &mut [Val],

@@ -10,12 +10,12 @@ use gleipnir_runtime::{CapabilitySet, Limits, QueryGrants, event, settings};
 /// One problem in the config, at `path` (e.g. `matrix.user_id`,
 /// `protections.flooding.grants[2]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Problem {
+pub(crate) struct ConfigProblem {
     pub(crate) path: String,
     pub(crate) message: String,
 }
 
-impl std::fmt::Display for Problem {
+impl std::fmt::Display for ConfigProblem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.path, self.message)
     }
@@ -95,9 +95,9 @@ const MAX_SECRET_FILE: usize = 64 << 10;
 
 /// Reads and checks the config at `path`. Relative paths inside it are
 /// relative to the file's directory.
-pub(crate) fn load(path: &Path) -> Result<Config, Vec<Problem>> {
+pub(crate) fn load(path: &Path) -> Result<Config, Vec<ConfigProblem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Problem { path: "(file)".into(), message: format!("cannot read {}: {e}", path.display()) }]
+        vec![ConfigProblem { path: "(file)".into(), message: format!("cannot read {}: {e}", path.display()) }]
     })?;
     let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
     let config = parse(&text, &base)?;
@@ -106,7 +106,7 @@ pub(crate) fn load(path: &Path) -> Result<Config, Vec<Problem>> {
         text.parse::<toml::Table>().ok().and_then(|t| t.get("matrix")?.as_table()?.get(*key).cloned()).is_some()
     });
     if inline && let Err(e) = private_file(path, config.allow_readable_secrets) {
-        return Err(vec![Problem { path: "(file)".into(), message: e }]);
+        return Err(vec![ConfigProblem { path: "(file)".into(), message: e }]);
     }
     Ok(config)
 }
@@ -149,10 +149,10 @@ fn is_loopback(url: &str) -> bool {
 }
 
 /// Parses config text; every problem is collected, not just the first.
-pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<Problem>> {
+pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem>> {
     let root: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let line = e.span().map_or(0, |span| text.get(..span.start).unwrap_or(text).matches('\n').count() + 1);
-        vec![Problem { path: "(file)".into(), message: format!("line {line}: not valid TOML: {}", e.message()) }]
+        vec![ConfigProblem { path: "(file)".into(), message: format!("line {line}: not valid TOML: {}", e.message()) }]
     })?;
     let mut r = Reader { problems: Vec::new() };
     r.known_keys(

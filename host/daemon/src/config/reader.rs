@@ -6,10 +6,10 @@ use std::path::Path;
 use gleipnir_runtime::{CapabilitySet, QueryGrant, QueryGrants, capability};
 use toml::Value;
 
-use super::{Credentials, MAX_SECRET_FILE, Problem, private_file};
+use super::{ConfigProblem, Credentials, MAX_SECRET_FILE, private_file};
 
 pub(super) struct Reader {
-    pub(super) problems: Vec<Problem>,
+    pub(super) problems: Vec<ConfigProblem>,
 }
 
 impl Reader {
@@ -51,7 +51,7 @@ impl Reader {
     }
 
     pub(super) fn problem(&mut self, path: &str, message: impl Into<String>) {
-        self.problems.push(Problem { path: path.to_owned(), message: message.into() });
+        self.problems.push(ConfigProblem { path: path.to_owned(), message: message.into() });
     }
 
     pub(super) fn known_keys(&mut self, path: &str, table: &toml::Table, known: &[&str]) {
