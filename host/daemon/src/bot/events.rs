@@ -9,7 +9,7 @@ use matrix_sdk::ruma::{OwnedRoomId, UserId};
 
 use super::ingest::{self, Input};
 use super::protected::Protected;
-use super::{Bot, MAX_GAP_PAGES, executor, health, sandboxed};
+use super::{Bot, Lost, MAX_GAP_PAGES, executor, health, sandboxed};
 
 impl Bot {
     /// Handles one sync: its inputs (see `ingest`) in order, then the rooms
@@ -40,13 +40,13 @@ impl Bot {
                     self.state_event(room, json);
                 }
                 Input::Lost(room) => {
-                    if !self.lost.iter().any(|(r, _)| r == room) {
-                        self.lost.push((room.to_owned(), "I am no longer in the room".to_owned()));
+                    if !self.lost.iter().any(|lost| lost.room == room) {
+                        self.lost.push(Lost { room: room.to_owned(), why: "I am no longer in the room".to_owned() });
                     }
                 }
             }
         }
-        for (room, why) in std::mem::take(&mut self.lost) {
+        for Lost { room, why } in std::mem::take(&mut self.lost) {
             if self.protected.contains(&room) {
                 self.lost_protected_room(&room, &why).await;
             } else {
@@ -322,7 +322,7 @@ impl Bot {
             gleipnir_runtime::rooms::Applied::Membership { user, now, .. } => {
                 if self.lost_room_check(room, &user, now) {
                     let why = if now == gleipnir_runtime::Membership::Ban { "I was banned" } else { "I was removed" };
-                    self.lost.push((room.to_owned(), format!("{why} by {sender}")));
+                    self.lost.push(Lost { room: room.to_owned(), why: format!("{why} by {sender}") });
                     return None;
                 }
                 if !self.protected.contains(room) {

@@ -19,10 +19,27 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 /// One component file in the plugin folder.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PluginFile {
-    /// The protection this file provides, as running now (name, version, hash).
-    pub(crate) running: Option<(String, String, String)>,
-    /// The file's newest content was refused: its hash and why.
-    pub(crate) refused: Option<(String, String)>,
+    /// The protection this file provides, as running now.
+    pub(crate) running: Option<Provided>,
+    /// The file's newest content was refused.
+    pub(crate) refused: Option<Refused>,
+}
+
+/// The protection a plugin file provides.
+#[derive(Debug, Clone)]
+pub(crate) struct Provided {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    /// sha256 of the file, hex.
+    pub(crate) hash: String,
+}
+
+/// A plugin file's content that was not loaded, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    /// sha256 of the content, hex (empty when it could not be read).
+    pub(crate) hash: String,
+    pub(crate) why: String,
 }
 
 impl Bot {
@@ -34,7 +51,7 @@ impl Bot {
         let known = self
             .files
             .iter()
-            .filter_map(|(path, f)| f.running.as_ref().map(|(_, _, hash)| (path.clone(), hash.clone())))
+            .filter_map(|(path, f)| f.running.as_ref().map(|p| (path.clone(), p.hash.clone())))
             .collect();
         let config = WatchConfig {
             plugins: self.folders.plugins.clone(),
@@ -84,16 +101,16 @@ impl Bot {
         let file = file_name(path);
         let entry = self.files.entry(path.to_owned()).or_default();
         let previous = entry.running.clone();
-        if previous.as_ref().is_some_and(|(_, _, h)| *h == hash) {
+        if previous.as_ref().is_some_and(|p| p.hash == hash) {
             entry.refused = None;
             return String::new();
         }
         let plugin = match result {
             Ok(p) => p,
             Err(e) => {
-                entry.refused = Some((hash, e.to_string()));
+                entry.refused = Some(Refused { hash, why: e.to_string() });
                 return match previous {
-                    Some((name, version, _)) => {
+                    Some(Provided { name, version, .. }) => {
                         format!("{file} changed, but the new file does not load: {e}. {name} {version} keeps running.")
                     }
                     None => format!("{file} does not load: {e}"),
@@ -103,11 +120,11 @@ impl Bot {
         let (name, version) = (plugin.name().to_owned(), plugin.descriptor().version.clone());
         let refuse = |bot: &mut Bot, why: String| {
             if let Some(f) = bot.files.get_mut(path) {
-                f.refused = Some((hash.clone(), why.clone()));
+                f.refused = Some(Refused { hash: hash.clone(), why: why.clone() });
             }
             why
         };
-        if let Some((old, old_version, _)) = &previous
+        if let Some(Provided { name: old, version: old_version, .. }) = &previous
             && *old != name
         {
             let why = format!(
@@ -118,7 +135,7 @@ impl Bot {
         }
         if previous.is_none()
             && let Some((other, _)) =
-                self.files.iter().find(|(p, f)| *p != path && f.running.as_ref().is_some_and(|(n, _, _)| *n == name))
+                self.files.iter().find(|(p, f)| *p != path && f.running.as_ref().is_some_and(|r| r.name == name))
         {
             let why = format!("{file} holds `{name}`, which {} already provides: not loaded.", file_name(other));
             return refuse(self, why);
@@ -182,7 +199,7 @@ impl Bot {
             }
         } else {
             match &previous {
-                Some((_, old_version, _)) => {
+                Some(Provided { version: old_version, .. }) => {
                     let _ =
                         write!(text, "{name} {old_version} → {version} loaded from {file} ({compiled}); not enabled.");
                 }
@@ -193,7 +210,7 @@ impl Bot {
         }
         self.plugins.insert(name.clone(), plugin);
         if let Some(f) = self.files.get_mut(path) {
-            f.running = Some((name.clone(), version, hash));
+            f.running = Some(Provided { name: name.clone(), version, hash });
             f.refused = None;
         }
         if previous.is_none() && !self.enabled.contains_key(&name) && !self.safe_mode {
@@ -210,7 +227,7 @@ impl Bot {
     async fn removed(&mut self, path: &Path) -> String {
         let file = file_name(path);
         let Some(entry) = self.files.remove(path) else { return String::new() };
-        let Some((name, version, _)) = entry.running else { return String::new() };
+        let Some(Provided { name, version, .. }) = entry.running else { return String::new() };
         self.plugins.remove(&name);
         if self.enabled.remove(&name).is_none() {
             return format!("{file} was removed: {name} {version} is no longer loaded.");
@@ -322,13 +339,13 @@ impl Bot {
         for (path, f) in &self.files {
             let _ = write!(out, "\n- {}: ", file_name(path));
             match &f.running {
-                Some((name, version, hash)) => {
+                Some(Provided { name, version, hash }) => {
                     let status = if self.enabled.contains_key(name) { "enabled" } else { "loaded, not enabled" };
                     let _ = write!(out, "{name} {version}, sha256 {}, {status}", &hash[..hash.len().min(12)]);
                 }
                 None => out.push_str("not loaded"),
             }
-            if let Some((hash, why)) = &f.refused {
+            if let Some(Refused { hash, why }) = &f.refused {
                 let _ = write!(
                     out,
                     "; the file's current content (sha256 {}) was refused: {why}",
@@ -344,19 +361,16 @@ impl Bot {
 
     /// `plugins reload NAME`: read NAME's file again (even if unchanged).
     pub(crate) fn reload(&mut self, name: &str) -> String {
-        let Some(path) = self
-            .files
-            .iter()
-            .find(|(_, f)| f.running.as_ref().is_some_and(|(n, _, _)| n == name))
-            .map(|(p, _)| p.clone())
+        let Some(path) =
+            self.files.iter().find(|(_, f)| f.running.as_ref().is_some_and(|r| r.name == name)).map(|(p, _)| p.clone())
         else {
             return format!("No loaded protection is named `{name}`; `plugins` lists the files.");
         };
         match &self.watcher {
             Some(watcher) => {
                 // The same content is swapped in again: a fresh instance, quarantine lifted.
-                if let Some((_, _, hash)) = self.files.get_mut(&path).and_then(|f| f.running.as_mut()) {
-                    hash.clear();
+                if let Some(running) = self.files.get_mut(&path).and_then(|f| f.running.as_mut()) {
+                    running.hash.clear();
                 }
                 watcher.reload(path.clone());
                 format!("Reloading {name} from {}; the result follows.", file_name(&path))
@@ -370,11 +384,12 @@ impl Bot {
         let entry = self.files.entry(path).or_default();
         match outcome {
             Ok(p) => {
-                entry.running =
-                    Some((p.name().to_owned(), p.descriptor().version.clone(), p.content_hash().to_owned()));
+                let (name, version, hash) =
+                    (p.name().to_owned(), p.descriptor().version.clone(), p.content_hash().to_owned());
+                entry.running = Some(Provided { name, version, hash });
                 entry.refused = None;
             }
-            Err(why) => entry.refused = Some((String::new(), why)),
+            Err(why) => entry.refused = Some(Refused { hash: String::new(), why }),
         }
     }
 }

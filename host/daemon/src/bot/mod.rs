@@ -73,7 +73,7 @@ pub(crate) struct Bot {
     /// A moderator asked for `restart` (or `safe mode`): start over.
     restart: bool,
     /// Rooms the bot lost while handling a sync (room, why), dealt with after it.
-    lost: Vec<(String, String)>,
+    lost: Vec<Lost>,
     /// The last problem report: a number reaction on it previews that option.
     report_event: Option<String>,
     /// Faults, quarantines and refusals per protection.
@@ -104,7 +104,7 @@ pub(crate) struct Bot {
     /// Failures to write to the data directory already reported (said once).
     write_failures: BTreeSet<String>,
     /// Plugin files that did not load at start and that no enabled protection needs.
-    unloaded: Vec<(std::path::PathBuf, String)>,
+    unloaded: Vec<startup::Unloaded>,
     /// The management room's join rule, as last seen.
     management_rule: String,
     /// Members told they may not command the bot (said once each).
@@ -115,6 +115,12 @@ pub(crate) struct Bot {
     kept_state: kept_state::KeptState,
     /// The only folders the bot reads and writes, opened at start.
     folders: files::Folders,
+}
+
+/// A protected room or watched list the bot is no longer in, and why.
+pub(crate) struct Lost {
+    pub(crate) room: String,
+    pub(crate) why: String,
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {

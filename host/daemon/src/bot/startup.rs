@@ -31,6 +31,12 @@ async fn read(bot: &Bot, key: &'static str, problems: &mut Vec<Problem>) -> Opti
     }
 }
 
+/// A plugin file that did not load at start, and why.
+pub(crate) struct Unloaded {
+    pub(crate) file: PathBuf,
+    pub(crate) why: String,
+}
+
 impl Bot {
     /// Loads plugins, then reads and uses every piece of stored state.
     /// Returns the problems; with none, the bot runs normally.
@@ -103,7 +109,7 @@ impl Bot {
             if let Some(mut why) = why {
                 let mut problem = ENABLED_PROTECTIONS.use_problem(content.as_ref(), index, &name, String::new());
                 // Its file is there but does not load: setting it aside is the other way out.
-                for (file, error) in unloaded.iter().filter(|(file, _)| file_names(file, &name)) {
+                for Unloaded { file, why: error } in unloaded.iter().filter(|u| file_names(&u.file, &name)) {
                     why = format!("{}: {error}", file.display());
                     needed.insert(file.clone());
                     problem.options.push(Recovery::SetAside { file: file.display().to_string() });
@@ -171,8 +177,7 @@ impl Bot {
             }
         }
 
-        self.unloaded =
-            unloaded.into_iter().filter(|(file, _)| !needed.contains(file)).map(|(f, e)| (f, e.to_string())).collect();
+        self.unloaded = unloaded.into_iter().filter(|u| !needed.contains(&u.file)).collect();
         if problems.is_empty() {
             // Rules apply to the members already there.
             self.apply_policy().await;
@@ -192,7 +197,7 @@ impl Bot {
 
     /// Loads every `.wasm` in the plugin directory. Returns the problems (the
     /// folder cannot be read) and the files that do not load, with why.
-    fn load_plugins(&mut self) -> (Vec<Problem>, Vec<(PathBuf, String)>) {
+    fn load_plugins(&mut self) -> (Vec<Problem>, Vec<Unloaded>) {
         self.plugins.clear();
         self.files.clear();
         let mut problems = Vec::new();
@@ -219,7 +224,7 @@ impl Bot {
                     let why = format!("protection `{}` is provided by another file already", plugin.name());
                     tracing::error!(file = %path.display(), "{why}");
                     self.record_file(path.clone(), Err(why.clone()));
-                    unloaded.push((path, why));
+                    unloaded.push(Unloaded { file: path, why });
                 }
                 Ok(plugin) => {
                     tracing::info!(name = plugin.name(), file = %path.display(), "loaded protection");
@@ -229,7 +234,7 @@ impl Bot {
                 Err(e) => {
                     self.record_file(path.clone(), Err(e.to_string()));
                     tracing::error!(file = %path.display(), "cannot load protection: {e}");
-                    unloaded.push((path, format!("the plugin does not load: {e}")));
+                    unloaded.push(Unloaded { file: path, why: format!("the plugin does not load: {e}") });
                 }
             }
         }
@@ -240,7 +245,7 @@ impl Bot {
     /// enabled protection needs; empty when there are none.
     pub(crate) fn unloaded_note(&self) -> String {
         let mut text = String::new();
-        for (file, why) in &self.unloaded {
+        for Unloaded { file, why } in &self.unloaded {
             let _ = write!(text, "\nNot loaded: {}: {why}.", file.display());
         }
         if !text.is_empty() {
