@@ -7,6 +7,7 @@ use std::time::Instant;
 use gleipnir_runtime::event;
 use matrix_sdk::ruma::{OwnedRoomId, UserId};
 
+use super::history::Backwards;
 use super::ingest::{self, Input};
 use super::protected::Protected;
 use super::{Bot, Lost, MAX_GAP_PAGES, executor, health, sandboxed};
@@ -15,7 +16,7 @@ impl Bot {
     /// Handles one sync: its inputs (see `ingest`) in order, then the rooms
     /// lost while doing so, then the policy engine's decisions.
     pub(super) async fn handle_sync(&mut self, response: &matrix_sdk::sync::SyncResponse, since: &str) {
-        let policy = &self.policy;
+        let policy = &self.session.policy;
         let watched = ingest::Watched {
             bot: &self.bot_user,
             management: self.management.as_str(),
@@ -81,43 +82,30 @@ impl Bot {
     /// The events between the previous sync (`since`) and the start of a
     /// limited timeline (`prev_batch`), oldest first.
     async fn gap(&self, room: &str, prev_batch: &str, since: &str) -> Vec<String> {
-        use matrix_sdk::ruma::api::client::message::get_message_events;
-        let Ok(room_id) = OwnedRoomId::try_from(room) else { return Vec::new() };
+        let Ok(pages) = Backwards::new(room, MAX_GAP_PAGES) else { return Vec::new() };
+        let mut pages = pages.from(prev_batch).until(since);
         let mut events = Vec::new();
-        let mut from = prev_batch.to_owned();
-        for _ in 0..MAX_GAP_PAGES {
-            let mut request = get_message_events::v3::Request::backward(room_id.clone());
-            request.from = Some(from.clone());
-            request.to = Some(since.to_owned());
-            request.limit = 100u32.into();
-            match self.client.send(request).await {
-                Ok(response) => {
-                    events.extend(response.chunk.iter().map(|e| e.json().get().to_owned()));
-                    match response.end {
-                        Some(end) if !response.chunk.is_empty() => from = end,
-                        _ => {
-                            events.reverse();
-                            tracing::info!(room = %room_id, events = events.len(), "filled a gap in the timeline");
-                            return events;
-                        }
-                    }
-                }
+        loop {
+            match pages.next(&self.client, 100).await {
+                Ok(Some(chunk)) => events.extend(chunk.iter().map(|e| e.json().get().to_owned())),
+                Ok(None) => break,
                 Err(e) => {
-                    let text = format!("could not fetch {room_id}'s missed events ({e}); some may not have been seen");
+                    let text = format!("could not fetch {room}'s missed events ({e}); some may not have been seen");
                     tracing::error!("{text}");
                     self.notify(&text).await;
                     break;
                 }
             }
         }
-        if events.len() >= MAX_GAP_PAGES * 100 {
+        if pages.cut_short() {
             self.notify(&format!(
-                "{room_id}: more than {} events arrived at once; only the newest were checked",
+                "{room}: more than {} events arrived at once; only the newest were checked",
                 MAX_GAP_PAGES * 100
             ))
             .await;
         }
         events.reverse();
+        tracing::info!(room, events = events.len(), "filled a gap in the timeline");
         events
     }
 
@@ -228,7 +216,7 @@ impl Bot {
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
         let now = Instant::now();
-        let (enabled, health_of, protected) = (&mut self.enabled, &mut self.health, &self.protected);
+        let (enabled, health_of, protected) = (&mut self.session.enabled, &mut self.health, &self.protected);
         sandboxed(|| {
             for (name, instance) in enabled.iter_mut() {
                 if !health_of.contains_key(name) {
@@ -304,7 +292,7 @@ impl Bot {
         // When the host saw it, never the sender's own timestamp.
         let seen = self.queries.state.clock.now_ms();
         let applied = self.rooms.apply(room, &kind, &key, &sender, seen, content.get());
-        if self.policy.is_list(room) {
+        if self.session.policy.is_list(room) {
             self.list_state(room, &kind, &key, content.get());
         }
         if kind == "m.room.server_acl" && key.is_empty() && self.protected.contains(room) {

@@ -20,7 +20,7 @@ impl Bot {
 
     pub(crate) fn granted(&self, name: &str) -> CapabilitySet {
         let mut set = self.config.grants.get(name).copied().unwrap_or_default();
-        for c in self.moderator_grants.get(name).copied().unwrap_or_default().iter() {
+        for c in self.session.moderator_grants.get(name).copied().unwrap_or_default().iter() {
             set.insert(c);
         }
         set
@@ -39,7 +39,7 @@ impl Bot {
             Err(e) => return format!("{e}. Nothing changed."),
         };
         let operator = self.config.grants.get(name).copied().unwrap_or_default();
-        let mut mine = self.moderator_grants.get(name).copied().unwrap_or_default();
+        let mut mine = self.session.moderator_grants.get(name).copied().unwrap_or_default();
         if grant {
             if operator.contains(cap) || mine.contains(cap) {
                 return format!("{name} already has `{capability_name}`.");
@@ -69,9 +69,9 @@ impl Bot {
             }
             mine.remove(cap);
         }
-        self.moderator_grants.insert(name.to_owned(), mine);
+        self.session.moderator_grants.insert(name.to_owned(), mine);
         let granted = self.granted(name);
-        if let Some(instance) = self.enabled.get_mut(name) {
+        if let Some(instance) = self.session.enabled.get_mut(name) {
             instance.set_granted(granted);
         }
         // Only this protection's entry changes: what is stored for others
@@ -93,7 +93,7 @@ impl Bot {
 
     /// Reads the grants moderators gave; those the config no longer allows are left out.
     pub(crate) async fn load_grants(&mut self) -> Vec<String> {
-        self.moderator_grants.clear();
+        self.session.moderator_grants.clear();
         let mut dropped = Vec::new();
         let content = match account::read(&self.client, GRANTS).await {
             Ok(content) => content,
@@ -113,7 +113,7 @@ impl Bot {
                     _ => dropped.push(format!("{name}: {cap}")),
                 }
             }
-            self.moderator_grants.insert(name, set);
+            self.session.moderator_grants.insert(name, set);
         }
         dropped
     }

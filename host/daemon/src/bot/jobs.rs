@@ -21,7 +21,7 @@ macro_rules! context {
             bot: &$bot.bot_user,
             management: $management,
             protected: &$bot.protected,
-            is_list: &|room| $bot.policy.is_list(room),
+            is_list: &|room| $bot.session.policy.is_list(room),
         }
     };
 }
@@ -117,7 +117,7 @@ impl Bot {
     pub(super) async fn save_protection_states(&mut self) {
         let mut failures = Vec::new();
         let mut faulted = Vec::new();
-        let (enabled, kept) = (&mut self.enabled, &mut self.kept_state);
+        let (enabled, kept) = (&mut self.session.enabled, &mut self.kept_state);
         sandboxed(|| {
             for (name, instance) in enabled.iter_mut() {
                 if instance.fault().is_some() {
@@ -153,7 +153,7 @@ impl Bot {
     /// restart, if any; a state it refuses is left out (and said in the log).
     pub(crate) fn restore_protection_state(&mut self, name: &str) {
         let Some(state) = self.kept_state.load(name) else { return };
-        let Some(instance) = self.enabled.get_mut(name) else { return };
+        let Some(instance) = self.session.enabled.get_mut(name) else { return };
         match sandboxed(|| instance.restore(&state)) {
             Ok(Ok(())) => tracing::info!(name, bytes = state.len(), "protection state restored"),
             Ok(Err(why)) => tracing::warn!(name, "the protection refused its kept state: {why}"),

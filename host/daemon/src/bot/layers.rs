@@ -130,16 +130,16 @@ impl Bot {
     /// The effective overrides of a protection (file ◄ moderators), checked
     /// against `plugin`'s spec, and the problems with the file's values.
     pub(crate) fn effective(&self, name: &str, plugin: &Plugin) -> (Vec<(String, SettingValue)>, Vec<String>) {
-        let (file, problems) = file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
-        let moderator = self.layers.moderator.get(name).map(Vec::as_slice).unwrap_or_default();
+        let (file, problems) = file_values(name, self.session.layers.file.get(name), &plugin.descriptor().settings);
+        let moderator = self.session.layers.moderator.get(name).map(Vec::as_slice).unwrap_or_default();
         (merge(file, moderator), problems)
     }
 
     /// Where a setting's value comes from, for `protections show`.
     pub(crate) fn source(&self, name: &str, key: &str) -> &'static str {
-        if self.layers.moderator.get(name).is_some_and(|m| m.iter().any(|(k, _)| k == key)) {
+        if self.session.layers.moderator.get(name).is_some_and(|m| m.iter().any(|(k, _)| k == key)) {
             "set by a moderator"
-        } else if self.layers.file.get(name).is_some_and(|t| t.contains_key(key)) {
+        } else if self.session.layers.file.get(name).is_some_and(|t| t.contains_key(key)) {
             "operator settings file"
         } else {
             "default"
@@ -152,6 +152,7 @@ impl Bot {
         // other protection's settings.
         let all = account::read(&self.client, account::SETTINGS).await?;
         let saved: serde_json::Map<String, Value> = self
+            .session
             .layers
             .moderator
             .get(name)

@@ -19,14 +19,14 @@ use crate::parse::RoomRef;
 impl Bot {
     /// A watched list named by shortcode, room id, alias or matrix.to link.
     pub(crate) async fn find_list(&self, word: &str) -> Option<String> {
-        if let Some(room) = self.policy.shortcodes.get(word) {
+        if let Some(room) = self.session.policy.shortcodes.get(word) {
             return Some(room.clone());
         }
         let room = match crate::parse::room_ref(word).ok()? {
             RoomRef::Id(id) => id,
             RoomRef::Alias(alias) => self.resolve(&alias).await?,
         };
-        self.policy.is_list(&room).then_some(room)
+        self.session.policy.is_list(&room).then_some(room)
     }
 
     /// Whether the bot may write rules in a list.
@@ -35,8 +35,15 @@ impl Bot {
     }
 
     pub(crate) fn list_names(&self) -> String {
-        let mut names: Vec<String> = self.policy.shortcodes.keys().cloned().collect();
-        names.extend(self.policy.lists.keys().filter(|r| !self.policy.shortcodes.values().any(|v| v == *r)).cloned());
+        let mut names: Vec<String> = self.session.policy.shortcodes.keys().cloned().collect();
+        names.extend(
+            self.session
+                .policy
+                .lists
+                .keys()
+                .filter(|r| !self.session.policy.shortcodes.values().any(|v| v == *r))
+                .cloned(),
+        );
         if names.is_empty() { "none are watched".to_owned() } else { names.join(", ") }
     }
 
@@ -100,7 +107,7 @@ impl Bot {
             && let Some(reason) = &reason
         {
             let (first, rest) = reason.split_once(' ').unwrap_or((reason, ""));
-            if let Some(list) = self.policy.shortcodes.get(first).cloned() {
+            if let Some(list) = self.session.policy.shortcodes.get(first).cloned() {
                 return Reply::Done(self.add_rule(origin, &list, entity, Recommendation::Ban, rest, false).await);
             }
         }
@@ -135,6 +142,7 @@ impl Bot {
         let kind = EntityKind::of(entity);
         let hash = sha256(entity);
         let naming: Vec<Arc<Rule>> = self
+            .session
             .policy
             .index
             .rules(kind)
@@ -184,6 +192,7 @@ impl Bot {
         }
         // Say which other rules will still apply.
         let still: Vec<String> = self
+            .session
             .policy
             .index
             .matching(kind, entity)
@@ -206,7 +215,7 @@ impl Bot {
     pub(crate) async fn list_create(&mut self, shortcode: &str, localpart: &str) -> String {
         use matrix_sdk::ruma::api::client::room::{Visibility, create_room};
         use matrix_sdk::ruma::serde::Raw;
-        if let Some(room) = self.policy.shortcodes.get(shortcode) {
+        if let Some(room) = self.session.policy.shortcodes.get(shortcode) {
             return format!("The shortcode `{shortcode}` is already used by {room}. Nothing changed.");
         }
         let mut request = create_room::v3::Request::new();
@@ -229,7 +238,7 @@ impl Bot {
         if let Err(e) = self.watch_reference(&reference).await {
             return format!("Created {room} but could not watch it: {e}");
         }
-        self.policy.shortcodes.insert(shortcode.to_owned(), room.clone());
+        self.session.policy.shortcodes.insert(shortcode.to_owned(), room.clone());
         let alias = format!("#{localpart}:{}", self.own_server());
         match self.save_watched().await {
             Ok(()) => {

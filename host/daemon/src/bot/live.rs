@@ -143,11 +143,11 @@ impl Bot {
 
         let mut text = String::new();
         let compiled = format!("compiled in {} ms", took.as_millis());
-        if let Some(instance) = self.enabled.get_mut(&name) {
+        if let Some(instance) = self.session.enabled.get_mut(&name) {
             let old_version = instance.plugin().descriptor().version.clone();
             let (file_values, file_problems) =
-                file_values(&name, self.layers.file.get(&name), &plugin.descriptor().settings);
-            let moderator = self.layers.moderator.get(&name).cloned().unwrap_or_default();
+                file_values(&name, self.session.layers.file.get(&name), &plugin.descriptor().settings);
+            let moderator = self.session.layers.moderator.get(&name).cloned().unwrap_or_default();
             let overrides = merge(file_values, &moderator);
             let started = Instant::now();
             match sandboxed(|| instance.successor(&plugin, &overrides)) {
@@ -179,7 +179,7 @@ impl Bot {
                         let _ = write!(text, "\nNew settings (at their defaults): {}.", handover.added.join(", "));
                     }
                     // Moderators' values the new version cannot take are forgotten.
-                    if let Some(m) = self.layers.moderator.get_mut(&name) {
+                    if let Some(m) = self.session.layers.moderator.get_mut(&name) {
                         let before = m.len();
                         m.retain(|(k, _)| !handover.dropped.iter().any(|(d, _)| d == k));
                         if m.len() != before {
@@ -213,7 +213,7 @@ impl Bot {
             f.running = Some(Provided { name: name.clone(), version, hash });
             f.refused = None;
         }
-        if previous.is_none() && !self.enabled.contains_key(&name) && !self.safe_mode {
+        if previous.is_none() && !self.session.enabled.contains_key(&name) && !self.safe_mode {
             if self.config.enable_new {
                 let _ = write!(text, " {}", self.set_enabled(&name, true).await);
             } else {
@@ -229,10 +229,10 @@ impl Bot {
         let Some(entry) = self.files.remove(path) else { return String::new() };
         let Some(Provided { name, version, .. }) = entry.running else { return String::new() };
         self.plugins.remove(&name);
-        if self.enabled.remove(&name).is_none() {
+        if self.session.enabled.remove(&name).is_none() {
             return format!("{file} was removed: {name} {version} is no longer loaded.");
         }
-        let names: Vec<String> = self.enabled.keys().cloned().collect();
+        let names: Vec<String> = self.session.enabled.keys().cloned().collect();
         let saved =
             match account::write(&self.client, account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await {
                 Ok(()) => "",
@@ -254,10 +254,10 @@ impl Bot {
             Ok(t) => t,
             Err(e) => return format!("The settings file was not applied: {e}. The previous settings stay."),
         };
-        if self.layers.file_text.as_ref() == Some(&text) {
+        if self.session.layers.file_text.as_ref() == Some(&text) {
             return String::new();
         }
-        self.layers.file_text = Some(text.clone());
+        self.session.layers.file_text = Some(text.clone());
         let new = match parse_settings_file(&path, &text) {
             Ok(t) => t,
             Err(e) => return format!("The settings file was not applied: {e}. The previous settings stay."),
@@ -276,23 +276,24 @@ impl Bot {
                 problems.join("\n- ")
             );
         }
-        let old = std::mem::replace(&mut self.layers.file, new);
+        let old = std::mem::replace(&mut self.session.layers.file, new);
         let targets: Vec<(String, Overrides)> = self
+            .session
             .enabled
             .iter()
             .map(|(name, i)| (name.clone(), self.effective(name, i.plugin()).0))
-            .filter(|(name, overrides)| self.enabled[name].overrides() != overrides.as_slice())
+            .filter(|(name, overrides)| self.session.enabled[name].overrides() != overrides.as_slice())
             .collect();
         // (name, overrides before, settings before) of each protection changed so far.
         let mut done: Vec<(String, Overrides, Vec<gleipnir_runtime::Setting>)> = Vec::new();
         for (name, overrides) in targets {
-            let instance = self.enabled.get_mut(&name).expect("listed from enabled");
+            let instance = self.session.enabled.get_mut(&name).expect("listed from enabled");
             let (before, values) = (instance.overrides().to_vec(), instance.settings().to_vec());
             if let Err(e) = sandboxed(|| instance.configure(&overrides)) {
                 // Put back what changed already.
-                self.layers.file = old;
+                self.session.layers.file = old;
                 for (name, before, _) in done {
-                    if let Some(i) = self.enabled.get_mut(&name) {
+                    if let Some(i) = self.session.enabled.get_mut(&name) {
                         let _ = sandboxed(|| i.configure(&before));
                     }
                 }
@@ -305,7 +306,7 @@ impl Bot {
             text.push_str(" No running protection's settings changed.");
         }
         for (name, _, before) in &done {
-            let after = self.enabled[name].settings();
+            let after = self.session.enabled[name].settings();
             for setting in after {
                 let old = before.iter().find(|s| s.key == setting.key).map(|s| settings::format_value(&s.value));
                 let new = settings::format_value(&setting.value);
@@ -340,7 +341,8 @@ impl Bot {
             let _ = write!(out, "\n- {}: ", file_name(path));
             match &f.running {
                 Some(Provided { name, version, hash }) => {
-                    let status = if self.enabled.contains_key(name) { "enabled" } else { "loaded, not enabled" };
+                    let status =
+                        if self.session.enabled.contains_key(name) { "enabled" } else { "loaded, not enabled" };
                     let _ = write!(out, "{name} {version}, sha256 {}, {status}", &hash[..hash.len().min(12)]);
                 }
                 None => out.push_str("not loaded"),

@@ -11,6 +11,7 @@ mod executor;
 mod files;
 mod grants;
 mod health;
+mod history;
 mod ingest;
 mod jobs;
 mod journal;
@@ -60,30 +61,22 @@ pub(crate) struct Bot {
     queries: Arc<BotQueries>,
     runtime: Arc<Runtime>,
     plugins: BTreeMap<String, Plugin>,
-    enabled: BTreeMap<String, Instance>,
+    /// What one start set up; `restart` and safe mode replace it whole.
+    session: Session,
     started: Instant,
     last_sync: Option<Instant>,
     executor: executor::Executor,
     confirmations: plan::Confirmations,
-    policy: policy::Policy,
-    /// Problems with stored state, with the recovery options `recover N` uses.
-    problems: Vec<crate::state::Problem>,
     /// In safe mode: only the management room is served, nothing is acted on.
     safe_mode: bool,
     /// A moderator asked for `restart` (or `safe mode`): start over.
     restart: bool,
     /// Rooms the bot lost while handling a sync (room, why), dealt with after it.
     lost: Vec<Lost>,
-    /// The last problem report: a number reaction on it previews that option.
-    report_event: Option<String>,
     /// Faults, quarantines and refusals per protection.
     health: BTreeMap<String, health::Health>,
     /// The component files of the plugin folder and what each provides.
     files: BTreeMap<std::path::PathBuf, live::PluginFile>,
-    /// Settings from the operator's file and from moderators.
-    layers: layers::Layers,
-    /// Capabilities moderators granted (within what the config allows).
-    moderator_grants: BTreeMap<String, gleipnir_runtime::CapabilitySet>,
     /// Watches the plugin folder and the settings file while running.
     watcher: Option<gleipnir_runtime::watch::Watcher>,
     changes: Option<tokio::sync::mpsc::UnboundedReceiver<gleipnir_runtime::watch::Change>>,
@@ -115,6 +108,23 @@ pub(crate) struct Bot {
     kept_state: kept_state::KeptState,
     /// The only folders the bot reads and writes, opened at start.
     folders: files::Folders,
+}
+
+/// What one start sets up from stored state: the enabled protections, the
+/// policy engine, settings and grants, and the problems found. A restart
+/// (or safe mode) replaces it whole, so nothing of the last one lingers.
+#[derive(Default)]
+pub(crate) struct Session {
+    pub(crate) enabled: BTreeMap<String, Instance>,
+    pub(crate) policy: policy::Policy,
+    /// Problems with stored state, with the recovery options `recover N` uses.
+    pub(crate) problems: Vec<crate::state::Problem>,
+    /// The last problem report: a number reaction on it previews that option.
+    pub(crate) report_event: Option<String>,
+    /// Settings from the operator's file and from moderators.
+    pub(crate) layers: layers::Layers,
+    /// Capabilities moderators granted (within what the config allows).
+    pub(crate) moderator_grants: BTreeMap<String, gleipnir_runtime::CapabilitySet>,
 }
 
 /// A protected room or watched list the bot is no longer in, and why.
@@ -179,21 +189,16 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         queries,
         runtime,
         plugins: BTreeMap::new(),
-        enabled: BTreeMap::new(),
+        session: Session::default(),
         started: Instant::now(),
         last_sync: None,
         executor: executor::Executor::new(dry_run),
         confirmations: plan::Confirmations::default(),
-        policy: policy::Policy::default(),
-        problems: Vec::new(),
         safe_mode: false,
         restart: false,
         lost: Vec::new(),
-        report_event: None,
         health: BTreeMap::new(),
         files: BTreeMap::new(),
-        layers: layers::Layers::default(),
-        moderator_grants: BTreeMap::new(),
         watcher: None,
         changes: None,
         counts_saved: Instant::now(),
@@ -246,7 +251,7 @@ impl Bot {
         let granted = self.granted(name);
         let mut instance = sandboxed(|| plugin.instantiate(self.queries.clone(), granted))?;
         instance.set_query_grants(self.query_grants(name));
-        self.enabled.insert(name.to_owned(), instance);
+        self.session.enabled.insert(name.to_owned(), instance);
         Ok(())
     }
 
@@ -318,8 +323,8 @@ impl Bot {
                 self.notify(&format!(
                     "Gleipnir started: protecting {} room(s), {} protection(s) enabled, {} watched list(s).{}",
                     self.protected.len(),
-                    self.enabled.len(),
-                    self.policy.lists.len(),
+                    self.session.enabled.len(),
+                    self.session.policy.lists.len(),
                     self.unloaded_note()
                 ))
                 .await;
@@ -366,7 +371,7 @@ impl Bot {
         let mut changes = self.changes.take();
         while !self.restart {
             // An ACL waits for rule changes to settle: come back soon to send it.
-            let wait = if self.policy.acl_due() { Duration::from_millis(500) } else { Duration::from_secs(30) };
+            let wait = if self.session.policy.acl_due() { Duration::from_millis(500) } else { Duration::from_secs(30) };
             let settings = SyncSettings::default().filter(filter.clone()).token(token.clone()).timeout(wait);
             let client = self.client.clone();
             let mut request = tokio::spawn(async move { client.sync_once(settings).await });

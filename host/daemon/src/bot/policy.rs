@@ -175,8 +175,8 @@ impl Bot {
         let room = crate::parse::room_ref(reference).map_err(|e| e.to_string())?;
         let room_id = super::join(&self.client, &room.to_string()).await.map_err(|e| format!("{e:#}"))?.to_string();
         self.load_list(&room_id).await?;
-        self.policy.references.insert(room_id.clone(), reference.to_owned());
-        self.policy.failed.remove(reference);
+        self.session.policy.references.insert(room_id.clone(), reference.to_owned());
+        self.session.policy.failed.remove(reference);
         Ok(room_id)
     }
 
@@ -196,7 +196,7 @@ impl Bot {
             kind: String,
             state_key: String,
         }
-        let list = self.policy.lists.entry(room_id.to_owned()).or_insert_with(|| PolicyList::new(room_id));
+        let list = self.session.policy.lists.entry(room_id.to_owned()).or_insert_with(|| PolicyList::new(room_id));
         // Rules that are gone from the state (lost while away) are removed,
         // under the event type they came in.
         let keys: Vec<Key> =
@@ -224,9 +224,9 @@ impl Bot {
 
     fn note_shortcode(&mut self, room: &str, content: &str) {
         let code = serde_json::from_str::<Value>(content).ok().and_then(|v| v["shortcode"].as_str().map(str::to_owned));
-        self.policy.shortcodes.retain(|_, r| r != room);
+        self.session.policy.shortcodes.retain(|_, r| r != room);
         if let Some(code) = code {
-            self.policy.shortcodes.insert(code, room.to_owned());
+            self.session.policy.shortcodes.insert(code, room.to_owned());
         }
     }
 
@@ -235,14 +235,14 @@ impl Bot {
         if event_type == SHORTCODE {
             self.note_shortcode(room, content);
         }
-        self.policy.on_rule_state(room, event_type, state_key, content);
+        self.session.policy.on_rule_state(room, event_type, state_key, content);
     }
 
     /// A redaction in a watched list: the rule it removed is found by
     /// reloading the list's state.
     pub(crate) fn list_redaction(&mut self, room: &str) {
-        if self.policy.is_list(room) {
-            self.policy.reload.insert(room.to_owned());
+        if self.session.policy.is_list(room) {
+            self.session.policy.reload.insert(room.to_owned());
         }
     }
 
@@ -250,19 +250,19 @@ impl Bot {
     pub(crate) fn member_state(&mut self, room: &str, user: &str, membership: gleipnir_runtime::Membership) -> bool {
         use gleipnir_runtime::Membership::{Invite, Join, Knock};
         let present = matches!(membership, Join | Invite | Knock);
-        self.policy.members.set(room, user, present);
+        self.session.policy.members.set(room, user, present);
         matches!(membership, Join | Knock)
     }
 
     /// An `m.room.server_acl` in a protected room.
     pub(crate) fn acl_state(&mut self, room: &str, sender: &str, content: &str) {
-        self.policy.on_acl(room, sender, content, &self.bot_user);
+        self.session.policy.on_acl(room, sender, content, &self.bot_user);
     }
 
     /// Bans a user who joined or knocked, if a rule says so (carried out
     /// with the sync's other actions).
     pub(crate) fn check_newcomer(&mut self, room: &str, user: &str) {
-        let Some(rule) = self.policy.index.acting(EntityKind::User, user).cloned() else { return };
+        let Some(rule) = self.session.policy.index.acting(EntityKind::User, user).cloned() else { return };
         if self.rooms.membership(room, user) == Some(gleipnir_runtime::Membership::Ban) {
             return;
         }
@@ -275,16 +275,16 @@ impl Bot {
     /// After a sync: reload lists that saw redactions, apply the rule changes
     /// (bans), and send ACLs once the server rules have settled.
     pub(crate) async fn apply_policy(&mut self) {
-        for room in std::mem::take(&mut self.policy.reload) {
+        for room in std::mem::take(&mut self.session.policy.reload) {
             if let Err(e) = self.load_list(&room).await {
                 tracing::warn!(room, "cannot reload the list: {e}");
             }
         }
-        let delta = std::mem::take(&mut self.policy.pending);
+        let delta = std::mem::take(&mut self.session.policy.pending);
         // Protections that asked for policy events, and room takedowns, get
         // the rules not acted on before (every start loads every rule again).
         let fresh = self.delivered.fresh(&delta);
-        let wanted = self.enabled.values().any(|i| i.plugin().wants(gleipnir_runtime::EventClass::Policy));
+        let wanted = self.session.enabled.values().any(|i| i.plugin().wants(gleipnir_runtime::EventClass::Policy));
         if wanted {
             for change in &fresh.changes {
                 self.dispatch(policy_event(change)).await;
@@ -292,7 +292,7 @@ impl Bot {
         }
         self.room_takedowns(&fresh).await;
         if !delta.is_empty() {
-            let bans = gleipnir_policy::bans_for(&delta, &self.policy.members);
+            let bans = gleipnir_policy::bans_for(&delta, &self.session.policy.members);
             if !bans.is_empty() {
                 let mut text = format!("Policy: {} ban(s) for the rules that changed:", bans.len());
                 for ban in bans.iter().take(10) {
@@ -313,7 +313,7 @@ impl Bot {
                 self.jobs.push(executor::Job::Act(executor::Origin::Policy, action));
             }
         }
-        if self.policy.acl_ready(Instant::now()) {
+        if self.session.policy.acl_ready(Instant::now()) {
             self.sync_acls().await;
         }
     }
@@ -321,8 +321,9 @@ impl Bot {
     /// Sends the compiled ACL to every protected room whose ACL differs.
     async fn sync_acls(&mut self) {
         let own_server = self.own_server().to_owned();
-        let Some((acl, rooms)) = self.policy.acl_updates(&self.protected.rooms(), &own_server, &self.bot_user) else {
-            let failed: Vec<&String> = self.policy.failed.keys().collect();
+        let Some((acl, rooms)) = self.session.policy.acl_updates(&self.protected.rooms(), &own_server, &self.bot_user)
+        else {
+            let failed: Vec<&String> = self.session.policy.failed.keys().collect();
             tracing::warn!(?failed, "not sending server ACLs: a watched list failed to load");
             return;
         };
@@ -331,12 +332,12 @@ impl Bot {
             let act = executor::Act::ServerAcl { room: room.clone(), content: content.clone() };
             match self.act(&executor::Origin::Policy, act).await {
                 executor::Outcome::Done(_) | executor::Outcome::Unneeded => {
-                    self.policy.acl_sent(&room, &acl, &self.bot_user);
+                    self.session.policy.acl_sent(&room, &acl, &self.bot_user);
                     tracing::info!(room, deny = acl.deny.len(), "server ACL updated");
                 }
                 executor::Outcome::DryRun(what) => self.notify(&format!("Dry run, nothing done: would {what}")).await,
                 other => {
-                    if self.policy.acl_refused(&room) {
+                    if self.session.policy.acl_refused(&room) {
                         let e = other.text();
                         self.notify(&format!("Cannot set the server ACL of {room}: {e}. (Said once per room.)")).await;
                     }
@@ -348,8 +349,8 @@ impl Bot {
     /// Saves the watched lists: those loaded and those that failed to load
     /// (a list that is unreachable now is not forgotten for that).
     pub(crate) async fn save_watched(&self) -> anyhow::Result<()> {
-        let mut references: Vec<&String> = self.policy.references.values().collect();
-        references.extend(self.policy.failed.keys().filter(|r| *r != WATCHED_LISTS));
+        let mut references: Vec<&String> = self.session.policy.references.values().collect();
+        references.extend(self.session.policy.failed.keys().filter(|r| *r != WATCHED_LISTS));
         account::write(&self.client, WATCHED_LISTS, json!({ "references": references })).await
     }
 
@@ -364,11 +365,11 @@ impl Bot {
             Err(e) => return format!("Could not watch {room}: {e}. Nothing changed."),
         };
         // Store the room id, so a moved alias cannot change what is watched.
-        self.policy.references.insert(room_id.clone(), permalink(&room_id));
+        self.session.policy.references.insert(room_id.clone(), permalink(&room_id));
         if let Err(e) = self.save_watched().await {
             return format!("Watching {room} for now, but saving the list of watched lists failed: {e:#}");
         }
-        let rules = self.policy.lists.get(&room_id).map_or(0, PolicyList::len);
+        let rules = self.session.policy.lists.get(&room_id).map_or(0, PolicyList::len);
         format!("Now watching {room} ({room_id}): {rules} rule(s). Bans and ACLs follow.")
     }
 
@@ -381,31 +382,31 @@ impl Bot {
                 None => return format!("Could not resolve {alias}. Nothing changed."),
             },
         };
-        let Some(list) = self.policy.lists.remove(&room_id) else {
+        let Some(list) = self.session.policy.lists.remove(&room_id) else {
             // A list that failed to load is unwatched by the reference it was stored under.
-            let failed = self.policy.failed.keys().find(|r| {
+            let failed = self.session.policy.failed.keys().find(|r| {
                 crate::parse::room_ref(r)
                     .is_ok_and(|parsed| parsed.to_string() == room.to_string() || parsed.to_string() == room_id)
             });
             let Some(reference) = failed.cloned() else { return format!("{room} is not a watched list.") };
-            self.policy.failed.remove(&reference);
+            self.session.policy.failed.remove(&reference);
             if let Err(e) = self.save_watched().await {
                 return format!("Forgot {reference} for now, but saving failed: {e:#}");
             }
-            self.policy.acl_due = true;
+            self.session.policy.acl_due = true;
             return format!("No longer watching {reference} (it had failed to load).");
         };
-        let reference = self.policy.references.remove(&room_id);
-        self.policy.index.remove_list(&room_id);
-        self.policy.shortcodes.retain(|_, r| *r != room_id);
+        let reference = self.session.policy.references.remove(&room_id);
+        self.session.policy.index.remove_list(&room_id);
+        self.session.policy.shortcodes.retain(|_, r| *r != room_id);
         if let Some(r) = &reference {
-            self.policy.failed.remove(r);
+            self.session.policy.failed.remove(r);
         }
         if let Err(e) = self.save_watched().await {
             return format!("Stopped watching {room} for now, but saving failed: {e:#}");
         }
         // Its server rules are gone, or it was the failed list holding ACLs back.
-        self.policy.acl_due = true;
+        self.session.policy.acl_due = true;
         format!(
             "No longer watching {room} ({room_id}); its {} rule(s) no longer apply. Bans already made stay.",
             list.len()
@@ -416,7 +417,7 @@ impl Bot {
     pub(crate) fn rules(&self, matching: Option<&str>) -> String {
         if let Some(entity) = matching {
             let kind = EntityKind::of(entity);
-            let rules = self.policy.index.matching(kind, entity);
+            let rules = self.session.policy.index.matching(kind, entity);
             if rules.is_empty() {
                 return format!("No rule matches {entity}.");
             }
@@ -426,11 +427,11 @@ impl Bot {
             }
             return out;
         }
-        if self.policy.lists.is_empty() && self.policy.failed.is_empty() {
+        if self.session.policy.lists.is_empty() && self.session.policy.failed.is_empty() {
             return "No watched lists. Watch one with `watch LIST`.".to_owned();
         }
         let mut out = String::from("Watched lists:");
-        for (room, list) in &self.policy.lists {
+        for (room, list) in &self.session.policy.lists {
             let count = |kind| list.rules().filter(|r| r.kind == kind).count();
             let _ = write!(
                 out,
@@ -445,7 +446,7 @@ impl Bot {
                 let _ = write!(out, ", {invalid} unusable rule event(s)");
             }
         }
-        for (reference, why) in &self.policy.failed {
+        for (reference, why) in &self.session.policy.failed {
             let _ = write!(out, "\n- {reference}: FAILED to load: {why}");
         }
         out

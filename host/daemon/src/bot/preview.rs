@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use gleipnir_runtime::host::StateQueries;
 use gleipnir_runtime::{Clock, event, json};
-use matrix_sdk::ruma::OwnedRoomId;
 
 use super::Bot;
+use super::history::Backwards;
 
 /// Lines of actions shown before "… and N more".
 const SHOWN: usize = 30;
@@ -33,7 +33,7 @@ impl Bot {
             Err(e) => return format!("Could not start {name} for a preview: {e}"),
         };
         instance.set_query_grants(self.query_grants(name));
-        let overrides = match self.enabled.get(name) {
+        let overrides = match self.session.enabled.get(name) {
             Some(live) => live.overrides().to_vec(),
             None => {
                 let moderator = match self.saved_settings(name).await {
@@ -41,7 +41,7 @@ impl Bot {
                     Err(e) => return format!("Could not preview {name}: {e}."),
                 };
                 let (file, _) =
-                    super::layers::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
+                    super::layers::file_values(name, self.session.layers.file.get(name), &plugin.descriptor().settings);
                 super::layers::merge(file, &moderator)
             }
         };
@@ -117,20 +117,12 @@ impl Bot {
 
     /// The last `limit` events of a room, oldest first, as client-format JSON.
     async fn recent_events(&self, room: &str, limit: u32) -> Result<Vec<String>, String> {
-        use matrix_sdk::ruma::api::client::message::get_message_events;
-        let id = OwnedRoomId::try_from(room).map_err(|e| e.to_string())?;
+        let mut pages = Backwards::new(room, (limit as usize).div_ceil(100).max(1))?;
         let mut events = Vec::new();
-        let mut from = None;
         while events.len() < limit as usize {
-            let mut request = get_message_events::v3::Request::backward(id.clone());
-            request.from = from.take();
-            request.limit = (limit as usize - events.len()).min(100).try_into().unwrap_or_default();
-            let response = self.client.send(request).await.map_err(|e| e.to_string())?;
-            events.extend(response.chunk.iter().map(|e| e.json().get().to_owned()));
-            match response.end {
-                Some(end) if !response.chunk.is_empty() => from = Some(end),
-                _ => break,
-            }
+            let wanted = (limit as usize - events.len()).min(100) as u32;
+            let Some(chunk) = pages.next(&self.client, wanted).await? else { break };
+            events.extend(chunk.iter().map(|e| e.json().get().to_owned()));
         }
         events.reverse();
         Ok(events)

@@ -81,19 +81,10 @@ impl HostQueries for BotQueries {
 /// backwards from now, asking the homeserver to filter by sender. The
 /// caller checks each event's sender itself.
 async fn read_history(client: &Client, room: &str, sender: &str, limit: usize) -> Result<Vec<HistoryEvent>, String> {
-    use matrix_sdk::ruma::api::client::message::get_message_events;
-    use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
-    let room_id = OwnedRoomId::try_from(room).map_err(|e| format!("`{room}` is not a room id: {e}"))?;
-    let user = OwnedUserId::try_from(sender).map_err(|e| format!("`{sender}` is not a user id: {e}"))?;
+    let mut pages = super::history::Backwards::new(room, MAX_PAGES)?.by(sender)?;
     let mut out = Vec::new();
-    let mut from: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let mut request = get_message_events::v3::Request::backward(room_id.clone());
-        request.from = from.clone();
-        request.limit = 100u32.into();
-        request.filter.senders = Some(vec![user.clone()]);
-        let response = client.send(request).await.map_err(|e| format!("cannot read {room}'s history: {e}"))?;
-        for raw in &response.chunk {
+    while let Some(chunk) = pages.next(client, 100).await? {
+        for raw in &chunk {
             #[derive(serde::Deserialize)]
             struct Seen {
                 event_id: String,
@@ -116,10 +107,6 @@ async fn read_history(client: &Client, room: &str, sender: &str, limit: usize) -
             if out.len() >= limit {
                 return Ok(out);
             }
-        }
-        match response.end {
-            Some(end) if !response.chunk.is_empty() => from = Some(end),
-            _ => break,
         }
     }
     Ok(out)

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{Bot, account};
+use super::{Bot, Session, account};
 use crate::state::{self, ENABLED_PROTECTIONS, Kind, PROTECTED_ROOMS, Path, Problem, Recovery, WATCHED_LISTS};
 
 /// Account data `start` reads, with what went wrong reading it.
@@ -42,19 +42,16 @@ impl Bot {
     /// Returns the problems; with none, the bot runs normally.
     pub(crate) async fn start(&mut self) -> Vec<Problem> {
         self.protected.clear();
-        self.enabled.clear();
-        self.policy = super::policy::Policy::default();
-        self.problems.clear();
-        self.layers = super::layers::Layers::default();
+        self.session = Session::default();
         // A file that does not load is a problem only for a protection that
         // is enabled (below); any other is reported and shown in `plugins`.
         let (mut problems, unloaded) = self.load_plugins();
 
         // The operator's settings file (values are checked per protection below).
         if let Some(file) = self.folders.settings.clone() {
-            self.layers.file_text = super::layers::settings_file_text(&file).ok();
+            self.session.layers.file_text = super::layers::settings_file_text(&file).ok();
             match super::layers::read_settings_file(&file) {
-                Ok(tables) => self.layers.file = tables,
+                Ok(tables) => self.session.layers.file = tables,
                 Err(e) => problems.push(Problem {
                     store: "plugins.settings",
                     path: Path::default(),
@@ -133,7 +130,7 @@ impl Bot {
                 }
             };
             problems.extend(bad);
-            self.layers.moderator.insert(name.clone(), moderator);
+            self.session.layers.moderator.insert(name.clone(), moderator);
             let (overrides, bad) = self.effective(&name, &self.plugins[&name].clone());
             problems.extend(bad.into_iter().map(|message| Problem {
                 store: "plugins.settings",
@@ -142,7 +139,7 @@ impl Bot {
                 message: format!("{message}; fix the settings file and `restart`"),
                 options: Vec::new(),
             }));
-            if let Some(instance) = self.enabled.get_mut(&name)
+            if let Some(instance) = self.session.enabled.get_mut(&name)
                 && let Err(e) = super::sandboxed(|| instance.configure(&overrides))
             {
                 // Each value fits its spec, but the protection refuses them together.
@@ -258,17 +255,15 @@ impl Bot {
     pub(crate) async fn enter_safe_mode(&mut self, problems: Vec<Problem>) {
         self.safe_mode = true;
         self.protected.clear();
-        self.enabled.clear();
-        self.policy = super::policy::Policy::default();
-        self.problems = problems;
-        let text = if self.problems.is_empty() {
+        self.session = Session { problems, ..Session::default() };
+        let text = if self.session.problems.is_empty() {
             "Safe mode, as asked: nothing is protected and no policy is applied. `restart` returns to normal mode."
                 .to_owned()
         } else {
-            state::report(&self.problems)
+            state::report(&self.session.problems)
         };
         tracing::warn!("{text}");
-        self.report_event = self.send_notice(&text).await.map(|id| id.to_string());
+        self.session.report_event = self.send_notice(&text).await.map(|id| id.to_string());
     }
 
     /// The bot lost a protected room while running (kicked, banned, room
@@ -277,7 +272,7 @@ impl Bot {
         if !self.protected.remove(room) {
             return;
         }
-        self.policy.members.remove_room(room);
+        self.session.policy.members.remove_room(room);
         let content = account::read(&self.client, PROTECTED_ROOMS.key).await.ok().flatten();
         let (rooms, _) = PROTECTED_ROOMS.read(content.as_ref());
         let problem = match rooms.iter().find(|(_, r)| self.same_room(r, room)) {
@@ -290,8 +285,8 @@ impl Bot {
     /// The bot lost a watched list while running: its rules stay as they
     /// were, and no ACL is sent until it is back or unwatched.
     pub(crate) async fn lost_list(&mut self, room: &str, why: &str) {
-        let Some(reference) = self.policy.references.get(room).cloned() else { return };
-        self.policy.failed.insert(reference.clone(), why.to_owned());
+        let Some(reference) = self.session.policy.references.get(room).cloned() else { return };
+        self.session.policy.failed.insert(reference.clone(), why.to_owned());
         let content = account::read(&self.client, WATCHED_LISTS.key).await.ok().flatten();
         let (lists, _) = WATCHED_LISTS.read(content.as_ref());
         let problem = match lists.iter().find(|(_, r)| *r == reference || self.same_room(r, room)) {
@@ -306,14 +301,14 @@ impl Bot {
     }
 
     async fn report_runtime_problem(&mut self, problem: Problem) {
-        let first = state::numbered(&self.problems).len() + 1;
+        let first = state::numbered(&self.session.problems).len() + 1;
         let mut text = format!("{problem}. Everything else keeps running.");
         for (n, option) in problem.options.iter().enumerate() {
             let _ = write!(text, "\n  {}. {}", first + n, option.describe());
         }
         text.push_str("\n`recover N` applies option N (after a preview).");
-        self.problems.push(problem);
-        self.report_event = self.send_notice(&text).await.map(|id| id.to_string());
+        self.session.problems.push(problem);
+        self.session.report_event = self.send_notice(&text).await.map(|id| id.to_string());
     }
 
     /// Carries out one recovery option: the stored value must still be what
@@ -344,12 +339,12 @@ impl Bot {
 
     /// `status` additions: the problems known, numbered.
     pub(crate) fn problems_status(&self) -> String {
-        if self.problems.is_empty() {
+        if self.session.problems.is_empty() {
             return String::new();
         }
         let mut out = String::from("\nProblems:");
         let mut n = 0;
-        for problem in &self.problems {
+        for problem in &self.session.problems {
             let _ = write!(out, "\n- {problem}");
             for option in &problem.options {
                 n += 1;
@@ -363,7 +358,7 @@ impl Bot {
     pub(crate) fn lost_room_check(&self, room: &str, user: &str, now: gleipnir_runtime::Membership) -> bool {
         user == self.bot_user
             && matches!(now, gleipnir_runtime::Membership::Leave | gleipnir_runtime::Membership::Ban)
-            && (self.protected.contains(room) || self.policy.is_list(room))
+            && (self.protected.contains(room) || self.session.policy.is_list(room))
     }
 }
 

@@ -84,7 +84,7 @@ impl Bot {
     }
 
     fn recover_plan(&self, n: usize) -> Reply {
-        let options = crate::state::numbered(&self.problems);
+        let options = crate::state::numbered(&self.session.problems);
         match options.get(n.wrapping_sub(1)) {
             Some(recovery) => Reply::Plan(Plan {
                 command: format!("recover {n}"),
@@ -102,14 +102,14 @@ impl Bot {
     pub(crate) async fn reaction(&mut self, sender: &str, relates_to: &str, key: &str) {
         // Who may not command may not confirm either.
         if let Some(why) = self.may_not_command(sender) {
-            if (self.report_event.as_deref() == Some(relates_to) || plan::is_yes(key))
+            if (self.session.report_event.as_deref() == Some(relates_to) || plan::is_yes(key))
                 && self.refused_commanders.insert(sender.to_owned())
             {
                 self.notify(&why).await;
             }
             return;
         }
-        if self.report_event.as_deref() == Some(relates_to)
+        if self.session.report_event.as_deref() == Some(relates_to)
             && let Some(n) = plan::keycap_number(key)
         {
             match self.recover_plan(n) {
@@ -209,15 +209,15 @@ impl Bot {
         let _ = writeln!(
             out,
             "Watched lists: {} ({} rules){}",
-            self.policy.lists.len(),
-            self.policy.index.len(),
-            if self.policy.failed.is_empty() {
+            self.session.policy.lists.len(),
+            self.session.policy.index.len(),
+            if self.session.policy.failed.is_empty() {
                 String::new()
             } else {
-                format!("; {} FAILED to load, so no server ACL is sent (see `rules`)", self.policy.failed.len())
+                format!("; {} FAILED to load, so no server ACL is sent (see `rules`)", self.session.policy.failed.len())
             }
         );
-        let _ = writeln!(out, "Server ACL: {}", self.policy.acl_status());
+        let _ = writeln!(out, "Server ACL: {}", self.session.policy.acl_status());
         let lag = self
             .last_sync
             .map_or("no sync yet".to_owned(), |t| format!("last sync {} ms ago", t.elapsed().as_millis()));
@@ -242,7 +242,7 @@ impl Bot {
         for (name, plugin) in &self.plugins {
             let now = std::time::Instant::now();
             let health = self.health.get(name);
-            let mut state = match self.enabled.get(name) {
+            let mut state = match self.session.enabled.get(name) {
                 Some(instance) => match (health.and_then(|h| h.quarantined_for(now)), instance.fault()) {
                     (Some(left), _) => format!("enabled, QUARANTINED for {} s more", left.as_secs()),
                     (None, Some(fault)) => format!("enabled, FAULTED: {fault}"),

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::super::Bot;
 use super::super::executor::{Act, Origin, Outcome};
+use super::super::history::Backwards;
 use super::super::plan::{Op, OpAct, Plan};
 use super::{Reply, Verb, list};
 use crate::parse::{RedactTarget, RoomRef};
@@ -110,7 +111,6 @@ impl Bot {
     /// The newest `limit` events `user` sent in `room` that are not state and
     /// not redacted yet, newest first.
     pub(crate) async fn events_by(&self, room: &str, user: &str, limit: usize) -> Result<Vec<String>, String> {
-        use matrix_sdk::ruma::api::client::message::get_message_events;
         #[derive(serde::Deserialize)]
         struct Seen {
             event_id: String,
@@ -123,17 +123,10 @@ impl Bot {
         if self.joined(room).is_none() {
             return Err("I am not in that room".to_owned());
         }
-        let room_id = matrix_sdk::ruma::OwnedRoomId::try_from(room).map_err(|e| e.to_string())?;
-        let user_id = matrix_sdk::ruma::OwnedUserId::try_from(user).map_err(|e| e.to_string())?;
+        let mut pages = Backwards::new(room, MAX_PAGES)?.by(user)?;
         let mut found = Vec::new();
-        let mut from = None;
-        for _ in 0..MAX_PAGES {
-            let mut request = get_message_events::v3::Request::backward(room_id.clone());
-            request.from = from.take();
-            request.limit = 100u32.into();
-            request.filter.senders = Some(vec![user_id.clone()]);
-            let response = self.client.send(request).await.map_err(|e| format!("cannot read the history: {e}"))?;
-            for raw in &response.chunk {
+        while let Some(chunk) = pages.next(&self.client, 100).await? {
+            for raw in &chunk {
                 let Ok(seen) = serde_json::from_str::<Seen>(raw.json().get()) else { continue };
                 let redacted = seen.content.is_empty() || seen.unsigned.contains_key("redacted_because");
                 if seen.state_key.is_none() && !redacted {
@@ -142,10 +135,6 @@ impl Bot {
                         return Ok(found);
                     }
                 }
-            }
-            match response.end {
-                Some(end) => from = Some(end),
-                None => break,
             }
         }
         Ok(found)

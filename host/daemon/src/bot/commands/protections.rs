@@ -21,7 +21,7 @@ impl Bot {
         }
         // Enabling (again) lifts a quarantine.
         let lifted = on && self.health.get_mut(name).is_some_and(super::super::health::Health::clear);
-        if on == self.enabled.contains_key(name) {
+        if on == self.session.enabled.contains_key(name) {
             if lifted {
                 return format!("{name} is enabled; its quarantine is lifted.");
             }
@@ -35,9 +35,9 @@ impl Bot {
             if let Err(e) = self.enable(name) {
                 return format!("Could not enable {name}: {e:#}");
             }
-            self.layers.moderator.insert(name.to_owned(), moderator);
+            self.session.layers.moderator.insert(name.to_owned(), moderator);
             let (overrides, file_problems) = self.effective(name, &self.plugins[name].clone());
-            if let Some(instance) = self.enabled.get_mut(name)
+            if let Some(instance) = self.session.enabled.get_mut(name)
                 && let Err(e) = super::super::sandboxed(|| instance.configure(&overrides))
             {
                 tracing::warn!(protection = name, "saved settings refused: {e}");
@@ -50,9 +50,9 @@ impl Bot {
                 self.notify(&format!("Ignored from the settings file: {problem}.")).await;
             }
         } else {
-            self.enabled.remove(name);
+            self.session.enabled.remove(name);
         }
-        let names: Vec<String> = self.enabled.keys().cloned().collect();
+        let names: Vec<String> = self.session.enabled.keys().cloned().collect();
         if let Err(e) =
             account::write(&self.client, account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await
         {
@@ -71,7 +71,7 @@ impl Bot {
         let Some(plugin) = self.plugins.get(name) else { return format!("No protection named `{name}`.") };
         let d = plugin.descriptor();
         let mut out = format!("{} {}: {}\n", d.name, d.version, d.summary);
-        let instance = self.enabled.get(name);
+        let instance = self.session.enabled.get(name);
         let (overrides, _) = self.effective(name, plugin);
         for spec in &d.settings {
             let value = match instance.and_then(|i| i.settings().iter().find(|s| s.key == spec.key)) {
@@ -94,7 +94,7 @@ impl Bot {
     }
 
     pub(crate) async fn configure(&mut self, op: ConfigOp, name: &str, key: &str, value: Option<String>) -> String {
-        let Some(instance) = self.enabled.get_mut(name) else {
+        let Some(instance) = self.session.enabled.get_mut(name) else {
             return format!("{name} is not enabled; enable it first with `protections enable {name}`.");
         };
         let specs = instance.plugin().descriptor().settings.clone();
@@ -102,7 +102,7 @@ impl Bot {
             Ok(s) => s,
             Err(e) => return format!("{e}. Nothing changed."),
         };
-        let mut overrides = self.layers.moderator.get(name).cloned().unwrap_or_default();
+        let mut overrides = self.session.layers.moderator.get(name).cloned().unwrap_or_default();
         let old = instance
             .settings()
             .iter()
@@ -136,9 +136,9 @@ impl Bot {
         }
         let plugin = instance.plugin().clone();
         let (file, _) =
-            super::super::layers::file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
+            super::super::layers::file_values(name, self.session.layers.file.get(name), &plugin.descriptor().settings);
         let effective = super::super::layers::merge(file, &overrides);
-        let instance = self.enabled.get_mut(name).expect("checked above");
+        let instance = self.session.enabled.get_mut(name).expect("checked above");
         if let Err(e) = super::super::sandboxed(|| instance.configure(&effective)) {
             return format!("{e}. The previous settings stay.");
         }
@@ -149,7 +149,7 @@ impl Bot {
             .map(|s| settings::format_value(&s.value))
             .unwrap_or_default();
         // Persist what moderators set, as text, per protection.
-        self.layers.moderator.insert(name.to_owned(), overrides);
+        self.session.layers.moderator.insert(name.to_owned(), overrides);
         let persisted = match self.save_moderator_settings(name).await {
             Ok(()) => "",
             Err(_) => " (live, but saving failed: it will not survive a restart)",
@@ -161,7 +161,7 @@ impl Bot {
     /// settings, changed through the same path as `protections config`.
     pub(crate) async fn trust(&mut self, user: &str, trust: bool) -> String {
         const NAME: &str = "least-authority";
-        let Some(instance) = self.enabled.get(NAME) else {
+        let Some(instance) = self.session.enabled.get(NAME) else {
             return format!("{NAME} is not enabled; `protections enable {NAME}` first. Nothing changed.");
         };
         let listed = |key: &str| {
