@@ -126,7 +126,32 @@ pub(crate) fn merge(
     out
 }
 
+/// What came of giving an enabled protection its settings.
+pub(crate) struct Configured {
+    /// Values of the settings file that do not fit (left out).
+    pub(crate) file_problems: Vec<String>,
+    /// The protection refused the values together (it keeps its defaults).
+    pub(crate) refused: Option<gleipnir_runtime::ConfigureError>,
+}
+
 impl Bot {
+    /// Gives an enabled protection its settings, at start and when a
+    /// moderator enables it: `moderator`'s values over the settings file
+    /// over its defaults, each checked against its spec, then `configure`.
+    pub(crate) fn configure_enabled(&mut self, name: &str, moderator: Overrides) -> Configured {
+        self.session.layers.moderator.insert(name.to_owned(), moderator);
+        let Some(plugin) = self.plugins.get(name).cloned() else {
+            return Configured { file_problems: Vec::new(), refused: None };
+        };
+        let (overrides, file_problems) = self.effective(name, &plugin);
+        let refused = self
+            .session
+            .enabled
+            .get_mut(name)
+            .and_then(|instance| super::sandboxed(|| instance.configure(&overrides)).err());
+        Configured { file_problems, refused }
+    }
+
     /// The effective overrides of a protection (file ◄ moderators), checked
     /// against `plugin`'s spec, and the problems with the file's values.
     pub(crate) fn effective(&self, name: &str, plugin: &Plugin) -> (Vec<(String, SettingValue)>, Vec<String>) {

@@ -130,18 +130,15 @@ impl Bot {
                 }
             };
             problems.extend(bad);
-            self.session.layers.moderator.insert(name.clone(), moderator);
-            let (overrides, bad) = self.effective(&name, &self.plugins[&name].clone());
-            problems.extend(bad.into_iter().map(|message| Problem {
+            let configured = self.configure_enabled(&name, moderator);
+            problems.extend(configured.file_problems.into_iter().map(|message| Problem {
                 store: "plugins.settings",
                 path: Path::default(),
                 kind: Kind::Use,
                 message: format!("{message}; fix the settings file and `restart`"),
                 options: Vec::new(),
             }));
-            if let Some(instance) = self.session.enabled.get_mut(&name)
-                && let Err(e) = super::sandboxed(|| instance.configure(&overrides))
-            {
+            if let Some(e) = configured.refused {
                 // Each value fits its spec, but the protection refuses them together.
                 let content = account::read(&self.client, state::PROTECTION_SETTINGS).await.ok().flatten();
                 let saved = content.as_ref().and_then(|c| c.get(&name)).cloned().unwrap_or_default();

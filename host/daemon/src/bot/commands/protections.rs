@@ -35,18 +35,15 @@ impl Bot {
             if let Err(e) = self.enable(name) {
                 return format!("Could not enable {name}: {e:#}");
             }
-            self.session.layers.moderator.insert(name.to_owned(), moderator);
-            let (overrides, file_problems) = self.effective(name, &self.plugins[name].clone());
-            if let Some(instance) = self.session.enabled.get_mut(name)
-                && let Err(e) = super::super::sandboxed(|| instance.configure(&overrides))
-            {
+            let configured = self.configure_enabled(name, moderator);
+            if let Some(e) = configured.refused {
                 tracing::warn!(protection = name, "saved settings refused: {e}");
                 self.notify(&format!("{name} refuses its saved settings ({e}): it runs with its defaults.")).await;
             }
             for problem in problems {
                 self.notify(&format!("{problem}: using the default instead.")).await;
             }
-            for problem in file_problems {
+            for problem in configured.file_problems {
                 self.notify(&format!("Ignored from the settings file: {problem}.")).await;
             }
         } else {
