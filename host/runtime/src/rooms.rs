@@ -214,6 +214,12 @@ impl RoomStates {
         room.users.get(user).copied().unwrap_or(default)
     }
 
+    /// Whether the room's power levels have been seen (otherwise
+    /// [`room_levels`](RoomStates::room_levels) gives the defaults).
+    pub fn knows_levels(&self, room: &str) -> bool {
+        self.rooms.read().unwrap_or_else(|e| e.into_inner()).get(room).is_some_and(|r| r.levels.is_some())
+    }
+
     pub fn room_levels(&self, room: &str) -> RoomLevels {
         let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
         rooms.get(room).and_then(|r| r.levels).unwrap_or(DEFAULT_LEVELS)

@@ -268,12 +268,6 @@ impl Executor {
                     let doing = if matches!(action, Action::Ban(_)) { "banning" } else { "kicking" };
                     return Some(Outcome::Refused(format!("not {doing} {} in {}: {why}.", a.user_id, a.room_id)));
                 }
-                if matches!(action, Action::Ban(_))
-                    && (ctx.rooms.membership(&a.room_id, &a.user_id) == Some(Membership::Ban)
-                        || !self.banned.insert(format!("{}\n{}", a.room_id, a.user_id), ()))
-                {
-                    return Some(Outcome::Unneeded);
-                }
             }
             Act::Contract(action) if account_target(action).is_some() => {
                 // Actions on a user's account reach every room: the same
@@ -304,9 +298,6 @@ impl Executor {
                         )));
                     }
                 }
-                if !self.redacted.insert(a.event_id.clone(), ()) {
-                    return Some(Outcome::Unneeded);
-                }
             }
             Act::TakeDownRoom { room, .. } => {
                 let why = if ctx.protected.contains(room) {
@@ -324,14 +315,26 @@ impl Executor {
             }
             Act::Contract(_) | Act::ServerAcl { .. } | Act::WriteRule { .. } => {}
         }
-        // The bot's own power, from the room's state.
+        // The bot's own power, from the room's state. A moderator may name a
+        // room whose power levels the bot has not seen (joined on an invite,
+        // not protected): there the homeserver decides.
         if let Act::Contract(action) = act
             && let Some((room, needed)) = needed_level(ctx.rooms, action)
+            && (origin.automatic() || ctx.rooms.knows_levels(room))
             && ctx.rooms.power_level(room, ctx.bot) < needed
         {
             return Some(Outcome::Unpermitted { room: room.to_owned(), kind, needed });
         }
-        None
+        // Repeats, recorded only for what is about to be carried out.
+        let repeat = match act {
+            Act::Contract(Action::Ban(a)) => {
+                ctx.rooms.membership(&a.room_id, &a.user_id) == Some(Membership::Ban)
+                    || !self.banned.insert(format!("{}\n{}", a.room_id, a.user_id), ())
+            }
+            Act::Contract(Action::Redact(a)) => !self.redacted.insert(a.event_id.clone(), ()),
+            _ => false,
+        };
+        repeat.then_some(Outcome::Unneeded)
     }
 }
 

@@ -112,11 +112,30 @@ async fn protections_redact_only_events_whose_sender_is_known_and_in_reach() {
 #[tokio::test]
 async fn the_bots_own_power_is_checked_for_every_origin() {
     let f = Fixture::new().await;
+    let mut executor = Executor::new(false);
     for origin in [Origin::Protection("flooding".into()), Origin::Policy, moderator()] {
-        let mut executor = Executor::new(false);
         let outcome = f.check(&mut executor, &origin, &ban("!weak:here", "@spam:there")).await;
         assert_eq!(outcome, Some(Outcome::Unpermitted { room: "!weak:here".into(), kind: "ban", needed: 50 }));
     }
+    // Refused for power, not recorded as done: once the bot has the power, the ban goes out.
+    f.rooms.apply(
+        "!weak:here",
+        "m.room.power_levels",
+        "",
+        "@owner:here",
+        2,
+        r#"{"users": {"@bot:here": 50}, "ban": 50}"#,
+    );
+    assert_eq!(f.check(&mut executor, &Origin::Policy, &ban("!weak:here", "@spam:there")).await, None);
+}
+
+#[tokio::test]
+async fn a_moderator_acting_where_the_levels_are_unknown_is_left_to_the_homeserver() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(false);
+    assert_eq!(f.check(&mut executor, &moderator(), &ban("!unseen:here", "@spam:there")).await, None);
+    let outcome = f.check(&mut executor, &Origin::Policy, &ban("!unseen:here", "@spam:there")).await;
+    assert!(matches!(outcome, Some(Outcome::Unpermitted { .. })), "automatic origins fail closed: {outcome:?}");
 }
 
 #[tokio::test]
