@@ -307,7 +307,11 @@ impl Bot {
             }
         }
         match applied {
-            gleipnir_runtime::rooms::Applied::Membership { user, now, .. } => {
+            gleipnir_runtime::rooms::Applied::Membership { user, previous, now } => {
+                if previous == Some(gleipnir_runtime::Membership::Ban) && now != gleipnir_runtime::Membership::Ban {
+                    // Unbanned (by anyone): a later ban is a new one, not a repeat.
+                    self.executor.unbanned(room, &user);
+                }
                 if self.lost_room_check(room, &user, now) {
                     let why = if now == gleipnir_runtime::Membership::Ban { "I was banned" } else { "I was removed" };
                     self.lost.push(Lost { room: room.to_owned(), why: format!("{why} by {sender}") });

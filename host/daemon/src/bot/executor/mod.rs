@@ -188,6 +188,12 @@ impl Executor {
         }
     }
 
+    /// `user` is no longer banned in `room` (an unban seen in the room's
+    /// state, whoever made it): a later ban there is new, not a repeat.
+    pub(crate) fn unbanned(&mut self, room: &str, user: &str) {
+        self.banned.remove(&format!("{room}\n{user}"));
+    }
+
     /// Remembers who sent an event protections are about to see.
     pub(crate) fn saw(&mut self, event: &str, sender: &str) {
         self.senders.insert(event.to_owned(), sender.to_owned());
@@ -237,8 +243,7 @@ impl Executor {
             Ok(note) => {
                 tracing::info!(%origin, act = %describe(&act), "done");
                 if let Act::Contract(Action::Unban(a)) = &act {
-                    // Banned again later: a new ban, not a repeat.
-                    self.banned.remove(&format!("{}\n{}", a.room_id, a.user_id));
+                    self.unbanned(&a.room_id, &a.user_id);
                 }
                 Outcome::Done(note)
             }
