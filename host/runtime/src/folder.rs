@@ -166,6 +166,19 @@ impl Folder {
         written.map_err(|e| io::Error::new(e.kind(), format!("cannot write {}: {e}", self.shown(name).display())))
     }
 
+    /// Removes what interrupted durable writes left behind (their hidden
+    /// temporary files); returns how many. Only for folders the host alone
+    /// writes: a plugin folder's hidden files are an operator's copies.
+    pub fn sweep_temporaries(&self) -> io::Result<usize> {
+        let mut removed = 0;
+        for name in self.names()? {
+            if is_temporary(&name) && self.dir.remove_file(&name).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Syncs the folder itself (its entries: names created, renamed, removed).
     pub fn sync(&self) -> io::Result<()> {
         // The folder's own handle may be a path-only descriptor, which cannot
@@ -174,6 +187,11 @@ impl Folder {
         options.read(true);
         self.dir.open_with(".", &options)?.sync_all()
     }
+}
+
+/// Whether `name` is a temporary file of [`Folder::write_durably`].
+fn is_temporary(name: &str) -> bool {
+    name.starts_with('.') && name.contains(".tmp.")
 }
 
 #[cfg(test)]
@@ -228,6 +246,10 @@ mod tests {
         assert_eq!(folder.names().unwrap(), ["state.json"]);
         assert_eq!(folder.read_limited("state.json", 2).unwrap(), None);
         assert_eq!(folder.read_limited("state.json", 3).unwrap().as_deref(), Some("two"));
+        // A crash between the temporary write and the rename leaves this behind.
+        std::fs::write(root.join("inside/.state.json.tmp.1.0"), "half").unwrap();
+        assert_eq!(folder.sweep_temporaries().unwrap(), 1);
+        assert_eq!(folder.names().unwrap(), ["state.json"]);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -113,6 +113,14 @@ pub(crate) struct Folders {
 impl Folders {
     pub(crate) fn open(config: &crate::config::Config) -> anyhow::Result<Folders> {
         let data = Folder::create(&config.data_dir).context("storage.data_dir")?;
+        // What writes cut short by a crash left behind (the files themselves
+        // are whole: a write lands by rename or not at all).
+        let inside = ["components", "protection-state"].map(|name| data.child(name, false).ok());
+        for folder in std::iter::once(Some(data.clone())).chain(inside).flatten() {
+            if let Ok(n @ 1..) = folder.sweep_temporaries() {
+                tracing::info!(folder = %folder.path().display(), "removed {n} temporary file(s) of interrupted writes");
+            }
+        }
         let plugins = Folder::open(&config.plugin_dir).context("plugins.dir")?;
         let settings = match &config.settings_file {
             Some(file) => Some(FileIn::open(file).context("plugins.settings")?),
