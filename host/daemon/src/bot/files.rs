@@ -59,15 +59,16 @@ impl std::fmt::Debug for KeptSession {
     }
 }
 
-pub(crate) struct Session {
+/// Where the kept login session lives (`session.json`, private).
+pub(crate) struct SessionFile {
     data: Folder,
 }
 
 const SESSION: &str = "session.json";
 
-impl Session {
-    pub(crate) fn new(data: &Folder) -> Session {
-        Session { data: data.clone() }
+impl SessionFile {
+    pub(crate) fn new(data: &Folder) -> SessionFile {
+        SessionFile { data: data.clone() }
     }
 
     /// The kept session; none when there is none or it cannot be read (then

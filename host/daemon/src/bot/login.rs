@@ -24,7 +24,7 @@ pub(super) async fn login(client: &Client, config: &Config, data: &gleipnir_runt
         Credentials::Password(password) => {
             // The session of the last run, if the homeserver still takes it:
             // a new login at every start would leave a device behind each time.
-            let kept = files::Session::new(data);
+            let kept = files::SessionFile::new(data);
             let previous = kept.load();
             if let Some(session) = &previous
                 && session.user_id == config.user_id
