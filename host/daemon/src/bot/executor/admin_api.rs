@@ -30,6 +30,29 @@ fn http_client(timeout: Duration) -> matrix_sdk::reqwest::Client {
         })
 }
 
+/// Why an admin API call did not succeed.
+#[derive(Debug)]
+pub(crate) enum AdminError {
+    NotLoggedIn,
+    /// No answer (connection refused, timed out).
+    Unreachable(String),
+    /// An answer other than success: its status and the start of its body.
+    Status {
+        status: u16,
+        body: String,
+    },
+}
+
+impl std::fmt::Display for AdminError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminError::NotLoggedIn => f.write_str("not logged in"),
+            AdminError::Unreachable(e) => write!(f, "the admin API cannot be reached: {e}"),
+            AdminError::Status { status, body } => write!(f, "the admin API answered {status}: {body}"),
+        }
+    }
+}
+
 /// A call to the homeserver's admin API (Synapse), with the bot's token:
 /// the bot's account must be a server admin.
 pub(super) async fn admin(
@@ -37,9 +60,9 @@ pub(super) async fn admin(
     method: reqwest_method,
     path: &str,
     body: Option<serde_json::Value>,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, AdminError> {
     tracing::info!(%method, path, "admin API call");
-    let token = client.access_token().ok_or("not logged in")?;
+    let token = client.access_token().ok_or(AdminError::NotLoggedIn)?;
     admin_request(admin_http(), client.homeserver().as_str(), &token, method, path, body).await
 }
 
@@ -50,20 +73,20 @@ async fn admin_request(
     method: reqwest_method,
     path: &str,
     body: Option<serde_json::Value>,
-) -> Result<serde_json::Value, String> {
+) -> Result<serde_json::Value, AdminError> {
     let url = format!("{}{path}", homeserver.trim_end_matches('/'));
     let mut request = http.request(method, &url).bearer_auth(token);
     if let Some(body) = body {
         request = request.header("Content-Type", "application/json").body(body.to_string());
     }
-    let response = request.send().await.map_err(|e| format!("the admin API cannot be reached: {e}"))?;
+    let response = request.send().await.map_err(|e| AdminError::Unreachable(e.to_string()))?;
     let status = response.status();
     if status.is_success() {
         let text = response.text().await.unwrap_or_default();
         return Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
     }
     let text = response.text().await.unwrap_or_default();
-    Err(format!("the admin API answered {status}: {}", text.chars().take(300).collect::<String>()))
+    Err(AdminError::Status { status: status.as_u16(), body: text.chars().take(300).collect() })
 }
 
 /// Percent-encodes a path segment (a user or room id).
@@ -78,7 +101,7 @@ pub(crate) fn urlencode(text: &str) -> String {
 
 /// A read-only admin API call (a `GET`): whether a user is an admin, the
 /// homeserver's rooms. Anything that changes state goes through the executor.
-pub(crate) async fn query(client: &Client, path: &str) -> Result<serde_json::Value, String> {
+pub(crate) async fn query(client: &Client, path: &str) -> Result<serde_json::Value, AdminError> {
     admin(client, reqwest_method::GET, path, None).await
 }
 

@@ -19,7 +19,7 @@ use matrix_sdk::ruma::{EventId, RoomId, UserId};
 use matrix_sdk::{Client, Room};
 use serde_json::{Value, json};
 
-use admin_api::{admin, reqwest_method};
+use admin_api::{AdminError, admin, reqwest_method};
 pub(crate) use admin_api::{query, urlencode};
 pub(crate) use reach::account_target;
 
@@ -405,11 +405,11 @@ async fn perform(client: &Client, act: &Act) -> Result<Option<String>, Performed
             let path = format!("/_synapse/admin/v1/suspend/{}", urlencode(&a.user_id));
             admin(client, reqwest_method::PUT, &path, Some(json!({"suspend": true})))
                 .await
-                .map_err(Performed::Failed)?;
+                .map_err(|e| Performed::Failed(e.to_string()))?;
         }
         Act::Contract(Action::DeleteUserMedia(a)) => {
             let path = format!("/_synapse/admin/v1/users/{}/media", urlencode(&a.user_id));
-            admin(client, reqwest_method::DELETE, &path, None).await.map_err(Performed::Failed)?;
+            admin(client, reqwest_method::DELETE, &path, None).await.map_err(|e| Performed::Failed(e.to_string()))?;
         }
         Act::Contract(Action::SetJoinRule(_)) => return Err(Performed::Unsupported("set-join-rule")),
         Act::Contract(Action::SetPowerLevel(_)) => return Err(Performed::Unsupported("set-power-level")),
@@ -450,7 +450,7 @@ async fn take_down(client: &Client, room: &str, reason: &str) -> Result<String, 
             format!("blocked, and its purge started (delete id {id})")
         }
         // A room this homeserver never joined has nothing to purge; the block stands.
-        Err(e) if e.contains("404") || e.contains("400") => {
+        Err(AdminError::Status { status: 400 | 404, .. }) => {
             "blocked (this homeserver holds nothing of it to purge)".to_owned()
         }
         Err(e) => format!("blocked, but the purge failed: {e}"),
