@@ -44,6 +44,17 @@ fn policy_lists_end_to_end() {
     let answer = scene.command(&format!("rules matching {}", scene.spammer.user_id), "1 rule(s) match");
     assert!(answer.contains("m.ban") && answer.contains(&list), "{answer}");
 
+    // A moderator unbans the spammer with their client and lets them back in:
+    // the rule still stands, so joining bans them again (not taken for a repeat).
+    let room = &scene.protected;
+    let target = json!({"user_id": scene.spammer.user_id});
+    synapse.call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{room}/unban"), Some(&target)).unwrap();
+    synapse.call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{room}/invite"), Some(&target)).unwrap();
+    join(synapse, &scene.spammer, room);
+    eventually("the spammer banned again on joining", Duration::from_secs(30), || {
+        (membership(synapse, moderator, room, &scene.spammer.user_id).as_deref() == Some("ban")).then_some(())
+    });
+
     // Three server rules at once: each room's ACL is updated once, with all three.
     for (i, entity) in ["*.evil.example", "bad.example", "worse.example"].iter().enumerate() {
         put_rule(
