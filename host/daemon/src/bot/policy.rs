@@ -147,6 +147,21 @@ impl Policy {
         self.acl_denied.insert(room.to_owned())
     }
 
+    /// A room is no longer protected: its members are no longer matched.
+    pub(crate) fn unprotected(&mut self, room: &str) {
+        self.members.remove_room(room);
+    }
+
+    /// The watched lists, for `status`: how many, their rules, and those that failed to load.
+    pub(crate) fn lists_status(&self) -> String {
+        let failed = if self.failed.is_empty() {
+            String::new()
+        } else {
+            format!("; {} FAILED to load, so no server ACL is sent (see `rules`)", self.failed.len())
+        };
+        format!("{} ({} rules){failed}", self.lists.len(), self.index.len())
+    }
+
     /// Where the server ACL stands, for `status`.
     pub(crate) fn acl_status(&self) -> String {
         if self.acl_due {

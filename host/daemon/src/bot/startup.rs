@@ -269,7 +269,7 @@ impl Bot {
         if !self.protected.remove(room) {
             return;
         }
-        self.session.policy.members.remove_room(room);
+        self.session.policy.unprotected(room);
         let content = account::read(&self.client, PROTECTED_ROOMS.key).await.ok().flatten();
         let (rooms, _) = PROTECTED_ROOMS.read(content.as_ref());
         let problem = match rooms.iter().find(|(_, r)| self.same_room(r, room)) {

@@ -206,17 +206,7 @@ impl Bot {
             let _ = writeln!(out, "SAFE MODE: nothing is protected and no policy is applied; `restart` to leave it.");
         }
         let _ = writeln!(out, "Protected rooms: {}", self.protected.len());
-        let _ = writeln!(
-            out,
-            "Watched lists: {} ({} rules){}",
-            self.session.policy.lists.len(),
-            self.session.policy.index.len(),
-            if self.session.policy.failed.is_empty() {
-                String::new()
-            } else {
-                format!("; {} FAILED to load, so no server ACL is sent (see `rules`)", self.session.policy.failed.len())
-            }
-        );
+        let _ = writeln!(out, "Watched lists: {}", self.session.policy.lists_status());
         let _ = writeln!(out, "Server ACL: {}", self.session.policy.acl_status());
         let lag = self
             .last_sync

@@ -65,7 +65,7 @@ impl Bot {
             Some(r) => r.leave().await.is_ok(),
             None => false,
         };
-        self.session.policy.members.remove_room(&id);
+        self.session.policy.unprotected(&id);
         format!("No longer protecting {room} ({id}){}.", if left { "; left the room" } else { "" })
     }
 
