@@ -209,7 +209,6 @@ impl Executor {
         };
         let act = Act::Contract(action);
         let kind = act.kind();
-        let shown = describe(&act);
         match self.act(ctx, &origin, act).await {
             Outcome::Done(_) | Outcome::Unneeded => None,
             Outcome::Refused(why) => Some(format!("{origin}: {why}")),
@@ -219,7 +218,7 @@ impl Executor {
             Outcome::Unsupported(name) => self.unsupported.insert(name).then(|| {
                 format!("{origin}: this version of Gleipnir cannot carry out {name} yet; refused. (Said once.)")
             }),
-            Outcome::DryRun(_) => Some(format!("{origin} (dry run, nothing done): {shown}")),
+            Outcome::DryRun(what) => Some(format!("{origin} (dry run, nothing done): {what}")),
             Outcome::Notice(body) => Some(format!("{origin}: {body}")),
             Outcome::Failed(e) => Some(format!("{origin}: {kind} failed: {e}")),
         }
