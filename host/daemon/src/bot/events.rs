@@ -10,6 +10,7 @@ use matrix_sdk::ruma::{OwnedRoomId, UserId};
 use super::history::Backwards;
 use super::ingest::{self, Input};
 use super::protected::Protected;
+use super::route::{self, Route};
 use super::{Bot, Lost, MAX_GAP_PAGES, executor, health, sandboxed};
 
 impl Bot {
@@ -139,40 +140,24 @@ impl Bot {
                 self.rooms.uncount(id);
             }
         }
-        if event.sender == self.bot_user {
-            return;
-        }
-        if room == self.management.as_str() {
-            match &event.kind {
-                // Commands come from new messages only: an edit is not a new command.
-                gleipnir_runtime::EventKind::Message(message) if message.replaces.is_some() => {}
-                gleipnir_runtime::EventKind::Message(message) if self.replaying => {
-                    self.not_run(&event.sender, &message.body).await;
+        let at = route::At {
+            bot: &self.bot_user,
+            management: self.management.as_str(),
+            protected: &self.protected,
+            replaying: self.replaying,
+        };
+        match route::route(room, event, &at) {
+            Route::Command { sender, body } => self.command(&sender, &body).await,
+            Route::NotRun { sender, body } => self.not_run(&sender, &body).await,
+            Route::Reaction { sender, relates_to, key } => self.reaction(&sender, &relates_to, &key).await,
+            Route::Protect { event, counted } => {
+                // Counted after the protections saw it: they see the messages before this one.
+                self.dispatch(*event).await;
+                if let Some(route::Counted { event_id, sender }) = counted {
+                    self.rooms.count_message(room, &sender, &event_id);
                 }
-                gleipnir_runtime::EventKind::Message(message) => {
-                    self.command(&event.sender, &message.body).await;
-                }
-                // A confirmation given while the bot was stopped confirms nothing.
-                gleipnir_runtime::EventKind::Reaction(_) if self.replaying => {}
-                gleipnir_runtime::EventKind::Reaction(reaction) => {
-                    self.reaction(&event.sender, &reaction.relates_to, &reaction.key).await;
-                }
-                _ => {}
             }
-            return;
-        }
-        if self.protected.contains(room) {
-            // Counted after the protections saw it: they see the messages before this one.
-            let counted = match &event.kind {
-                gleipnir_runtime::EventKind::Message(m) if m.replaces.is_none() && !event.event_id.is_empty() => {
-                    Some((event.event_id.clone(), event.sender.clone()))
-                }
-                _ => None,
-            };
-            self.dispatch(event).await;
-            if let Some((id, sender)) = counted {
-                self.rooms.count_message(room, &sender, &id);
-            }
+            Route::Nowhere => {}
         }
     }
 

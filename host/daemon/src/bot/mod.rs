@@ -27,6 +27,7 @@ mod policy;
 mod preview;
 mod protected;
 mod queries;
+mod route;
 mod startup;
 mod takedown;
 
