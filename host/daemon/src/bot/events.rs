@@ -19,8 +19,8 @@ impl Bot {
     pub(super) async fn handle_sync(&mut self, response: &matrix_sdk::sync::SyncResponse, since: &str) {
         let policy = &self.session.policy;
         let watched = ingest::Watched {
-            bot: &self.bot_user,
-            management: self.management.as_str(),
+            bot: &self.matrix.bot_user,
+            management: self.matrix.management.as_str(),
             protected: &self.protected,
             is_list: &|room| policy.is_list(room),
         };
@@ -68,12 +68,10 @@ impl Bot {
     }
 
     pub(super) async fn load_room_state(&mut self, room: &str) {
-        use matrix_sdk::ruma::api::client::state::get_state_events;
-        let Ok(room_id) = OwnedRoomId::try_from(room) else { return };
-        match self.client.send(get_state_events::v3::Request::new(room_id)).await {
-            Ok(response) => {
-                for raw in response.room_state {
-                    self.state_event(room, raw.json().get());
+        match self.matrix.room_state(room).await {
+            Ok(state) => {
+                for json in &state {
+                    self.state_event(room, json);
                 }
             }
             Err(e) => tracing::warn!(room, "cannot load room state: {e}"),
@@ -87,23 +85,24 @@ impl Bot {
         let mut pages = pages.from(prev_batch).until(since);
         let mut events = Vec::new();
         loop {
-            match pages.next(&self.client, 100).await {
+            match pages.next(&self.matrix.client, 100).await {
                 Ok(Some(chunk)) => events.extend(chunk.iter().map(|e| e.json().get().to_owned())),
                 Ok(None) => break,
                 Err(e) => {
                     let text = format!("could not fetch {room}'s missed events ({e}); some may not have been seen");
                     tracing::error!("{text}");
-                    self.notify(&text).await;
+                    self.matrix.notify(&text).await;
                     break;
                 }
             }
         }
         if pages.cut_short() {
-            self.notify(&format!(
-                "{room}: more than {} events arrived at once; only the newest were checked",
-                MAX_GAP_PAGES * 100
-            ))
-            .await;
+            self.matrix
+                .notify(&format!(
+                    "{room}: more than {} events arrived at once; only the newest were checked",
+                    MAX_GAP_PAGES * 100
+                ))
+                .await;
         }
         events.reverse();
         tracing::info!(room, events = events.len(), "filled a gap in the timeline");
@@ -141,8 +140,8 @@ impl Bot {
             }
         }
         let at = route::At {
-            bot: &self.bot_user,
-            management: self.management.as_str(),
+            bot: &self.matrix.bot_user,
+            management: self.matrix.management.as_str(),
             protected: &self.protected,
             replaying: self.replaying,
         };
@@ -162,13 +161,15 @@ impl Bot {
     }
 
     async fn consider_invite(&self, room_id: &str) {
-        let Some(room) = OwnedRoomId::try_from(room_id).ok().and_then(|id| self.client.get_room(&id)) else { return };
+        let Some(room) = OwnedRoomId::try_from(room_id).ok().and_then(|id| self.matrix.client.get_room(&id)) else {
+            return;
+        };
         let inviter = match room.invite_details().await {
             Ok(details) => details.inviter.map(|m| m.user_id().to_string()),
             Err(_) => None,
         };
         let inviter_id = inviter.as_deref().and_then(|user| <&UserId>::try_from(user).ok());
-        let from_moderator = match (inviter_id, self.management_room()) {
+        let from_moderator = match (inviter_id, self.matrix.management_room()) {
             (Some(user), Some(management)) => management
                 .get_member_no_sync(user)
                 .await
@@ -283,12 +284,12 @@ impl Bot {
         if kind == "m.room.server_acl" && key.is_empty() && self.protected.contains(room) {
             self.acl_state(room, &sender, content.get());
         }
-        if kind == "m.room.join_rules" && key.is_empty() && room == self.management.as_str() {
+        if kind == "m.room.join_rules" && key.is_empty() && room == self.matrix.management.as_str() {
             let rule = serde_json::from_str::<serde_json::Value>(content.get())
                 .ok()
                 .and_then(|c| c.get("join_rule").and_then(|r| r.as_str()).map(str::to_owned));
             if let Some(rule) = rule {
-                self.management_rule = rule;
+                self.matrix.management_rule = rule;
             }
         }
         match applied {

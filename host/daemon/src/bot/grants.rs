@@ -5,8 +5,8 @@
 use gleipnir_runtime::{CapabilitySet, Plugin, capability};
 use serde_json::{Value, json};
 
+use super::Bot;
 use super::layers::with_entry;
-use super::{Bot, account};
 
 /// Account data: capabilities moderators granted, by protection.
 pub(crate) const GRANTS: &str = "org.gleipnir.protection_grants";
@@ -29,7 +29,7 @@ impl Bot {
     /// `protections grant|revoke NAME CAPABILITY`.
     pub(crate) async fn grant(&mut self, name: &str, capability_name: &str, grant: bool) -> String {
         // Read first: a failed read must not become "nothing stored" and be written back.
-        let stored = match account::read(&self.client, GRANTS).await {
+        let stored = match self.matrix.account(GRANTS).await {
             Ok(stored) => stored,
             Err(e) => return format!("Cannot read the stored grants ({e:#}). Nothing changed."),
         };
@@ -78,7 +78,7 @@ impl Bot {
         // (even grants the config no longer allows) stays as it is.
         let entry = json!(mine.iter().map(capability::name).collect::<Vec<_>>());
         let saved = match with_entry(stored, GRANTS, name, entry) {
-            Ok(content) => match account::write(&self.client, GRANTS, content).await {
+            Ok(content) => match self.matrix.set_account(GRANTS, content).await {
                 Ok(()) => String::new(),
                 Err(e) => format!(" (live, but saving failed: {e:#}; it will not survive a restart)"),
             },
@@ -95,7 +95,7 @@ impl Bot {
     pub(crate) async fn load_grants(&mut self) -> Vec<String> {
         self.session.moderator_grants.clear();
         let mut dropped = Vec::new();
-        let content = match account::read(&self.client, GRANTS).await {
+        let content = match self.matrix.account(GRANTS).await {
             Ok(content) => content,
             Err(e) => {
                 // Fewer powers than granted, never more: said, and `restart` reads again.

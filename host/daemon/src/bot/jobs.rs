@@ -16,9 +16,9 @@ use super::{Bot, executor, plan, sandboxed};
 macro_rules! context {
     ($bot:ident, $management:expr) => {
         executor::Context {
-            client: &$bot.client,
+            client: &$bot.matrix.client,
             rooms: &$bot.rooms,
-            bot: &$bot.bot_user,
+            bot: &$bot.matrix.bot_user,
             management: $management,
             protected: &$bot.protected,
             is_list: &|room| $bot.session.policy.is_list(room),
@@ -55,11 +55,11 @@ impl Bot {
         if jobs.is_empty() {
             return;
         }
-        let management = self.management_room();
+        let management = self.matrix.management_room();
         for (index, job) in jobs.into_iter().enumerate() {
             let report = self.execute(management.as_ref(), job).await;
             if let Some(text) = report {
-                self.notify(&text).await;
+                self.matrix.notify(&text).await;
             }
             self.journal.done(index);
         }
@@ -73,7 +73,7 @@ impl Bot {
     pub(super) async fn hold_account_actions(&mut self, jobs: Vec<executor::Job>) -> Vec<executor::Job> {
         let mut kept = Vec::with_capacity(jobs.len());
         let mut held: BTreeMap<String, plan::Plan> = BTreeMap::new();
-        let management = self.management_room();
+        let management = self.matrix.management_room();
         for job in jobs {
             let executor::Job::Act(origin, action) = &job else {
                 kept.push(job);
@@ -105,7 +105,7 @@ impl Bot {
                 "`[actions] confirm_account_actions = false` lets them go ahead at once",
                 plan.preview()
             );
-            if let Some(preview) = self.send_notice(&text).await {
+            if let Some(preview) = self.matrix.send_notice(&text).await {
                 self.confirmations.hold(preview.to_string(), plan, Instant::now());
             }
         }
@@ -175,7 +175,7 @@ impl Bot {
     /// outside a sync's jobs (moderators' plans, server ACLs, room
     /// takedowns) is done.
     pub(crate) async fn act(&mut self, origin: &executor::Origin, act: executor::Act) -> executor::Outcome {
-        let management = self.management_room();
+        let management = self.matrix.management_room();
         let ctx = context!(self, management.as_ref());
         self.executor.act(&ctx, origin, act).await
     }
@@ -195,11 +195,12 @@ impl Bot {
     pub(super) async fn write_failed(&mut self, what: &str, error: &str) {
         tracing::error!("{error}");
         if self.write_failures.insert(what.to_owned()) {
-            self.notify(&format!(
-                "Cannot write to the data directory: {error}. Gleipnir keeps running and tries again; \
+            self.matrix
+                .notify(&format!(
+                    "Cannot write to the data directory: {error}. Gleipnir keeps running and tries again; \
                  a restart before this is fixed may repeat or miss work."
-            ))
-            .await;
+                ))
+                .await;
         }
     }
 }

@@ -175,7 +175,7 @@ impl Bot {
     pub(crate) async fn save_moderator_settings(&self, name: &str) -> anyhow::Result<()> {
         // A failed read is not "nothing saved": writing then would lose every
         // other protection's settings.
-        let all = account::read(&self.client, account::SETTINGS).await?;
+        let all = self.matrix.account(account::SETTINGS).await?;
         let saved: serde_json::Map<String, Value> = self
             .session
             .layers
@@ -186,7 +186,7 @@ impl Bot {
             .map(|(k, v)| (k.clone(), Value::String(settings::format_value(v))))
             .collect();
         let all = with_entry(all, account::SETTINGS, name, Value::Object(saved)).map_err(anyhow::Error::msg)?;
-        account::write(&self.client, account::SETTINGS, all).await
+        self.matrix.set_account(account::SETTINGS, all).await
     }
 }
 

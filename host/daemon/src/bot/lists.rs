@@ -31,7 +31,7 @@ impl Bot {
 
     /// Whether the bot may write rules in a list.
     pub(crate) fn can_edit(&self, list: &str) -> bool {
-        self.rooms.power_level(list, &self.bot_user) >= self.rooms.room_levels(list).state_default
+        self.rooms.power_level(list, &self.matrix.bot_user) >= self.rooms.room_levels(list).state_default
     }
 
     pub(crate) fn list_names(&self) -> String {
@@ -70,7 +70,7 @@ impl Bot {
         } else {
             json!({"entity": entity, "recommendation": recommendation.as_str(), "reason": reason})
         };
-        if OwnedRoomId::try_from(list).ok().and_then(|id| self.client.get_room(&id)).is_none() {
+        if OwnedRoomId::try_from(list).ok().and_then(|id| self.matrix.client.get_room(&id)).is_none() {
             return format!("I am not in {list}. Nothing changed.");
         }
         let event_type = kind.event_type().to_owned();
@@ -230,7 +230,7 @@ impl Bot {
         request.power_level_content_override = Raw::new(&levels).ok().map(Raw::cast_unchecked);
         let shortcode_event = json!({"type": SHORTCODE, "state_key": "", "content": {"shortcode": shortcode}});
         request.initial_state = Raw::new(&shortcode_event).ok().map(Raw::cast_unchecked).into_iter().collect();
-        let room = match self.client.create_room(request).await {
+        let room = match self.matrix.client.create_room(request).await {
             Ok(room) => room.room_id().to_string(),
             Err(e) => return format!("Could not create the list: {e}. Nothing changed."),
         };

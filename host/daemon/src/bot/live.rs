@@ -84,7 +84,7 @@ impl Bot {
             Change::Failed(e) => format!("Plugin files are no longer watched: {e}"),
         };
         if !text.is_empty() {
-            self.notify(&text).await;
+            self.matrix.notify(&text).await;
         }
     }
 
@@ -233,11 +233,11 @@ impl Bot {
             return format!("{file} was removed: {name} {version} is no longer loaded.");
         }
         let names: Vec<String> = self.session.enabled.keys().cloned().collect();
-        let saved =
-            match account::write(&self.client, account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await {
-                Ok(()) => "",
-                Err(_) => " (saving the list of enabled protections failed)",
-            };
+        let saved = match self.matrix.set_account(account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await
+        {
+            Ok(()) => "",
+            Err(_) => " (saving the list of enabled protections failed)",
+        };
         format!(
             "{file} was removed: {name} {version} is disabled{saved}. Put the file back and `protections enable {name}` to turn it on again."
         )

@@ -34,14 +34,14 @@ pub(crate) async fn pinned_room(
     };
     let Ok(alias) = <&RoomAliasId>::try_from(configured) else {
         // An id in the config is the operator's explicit choice: it wins over any pin.
-        let id = super::join(client, configured).await?;
+        let id = super::matrix::join(client, configured).await?;
         write_pin(data, &id)?;
         return Ok((id, None));
     };
     let resolved = client.resolve_room_alias(alias).await.map(|r| r.room_id);
     match (pinned, resolved) {
         (Some(pinned), Ok(now)) if pinned != now => {
-            super::join(client, pinned.as_str()).await?;
+            super::matrix::join(client, pinned.as_str()).await?;
             let warning = format!(
                 "The alias {alias} now points to {now}, not to this management room ({pinned}). I keep \
                  using this room: a moved alias is not followed. If the move was meant, put the new room's \
@@ -50,11 +50,11 @@ pub(crate) async fn pinned_room(
             Ok((pinned, Some(warning)))
         }
         (Some(pinned), _) => {
-            super::join(client, pinned.as_str()).await?;
+            super::matrix::join(client, pinned.as_str()).await?;
             Ok((pinned, None))
         }
         (None, Ok(now)) => {
-            let id = super::join(client, now.as_str()).await?;
+            let id = super::matrix::join(client, now.as_str()).await?;
             write_pin(data, &id)?;
             Ok((id, None))
         }

@@ -21,6 +21,7 @@ mod lists;
 mod live;
 mod login;
 mod management;
+mod matrix;
 mod notices;
 mod plan;
 mod policy;
@@ -42,8 +43,8 @@ use gleipnir_runtime::{Clock, Instance, Plugin, Runtime, RuntimeConfig};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
-use matrix_sdk::ruma::{OwnedRoomId, RoomOrAliasId};
-use matrix_sdk::{Client, Room};
+
+use matrix_sdk::Client;
 use queries::BotQueries;
 
 use crate::config::Config;
@@ -53,10 +54,8 @@ const MAX_GAP_PAGES: usize = 50;
 
 /// Everything the running bot holds.
 pub(crate) struct Bot {
-    client: Client,
+    matrix: matrix::Matrix,
     config: Config,
-    bot_user: String,
-    management: OwnedRoomId,
     protected: protected::Protected,
     rooms: Arc<RoomStates>,
     queries: Arc<BotQueries>,
@@ -99,12 +98,8 @@ pub(crate) struct Bot {
     write_failures: BTreeSet<String>,
     /// Plugin files that did not load at start and that no enabled protection needs.
     unloaded: Vec<startup::Unloaded>,
-    /// The management room's join rule, as last seen.
-    management_rule: String,
     /// Members told they may not command the bot (said once each).
     refused_commanders: BTreeSet<String>,
-    /// The management room's notices, sent off the event path.
-    notices: notices::Notices,
     /// Protections' own state, kept across restarts.
     kept_state: kept_state::KeptState,
     /// The only folders the bot reads and writes, opened at start.
@@ -175,16 +170,13 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         client: client.clone(),
     });
     let dry_run = config.dry_run;
-    let (client_for_notices, management_for_notices) = (client.clone(), management.clone());
     let tokens = files::SyncToken::new(&folders.data);
     let (delivered, delivered_problem) = delivered::Delivered::load(&folders.data);
     let journal = journal::Journal::new(&folders.data);
     let kept_state = kept_state::KeptState::new(&folders.data);
     let mut bot = Bot {
-        client,
+        matrix: matrix::Matrix::new(client, bot_user, management, management_rule),
         config,
-        bot_user,
-        management,
         protected,
         rooms,
         queries,
@@ -211,17 +203,15 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         stopped_at: None,
         write_failures: BTreeSet::new(),
         unloaded: Vec::new(),
-        management_rule,
         refused_commanders: BTreeSet::new(),
-        notices: notices::Notices::start(client_for_notices, management_for_notices),
         kept_state,
         folders,
     };
     if let Some(warning) = moved_alias {
-        bot.notify(&warning).await;
+        bot.matrix.notify(&warning).await;
     }
     if let Some(problem) = delivered_problem {
-        bot.notify(&problem).await;
+        bot.matrix.notify(&problem).await;
     }
     bot.run().await
 }
@@ -233,19 +223,7 @@ pub(crate) fn sandboxed<R>(f: impl FnOnce() -> R) -> R {
     tokio::task::block_in_place(f)
 }
 
-/// Joins a room by id or alias and returns its id.
-pub(crate) async fn join(client: &Client, room: &str) -> anyhow::Result<OwnedRoomId> {
-    let id = <&RoomOrAliasId>::try_from(room).with_context(|| format!("`{room}` is not a room id or alias"))?;
-    let joined = client.join_room_by_id_or_alias(id, &[]).await.with_context(|| format!("cannot join {room}"))?;
-    Ok(joined.room_id().to_owned())
-}
-
 impl Bot {
-    fn management_room(&self) -> Option<Room> {
-        self.client.get_room(&self.management)
-    }
-
-    /// Shares the protected rooms with what protections may ask.
     /// Starts a protection with the operator's grants.
     pub(crate) fn enable(&mut self, name: &str) -> anyhow::Result<()> {
         let plugin = self.plugins.get(name).with_context(|| format!("no protection named `{name}` is loaded"))?;
@@ -273,7 +251,9 @@ impl Bot {
             Ok(unfinished) => unfinished,
             Err(e) => {
                 tracing::error!("{e}");
-                self.notify(&format!("{e}. The events since the last saved sync token are handled again.")).await;
+                self.matrix
+                    .notify(&format!("{e}. The events since the last saved sync token are handled again."))
+                    .await;
                 None
             }
         };
@@ -290,7 +270,7 @@ impl Bot {
         if let Some(token) = &stored {
             settings = settings.token(token.clone());
         }
-        let (first, since) = match self.client.sync_once(settings).await {
+        let (first, since) = match self.matrix.client.sync_once(settings).await {
             Ok(first) => (first, stored),
             Err(e) if stored.is_some() && e.as_client_api_error().is_some() => {
                 // The homeserver refused the stored token: start from now rather than not at all.
@@ -298,9 +278,9 @@ impl Bot {
                     "The stored sync token was refused ({e}); starting from now. Events since the last run were not seen."
                 );
                 tracing::warn!("{text}");
-                self.notify(&text).await;
+                self.matrix.notify(&text).await;
                 let settings = SyncSettings::default().filter(filter.clone()).full_state(true);
-                (self.client.sync_once(settings).await.context("the first sync failed")?, None)
+                (self.matrix.client.sync_once(settings).await.context("the first sync failed")?, None)
             }
             Err(e) => return Err(e).context("the first sync failed"),
         };
@@ -321,19 +301,20 @@ impl Bot {
             let problems = if entering_safe_mode { Vec::new() } else { self.start().await };
             if problems.is_empty() && !entering_safe_mode {
                 self.safe_mode = false;
-                self.notify(&format!(
-                    "Gleipnir started: protecting {} room(s), {} protection(s) enabled, {} watched list(s).{}",
-                    self.protected.len(),
-                    self.session.enabled.len(),
-                    self.session.policy.lists.len(),
-                    self.unloaded_note()
-                ))
-                .await;
+                self.matrix
+                    .notify(&format!(
+                        "Gleipnir started: protecting {} room(s), {} protection(s) enabled, {} watched list(s).{}",
+                        self.protected.len(),
+                        self.session.enabled.len(),
+                        self.session.policy.lists.len(),
+                        self.unloaded_note()
+                    ))
+                    .await;
             } else {
                 if self.config.on_problem == crate::config::OnProblem::Exit && !entering_safe_mode {
                     let text = crate::state::report(&problems);
                     // Waited for: the process ends right after.
-                    self.send_notice(&format!("Stopping (startup.on_problem = \"exit\"):\n{text}")).await;
+                    self.matrix.send_notice(&format!("Stopping (startup.on_problem = \"exit\"):\n{text}")).await;
                     bail!("problems with stored state:\n{text}");
                 }
                 self.enter_safe_mode(problems).await;
@@ -342,11 +323,9 @@ impl Bot {
             // what arrived while the bot was stopped, through the live path.
             if !self.safe_mode {
                 if let Some(left) = unfinished.take() {
-                    self.notify(&format!(
-                        "Carrying out {} action(s) decided before Gleipnir stopped.",
-                        left.jobs.len()
-                    ))
-                    .await;
+                    self.matrix
+                        .notify(&format!("Carrying out {} action(s) decided before Gleipnir stopped.", left.jobs.len()))
+                        .await;
                     self.jobs.extend(left.jobs);
                 }
                 self.flush_jobs(&token).await;
@@ -374,7 +353,7 @@ impl Bot {
             // An ACL waits for rule changes to settle: come back soon to send it.
             let wait = if self.session.policy.acl_due() { Duration::from_millis(500) } else { Duration::from_secs(30) };
             let settings = SyncSettings::default().filter(filter.clone()).token(token.clone()).timeout(wait);
-            let client = self.client.clone();
+            let client = self.matrix.client.clone();
             let mut request = tokio::spawn(async move { client.sync_once(settings).await });
             let result = loop {
                 tokio::select! {
@@ -418,12 +397,13 @@ impl Bot {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
             Err(e) => {
                 self.rooms.distrust_counts();
-                self.notify(&format!(
-                    "Cannot read {} ({e}); message counts and join times start over, so every member counts \
+                self.matrix
+                    .notify(&format!(
+                        "Cannot read {} ({e}); message counts and join times start over, so every member counts \
                      as a newcomer until they have been here long enough.",
-                    path.display()
-                ))
-                .await;
+                        path.display()
+                    ))
+                    .await;
                 return;
             }
         };
@@ -431,12 +411,13 @@ impl Bot {
             // Failing closed: without the counts nobody can be told established.
             self.rooms.distrust_counts();
             let moved = files::set_aside(&self.folders.data, files::COUNTS, "message-counts.json.damaged");
-            self.notify(&format!(
-                "{} is damaged ({e}; {moved}); message counts and join times start over, so every member counts \
+            self.matrix
+                .notify(&format!(
+                    "{} is damaged ({e}; {moved}); message counts and join times start over, so every member counts \
                  as a newcomer until they have been here long enough.",
-                path.display()
-            ))
-            .await;
+                    path.display()
+                ))
+                .await;
         }
     }
 
@@ -457,17 +438,6 @@ impl Bot {
                 self.write_failed("counts", &format!("{e:#}")).await;
             }
         }
-    }
-
-    /// A notice in the management room, queued (see `notices`): never waits.
-    pub(crate) async fn notify(&self, text: &str) {
-        self.notices.notify(text);
-    }
-
-    /// A notice in the management room; its event id once sent (in order
-    /// with the notices queued before it).
-    pub(crate) async fn send_notice(&self, text: &str) -> Option<matrix_sdk::ruma::OwnedEventId> {
-        self.notices.send(text).await
     }
 }
 

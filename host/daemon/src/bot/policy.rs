@@ -14,10 +14,9 @@ use std::time::Instant;
 
 use gleipnir_policy::{Delta, Entity, EntityKind, Index, Members, PolicyList, Rule, ServerAcl};
 use gleipnir_runtime::{Action, TargetUser};
-use matrix_sdk::ruma::OwnedRoomId;
 use serde_json::{Value, json};
 
-use super::{Bot, account, executor};
+use super::{Bot, executor};
 use crate::parse::RoomRef;
 
 /// Account data listing the watched policy lists.
@@ -181,14 +180,14 @@ pub(crate) fn permalink(room_id: &str) -> String {
 
 impl Bot {
     pub(crate) fn own_server(&self) -> &str {
-        self.bot_user.split_once(':').map_or("", |(_, server)| server)
+        self.matrix.bot_user.split_once(':').map_or("", |(_, server)| server)
     }
 
     /// Joins a list by reference (permalink, id or alias), loads its rules
     /// and applies them. Returns the room id.
     pub(crate) async fn watch_reference(&mut self, reference: &str) -> Result<String, String> {
         let room = crate::parse::room_ref(reference).map_err(|e| e.to_string())?;
-        let room_id = super::join(&self.client, &room.to_string()).await.map_err(|e| format!("{e:#}"))?.to_string();
+        let room_id = self.matrix.join(&room.to_string()).await.map_err(|e| format!("{e:#}"))?.to_string();
         self.load_list(&room_id).await?;
         self.session.policy.references.insert(room_id.clone(), reference.to_owned());
         self.session.policy.failed.remove(reference);
@@ -198,13 +197,7 @@ impl Bot {
     /// Reads a list room's whole state and applies the difference to what
     /// is known of it.
     async fn load_list(&mut self, room_id: &str) -> Result<(), String> {
-        use matrix_sdk::ruma::api::client::state::get_state_events;
-        let id = OwnedRoomId::try_from(room_id).map_err(|e| e.to_string())?;
-        let response = self
-            .client
-            .send(get_state_events::v3::Request::new(id))
-            .await
-            .map_err(|e| format!("cannot read it: {e}"))?;
+        let state = self.matrix.room_state(room_id).await.map_err(|e| format!("cannot read it: {e:#}"))?;
         #[derive(serde::Deserialize)]
         struct Key {
             #[serde(rename = "type")]
@@ -214,8 +207,7 @@ impl Bot {
         let list = self.session.policy.lists.entry(room_id.to_owned()).or_insert_with(|| PolicyList::new(room_id));
         // Rules that are gone from the state (lost while away) are removed,
         // under the event type they came in.
-        let keys: Vec<Key> =
-            response.room_state.iter().filter_map(|raw| serde_json::from_str(raw.json().get()).ok()).collect();
+        let keys: Vec<Key> = state.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
         let present: HashSet<(EntityKind, &str)> = keys
             .iter()
             .filter_map(|e| gleipnir_policy::rule::rule_type(&e.kind).map(|(k, _)| (k, e.state_key.as_str())))
@@ -231,8 +223,8 @@ impl Bot {
         // Everything else goes the way sync state does: the room cache (power
         // levels, to tell whether rules can be written), the shortcode, and
         // each rule into the list, the index and the pending delta.
-        for raw in &response.room_state {
-            self.state_event(room_id, raw.json().get());
+        for json in &state {
+            self.state_event(room_id, json);
         }
         Ok(())
     }
@@ -271,7 +263,7 @@ impl Bot {
 
     /// An `m.room.server_acl` in a protected room.
     pub(crate) fn acl_state(&mut self, room: &str, sender: &str, content: &str) {
-        self.session.policy.on_acl(room, sender, content, &self.bot_user);
+        self.session.policy.on_acl(room, sender, content, &self.matrix.bot_user);
     }
 
     /// Bans a user who joined or knocked, if a rule says so (carried out
@@ -336,7 +328,8 @@ impl Bot {
     /// Sends the compiled ACL to every protected room whose ACL differs.
     async fn sync_acls(&mut self) {
         let own_server = self.own_server().to_owned();
-        let Some((acl, rooms)) = self.session.policy.acl_updates(&self.protected.rooms(), &own_server, &self.bot_user)
+        let Some((acl, rooms)) =
+            self.session.policy.acl_updates(&self.protected.rooms(), &own_server, &self.matrix.bot_user)
         else {
             let failed: Vec<&String> = self.session.policy.failed.keys().collect();
             tracing::warn!(?failed, "not sending server ACLs: a watched list failed to load");
@@ -347,14 +340,18 @@ impl Bot {
             let act = executor::Act::ServerAcl { room: room.clone(), content: content.clone() };
             match self.act(&executor::Origin::Policy, act).await {
                 executor::Outcome::Done(_) | executor::Outcome::Unneeded => {
-                    self.session.policy.acl_sent(&room, &acl, &self.bot_user);
+                    self.session.policy.acl_sent(&room, &acl, &self.matrix.bot_user);
                     tracing::info!(room, deny = acl.deny.len(), "server ACL updated");
                 }
-                executor::Outcome::DryRun(what) => self.notify(&format!("Dry run, nothing done: would {what}")).await,
+                executor::Outcome::DryRun(what) => {
+                    self.matrix.notify(&format!("Dry run, nothing done: would {what}")).await
+                }
                 other => {
                     if self.session.policy.acl_refused(&room) {
                         let e = other.text();
-                        self.notify(&format!("Cannot set the server ACL of {room}: {e}. (Said once per room.)")).await;
+                        self.matrix
+                            .notify(&format!("Cannot set the server ACL of {room}: {e}. (Said once per room.)"))
+                            .await;
                     }
                 }
             }
@@ -366,7 +363,7 @@ impl Bot {
     pub(crate) async fn save_watched(&self) -> anyhow::Result<()> {
         let mut references: Vec<&String> = self.session.policy.references.values().collect();
         references.extend(self.session.policy.failed.keys().filter(|r| *r != WATCHED_LISTS));
-        account::write(&self.client, WATCHED_LISTS, json!({ "references": references })).await
+        self.matrix.set_account(WATCHED_LISTS, json!({ "references": references })).await
     }
 
     /// `watch LIST`

@@ -25,8 +25,11 @@ impl Bot {
         if self.protected.is_empty() {
             return "No protected rooms to preview over.".to_owned();
         }
-        let clock =
-            Arc::new(StateQueries { bot: self.bot_user.clone(), clock: Clock::manual(0), rooms: self.rooms.clone() });
+        let clock = Arc::new(StateQueries {
+            bot: self.matrix.bot_user.clone(),
+            clock: Clock::manual(0),
+            rooms: self.rooms.clone(),
+        });
         let granted = self.granted(name);
         let mut instance = match super::sandboxed(|| plugin.instantiate(clock.clone(), granted)) {
             Ok(i) => i,
@@ -66,7 +69,7 @@ impl Bot {
                 else {
                     continue;
                 };
-                if event.sender == self.bot_user || !instance.plugin().wants(event::class(&event.kind)) {
+                if event.sender == self.matrix.bot_user || !instance.plugin().wants(event::class(&event.kind)) {
                     continue;
                 }
                 seen += 1;
@@ -121,7 +124,7 @@ impl Bot {
         let mut events = Vec::new();
         while events.len() < limit as usize {
             let wanted = (limit as usize - events.len()).min(100) as u32;
-            let Some(chunk) = pages.next(&self.client, wanted).await? else { break };
+            let Some(chunk) = pages.next(&self.matrix.client, wanted).await? else { break };
             events.extend(chunk.iter().map(|e| e.json().get().to_owned()));
         }
         events.reverse();

@@ -11,12 +11,12 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::{Bot, Session, account};
+use super::{Bot, Session};
 use crate::state::{self, ENABLED_PROTECTIONS, Kind, PROTECTED_ROOMS, Path, Problem, Recovery, WATCHED_LISTS};
 
 /// Account data `start` reads, with what went wrong reading it.
 async fn read(bot: &Bot, key: &'static str, problems: &mut Vec<Problem>) -> Option<Value> {
-    match account::read(&bot.client, key).await {
+    match bot.matrix.account(key).await {
         Ok(content) => content,
         Err(e) => {
             problems.push(Problem {
@@ -72,17 +72,13 @@ impl Bot {
         for (index, room) in rooms {
             // A room the bot is in already needs no join; its state is read
             // again so that members and the current ACL are known as protected.
-            let joined = matrix_sdk::ruma::OwnedRoomId::try_from(room.as_str())
-                .ok()
-                .and_then(|id| self.client.get_room(&id))
-                .is_some_and(|r| r.state() == matrix_sdk::RoomState::Joined);
-            if joined {
+            if self.matrix.joined(&room).is_some() {
                 self.protected.insert(&room);
                 self.load_room_state(&room).await;
                 self.begin_counting(&room);
                 continue;
             }
-            match super::join(&self.client, &room).await {
+            match self.matrix.join(&room).await {
                 Ok(id) => {
                     let id = id.to_string();
                     self.protected.insert(&id);
@@ -140,7 +136,7 @@ impl Bot {
             }));
             if let Some(e) = configured.refused {
                 // Each value fits its spec, but the protection refuses them together.
-                let content = account::read(&self.client, state::PROTECTION_SETTINGS).await.ok().flatten();
+                let content = self.matrix.account(state::PROTECTION_SETTINGS).await.ok().flatten();
                 let saved = content.as_ref().and_then(|c| c.get(&name)).cloned().unwrap_or_default();
                 problems.push(Problem {
                     store: state::PROTECTION_SETTINGS,
@@ -260,7 +256,7 @@ impl Bot {
             state::report(&self.session.problems)
         };
         tracing::warn!("{text}");
-        self.session.report_event = self.send_notice(&text).await.map(|id| id.to_string());
+        self.session.report_event = self.matrix.send_notice(&text).await.map(|id| id.to_string());
     }
 
     /// The bot lost a protected room while running (kicked, banned, room
@@ -270,7 +266,7 @@ impl Bot {
             return;
         }
         self.session.policy.unprotected(room);
-        let content = account::read(&self.client, PROTECTED_ROOMS.key).await.ok().flatten();
+        let content = self.matrix.account(PROTECTED_ROOMS.key).await.ok().flatten();
         let (rooms, _) = PROTECTED_ROOMS.read(content.as_ref());
         let problem = match rooms.iter().find(|(_, r)| self.same_room(r, room)) {
             Some((index, stored)) => PROTECTED_ROOMS.use_problem(content.as_ref(), *index, stored, why.to_owned()),
@@ -284,7 +280,7 @@ impl Bot {
     pub(crate) async fn lost_list(&mut self, room: &str, why: &str) {
         let Some(reference) = self.session.policy.references.get(room).cloned() else { return };
         self.session.policy.failed.insert(reference.clone(), why.to_owned());
-        let content = account::read(&self.client, WATCHED_LISTS.key).await.ok().flatten();
+        let content = self.matrix.account(WATCHED_LISTS.key).await.ok().flatten();
         let (lists, _) = WATCHED_LISTS.read(content.as_ref());
         let problem = match lists.iter().find(|(_, r)| *r == reference || self.same_room(r, room)) {
             Some((index, stored)) => WATCHED_LISTS.use_problem(content.as_ref(), *index, stored, why.to_owned()),
@@ -305,7 +301,7 @@ impl Bot {
         }
         text.push_str("\n`recover N` applies option N (after a preview).");
         self.session.problems.push(problem);
-        self.session.report_event = self.send_notice(&text).await.map(|id| id.to_string());
+        self.session.report_event = self.matrix.send_notice(&text).await.map(|id| id.to_string());
     }
 
     /// Carries out one recovery option: the stored value must still be what
@@ -326,9 +322,9 @@ impl Bot {
             }
             other => {
                 let store = other.store();
-                let now = account::read(&self.client, store).await.map_err(|e| format!("{e:#}"))?;
+                let now = self.matrix.account(store).await.map_err(|e| format!("{e:#}"))?;
                 let content = other.apply(now.as_ref())?;
-                account::write(&self.client, store, content.clone()).await.map_err(|e| format!("{e:#}"))?;
+                self.matrix.set_account(store, content.clone()).await.map_err(|e| format!("{e:#}"))?;
                 Ok(format!("{store} is now {content}."))
             }
         }
@@ -353,7 +349,7 @@ impl Bot {
 
     /// Whether the bot itself just left or was removed from `room`.
     pub(crate) fn lost_room_check(&self, room: &str, user: &str, now: gleipnir_runtime::Membership) -> bool {
-        user == self.bot_user
+        user == self.matrix.bot_user
             && matches!(now, gleipnir_runtime::Membership::Leave | gleipnir_runtime::Membership::Ban)
             && (self.protected.contains(room) || self.session.policy.is_list(room))
     }

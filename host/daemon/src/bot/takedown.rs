@@ -34,7 +34,7 @@ impl Bot {
                 continue;
             }
             let text = self.take_down_room(rule).await;
-            self.notify(&text).await;
+            self.matrix.notify(&text).await;
         }
     }
 
@@ -80,7 +80,7 @@ impl Bot {
         let mut from = 0u64;
         for _ in 0..MAX_ROOM_PAGES {
             let path = format!("/_synapse/admin/v1/rooms?from={from}&limit=500");
-            let reply = query(&self.client, &path).await.map_err(|e| e.to_string())?;
+            let reply = query(&self.matrix.client, &path).await.map_err(|e| e.to_string())?;
             let rooms = reply.get("rooms").and_then(|r| r.as_array()).cloned().unwrap_or_default();
             for room in &rooms {
                 if let Some(id) = room.get("room_id").and_then(|r| r.as_str())

@@ -18,13 +18,13 @@ pub(crate) use protections::SavedSettings;
 impl Bot {
     /// Handles a message in the management room.
     pub(crate) async fn command(&mut self, sender: &str, body: &str) {
-        let display = self.client.account().get_display_name().await.ok().flatten();
-        let Some(text) = parse::addressed(body, &self.config.prefix, &self.bot_user, display.as_deref()) else {
+        let display = self.matrix.client.account().get_display_name().await.ok().flatten();
+        let Some(text) = parse::addressed(body, &self.config.prefix, &self.matrix.bot_user, display.as_deref()) else {
             return;
         };
         if let Some(why) = self.may_not_command(sender) {
             if self.refused_commanders.insert(sender.to_owned()) {
-                self.notify(&why).await;
+                self.matrix.notify(&why).await;
             }
             return;
         }
@@ -40,12 +40,12 @@ impl Bot {
             Err(e) => Reply::Done(e.to_string()),
         };
         match reply {
-            Reply::Done(text) => self.notify(&text).await,
+            Reply::Done(text) => self.matrix.notify(&text).await,
             Reply::Plan(plan) => {
                 if plan.ops.len() <= self.config.confirm_above && !plan.always_confirm {
                     let text = self.carry_out(sender, plan).await;
-                    self.notify(&text).await;
-                } else if let Some(preview) = self.send_notice(&plan.preview()).await {
+                    self.matrix.notify(&text).await;
+                } else if let Some(preview) = self.matrix.send_notice(&plan.preview()).await {
                     self.confirmations.hold(preview.to_string(), plan, std::time::Instant::now());
                 }
             }
@@ -55,32 +55,33 @@ impl Bot {
     /// Why `sender` may not command the bot now, if they may not: the room
     /// became open to anyone, or their power level is too low.
     fn may_not_command(&self, sender: &str) -> Option<String> {
-        if super::management::is_open(&self.management_rule) {
+        if super::management::is_open(&self.matrix.management_rule) {
             return Some(format!(
                 "Commands are refused: this management room's join rule is now `{}`, so anyone could give them. \
                  Make it invite-only again.",
-                self.management_rule
+                self.matrix.management_rule
             ));
         }
-        let power = self.rooms.power_level(self.management.as_str(), sender);
+        let power = self.rooms.power_level(self.matrix.management.as_str(), sender);
         super::management::refusal(power, self.config.min_power_level)
     }
 
     /// A command sent while the bot was stopped: answered, not run (who sent
     /// it may have given up, or done it another way, since).
     pub(crate) async fn not_run(&mut self, sender: &str, body: &str) {
-        let display = self.client.account().get_display_name().await.ok().flatten();
-        let Some(text) = parse::addressed(body, &self.config.prefix, &self.bot_user, display.as_deref()) else {
+        let display = self.matrix.client.account().get_display_name().await.ok().flatten();
+        let Some(text) = parse::addressed(body, &self.config.prefix, &self.matrix.bot_user, display.as_deref()) else {
             return;
         };
         if self.may_not_command(sender).is_some() {
             return;
         }
         let text = text.trim().to_owned();
-        self.notify(&format!(
-            "Not run: `{text}` was sent while Gleipnir was stopped; send it again if it is still wanted."
-        ))
-        .await;
+        self.matrix
+            .notify(&format!(
+                "Not run: `{text}` was sent while Gleipnir was stopped; send it again if it is still wanted."
+            ))
+            .await;
     }
 
     fn recover_plan(&self, n: usize) -> Reply {
@@ -105,7 +106,7 @@ impl Bot {
             if (self.session.report_event.as_deref() == Some(relates_to) || plan::is_yes(key))
                 && self.refused_commanders.insert(sender.to_owned())
             {
-                self.notify(&why).await;
+                self.matrix.notify(&why).await;
             }
             return;
         }
@@ -113,9 +114,9 @@ impl Bot {
             && let Some(n) = plan::keycap_number(key)
         {
             match self.recover_plan(n) {
-                Reply::Done(text) => self.notify(&text).await,
+                Reply::Done(text) => self.matrix.notify(&text).await,
                 Reply::Plan(plan) => {
-                    if let Some(preview) = self.send_notice(&plan.preview()).await {
+                    if let Some(preview) = self.matrix.send_notice(&plan.preview()).await {
                         self.confirmations.hold(preview.to_string(), plan, std::time::Instant::now());
                     }
                 }
@@ -129,10 +130,11 @@ impl Bot {
             plan::Confirmed::Go(plan) => {
                 tracing::info!(sender, command = plan.command, "confirmed");
                 let text = self.carry_out(sender, plan).await;
-                self.notify(&text).await;
+                self.matrix.notify(&text).await;
             }
             plan::Confirmed::Expired(command) => {
-                self.notify(&format!("The preview of `{command}` expired; nothing was done. Give the command again."))
+                self.matrix
+                    .notify(&format!("The preview of `{command}` expired; nothing was done. Give the command again."))
                     .await;
             }
             plan::Confirmed::NotAPreview => {}
@@ -259,7 +261,9 @@ impl Bot {
     /// its spec. An error when the store cannot be read: running (and later
     /// saving) without what was stored would lose it.
     pub(super) async fn saved_settings(&self, name: &str) -> Result<SavedSettings, String> {
-        let content = account::read(&self.client, account::SETTINGS)
+        let content = self
+            .matrix
+            .account(account::SETTINGS)
             .await
             .map_err(|e| format!("the settings moderators saved cannot be read ({e:#})"))?;
         // Entries that do not fit the shape are reported at start, not here.

@@ -35,11 +35,6 @@ impl Bot {
         Ok(rooms)
     }
 
-    pub(crate) fn joined(&self, room: &str) -> Option<matrix_sdk::Room> {
-        let id = matrix_sdk::ruma::OwnedRoomId::try_from(room).ok()?;
-        self.client.get_room(&id).filter(|r| r.state() == matrix_sdk::RoomState::Joined)
-    }
-
     pub(crate) async fn membership_plan(
         &self,
         verb: Verb,
@@ -53,7 +48,7 @@ impl Bot {
         };
         let mut plan = Plan::default();
         for room in rooms {
-            if self.joined(&room).is_none() {
+            if self.matrix.joined(&room).is_none() {
                 plan.skipped.push(format!("{room}: I am not in that room"));
                 continue;
             }
@@ -75,7 +70,7 @@ impl Bot {
                     Ok(mut r) => r.remove(0),
                     Err(e) => return Reply::Done(e),
                 };
-                if self.joined(&room).is_none() {
+                if self.matrix.joined(&room).is_none() {
                     return Reply::Done(format!("I am not in {room}, so I cannot redact there. Nothing changed."));
                 }
                 plan.ops.push(Op::Redact { room, event: event_id, reason: None });
@@ -120,12 +115,12 @@ impl Bot {
             #[serde(default)]
             unsigned: serde_json::Map<String, Value>,
         }
-        if self.joined(room).is_none() {
+        if self.matrix.joined(room).is_none() {
             return Err("I am not in that room".to_owned());
         }
         let mut pages = Backwards::new(room, MAX_PAGES)?.by(user)?;
         let mut found = Vec::new();
-        while let Some(chunk) = pages.next(&self.client, 100).await? {
+        while let Some(chunk) = pages.next(&self.matrix.client, 100).await? {
             for raw in &chunk {
                 let Ok(seen) = serde_json::from_str::<Seen>(raw.json().get()) else { continue };
                 let redacted = seen.content.is_empty() || seen.unsigned.contains_key("redacted_because");

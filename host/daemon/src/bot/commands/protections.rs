@@ -38,21 +38,21 @@ impl Bot {
             let configured = self.configure_enabled(name, moderator);
             if let Some(e) = configured.refused {
                 tracing::warn!(protection = name, "saved settings refused: {e}");
-                self.notify(&format!("{name} refuses its saved settings ({e}): it runs with its defaults.")).await;
+                self.matrix
+                    .notify(&format!("{name} refuses its saved settings ({e}): it runs with its defaults."))
+                    .await;
             }
             for problem in problems {
-                self.notify(&format!("{problem}: using the default instead.")).await;
+                self.matrix.notify(&format!("{problem}: using the default instead.")).await;
             }
             for problem in configured.file_problems {
-                self.notify(&format!("Ignored from the settings file: {problem}.")).await;
+                self.matrix.notify(&format!("Ignored from the settings file: {problem}.")).await;
             }
         } else {
             self.session.enabled.remove(name);
         }
         let names: Vec<String> = self.session.enabled.keys().cloned().collect();
-        if let Err(e) =
-            account::write(&self.client, account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await
-        {
+        if let Err(e) = self.matrix.set_account(account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await {
             return format!("{name} is {} for now, but saving failed: {e:#}", if on { "enabled" } else { "disabled" });
         }
         let granted = self.granted(name);

@@ -26,7 +26,7 @@ fn edit_rooms(stored: Option<Value>, room: &str, add: bool, same: impl Fn(&str) 
 
 impl Bot {
     pub(crate) async fn rooms_add(&mut self, room: &RoomRef) -> String {
-        let id = match super::super::join(&self.client, &room.to_string()).await {
+        let id = match self.matrix.join(&room.to_string()).await {
             Ok(id) => id.to_string(),
             Err(e) => return format!("Could not join {room}: {e:#}. Nothing changed."),
         };
@@ -60,7 +60,10 @@ impl Bot {
             self.protected.insert(&id);
             return format!("Could not save the room list: {e:#}. {room} is still protected.");
         }
-        let left = match self.client.get_room(&matrix_sdk::ruma::OwnedRoomId::try_from(id.as_str()).expect("validated"))
+        let left = match self
+            .matrix
+            .client
+            .get_room(&matrix_sdk::ruma::OwnedRoomId::try_from(id.as_str()).expect("validated"))
         {
             Some(r) => r.leave().await.is_ok(),
             None => false,
@@ -71,7 +74,7 @@ impl Bot {
 
     pub(crate) async fn resolve(&self, alias: &str) -> Option<String> {
         let alias = <&matrix_sdk::ruma::RoomAliasId>::try_from(alias).ok()?;
-        self.client.resolve_room_alias(alias).await.ok().map(|r| r.room_id.to_string())
+        self.matrix.client.resolve_room_alias(alias).await.ok().map(|r| r.room_id.to_string())
     }
 
     /// Adds `room` to the stored protected rooms (`add`) or removes it. The
@@ -79,9 +82,9 @@ impl Bot {
     /// running (kept there for their recovery options) and entries this
     /// version cannot read stay as they are.
     pub(crate) async fn save_rooms(&self, room: &str, add: bool) -> anyhow::Result<()> {
-        let stored = account::read(&self.client, account::PROTECTED_ROOMS).await?;
+        let stored = self.matrix.account(account::PROTECTED_ROOMS).await?;
         let content = edit_rooms(stored, room, add, |stored| self.same_room(stored, room))?;
-        account::write(&self.client, account::PROTECTED_ROOMS, content).await
+        self.matrix.set_account(account::PROTECTED_ROOMS, content).await
     }
 }
 

@@ -1,0 +1,78 @@
+//! The bot's part of the homeserver: its client and user, the management
+//! room and its notices, its account data, and joining rooms. Everything
+//! else reaches Matrix through this (or, for moderation actions, through
+//! the executor, which is handed the client).
+
+use anyhow::Context;
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, RoomOrAliasId};
+use matrix_sdk::{Client, Room};
+use serde_json::Value;
+
+use super::{account, notices};
+
+pub(crate) struct Matrix {
+    pub(crate) client: Client,
+    pub(crate) bot_user: String,
+    pub(crate) management: OwnedRoomId,
+    /// The management room's join rule, as last seen.
+    pub(crate) management_rule: String,
+    /// The management room's notices, sent off the event path.
+    notices: notices::Notices,
+}
+
+impl Matrix {
+    pub(crate) fn new(client: Client, bot_user: String, management: OwnedRoomId, management_rule: String) -> Matrix {
+        let notices = notices::Notices::start(client.clone(), management.clone());
+        Matrix { client, bot_user, management, management_rule, notices }
+    }
+
+    pub(crate) fn management_room(&self) -> Option<Room> {
+        self.client.get_room(&self.management)
+    }
+
+    /// A room the bot has joined.
+    pub(crate) fn joined(&self, room: &str) -> Option<Room> {
+        let id = OwnedRoomId::try_from(room).ok()?;
+        self.client.get_room(&id).filter(|r| r.state() == matrix_sdk::RoomState::Joined)
+    }
+
+    /// A notice in the management room, queued (see `notices`): never waits.
+    pub(crate) async fn notify(&self, text: &str) {
+        self.notices.notify(text);
+    }
+
+    /// A notice in the management room; its event id once sent (in order
+    /// with the notices queued before it).
+    pub(crate) async fn send_notice(&self, text: &str) -> Option<OwnedEventId> {
+        self.notices.send(text).await
+    }
+
+    /// An account data event's content; `None` when it was never set.
+    pub(crate) async fn account(&self, key: &str) -> anyhow::Result<Option<Value>> {
+        account::read(&self.client, key).await
+    }
+
+    pub(crate) async fn set_account(&self, key: &str, content: Value) -> anyhow::Result<()> {
+        account::write(&self.client, key, content).await
+    }
+
+    /// A room's whole current state, each event as client-format JSON.
+    pub(crate) async fn room_state(&self, room: &str) -> anyhow::Result<Vec<String>> {
+        use matrix_sdk::ruma::api::client::state::get_state_events;
+        let id = OwnedRoomId::try_from(room).with_context(|| format!("`{room}` is not a room id"))?;
+        let response = self.client.send(get_state_events::v3::Request::new(id)).await?;
+        Ok(response.room_state.into_iter().map(|raw| raw.json().get().to_owned()).collect())
+    }
+
+    /// Joins a room by id or alias and returns its id.
+    pub(crate) async fn join(&self, room: &str) -> anyhow::Result<OwnedRoomId> {
+        join(&self.client, room).await
+    }
+}
+
+/// Joins a room by id or alias and returns its id.
+pub(crate) async fn join(client: &Client, room: &str) -> anyhow::Result<OwnedRoomId> {
+    let id = <&RoomOrAliasId>::try_from(room).with_context(|| format!("`{room}` is not a room id or alias"))?;
+    let joined = client.join_room_by_id_or_alias(id, &[]).await.with_context(|| format!("cannot join {room}"))?;
+    Ok(joined.room_id().to_owned())
+}
