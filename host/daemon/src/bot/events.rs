@@ -9,9 +9,8 @@ use matrix_sdk::ruma::{OwnedRoomId, UserId};
 
 use super::history::Backwards;
 use super::ingest::{self, Input};
-use super::protected::Protected;
 use super::route::{self, Route};
-use super::{Bot, Lost, MAX_GAP_PAGES, executor, health, sandboxed};
+use super::{Bot, Lost, MAX_GAP_PAGES};
 
 impl Bot {
     /// Handles one sync: its inputs (see `ingest`) in order, then the rooms
@@ -199,61 +198,8 @@ impl Bot {
         if !event.event_id.is_empty() {
             self.executor.saw(&event.event_id, &event.sender);
         }
-        let class = event::class(&event.kind);
-        let mut todo = Vec::new();
-        let now = Instant::now();
-        let (enabled, health_of, protected) = (&mut self.session.enabled, &mut self.health, &self.protected);
-        sandboxed(|| {
-            for (name, instance) in enabled.iter_mut() {
-                if !health_of.contains_key(name) {
-                    health_of.insert(name.clone(), health::Health::default());
-                }
-                let health = health_of.get_mut(name).expect("inserted above");
-                if !instance.plugin().wants(class) || health.quarantined(now) {
-                    continue;
-                }
-                match instance.handle(&event) {
-                    Ok(mut outcome) => {
-                        only_in_protected_rooms(&mut outcome, protected);
-                        for refusal in outcome.refused {
-                            let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(
-                                &refusal.action,
-                            ));
-                            if health.refused(kind) {
-                                todo.push(executor::Job::Report(format!(
-                                    "{name}: refused {}: {}. (Said once per kind of action; `status` counts them.)",
-                                    gleipnir_runtime::json::action(&refusal.action),
-                                    refusal.why
-                                )));
-                            }
-                        }
-                        todo.extend(
-                            outcome
-                                .actions
-                                .into_iter()
-                                .map(|a| executor::Job::Act(executor::Origin::Protection(name.clone()), a)),
-                        );
-                    }
-                    Err(fault) => {
-                        let mut report = format!("{name} faulted: {fault}");
-                        if let Some(length) = health.fault(fault.to_string(), now) {
-                            report.push_str(&format!(
-                                ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
-                             `protections enable {name}` lifts it.",
-                                length.as_secs()
-                            ));
-                        }
-                        todo.push(executor::Job::Report(report));
-                        if fault.kills_instance()
-                            && let Err(e) = instance.restart()
-                        {
-                            todo.push(executor::Job::Report(format!("{name} could not restart: {e}")));
-                        }
-                    }
-                }
-            }
-        });
-        self.jobs.extend(todo);
+        let jobs = self.protections.handle(&event, &self.protected, Instant::now());
+        self.jobs.extend(jobs);
     }
 
     /// Feeds one client-format event, if it is state, to the room cache and
@@ -310,66 +256,5 @@ impl Bot {
             }
             _ => None,
         }
-    }
-}
-
-/// A protection acts in protected rooms only (never in a list, the
-/// management room or a room joined on invite): other actions are refused.
-fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &Protected) {
-    let (kept, elsewhere): (Vec<_>, Vec<_>) = std::mem::take(&mut outcome.actions)
-        .into_iter()
-        .partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
-    outcome.actions = kept;
-    outcome.refused.extend(elsewhere.into_iter().map(|action| gleipnir_runtime::Refusal {
-        why: format!("{} is not a protected room", action_room(&action).unwrap_or_default()),
-        action,
-    }));
-}
-
-/// The room an action acts in, if it acts in one (notices to the management
-/// room and actions on a user's account do not).
-fn action_room(action: &gleipnir_runtime::Action) -> Option<&str> {
-    use gleipnir_runtime::Action;
-    match action {
-        Action::Redact(a) => Some(&a.room_id),
-        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) => Some(&a.room_id),
-        Action::SetJoinRule(a) => Some(&a.room_id),
-        Action::SetPowerLevel(a) => Some(&a.room_id),
-        Action::SendNotice(a) => Some(&a.room_id),
-        Action::AddPolicyRule(a) | Action::RemovePolicyRule(a) => Some(&a.list_room),
-        Action::NotifyManagement(_)
-        | Action::SuspendUser(_)
-        | Action::DeleteUserMedia(_)
-        | Action::DeactivateUser(_) => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gleipnir_runtime::{Action, NotifyManagement, RedactEvent, ServerUser, TargetUser};
-
-    #[test]
-    fn protections_act_in_protected_rooms_only() {
-        let protected = Protected::of(["!protected:x"]);
-        let ban = |room: &str| {
-            Action::Ban(TargetUser { room_id: room.into(), user_id: "@u:x".into(), reason: String::new() })
-        };
-        let mut outcome = gleipnir_runtime::Outcome {
-            actions: vec![
-                ban("!protected:x"),
-                ban("!management:x"),
-                Action::Redact(RedactEvent { room_id: "!list:x".into(), event_id: "$e".into(), reason: String::new() }),
-                Action::NotifyManagement(NotifyManagement { body: "b".into(), reason: String::new() }),
-                Action::SuspendUser(ServerUser { user_id: "@u:x".into(), reason: String::new() }),
-            ],
-            refused: Vec::new(),
-        };
-        only_in_protected_rooms(&mut outcome, &protected);
-        let kept: Vec<String> =
-            outcome.actions.iter().map(|a| gleipnir_runtime::json::action(a)["action"].to_string()).collect();
-        assert_eq!(kept, ["\"ban\"", "\"notify-management\"", "\"suspend-user\""]);
-        let why: Vec<&str> = outcome.refused.iter().map(|r| r.why.as_str()).collect();
-        assert_eq!(why, ["!management:x is not a protected room", "!list:x is not a protected room"]);
     }
 }

@@ -12,20 +12,6 @@ use super::layers::with_entry;
 pub(crate) const GRANTS: &str = "org.gleipnir.protection_grants";
 
 impl Bot {
-    /// What a protection may do: the operator's grants and the moderators'.
-    /// The host queries the operator grants `name` (`read-history`, `read-members`).
-    pub(crate) fn query_grants(&self, name: &str) -> gleipnir_runtime::QueryGrants {
-        self.config.query_grants.get(name).copied().unwrap_or_default()
-    }
-
-    pub(crate) fn granted(&self, name: &str) -> CapabilitySet {
-        let mut set = self.config.grants.get(name).copied().unwrap_or_default();
-        for c in self.session.moderator_grants.get(name).copied().unwrap_or_default().iter() {
-            set.insert(c);
-        }
-        set
-    }
-
     /// `protections grant|revoke NAME CAPABILITY`.
     pub(crate) async fn grant(&mut self, name: &str, capability_name: &str, grant: bool) -> String {
         // Read first: a failed read must not become "nothing stored" and be written back.
@@ -33,13 +19,15 @@ impl Bot {
             Ok(stored) => stored,
             Err(e) => return format!("Cannot read the stored grants ({e:#}). Nothing changed."),
         };
-        let Some(plugin) = self.plugins.get(name) else { return format!("No protection named `{name}` is loaded.") };
+        let Some(plugin) = self.protections.plugins.get(name) else {
+            return format!("No protection named `{name}` is loaded.");
+        };
         let cap = match capability::parse(capability_name) {
             Ok(c) => c,
             Err(e) => return format!("{e}. Nothing changed."),
         };
         let operator = self.config.grants.get(name).copied().unwrap_or_default();
-        let mut mine = self.session.moderator_grants.get(name).copied().unwrap_or_default();
+        let mut mine = self.protections.moderator_grants.get(name).copied().unwrap_or_default();
         if grant {
             if operator.contains(cap) || mine.contains(cap) {
                 return format!("{name} already has `{capability_name}`.");
@@ -69,9 +57,9 @@ impl Bot {
             }
             mine.remove(cap);
         }
-        self.session.moderator_grants.insert(name.to_owned(), mine);
-        let granted = self.granted(name);
-        if let Some(instance) = self.session.enabled.get_mut(name) {
+        self.protections.moderator_grants.insert(name.to_owned(), mine);
+        let granted = self.protections.granted(name);
+        if let Some(instance) = self.protections.enabled.get_mut(name) {
             instance.set_granted(granted);
         }
         // Only this protection's entry changes: what is stored for others
@@ -87,13 +75,13 @@ impl Bot {
         let verb = if grant { "granted to" } else { "revoked from" };
         format!(
             "`{capability_name}` {verb} {name}{saved}. It may now use: {}.",
-            self.granted(name).intersection(plugin_declared(self, name))
+            self.protections.granted(name).intersection(plugin_declared(self, name))
         )
     }
 
     /// Reads the grants moderators gave; those the config no longer allows are left out.
     pub(crate) async fn load_grants(&mut self) -> Vec<String> {
-        self.session.moderator_grants.clear();
+        self.protections.moderator_grants.clear();
         let mut dropped = Vec::new();
         let content = match self.matrix.account(GRANTS).await {
             Ok(content) => content,
@@ -113,12 +101,12 @@ impl Bot {
                     _ => dropped.push(format!("{name}: {cap}")),
                 }
             }
-            self.session.moderator_grants.insert(name, set);
+            self.protections.moderator_grants.insert(name, set);
         }
         dropped
     }
 }
 
 fn plugin_declared(bot: &Bot, name: &str) -> CapabilitySet {
-    bot.plugins.get(name).map(Plugin::declared).unwrap_or_default()
+    bot.protections.plugins.get(name).map(Plugin::declared).unwrap_or_default()
 }

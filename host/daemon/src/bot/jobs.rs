@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use matrix_sdk::Room;
 
-use super::{Bot, executor, plan, sandboxed};
+use super::{Bot, executor, plan};
 
 /// The executor's view of the bot. A macro, not a method: the executor
 /// itself is borrowed mutably beside it.
@@ -115,29 +115,13 @@ impl Bot {
     /// Writes each enabled protection's state (its `snapshot`) to the data
     /// directory, so a restart or a crash does not wipe it.
     pub(super) async fn save_protection_states(&mut self) {
-        let mut failures = Vec::new();
         let mut faulted = Vec::new();
-        let (enabled, kept) = (&mut self.session.enabled, &mut self.kept_state);
-        sandboxed(|| {
-            for (name, instance) in enabled.iter_mut() {
-                if instance.fault().is_some() {
-                    continue;
-                }
-                match instance.snapshot() {
-                    Ok(state) => {
-                        if let Err(e) = kept.save(name, &state) {
-                            failures.push(format!("{e:#}"));
-                        }
-                    }
-                    Err(fault) => {
-                        faulted.push(format!("{name} faulted saving its state: {fault}"));
-                        if let Err(e) = instance.restart() {
-                            faulted.push(format!("{name} could not restart: {e}"));
-                        }
-                    }
-                }
+        let mut failures = Vec::new();
+        for (name, state) in self.protections.snapshots(&mut faulted) {
+            if let Err(e) = self.kept_state.save(&name, &state) {
+                failures.push(format!("{e:#}"));
             }
-        });
+        }
         for text in faulted {
             self.jobs.push(executor::Job::Report(text));
         }
@@ -150,17 +134,10 @@ impl Bot {
     }
 
     /// Gives a protection that just started the state it had before a
-    /// restart, if any; a state it refuses is left out (and said in the log).
+    /// restart, if any.
     pub(crate) fn restore_protection_state(&mut self, name: &str) {
-        let Some(state) = self.kept_state.load(name) else { return };
-        let Some(instance) = self.session.enabled.get_mut(name) else { return };
-        match sandboxed(|| instance.restore(&state)) {
-            Ok(Ok(())) => tracing::info!(name, bytes = state.len(), "protection state restored"),
-            Ok(Err(why)) => tracing::warn!(name, "the protection refused its kept state: {why}"),
-            Err(fault) => {
-                tracing::warn!(name, "the protection faulted taking its kept state back: {fault}");
-                let _ = sandboxed(|| instance.restart());
-            }
+        if let Some(state) = self.kept_state.load(name) {
+            self.protections.restore(name, &state);
         }
     }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gleipnir_runtime::{Plugin, SettingKind, SettingSpec, SettingValue, settings};
+use gleipnir_runtime::{SettingKind, SettingSpec, SettingValue, settings};
 use serde_json::{Value, json};
 
 use super::files::FileIn;
@@ -126,58 +126,14 @@ pub(crate) fn merge(
     out
 }
 
-/// What came of giving an enabled protection its settings.
-pub(crate) struct Configured {
-    /// Values of the settings file that do not fit (left out).
-    pub(crate) file_problems: Vec<String>,
-    /// The protection refused the values together (it keeps its defaults).
-    pub(crate) refused: Option<gleipnir_runtime::ConfigureError>,
-}
-
 impl Bot {
-    /// Gives an enabled protection its settings, at start and when a
-    /// moderator enables it: `moderator`'s values over the settings file
-    /// over its defaults, each checked against its spec, then `configure`.
-    pub(crate) fn configure_enabled(&mut self, name: &str, moderator: Overrides) -> Configured {
-        self.session.layers.moderator.insert(name.to_owned(), moderator);
-        let Some(plugin) = self.plugins.get(name).cloned() else {
-            return Configured { file_problems: Vec::new(), refused: None };
-        };
-        let (overrides, file_problems) = self.effective(name, &plugin);
-        let refused = self
-            .session
-            .enabled
-            .get_mut(name)
-            .and_then(|instance| super::sandboxed(|| instance.configure(&overrides)).err());
-        Configured { file_problems, refused }
-    }
-
-    /// The effective overrides of a protection (file ◄ moderators), checked
-    /// against `plugin`'s spec, and the problems with the file's values.
-    pub(crate) fn effective(&self, name: &str, plugin: &Plugin) -> (Vec<(String, SettingValue)>, Vec<String>) {
-        let (file, problems) = file_values(name, self.session.layers.file.get(name), &plugin.descriptor().settings);
-        let moderator = self.session.layers.moderator.get(name).map(Vec::as_slice).unwrap_or_default();
-        (merge(file, moderator), problems)
-    }
-
-    /// Where a setting's value comes from, for `protections show`.
-    pub(crate) fn source(&self, name: &str, key: &str) -> &'static str {
-        if self.session.layers.moderator.get(name).is_some_and(|m| m.iter().any(|(k, _)| k == key)) {
-            "set by a moderator"
-        } else if self.session.layers.file.get(name).is_some_and(|t| t.contains_key(key)) {
-            "operator settings file"
-        } else {
-            "default"
-        }
-    }
-
     /// Saves what moderators set for one protection, as text.
     pub(crate) async fn save_moderator_settings(&self, name: &str) -> anyhow::Result<()> {
         // A failed read is not "nothing saved": writing then would lose every
         // other protection's settings.
         let all = self.matrix.account(account::SETTINGS).await?;
         let saved: serde_json::Map<String, Value> = self
-            .session
+            .protections
             .layers
             .moderator
             .get(name)

@@ -3,7 +3,7 @@
 //! events) and the operator's settings file applied live (see `layers`).
 
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use gleipnir_runtime::watch::{Change, WatchConfig, Watcher};
@@ -49,6 +49,7 @@ impl Bot {
             return;
         }
         let known = self
+            .protections
             .files
             .iter()
             .filter_map(|(path, f)| f.running.as_ref().map(|p| (path.clone(), p.hash.clone())))
@@ -99,7 +100,7 @@ impl Bot {
         took: std::time::Duration,
     ) -> String {
         let file = file_name(path);
-        let entry = self.files.entry(path.to_owned()).or_default();
+        let entry = self.protections.files.entry(path.to_owned()).or_default();
         let previous = entry.running.clone();
         if previous.as_ref().is_some_and(|p| p.hash == hash) {
             entry.refused = None;
@@ -119,7 +120,7 @@ impl Bot {
         };
         let (name, version) = (plugin.name().to_owned(), plugin.descriptor().version.clone());
         let refuse = |bot: &mut Bot, why: String| {
-            if let Some(f) = bot.files.get_mut(path) {
+            if let Some(f) = bot.protections.files.get_mut(path) {
                 f.refused = Some(Refused { hash: hash.clone(), why: why.clone() });
             }
             why
@@ -134,8 +135,11 @@ impl Bot {
             return refuse(self, why);
         }
         if previous.is_none()
-            && let Some((other, _)) =
-                self.files.iter().find(|(p, f)| *p != path && f.running.as_ref().is_some_and(|r| r.name == name))
+            && let Some((other, _)) = self
+                .protections
+                .files
+                .iter()
+                .find(|(p, f)| *p != path && f.running.as_ref().is_some_and(|r| r.name == name))
         {
             let why = format!("{file} holds `{name}`, which {} already provides: not loaded.", file_name(other));
             return refuse(self, why);
@@ -143,11 +147,11 @@ impl Bot {
 
         let mut text = String::new();
         let compiled = format!("compiled in {} ms", took.as_millis());
-        if let Some(instance) = self.session.enabled.get_mut(&name) {
+        if let Some(instance) = self.protections.enabled.get_mut(&name) {
             let old_version = instance.plugin().descriptor().version.clone();
             let (file_values, file_problems) =
-                file_values(&name, self.session.layers.file.get(&name), &plugin.descriptor().settings);
-            let moderator = self.session.layers.moderator.get(&name).cloned().unwrap_or_default();
+                file_values(&name, self.protections.layers.file.get(&name), &plugin.descriptor().settings);
+            let moderator = self.protections.layers.moderator.get(&name).cloned().unwrap_or_default();
             let overrides = merge(file_values, &moderator);
             let started = Instant::now();
             match sandboxed(|| instance.successor(&plugin, &overrides)) {
@@ -179,14 +183,14 @@ impl Bot {
                         let _ = write!(text, "\nNew settings (at their defaults): {}.", handover.added.join(", "));
                     }
                     // Moderators' values the new version cannot take are forgotten.
-                    if let Some(m) = self.session.layers.moderator.get_mut(&name) {
+                    if let Some(m) = self.protections.layers.moderator.get_mut(&name) {
                         let before = m.len();
                         m.retain(|(k, _)| !handover.dropped.iter().any(|(d, _)| d == k));
                         if m.len() != before {
                             let _ = self.save_moderator_settings(&name).await;
                         }
                     }
-                    if let Some(health) = self.health.get_mut(&name) {
+                    if let Some(health) = self.protections.health.get_mut(&name) {
                         health.clear();
                     }
                 }
@@ -208,12 +212,12 @@ impl Bot {
                 }
             }
         }
-        self.plugins.insert(name.clone(), plugin);
-        if let Some(f) = self.files.get_mut(path) {
+        self.protections.plugins.insert(name.clone(), plugin);
+        if let Some(f) = self.protections.files.get_mut(path) {
             f.running = Some(Provided { name: name.clone(), version, hash });
             f.refused = None;
         }
-        if previous.is_none() && !self.session.enabled.contains_key(&name) && !self.safe_mode {
+        if previous.is_none() && !self.protections.enabled.contains_key(&name) && !self.safe_mode {
             if self.config.enable_new {
                 let _ = write!(text, " {}", self.set_enabled(&name, true).await);
             } else {
@@ -226,13 +230,13 @@ impl Bot {
     /// A component file was removed: its protection stops.
     async fn removed(&mut self, path: &Path) -> String {
         let file = file_name(path);
-        let Some(entry) = self.files.remove(path) else { return String::new() };
+        let Some(entry) = self.protections.files.remove(path) else { return String::new() };
         let Some(Provided { name, version, .. }) = entry.running else { return String::new() };
-        self.plugins.remove(&name);
-        if self.session.enabled.remove(&name).is_none() {
+        self.protections.plugins.remove(&name);
+        if self.protections.enabled.remove(&name).is_none() {
             return format!("{file} was removed: {name} {version} is no longer loaded.");
         }
-        let names: Vec<String> = self.session.enabled.keys().cloned().collect();
+        let names: Vec<String> = self.protections.enabled.keys().cloned().collect();
         let saved = match self.matrix.set_account(account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await
         {
             Ok(()) => "",
@@ -254,10 +258,10 @@ impl Bot {
             Ok(t) => t,
             Err(e) => return format!("The settings file was not applied: {e}. The previous settings stay."),
         };
-        if self.session.layers.file_text.as_ref() == Some(&text) {
+        if self.protections.layers.file_text.as_ref() == Some(&text) {
             return String::new();
         }
-        self.session.layers.file_text = Some(text.clone());
+        self.protections.layers.file_text = Some(text.clone());
         let new = match parse_settings_file(&path, &text) {
             Ok(t) => t,
             Err(e) => return format!("The settings file was not applied: {e}. The previous settings stay."),
@@ -265,7 +269,7 @@ impl Bot {
         let mut problems = Vec::new();
         let mut waiting = Vec::new();
         for (name, table) in &new {
-            match self.plugins.get(name) {
+            match self.protections.plugins.get(name) {
                 Some(p) => problems.extend(file_values(name, Some(table), &p.descriptor().settings).1),
                 None => waiting.push(name.clone()),
             }
@@ -276,24 +280,24 @@ impl Bot {
                 problems.join("\n- ")
             );
         }
-        let old = std::mem::replace(&mut self.session.layers.file, new);
+        let old = std::mem::replace(&mut self.protections.layers.file, new);
         let targets: Vec<(String, Overrides)> = self
-            .session
+            .protections
             .enabled
             .iter()
-            .map(|(name, i)| (name.clone(), self.effective(name, i.plugin()).0))
-            .filter(|(name, overrides)| self.session.enabled[name].overrides() != overrides.as_slice())
+            .map(|(name, i)| (name.clone(), self.protections.effective(name, i.plugin()).0))
+            .filter(|(name, overrides)| self.protections.enabled[name].overrides() != overrides.as_slice())
             .collect();
         // (name, overrides before, settings before) of each protection changed so far.
         let mut done: Vec<(String, Overrides, Vec<gleipnir_runtime::Setting>)> = Vec::new();
         for (name, overrides) in targets {
-            let instance = self.session.enabled.get_mut(&name).expect("listed from enabled");
+            let instance = self.protections.enabled.get_mut(&name).expect("listed from enabled");
             let (before, values) = (instance.overrides().to_vec(), instance.settings().to_vec());
             if let Err(e) = sandboxed(|| instance.configure(&overrides)) {
                 // Put back what changed already.
-                self.session.layers.file = old;
+                self.protections.layers.file = old;
                 for (name, before, _) in done {
-                    if let Some(i) = self.session.enabled.get_mut(&name) {
+                    if let Some(i) = self.protections.enabled.get_mut(&name) {
                         let _ = sandboxed(|| i.configure(&before));
                     }
                 }
@@ -306,7 +310,7 @@ impl Bot {
             text.push_str(" No running protection's settings changed.");
         }
         for (name, _, before) in &done {
-            let after = self.session.enabled[name].settings();
+            let after = self.protections.enabled[name].settings();
             for setting in after {
                 let old = before.iter().find(|s| s.key == setting.key).map(|s| settings::format_value(&s.value));
                 let new = settings::format_value(&setting.value);
@@ -316,7 +320,7 @@ impl Bot {
                         "\n- {name}.{}: {} → {new} ({})",
                         setting.key,
                         old.unwrap_or_default(),
-                        self.source(name, &setting.key)
+                        self.protections.source(name, &setting.key)
                     );
                 }
             }
@@ -333,16 +337,17 @@ impl Bot {
 
     /// `plugins`: the component files, what each provides, and problems.
     pub(crate) fn plugins_report(&self) -> String {
-        if self.files.is_empty() {
+        if self.protections.files.is_empty() {
             return format!("No plugin files in {}.", self.folders.plugins.path().display());
         }
-        let mut out = format!("Plugin files in {} ({}):", self.folders.plugins.path().display(), self.files.len());
-        for (path, f) in &self.files {
+        let mut out =
+            format!("Plugin files in {} ({}):", self.folders.plugins.path().display(), self.protections.files.len());
+        for (path, f) in &self.protections.files {
             let _ = write!(out, "\n- {}: ", file_name(path));
             match &f.running {
                 Some(Provided { name, version, hash }) => {
                     let status =
-                        if self.session.enabled.contains_key(name) { "enabled" } else { "loaded, not enabled" };
+                        if self.protections.enabled.contains_key(name) { "enabled" } else { "loaded, not enabled" };
                     let _ = write!(out, "{name} {version}, sha256 {}, {status}", &hash[..hash.len().min(12)]);
                 }
                 None => out.push_str("not loaded"),
@@ -363,35 +368,25 @@ impl Bot {
 
     /// `plugins reload NAME`: read NAME's file again (even if unchanged).
     pub(crate) fn reload(&mut self, name: &str) -> String {
-        let Some(path) =
-            self.files.iter().find(|(_, f)| f.running.as_ref().is_some_and(|r| r.name == name)).map(|(p, _)| p.clone())
+        let Some(path) = self
+            .protections
+            .files
+            .iter()
+            .find(|(_, f)| f.running.as_ref().is_some_and(|r| r.name == name))
+            .map(|(p, _)| p.clone())
         else {
             return format!("No loaded protection is named `{name}`; `plugins` lists the files.");
         };
         match &self.watcher {
             Some(watcher) => {
                 // The same content is swapped in again: a fresh instance, quarantine lifted.
-                if let Some(running) = self.files.get_mut(&path).and_then(|f| f.running.as_mut()) {
+                if let Some(running) = self.protections.files.get_mut(&path).and_then(|f| f.running.as_mut()) {
                     running.hash.clear();
                 }
                 watcher.reload(path.clone());
                 format!("Reloading {name} from {}; the result follows.", file_name(&path))
             }
             None => "The plugin folder is not watched (plugins.watch = false): `restart` reads it again.".to_owned(),
-        }
-    }
-
-    /// Records the files loaded at start (for `plugins` and the watcher).
-    pub(crate) fn record_file(&mut self, path: PathBuf, outcome: Result<&Plugin, String>) {
-        let entry = self.files.entry(path).or_default();
-        match outcome {
-            Ok(p) => {
-                let (name, version, hash) =
-                    (p.name().to_owned(), p.descriptor().version.clone(), p.content_hash().to_owned());
-                entry.running = Some(Provided { name, version, hash });
-                entry.refused = None;
-            }
-            Err(why) => entry.refused = Some(Refused { hash: String::new(), why }),
         }
     }
 }

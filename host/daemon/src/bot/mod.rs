@@ -27,19 +27,20 @@ mod plan;
 mod policy;
 mod preview;
 mod protected;
+mod protections;
 mod queries;
 mod route;
 mod startup;
 mod takedown;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use gleipnir_runtime::host::StateQueries;
 use gleipnir_runtime::rooms::RoomStates;
-use gleipnir_runtime::{Clock, Instance, Plugin, Runtime, RuntimeConfig};
+use gleipnir_runtime::{Clock, Runtime, RuntimeConfig};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
@@ -60,7 +61,7 @@ pub(crate) struct Bot {
     rooms: Arc<RoomStates>,
     queries: Arc<BotQueries>,
     runtime: Arc<Runtime>,
-    plugins: BTreeMap<String, Plugin>,
+    protections: protections::Protections,
     /// What one start set up; `restart` and safe mode replace it whole.
     session: Session,
     started: Instant,
@@ -73,10 +74,6 @@ pub(crate) struct Bot {
     restart: bool,
     /// Rooms the bot lost while handling a sync (room, why), dealt with after it.
     lost: Vec<Lost>,
-    /// Faults, quarantines and refusals per protection.
-    health: BTreeMap<String, health::Health>,
-    /// The component files of the plugin folder and what each provides.
-    files: BTreeMap<std::path::PathBuf, live::PluginFile>,
     /// Watches the plugin folder and the settings file while running.
     watcher: Option<gleipnir_runtime::watch::Watcher>,
     changes: Option<tokio::sync::mpsc::UnboundedReceiver<gleipnir_runtime::watch::Change>>,
@@ -96,8 +93,6 @@ pub(crate) struct Bot {
     stopped_at: Option<u64>,
     /// Failures to write to the data directory already reported (said once).
     write_failures: BTreeSet<String>,
-    /// Plugin files that did not load at start and that no enabled protection needs.
-    unloaded: Vec<startup::Unloaded>,
     /// Members told they may not command the bot (said once each).
     refused_commanders: BTreeSet<String>,
     /// Protections' own state, kept across restarts.
@@ -111,16 +106,11 @@ pub(crate) struct Bot {
 /// (or safe mode) replaces it whole, so nothing of the last one lingers.
 #[derive(Default)]
 pub(crate) struct Session {
-    pub(crate) enabled: BTreeMap<String, Instance>,
     pub(crate) policy: policy::Policy,
     /// Problems with stored state, with the recovery options `recover N` uses.
     pub(crate) problems: Vec<crate::state::Problem>,
     /// The last problem report: a number reaction on it previews that option.
     pub(crate) report_event: Option<String>,
-    /// Settings from the operator's file and from moderators.
-    pub(crate) layers: layers::Layers,
-    /// Capabilities moderators granted (within what the config allows).
-    pub(crate) moderator_grants: BTreeMap<String, gleipnir_runtime::CapabilitySet>,
 }
 
 /// A protected room or watched list the bot is no longer in, and why.
@@ -174,14 +164,15 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let (delivered, delivered_problem) = delivered::Delivered::load(&folders.data);
     let journal = journal::Journal::new(&folders.data);
     let kept_state = kept_state::KeptState::new(&folders.data);
+    let protections = protections::Protections::new(runtime.clone(), queries.clone(), &config);
     let mut bot = Bot {
+        protections,
         matrix: matrix::Matrix::new(client, bot_user, management, management_rule),
         config,
         protected,
         rooms,
         queries,
         runtime,
-        plugins: BTreeMap::new(),
         session: Session::default(),
         started: Instant::now(),
         last_sync: None,
@@ -190,8 +181,6 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         safe_mode: false,
         restart: false,
         lost: Vec::new(),
-        health: BTreeMap::new(),
-        files: BTreeMap::new(),
         watcher: None,
         changes: None,
         counts_saved: Instant::now(),
@@ -202,7 +191,6 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         replaying: false,
         stopped_at: None,
         write_failures: BTreeSet::new(),
-        unloaded: Vec::new(),
         refused_commanders: BTreeSet::new(),
         kept_state,
         folders,
@@ -224,16 +212,6 @@ pub(crate) fn sandboxed<R>(f: impl FnOnce() -> R) -> R {
 }
 
 impl Bot {
-    /// Starts a protection with the operator's grants.
-    pub(crate) fn enable(&mut self, name: &str) -> anyhow::Result<()> {
-        let plugin = self.plugins.get(name).with_context(|| format!("no protection named `{name}` is loaded"))?;
-        let granted = self.granted(name);
-        let mut instance = sandboxed(|| plugin.instantiate(self.queries.clone(), granted))?;
-        instance.set_query_grants(self.query_grants(name));
-        self.session.enabled.insert(name.to_owned(), instance);
-        Ok(())
-    }
-
     /// The first sync (room state, acting on nothing), then start, serve,
     /// and start again whenever a moderator asks for `restart` or `safe mode`.
     async fn run(&mut self) -> anyhow::Result<()> {
@@ -305,9 +283,9 @@ impl Bot {
                     .notify(&format!(
                         "Gleipnir started: protecting {} room(s), {} protection(s) enabled, {} watched list(s).{}",
                         self.protected.len(),
-                        self.session.enabled.len(),
+                        self.protections.enabled.len(),
                         self.session.policy.lists.len(),
-                        self.unloaded_note()
+                        self.protections.unloaded_note()
                     ))
                     .await;
             } else {

@@ -291,7 +291,7 @@ impl Bot {
         // Protections that asked for policy events, and room takedowns, get
         // the rules not acted on before (every start loads every rule again).
         let fresh = self.delivered.fresh(&delta);
-        let wanted = self.session.enabled.values().any(|i| i.plugin().wants(gleipnir_runtime::EventClass::Policy));
+        let wanted = self.protections.enabled.values().any(|i| i.plugin().wants(gleipnir_runtime::EventClass::Policy));
         if wanted {
             for change in &fresh.changes {
                 self.dispatch(policy_event(change)).await;

@@ -19,7 +19,7 @@ const SHOWN: usize = 30;
 
 impl Bot {
     pub(crate) async fn preview(&mut self, name: &str, limit: u32) -> String {
-        let Some(plugin) = self.plugins.get(name).cloned() else {
+        let Some(plugin) = self.protections.plugins.get(name).cloned() else {
             return format!("No protection named `{name}` is loaded.");
         };
         if self.protected.is_empty() {
@@ -30,21 +30,24 @@ impl Bot {
             clock: Clock::manual(0),
             rooms: self.rooms.clone(),
         });
-        let granted = self.granted(name);
+        let granted = self.protections.granted(name);
         let mut instance = match super::sandboxed(|| plugin.instantiate(clock.clone(), granted)) {
             Ok(i) => i,
             Err(e) => return format!("Could not start {name} for a preview: {e}"),
         };
-        instance.set_query_grants(self.query_grants(name));
-        let overrides = match self.session.enabled.get(name) {
+        instance.set_query_grants(self.protections.query_grants(name));
+        let overrides = match self.protections.enabled.get(name) {
             Some(live) => live.overrides().to_vec(),
             None => {
                 let moderator = match self.saved_settings(name).await {
                     Ok((moderator, _)) => moderator,
                     Err(e) => return format!("Could not preview {name}: {e}."),
                 };
-                let (file, _) =
-                    super::layers::file_values(name, self.session.layers.file.get(name), &plugin.descriptor().settings);
+                let (file, _) = super::layers::file_values(
+                    name,
+                    self.protections.layers.file.get(name),
+                    &plugin.descriptor().settings,
+                );
                 super::layers::merge(file, &moderator)
             }
         };

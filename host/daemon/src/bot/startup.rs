@@ -7,10 +7,10 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
-use std::path::PathBuf;
 
 use serde_json::Value;
 
+use super::protections::Unloaded;
 use super::{Bot, Session};
 use crate::state::{self, ENABLED_PROTECTIONS, Kind, PROTECTED_ROOMS, Path, Problem, Recovery, WATCHED_LISTS};
 
@@ -31,27 +31,24 @@ async fn read(bot: &Bot, key: &'static str, problems: &mut Vec<Problem>) -> Opti
     }
 }
 
-/// A plugin file that did not load at start, and why.
-pub(crate) struct Unloaded {
-    pub(crate) file: PathBuf,
-    pub(crate) why: String,
-}
-
 impl Bot {
     /// Loads plugins, then reads and uses every piece of stored state.
     /// Returns the problems; with none, the bot runs normally.
     pub(crate) async fn start(&mut self) -> Vec<Problem> {
         self.protected.clear();
         self.session = Session::default();
+        self.protections.start_over();
         // A file that does not load is a problem only for a protection that
         // is enabled (below); any other is reported and shown in `plugins`.
-        let (mut problems, unloaded) = self.load_plugins();
+        let plugins = self.folders.plugins.clone();
+        let mut problems = self.protections.load(&plugins);
+        let unloaded = std::mem::take(&mut self.protections.unloaded);
 
         // The operator's settings file (values are checked per protection below).
         if let Some(file) = self.folders.settings.clone() {
-            self.session.layers.file_text = super::layers::settings_file_text(&file).ok();
+            self.protections.layers.file_text = super::layers::settings_file_text(&file).ok();
             match super::layers::read_settings_file(&file) {
-                Ok(tables) => self.session.layers.file = tables,
+                Ok(tables) => self.protections.layers.file = tables,
                 Err(e) => problems.push(Problem {
                     store: "plugins.settings",
                     path: Path::default(),
@@ -95,9 +92,9 @@ impl Bot {
         problems.extend(bad);
         let mut needed = BTreeSet::new();
         for (index, name) in names {
-            let why = match self.plugins.contains_key(&name) {
+            let why = match self.protections.plugins.contains_key(&name) {
                 false => Some("no loaded plugin has this name".to_owned()),
-                true => self.enable(&name).err().map(|e| format!("{e:#}")),
+                true => self.protections.enable(&name).err().map(|e| format!("{e:#}")),
             };
             if let Some(mut why) = why {
                 let mut problem = ENABLED_PROTECTIONS.use_problem(content.as_ref(), index, &name, String::new());
@@ -126,7 +123,7 @@ impl Bot {
                 }
             };
             problems.extend(bad);
-            let configured = self.configure_enabled(&name, moderator);
+            let configured = self.protections.configure_enabled(&name, moderator);
             problems.extend(configured.file_problems.into_iter().map(|message| Problem {
                 store: "plugins.settings",
                 path: Path::default(),
@@ -167,7 +164,7 @@ impl Bot {
             }
         }
 
-        self.unloaded = unloaded.into_iter().filter(|u| !needed.contains(&u.file)).collect();
+        self.protections.unloaded = unloaded.into_iter().filter(|u| !needed.contains(&u.file)).collect();
         if problems.is_empty() {
             // Rules apply to the members already there.
             self.apply_policy().await;
@@ -185,70 +182,12 @@ impl Bot {
         }
     }
 
-    /// Loads every `.wasm` in the plugin directory. Returns the problems (the
-    /// folder cannot be read) and the files that do not load, with why.
-    fn load_plugins(&mut self) -> (Vec<Problem>, Vec<Unloaded>) {
-        self.plugins.clear();
-        self.files.clear();
-        let mut problems = Vec::new();
-        let folder = self.folders.plugins.clone();
-        let names = match folder.names() {
-            Ok(names) => names,
-            Err(e) => {
-                problems.push(Problem {
-                    store: "plugins.dir",
-                    path: Path::default(),
-                    kind: Kind::Use,
-                    message: format!("cannot list {}: {e}", folder.path().display()),
-                    options: Vec::new(),
-                });
-                return (problems, Vec::new());
-            }
-        };
-        let mut unloaded = Vec::new();
-        // Sorted by name; a name starting with `.` is a file being written.
-        for name in names.into_iter().filter(|n| n.ends_with(".wasm") && !n.starts_with('.')) {
-            let path = folder.shown(&name);
-            match self.runtime.load_from(&folder, &name) {
-                Ok(plugin) if self.plugins.contains_key(plugin.name()) => {
-                    let why = format!("protection `{}` is provided by another file already", plugin.name());
-                    tracing::error!(file = %path.display(), "{why}");
-                    self.record_file(path.clone(), Err(why.clone()));
-                    unloaded.push(Unloaded { file: path, why });
-                }
-                Ok(plugin) => {
-                    tracing::info!(name = plugin.name(), file = %path.display(), "loaded protection");
-                    self.record_file(path, Ok(&plugin));
-                    self.plugins.insert(plugin.name().to_owned(), plugin);
-                }
-                Err(e) => {
-                    self.record_file(path.clone(), Err(e.to_string()));
-                    tracing::error!(file = %path.display(), "cannot load protection: {e}");
-                    unloaded.push(Unloaded { file: path, why: format!("the plugin does not load: {e}") });
-                }
-            }
-        }
-        (problems, unloaded)
-    }
-
-    /// The start notice's note on plugin files that did not load and that no
-    /// enabled protection needs; empty when there are none.
-    pub(crate) fn unloaded_note(&self) -> String {
-        let mut text = String::new();
-        for Unloaded { file, why } in &self.unloaded {
-            let _ = write!(text, "\nNot loaded: {}: {why}.", file.display());
-        }
-        if !text.is_empty() {
-            text.push_str("\nNo enabled protection needs these; everything else started. `plugins` lists them.");
-        }
-        text
-    }
-
     /// Enters safe mode: nothing protected, no protection running, no policy.
     pub(crate) async fn enter_safe_mode(&mut self, problems: Vec<Problem>) {
         self.safe_mode = true;
         self.protected.clear();
         self.session = Session { problems, ..Session::default() };
+        self.protections.start_over();
         let text = if self.session.problems.is_empty() {
             "Safe mode, as asked: nothing is protected and no policy is applied. `restart` returns to normal mode."
                 .to_owned()

@@ -218,7 +218,7 @@ impl Bot {
             let _ = writeln!(out, "Dry run: actions are reported, not carried out");
         }
         out.push_str(&self.protections());
-        let broken = self.files.values().filter(|f| f.running.is_none() && f.refused.is_some()).count();
+        let broken = self.protections.files.values().filter(|f| f.running.is_none() && f.refused.is_some()).count();
         if broken > 0 {
             let _ = write!(out, "\nPlugin files that do not load: {broken} (see `plugins`)");
         }
@@ -228,13 +228,13 @@ impl Bot {
 
     fn protections(&self) -> String {
         let mut out = String::from("Protections:");
-        if self.plugins.is_empty() {
+        if self.protections.plugins.is_empty() {
             out += " none loaded";
         }
-        for (name, plugin) in &self.plugins {
+        for (name, plugin) in &self.protections.plugins {
             let now = std::time::Instant::now();
-            let health = self.health.get(name);
-            let mut state = match self.session.enabled.get(name) {
+            let health = self.protections.health.get(name);
+            let mut state = match self.protections.enabled.get(name) {
                 Some(instance) => match (health.and_then(|h| h.quarantined_for(now)), instance.fault()) {
                     (Some(left), _) => format!("enabled, QUARANTINED for {} s more", left.as_secs()),
                     (None, Some(fault)) => format!("enabled, FAULTED: {fault}"),
@@ -269,7 +269,7 @@ impl Bot {
         // Entries that do not fit the shape are reported at start, not here.
         let (all, _) = crate::state::read_settings(content.as_ref());
         let mut problems = Vec::new();
-        let Some(plugin) = self.plugins.get(name) else { return Ok((Vec::new(), problems)) };
+        let Some(plugin) = self.protections.plugins.get(name) else { return Ok((Vec::new(), problems)) };
         let specs = &plugin.descriptor().settings;
         let mut out = Vec::new();
         for (key, text) in all.get(name).into_iter().flatten() {

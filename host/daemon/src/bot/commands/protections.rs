@@ -12,16 +12,16 @@ pub(crate) type SavedSettings = (Vec<(String, gleipnir_runtime::SettingValue)>, 
 
 impl Bot {
     pub(crate) async fn set_enabled(&mut self, name: &str, on: bool) -> String {
-        if !self.plugins.contains_key(name) {
-            let names: Vec<&str> = self.plugins.keys().map(String::as_str).collect();
+        if !self.protections.plugins.contains_key(name) {
+            let names: Vec<&str> = self.protections.plugins.keys().map(String::as_str).collect();
             return match parse::closest(name, &names) {
                 Some(best) => format!("No protection named `{name}`; did you mean `{best}`?"),
                 None => format!("No protection named `{name}`. Loaded: {}", names.join(", ")),
             };
         }
         // Enabling (again) lifts a quarantine.
-        let lifted = on && self.health.get_mut(name).is_some_and(super::super::health::Health::clear);
-        if on == self.session.enabled.contains_key(name) {
+        let lifted = on && self.protections.health.get_mut(name).is_some_and(super::super::health::Health::clear);
+        if on == self.protections.enabled.contains_key(name) {
             if lifted {
                 return format!("{name} is enabled; its quarantine is lifted.");
             }
@@ -32,10 +32,10 @@ impl Bot {
                 Ok(saved) => saved,
                 Err(e) => return format!("Could not enable {name}: {e}. Nothing changed; try again."),
             };
-            if let Err(e) = self.enable(name) {
+            if let Err(e) = self.protections.enable(name) {
                 return format!("Could not enable {name}: {e:#}");
             }
-            let configured = self.configure_enabled(name, moderator);
+            let configured = self.protections.configure_enabled(name, moderator);
             if let Some(e) = configured.refused {
                 tracing::warn!(protection = name, "saved settings refused: {e}");
                 self.matrix
@@ -49,14 +49,14 @@ impl Bot {
                 self.matrix.notify(&format!("Ignored from the settings file: {problem}.")).await;
             }
         } else {
-            self.session.enabled.remove(name);
+            self.protections.enabled.remove(name);
         }
-        let names: Vec<String> = self.session.enabled.keys().cloned().collect();
+        let names: Vec<String> = self.protections.enabled.keys().cloned().collect();
         if let Err(e) = self.matrix.set_account(account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await {
             return format!("{name} is {} for now, but saving failed: {e:#}", if on { "enabled" } else { "disabled" });
         }
-        let granted = self.granted(name);
-        let declared = self.plugins[name].declared();
+        let granted = self.protections.granted(name);
+        let declared = self.protections.plugins[name].declared();
         let mut reply = format!("{name} {}.", if on { "enabled" } else { "disabled" });
         if on && declared.intersection(granted) != declared {
             let _ = write!(reply, " It declares {declared}; the operator grants {granted}: the rest will be refused.");
@@ -65,11 +65,11 @@ impl Bot {
     }
 
     pub(crate) fn show(&self, name: &str) -> String {
-        let Some(plugin) = self.plugins.get(name) else { return format!("No protection named `{name}`.") };
+        let Some(plugin) = self.protections.plugins.get(name) else { return format!("No protection named `{name}`.") };
         let d = plugin.descriptor();
         let mut out = format!("{} {}: {}\n", d.name, d.version, d.summary);
-        let instance = self.session.enabled.get(name);
-        let (overrides, _) = self.effective(name, plugin);
+        let instance = self.protections.enabled.get(name);
+        let (overrides, _) = self.protections.effective(name, plugin);
         for spec in &d.settings {
             let value = match instance.and_then(|i| i.settings().iter().find(|s| s.key == spec.key)) {
                 Some(s) => settings::format_value(&s.value),
@@ -78,7 +78,7 @@ impl Bot {
                     None => settings::format_value(&spec.default),
                 },
             };
-            let source = self.source(name, &spec.key);
+            let source = self.protections.source(name, &spec.key);
             let _ = writeln!(
                 out,
                 "- {} = {value} ({source}; {}, default {})",
@@ -91,7 +91,7 @@ impl Bot {
     }
 
     pub(crate) async fn configure(&mut self, op: ConfigOp, name: &str, key: &str, value: Option<String>) -> String {
-        let Some(instance) = self.session.enabled.get_mut(name) else {
+        let Some(instance) = self.protections.enabled.get_mut(name) else {
             return format!("{name} is not enabled; enable it first with `protections enable {name}`.");
         };
         let specs = instance.plugin().descriptor().settings.clone();
@@ -99,7 +99,7 @@ impl Bot {
             Ok(s) => s,
             Err(e) => return format!("{e}. Nothing changed."),
         };
-        let mut overrides = self.session.layers.moderator.get(name).cloned().unwrap_or_default();
+        let mut overrides = self.protections.layers.moderator.get(name).cloned().unwrap_or_default();
         let old = instance
             .settings()
             .iter()
@@ -132,10 +132,13 @@ impl Bot {
             }
         }
         let plugin = instance.plugin().clone();
-        let (file, _) =
-            super::super::layers::file_values(name, self.session.layers.file.get(name), &plugin.descriptor().settings);
+        let (file, _) = super::super::layers::file_values(
+            name,
+            self.protections.layers.file.get(name),
+            &plugin.descriptor().settings,
+        );
         let effective = super::super::layers::merge(file, &overrides);
-        let instance = self.session.enabled.get_mut(name).expect("checked above");
+        let instance = self.protections.enabled.get_mut(name).expect("checked above");
         if let Err(e) = super::super::sandboxed(|| instance.configure(&effective)) {
             return format!("{e}. The previous settings stay.");
         }
@@ -146,7 +149,7 @@ impl Bot {
             .map(|s| settings::format_value(&s.value))
             .unwrap_or_default();
         // Persist what moderators set, as text, per protection.
-        self.session.layers.moderator.insert(name.to_owned(), overrides);
+        self.protections.layers.moderator.insert(name.to_owned(), overrides);
         let persisted = match self.save_moderator_settings(name).await {
             Ok(()) => "",
             Err(_) => " (live, but saving failed: it will not survive a restart)",
@@ -158,7 +161,7 @@ impl Bot {
     /// settings, changed through the same path as `protections config`.
     pub(crate) async fn trust(&mut self, user: &str, trust: bool) -> String {
         const NAME: &str = "least-authority";
-        let Some(instance) = self.session.enabled.get(NAME) else {
+        let Some(instance) = self.protections.enabled.get(NAME) else {
             return format!("{NAME} is not enabled; `protections enable {NAME}` first. Nothing changed.");
         };
         let listed = |key: &str| {

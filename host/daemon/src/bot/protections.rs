@@ -1,0 +1,373 @@
+//! The protections part: the plugins loaded and the files they came from,
+//! the enabled instances with their settings layers and grants, and each
+//! one's health. It holds no client: events go in, jobs come out (carried
+//! out by the executor like every action); its only I/O is loading plugin
+//! files from the plugin folder.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gleipnir_runtime::{CapabilitySet, Event, Folder, Instance, Plugin, QueryGrants, Runtime, SettingValue, event};
+
+use super::executor::{Job, Origin};
+use super::health::Health;
+use super::layers::{Layers, Overrides, file_values, merge};
+use super::live::{PluginFile, Provided, Refused};
+use super::protected::Protected;
+use super::queries::BotQueries;
+use super::sandboxed;
+use crate::config::Config;
+use crate::state::{Kind, Path, Problem};
+
+/// What the operator's config gives protections.
+#[derive(Clone)]
+struct Operator {
+    grants: BTreeMap<String, CapabilitySet>,
+    query_grants: BTreeMap<String, QueryGrants>,
+}
+
+pub(crate) struct Protections {
+    runtime: Arc<Runtime>,
+    queries: Arc<BotQueries>,
+    operator: Operator,
+    pub(crate) plugins: BTreeMap<String, Plugin>,
+    /// The component files of the plugin folder and what each provides.
+    pub(crate) files: BTreeMap<PathBuf, PluginFile>,
+    /// Plugin files that did not load at start and that no enabled protection needs.
+    pub(crate) unloaded: Vec<Unloaded>,
+    pub(crate) enabled: BTreeMap<String, Instance>,
+    /// Settings from the operator's file and from moderators.
+    pub(crate) layers: Layers,
+    /// Capabilities moderators granted (within what the config allows).
+    pub(crate) moderator_grants: BTreeMap<String, CapabilitySet>,
+    /// Faults, quarantines and refusals per protection (kept across starts).
+    pub(crate) health: BTreeMap<String, Health>,
+}
+
+/// A plugin file that did not load at start, and why.
+pub(crate) struct Unloaded {
+    pub(crate) file: PathBuf,
+    pub(crate) why: String,
+}
+
+/// What came of giving an enabled protection its settings.
+pub(crate) struct Configured {
+    /// Values of the settings file that do not fit (left out).
+    pub(crate) file_problems: Vec<String>,
+    /// The protection refused the values together (it keeps its defaults).
+    pub(crate) refused: Option<gleipnir_runtime::ConfigureError>,
+}
+
+impl Protections {
+    pub(crate) fn new(runtime: Arc<Runtime>, queries: Arc<BotQueries>, config: &Config) -> Protections {
+        let operator = Operator { grants: config.grants.clone(), query_grants: config.query_grants.clone() };
+        Protections::empty(runtime, queries, operator, BTreeMap::new())
+    }
+
+    fn empty(
+        runtime: Arc<Runtime>,
+        queries: Arc<BotQueries>,
+        operator: Operator,
+        health: BTreeMap<String, Health>,
+    ) -> Protections {
+        Protections {
+            runtime,
+            queries,
+            operator,
+            plugins: BTreeMap::new(),
+            files: BTreeMap::new(),
+            unloaded: Vec::new(),
+            enabled: BTreeMap::new(),
+            layers: Layers::default(),
+            moderator_grants: BTreeMap::new(),
+            health,
+        }
+    }
+
+    /// A new start (or safe mode): nothing loaded, nothing enabled, no
+    /// settings nor grants; only each protection's health carries over.
+    pub(crate) fn start_over(&mut self) {
+        let health = std::mem::take(&mut self.health);
+        *self = Protections::empty(self.runtime.clone(), self.queries.clone(), self.operator.clone(), health);
+    }
+
+    /// Loads every `.wasm` in the plugin folder. Returns the problems (the
+    /// folder cannot be read); the files that do not load are in `unloaded`.
+    pub(crate) fn load(&mut self, folder: &Folder) -> Vec<Problem> {
+        let names = match folder.names() {
+            Ok(names) => names,
+            Err(e) => {
+                return vec![Problem {
+                    store: "plugins.dir",
+                    path: Path::default(),
+                    kind: Kind::Use,
+                    message: format!("cannot list {}: {e}", folder.path().display()),
+                    options: Vec::new(),
+                }];
+            }
+        };
+        // Sorted by name; a name starting with `.` is a file being written.
+        for name in names.into_iter().filter(|n| n.ends_with(".wasm") && !n.starts_with('.')) {
+            let path = folder.shown(&name);
+            match self.runtime.load_from(folder, &name) {
+                Ok(plugin) if self.plugins.contains_key(plugin.name()) => {
+                    let why = format!("protection `{}` is provided by another file already", plugin.name());
+                    tracing::error!(file = %path.display(), "{why}");
+                    self.record_file(path.clone(), Err(why.clone()));
+                    self.unloaded.push(Unloaded { file: path, why });
+                }
+                Ok(plugin) => {
+                    tracing::info!(name = plugin.name(), file = %path.display(), "loaded protection");
+                    self.record_file(path, Ok(&plugin));
+                    self.plugins.insert(plugin.name().to_owned(), plugin);
+                }
+                Err(e) => {
+                    self.record_file(path.clone(), Err(e.to_string()));
+                    tracing::error!(file = %path.display(), "cannot load protection: {e}");
+                    self.unloaded.push(Unloaded { file: path, why: format!("the plugin does not load: {e}") });
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Records what a plugin file provides, or why it was refused (for `plugins` and the watcher).
+    pub(crate) fn record_file(&mut self, path: PathBuf, outcome: Result<&Plugin, String>) {
+        let entry = self.files.entry(path).or_default();
+        match outcome {
+            Ok(p) => {
+                let (name, version, hash) =
+                    (p.name().to_owned(), p.descriptor().version.clone(), p.content_hash().to_owned());
+                entry.running = Some(Provided { name, version, hash });
+                entry.refused = None;
+            }
+            Err(why) => entry.refused = Some(Refused { hash: String::new(), why }),
+        }
+    }
+
+    /// The start notice's note on plugin files that did not load and that no
+    /// enabled protection needs; empty when there are none.
+    pub(crate) fn unloaded_note(&self) -> String {
+        let mut text = String::new();
+        for Unloaded { file, why } in &self.unloaded {
+            let _ = write!(text, "\nNot loaded: {}: {why}.", file.display());
+        }
+        if !text.is_empty() {
+            text.push_str("\nNo enabled protection needs these; everything else started. `plugins` lists them.");
+        }
+        text
+    }
+
+    /// Starts a protection with the operator's and moderators' grants.
+    pub(crate) fn enable(&mut self, name: &str) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let plugin = self.plugins.get(name).with_context(|| format!("no protection named `{name}` is loaded"))?;
+        let granted = self.granted(name);
+        let mut instance = sandboxed(|| plugin.instantiate(self.queries.clone(), granted))?;
+        instance.set_query_grants(self.query_grants(name));
+        self.enabled.insert(name.to_owned(), instance);
+        Ok(())
+    }
+
+    /// The host queries the operator grants `name` (`read-history`, `read-members`).
+    pub(crate) fn query_grants(&self, name: &str) -> QueryGrants {
+        self.operator.query_grants.get(name).copied().unwrap_or_default()
+    }
+
+    /// What a protection may do: the operator's grants and the moderators'.
+    pub(crate) fn granted(&self, name: &str) -> CapabilitySet {
+        let mut set = self.operator.grants.get(name).copied().unwrap_or_default();
+        for c in self.moderator_grants.get(name).copied().unwrap_or_default().iter() {
+            set.insert(c);
+        }
+        set
+    }
+
+    /// Hands one event of a protected room to every enabled protection that
+    /// wants its class and is not quarantined. Returns what they decided
+    /// (actions outside protected rooms refused), their refusals (said once
+    /// per kind) and their faults, as jobs.
+    pub(crate) fn handle(&mut self, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
+        let class = event::class(&event.kind);
+        let mut todo = Vec::new();
+        let (enabled, health_of) = (&mut self.enabled, &mut self.health);
+        sandboxed(|| {
+            for (name, instance) in enabled.iter_mut() {
+                let health = health_of.entry(name.clone()).or_default();
+                if !instance.plugin().wants(class) || health.quarantined(now) {
+                    continue;
+                }
+                match instance.handle(event) {
+                    Ok(mut outcome) => {
+                        only_in_protected_rooms(&mut outcome, protected);
+                        for refusal in outcome.refused {
+                            let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(
+                                &refusal.action,
+                            ));
+                            if health.refused(kind) {
+                                todo.push(Job::Report(format!(
+                                    "{name}: refused {}: {}. (Said once per kind of action; `status` counts them.)",
+                                    gleipnir_runtime::json::action(&refusal.action),
+                                    refusal.why
+                                )));
+                            }
+                        }
+                        todo.extend(outcome.actions.into_iter().map(|a| Job::Act(Origin::Protection(name.clone()), a)));
+                    }
+                    Err(fault) => {
+                        let mut report = format!("{name} faulted: {fault}");
+                        if let Some(length) = health.fault(fault.to_string(), now) {
+                            report.push_str(&format!(
+                                ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
+                                 `protections enable {name}` lifts it.",
+                                length.as_secs()
+                            ));
+                        }
+                        todo.push(Job::Report(report));
+                        if fault.kills_instance()
+                            && let Err(e) = instance.restart()
+                        {
+                            todo.push(Job::Report(format!("{name} could not restart: {e}")));
+                        }
+                    }
+                }
+            }
+        });
+        todo
+    }
+
+    /// Each enabled protection's state (its `snapshot`), to keep. A
+    /// protection that faults taking it is restarted and said in `faulted`.
+    pub(crate) fn snapshots(&mut self, faulted: &mut Vec<String>) -> Vec<(String, Vec<u8>)> {
+        let mut states = Vec::new();
+        let enabled = &mut self.enabled;
+        sandboxed(|| {
+            for (name, instance) in enabled.iter_mut() {
+                if instance.fault().is_some() {
+                    continue;
+                }
+                match instance.snapshot() {
+                    Ok(state) => states.push((name.clone(), state)),
+                    Err(fault) => {
+                        faulted.push(format!("{name} faulted saving its state: {fault}"));
+                        if let Err(e) = instance.restart() {
+                            faulted.push(format!("{name} could not restart: {e}"));
+                        }
+                    }
+                }
+            }
+        });
+        states
+    }
+
+    /// Gives a protection that just started the state it had before a
+    /// restart; a state it refuses is left out (and said in the log).
+    pub(crate) fn restore(&mut self, name: &str, state: &[u8]) {
+        let Some(instance) = self.enabled.get_mut(name) else { return };
+        match sandboxed(|| instance.restore(state)) {
+            Ok(Ok(())) => tracing::info!(name, bytes = state.len(), "protection state restored"),
+            Ok(Err(why)) => tracing::warn!(name, "the protection refused its kept state: {why}"),
+            Err(fault) => {
+                tracing::warn!(name, "the protection faulted taking its kept state back: {fault}");
+                let _ = sandboxed(|| instance.restart());
+            }
+        }
+    }
+
+    /// Gives an enabled protection its settings, at start and when a
+    /// moderator enables it: `moderator`'s values over the settings file
+    /// over its defaults, each checked against its spec, then `configure`.
+    pub(crate) fn configure_enabled(&mut self, name: &str, moderator: Overrides) -> Configured {
+        self.layers.moderator.insert(name.to_owned(), moderator);
+        let Some(plugin) = self.plugins.get(name).cloned() else {
+            return Configured { file_problems: Vec::new(), refused: None };
+        };
+        let (overrides, file_problems) = self.effective(name, &plugin);
+        let refused =
+            self.enabled.get_mut(name).and_then(|instance| sandboxed(|| instance.configure(&overrides)).err());
+        Configured { file_problems, refused }
+    }
+
+    /// The effective overrides of a protection (file ◄ moderators), checked
+    /// against `plugin`'s spec, and the problems with the file's values.
+    pub(crate) fn effective(&self, name: &str, plugin: &Plugin) -> (Vec<(String, SettingValue)>, Vec<String>) {
+        let (file, problems) = file_values(name, self.layers.file.get(name), &plugin.descriptor().settings);
+        let moderator = self.layers.moderator.get(name).map(Vec::as_slice).unwrap_or_default();
+        (merge(file, moderator), problems)
+    }
+
+    /// Where a setting's value comes from, for `protections show`.
+    pub(crate) fn source(&self, name: &str, key: &str) -> &'static str {
+        if self.layers.moderator.get(name).is_some_and(|m| m.iter().any(|(k, _)| k == key)) {
+            "set by a moderator"
+        } else if self.layers.file.get(name).is_some_and(|t| t.contains_key(key)) {
+            "operator settings file"
+        } else {
+            "default"
+        }
+    }
+}
+
+/// A protection acts in protected rooms only (never in a list, the
+/// management room or a room joined on invite): other actions are refused.
+fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &Protected) {
+    let (kept, elsewhere): (Vec<_>, Vec<_>) = std::mem::take(&mut outcome.actions)
+        .into_iter()
+        .partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
+    outcome.actions = kept;
+    outcome.refused.extend(elsewhere.into_iter().map(|action| gleipnir_runtime::Refusal {
+        why: format!("{} is not a protected room", action_room(&action).unwrap_or_default()),
+        action,
+    }));
+}
+
+/// The room an action acts in, if it acts in one (notices to the management
+/// room and actions on a user's account do not).
+fn action_room(action: &gleipnir_runtime::Action) -> Option<&str> {
+    use gleipnir_runtime::Action;
+    match action {
+        Action::Redact(a) => Some(&a.room_id),
+        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) => Some(&a.room_id),
+        Action::SetJoinRule(a) => Some(&a.room_id),
+        Action::SetPowerLevel(a) => Some(&a.room_id),
+        Action::SendNotice(a) => Some(&a.room_id),
+        Action::AddPolicyRule(a) | Action::RemovePolicyRule(a) => Some(&a.list_room),
+        Action::NotifyManagement(_)
+        | Action::SuspendUser(_)
+        | Action::DeleteUserMedia(_)
+        | Action::DeactivateUser(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gleipnir_runtime::{Action, NotifyManagement, RedactEvent, ServerUser, TargetUser};
+
+    #[test]
+    fn protections_act_in_protected_rooms_only() {
+        let protected = Protected::of(["!protected:x"]);
+        let ban = |room: &str| {
+            Action::Ban(TargetUser { room_id: room.into(), user_id: "@u:x".into(), reason: String::new() })
+        };
+        let mut outcome = gleipnir_runtime::Outcome {
+            actions: vec![
+                ban("!protected:x"),
+                ban("!management:x"),
+                Action::Redact(RedactEvent { room_id: "!list:x".into(), event_id: "$e".into(), reason: String::new() }),
+                Action::NotifyManagement(NotifyManagement { body: "b".into(), reason: String::new() }),
+                Action::SuspendUser(ServerUser { user_id: "@u:x".into(), reason: String::new() }),
+            ],
+            refused: Vec::new(),
+        };
+        only_in_protected_rooms(&mut outcome, &protected);
+        let kept: Vec<String> =
+            outcome.actions.iter().map(|a| gleipnir_runtime::json::action(a)["action"].to_string()).collect();
+        assert_eq!(kept, ["\"ban\"", "\"notify-management\"", "\"suspend-user\""]);
+        let why: Vec<&str> = outcome.refused.iter().map(|r| r.why.as_str()).collect();
+        assert_eq!(why, ["!management:x is not a protected room", "!list:x is not a protected room"]);
+    }
+}
