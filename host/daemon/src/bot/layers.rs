@@ -9,8 +9,9 @@ use std::path::Path;
 use gleipnir_runtime::{SettingKind, SettingSpec, SettingValue, settings};
 use serde_json::{Value, json};
 
+use super::account;
 use super::files::FileIn;
-use super::{Bot, account};
+use super::matrix::Matrix;
 
 /// Setting values by key.
 pub(crate) type Overrides = Vec<(String, SettingValue)>;
@@ -126,24 +127,20 @@ pub(crate) fn merge(
     out
 }
 
-impl Bot {
-    /// Saves what moderators set for one protection, as text.
-    pub(crate) async fn save_moderator_settings(&self, name: &str) -> anyhow::Result<()> {
-        // A failed read is not "nothing saved": writing then would lose every
-        // other protection's settings.
-        let all = self.matrix.account(account::SETTINGS).await?;
-        let saved: serde_json::Map<String, Value> = self
-            .protections
-            .layers
-            .moderator
-            .get(name)
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), Value::String(settings::format_value(v))))
-            .collect();
-        let all = with_entry(all, account::SETTINGS, name, Value::Object(saved)).map_err(anyhow::Error::msg)?;
-        self.matrix.set_account(account::SETTINGS, all).await
-    }
+/// Saves what moderators set for one protection, as text.
+pub(crate) async fn save_moderator(m: &Matrix, layers: &Layers, name: &str) -> anyhow::Result<()> {
+    // A failed read is not "nothing saved": writing then would lose every
+    // other protection's settings.
+    let all = m.account(account::SETTINGS).await?;
+    let saved: serde_json::Map<String, Value> = layers
+        .moderator
+        .get(name)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), Value::String(settings::format_value(v))))
+        .collect();
+    let all = with_entry(all, account::SETTINGS, name, Value::Object(saved)).map_err(anyhow::Error::msg)?;
+    m.set_account(account::SETTINGS, all).await
 }
 
 /// A store of one entry per protection (`key`'s content) with `name`'s entry

@@ -187,7 +187,7 @@ impl Bot {
                         let before = m.len();
                         m.retain(|(k, _)| !handover.dropped.iter().any(|(d, _)| d == k));
                         if m.len() != before {
-                            let _ = self.save_moderator_settings(&name).await;
+                            let _ = super::layers::save_moderator(&self.matrix, &self.protections.layers, &name).await;
                         }
                     }
                     if let Some(health) = self.protections.health.get_mut(&name) {
@@ -219,7 +219,11 @@ impl Bot {
         }
         if previous.is_none() && !self.protections.enabled.contains_key(&name) && !self.safe_mode {
             if self.config.enable_new {
-                let _ = write!(text, " {}", self.set_enabled(&name, true).await);
+                let _ = write!(
+                    text,
+                    " {}",
+                    super::commands::set_enabled(&self.matrix, &mut self.protections, &name, true).await
+                );
             } else {
                 let _ = write!(text, " `protections enable {name}` turns it on.");
             }

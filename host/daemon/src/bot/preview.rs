@@ -39,8 +39,8 @@ impl Bot {
         let overrides = match self.protections.enabled.get(name) {
             Some(live) => live.overrides().to_vec(),
             None => {
-                let moderator = match self.saved_settings(name).await {
-                    Ok((moderator, _)) => moderator,
+                let moderator = match super::commands::saved_settings(&self.matrix, &self.protections, name).await {
+                    Ok(saved) => saved.values,
                     Err(e) => return format!("Could not preview {name}: {e}."),
                 };
                 let (file, _) = super::layers::file_values(

@@ -94,6 +94,14 @@ impl Protections {
         *self = Protections::empty(self.runtime.clone(), self.queries.clone(), self.operator.clone(), health);
     }
 
+    /// Safe mode: no protection runs, and no settings nor grants are in
+    /// use; the plugins stay loaded (`plugins` and `status` show them).
+    pub(crate) fn stop_all(&mut self) {
+        self.enabled.clear();
+        self.layers = Layers::default();
+        self.moderator_grants.clear();
+    }
+
     /// Loads every `.wasm` in the plugin folder. Returns the problems (the
     /// folder cannot be read); the files that do not load are in `unloaded`.
     pub(crate) fn load(&mut self, folder: &Folder) -> Vec<Problem> {
@@ -175,6 +183,11 @@ impl Protections {
     /// The host queries the operator grants `name` (`read-history`, `read-members`).
     pub(crate) fn query_grants(&self, name: &str) -> QueryGrants {
         self.operator.query_grants.get(name).copied().unwrap_or_default()
+    }
+
+    /// What the operator grants a protection in the config.
+    pub(crate) fn operator_granted(&self, name: &str) -> CapabilitySet {
+        self.operator.grants.get(name).copied().unwrap_or_default()
     }
 
     /// What a protection may do: the operator's grants and the moderators'.

@@ -58,7 +58,7 @@ impl Bot {
                 }),
             }
         }
-        for dropped in self.load_grants().await {
+        for dropped in super::grants::load_grants(&self.matrix, &mut self.protections, &self.config.grantable).await {
             tracing::warn!("a capability moderators granted is no longer allowed by the config: {dropped}");
         }
 
@@ -109,19 +109,20 @@ impl Bot {
                 continue;
             }
             self.restore_protection_state(&name);
-            let (moderator, bad) = match self.saved_settings(&name).await {
-                Ok(saved) => saved,
-                Err(e) => {
-                    problems.push(Problem {
-                        store: state::PROTECTION_SETTINGS,
-                        path: Path::default().key(&name),
-                        kind: Kind::Use,
-                        message: format!("{e}; `restart` tries again"),
-                        options: Vec::new(),
-                    });
-                    continue;
-                }
-            };
+            let super::commands::Saved { values: moderator, problems: bad } =
+                match super::commands::saved_settings(&self.matrix, &self.protections, &name).await {
+                    Ok(saved) => saved,
+                    Err(e) => {
+                        problems.push(Problem {
+                            store: state::PROTECTION_SETTINGS,
+                            path: Path::default().key(&name),
+                            kind: Kind::Use,
+                            message: format!("{e}; `restart` tries again"),
+                            options: Vec::new(),
+                        });
+                        continue;
+                    }
+                };
             problems.extend(bad);
             let configured = self.protections.configure_enabled(&name, moderator);
             problems.extend(configured.file_problems.into_iter().map(|message| Problem {
@@ -187,7 +188,7 @@ impl Bot {
         self.safe_mode = true;
         self.protected.clear();
         self.session = Session { problems, ..Session::default() };
-        self.protections.start_over();
+        self.protections.stop_all();
         let text = if self.session.problems.is_empty() {
             "Safe mode, as asked: nothing is protected and no policy is applied. `restart` returns to normal mode."
                 .to_owned()

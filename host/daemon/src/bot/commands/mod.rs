@@ -2,18 +2,16 @@
 
 use std::fmt::Write;
 
-use gleipnir_runtime::settings;
-
+use super::Bot;
 use super::executor::Origin;
 use super::plan::{self, Op, Plan};
-use super::{Bot, account};
 
 mod moderation;
 mod protections;
 mod rooms;
 
 use crate::parse::{self, Command};
-pub(crate) use protections::SavedSettings;
+pub(crate) use protections::{Saved, saved_settings, set_enabled};
 
 impl Bot {
     /// Handles a message in the management room.
@@ -153,23 +151,37 @@ impl Bot {
             }),
             Command::RoomsAdd(room) => Reply::Done(self.rooms_add(&room).await),
             Command::RoomsRemove(room) => Reply::Done(self.rooms_remove(&room).await),
-            Command::Protections => Reply::Done(self.protections()),
-            Command::Enable(name) => Reply::Done(self.set_enabled(&name, true).await),
-            Command::Disable(name) => Reply::Done(self.set_enabled(&name, false).await),
-            Command::Show(name) => Reply::Done(self.show(&name)),
+            Command::Protections => Reply::Done(protections::list(&self.protections)),
+            Command::Enable(name) => {
+                Reply::Done(protections::set_enabled(&self.matrix, &mut self.protections, &name, true).await)
+            }
+            Command::Disable(name) => {
+                Reply::Done(protections::set_enabled(&self.matrix, &mut self.protections, &name, false).await)
+            }
+            Command::Show(name) => Reply::Done(protections::show(&self.protections, &name)),
             Command::Preview { name, limit } => Reply::Done(self.preview(&name, limit).await),
             Command::Config { op, protection, key, value } => {
-                Reply::Done(self.configure(op, &protection, &key, value).await)
+                let configured =
+                    protections::configure(&self.matrix, &mut self.protections, op, &protection, &key, value);
+                Reply::Done(configured.await.unwrap_or_else(|nothing| nothing))
             }
             Command::Ban { entity, room, reason } => self.ban_command(&moderator, &entity, room, reason).await,
             Command::Unban { entity, room } => self.unban_command(&entity, room).await,
             Command::Takedown { entity, list, reason } => {
                 Reply::Done(self.takedown_command(&moderator, &entity, &list, reason).await)
             }
-            Command::Trust { user, trust } => Reply::Done(self.trust(&user, trust).await),
+            Command::Trust { user, trust } => {
+                Reply::Done(protections::trust(&self.matrix, &mut self.protections, &user, trust).await)
+            }
             Command::Plugins => Reply::Done(self.plugins_report()),
             Command::Reload(name) => Reply::Done(self.reload(&name)),
-            Command::Grant { name, capability, grant } => Reply::Done(self.grant(&name, &capability, grant).await),
+            Command::Grant { name, capability, grant } => {
+                let grantable = &self.config.grantable;
+                Reply::Done(
+                    super::grants::grant(&self.matrix, &mut self.protections, grantable, &name, &capability, grant)
+                        .await,
+                )
+            }
             Command::Recover(n) => self.recover_plan(n),
             Command::Restart => {
                 self.restart = true;
@@ -217,68 +229,13 @@ impl Bot {
         if self.config.dry_run {
             let _ = writeln!(out, "Dry run: actions are reported, not carried out");
         }
-        out.push_str(&self.protections());
+        out.push_str(&protections::list(&self.protections));
         let broken = self.protections.files.values().filter(|f| f.running.is_none() && f.refused.is_some()).count();
         if broken > 0 {
             let _ = write!(out, "\nPlugin files that do not load: {broken} (see `plugins`)");
         }
         out.push_str(&self.problems_status());
         out
-    }
-
-    fn protections(&self) -> String {
-        let mut out = String::from("Protections:");
-        if self.protections.plugins.is_empty() {
-            out += " none loaded";
-        }
-        for (name, plugin) in &self.protections.plugins {
-            let now = std::time::Instant::now();
-            let health = self.protections.health.get(name);
-            let mut state = match self.protections.enabled.get(name) {
-                Some(instance) => match (health.and_then(|h| h.quarantined_for(now)), instance.fault()) {
-                    (Some(left), _) => format!("enabled, QUARANTINED for {} s more", left.as_secs()),
-                    (None, Some(fault)) => format!("enabled, FAULTED: {fault}"),
-                    (None, None) => "enabled".to_owned(),
-                },
-                None => "disabled".to_owned(),
-            };
-            if let Some(h) = health {
-                if h.faults > 0 {
-                    let _ = write!(state, "; {} fault(s), last: {}", h.faults, h.last_fault.as_deref().unwrap_or(""));
-                }
-                for (kind, count) in &h.refused {
-                    let _ = write!(state, "; {count} refused {kind}");
-                }
-            }
-            let _ = write!(out, "\n- {name} {} ({state})", plugin.descriptor().version);
-        }
-        out
-    }
-
-    /// The settings moderators saved for a protection, each checked against
-    /// its spec; the problems with the ones that do not fit it.
-    /// What moderators set for `name`, and the values that no longer fit
-    /// its spec. An error when the store cannot be read: running (and later
-    /// saving) without what was stored would lose it.
-    pub(super) async fn saved_settings(&self, name: &str) -> Result<SavedSettings, String> {
-        let content = self
-            .matrix
-            .account(account::SETTINGS)
-            .await
-            .map_err(|e| format!("the settings moderators saved cannot be read ({e:#})"))?;
-        // Entries that do not fit the shape are reported at start, not here.
-        let (all, _) = crate::state::read_settings(content.as_ref());
-        let mut problems = Vec::new();
-        let Some(plugin) = self.protections.plugins.get(name) else { return Ok((Vec::new(), problems)) };
-        let specs = &plugin.descriptor().settings;
-        let mut out = Vec::new();
-        for (key, text) in all.get(name).into_iter().flatten() {
-            match settings::find(specs, key).and_then(|spec| settings::parse_value(spec, text)) {
-                Ok(value) => out.push((key.clone(), value)),
-                Err(e) => problems.push(crate::state::setting_problem(name, key, text, e.to_string())),
-            }
-        }
-        Ok((out, problems))
     }
 }
 
