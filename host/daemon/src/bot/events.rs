@@ -132,7 +132,7 @@ impl Bot {
             }
         };
         if let gleipnir_runtime::EventKind::Redaction(redaction) = &event.kind {
-            self.list_redaction(room);
+            self.session.policy.on_redaction(room);
             // A removed message no longer counts towards its sender's standing.
             if let Some(id) = &redaction.redacts {
                 self.rooms.uncount(id);
@@ -224,11 +224,9 @@ impl Bot {
         // When the host saw it, never the sender's own timestamp.
         let seen = self.queries.state.clock.now_ms();
         let applied = self.rooms.apply(room, &kind, &key, &sender, seen, content.get());
-        if self.session.policy.is_list(room) {
-            self.list_state(room, &kind, &key, content.get());
-        }
+        self.session.policy.on_rule_state(room, &kind, &key, content.get());
         if kind == "m.room.server_acl" && key.is_empty() && self.protected.contains(room) {
-            self.acl_state(room, &sender, content.get());
+            self.session.policy.on_acl(room, &sender, content.get(), &self.matrix.bot_user);
         }
         if kind == "m.room.join_rules" && key.is_empty() && room == self.matrix.management.as_str() {
             let rule = serde_json::from_str::<serde_json::Value>(content.get())
@@ -252,7 +250,7 @@ impl Bot {
                 if !self.protected.contains(room) {
                     return None;
                 }
-                self.member_state(room, &user, now).then_some(user)
+                self.session.policy.on_member(room, &user, now).then_some(user)
             }
             _ => None,
         }

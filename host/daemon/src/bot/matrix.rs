@@ -64,6 +64,12 @@ impl Matrix {
         Ok(response.room_state.into_iter().map(|raw| raw.json().get().to_owned()).collect())
     }
 
+    /// The room an alias names now, if it resolves.
+    pub(crate) async fn resolve(&self, alias: &str) -> Option<String> {
+        let alias = <&matrix_sdk::ruma::RoomAliasId>::try_from(alias).ok()?;
+        self.client.resolve_room_alias(alias).await.ok().map(|r| r.room_id.to_string())
+    }
+
     /// Joins a room by id or alias and returns its id.
     pub(crate) async fn join(&self, room: &str) -> anyhow::Result<OwnedRoomId> {
         join(&self.client, room).await

@@ -17,7 +17,6 @@ mod jobs;
 mod journal;
 mod kept_state;
 mod layers;
-mod lists;
 mod live;
 mod login;
 mod management;
@@ -284,7 +283,7 @@ impl Bot {
                         "Gleipnir started: protecting {} room(s), {} protection(s) enabled, {} watched list(s).{}",
                         self.protected.len(),
                         self.protections.enabled.len(),
-                        self.session.policy.lists.len(),
+                        self.session.policy.list_count(),
                         self.protections.unloaded_note()
                     ))
                     .await;

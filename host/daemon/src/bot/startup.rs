@@ -218,8 +218,7 @@ impl Bot {
     /// The bot lost a watched list while running: its rules stay as they
     /// were, and no ACL is sent until it is back or unwatched.
     pub(crate) async fn lost_list(&mut self, room: &str, why: &str) {
-        let Some(reference) = self.session.policy.references.get(room).cloned() else { return };
-        self.session.policy.failed.insert(reference.clone(), why.to_owned());
+        let Some(reference) = self.session.policy.lost(room, why) else { return };
         let content = self.matrix.account(WATCHED_LISTS.key).await.ok().flatten();
         let (lists, _) = WATCHED_LISTS.read(content.as_ref());
         let problem = match lists.iter().find(|(_, r)| *r == reference || self.same_room(r, room)) {

@@ -42,7 +42,7 @@ impl Bot {
         let head = format!("Room takedown rule for {} in {}", rule.entity, rule.list);
         let rooms = match &rule.entity {
             Entity::Literal(id) if id.starts_with('!') => vec![id.clone()],
-            Entity::Literal(alias) => match self.resolve(alias).await {
+            Entity::Literal(alias) => match self.matrix.resolve(alias).await {
                 Some(id) => vec![id],
                 None => return format!("{head}: {alias} does not resolve to a room; nothing done."),
             },

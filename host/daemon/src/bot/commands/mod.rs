@@ -6,7 +6,8 @@ use super::Bot;
 use super::executor::Origin;
 use super::plan::{self, Op, Plan};
 
-mod moderation;
+mod lists;
+pub(crate) mod moderation;
 mod protections;
 mod rooms;
 
@@ -197,11 +198,15 @@ impl Bot {
             Command::ListCreate { shortcode, alias_localpart } => {
                 Reply::Done(self.list_create(&shortcode, &alias_localpart).await)
             }
-            Command::Kick { user, room, reason } => self.membership_plan(Verb::Kick, &user, room, reason).await,
-            Command::Redact { target, limit, room } => self.redact_plan(target, limit, room).await,
+            Command::Kick { user, room, reason } => {
+                moderation::membership_plan(&self.matrix, &self.protected, Verb::Kick, &user, room, reason).await
+            }
+            Command::Redact { target, limit, room } => {
+                moderation::redact_plan(&self.matrix, &self.protected, target, limit, room).await
+            }
             Command::Watch(room) => Reply::Done(self.watch(&room).await),
             Command::Unwatch(room) => Reply::Done(self.unwatch(&room).await),
-            Command::Rules { matching } => Reply::Done(self.rules(matching.as_deref())),
+            Command::Rules { matching } => Reply::Done(self.session.policy.report(matching.as_deref())),
         };
         if let Reply::Plan(plan) = &mut reply {
             plan.command = text.trim().to_owned();

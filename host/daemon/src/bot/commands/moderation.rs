@@ -8,7 +8,9 @@ use serde_json::Value;
 use super::super::Bot;
 use super::super::executor::{Act, Origin, Outcome};
 use super::super::history::Backwards;
+use super::super::matrix::Matrix;
 use super::super::plan::{Op, OpAct, Plan};
+use super::super::protected::Protected;
 use super::{Reply, Verb, list};
 use crate::parse::{RedactTarget, RoomRef};
 
@@ -18,123 +20,134 @@ const DEFAULT_REDACT_LIMIT: u32 = 1000;
 /// Pages of 100 events read back per room when looking for a user's events.
 const MAX_PAGES: usize = 100;
 
+/// The rooms a command names, or every protected room.
+pub(crate) async fn target_rooms(
+    m: &Matrix,
+    protected: &Protected,
+    room: Option<RoomRef>,
+) -> Result<Vec<String>, String> {
+    let rooms: Vec<String> = match room {
+        Some(RoomRef::Id(id)) => vec![id],
+        Some(RoomRef::Alias(alias)) => match m.resolve(&alias).await {
+            Some(id) => vec![id],
+            None => return Err(format!("Could not resolve {alias}. Nothing changed.")),
+        },
+        None => protected.rooms(),
+    };
+    if rooms.is_empty() {
+        return Err("No protected rooms to act in; name a room or add one with `rooms add`.".to_owned());
+    }
+    Ok(rooms)
+}
+
+pub(crate) async fn membership_plan(
+    m: &Matrix,
+    protected: &Protected,
+    verb: Verb,
+    user: &str,
+    room: Option<RoomRef>,
+    reason: Option<String>,
+) -> Reply {
+    let rooms = match target_rooms(m, protected, room).await {
+        Ok(r) => r,
+        Err(e) => return Reply::Done(e),
+    };
+    let mut plan = Plan::default();
+    for room in rooms {
+        if m.joined(&room).is_none() {
+            plan.skipped.push(format!("{room}: I am not in that room"));
+            continue;
+        }
+        let (user, reason) = (user.to_owned(), reason.clone());
+        plan.ops.push(match verb {
+            Verb::Ban => Op::Ban { room, user, reason },
+            Verb::Kick => Op::Kick { room, user, reason },
+            Verb::Unban => Op::Unban { room, user },
+        });
+    }
+    Reply::Plan(plan)
+}
+
+pub(crate) async fn redact_plan(
+    m: &Matrix,
+    protected: &Protected,
+    target: RedactTarget,
+    limit: Option<u32>,
+    room: Option<RoomRef>,
+) -> Reply {
+    let mut plan = Plan::default();
+    match target {
+        RedactTarget::Event { room: event_room, event_id } => {
+            let room = match target_rooms(m, protected, Some(event_room)).await {
+                Ok(mut r) => r.remove(0),
+                Err(e) => return Reply::Done(e),
+            };
+            if m.joined(&room).is_none() {
+                return Reply::Done(format!("I am not in {room}, so I cannot redact there. Nothing changed."));
+            }
+            plan.ops.push(Op::Redact { room, event: event_id, reason: None });
+        }
+        RedactTarget::User(user) => {
+            let rooms = match target_rooms(m, protected, room).await {
+                Ok(r) => r,
+                Err(e) => return Reply::Done(e),
+            };
+            let limit = limit.unwrap_or(DEFAULT_REDACT_LIMIT) as usize;
+            for room in rooms {
+                match events_by(m, &room, &user, limit).await {
+                    Ok(events) => plan.ops.extend(events.into_iter().map(|event| Op::Redact {
+                        room: room.clone(),
+                        event,
+                        reason: None,
+                    })),
+                    Err(e) => plan.skipped.push(format!("{room}: {e}")),
+                }
+            }
+            if plan.ops.is_empty() {
+                let mut out = format!("Found nothing of {user}'s to redact. Nothing changed.");
+                for skipped in &plan.skipped {
+                    let _ = write!(out, "\n- left out: {skipped}");
+                }
+                return Reply::Done(out);
+            }
+        }
+    }
+    Reply::Plan(plan)
+}
+
+/// The newest `limit` events `user` sent in `room` that are not state and
+/// not redacted yet, newest first.
+pub(crate) async fn events_by(m: &Matrix, room: &str, user: &str, limit: usize) -> Result<Vec<String>, String> {
+    #[derive(serde::Deserialize)]
+    struct Seen {
+        event_id: String,
+        state_key: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        content: serde_json::Map<String, Value>,
+        #[serde(default)]
+        unsigned: serde_json::Map<String, Value>,
+    }
+    if m.joined(room).is_none() {
+        return Err("I am not in that room".to_owned());
+    }
+    let mut pages = Backwards::new(room, MAX_PAGES)?.by(user)?;
+    let mut found = Vec::new();
+    while let Some(chunk) = pages.next(&m.client, 100).await? {
+        for raw in &chunk {
+            let Ok(seen) = serde_json::from_str::<Seen>(raw.json().get()) else { continue };
+            let redacted = seen.content.is_empty() || seen.unsigned.contains_key("redacted_because");
+            if seen.state_key.is_none() && !redacted {
+                found.push(seen.event_id);
+                if found.len() == limit {
+                    return Ok(found);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
 impl Bot {
-    /// The rooms a command names, or every protected room.
-    pub(crate) async fn target_rooms(&self, room: Option<RoomRef>) -> Result<Vec<String>, String> {
-        let rooms: Vec<String> = match room {
-            Some(RoomRef::Id(id)) => vec![id],
-            Some(RoomRef::Alias(alias)) => match self.resolve(&alias).await {
-                Some(id) => vec![id],
-                None => return Err(format!("Could not resolve {alias}. Nothing changed.")),
-            },
-            None => self.protected.rooms(),
-        };
-        if rooms.is_empty() {
-            return Err("No protected rooms to act in; name a room or add one with `rooms add`.".to_owned());
-        }
-        Ok(rooms)
-    }
-
-    pub(crate) async fn membership_plan(
-        &self,
-        verb: Verb,
-        user: &str,
-        room: Option<RoomRef>,
-        reason: Option<String>,
-    ) -> Reply {
-        let rooms = match self.target_rooms(room).await {
-            Ok(r) => r,
-            Err(e) => return Reply::Done(e),
-        };
-        let mut plan = Plan::default();
-        for room in rooms {
-            if self.matrix.joined(&room).is_none() {
-                plan.skipped.push(format!("{room}: I am not in that room"));
-                continue;
-            }
-            let (user, reason) = (user.to_owned(), reason.clone());
-            plan.ops.push(match verb {
-                Verb::Ban => Op::Ban { room, user, reason },
-                Verb::Kick => Op::Kick { room, user, reason },
-                Verb::Unban => Op::Unban { room, user },
-            });
-        }
-        Reply::Plan(plan)
-    }
-
-    pub(crate) async fn redact_plan(&self, target: RedactTarget, limit: Option<u32>, room: Option<RoomRef>) -> Reply {
-        let mut plan = Plan::default();
-        match target {
-            RedactTarget::Event { room: event_room, event_id } => {
-                let room = match self.target_rooms(Some(event_room)).await {
-                    Ok(mut r) => r.remove(0),
-                    Err(e) => return Reply::Done(e),
-                };
-                if self.matrix.joined(&room).is_none() {
-                    return Reply::Done(format!("I am not in {room}, so I cannot redact there. Nothing changed."));
-                }
-                plan.ops.push(Op::Redact { room, event: event_id, reason: None });
-            }
-            RedactTarget::User(user) => {
-                let rooms = match self.target_rooms(room).await {
-                    Ok(r) => r,
-                    Err(e) => return Reply::Done(e),
-                };
-                let limit = limit.unwrap_or(DEFAULT_REDACT_LIMIT) as usize;
-                for room in rooms {
-                    match self.events_by(&room, &user, limit).await {
-                        Ok(events) => plan.ops.extend(events.into_iter().map(|event| Op::Redact {
-                            room: room.clone(),
-                            event,
-                            reason: None,
-                        })),
-                        Err(e) => plan.skipped.push(format!("{room}: {e}")),
-                    }
-                }
-                if plan.ops.is_empty() {
-                    let mut out = format!("Found nothing of {user}'s to redact. Nothing changed.");
-                    for skipped in &plan.skipped {
-                        let _ = write!(out, "\n- left out: {skipped}");
-                    }
-                    return Reply::Done(out);
-                }
-            }
-        }
-        Reply::Plan(plan)
-    }
-
-    /// The newest `limit` events `user` sent in `room` that are not state and
-    /// not redacted yet, newest first.
-    pub(crate) async fn events_by(&self, room: &str, user: &str, limit: usize) -> Result<Vec<String>, String> {
-        #[derive(serde::Deserialize)]
-        struct Seen {
-            event_id: String,
-            state_key: Option<serde::de::IgnoredAny>,
-            #[serde(default)]
-            content: serde_json::Map<String, Value>,
-            #[serde(default)]
-            unsigned: serde_json::Map<String, Value>,
-        }
-        if self.matrix.joined(room).is_none() {
-            return Err("I am not in that room".to_owned());
-        }
-        let mut pages = Backwards::new(room, MAX_PAGES)?.by(user)?;
-        let mut found = Vec::new();
-        while let Some(chunk) = pages.next(&self.matrix.client, 100).await? {
-            for raw in &chunk {
-                let Ok(seen) = serde_json::from_str::<Seen>(raw.json().get()) else { continue };
-                let redacted = seen.content.is_empty() || seen.unsigned.contains_key("redacted_because");
-                if seen.state_key.is_none() && !redacted {
-                    found.push(seen.event_id);
-                    if found.len() == limit {
-                        return Ok(found);
-                    }
-                }
-            }
-        }
-        Ok(found)
-    }
-
     /// Carries out a plan, in order, through the executor (as `moderator`'s
     /// command; actions on accounts a protection asked for stay the
     /// protection's), and says what happened. With `dry_run` it only says

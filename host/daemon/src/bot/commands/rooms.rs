@@ -48,7 +48,7 @@ impl Bot {
     pub(crate) async fn rooms_remove(&mut self, room: &RoomRef) -> String {
         let id = match room {
             RoomRef::Id(id) => id.clone(),
-            RoomRef::Alias(alias) => match self.resolve(alias).await {
+            RoomRef::Alias(alias) => match self.matrix.resolve(alias).await {
                 Some(id) => id,
                 None => return format!("Could not resolve {alias}. Nothing changed."),
             },
@@ -70,11 +70,6 @@ impl Bot {
         };
         self.session.policy.unprotected(&id);
         format!("No longer protecting {room} ({id}){}.", if left { "; left the room" } else { "" })
-    }
-
-    pub(crate) async fn resolve(&self, alias: &str) -> Option<String> {
-        let alias = <&matrix_sdk::ruma::RoomAliasId>::try_from(alias).ok()?;
-        self.matrix.client.resolve_room_alias(alias).await.ok().map(|r| r.room_id.to_string())
     }
 
     /// Adds `room` to the stored protected rooms (`add`) or removes it. The

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::*;
+use serde_json::json;
 
 const BOT: &str = "@bot:own.example";
 const OWN: &str = "own.example";
@@ -87,4 +88,99 @@ fn an_acl_edited_by_someone_else_is_put_back() {
     assert!(policy.acl_ready(t0 + Duration::from_secs(4)));
     let (_, to) = policy.acl_updates(&rooms(&["!r"]), OWN, BOT).unwrap();
     assert_eq!(to, rooms(&["!r"]));
+}
+
+fn user_rule(policy: &mut Policy, key: &str, entity: &str, recommendation: &str) {
+    let content = json!({"entity": entity, "recommendation": recommendation, "reason": "spam"}).to_string();
+    policy.on_rule_state("!list", "m.policy.rule.user", key, &content);
+}
+
+fn kinds(jobs: &[Job]) -> Vec<String> {
+    jobs.iter()
+        .map(|job| match job {
+            Job::Report(text) => format!("report: {}", text.lines().next().unwrap_or_default()),
+            Job::Act(origin, action) => format!("{origin}: {}", gleipnir_runtime::json::action(action)),
+        })
+        .collect()
+}
+
+#[test]
+fn a_newcomer_a_rule_names_is_banned_and_others_are_not() {
+    let mut policy = policy_with(&[]);
+    user_rule(&mut policy, "s", "@spam*:evil.example", "m.ban");
+    assert!(policy.on_member("!r", "@spammer:evil.example", gleipnir_runtime::Membership::Join));
+    let jobs = kinds(&policy.newcomer("!r", "@spammer:evil.example"));
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    assert!(jobs[0].starts_with("report: Policy: banning @spammer:evil.example in !r on joining"), "{jobs:?}");
+    assert!(jobs[1].contains("\"ban\"") && jobs[1].contains("@spammer:evil.example"), "{jobs:?}");
+    assert!(policy.newcomer("!r", "@friend:good.example").is_empty());
+    // Leaving is no join to check.
+    assert!(!policy.on_member("!r", "@spammer:evil.example", gleipnir_runtime::Membership::Leave));
+}
+
+#[test]
+fn a_new_rule_bans_the_members_it_matches_once_taken() {
+    let mut policy = policy_with(&[]);
+    policy.on_member("!r1", "@a:evil.example", gleipnir_runtime::Membership::Join);
+    policy.on_member("!r2", "@a:evil.example", gleipnir_runtime::Membership::Join);
+    policy.on_member("!r1", "@b:good.example", gleipnir_runtime::Membership::Join);
+    policy.take_pending();
+    user_rule(&mut policy, "a", "@a:evil.example", "m.ban");
+    let delta = policy.take_pending();
+    let jobs = kinds(&policy.bans(&delta));
+    assert_eq!(jobs.len(), 3, "a report and a ban in each room: {jobs:?}");
+    assert!(jobs[0].starts_with("report: Policy: 2 ban(s)"), "{jobs:?}");
+    assert!(policy.take_pending().is_empty(), "taken once");
+    // A room no longer protected is no longer matched.
+    policy.unprotected("!r2");
+    assert_eq!(policy.bans(&delta).len(), 2);
+}
+
+#[test]
+fn shortcodes_name_lists_and_unwatching_forgets_the_list_and_makes_the_acl_due() {
+    let mut policy = policy_with(&[("a", "bad.example")]);
+    policy.watching("!list", "https://matrix.to/#/#coc:own.example");
+    policy.on_rule_state("!list", SHORTCODE, "", r#"{"shortcode": "coc"}"#);
+    assert_eq!(policy.shortcode("coc"), Some("!list"));
+    assert_eq!(policy.list_names(), "coc");
+    // A shortcode event in a room that is not a list names nothing.
+    policy.on_rule_state("!other", SHORTCODE, "", r#"{"shortcode": "x"}"#);
+    assert_eq!(policy.shortcode("x"), None);
+    policy.pin("!list");
+    assert_eq!(policy.references(), ["https://matrix.to/#/!list"]);
+    let t0 = Instant::now();
+    policy.acl_ready(t0);
+    policy.acl_ready(t0 + Duration::from_secs(2));
+    assert!(matches!(policy.unwatch("!list", "#coc:own.example"), Unwatched::Rules(1)));
+    assert!(policy.acl_due(), "its server rules are gone: the ACL changes");
+    assert_eq!(policy.shortcode("coc"), None);
+    assert!(policy.references().is_empty());
+    assert!(policy.matching("bad.example").is_empty());
+    assert!(matches!(policy.unwatch("!list", "!list"), Unwatched::NotWatched));
+}
+
+#[test]
+fn a_list_lost_while_running_keeps_its_rules_holds_acls_back_and_is_still_stored() {
+    let mut policy = policy_with(&[("a", "bad.example")]);
+    policy.watching("!list", "https://matrix.to/#/!list");
+    assert_eq!(policy.lost("!list", "I was banned").as_deref(), Some("https://matrix.to/#/!list"));
+    assert!(policy.acl_updates(&rooms(&["!r"]), OWN, BOT).is_none());
+    assert_eq!(policy.matching("bad.example").len(), 1, "its rules stay");
+    assert_eq!(policy.references(), ["https://matrix.to/#/!list"], "stored once");
+    assert_eq!(policy.lost("!unknown", "gone"), None);
+    // Unwatching it (by the reference it failed under) lets ACLs go again.
+    assert!(matches!(policy.unwatch("!list", "!list"), Unwatched::Rules(1)));
+    assert!(policy.acl_updates(&rooms(&["!r"]), OWN, BOT).is_some());
+}
+
+#[test]
+fn a_list_read_whole_drops_the_rules_gone_from_its_state() {
+    let mut policy = policy_with(&[("a", "bad.example"), ("b", "worse.example")]);
+    let state = vec![
+        json!({"type": "m.policy.rule.server", "state_key": "a", "content": {}}).to_string(),
+        json!({"type": "m.room.create", "state_key": "", "content": {}}).to_string(),
+    ];
+    assert_eq!(policy.gone_from("!list", &state), [("m.policy.rule.server".to_owned(), "b".to_owned())]);
+    assert!(policy.gone_from("!new", &[]).is_empty());
+    assert!(policy.is_list("!new"), "a list being read is watched");
 }

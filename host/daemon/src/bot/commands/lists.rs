@@ -1,30 +1,31 @@
-//! The list commands that write rules or act on them: `ban ENTITY LIST`,
-//! `takedown`, `unban` (with a preview), `list create`. Rules are written
+//! The list commands: `watch`, `unwatch`, `rules`, and those that write
+//! rules or act on them: `ban ENTITY LIST`, `takedown`, `unban` (with a
+//! preview), `list create`. Rules are written
 //! through the executor; bans follow when the rule comes back in sync.
 
 use std::fmt::Write;
 use std::sync::Arc;
 
 use gleipnir_policy::rule::{sha256, sha256_base64, state_key_for};
-use gleipnir_policy::{Entity, EntityKind, Recommendation, Rule};
+use gleipnir_policy::{Entity, EntityKind, Recommendation};
 use matrix_sdk::ruma::OwnedRoomId;
 use serde_json::json;
 
-use super::commands::{Reply, Verb};
-use super::plan::{Op, Plan};
-use super::policy::{SHORTCODE, permalink, rule_event_type};
-use super::{Bot, executor};
+use super::super::plan::{Op, Plan};
+use super::super::policy::{SHORTCODE, Unwatched, WATCHED_LISTS, permalink, rule_event_type};
+use super::super::{Bot, executor};
+use super::{Reply, Verb};
 use crate::parse::RoomRef;
 
 impl Bot {
     /// A watched list named by shortcode, room id, alias or matrix.to link.
     pub(crate) async fn find_list(&self, word: &str) -> Option<String> {
-        if let Some(room) = self.session.policy.shortcodes.get(word) {
-            return Some(room.clone());
+        if let Some(room) = self.session.policy.shortcode(word) {
+            return Some(room.to_owned());
         }
         let room = match crate::parse::room_ref(word).ok()? {
             RoomRef::Id(id) => id,
-            RoomRef::Alias(alias) => self.resolve(&alias).await?,
+            RoomRef::Alias(alias) => self.matrix.resolve(&alias).await?,
         };
         self.session.policy.is_list(&room).then_some(room)
     }
@@ -35,16 +36,7 @@ impl Bot {
     }
 
     pub(crate) fn list_names(&self) -> String {
-        let mut names: Vec<String> = self.session.policy.shortcodes.keys().cloned().collect();
-        names.extend(
-            self.session
-                .policy
-                .lists
-                .keys()
-                .filter(|r| !self.session.policy.shortcodes.values().any(|v| v == *r))
-                .cloned(),
-        );
-        if names.is_empty() { "none are watched".to_owned() } else { names.join(", ") }
+        self.session.policy.list_names()
     }
 
     /// Writes a rule into a watched list; bans follow when it comes back in sync.
@@ -107,12 +99,13 @@ impl Bot {
             && let Some(reason) = &reason
         {
             let (first, rest) = reason.split_once(' ').unwrap_or((reason, ""));
-            if let Some(list) = self.session.policy.shortcodes.get(first).cloned() {
+            if let Some(list) = self.session.policy.shortcode(first).map(str::to_owned) {
                 return Reply::Done(self.add_rule(origin, &list, entity, Recommendation::Ban, rest, false).await);
             }
         }
         if gleipnir_runtime::event::check_user_id(entity).is_ok() {
-            return self.membership_plan(Verb::Ban, entity, room, reason).await;
+            return super::moderation::membership_plan(&self.matrix, &self.protected, Verb::Ban, entity, room, reason)
+                .await;
         }
         Reply::Done(format!(
             "`{entity}` is not a user, so it can only be banned through a policy list: `ban {entity} LIST [reason]` (lists: {}).",
@@ -140,22 +133,18 @@ impl Bot {
     /// the bot can edit and unbans matching users, after a preview.
     pub(crate) async fn unban_command(&mut self, entity: &str, room: Option<RoomRef>) -> Reply {
         let kind = EntityKind::of(entity);
-        let hash = sha256(entity);
-        let naming: Vec<Arc<Rule>> = self
-            .session
-            .policy
-            .index
-            .rules(kind)
-            .filter(|r| r.recommendation.acts())
-            .filter(|r| match &r.entity {
-                Entity::Hashed(h) => *h == hash,
-                other => other.to_string() == entity,
-            })
-            .cloned()
-            .collect();
+        let naming = self.session.policy.naming(entity);
         if naming.is_empty() {
             if gleipnir_runtime::event::check_user_id(entity).is_ok() {
-                return self.membership_plan(Verb::Unban, entity, room, None).await;
+                return super::moderation::membership_plan(
+                    &self.matrix,
+                    &self.protected,
+                    Verb::Unban,
+                    entity,
+                    room,
+                    None,
+                )
+                .await;
             }
             return Reply::Done(format!("No rule in a watched list names {entity}. Nothing changed."));
         }
@@ -173,7 +162,7 @@ impl Bot {
             }
         }
         if kind == EntityKind::User {
-            let rooms = match self.target_rooms(room).await {
+            let rooms = match super::moderation::target_rooms(&self.matrix, &self.protected, room).await {
                 Ok(r) => r,
                 Err(e) => return Reply::Done(e),
             };
@@ -194,8 +183,7 @@ impl Bot {
         let still: Vec<String> = self
             .session
             .policy
-            .index
-            .matching(kind, entity)
+            .matching(entity)
             .into_iter()
             .filter(|r| r.recommendation.acts() && !naming.iter().any(|n| Arc::ptr_eq(n, r)))
             .map(|r| format!("{r}: still matches (not removed)"))
@@ -215,7 +203,7 @@ impl Bot {
     pub(crate) async fn list_create(&mut self, shortcode: &str, localpart: &str) -> String {
         use matrix_sdk::ruma::api::client::room::{Visibility, create_room};
         use matrix_sdk::ruma::serde::Raw;
-        if let Some(room) = self.session.policy.shortcodes.get(shortcode) {
+        if let Some(room) = self.session.policy.shortcode(shortcode) {
             return format!("The shortcode `{shortcode}` is already used by {room}. Nothing changed.");
         }
         let mut request = create_room::v3::Request::new();
@@ -238,7 +226,7 @@ impl Bot {
         if let Err(e) = self.watch_reference(&reference).await {
             return format!("Created {room} but could not watch it: {e}");
         }
-        self.session.policy.shortcodes.insert(shortcode.to_owned(), room.clone());
+        self.session.policy.name_list(shortcode, &room);
         let alias = format!("#{localpart}:{}", self.own_server());
         match self.save_watched().await {
             Ok(()) => {
@@ -246,5 +234,56 @@ impl Bot {
             }
             Err(e) => format!("Created {alias} ({room}) and watching it for now, but saving failed: {e:#}"),
         }
+    }
+
+    /// Saves the watched lists: those loaded and those that failed to load
+    /// (a list that is unreachable now is not forgotten for that).
+    pub(crate) async fn save_watched(&self) -> anyhow::Result<()> {
+        let references = self.session.policy.references();
+        self.matrix.set_account(WATCHED_LISTS, json!({ "references": references })).await
+    }
+
+    /// `watch LIST`
+    pub(crate) async fn watch(&mut self, room: &RoomRef) -> String {
+        let reference = match room {
+            RoomRef::Id(id) => permalink(id),
+            RoomRef::Alias(alias) => permalink(alias),
+        };
+        let room_id = match self.watch_reference(&reference).await {
+            Ok(id) => id,
+            Err(e) => return format!("Could not watch {room}: {e}. Nothing changed."),
+        };
+        // Store the room id, so a moved alias cannot change what is watched.
+        self.session.policy.pin(&room_id);
+        if let Err(e) = self.save_watched().await {
+            return format!("Watching {room} for now, but saving the list of watched lists failed: {e:#}");
+        }
+        let rules = self.session.policy.rule_count(&room_id);
+        format!("Now watching {room} ({room_id}): {rules} rule(s). Bans and ACLs follow.")
+    }
+
+    /// `unwatch LIST`
+    pub(crate) async fn unwatch(&mut self, room: &RoomRef) -> String {
+        let room_id = match room {
+            RoomRef::Id(id) => id.clone(),
+            RoomRef::Alias(alias) => match self.matrix.resolve(alias).await {
+                Some(id) => id,
+                None => return format!("Could not resolve {alias}. Nothing changed."),
+            },
+        };
+        let rules = match self.session.policy.unwatch(&room_id, &room.to_string()) {
+            Unwatched::NotWatched => return format!("{room} is not a watched list."),
+            Unwatched::Failed(reference) => {
+                if let Err(e) = self.save_watched().await {
+                    return format!("Forgot {reference} for now, but saving failed: {e:#}");
+                }
+                return format!("No longer watching {reference} (it had failed to load).");
+            }
+            Unwatched::Rules(rules) => rules,
+        };
+        if let Err(e) = self.save_watched().await {
+            return format!("Stopped watching {room} for now, but saving failed: {e:#}");
+        }
+        format!("No longer watching {room} ({room_id}); its {} rule(s) no longer apply. Bans already made stay.", rules)
     }
 }
