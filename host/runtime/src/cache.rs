@@ -24,7 +24,8 @@ const MAGIC: &[u8; 16] = b"gleipnir-cwasm/1";
 /// Magic, then sha256 of the component, then sha256 of the artifact.
 const HEADER_LEN: usize = MAGIC.len() + 32 + 32;
 
-pub(crate) fn content_hash(bytes: &[u8]) -> String {
+/// A component's content hash (sha256, hex), as `Plugin::content_hash` gives it.
+pub fn content_hash(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 

@@ -11,8 +11,9 @@
 //!   instantiate one store per protection, call it under limits.
 //! - [`capability`]: every returned action checked against declared ∩ granted.
 //! - [`settings`]: specs validated on load, values validated before `configure`.
-//! - [`watch`]: the plugin folder watched; changed components compiled off
-//!   the event path, for [`Instance::successor`] to swap in between two events.
+//! - [`Instance::successor`]: a new version swapped in between two events,
+//!   its state carried over (the daemon watches the folder and compiles the
+//!   new file off the event path).
 
 mod bindings;
 mod cache;
@@ -33,7 +34,6 @@ pub mod settings;
 mod store;
 mod text;
 mod wasi;
-pub mod watch;
 
 /// Fuzz tests bound the memory each input takes, so this test binary counts
 /// allocations.
@@ -49,6 +49,7 @@ pub use bindings::gleipnir::protection::types::{
     RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel, Setting, SettingKind, SettingSpec, SettingValue,
     StateChange, TargetUser,
 };
+pub use cache::content_hash;
 pub use capability::{CapabilitySet, Refusal};
 pub use engine::{Runtime, RuntimeConfig};
 pub use error::{ConfigureError, Fault, LoadError, RuntimeError, SwapError};

@@ -6,41 +6,16 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use gleipnir_runtime::watch::{Change, WatchConfig, Watcher};
+use super::watch::{Change, WatchConfig, Watcher};
 use gleipnir_runtime::{Plugin, settings};
 
 use super::files::FileIn;
 use super::layers::{Overrides, file_values, merge, parse_settings_file, settings_file_text};
+use super::protections::{Provided, Refused};
 use super::{Bot, account, sandboxed};
 
 /// How long a changed file must stay unchanged before it is read.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
-
-/// One component file in the plugin folder.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct PluginFile {
-    /// The protection this file provides, as running now.
-    pub(crate) running: Option<Provided>,
-    /// The file's newest content was refused.
-    pub(crate) refused: Option<Refused>,
-}
-
-/// The protection a plugin file provides.
-#[derive(Debug, Clone)]
-pub(crate) struct Provided {
-    pub(crate) name: String,
-    pub(crate) version: String,
-    /// sha256 of the file, hex.
-    pub(crate) hash: String,
-}
-
-/// A plugin file's content that was not loaded, and why.
-#[derive(Debug, Clone)]
-pub(crate) struct Refused {
-    /// sha256 of the content, hex (empty when it could not be read).
-    pub(crate) hash: String,
-    pub(crate) why: String,
-}
 
 impl Bot {
     /// Starts watching the plugin folder and the settings file.
@@ -81,7 +56,7 @@ impl Bot {
                 text
             }
             Change::Removed { path } => self.removed(&path).await,
-            Change::Settings { .. } => self.apply_settings_file(),
+            Change::Settings => self.apply_settings_file(),
             Change::Failed(e) => format!("Plugin files are no longer watched: {e}"),
         };
         if !text.is_empty() {

@@ -31,6 +31,7 @@ mod queries;
 mod route;
 mod startup;
 mod takedown;
+mod watch;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -74,8 +75,8 @@ pub(crate) struct Bot {
     /// Rooms the bot lost while handling a sync (room, why), dealt with after it.
     lost: Vec<Lost>,
     /// Watches the plugin folder and the settings file while running.
-    watcher: Option<gleipnir_runtime::watch::Watcher>,
-    changes: Option<tokio::sync::mpsc::UnboundedReceiver<gleipnir_runtime::watch::Change>>,
+    watcher: Option<watch::Watcher>,
+    changes: Option<tokio::sync::mpsc::UnboundedReceiver<watch::Change>>,
     /// When the message counts were last written to the data directory.
     counts_saved: Instant,
     /// Actions decided while handling a sync, carried out after it (see `journal`).
@@ -420,8 +421,8 @@ impl Bot {
 
 /// The next change the watcher saw; never, when nothing is watched.
 async fn next_change(
-    changes: &mut Option<tokio::sync::mpsc::UnboundedReceiver<gleipnir_runtime::watch::Change>>,
-) -> Option<gleipnir_runtime::watch::Change> {
+    changes: &mut Option<tokio::sync::mpsc::UnboundedReceiver<watch::Change>>,
+) -> Option<watch::Change> {
     match changes {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

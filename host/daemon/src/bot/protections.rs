@@ -15,7 +15,6 @@ use gleipnir_runtime::{CapabilitySet, Event, Folder, Instance, Plugin, QueryGran
 use super::executor::{Job, Origin};
 use super::health::Health;
 use super::layers::{Layers, Overrides, file_values, merge};
-use super::live::{PluginFile, Provided, Refused};
 use super::protected::Protected;
 use super::queries::BotQueries;
 use super::sandboxed;
@@ -45,6 +44,32 @@ pub(crate) struct Protections {
     pub(crate) moderator_grants: BTreeMap<String, CapabilitySet>,
     /// Faults, quarantines and refusals per protection (kept across starts).
     pub(crate) health: BTreeMap<String, Health>,
+}
+
+/// One component file in the plugin folder.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PluginFile {
+    /// The protection this file provides, as running now.
+    pub(crate) running: Option<Provided>,
+    /// The file's newest content was refused.
+    pub(crate) refused: Option<Refused>,
+}
+
+/// The protection a plugin file provides.
+#[derive(Debug, Clone)]
+pub(crate) struct Provided {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    /// sha256 of the file, hex.
+    pub(crate) hash: String,
+}
+
+/// A plugin file's content that was not loaded, and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Refused {
+    /// sha256 of the content, hex (empty when it could not be read).
+    pub(crate) hash: String,
+    pub(crate) why: String,
 }
 
 /// A plugin file that did not load at start, and why.

@@ -1,8 +1,10 @@
-//! Watching the plugin folder (and a settings file): a `.wasm` that appears
+//! Watching the operator's plugin folder (and settings file), the daemon's
+//! part of live swap: a `.wasm` that appears
 //! or changes is compiled on this module's own thread, never on the event
 //! path, once the file has stopped changing (a file still being copied is
 //! not read half-way); the result is handed over as a [`Change`]. Whoever
-//! owns the running instances swaps them in between two events.
+//! owns the running instances (`live`) swaps them in between two events;
+//! the runtime only compiles.
 //!
 //! Files whose name starts with `.` are ignored: that is how a temporary
 //! file is written beside the folder's components and renamed into place.
@@ -15,11 +17,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use notify::Watcher as _;
 
-use crate::{Folder, LoadError, Plugin, Runtime};
+use gleipnir_runtime::{Folder, LoadError, Plugin, Runtime};
 
 /// What the watcher saw, once settled.
 #[derive(Debug)]
-pub enum Change {
+pub(crate) enum Change {
     /// A component file appeared or its content changed (or a reload was
     /// asked for): compiled and checked, or why it could not be.
     Compiled {
@@ -35,7 +37,7 @@ pub enum Change {
     /// A component file was removed (or renamed away).
     Removed { path: PathBuf },
     /// The settings file changed, appeared or vanished.
-    Settings { path: PathBuf },
+    Settings,
     /// The folder cannot be watched any more.
     Failed(String),
 }
@@ -46,7 +48,7 @@ enum Message {
 }
 
 /// A running watcher; dropping it stops it.
-pub struct Watcher {
+pub(crate) struct Watcher {
     _inner: notify::RecommendedWatcher,
     messages: mpsc::Sender<Message>,
 }
@@ -59,21 +61,21 @@ impl std::fmt::Debug for Watcher {
 
 /// How the watcher is set up.
 #[derive(Debug, Clone)]
-pub struct WatchConfig {
+pub(crate) struct WatchConfig {
     /// The plugin folder, opened once at start: components are read through it.
-    pub plugins: Folder,
+    pub(crate) plugins: Folder,
     /// Only watched: whoever receives [`Change::Settings`] reads it.
-    pub settings_file: Option<PathBuf>,
+    pub(crate) settings_file: Option<PathBuf>,
     /// A file is read once it has not changed for this long.
-    pub settle: Duration,
+    pub(crate) settle: Duration,
     /// The hashes of the component files already loaded, by path: a write
     /// that leaves the content as it was changes nothing.
-    pub known: BTreeMap<PathBuf, String>,
+    pub(crate) known: BTreeMap<PathBuf, String>,
 }
 
 impl Watcher {
     /// Starts watching; `sink` receives every [`Change`], from the watcher's thread.
-    pub fn start(
+    pub(crate) fn start(
         runtime: Arc<Runtime>,
         config: WatchConfig,
         sink: impl Fn(Change) + Send + 'static,
@@ -104,7 +106,7 @@ impl Watcher {
     }
 
     /// Compiles a component file now, even when its content is unchanged.
-    pub fn reload(&self, path: PathBuf) {
+    pub(crate) fn reload(&self, path: PathBuf) {
         let _ = self.messages.send(Message::Reload(path));
     }
 }
@@ -224,7 +226,7 @@ impl Loop {
         for (path, first) in ready {
             self.pending.remove(&path);
             if self.settings_file.as_deref() == Some(path.as_path()) {
-                changes.push(Change::Settings { path });
+                changes.push(Change::Settings);
             } else if !self.name_in_folder(&path).is_some_and(|name| self.config.plugins.exists(name)) {
                 if self.config.known.remove(&path).is_some() {
                     changes.push(Change::Removed { path });
@@ -239,7 +241,7 @@ impl Loop {
     /// Compiles a file whose content is not the one already known.
     fn changed(&mut self, path: PathBuf, written: Instant) -> Option<Change> {
         let bytes = self.config.plugins.read(self.name_in_folder(&path)?).ok()?;
-        let hash = crate::cache::content_hash(&bytes);
+        let hash = gleipnir_runtime::content_hash(&bytes);
         if self.config.known.get(&path) == Some(&hash) {
             return None;
         }
@@ -253,7 +255,7 @@ impl Loop {
         };
         match read {
             Ok(bytes) => {
-                let hash = crate::cache::content_hash(&bytes);
+                let hash = gleipnir_runtime::content_hash(&bytes);
                 self.compile_bytes(path, &bytes, hash, written)
             }
             Err(e) => {
@@ -275,4 +277,75 @@ impl Loop {
 
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The watcher compiles a changed file once it has settled, skips a
+    /// write that leaves the content as it was, and reports removals.
+    #[test]
+    fn the_watcher_reports_settled_changes() {
+        let dir = std::env::temp_dir().join(format!("gleipnir-watch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("counter.wasm");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let config = WatchConfig {
+            plugins: gleipnir_runtime::Folder::open(&dir).unwrap(),
+            settings_file: Some(dir.join("settings.toml")),
+            settle: std::time::Duration::from_millis(100),
+            known: Default::default(),
+        };
+        let _watcher = Watcher::start(gleipnir_tests::runtime(), config, move |c| tx.send(c).unwrap()).unwrap();
+        let wait = || rx.recv_timeout(std::time::Duration::from_secs(20)).expect("a change");
+        std::fs::write(&file, std::fs::read(gleipnir_tests::plugins::COUNTER).unwrap()).unwrap();
+        match wait() {
+            Change::Compiled { result: Ok(p), .. } => assert_eq!(p.descriptor().version, "1.0.0"),
+            other => panic!("{other:?}"),
+        }
+        // Same bytes again (a touch): nothing. Then new bytes: compiled.
+        std::fs::write(&file, std::fs::read(gleipnir_tests::plugins::COUNTER).unwrap()).unwrap();
+        std::fs::write(dir.join(".counter.wasm.tmp"), b"ignored").unwrap();
+        std::fs::write(&file, std::fs::read(gleipnir_tests::plugins::COUNTER_NEXT).unwrap()).unwrap();
+        match wait() {
+            Change::Compiled { result: Ok(p), .. } => assert_eq!(p.descriptor().version, "2.0.0"),
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&file, b"not wasm").unwrap();
+        assert!(matches!(wait(), Change::Compiled { result: Err(_), .. }));
+        std::fs::write(dir.join("settings.toml"), "[counter]\n").unwrap();
+        assert!(matches!(wait(), Change::Settings));
+        std::fs::remove_file(&file).unwrap();
+        assert!(matches!(wait(), Change::Removed { .. }));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The watcher reads what appears in the folder through the folder too.
+    #[test]
+    fn the_watcher_does_not_follow_a_link_out_of_the_plugin_folder() {
+        let root = std::env::temp_dir().join(format!("gleipnir-watch-link-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let inside = root.join("inside");
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::copy(gleipnir_tests::plugins::NOOP, root.join("outside.wasm")).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let config = WatchConfig {
+            plugins: Folder::open(&inside).unwrap(),
+            settings_file: None,
+            settle: std::time::Duration::from_millis(100),
+            known: Default::default(),
+        };
+        let _watcher = Watcher::start(gleipnir_tests::runtime(), config, move |c| tx.send(c).unwrap()).unwrap();
+        std::os::unix::fs::symlink(root.join("outside.wasm"), inside.join("linked.wasm")).unwrap();
+        // No change is a pass as well as a refusal; a loaded plugin is not.
+        if let Ok(change) = rx.recv_timeout(std::time::Duration::from_secs(3)) {
+            match change {
+                Change::Compiled { result: Err(gleipnir_runtime::LoadError::Read { .. }), .. } => {}
+                other => panic!("a link out of the folder was followed: {other:?}"),
+            }
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }
