@@ -8,6 +8,37 @@ use matrix_sdk::ruma::events::AnyTimelineEvent;
 use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::{OwnedRoomId, OwnedUserId};
 
+/// What can go wrong reading history.
+#[derive(Debug)]
+pub(crate) enum HistoryError {
+    NotARoom(String),
+    NotAUser(String),
+    /// The homeserver did not answer with a page.
+    Request {
+        room: OwnedRoomId,
+        error: matrix_sdk::HttpError,
+    },
+}
+
+impl std::fmt::Display for HistoryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HistoryError::NotARoom(room) => write!(f, "`{room}` is not a room id"),
+            HistoryError::NotAUser(user) => write!(f, "`{user}` is not a user id"),
+            HistoryError::Request { room, error } => write!(f, "cannot read {room}'s history: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for HistoryError {}
+
+/// Readers that answer in text (a reply, a protection's query) say it.
+impl From<HistoryError> for String {
+    fn from(e: HistoryError) -> String {
+        e.to_string()
+    }
+}
+
 /// Pages of a room's events, newest first, at most `pages` of them.
 pub(crate) struct Backwards {
     room: OwnedRoomId,
@@ -20,8 +51,8 @@ pub(crate) struct Backwards {
 
 impl Backwards {
     /// From now (or [`from`](Self::from) a token) back to the room's start.
-    pub(crate) fn new(room: &str, pages: usize) -> Result<Backwards, String> {
-        let room = OwnedRoomId::try_from(room).map_err(|e| format!("`{room}` is not a room id: {e}"))?;
+    pub(crate) fn new(room: &str, pages: usize) -> Result<Backwards, HistoryError> {
+        let room = OwnedRoomId::try_from(room).map_err(|_| HistoryError::NotARoom(room.to_owned()))?;
         Ok(Backwards { room, from: None, to: None, sender: None, pages_left: pages, ended: false })
     }
 
@@ -38,8 +69,8 @@ impl Backwards {
 
     /// Only events `sender` sent (the homeserver filters; callers that act
     /// on the sender check it themselves).
-    pub(crate) fn by(mut self, sender: &str) -> Result<Backwards, String> {
-        self.sender = Some(OwnedUserId::try_from(sender).map_err(|e| format!("`{sender}` is not a user id: {e}"))?);
+    pub(crate) fn by(mut self, sender: &str) -> Result<Backwards, HistoryError> {
+        self.sender = Some(OwnedUserId::try_from(sender).map_err(|_| HistoryError::NotAUser(sender.to_owned()))?);
         Ok(self)
     }
 
@@ -49,7 +80,7 @@ impl Backwards {
         &mut self,
         client: &Client,
         limit: u32,
-    ) -> Result<Option<Vec<Raw<AnyTimelineEvent>>>, String> {
+    ) -> Result<Option<Vec<Raw<AnyTimelineEvent>>>, HistoryError> {
         if self.ended || self.pages_left == 0 {
             return Ok(None);
         }
@@ -61,7 +92,8 @@ impl Backwards {
         if let Some(sender) = &self.sender {
             request.filter.senders = Some(vec![sender.clone()]);
         }
-        let response = client.send(request).await.map_err(|e| format!("cannot read {}'s history: {e}", self.room))?;
+        let response =
+            client.send(request).await.map_err(|error| HistoryError::Request { room: self.room.clone(), error })?;
         // A page with a new token goes on (a filtered page may be empty);
         // no token, or the same one again, is the end.
         match response.end {

@@ -8,6 +8,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write;
 
+use anyhow::Context;
 use serde_json::Value;
 
 use super::protections::Unloaded;
@@ -161,7 +162,7 @@ impl Bot {
         problems.extend(bad);
         for (index, reference) in lists {
             if let Err(e) = self.watch_reference(&reference).await {
-                problems.push(WATCHED_LISTS.use_problem(content.as_ref(), index, &reference, e));
+                problems.push(WATCHED_LISTS.use_problem(content.as_ref(), index, &reference, e.to_string()));
             }
         }
 
@@ -245,7 +246,7 @@ impl Bot {
 
     /// Carries out one recovery option: the stored value must still be what
     /// the option showed.
-    pub(crate) async fn recover(&mut self, recovery: &Recovery) -> Result<String, String> {
+    pub(crate) async fn recover(&mut self, recovery: &Recovery) -> anyhow::Result<String> {
         match recovery {
             Recovery::SetAside { file } => {
                 // Only a file of the plugin folder, renamed within it.
@@ -254,16 +255,18 @@ impl Bot {
                     .file_name()
                     .and_then(|n| n.to_str())
                     .filter(|_| std::path::Path::new(file).parent() == Some(folder.path()))
-                    .ok_or_else(|| format!("{file} is not a file in the plugin folder {}", folder.path().display()))?;
+                    .with_context(|| {
+                        format!("{file} is not a file in the plugin folder {}", folder.path().display())
+                    })?;
                 let aside = format!("{name}.disabled");
-                folder.rename(name, &aside).map_err(|e| format!("cannot rename {file}: {e}"))?;
+                folder.rename(name, &aside).with_context(|| format!("cannot rename {file}"))?;
                 Ok(format!("Renamed {file} to {}; it is no longer loaded.", folder.shown(&aside).display()))
             }
             other => {
                 let store = other.store();
-                let now = self.matrix.account(store).await.map_err(|e| format!("{e:#}"))?;
-                let content = other.apply(now.as_ref())?;
-                self.matrix.set_account(store, content.clone()).await.map_err(|e| format!("{e:#}"))?;
+                let now = self.matrix.account(store).await?;
+                let content = other.apply(now.as_ref()).map_err(anyhow::Error::msg)?;
+                self.matrix.set_account(store, content.clone()).await?;
                 Ok(format!("{store} is now {content}."))
             }
         }

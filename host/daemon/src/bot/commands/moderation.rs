@@ -167,7 +167,7 @@ impl Bot {
                 match self.recover(recovery).await {
                     // Option numbers stay as shown until `restart`.
                     Ok(done) => return format!("{done} `restart` to start with it."),
-                    Err(e) => return format!("Recovery refused: {e}. Nothing changed."),
+                    Err(e) => return format!("Recovery refused: {e:#}. Nothing changed."),
                 }
             }
             let (origin, act) = match op.act() {

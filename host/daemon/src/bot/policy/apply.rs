@@ -8,6 +8,27 @@ use gleipnir_policy::{Entity, EntityKind};
 
 use super::super::{Bot, executor};
 
+/// Why a list could not be watched (or read again).
+#[derive(Debug)]
+pub(crate) enum WatchError {
+    /// The reference names no room.
+    Reference(crate::parse::ParseError),
+    /// The bot could not join the list.
+    Join(anyhow::Error),
+    /// The list's state could not be read.
+    Read(anyhow::Error),
+}
+
+impl std::fmt::Display for WatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WatchError::Reference(e) => write!(f, "{e}"),
+            WatchError::Join(e) => write!(f, "{e:#}"),
+            WatchError::Read(e) => write!(f, "cannot read it: {e:#}"),
+        }
+    }
+}
+
 impl Bot {
     pub(crate) fn own_server(&self) -> &str {
         self.matrix.bot_user.split_once(':').map_or("", |(_, server)| server)
@@ -15,9 +36,9 @@ impl Bot {
 
     /// Joins a list by reference (permalink, id or alias), loads its rules
     /// and applies them. Returns the room id.
-    pub(crate) async fn watch_reference(&mut self, reference: &str) -> Result<String, String> {
-        let room = crate::parse::room_ref(reference).map_err(|e| e.to_string())?;
-        let room_id = self.matrix.join(&room.to_string()).await.map_err(|e| format!("{e:#}"))?.to_string();
+    pub(crate) async fn watch_reference(&mut self, reference: &str) -> Result<String, WatchError> {
+        let room = crate::parse::room_ref(reference).map_err(WatchError::Reference)?;
+        let room_id = self.matrix.join(&room.to_string()).await.map_err(WatchError::Join)?.to_string();
         self.load_list(&room_id).await?;
         self.session.policy.watching(&room_id, reference);
         Ok(room_id)
@@ -25,8 +46,8 @@ impl Bot {
 
     /// Reads a list room's whole state and applies the difference to what
     /// is known of it.
-    async fn load_list(&mut self, room_id: &str) -> Result<(), String> {
-        let state = self.matrix.room_state(room_id).await.map_err(|e| format!("cannot read it: {e:#}"))?;
+    async fn load_list(&mut self, room_id: &str) -> Result<(), WatchError> {
+        let state = self.matrix.room_state(room_id).await.map_err(WatchError::Read)?;
         // Rules that are gone from the state (lost while away) are removed,
         // under the event type they came in.
         for (event_type, state_key) in self.session.policy.gone_from(room_id, &state) {
