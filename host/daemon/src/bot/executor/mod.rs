@@ -7,8 +7,9 @@
 
 mod admin_api;
 mod reach;
+mod recent;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 use admin_api::{AdminError, admin, reqwest_method};
 pub(crate) use admin_api::{query, urlencode};
 pub(crate) use reach::account_target;
+use recent::Recent;
 
 /// Who decided an action. Automatic origins (protections, rules) get every
 /// safety rule; a moderator's command may act on anyone but the bot.
@@ -454,46 +456,6 @@ async fn take_down(client: &Client, room: &str, reason: &str) -> Result<String, 
         }
         Err(e) => format!("blocked, but the purge failed: {e}"),
     })
-}
-
-/// A bounded map of recent event ids: the oldest are forgotten first.
-struct Recent<V> {
-    map: HashMap<String, V>,
-    order: VecDeque<String>,
-}
-
-impl<V> Default for Recent<V> {
-    fn default() -> Self {
-        Recent { map: HashMap::new(), order: VecDeque::new() }
-    }
-}
-
-impl<V> Recent<V> {
-    const CAPACITY: usize = 50_000;
-
-    /// Inserts unless present; false when it was.
-    fn insert(&mut self, id: String, value: V) -> bool {
-        if self.map.contains_key(&id) {
-            return false;
-        }
-        if self.order.len() == Self::CAPACITY
-            && let Some(oldest) = self.order.pop_front()
-        {
-            self.map.remove(&oldest);
-        }
-        self.order.push_back(id.clone());
-        self.map.insert(id, value);
-        true
-    }
-
-    fn get(&self, id: &str) -> Option<&V> {
-        self.map.get(id)
-    }
-
-    /// Forgets `id` (its place in the order goes when it comes up).
-    fn remove(&mut self, id: &str) {
-        self.map.remove(id);
-    }
 }
 
 /// The sender of an event, asked of the homeserver.
