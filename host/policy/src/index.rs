@@ -95,15 +95,22 @@ impl KindIndex {
         })
     }
 
-    /// Every rule matching `entity` (already lower-cased for servers).
-    fn matching<'a>(&'a self, kind: EntityKind, entity: &str, out: &mut Vec<&'a Arc<Rule>>) {
+    /// Every rule matching `entity` (already lower-cased for servers);
+    /// `as_seen` is the server name as it appeared, for hashed rules.
+    fn matching<'a>(&'a self, kind: EntityKind, entity: &str, as_seen: Option<&str>, out: &mut Vec<&'a Arc<Rule>>) {
         if let Some(rules) = self.literal.get(entity) {
             out.extend(rules);
         }
-        if !self.hashed.is_empty()
-            && let Some(rules) = self.hashed.get(&sha256(entity))
-        {
-            out.extend(rules);
+        if !self.hashed.is_empty() {
+            if let Some(rules) = self.hashed.get(&sha256(entity)) {
+                out.extend(rules);
+            }
+            // Peers hash a server name as it appears (`Banned.Example.com`).
+            if let Some(seen) = as_seen.filter(|seen| *seen != entity)
+                && let Some(rules) = self.hashed.get(&sha256(seen))
+            {
+                out.extend(rules);
+            }
         }
         if self.globs.is_empty() {
             return;
@@ -203,9 +210,9 @@ impl Index {
     pub fn matching(&self, kind: EntityKind, entity: &str) -> Vec<&Arc<Rule>> {
         let mut out = Vec::new();
         if kind == EntityKind::Server {
-            self.kind(kind).matching(kind, &entity.to_ascii_lowercase(), &mut out);
+            self.kind(kind).matching(kind, &entity.to_ascii_lowercase(), Some(entity), &mut out);
         } else {
-            self.kind(kind).matching(kind, entity, &mut out);
+            self.kind(kind).matching(kind, entity, None, &mut out);
         }
         out
     }

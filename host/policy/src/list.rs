@@ -50,12 +50,26 @@ impl Delta {
     }
 }
 
+/// What one generation of event type holds for a (kind, state key).
+#[derive(Debug, Clone, Default)]
+enum Held {
+    /// No such event.
+    #[default]
+    Absent,
+    /// An event without a usable rule (`{}`, or invalid content): it
+    /// removes the rule, including one an older type holds.
+    Cleared,
+    Rule(Arc<Rule>),
+}
+
 /// The rule state of one policy room.
 #[derive(Debug)]
 pub struct PolicyList {
     room: Arc<str>,
-    /// Per (kind, state key): the rule of each generation of event type.
-    slots: HashMap<(EntityKind, String), [Option<Arc<Rule>>; 3]>,
+    /// Per (kind, state key): what each generation of event type holds.
+    slots: HashMap<(EntityKind, String), [Held; 3]>,
+    /// Rules in effect.
+    rules: usize,
     revision: u64,
     /// Rule events that could not be used, by (event type, state key): why.
     invalid: HashMap<(String, String), String>,
@@ -63,7 +77,7 @@ pub struct PolicyList {
 
 impl PolicyList {
     pub fn new(room: &str) -> PolicyList {
-        PolicyList { room: Arc::from(room), slots: HashMap::new(), revision: 0, invalid: HashMap::new() }
+        PolicyList { room: Arc::from(room), slots: HashMap::new(), rules: 0, revision: 0, invalid: HashMap::new() }
     }
 
     pub fn room(&self) -> &str {
@@ -84,15 +98,15 @@ impl PolicyList {
         let new = match parsed {
             Content::Rule(r) => {
                 self.invalid.remove(&invalid_key);
-                Some(Arc::new(r))
+                Held::Rule(Arc::new(r))
             }
             Content::Empty => {
                 self.invalid.remove(&invalid_key);
-                None
+                Held::Cleared
             }
             Content::Invalid(why) => {
                 self.invalid.insert(invalid_key, why);
-                None
+                Held::Cleared
             }
         };
         let key = (kind, state_key.to_owned());
@@ -100,8 +114,17 @@ impl PolicyList {
         let before = effective(slot).cloned();
         slot[generation as usize] = new;
         let after = effective(slot).cloned();
-        if slot.iter().all(Option::is_none) {
+        // A cleared oldest type shadows nothing: only what can matter is kept.
+        if let Held::Cleared = slot[Generation::Mjolnir as usize] {
+            slot[Generation::Mjolnir as usize] = Held::Absent;
+        }
+        if slot.iter().all(|h| matches!(h, Held::Absent)) {
             self.slots.remove(&key);
+        }
+        match (&before, &after) {
+            (None, Some(_)) => self.rules += 1,
+            (Some(_), None) => self.rules -= 1,
+            _ => {}
         }
         let change = match (before, after) {
             (None, None) => None,
@@ -145,12 +168,13 @@ impl PolicyList {
         self.slots.values().filter_map(effective)
     }
 
+    /// The rules in effect.
     pub fn len(&self) -> usize {
-        self.slots.len()
+        self.rules
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.rules == 0
     }
 
     /// Rule events that could not be used: `(event type, state key, why)`.
@@ -162,11 +186,33 @@ impl PolicyList {
     pub fn get(&self, kind: EntityKind, state_key: &str) -> Option<&Arc<Rule>> {
         self.slots.get(&(kind, state_key.to_owned())).and_then(effective)
     }
+
+    /// The event types under which a rule stands for a state key (the one in
+    /// effect and any older one it shadows): clearing a rule clears them
+    /// all, so a peer that falls back to an older type finds nothing either.
+    pub fn event_types(&self, kind: EntityKind, state_key: &str) -> Vec<String> {
+        let Some(slot) = self.slots.get(&(kind, state_key.to_owned())) else { return Vec::new() };
+        slot.iter()
+            .filter_map(|held| match held {
+                Held::Rule(rule) => Some(rule::event_type(rule)),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
-/// The newest generation present wins.
-fn effective(slot: &[Option<Arc<Rule>>; 3]) -> Option<&Arc<Rule>> {
-    [Generation::Stable, Generation::Room, Generation::Mjolnir].iter().find_map(|g| slot[*g as usize].as_ref())
+/// The newest generation with an event decides: its rule, or none when that
+/// event holds no usable rule (Mjolnir's "soft redacted" rules: `{}` under
+/// `m.policy.rule.user` removes a rule under `m.room.rule.user`).
+fn effective(slot: &[Held; 3]) -> Option<&Arc<Rule>> {
+    match [Generation::Stable, Generation::Room, Generation::Mjolnir]
+        .iter()
+        .map(|g| &slot[*g as usize])
+        .find(|held| !matches!(held, Held::Absent))?
+    {
+        Held::Rule(rule) => Some(rule),
+        _ => None,
+    }
 }
 
 /// Two successive changes of one rule as one.
@@ -223,9 +269,24 @@ mod tests {
         // An older type under the same key does not override the newer one.
         assert_eq!(list.apply("m.room.rule.user", "k", BAN_A), None);
         assert_eq!(list.get(EntityKind::User, "k").unwrap().entity, Entity::Literal("@b:x".into()));
-        // Removing the newest brings back the next newest.
-        let back = list.apply("m.policy.rule.user", "k", "{}").unwrap();
-        assert!(matches!(&back, Change::Modified { new, .. } if new.generation == Generation::Room));
+        assert_eq!(
+            list.event_types(EntityKind::User, "k"),
+            ["m.policy.rule.user", "m.room.rule.user", "org.matrix.mjolnir.rule.user"]
+        );
+        // Clearing the newest removes the rule: the older types it shadows do
+        // not come back (Mjolnir's "soft redacted" rules).
+        let gone = list.apply("m.policy.rule.user", "k", "{}").unwrap();
+        assert!(matches!(&gone, Change::Removed(old) if old.generation == Generation::Stable));
+        assert!(list.get(EntityKind::User, "k").is_none());
+        assert!(list.is_empty());
+        // An older type written again under the cleared key stays shadowed.
+        assert_eq!(list.apply("m.room.rule.user", "k", BAN_B), None);
+        // A rule of the newest type brings the key back.
+        assert!(matches!(list.apply("m.policy.rule.user", "k", BAN_A), Some(Change::Added(_))));
+        // Clearing an older type leaves the newest in effect (Mjolnir: "a rule of
+        // the most recent type won't be deleted when an old rule is deleted").
+        assert_eq!(list.apply("m.room.rule.user", "k", "{}"), None);
+        assert!(list.get(EntityKind::User, "k").is_some());
         // Same key, other kind: another rule.
         assert!(matches!(
             list.apply("m.policy.rule.server", "k", r#"{"entity": "evil.com", "recommendation": "m.ban"}"#),

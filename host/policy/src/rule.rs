@@ -109,6 +109,16 @@ impl Recommendation {
             Recommendation::Other(s) => s,
         }
     }
+
+    /// The string written into a rule Gleipnir publishes: what every peer
+    /// reads. MSC4204 is not merged, and Meowlnir and Mjolnir ignore
+    /// `m.takedown`; matrix-protection-suite writes the unstable name too.
+    pub fn published(&self) -> &str {
+        match self {
+            Recommendation::Takedown => "org.matrix.msc4204.takedown",
+            other => other.as_str(),
+        }
+    }
 }
 
 /// The entity a rule names.
@@ -135,9 +145,11 @@ impl Entity {
             Entity::Literal(l) => l == text,
             Entity::Glob(g) if kind == EntityKind::Server => g.matches(&text.to_ascii_lowercase()),
             Entity::Glob(g) => g.matches(text),
-            // Server names match in any case (as the index looks them up),
-            // so a hashed server rule is the hash of the lower-cased name.
-            Entity::Hashed(h) if kind == EntityKind::Server => sha256(&text.to_ascii_lowercase()) == *h,
+            // Peers hash a server name as it appears (`Banned.Example.com`);
+            // the lower-cased name matches too, as literal names do in any case.
+            Entity::Hashed(h) if kind == EntityKind::Server => {
+                sha256(text) == *h || sha256(&text.to_ascii_lowercase()) == *h
+            }
             Entity::Hashed(h) => sha256(text) == *h,
         }
     }
@@ -162,9 +174,26 @@ pub fn sha256_base64(text: &str) -> String {
     hash_base64(&sha256(text))
 }
 
-/// A hash as MSC4205 publishes it (base64, unpadded).
+/// The event type a rule was found under.
+pub fn event_type(rule: &Rule) -> String {
+    let kind = rule.kind.name();
+    match rule.generation {
+        Generation::Stable => format!("m.policy.rule.{kind}"),
+        Generation::Room => format!("m.room.rule.{kind}"),
+        Generation::Mjolnir => format!("org.matrix.mjolnir.rule.{kind}"),
+    }
+}
+
+/// A hash as the contract hands it to protections (base64, unpadded).
 pub fn hash_base64(hash: &[u8; 32]) -> String {
     base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)
+}
+
+/// The sha256 of an entity as MSC4205 publishes it: standard base64,
+/// padded (44 characters). matrix-protection-suite compares the string
+/// exactly and Meowlnir refuses any other length.
+pub fn sha256_published(entity: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(sha256(entity))
 }
 
 /// One rule in effect.
@@ -264,21 +293,43 @@ pub fn decode_hash(text: &str) -> Option<[u8; 32]> {
     bytes.try_into().ok()
 }
 
-/// The state key a new rule gets: the recommendation and the entity, so
-/// the same ban written twice replaces itself instead of piling up.
-/// Hashed entities use the hash, so the key does not reveal them.
-pub fn state_key_for(entity: &Entity, recommendation: &Recommendation) -> String {
-    let what = match recommendation {
-        Recommendation::Ban => "ban",
-        Recommendation::Takedown => "takedown",
-        Recommendation::Other(o) => o,
+/// The state key a new rule gets: the padded base64 of the sha256 of the
+/// entity followed by the published recommendation, as Draupnir
+/// (matrix-protection-suite) and Meowlnir name new rules, so a ban both
+/// bots write to one list is one rule, and the same ban written twice
+/// replaces itself. For a hashed rule the plaintext entity is hashed, as
+/// matrix-protection-suite does: the key reveals no more than the hash.
+pub fn state_key_for(entity: &str, recommendation: &Recommendation) -> String {
+    let mut text = String::with_capacity(entity.len() + 32);
+    text.push_str(entity);
+    text.push_str(recommendation.published());
+    base64::engine::general_purpose::STANDARD.encode(sha256(&text))
+}
+
+/// A rule to write into a policy room.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    pub event_type: &'static str,
+    pub state_key: String,
+    pub content: Value,
+}
+
+/// The event a new rule is written as, in the form every peer reads: the
+/// stable event type (`m.policy.rule.*`), the published recommendation,
+/// and for a hashed rule (`hashed`; never a glob) only the MSC4205 hash
+/// under its unstable key, padded.
+pub fn publish(entity: &str, recommendation: &Recommendation, reason: &str, hashed: bool) -> Published {
+    let kind = EntityKind::of(entity);
+    let content = if hashed && !crate::glob::is_glob(entity) {
+        serde_json::json!({
+            "recommendation": recommendation.published(),
+            "reason": reason,
+            "org.matrix.msc4205.hashes": {"sha256": sha256_published(entity)},
+        })
+    } else {
+        serde_json::json!({"entity": entity, "recommendation": recommendation.published(), "reason": reason})
     };
-    match entity {
-        Entity::Hashed(h) => {
-            format!("{what}:sha256:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h))
-        }
-        other => format!("{what}:{other}"),
-    }
+    Published { event_type: kind.event_type(), state_key: state_key_for(entity, recommendation), content }
 }
 
 #[cfg(test)]
@@ -389,10 +440,37 @@ mod tests {
     }
 
     #[test]
-    fn state_keys_derive_from_entity_and_recommendation() {
-        assert_eq!(state_key_for(&Entity::from_text("@a:b"), &Recommendation::Ban), "ban:@a:b");
-        let hashed = Entity::Hashed(sha256("@a:b"));
-        assert!(state_key_for(&hashed, &Recommendation::Takedown).starts_with("takedown:sha256:"));
-        assert!(!state_key_for(&hashed, &Recommendation::Takedown).contains("@a:b"));
+    fn new_rules_are_published_as_the_peers_write_and_read_them() {
+        // Draupnir (matrix-protection-suite `createPolicy`) and Meowlnir name a
+        // new rule base64(sha256(entity + recommendation)), padded.
+        let ban = publish("@spam:example.org", &Recommendation::Ban, "spam", false);
+        assert_eq!(ban.event_type, "m.policy.rule.user");
+        assert_eq!(ban.state_key, "F+RuwHO/GD3l+OGtc7DZEqDSdaoI1l6h8YapMxhJNVg=");
+        assert_eq!(
+            ban.content,
+            serde_json::json!({"entity": "@spam:example.org", "recommendation": "m.ban", "reason": "spam"})
+        );
+        // MSC4205's example; the unstable key, padded; MSC4204's unstable takedown.
+        let takedown = publish("@yarrgh:example.com", &Recommendation::Takedown, "", true);
+        assert_eq!(
+            takedown.content,
+            serde_json::json!({
+                "recommendation": "org.matrix.msc4204.takedown",
+                "reason": "",
+                "org.matrix.msc4205.hashes": {"sha256": "VPqwbUV7mMMkOVto3kPwsNXXiALMs7VCKWh3OeqqjGs="},
+            })
+        );
+        assert!(!takedown.state_key.contains("yarrgh"));
+        // A glob is never hashed (its hash would match nothing).
+        let glob = publish("@*:spam.example", &Recommendation::Ban, "", true);
+        assert_eq!(glob.content["entity"], "@*:spam.example");
+        // What Gleipnir publishes, it reads back as the same rule.
+        let Content::Rule(read) =
+            parse(&list(), takedown.event_type, &takedown.state_key, &takedown.content.to_string()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(read.recommendation, Recommendation::Takedown);
+        assert!(read.entity.matches(EntityKind::User, "@yarrgh:example.com"));
     }
 }

@@ -137,14 +137,27 @@ fn policy_commands_end_to_end() {
     // The list is public: anyone can read it.
     join(synapse, moderator, &list);
     let state = synapse.call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{list}/state"), None).unwrap();
-    let takedown = state
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["content"]["recommendation"] == "m.takedown")
-        .expect("the takedown rule");
+    // Both rules are written as Draupnir, Meowlnir and Mjolnir read them: the
+    // stable type, MSC4204's and MSC4205's unstable keys (padded base64), and
+    // the state key Draupnir and Meowlnir give the same rule.
+    let rule = |recommendation: &str| {
+        state.as_array().unwrap().iter().find(|e| e["content"]["recommendation"] == recommendation).cloned()
+    };
+    let takedown = rule("org.matrix.msc4204.takedown").expect("the takedown rule, as peers read it");
+    let hash = gleipnir_policy::rule::sha256_published(&troll.user_id);
+    assert_eq!(hash.len(), 44, "padded");
+    assert_eq!(takedown["type"], "m.policy.rule.user");
+    assert_eq!(takedown["content"]["org.matrix.msc4205.hashes"]["sha256"], hash.as_str(), "{takedown}");
     assert!(takedown["content"].get("entity").is_none(), "{takedown}");
     assert!(!takedown.to_string().contains(&troll.user_id), "the hashed rule reveals the user: {takedown}");
+    let takedown_key = gleipnir_policy::rule::state_key_for(&troll.user_id, &gleipnir_policy::Recommendation::Takedown);
+    assert_eq!(takedown["state_key"], takedown_key.as_str());
+    let ban = rule("m.ban").expect("the ban rule");
+    assert_eq!(ban["type"], "m.policy.rule.user");
+    assert_eq!(ban["content"]["entity"], scene.spammer.user_id.as_str());
+    assert_eq!(ban["content"]["reason"], "spamming");
+    let ban_key = gleipnir_policy::rule::state_key_for(&scene.spammer.user_id, &gleipnir_policy::Recommendation::Ban);
+    assert_eq!(ban["state_key"], ban_key.as_str());
 
     // Unban: a preview of the rule removal and the unban, then ✅.
     let preview = scene.command(&format!("unban {}", scene.spammer.user_id), "would carry out 2 operation(s)");
@@ -159,6 +172,57 @@ fn policy_commands_end_to_end() {
     assert!(after.contains("No rule matches"), "{after}");
     // The takedown stays.
     assert_eq!(membership(synapse, moderator, &scene.protected, &troll.user_id).as_deref(), Some("ban"));
+}
+
+/// A legacy rule (`m.room.rule.user`) cleared by an empty event of the
+/// newest type under its state key stops applying: nothing matches it, and
+/// a member it named who joins is not banned (Mjolnir's "soft redacted"
+/// rules; the peers agree).
+#[test]
+fn a_legacy_rule_cleared_by_an_empty_newer_event_stops_applying() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator) = (&scene.synapse, &scene.moderator);
+    let list = create_room(synapse, moderator, &[&scene.bot], json!({}));
+    let legacy = |content: serde_json::Value| {
+        let path = format!("/_matrix/client/v3/rooms/{list}/state/m.room.rule.user/old");
+        synapse.call(moderator, "PUT", &path, Some(&content)).unwrap();
+    };
+    legacy(json!({"entity": "@legacy*:localhost", "recommendation": "m.ban", "reason": "old"}));
+    let _gleipnir = scene.start(&[], &[]);
+    scene.command(&format!("watch {list}"), "Now watching");
+    scene.command("rules matching @legacy-probe:localhost", "1 rule(s) match");
+
+    put_rule(synapse, moderator, &list, "user", "old", json!({}));
+    eventually("the legacy rule gone", Duration::from_secs(30), || {
+        let answer = scene.command("rules matching @legacy-probe:localhost", "match");
+        answer.contains("No rule matches").then_some(())
+    });
+    // A member the old rule named joins; then a rule for the spammer: once
+    // the spammer is banned, the join before it was handled, without a ban.
+    let named = synapse.register(&unique_name("legacy"), "legacy-password", false).unwrap();
+    assert!(named.user_id.starts_with("@legacy"), "{}", named.user_id);
+    let invite = json!({"user_id": named.user_id});
+    synapse
+        .call(moderator, "POST", &format!("/_matrix/client/v3/rooms/{}/invite", scene.protected), Some(&invite))
+        .unwrap();
+    join(synapse, &named, &scene.protected);
+    put_rule(
+        synapse,
+        moderator,
+        &list,
+        "user",
+        "spam",
+        json!({"entity": scene.spammer.user_id, "recommendation": "m.ban"}),
+    );
+    eventually("the spammer banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref() == Some("ban"))
+            .then_some(())
+    });
+    assert_eq!(membership(synapse, moderator, &scene.protected, &named.user_id).as_deref(), Some("join"));
+    // Written again under the old type, the key stays cleared by the newer one.
+    legacy(json!({"entity": "@legacy*:localhost", "recommendation": "m.ban", "reason": "again"}));
+    scene.command(&format!("rules matching {}", scene.spammer.user_id), "1 rule(s) match");
+    scene.command("rules matching @legacy-probe:localhost", "No rule matches");
 }
 
 /// Losing a watched list while running (the bot is banned from it) is

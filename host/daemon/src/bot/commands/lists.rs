@@ -6,13 +6,12 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use gleipnir_policy::rule::{sha256, sha256_base64, state_key_for};
-use gleipnir_policy::{Entity, EntityKind, Recommendation};
+use gleipnir_policy::{EntityKind, Recommendation};
 use matrix_sdk::ruma::OwnedRoomId;
 use serde_json::json;
 
 use super::super::plan::{Op, Plan};
-use super::super::policy::{SHORTCODE, Unwatched, WATCHED_LISTS, permalink, rule_event_type};
+use super::super::policy::{SHORTCODE, Unwatched, WATCHED_LISTS, permalink};
 use super::super::{Bot, executor};
 use super::{Reply, Verb};
 use crate::parse::RoomRef;
@@ -53,20 +52,17 @@ impl Bot {
             return format!("I cannot write rules in {list}: my power level there is too low. Nothing changed.");
         }
         let kind = EntityKind::of(entity);
-        let glob = gleipnir_policy::glob::is_glob(entity);
-        let hashed = hashed && !glob;
-        let written_entity = if hashed { Entity::Hashed(sha256(entity)) } else { Entity::from_text(entity) };
-        let state_key = state_key_for(&written_entity, &recommendation);
-        let content = if hashed {
-            json!({"recommendation": recommendation.as_str(), "reason": reason, "hashes": {"sha256": sha256_base64(entity)}})
-        } else {
-            json!({"entity": entity, "recommendation": recommendation.as_str(), "reason": reason})
-        };
+        let hashed = hashed && !gleipnir_policy::glob::is_glob(entity);
+        let published = gleipnir_policy::rule::publish(entity, &recommendation, reason, hashed);
         if OwnedRoomId::try_from(list).ok().and_then(|id| self.matrix.client.get_room(&id)).is_none() {
             return format!("I am not in {list}. Nothing changed.");
         }
-        let event_type = kind.event_type().to_owned();
-        let act = executor::Act::WriteRule { list: list.to_owned(), event_type, state_key, content };
+        let act = executor::Act::WriteRule {
+            list: list.to_owned(),
+            event_type: published.event_type.to_owned(),
+            state_key: published.state_key,
+            content: published.content,
+        };
         match self.act(origin, act).await {
             executor::Outcome::DryRun(what) => format!("Dry run, nothing done: would {what}"),
             executor::Outcome::Done(_) => {
@@ -151,12 +147,17 @@ impl Bot {
         let mut plan = Plan { always_confirm: true, ..Plan::default() };
         for rule in &naming {
             if self.can_edit(&rule.list) {
-                plan.ops.push(Op::RemoveRule {
-                    room: rule.list.to_string(),
-                    event_type: rule_event_type(rule),
-                    state_key: rule.state_key.clone(),
-                    rule: rule.to_string(),
-                });
+                // Under every type that holds it, so no reader falls back to an older one.
+                let types = self.session.policy.rule_types(rule);
+                for event_type in &types {
+                    let shown = if types.len() > 1 { format!("{rule} under {event_type}") } else { rule.to_string() };
+                    plan.ops.push(Op::RemoveRule {
+                        room: rule.list.to_string(),
+                        event_type: event_type.clone(),
+                        state_key: rule.state_key.clone(),
+                        rule: shown,
+                    });
+                }
             } else {
                 plan.skipped.push(format!("{rule}: I cannot edit {}", rule.list));
             }

@@ -213,7 +213,7 @@ impl Policy {
             .collect();
         list.rules()
             .filter(|r| !present.contains(&(r.kind, r.state_key.as_str())))
-            .map(|r| (rule_event_type(r), r.state_key.clone()))
+            .map(|r| (gleipnir_policy::rule::event_type(r), r.state_key.clone()))
             .collect()
     }
 
@@ -306,6 +306,13 @@ impl Policy {
             })
             .cloned()
             .collect()
+    }
+
+    /// The event types under which `rule`'s state key holds a rule (the one
+    /// in effect and the older ones it shadows): removing it clears each.
+    pub(crate) fn rule_types(&self, rule: &Rule) -> Vec<String> {
+        let types = self.lists.get(&*rule.list).map(|l| l.event_types(rule.kind, &rule.state_key)).unwrap_or_default();
+        if types.is_empty() { vec![gleipnir_policy::rule::event_type(rule)] } else { types }
     }
 
     /// Every rule that matches `entity` (globs and hashes included).
@@ -431,16 +438,6 @@ pub(crate) enum Unwatched {
     Failed(String),
     /// It was watched with this many rules, which no longer apply.
     Rules(usize),
-}
-
-/// The event type a rule was found under (the newest generation's otherwise).
-pub(crate) fn rule_event_type(rule: &Rule) -> String {
-    let kind = rule.kind.name();
-    match rule.generation {
-        gleipnir_policy::rule::Generation::Stable => format!("m.policy.rule.{kind}"),
-        gleipnir_policy::rule::Generation::Room => format!("m.room.rule.{kind}"),
-        gleipnir_policy::rule::Generation::Mjolnir => format!("org.matrix.mjolnir.rule.{kind}"),
-    }
 }
 
 mod apply;
