@@ -70,7 +70,7 @@ impl Bot {
                 format!(
                     "Added to {list}: {} {entity} {}{how}. Bans in protected rooms follow.",
                     kind.name(),
-                    recommendation.as_str()
+                    recommendation.published()
                 )
             }
             other => format!("Could not write the rule to {list}: {}. Nothing changed.", other.text()),
