@@ -14,6 +14,21 @@ pub mod plugins {
     include!(concat!(env!("OUT_DIR"), "/plugins.rs"));
 }
 
+/// The first-party components as built for contract 0.1.0, kept as they
+/// were (`tests/fixtures/contract-0.1.0/README.md`): every later host must
+/// load them and decide as they did.
+pub mod fixtures {
+    macro_rules! fixture {
+        ($name:literal) => {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/contract-0.1.0/", $name, ".wasm")
+        };
+    }
+    pub const FLOODING_0_1_0: &str = fixture!("flooding");
+    pub const NEWCOMER_WATCH_WORDS_0_1_0: &str = fixture!("newcomer-watch-words");
+    pub const LEAST_AUTHORITY_0_1_0: &str = fixture!("least-authority");
+    pub const TAKEDOWN_0_1_0: &str = fixture!("takedown");
+}
+
 /// Where the tests cache compiled components (shared by all tests and runs).
 pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-component-cache")

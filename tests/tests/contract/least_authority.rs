@@ -19,10 +19,19 @@ fn join(id: usize, user: &str, ms: u64) -> String {
 /// decide who is a newcomer.
 #[test]
 fn newcomers_are_gated_by_time_and_host_counted_messages() {
-    let plugin = load(plugins::LEAST_AUTHORITY);
+    gated_by_time_and_counted_messages(&load(plugins::LEAST_AUTHORITY));
+}
+
+/// The component built for contract 0.1.0 decides as it always did.
+#[test]
+fn the_0_1_0_build_still_gates_newcomers() {
+    gated_by_time_and_counted_messages(&load(gleipnir_tests::fixtures::LEAST_AUTHORITY_0_1_0));
+}
+
+fn gated_by_time_and_counted_messages(plugin: &Plugin) {
     assert_eq!(plugin.declared().to_string(), "redact, send-notice, notify-management");
     let (mut instance, rooms, queries) = start(
-        &plugin,
+        plugin,
         &[
             ("messages-before-trusted", SettingValue::Integer(2)),
             ("explanation", SettingValue::Text("{user}: no {what}".into())),

@@ -130,6 +130,18 @@ mod flooding {
     /// another sends 5; only the first is acted on.
     #[test]
     fn a_flood_is_redacted_and_banned_and_a_chat_is_not() {
+        a_flood_is_redacted_and_banned(&plugin());
+    }
+
+    /// The component built for contract 0.1.0 decides as it always did.
+    #[test]
+    fn the_0_1_0_build_still_bans_a_flood() {
+        let fixture = load(gleipnir_tests::fixtures::FLOODING_0_1_0);
+        assert_eq!(fixture.wit_version(), "0.1.0");
+        a_flood_is_redacted_and_banned(&fixture);
+    }
+
+    fn a_flood_is_redacted_and_banned(plugin: &Plugin) {
         let mut lines = Vec::new();
         for i in 0..15 {
             lines.push(message(ROOM, "@spam:test", i + i / 3, "buy now", lines.len() + 1));
@@ -145,7 +157,7 @@ mod flooding {
         expected.push("ban !room:test @spam:test (flooding)".into());
         expected.push("notify-management @spam:test sent 11 messages within a minute in !room:test (limit 10); redacted their messages and banned them. (flooding)".into());
         expected.extend(spam_ids[11..].iter().map(|i| format!("redact !room:test $e{i} (flooding)")));
-        check(&plugin(), &[], &lines, &expected.join("\n"));
+        check(plugin, &[], &lines, &expected.join("\n"));
     }
 
     #[test]
@@ -492,7 +504,16 @@ mod newcomer_watch_words {
 
     #[test]
     fn disguised_watched_words_from_newcomers_only() {
-        let p = load(plugins::NEWCOMER_WATCH_WORDS);
+        watched_words_from_newcomers(&load(plugins::NEWCOMER_WATCH_WORDS));
+    }
+
+    /// The component built for contract 0.1.0 decides as it always did.
+    #[test]
+    fn the_0_1_0_build_still_catches_disguised_words() {
+        watched_words_from_newcomers(&load(gleipnir_tests::fixtures::NEWCOMER_WATCH_WORDS_0_1_0));
+    }
+
+    fn watched_words_from_newcomers(p: &Plugin) {
         assert_eq!(p.declared().to_string(), "redact, ban, notify-management");
         let words = ("words", SettingValue::TextList(vec!["cheap pills".into()]));
         // The member joined 1,000 s before the first message.
@@ -502,14 +523,14 @@ mod newcomer_watch_words {
             message("!r:test", "@new:test", 1, "nothing to see", 3),
         ];
         check(
-            &p,
+            p,
             std::slice::from_ref(&words),
             &lines,
             "redact !r:test $e2 (watched word from a newcomer)\n\
              notify-management @new:test (joined 16 min ago) said the watched phrase \"cheap pills\" in !r:test; redacted the message. (watched word from a newcomer)",
         );
         // Trusted after ten minutes.
-        check(&p, &[words, ("minutes-before-trusting", SettingValue::Integer(10))], &lines, "");
+        check(p, &[words, ("minutes-before-trusting", SettingValue::Integer(10))], &lines, "");
     }
 }
 

@@ -71,7 +71,16 @@ fn takedown_rule() -> gleipnir_runtime::Event {
 /// own events are redacted.
 #[test]
 fn a_hashed_takedown_reads_history_past_the_deadline() {
-    let plugin = load(plugins::TAKEDOWN);
+    hashed_takedown_past_the_deadline(&load(plugins::TAKEDOWN));
+}
+
+/// The component built for contract 0.1.0 decides as it always did.
+#[test]
+fn the_0_1_0_build_still_takes_down() {
+    hashed_takedown_past_the_deadline(&load(gleipnir_tests::fixtures::TAKEDOWN_0_1_0));
+}
+
+fn hashed_takedown_past_the_deadline(plugin: &Plugin) {
     let host = Arc::new(SlowHistory {
         rooms: vec!["!a:test".into(), "!b:test".into()],
         wait: std::time::Duration::from_millis(120),
