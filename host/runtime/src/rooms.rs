@@ -19,6 +19,10 @@ struct Room {
     members: HashMap<String, Member>,
     levels: Option<RoomLevels>,
     users: HashMap<String, i64>,
+    /// Power levels set for particular event types (`events` of `m.room.power_levels`).
+    event_levels: HashMap<String, i64>,
+    /// `m.room.join_rules`' `join_rule`, as last seen.
+    join_rule: Option<String>,
     /// Room version 12 and later: creators outrank every power level.
     creators: Vec<String>,
 }
@@ -75,6 +79,7 @@ pub enum Applied {
     Membership { user: String, previous: Option<Membership>, now: Membership },
     PowerLevels,
     Create,
+    JoinRule,
 }
 
 impl RoomStates {
@@ -151,10 +156,16 @@ impl RoomStates {
                     .and_then(|u| u.as_object())
                     .map(|u| u.iter().filter_map(|(k, v)| as_level(v).map(|l| (k.clone(), l))).collect())
                     .unwrap_or_default();
+                let event_levels = content
+                    .get("events")
+                    .and_then(|u| u.as_object())
+                    .map(|u| u.iter().filter_map(|(k, v)| as_level(v).map(|l| (k.clone(), l))).collect())
+                    .unwrap_or_default();
                 let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
                 let room = rooms.entry(room_id.to_owned()).or_default();
                 room.levels = Some(levels);
                 room.users = users;
+                room.event_levels = event_levels;
                 Applied::PowerLevels
             }
             "m.room.create" if state_key.is_empty() => {
@@ -170,6 +181,13 @@ impl RoomStates {
                     }
                 }
                 Applied::Create
+            }
+            "m.room.join_rules" if state_key.is_empty() => {
+                let Ok(content) = serde_json::from_str::<serde_json::Value>(content) else { return Applied::Ignored };
+                let rule = content.get("join_rule").and_then(|r| r.as_str()).map(str::to_owned);
+                let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+                rooms.entry(room_id.to_owned()).or_default().join_rule = rule;
+                Applied::JoinRule
             }
             _ => Applied::Ignored,
         }
@@ -216,6 +234,21 @@ impl RoomStates {
 
     /// Whether the room's power levels have been seen (otherwise
     /// [`room_levels`](RoomStates::room_levels) gives the defaults).
+    /// The room's join rule (`public`, `invite`, `knock`, …), if seen.
+    pub fn join_rule(&self, room: &str) -> Option<String> {
+        let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+        rooms.get(room).and_then(|r| r.join_rule.clone())
+    }
+
+    /// The power level needed to send a state event of `event_type`: the
+    /// level set for that type, else `state_default`.
+    pub fn state_level(&self, room: &str, event_type: &str) -> i64 {
+        let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+        let room = rooms.get(room);
+        room.and_then(|r| r.event_levels.get(event_type).copied())
+            .unwrap_or_else(|| room.and_then(|r| r.levels).unwrap_or(DEFAULT_LEVELS).state_default)
+    }
+
     pub fn knows_levels(&self, room: &str) -> bool {
         self.rooms.read().unwrap_or_else(|e| e.into_inner()).get(room).is_some_and(|r| r.levels.is_some())
     }

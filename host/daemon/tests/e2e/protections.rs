@@ -100,6 +100,43 @@ fn faulty_protections_are_quarantined() {
     assert_eq!(refusals, 1, "{:?}", scene.notices());
 }
 
+/// A protection opens and closes a protected room through `set-join-rule`,
+/// carried out by the executor; a rule already in force is not sent again.
+#[test]
+fn a_protection_sets_a_rooms_join_rule() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator) = (&scene.synapse, &scene.moderator);
+    let _gleipnir = scene.start(&[], &[("protections enable hostile", "hostile enabled")]);
+    let path = format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", scene.protected);
+    let rule =
+        || synapse.call(moderator, "GET", &path, None).ok().and_then(|c| c["join_rule"].as_str().map(str::to_owned));
+    assert_eq!(rule().as_deref(), Some("invite"), "the scene's room starts invite-only");
+    send(synapse, &scene.spammer, &scene.protected, "open-room");
+    eventually("the room opened", Duration::from_secs(30), || (rule().as_deref() == Some("public")).then_some(()));
+    // Someone who was never invited can join now.
+    let visitor = synapse.register(&unique_name("visitor"), "visitor-password", false).unwrap();
+    join(synapse, &visitor, &scene.protected);
+    send(synapse, &scene.spammer, &scene.protected, "close-room");
+    eventually("the room closed", Duration::from_secs(30), || (rule().as_deref() == Some("invite")).then_some(()));
+    // Closed again, it stays closed: one state event per change, no repeats.
+    send(synapse, &scene.spammer, &scene.protected, "close-room");
+    scene.command("status", "hostile");
+    let changes = synapse
+        .call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{}/messages?dir=b&limit=100", scene.protected), None)
+        .unwrap();
+    let by_bot = changes["chunk"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "m.room.join_rules" && e["sender"] == scene.bot.user_id.as_str())
+        .count();
+    assert_eq!(by_bot, 2, "{changes}");
+    let stranger = synapse.register(&unique_name("stranger"), "stranger-password", false).unwrap();
+    let refused =
+        synapse.call(&stranger, "POST", &format!("/_matrix/client/v3/join/{}", scene.protected), Some(&json!({})));
+    assert!(refused.is_err(), "an uninvited user joined a closed room");
+}
+
 /// Invites `who` to `room` (by `inviter`) and joins.
 fn invite_and_join(
     synapse: &synapse_harness::Synapse,

@@ -152,3 +152,27 @@ fn garbage_leaves_state_alone() {
     );
     assert_eq!(states.power_level(ROOM, "@a:test"), 80);
 }
+
+#[test]
+fn join_rules_and_the_level_to_change_them_are_known() {
+    let rooms = RoomStates::new();
+    assert_eq!(rooms.join_rule("!r"), None);
+    assert_eq!(rooms.state_level("!r", "m.room.join_rules"), 50, "the spec's state_default");
+    assert_eq!(rooms.apply("!r", "m.room.join_rules", "", "@a:x", 0, r#"{"join_rule": "public"}"#), Applied::JoinRule);
+    assert_eq!(rooms.join_rule("!r").as_deref(), Some("public"));
+    rooms.apply("!r", "m.room.join_rules", "", "@a:x", 0, r#"{"join_rule": "invite"}"#);
+    assert_eq!(rooms.join_rule("!r").as_deref(), Some("invite"));
+    // Not the room's rule: a state key, or content without a rule.
+    rooms.apply("!r", "m.room.join_rules", "x", "@a:x", 0, r#"{"join_rule": "public"}"#);
+    assert_eq!(rooms.join_rule("!r").as_deref(), Some("invite"));
+    rooms.apply(
+        "!r",
+        "m.room.power_levels",
+        "",
+        "@a:x",
+        0,
+        r#"{"state_default": 60, "events": {"m.room.join_rules": 100}}"#,
+    );
+    assert_eq!(rooms.state_level("!r", "m.room.join_rules"), 100);
+    assert_eq!(rooms.state_level("!r", "m.room.topic"), 60);
+}

@@ -5,7 +5,8 @@
 //! reach), `sleep`, `poll`, `stdin` (wait through WASI), `print` (stdout and
 //! stderr), `history-loop` (calls `history` between long computations),
 //! `queries` (reports what `history` and `members-matching` answer),
-//! `arm-restore` (the next `snapshot` makes `restore` panic); anything else
+//! `arm-restore` (the next `snapshot` makes `restore` panic), `open-room` and
+//! `close-room` (set the room's join rule to public or invite); anything else
 //! gets one notice back (proof of life). The setting `panic-in-configure`
 //! makes `configure` panic.
 
@@ -28,7 +29,8 @@ pub struct Hostile {
 impl Protection for Hostile {
     const NAME: &'static str = "hostile";
     const SUMMARY: &'static str = "Misbehaves on request (test plugin).";
-    const CAPABILITIES: &'static [Capability] = &[Capability::NotifyManagement, Capability::Redact];
+    const CAPABILITIES: &'static [Capability] =
+        &[Capability::NotifyManagement, Capability::Redact, Capability::SetJoinRule];
     const EVENTS: &'static [EventClass] = &[EventClass::Message];
     type Settings = Config;
 
@@ -125,6 +127,11 @@ impl Protection for Hostile {
             "arm-restore" => {
                 self.state = b"panic".to_vec();
                 vec![Action::notify("armed", "arm-restore")]
+            }
+            "open-room" | "close-room" => {
+                let rule = if message.body == "open-room" { JoinRule::Public } else { JoinRule::Invite };
+                let reason = message.body.clone();
+                vec![Action::SetJoinRule(SetJoinRule { room_id: event.room_id.clone(), rule, reason })]
             }
             _ => vec![Action::notify(&format!("alive: {}", message.body), "proof of life")],
         }

@@ -14,7 +14,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use gleipnir_runtime::rooms::RoomStates;
-use gleipnir_runtime::{Action, Membership, json};
+use gleipnir_runtime::{Action, JoinRule, Membership, json};
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use matrix_sdk::ruma::{EventId, RoomId, UserId};
 use matrix_sdk::{Client, Room};
@@ -175,6 +175,8 @@ pub(crate) struct Executor {
     /// (room, action kind) pairs already reported as not permitted.
     denied: HashSet<(String, &'static str)>,
     unsupported: HashSet<&'static str>,
+    /// Per room, the join rule before the executor first changed it.
+    join_rules_before: HashMap<String, String>,
 }
 
 impl Executor {
@@ -187,6 +189,7 @@ impl Executor {
             senders: Recent::default(),
             denied: HashSet::new(),
             unsupported: HashSet::new(),
+            join_rules_before: HashMap::new(),
         }
     }
 
@@ -241,10 +244,13 @@ impl Executor {
         }
         let result = perform(ctx.client, &act).await;
         match result {
-            Ok(note) => {
+            Ok(mut note) => {
                 tracing::info!(%origin, act = %describe(&act), "done");
                 if let Act::Contract(Action::Unban(a)) = &act {
                     self.unbanned(&a.room_id, &a.user_id);
+                }
+                if let Act::Contract(Action::SetJoinRule(a)) = &act {
+                    note = Some(self.join_rule_set(ctx.rooms, &a.room_id, join_rule_name(a.rule)));
                 }
                 Outcome::Done(note)
             }
@@ -252,6 +258,18 @@ impl Executor {
             Err(Performed::Unsupported(name)) => Outcome::Unsupported(name),
             Err(Performed::Failed(e)) => Outcome::Failed(e),
         }
+    }
+
+    /// A join rule was set: the rule before the first change is remembered
+    /// (to put back once the reason for the change has passed) until the
+    /// room is back on it. Says what changed.
+    fn join_rule_set(&mut self, rooms: &RoomStates, room: &str, now: &str) -> String {
+        let before = rooms.join_rule(room).unwrap_or_else(|| "unknown".to_owned());
+        let first = self.join_rules_before.entry(room.to_owned()).or_insert_with(|| before.clone()).clone();
+        if first == now {
+            self.join_rules_before.remove(room);
+        }
+        format!("{room}'s join rule: {before} → {now} (before any change: {first})")
     }
 
     /// The safety rules: `Some` when the act must not be carried out (or
@@ -338,6 +356,9 @@ impl Executor {
                     || !self.banned.insert(format!("{}\n{}", a.room_id, a.user_id), ())
             }
             Act::Contract(Action::Redact(a)) => !self.redacted.insert(a.event_id.clone(), ()),
+            Act::Contract(Action::SetJoinRule(a)) => {
+                ctx.rooms.join_rule(&a.room_id).as_deref() == Some(join_rule_name(a.rule))
+            }
             _ => false,
         };
         repeat.then_some(Outcome::Unneeded)
@@ -350,9 +371,21 @@ fn needed_level<'a>(rooms: &RoomStates, action: &'a Action) -> Option<(&'a str, 
         Action::Ban(a) | Action::Unban(a) => (&a.room_id, |l| l.ban),
         Action::Kick(a) => (&a.room_id, |l| l.kick),
         Action::Redact(a) => (&a.room_id, |l| l.redact),
+        Action::SetJoinRule(a) => return Some((&a.room_id, rooms.state_level(&a.room_id, "m.room.join_rules"))),
         _ => return None,
     };
     Some((room, pick(&rooms.room_levels(room))))
+}
+
+/// A join rule as `m.room.join_rules` writes it.
+fn join_rule_name(rule: JoinRule) -> &'static str {
+    match rule {
+        JoinRule::Public => "public",
+        JoinRule::Invite => "invite",
+        JoinRule::Knock => "knock",
+        JoinRule::Restricted => "restricted",
+        JoinRule::Private => "private",
+    }
 }
 
 /// One line saying what an act does, for logs and dry runs.
@@ -412,7 +445,24 @@ async fn perform(client: &Client, act: &Act) -> Result<Option<String>, Performed
             let path = format!("/_synapse/admin/v1/users/{}/media", urlencode(&a.user_id));
             admin(client, reqwest_method::DELETE, &path, None).await.map_err(|e| Performed::Failed(e.to_string()))?;
         }
-        Act::Contract(Action::SetJoinRule(_)) => return Err(Performed::Unsupported("set-join-rule")),
+        Act::Contract(Action::SetJoinRule(a)) => {
+            match a.rule {
+                JoinRule::Restricted => {
+                    return Err(Performed::Unsupported(
+                        "set-join-rule restricted (it needs the rooms whose members may join)",
+                    ));
+                }
+                JoinRule::Private => {
+                    return Err(Performed::Unsupported("set-join-rule private (reserved by the spec)"));
+                }
+                JoinRule::Public | JoinRule::Invite | JoinRule::Knock => {}
+            }
+            let content = json!({"join_rule": join_rule_name(a.rule)});
+            in_room(&a.room_id)?
+                .send_state_event_raw("m.room.join_rules", "", content)
+                .await
+                .map_err(|e| Performed::Failed(e.to_string()))?;
+        }
         Act::Contract(Action::SetPowerLevel(_)) => return Err(Performed::Unsupported("set-power-level")),
         Act::Contract(Action::AddPolicyRule(_) | Action::RemovePolicyRule(_)) => {
             return Err(Performed::Unsupported("policy rule edits"));

@@ -180,3 +180,49 @@ async fn a_dry_run_says_what_it_would_do_and_does_nothing() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_join_rule_is_set_only_with_the_power_for_it_and_not_when_already_in_force() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(false);
+    let protection = Origin::Protection("join-wave".into());
+    let close = |room: &str| {
+        Act::Contract(Action::SetJoinRule(gleipnir_runtime::SetJoinRule {
+            room_id: room.into(),
+            rule: JoinRule::Invite,
+            reason: "raid".into(),
+        }))
+    };
+    // The bot (100) may change it where `m.room.join_rules` needs the default 50.
+    assert_eq!(f.check(&mut executor, &protection, &close(ROOM)).await, None);
+    // Not where that state event needs more than the bot has.
+    f.rooms.apply(
+        "!weak:here",
+        "m.room.power_levels",
+        "",
+        "@owner:here",
+        1,
+        r#"{"users": {"@bot:here": 50}, "events": {"m.room.join_rules": 100}}"#,
+    );
+    assert!(matches!(
+        f.check(&mut executor, &protection, &close("!weak:here")).await,
+        Some(Outcome::Unpermitted { needed: 100, .. })
+    ));
+    // A room already invite-only: nothing to do.
+    f.rooms.apply(ROOM, "m.room.join_rules", "", "@owner:here", 1, r#"{"join_rule": "invite"}"#);
+    assert_eq!(f.check(&mut executor, &protection, &close(ROOM)).await, Some(Outcome::Unneeded));
+    // The change is said with the rule it replaced and the one before any change.
+    f.rooms.apply(ROOM, "m.room.join_rules", "", "@owner:here", 1, r#"{"join_rule": "public"}"#);
+    assert_eq!(
+        executor.join_rule_set(&f.rooms, ROOM, "invite"),
+        "!room:here's join rule: public → invite (before any change: public)"
+    );
+    f.rooms.apply(ROOM, "m.room.join_rules", "", "@bot:here", 1, r#"{"join_rule": "invite"}"#);
+    assert_eq!(
+        executor.join_rule_set(&f.rooms, ROOM, "knock"),
+        "!room:here's join rule: invite → knock (before any change: public)"
+    );
+    f.rooms.apply(ROOM, "m.room.join_rules", "", "@bot:here", 1, r#"{"join_rule": "knock"}"#);
+    executor.join_rule_set(&f.rooms, ROOM, "public");
+    assert!(executor.join_rules_before.is_empty(), "back on the first rule: nothing to remember");
+}
