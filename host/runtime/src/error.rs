@@ -30,6 +30,10 @@ pub enum LoadError {
     WitVersion { found: String },
     #[error("the plugin needs imports this host does not offer: {0}")]
     Link(String),
+    #[error(
+        "the plugin was built for a newer host: it needs {0}, which this host (contract {WIT_PACKAGE}@{WIT_VERSION}) does not offer; upgrade Gleipnir, or rebuild the plugin with a gleipnir-sdk for {WIT_VERSION}"
+    )]
+    NeedsNewerHost(String),
     #[error("it cannot be instantiated: {0}")]
     Instantiate(Fault),
     #[error("`describe` failed: {0}")]

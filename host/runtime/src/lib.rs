@@ -25,6 +25,7 @@ pub mod folder;
 mod grants;
 mod guest;
 pub mod host;
+mod imports;
 pub mod json;
 mod kv;
 mod limits;

@@ -76,7 +76,12 @@ pub(crate) fn prepare(runtime: Arc<Runtime>, component: Component, hash: String)
     if found != WIT_VERSION {
         return Err(LoadError::WitVersion { found });
     }
-    let instance_pre = runtime.linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let instance_pre = runtime.linker.instantiate_pre(&component).map_err(|e| {
+        match crate::imports::missing(&runtime.engine, &component) {
+            missing if missing.is_empty() => LoadError::Link(format!("{e:#}")),
+            missing => LoadError::NeedsNewerHost(missing.join(", ")),
+        }
+    })?;
     let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
 
     // Describe in a scratch store: a protection may not do anything yet.

@@ -582,6 +582,24 @@ mod future_contract {
     }
 }
 
+mod newer_host {
+    use super::*;
+
+    pub(super) fn covered() {}
+
+    /// A plugin that imports a host function this host lacks (built for a
+    /// newer host) is refused naming the function, not with a link error.
+    #[test]
+    fn a_plugin_for_a_newer_host_is_refused_naming_what_it_needs() {
+        let err = gleipnir_tests::runtime().load_file(plugins::NEWER_HOST.as_ref()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the plugin was built for a newer host: it needs gleipnir:protection/host@0.1.0#shiny-new, which this host \
+             (contract gleipnir:protection@0.1.0) does not offer; upgrade Gleipnir, or rebuild the plugin with a gleipnir-sdk for 0.1.0"
+        );
+    }
+}
+
 /// Host functions added to `gleipnir:protection@0.1.0` after it was first
 /// published (`message-count`) are a compatible change: a component built
 /// before them still loads and runs.
