@@ -173,23 +173,42 @@ impl Protection for LeastAuthority {
         actions
     }
 
+    /// When each member was last told, so a swap or a restart does not
+    /// explain again at once: `least-authority-v1`, then `ms user` per line.
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = String::new();
+        let mut out = format!("{STATE_V1}\n");
         for (user, at) in &self.explained {
             out.push_str(&format!("{at} {user}\n"));
         }
         out.into_bytes()
     }
 
+    /// Reads this version's state and the unversioned one of 0.1.0 builds;
+    /// a newer version's is refused, saying so (explanations start over).
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
         let text = std::str::from_utf8(state).map_err(|_| "the state is not UTF-8".to_owned())?;
-        for line in text.lines() {
+        let mut lines = text.lines().peekable();
+        match lines.peek() {
+            Some(&STATE_V1) => {
+                lines.next();
+            }
+            Some(header) if header.starts_with("least-authority-v") => {
+                return Err(format!(
+                    "the state was written by a newer version ({header}); when members were last told is forgotten"
+                ));
+            }
+            _ => {}
+        }
+        for line in lines {
             let (at, user) = line.split_once(' ').ok_or("a line of the state has no space")?;
             self.explained.insert(user.to_owned(), at.parse().map_err(|_| "a time in the state is not a number")?);
         }
         Ok(())
     }
 }
+
+/// The first line of the state this version writes.
+const STATE_V1: &str = "least-authority-v1";
 
 gleipnir_sdk::export_protection!(LeastAuthority);
 

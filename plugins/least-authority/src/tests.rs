@@ -147,3 +147,15 @@ fn the_explanation_rate_limit_survives_a_swap() {
     next.protection.restore(&state).unwrap();
     assert!(!say(&mut next, "@new:test", "https://example.org").contains("notice"));
 }
+
+#[test]
+fn the_state_of_an_older_build_is_read_and_a_newer_ones_refused() {
+    // 0.1.0 builds wrote `ms user` lines without a header.
+    let mut h = harness();
+    member(&h, "@new:test", 5, Some(0));
+    h.protection.restore(format!("{NOW} @new:test\n").as_bytes()).unwrap();
+    assert!(!say(&mut h, "@new:test", "https://example.org").contains("notice"), "told just now");
+    let newer = harness().protection.restore(b"least-authority-v2\nwhatever\n").unwrap_err();
+    assert!(newer.contains("newer version (least-authority-v2)"), "{newer}");
+    assert!(String::from_utf8(h.protection.snapshot()).unwrap().starts_with("least-authority-v1\n"));
+}

@@ -66,3 +66,29 @@ fn gated_by_time_and_counted_messages(plugin: &Plugin) {
     rooms.uncount("$m2");
     assert!(run(&mut instance, &rooms, &queries.clock, &[link(13, "@new:test", 2 * 86_400 + 1)]).starts_with("redact"));
 }
+
+/// Swapped for a rebuilt copy of itself, or from the 0.1.0 build to this
+/// one, least-authority still knows whom it told: no second explanation.
+#[test]
+fn a_swap_keeps_who_was_told() {
+    let link = |id: usize, ms: u64| {
+        json!({
+            "room_id": ROOM, "event_id": format!("$e{id}"), "sender": "@new:test", "type": "m.room.message",
+            "origin_server_ts": ms, "content": {"msgtype": "m.text", "body": "https://x.example"},
+        })
+        .to_string()
+    };
+    let base = 1_700_000_000_000u64;
+    for from in [load(plugins::LEAST_AUTHORITY), load(gleipnir_tests::fixtures::LEAST_AUTHORITY_0_1_0)] {
+        let (mut old, rooms, queries) = start(&from, &[]);
+        rooms.count_from(ROOM, base);
+        run(&mut old, &rooms, &queries.clock, &[join(1, "@new:test", base + 1_000)]);
+        let first = run(&mut old, &rooms, &queries.clock, &[link(2, base + 5_000)]);
+        assert!(first.contains("send-notice"), "{first}");
+        let overrides = old.overrides().to_vec();
+        let (mut new, handover) = old.successor(&load(plugins::LEAST_AUTHORITY), &overrides).expect("swaps");
+        assert_eq!(handover.state_refused, None);
+        let second = run(&mut new, &rooms, &queries.clock, &[link(3, base + 65_000)]);
+        assert!(second.starts_with("redact") && !second.contains("send-notice"), "told again after a swap: {second}");
+    }
+}

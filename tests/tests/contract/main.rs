@@ -141,6 +141,32 @@ mod flooding {
         a_flood_is_redacted_and_banned(&fixture);
     }
 
+    /// Swapped mid-burst for a rebuilt copy of itself, or from the 0.1.0
+    /// build to this one, flooding still bans the burst: 4 messages before
+    /// the swap and 3 after, limit 5 (fresh, the 3 alone ban nobody).
+    #[test]
+    fn a_swap_mid_burst_still_bans_the_burst() {
+        let limit = [("max-per-minute", SettingValue::Integer(5))];
+        let burst: Vec<String> = (0..7).map(|i| message(ROOM, "@spam:test", i, "buy", i as usize + 1)).collect();
+        let (fresh, rooms, queries) = start(&plugin(), &limit);
+        let mut fresh = fresh;
+        assert_eq!(run(&mut fresh, &rooms, &queries.clock, &burst[4..]), "", "3 messages alone are no flood");
+        for from in [plugin(), load(gleipnir_tests::fixtures::FLOODING_0_1_0)] {
+            let (mut old, rooms, queries) = start(&from, &limit);
+            assert_eq!(run(&mut old, &rooms, &queries.clock, &burst[..4]), "");
+            let overrides = old.overrides().to_vec();
+            let (mut new, handover) = old.successor(&plugin(), &overrides).expect("swaps");
+            assert_eq!(handover.state_refused, None);
+            let got = run(&mut new, &rooms, &queries.clock, &burst[4..]);
+            assert!(
+                got.contains("ban !room:test @spam:test (flooding)"),
+                "after a swap from {}: {got}",
+                from.content_hash()
+            );
+            assert!(got.contains("sent 6 messages within a minute"), "{got}");
+        }
+    }
+
     fn a_flood_is_redacted_and_banned(plugin: &Plugin) {
         let mut lines = Vec::new();
         for i in 0..15 {

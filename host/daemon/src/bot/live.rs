@@ -1,5 +1,5 @@
 //! Live operation: plugin files replaced while the bot runs (compiled off
-//! the event path by `gleipnir_runtime::watch`, swapped in here between two
+//! the event path by the watcher (`watch.rs`), swapped in here between two
 //! events) and the operator's settings file applied live (see `layers`).
 
 use std::fmt::Write;

@@ -104,3 +104,34 @@ fn an_encrypted_management_room_is_refused_clearly() {
     let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
     assert!(log.contains("is encrypted; Gleipnir does not support end-to-end encryption yet"), "{log}");
 }
+
+/// Flooding swapped mid-burst for a newer build of itself (`plugins reload`
+/// compiles the file again and swaps it in between two events) still bans
+/// the burst: 4 messages before the swap and 3 after, limit 5.
+#[test]
+fn a_swap_mid_burst_still_bans_the_burst() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, spammer) = (&scene.synapse, &scene.moderator, &scene.spammer);
+    let _gleipnir = scene.start(
+        &[],
+        &[
+            ("protections enable flooding", "flooding enabled"),
+            ("protections config set flooding max-per-minute 5", "flooding.max-per-minute"),
+        ],
+    );
+    for i in 0..4 {
+        send(synapse, spammer, &scene.protected, &format!("before the swap {i}"));
+    }
+    // The management room comes last in a sync: the 4 are handled first.
+    let swapped = scene.command("plugins reload flooding", "swapped in");
+    assert!(swapped.contains("state carried over"), "{swapped}");
+    for i in 0..3 {
+        send(synapse, spammer, &scene.protected, &format!("after the swap {i}"));
+    }
+    eventually("the burst banned across the swap", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &spammer.user_id).as_deref() == Some("ban")).then_some(())
+    });
+    eventually("the report of the burst", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains("sent 6 messages within a minute"))
+    });
+}
