@@ -202,6 +202,32 @@ impl Bot {
         self.jobs.extend(jobs);
     }
 
+    /// Gives the protections due a tick their `tick` event (see `ticks`),
+    /// and carries out what they decide, like a sync's jobs.
+    pub(super) async fn tick(&mut self, token: &str) {
+        let now = Instant::now();
+        let ticking = self.protections.ticking(&self.config.ticks);
+        let due = self.ticks.due(now, &ticking);
+        if due.is_empty() {
+            return;
+        }
+        let now_ms = self.queries.state.clock.now_ms();
+        let event = gleipnir_runtime::Event {
+            room_id: String::new(),
+            event_id: String::new(),
+            sender: String::new(),
+            origin_ts: now_ms,
+            received_ts: now_ms,
+            content: "{}".to_owned(),
+            kind: gleipnir_runtime::EventKind::Tick,
+        };
+        for name in due {
+            let jobs = self.protections.handle_one(&name, &event, &self.protected, now);
+            self.jobs.extend(jobs);
+        }
+        self.flush_jobs(token).await;
+    }
+
     /// Feeds one client-format event, if it is state, to the room cache and
     /// the policy engine. Returns a user who just joined or knocked on a
     /// protected room.

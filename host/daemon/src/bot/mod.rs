@@ -31,6 +31,7 @@ mod queries;
 mod route;
 mod startup;
 mod takedown;
+mod ticks;
 mod watch;
 
 use std::collections::BTreeSet;
@@ -77,6 +78,8 @@ pub(crate) struct Bot {
     /// Watches the plugin folder and the settings file while running.
     watcher: Option<watch::Watcher>,
     changes: Option<tokio::sync::mpsc::UnboundedReceiver<watch::Change>>,
+    /// When each protection that asks for ticks gets its next one.
+    ticks: ticks::Ticks,
     /// When the message counts were last written to the data directory.
     counts_saved: Instant,
     /// Actions decided while handling a sync, carried out after it (see `journal`).
@@ -183,6 +186,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         lost: Vec::new(),
         watcher: None,
         changes: None,
+        ticks: ticks::Ticks::default(),
         counts_saved: Instant::now(),
         jobs: Vec::new(),
         journal,
@@ -334,9 +338,13 @@ impl Bot {
             let client = self.matrix.client.clone();
             let mut request = tokio::spawn(async move { client.sync_once(settings).await });
             let result = loop {
+                let ticking = self.protections.ticking(&self.config.ticks);
+                self.ticks.schedule(Instant::now(), &ticking);
+                let tick_at = self.ticks.next_due().map(tokio::time::Instant::from_std);
                 tokio::select! {
                     result = &mut request => break result,
                     Some(change) = next_change(&mut changes) => self.live_change(change).await,
+                    () = until(tick_at) => self.tick(token).await,
                 }
             };
             let result = match result {
@@ -416,6 +424,14 @@ impl Bot {
                 self.write_failed("counts", &format!("{e:#}")).await;
             }
         }
+    }
+}
+
+/// Resolves at `at`; never, without one.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

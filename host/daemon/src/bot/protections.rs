@@ -230,51 +230,66 @@ impl Protections {
     /// per kind) and their faults, as jobs.
     pub(crate) fn handle(&mut self, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
         let class = event::class(&event.kind);
+        let names: Vec<String> =
+            self.enabled.iter().filter(|(_, i)| i.plugin().wants(class)).map(|(n, _)| n.clone()).collect();
         let mut todo = Vec::new();
-        let (enabled, health_of) = (&mut self.enabled, &mut self.health);
-        sandboxed(|| {
-            for (name, instance) in enabled.iter_mut() {
-                let health = health_of.entry(name.clone()).or_default();
-                if !instance.plugin().wants(class) || health.quarantined(now) {
-                    continue;
+        for name in names {
+            todo.extend(self.handle_one(&name, event, protected, now));
+        }
+        todo
+    }
+
+    /// Hands one event to one enabled protection (unless quarantined).
+    pub(crate) fn handle_one(&mut self, name: &str, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
+        let mut todo = Vec::new();
+        let Some(instance) = self.enabled.get_mut(name) else { return todo };
+        let health = self.health.entry(name.to_owned()).or_default();
+        if health.quarantined(now) {
+            return todo;
+        }
+        match sandboxed(|| instance.handle(event)) {
+            Ok(mut outcome) => {
+                only_in_protected_rooms(&mut outcome, protected);
+                for refusal in outcome.refused {
+                    let kind =
+                        gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&refusal.action));
+                    if health.refused(kind) {
+                        todo.push(Job::Report(format!(
+                            "{name}: refused {}: {}. (Said once per kind of action; `status` counts them.)",
+                            gleipnir_runtime::json::action(&refusal.action),
+                            refusal.why
+                        )));
+                    }
                 }
-                match instance.handle(event) {
-                    Ok(mut outcome) => {
-                        only_in_protected_rooms(&mut outcome, protected);
-                        for refusal in outcome.refused {
-                            let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(
-                                &refusal.action,
-                            ));
-                            if health.refused(kind) {
-                                todo.push(Job::Report(format!(
-                                    "{name}: refused {}: {}. (Said once per kind of action; `status` counts them.)",
-                                    gleipnir_runtime::json::action(&refusal.action),
-                                    refusal.why
-                                )));
-                            }
-                        }
-                        todo.extend(outcome.actions.into_iter().map(|a| Job::Act(Origin::Protection(name.clone()), a)));
-                    }
-                    Err(fault) => {
-                        let mut report = format!("{name} faulted: {fault}");
-                        if let Some(length) = health.fault(fault.to_string(), now) {
-                            report.push_str(&format!(
-                                ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
-                                 `protections enable {name}` lifts it.",
-                                length.as_secs()
-                            ));
-                        }
-                        todo.push(Job::Report(report));
-                        if fault.kills_instance()
-                            && let Err(e) = instance.restart()
-                        {
-                            todo.push(Job::Report(format!("{name} could not restart: {e}")));
-                        }
-                    }
+                todo.extend(outcome.actions.into_iter().map(|a| Job::Act(Origin::Protection(name.to_owned()), a)));
+            }
+            Err(fault) => {
+                let mut report = format!("{name} faulted: {fault}");
+                if let Some(length) = health.fault(fault.to_string(), now) {
+                    report.push_str(&format!(
+                        ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
+                         `protections enable {name}` lifts it.",
+                        length.as_secs()
+                    ));
+                }
+                todo.push(Job::Report(report));
+                if fault.kills_instance()
+                    && let Err(e) = sandboxed(|| instance.restart())
+                {
+                    todo.push(Job::Report(format!("{name} could not restart: {e}")));
                 }
             }
-        });
+        }
         todo
+    }
+
+    /// The enabled protections that ask for ticks, with how often.
+    pub(crate) fn ticking(&self, every: &BTreeMap<String, std::time::Duration>) -> Vec<(String, std::time::Duration)> {
+        self.enabled
+            .iter()
+            .filter(|(_, i)| i.plugin().wants(gleipnir_runtime::EventClass::Tick))
+            .map(|(name, _)| (name.clone(), every.get(name).copied().unwrap_or(super::ticks::DEFAULT_TICK)))
+            .collect()
     }
 
     /// Each enabled protection's state (its `snapshot`), to keep. A

@@ -85,6 +85,8 @@ pub(crate) struct Config {
     pub(crate) query_grants: BTreeMap<String, QueryGrants>,
     /// Per protection: what moderators may grant with `protections grant`.
     pub(crate) grantable: BTreeMap<String, CapabilitySet>,
+    /// Per protection that asks for `tick` events: how often (default a minute).
+    pub(crate) ticks: BTreeMap<String, Duration>,
     /// Room takedown rules in watched lists block and purge the room on this
     /// homeserver (the bot's account must be a server admin).
     pub(crate) room_takedowns: bool,
@@ -342,6 +344,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     let mut grants = BTreeMap::new();
     let mut query_grants = BTreeMap::new();
     let mut grantable = BTreeMap::new();
+    let mut ticks = BTreeMap::new();
     if let Some(protections) = r.table(&root, "protections", false) {
         for (name, value) in protections {
             let path = format!("protections.{name}");
@@ -353,7 +356,16 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
                 r.problem(&path, "must be a table");
                 continue;
             };
-            r.known_keys(&path, table, &["grants", "grantable"]);
+            r.known_keys(&path, table, &["grants", "grantable", "tick"]);
+            if let Some(d) = r.string(table, &path, "tick", false) {
+                match settings::parse_duration(d) {
+                    Ok(ms) if (1_000..=86_400_000).contains(&ms) => {
+                        ticks.insert(name.clone(), Duration::from_millis(ms));
+                    }
+                    Ok(_) => r.problem(&format!("{path}.tick"), format!("`{d}` must be between 1s and 24h")),
+                    Err(e) => r.problem(&format!("{path}.tick"), e),
+                }
+            }
             let mut queries = QueryGrants::EMPTY;
             grants.insert(name.clone(), r.capabilities(table, &path, "grants", Some(&mut queries)));
             query_grants.insert(name.clone(), queries);
@@ -385,6 +397,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         grants,
         query_grants,
         grantable,
+        ticks,
         room_takedowns,
     })
 }

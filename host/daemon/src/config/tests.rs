@@ -68,6 +68,7 @@ on_problem = "shrug"
 [protections.flooding]
 grants = ["ban", "explode", 3]
 colour = "red"
+tick = "1ms"
 [protections.Bad_Name]
 "#,
         r#"
@@ -83,7 +84,8 @@ sandbox.max_actions: must be a whole number from 1 to 100000
 actions.dry_run: must be true or false
 startup.on_problem: must be "safe_mode" or "exit"
 protections.Bad_Name: protection names are lower-case kebab-case, e.g. `flooding`
-protections.flooding.colour: unknown key; expected one of: grants, grantable
+protections.flooding.colour: unknown key; expected one of: grants, grantable, tick
+protections.flooding.tick: `1ms` must be between 1s and 24h
 protections.flooding.grants[1]: unknown capability `explode`; known: redact, ban, unban, kick, set-join-rule, set-power-level, send-notice, notify-management, edit-policy-lists, suspend-user, deactivate-user, delete-user-media
 protections.flooding.grants[2]: must be a capability name
 "#,

@@ -137,6 +137,26 @@ fn a_protection_sets_a_rooms_join_rule() {
     assert!(refused.is_err(), "an uninvited user joined a closed room");
 }
 
+/// A protection that asks for ticks gets one every `protections.NAME.tick`,
+/// with no event needed, and what it decides is carried out.
+#[test]
+fn a_protection_gets_ticks_at_its_interval() {
+    let scene = Scene::new(Options::default());
+    let tick_every_second = |dir: &std::path::Path| {
+        let path = dir.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        let grants = "grants = [\"notify-management\", \"set-join-rule\"]\n";
+        assert!(config.contains(grants), "{config}");
+        std::fs::write(&path, config.replacen(grants, &format!("{grants}tick = \"1s\"\n"), 1)).unwrap();
+    };
+    let _gleipnir = scene.start_with(tick_every_second, &[("protections enable hostile", "hostile enabled")]);
+    for n in [1, 2, 3] {
+        eventually(&format!("tick {n}"), Duration::from_secs(30), || {
+            scene.notices().into_iter().find(|notice| notice == &format!("hostile: tick {n}"))
+        });
+    }
+}
+
 /// Invites `who` to `room` (by `inviter`) and joins.
 fn invite_and_join(
     synapse: &synapse_harness::Synapse,

@@ -7,7 +7,7 @@
 //! `queries` (reports what `history` and `members-matching` answer),
 //! `arm-restore` (the next `snapshot` makes `restore` panic), `open-room` and
 //! `close-room` (set the room's join rule to public or invite); anything else
-//! gets one notice back (proof of life). The setting `panic-in-configure`
+//! gets one notice back (proof of life), and so does each tick. The setting `panic-in-configure`
 //! makes `configure` panic.
 
 use gleipnir_sdk::prelude::*;
@@ -24,6 +24,8 @@ pub struct Hostile {
     hoard: Vec<Vec<u8>>,
     /// What `snapshot` hands over; `restore` panics when given `panic`.
     state: Vec<u8>,
+    /// Ticks seen (each is answered with a notice).
+    ticks: u64,
 }
 
 impl Protection for Hostile {
@@ -31,7 +33,7 @@ impl Protection for Hostile {
     const SUMMARY: &'static str = "Misbehaves on request (test plugin).";
     const CAPABILITIES: &'static [Capability] =
         &[Capability::NotifyManagement, Capability::Redact, Capability::SetJoinRule];
-    const EVENTS: &'static [EventClass] = &[EventClass::Message];
+    const EVENTS: &'static [EventClass] = &[EventClass::Message, EventClass::Tick];
     type Settings = Config;
 
     fn configure(&mut self, settings: Config) -> Result<(), String> {
@@ -53,6 +55,10 @@ impl Protection for Hostile {
     }
 
     fn handle(&mut self, event: &Event, host: &dyn Host) -> Vec<Action> {
+        if let EventKind::Tick = &event.kind {
+            self.ticks += 1;
+            return vec![Action::notify(&format!("tick {}", self.ticks), "tick")];
+        }
         let EventKind::Message(message) = &event.kind else { return vec![] };
         match message.body.as_str() {
             "loop" => {
