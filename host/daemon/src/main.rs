@@ -85,6 +85,17 @@ enum PluginCommand {
         #[arg(long)]
         cache_dir: Option<PathBuf>,
     },
+    /// Run the cases of a case file (JSON: `{"cases": [{"name", "settings", "events", "expect"}]}`)
+    /// through a protection: events in, the expected actions out. Exit 1 when a case fails.
+    Test {
+        /// The component file.
+        file: PathBuf,
+        /// The case file.
+        cases: PathBuf,
+        /// Compiled components are cached here; by default under $XDG_CACHE_HOME or ~/.cache.
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -98,6 +109,7 @@ fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, cache_dir }) => {
             cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, cache_dir })
         }
+        Command::Plugin(PluginCommand::Test { file, cases, cache_dir }) => cli::plugin::test(&file, &cases, cache_dir),
     };
     match result {
         Ok(code) => code,

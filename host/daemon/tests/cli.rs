@@ -150,3 +150,37 @@ fn config_check_accepts_the_example_and_lists_every_problem_of_a_bad_one() {
     assert!(stderr.contains("sandbox.call_deadline: `forever` is not a duration"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `plugin test`: a case file (events in, expected actions out) run through
+/// the real runtime, so a `.wasm` can be tested without Rust.
+#[test]
+fn test_runs_cases_and_fails_on_a_wrong_expectation() {
+    let cases = example("flooding-cases.json");
+    let out = gleipnir(&["plugin", "test", plugins::FLOODING, &cases]);
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(text(&out.stdout).ends_with("3 passed, 0 failed\n"), "{}", text(&out.stdout));
+
+    // The same cases with the flood's ban expected for another user: that case fails, with the difference.
+    let wrong = std::fs::read_to_string(&cases).unwrap().replacen(
+        r#""user_id": "@spammer:example.org""#,
+        r#""user_id": "@someone-else:example.org""#,
+        1,
+    );
+    let dir = std::env::temp_dir().join(format!("gleipnir-cli-cases-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wrong.json");
+    std::fs::write(&path, wrong).unwrap();
+    let out = gleipnir(&["plugin", "test", plugins::FLOODING, path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("FAIL four messages in a minute are a flood when the limit is 3"), "{stdout}");
+    assert!(stdout.contains("action 5: expected {\"action\":\"ban\""), "{stdout}");
+    assert!(stdout.contains("@someone-else:example.org") && stdout.ends_with("2 passed, 1 failed\n"), "{stdout}");
+
+    // A file that is not a case file is an error (exit 2), naming it.
+    std::fs::write(&path, r#"{"cases": [{"name": "x"}]}"#).unwrap();
+    let out = gleipnir(&["plugin", "test", plugins::FLOODING, path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("is not a case file"), "{}", text(&out.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

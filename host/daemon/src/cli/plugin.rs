@@ -1,4 +1,4 @@
-//! `gleipnir plugin inspect` and `gleipnir plugin run`.
+//! `gleipnir plugin inspect`, `gleipnir plugin run` and `gleipnir plugin test`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -70,34 +70,92 @@ pub(crate) struct RunOptions {
     pub(crate) cache_dir: Option<PathBuf>,
 }
 
+/// A protection started as the bot starts it, fed events as the bot feeds
+/// them (state applied first, the clock at each event's time).
+struct Player {
+    plugin: Plugin,
+    rooms: Arc<RoomStates>,
+    queries: Arc<StateQueries>,
+    instance: gleipnir_runtime::Instance,
+}
+
+/// What one event made the protection do.
+#[derive(Default)]
+struct Played {
+    actions: Vec<serde_json::Value>,
+    /// Refusals, faults and restarts, for the operator.
+    notes: Vec<String>,
+}
+
+impl Player {
+    /// `set`: `KEY=VALUE` texts; `grant`: capability names (all it declares when `None`).
+    fn start(plugin: Plugin, set: &[String], grant: Option<&[String]>, bot: &str) -> anyhow::Result<Player> {
+        let specs = &plugin.descriptor().settings;
+        let mut overrides: Vec<(String, SettingValue)> = Vec::new();
+        for item in set {
+            let Some((key, text)) = item.split_once('=') else {
+                bail!("setting {item}: write KEY=VALUE");
+            };
+            let spec = settings::find(specs, key.trim()).map_err(|e| anyhow::anyhow!("setting {item}: {e}"))?;
+            let value = settings::parse_value(spec, text).map_err(|e| anyhow::anyhow!("setting {item}: {e}"))?;
+            overrides.push((spec.key.clone(), value));
+        }
+        let granted = match grant {
+            None => plugin.declared(),
+            Some(names) => names
+                .iter()
+                .filter(|n| !n.is_empty())
+                .map(|n| capability::parse(n.trim()))
+                .collect::<Result<CapabilitySet, _>>()
+                .map_err(|e| anyhow::anyhow!("grant: {e}"))?,
+        };
+        gleipnir_runtime::event::check_user_id(bot).map_err(|e| anyhow::anyhow!("bot: {e}"))?;
+        let rooms = Arc::new(RoomStates::new());
+        let queries = Arc::new(StateQueries { bot: bot.to_owned(), clock: Clock::manual(0), rooms: rooms.clone() });
+        let mut instance = plugin.instantiate(queries.clone(), granted).context("cannot start the protection")?;
+        instance.configure(&overrides).context("the settings were not accepted")?;
+        Ok(Player { plugin, rooms, queries, instance })
+    }
+
+    /// Feeds one client-format event; `Err` when it is not a usable event.
+    fn play(&mut self, json: &str) -> anyhow::Result<Played> {
+        let rooms = &self.rooms;
+        let converted = event::from_json(json, None, &|room, user| rooms.membership(room, user));
+        let event = match converted {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(Played::default()),
+            Err(e) => bail!("{e}"),
+        };
+        // State is applied before the protection sees the event, as in the bot.
+        apply_state(&self.rooms, json, &event);
+        self.queries.clock.set(event.origin_ts);
+        let mut played = Played::default();
+        if !self.plugin.wants(event::class(&event.kind)) {
+            return Ok(played);
+        }
+        let name = self.plugin.name().to_owned();
+        match self.instance.handle(&event) {
+            Ok(outcome) => {
+                played.actions = outcome.actions.iter().map(json::action).collect();
+                for refusal in &outcome.refused {
+                    played.notes.push(format!("refused {}: {}", json::action(&refusal.action), refusal.why));
+                }
+            }
+            Err(fault) => {
+                played.notes.push(format!("{name} faulted: {fault}"));
+                if fault.kills_instance() {
+                    self.instance.restart().context("cannot restart the protection after its fault")?;
+                    played.notes.push(format!("{name} restarted"));
+                }
+            }
+        }
+        Ok(played)
+    }
+}
+
 pub(crate) fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     let plugin = load(&options.file, options.cache_dir)?;
-    let specs = &plugin.descriptor().settings;
-    let mut overrides: Vec<(String, SettingValue)> = Vec::new();
-    for item in &options.set {
-        let Some((key, text)) = item.split_once('=') else {
-            bail!("--set {item}: write KEY=VALUE");
-        };
-        let spec = settings::find(specs, key.trim()).map_err(|e| anyhow::anyhow!("--set {item}: {e}"))?;
-        let value = settings::parse_value(spec, text).map_err(|e| anyhow::anyhow!("--set {item}: {e}"))?;
-        overrides.push((spec.key.clone(), value));
-    }
-    let granted = match &options.grant {
-        None => plugin.declared(),
-        Some(names) => names
-            .iter()
-            .filter(|n| !n.is_empty())
-            .map(|n| capability::parse(n.trim()))
-            .collect::<Result<CapabilitySet, _>>()
-            .map_err(|e| anyhow::anyhow!("--grant: {e}"))?,
-    };
-    gleipnir_runtime::event::check_user_id(&options.bot).map_err(|e| anyhow::anyhow!("--bot: {e}"))?;
-
-    let rooms = Arc::new(RoomStates::new());
-    let queries = Arc::new(StateQueries { bot: options.bot.clone(), clock: Clock::manual(0), rooms: rooms.clone() });
-    let mut instance = plugin.instantiate(queries.clone(), granted).context("cannot start the protection")?;
-    instance.configure(&overrides).context("the settings were not accepted")?;
-
+    let mut player = Player::start(plugin, &options.set, options.grant.as_deref(), &options.bot)?;
     let input: Box<dyn BufRead> = if options.events == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
     } else {
@@ -114,39 +172,19 @@ pub(crate) fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let converted = event::from_json(&line, None, &|room, user| rooms.membership(room, user));
-        let event = match converted {
-            Ok(Some(event)) => event,
-            Ok(None) => continue,
-            Err(e) => {
-                eprintln!("line {number}: {e}");
-                bad_lines += 1;
-                continue;
-            }
-        };
-        // State is applied before the protection sees the event, as in the bot.
-        apply_state(&rooms, &line, &event);
-        queries.clock.set(event.origin_ts);
-        if !plugin.wants(event::class(&event.kind)) {
-            continue;
-        }
-        match instance.handle(&event) {
-            Ok(outcome) => {
-                for action in &outcome.actions {
-                    let mut value = json::action(action);
+        match player.play(&line) {
+            Ok(played) => {
+                for mut value in played.actions {
                     value["line"] = number.into();
                     writeln!(out, "{value}")?;
                 }
-                for refusal in &outcome.refused {
-                    eprintln!("line {number}: refused {}: {}", json::action(&refusal.action), refusal.why);
+                for note in played.notes {
+                    eprintln!("line {number}: {note}");
                 }
             }
-            Err(fault) => {
-                eprintln!("line {number}: {} faulted: {fault}", plugin.name());
-                if fault.kills_instance() {
-                    instance.restart().context("cannot restart the protection after its fault")?;
-                    eprintln!("line {number}: {} restarted", plugin.name());
-                }
+            Err(e) => {
+                eprintln!("line {number}: {e:#}");
+                bad_lines += 1;
             }
         }
     }
@@ -156,6 +194,82 @@ pub(crate) fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One case of a `plugin test` file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    name: String,
+    /// Settings as text, like `--set`.
+    #[serde(default)]
+    settings: std::collections::BTreeMap<String, String>,
+    /// Capabilities granted; all it declares when absent.
+    grant: Option<Vec<String>>,
+    bot: Option<String>,
+    /// Client-format events, in order.
+    events: Vec<serde_json::Value>,
+    /// Every action the protection returns over the events, in order, as
+    /// `plugin run` prints them (without `line`).
+    expect: Vec<serde_json::Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Cases {
+    cases: Vec<Case>,
+}
+
+/// `gleipnir plugin test FILE CASES`: each case starts the protection
+/// afresh, feeds it its events and compares every action with the expected
+/// ones. Exit 0 when all pass, 1 when one fails, 2 on a bad file.
+pub(crate) fn test(file: &Path, cases: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(cases).with_context(|| format!("cannot read {}", cases.display()))?;
+    let path = cases;
+    let Cases { cases } =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a case file", path.display()))?;
+    if cases.is_empty() {
+        bail!("{} holds no cases", path.display());
+    }
+    let plugin = load(file, cache_dir)?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for case in &cases {
+        let set: Vec<String> = case.settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let bot = case.bot.as_deref().unwrap_or("@gleipnir:localhost");
+        let mut player = Player::start(plugin.clone(), &set, case.grant.as_deref(), bot)
+            .with_context(|| format!("case `{}`", case.name))?;
+        let mut got = Vec::new();
+        let mut notes = Vec::new();
+        for (n, event) in case.events.iter().enumerate() {
+            match player.play(&event.to_string()) {
+                Ok(played) => {
+                    got.extend(played.actions);
+                    notes.extend(played.notes.into_iter().map(|note| format!("event {}: {note}", n + 1)));
+                }
+                Err(e) => bail!("case `{}`, event {}: {e:#}", case.name, n + 1),
+            }
+        }
+        if got == case.expect {
+            writeln!(out, "ok   {}", case.name)?;
+            continue;
+        }
+        failed += 1;
+        writeln!(out, "FAIL {}", case.name)?;
+        let show = |v: Option<&serde_json::Value>| v.map_or("(nothing)".to_owned(), |v| v.to_string());
+        for i in 0..case.expect.len().max(got.len()) {
+            let (expected, returned) = (case.expect.get(i), got.get(i));
+            if expected != returned {
+                writeln!(out, "  action {}: expected {}", i + 1, show(expected))?;
+                writeln!(out, "  action {}: got      {}", i + 1, show(returned))?;
+            }
+        }
+        for note in notes {
+            writeln!(out, "  {note}")?;
+        }
+    }
+    writeln!(out, "{} passed, {failed} failed", cases.len() - failed)?;
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn apply_state(rooms: &RoomStates, line: &str, event: &gleipnir_runtime::Event) {
