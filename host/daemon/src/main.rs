@@ -85,6 +85,17 @@ enum PluginCommand {
         #[arg(long)]
         cache_dir: Option<PathBuf>,
     },
+    /// Create a protection crate NAME (in ./NAME, or --dir) that builds and whose test passes.
+    New {
+        /// The protection's name, lower-case kebab-case.
+        name: String,
+        /// Where to create it (must not exist).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The gleipnir-sdk crate's folder; by default the one this binary was built with.
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
     /// Run the cases of a case file (JSON: `{"cases": [{"name", "settings", "events", "expect"}]}`)
     /// through a protection: events in, the expected actions out. Exit 1 when a case fails.
     Test {
@@ -110,6 +121,7 @@ fn main() -> ExitCode {
             cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, cache_dir })
         }
         Command::Plugin(PluginCommand::Test { file, cases, cache_dir }) => cli::plugin::test(&file, &cases, cache_dir),
+        Command::Plugin(PluginCommand::New { name, dir, sdk }) => cli::new::new(&name, dir, sdk),
     };
     match result {
         Ok(code) => code,

@@ -184,3 +184,56 @@ fn test_runs_cases_and_fails_on_a_wrong_expectation() {
     assert!(text(&out.stderr).contains("is not a case file"), "{}", text(&out.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `plugin new`: the crate it writes passes its test and builds into a
+/// component the host loads, as written. (It builds a crate of its own, so
+/// this takes a minute; the build is cached under target/plugin-new.)
+#[test]
+fn plugin_new_writes_a_protection_that_builds_and_passes_its_test() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = std::env::temp_dir().join(format!("gleipnir-cli-new-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let crate_dir = dir.join("link-limit");
+    let out = gleipnir_bare(&["plugin", "new", "link-limit", "--dir", crate_dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The same dependency versions as this workspace, without the network.
+    std::fs::copy(root.join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let target = root.join("target/plugin-new");
+    let cargo_in = |args: &[&str]| {
+        Command::new(&cargo)
+            .args(args)
+            .current_dir(&crate_dir)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("cargo runs")
+    };
+    let tested = cargo_in(&["test", "--offline", "--quiet"]);
+    assert!(tested.status.success(), "{}{}", text(&tested.stdout), text(&tested.stderr));
+    assert!(text(&tested.stdout).contains("1 passed"), "{}", text(&tested.stdout));
+    let built = cargo_in(&["build", "--offline", "--quiet", "--release", "--target", "wasm32-wasip2"]);
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let component = target.join("wasm32-wasip2/release/link_limit.wasm");
+    let inspected = gleipnir(&["plugin", "inspect", component.to_str().unwrap()]);
+    assert!(
+        text(&inspected.stdout).contains("link-limit 0.1.0"),
+        "{}{}",
+        text(&inspected.stdout),
+        text(&inspected.stderr)
+    );
+
+    // Never over an existing folder; never a name moderators could not type.
+    let again = gleipnir_bare(&["plugin", "new", "link-limit", "--dir", crate_dir.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("exists already"), "{}", text(&again.stderr));
+    let bad = gleipnir_bare(&["plugin", "new", "Link_Limit", "--dir", dir.join("x").to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("lower-case kebab-case"), "{}", text(&bad.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `gleipnir` without `--cache-dir` (for subcommands that take none).
+fn gleipnir_bare(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gleipnir")).args(args).output().expect("gleipnir runs")
+}

@@ -1,5 +1,6 @@
 //! The command-line subcommands.
 
 pub(crate) mod config;
+pub(crate) mod new;
 pub(crate) mod plugin;
 pub(crate) mod run;
