@@ -211,16 +211,7 @@ impl Bot {
         if due.is_empty() {
             return;
         }
-        let now_ms = self.queries.state.clock.now_ms();
-        let event = gleipnir_runtime::Event {
-            room_id: String::new(),
-            event_id: String::new(),
-            sender: String::new(),
-            origin_ts: now_ms,
-            received_ts: now_ms,
-            content: "{}".to_owned(),
-            kind: gleipnir_runtime::EventKind::Tick,
-        };
+        let event = gleipnir_runtime::event::tick(self.queries.state.clock.now_ms());
         for name in due {
             let jobs = self.protections.handle_one(&name, &event, &self.protected, now);
             self.jobs.extend(jobs);

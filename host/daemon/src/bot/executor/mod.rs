@@ -250,7 +250,7 @@ impl Executor {
                     self.unbanned(&a.room_id, &a.user_id);
                 }
                 if let Act::Contract(Action::SetJoinRule(a)) = &act {
-                    note = Some(self.join_rule_set(ctx.rooms, &a.room_id, join_rule_name(a.rule)));
+                    note = Some(self.join_rule_set(ctx.rooms, &a.room_id, json::join_rule(a.rule)));
                 }
                 Outcome::Done(note)
             }
@@ -357,7 +357,7 @@ impl Executor {
             }
             Act::Contract(Action::Redact(a)) => !self.redacted.insert(a.event_id.clone(), ()),
             Act::Contract(Action::SetJoinRule(a)) => {
-                ctx.rooms.join_rule(&a.room_id).as_deref() == Some(join_rule_name(a.rule))
+                ctx.rooms.join_rule(&a.room_id).as_deref() == Some(json::join_rule(a.rule))
             }
             _ => false,
         };
@@ -375,17 +375,6 @@ fn needed_level<'a>(rooms: &RoomStates, action: &'a Action) -> Option<(&'a str, 
         _ => return None,
     };
     Some((room, pick(&rooms.room_levels(room))))
-}
-
-/// A join rule as `m.room.join_rules` writes it.
-fn join_rule_name(rule: JoinRule) -> &'static str {
-    match rule {
-        JoinRule::Public => "public",
-        JoinRule::Invite => "invite",
-        JoinRule::Knock => "knock",
-        JoinRule::Restricted => "restricted",
-        JoinRule::Private => "private",
-    }
 }
 
 /// One line saying what an act does, for logs and dry runs.
@@ -457,7 +446,7 @@ async fn perform(client: &Client, act: &Act) -> Result<Option<String>, Performed
                 }
                 JoinRule::Public | JoinRule::Invite | JoinRule::Knock => {}
             }
-            let content = json!({"join_rule": join_rule_name(a.rule)});
+            let content = json!({"join_rule": json::join_rule(a.rule)});
             in_room(&a.room_id)?
                 .send_state_event_raw("m.room.join_rules", "", content)
                 .await
