@@ -70,6 +70,17 @@ impl Matrix {
         self.client.resolve_room_alias(alias).await.ok().map(|r| r.room_id.to_string())
     }
 
+    /// The room id a command's room reference names: an id as it is, an
+    /// alias as it resolves now; `Err` is the reply when it does not.
+    pub(crate) async fn room_id(&self, room: &crate::parse::RoomRef) -> Result<String, String> {
+        match room {
+            crate::parse::RoomRef::Id(id) => Ok(id.clone()),
+            crate::parse::RoomRef::Alias(alias) => {
+                self.resolve(alias).await.ok_or_else(|| format!("Could not resolve {alias}. Nothing changed."))
+            }
+        }
+    }
+
     /// Joins a room by id or alias and returns its id.
     pub(crate) async fn join(&self, room: &str) -> anyhow::Result<OwnedRoomId> {
         join(&self.client, room).await

@@ -265,12 +265,9 @@ impl Bot {
 
     /// `unwatch LIST`
     pub(crate) async fn unwatch(&mut self, room: &RoomRef) -> String {
-        let room_id = match room {
-            RoomRef::Id(id) => id.clone(),
-            RoomRef::Alias(alias) => match self.matrix.resolve(alias).await {
-                Some(id) => id,
-                None => return format!("Could not resolve {alias}. Nothing changed."),
-            },
+        let room_id = match self.matrix.room_id(room).await {
+            Ok(id) => id,
+            Err(reply) => return reply,
         };
         let rules = match self.session.policy.unwatch(&room_id, &room.to_string()) {
             Unwatched::NotWatched => return format!("{room} is not a watched list."),

@@ -27,11 +27,7 @@ pub(crate) async fn target_rooms(
     room: Option<RoomRef>,
 ) -> Result<Vec<String>, String> {
     let rooms: Vec<String> = match room {
-        Some(RoomRef::Id(id)) => vec![id],
-        Some(RoomRef::Alias(alias)) => match m.resolve(&alias).await {
-            Some(id) => vec![id],
-            None => return Err(format!("Could not resolve {alias}. Nothing changed.")),
-        },
+        Some(room) => vec![m.room_id(&room).await?],
         None => protected.rooms(),
     };
     if rooms.is_empty() {

@@ -46,12 +46,9 @@ impl Bot {
     }
 
     pub(crate) async fn rooms_remove(&mut self, room: &RoomRef) -> String {
-        let id = match room {
-            RoomRef::Id(id) => id.clone(),
-            RoomRef::Alias(alias) => match self.matrix.resolve(alias).await {
-                Some(id) => id,
-                None => return format!("Could not resolve {alias}. Nothing changed."),
-            },
+        let id = match self.matrix.room_id(room).await {
+            Ok(id) => id,
+            Err(reply) => return reply,
         };
         if !self.protected.remove(&id) {
             return format!("{room} is not protected.");
