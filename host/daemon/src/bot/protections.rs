@@ -230,57 +230,25 @@ impl Protections {
     /// per kind) and their faults, as jobs.
     pub(crate) fn handle(&mut self, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
         let class = event::class(&event.kind);
-        let names: Vec<String> =
-            self.enabled.iter().filter(|(_, i)| i.plugin().wants(class)).map(|(n, _)| n.clone()).collect();
         let mut todo = Vec::new();
-        for name in names {
-            todo.extend(self.handle_one(&name, event, protected, now));
-        }
+        let (enabled, health) = (&mut self.enabled, &mut self.health);
+        sandboxed(|| {
+            for (name, instance) in enabled.iter_mut().filter(|(_, i)| i.plugin().wants(class)) {
+                if !health.contains_key(name) {
+                    health.insert(name.clone(), Health::default());
+                }
+                let health = health.get_mut(name).expect("inserted above");
+                todo.extend(handle_instance(name, instance, health, event, protected, now));
+            }
+        });
         todo
     }
 
     /// Hands one event to one enabled protection (unless quarantined).
     pub(crate) fn handle_one(&mut self, name: &str, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
-        let mut todo = Vec::new();
-        let Some(instance) = self.enabled.get_mut(name) else { return todo };
+        let Some(instance) = self.enabled.get_mut(name) else { return Vec::new() };
         let health = self.health.entry(name.to_owned()).or_default();
-        if health.quarantined(now) {
-            return todo;
-        }
-        match sandboxed(|| instance.handle(event)) {
-            Ok(mut outcome) => {
-                only_in_protected_rooms(&mut outcome, protected);
-                for refusal in outcome.refused {
-                    let kind =
-                        gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&refusal.action));
-                    if health.refused(kind) {
-                        todo.push(Job::Report(format!(
-                            "{name}: refused {}: {}. (Said once per kind of action; `status` counts them.)",
-                            gleipnir_runtime::json::action(&refusal.action),
-                            refusal.why
-                        )));
-                    }
-                }
-                todo.extend(outcome.actions.into_iter().map(|a| Job::Act(Origin::Protection(name.to_owned()), a)));
-            }
-            Err(fault) => {
-                let mut report = format!("{name} faulted: {fault}");
-                if let Some(length) = health.fault(fault.to_string(), now) {
-                    report.push_str(&format!(
-                        ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
-                         `protections enable {name}` lifts it.",
-                        length.as_secs()
-                    ));
-                }
-                todo.push(Job::Report(report));
-                if fault.kills_instance()
-                    && let Err(e) = sandboxed(|| instance.restart())
-                {
-                    todo.push(Job::Report(format!("{name} could not restart: {e}")));
-                }
-            }
-        }
-        todo
+        sandboxed(|| handle_instance(name, instance, health, event, protected, now))
     }
 
     /// The enabled protections that ask for ticks, with how often.
@@ -362,6 +330,56 @@ impl Protections {
             "default"
         }
     }
+}
+
+/// One protection's turn at an event, in guest code (see `sandboxed`): its
+/// actions (outside protected rooms refused), refusals said once per kind,
+/// and its fault, with the quarantine and restart that follow.
+fn handle_instance(
+    name: &str,
+    instance: &mut Instance,
+    health: &mut Health,
+    event: &Event,
+    protected: &Protected,
+    now: Instant,
+) -> Vec<Job> {
+    let mut todo = Vec::new();
+    if health.quarantined(now) {
+        return todo;
+    }
+    match instance.handle(event) {
+        Ok(mut outcome) => {
+            only_in_protected_rooms(&mut outcome, protected);
+            for refusal in outcome.refused {
+                let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&refusal.action));
+                if health.refused(kind) {
+                    todo.push(Job::Report(format!(
+                        "{name}: refused {}: {}. (Said once per kind of action; `status` counts them.)",
+                        gleipnir_runtime::json::action(&refusal.action),
+                        refusal.why
+                    )));
+                }
+            }
+            todo.extend(outcome.actions.into_iter().map(|a| Job::Act(Origin::Protection(name.to_owned()), a)));
+        }
+        Err(fault) => {
+            let mut report = format!("{name} faulted: {fault}");
+            if let Some(length) = health.fault(fault.to_string(), now) {
+                report.push_str(&format!(
+                    ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
+                     `protections enable {name}` lifts it.",
+                    length.as_secs()
+                ));
+            }
+            todo.push(Job::Report(report));
+            if fault.kills_instance()
+                && let Err(e) = instance.restart()
+            {
+                todo.push(Job::Report(format!("{name} could not restart: {e}")));
+            }
+        }
+    }
+    todo
 }
 
 /// A protection acts in protected rooms only (never in a list, the
