@@ -13,7 +13,7 @@ pub fn required(action: &Action) -> Capability {
         Action::Ban(_) => Capability::Ban,
         Action::Unban(_) => Capability::Unban,
         Action::Kick(_) => Capability::Kick,
-        Action::SetJoinRule(_) => Capability::SetJoinRule,
+        Action::SetJoinRule(_) | Action::RestoreJoinRule(_) => Capability::SetJoinRule,
         Action::SetPowerLevel(_) => Capability::SetPowerLevel,
         Action::SendNotice(_) => Capability::SendNotice,
         Action::NotifyManagement(_) => Capability::NotifyManagement,
@@ -21,11 +21,14 @@ pub fn required(action: &Action) -> Capability {
         Action::SuspendUser(_) => Capability::SuspendUser,
         Action::DeactivateUser(_) => Capability::DeactivateUser,
         Action::DeleteUserMedia(_) => Capability::DeleteUserMedia,
+        Action::Invite(_) => Capability::Invite,
+        Action::BlockRoom(_) => Capability::BlockRoom,
+        Action::PurgeRoom(_) => Capability::PurgeRoom,
     }
 }
 
 /// Every capability, in the contract's order.
-pub const ALL: [Capability; 12] = [
+pub const ALL: [Capability; 15] = [
     Capability::Redact,
     Capability::Ban,
     Capability::Unban,
@@ -38,6 +41,9 @@ pub const ALL: [Capability; 12] = [
     Capability::SuspendUser,
     Capability::DeactivateUser,
     Capability::DeleteUserMedia,
+    Capability::Invite,
+    Capability::BlockRoom,
+    Capability::PurgeRoom,
 ];
 
 /// The name operators write in config and moderators in commands.
@@ -55,6 +61,9 @@ pub fn name(capability: Capability) -> &'static str {
         Capability::SuspendUser => "suspend-user",
         Capability::DeactivateUser => "deactivate-user",
         Capability::DeleteUserMedia => "delete-user-media",
+        Capability::Invite => "invite",
+        Capability::BlockRoom => "block-room",
+        Capability::PurgeRoom => "purge-room",
     }
 }
 
@@ -161,7 +170,7 @@ pub fn check_fields(action: &Action) -> Result<(), String> {
             crate::event::check_event_id(&a.event_id).map_err(|e| format!("event id: {e}"))?;
             reason(&a.reason)
         }
-        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) => {
+        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) | Action::Invite(a) => {
             room(&a.room_id)?;
             user(&a.user_id)?;
             reason(&a.reason)
@@ -204,6 +213,10 @@ pub fn check_fields(action: &Action) -> Result<(), String> {
         }
         Action::DeactivateUser(a) => {
             user(&a.user_id)?;
+            reason(&a.reason)
+        }
+        Action::RestoreJoinRule(a) | Action::BlockRoom(a) | Action::PurgeRoom(a) => {
+            room(&a.room_id)?;
             reason(&a.reason)
         }
     }

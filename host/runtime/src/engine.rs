@@ -52,8 +52,12 @@ impl Runtime {
 
         let mut linker = Linker::<GuestState>::new(&engine);
         crate::wasi::add_to_linker(&mut linker).map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
-        crate::bindings::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError::Link(format!("{e:#}")))?;
+        // Every contract version's host interface, each under its own name.
+        let link = |e: wasmtime::Error| RuntimeError::Link(format!("{e:#}"));
+        crate::bindings::v0_2::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link)?;
+        crate::bindings::v0_1::Plugin::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(link)?;
 
         let cache = config.cache.map(|folder| ComponentCache::new(folder, &engine));
         let ticker = Some(Ticker::start(engine.clone()));

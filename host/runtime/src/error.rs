@@ -25,15 +25,16 @@ pub enum LoadError {
     #[error("not a Gleipnir protection: it exports no `{WIT_PACKAGE}/protection` interface (exports: {0})")]
     NotAProtection(String),
     #[error(
-        "the plugin speaks {WIT_PACKAGE}@{found}, this host speaks @{WIT_VERSION}; rebuild the plugin with a gleipnir-sdk for {WIT_VERSION}"
+        "the plugin speaks {WIT_PACKAGE}@{found}, this host speaks {}; rebuild the plugin with a gleipnir-sdk for {WIT_VERSION}",
+        crate::world::spoken()
     )]
     WitVersion { found: String },
     #[error("the plugin needs imports this host does not offer: {0}")]
     Link(String),
     #[error(
-        "the plugin was built for a newer host: it needs {0}, which this host (contract {WIT_PACKAGE}@{WIT_VERSION}) does not offer; upgrade Gleipnir, or rebuild the plugin with a gleipnir-sdk for {WIT_VERSION}"
+        "the plugin was built for a newer host: it needs {missing}, which this host (contract {WIT_PACKAGE}@{version}) does not offer; upgrade Gleipnir, or rebuild the plugin with a gleipnir-sdk for {version}"
     )]
-    NeedsNewerHost(String),
+    NeedsNewerHost { missing: String, version: &'static str },
     #[error("it cannot be instantiated: {0}")]
     Instantiate(Fault),
     #[error("`describe` failed: {0}")]

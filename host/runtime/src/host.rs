@@ -9,10 +9,12 @@ use wasmtime::StoreLimits;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::bindings::gleipnir::protection::{host, types};
+use crate::adapt::Adapt;
+use crate::bindings::v0_1::gleipnir::protection::{host as host_0_1, types as types_0_1};
+use crate::bindings::v0_2::gleipnir::protection::{host, types};
 use crate::grants::{QueryGrant, QueryGrants};
 use crate::rooms::RoomStates;
-use crate::{HistoryEvent, KvError, KvStore, LogLevel, Membership, PolicyRule, RoomLevels};
+use crate::{HistoryEvent, KvError, KvStore, LogLevel, Member, Membership, PolicyRule, RoomLevels};
 
 /// The queries the host answers for protections. Implementations must answer
 /// from memory: a protection waits on every call.
@@ -31,6 +33,12 @@ pub trait HostQueries: Send + Sync {
     }
     /// The rooms the bot protects.
     fn protected_rooms(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Everyone with a membership in `room` (a protected room; nothing for
+    /// another), at most [`MAX_MEMBERS`].
+    fn members(&self, room: &str) -> Vec<Member> {
+        let _ = room;
         Vec::new()
     }
     /// Users with any membership in a protected room that a user rule names.
@@ -106,7 +114,13 @@ impl HostQueries for StateQueries {
     fn message_count(&self, room: &str, user: &str) -> Option<u32> {
         self.rooms.message_count(room, user)
     }
+    fn members(&self, room: &str) -> Vec<Member> {
+        self.rooms.members(room, MAX_MEMBERS)
+    }
 }
+
+/// Most members one `members` call returns.
+pub const MAX_MEMBERS: usize = 100_000;
 
 /// Log lines a protection may write per call; more are counted, not written.
 const LOG_LINES_PER_CALL: u32 = 64;
@@ -132,6 +146,8 @@ pub(crate) struct GuestState {
     history_waited: Duration,
     /// The time one call may run.
     pub(crate) call_deadline: Duration,
+    /// A pre-emptive `check` is running: no `history`.
+    pub(crate) checking: bool,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -157,6 +173,7 @@ impl GuestState {
             history_calls: 0,
             history_waited: Duration::ZERO,
             call_deadline: Duration::from_millis(50),
+            checking: false,
             wasi,
             table: ResourceTable::new(),
         }
@@ -269,6 +286,12 @@ impl host::Host for GuestState {
         self.queries.protected_rooms()
     }
 
+    fn members(&mut self, room: String) -> Vec<Member> {
+        let mut members = self.queries.members(&room);
+        members.truncate(MAX_MEMBERS);
+        members
+    }
+
     fn members_matching(&mut self, rule: PolicyRule) -> Vec<String> {
         if !self.granted(QueryGrant::ReadMembers, "members-matching") {
             return Vec::new();
@@ -277,6 +300,9 @@ impl host::Host for GuestState {
     }
 
     fn history(&mut self, room: String, sender: String, limit: u32) -> Result<Vec<HistoryEvent>, String> {
+        if self.checking {
+            return Err("`history` is not available in `check`".to_owned());
+        }
         if !self.granted(QueryGrant::ReadHistory, "history") {
             return Err("`history` needs `read-history`, which the operator has not granted".to_owned());
         }
@@ -293,6 +319,54 @@ impl host::Host for GuestState {
         // `extended_deadline`): a call that waited not at all gains nothing.
         self.history_waited += started.elapsed();
         result
+    }
+}
+
+/// Contract 0.1.0's host functions: the same functions, through the adapter.
+impl types_0_1::Host for GuestState {}
+
+impl host_0_1::Host for GuestState {
+    fn log(&mut self, level: types_0_1::LogLevel, message: String) {
+        host::Host::log(self, level.adapt(), message)
+    }
+    fn now_ms(&mut self) -> u64 {
+        host::Host::now_ms(self)
+    }
+    fn bot_user_id(&mut self) -> String {
+        host::Host::bot_user_id(self)
+    }
+    fn membership_of(&mut self, room: String, user: String) -> Option<types_0_1::Membership> {
+        host::Host::membership_of(self, room, user).adapt()
+    }
+    fn joined_at(&mut self, room: String, user: String) -> Option<u64> {
+        host::Host::joined_at(self, room, user)
+    }
+    fn power_level(&mut self, room: String, user: String) -> i64 {
+        host::Host::power_level(self, room, user)
+    }
+    fn required_levels(&mut self, room: String) -> types_0_1::RoomLevels {
+        host::Host::required_levels(self, room).adapt()
+    }
+    fn kv_get(&mut self, key: String) -> Option<Vec<u8>> {
+        host::Host::kv_get(self, key)
+    }
+    fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), types_0_1::KvError> {
+        host::Host::kv_set(self, key, value).map_err(Adapt::adapt)
+    }
+    fn kv_delete(&mut self, key: String) {
+        host::Host::kv_delete(self, key)
+    }
+    fn message_count(&mut self, room: String, user: String) -> Option<u32> {
+        host::Host::message_count(self, room, user)
+    }
+    fn protected_rooms(&mut self) -> Vec<String> {
+        host::Host::protected_rooms(self)
+    }
+    fn members_matching(&mut self, rule: types_0_1::PolicyRule) -> Vec<String> {
+        host::Host::members_matching(self, rule.adapt())
+    }
+    fn history(&mut self, room: String, sender: String, limit: u32) -> Result<Vec<host_0_1::HistoryEvent>, String> {
+        host::Host::history(self, room, sender, limit).map(Adapt::adapt)
     }
 }
 

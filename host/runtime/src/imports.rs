@@ -6,11 +6,11 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use crate::{WIT_PACKAGE, WIT_VERSION};
+use crate::WIT_PACKAGE;
 
 /// The functions of `gleipnir:protection/host@0.1.0` this host offers: every
 /// one of `wit/0.1.0` (a test checks they agree).
-pub(crate) const HOST_FUNCTIONS: &[&str] = &[
+const HOST_0_1_0: &[&str] = &[
     "log",
     "now-ms",
     "bot-user-id",
@@ -27,25 +27,57 @@ pub(crate) const HOST_FUNCTIONS: &[&str] = &[
     "history",
 ];
 
+/// The functions of `gleipnir:protection/host@0.2.0`: 0.1.0's and `members`.
+const HOST_0_2_0: &[&str] = &[
+    "log",
+    "now-ms",
+    "bot-user-id",
+    "membership-of",
+    "joined-at",
+    "power-level",
+    "required-levels",
+    "kv-get",
+    "kv-set",
+    "kv-delete",
+    "message-count",
+    "protected-rooms",
+    "members",
+    "members-matching",
+    "history",
+];
+
+/// The host functions of contract `version`, if this host speaks it.
+fn host_functions(version: &str) -> Option<&'static [&'static str]> {
+    match version {
+        "0.1.0" => Some(HOST_0_1_0),
+        "0.2.0" => Some(HOST_0_2_0),
+        _ => None,
+    }
+}
+
 /// The host functions `component` imports that this host does not offer,
-/// each as `interface#function` (a whole interface of another version as
-/// `interface`); empty when it imports nothing missing from the contract.
+/// each as `interface#function` (a whole interface of a version this host
+/// does not speak as `interface`); empty when it imports nothing missing.
 pub(crate) fn missing(engine: &Engine, component: &Component) -> Vec<String> {
-    let ours = format!("{WIT_PACKAGE}/host@{WIT_VERSION}");
+    let host = format!("{WIT_PACKAGE}/host@");
     let mut missing = Vec::new();
     for (name, item) in component.component_type().imports(engine) {
         let ComponentItem::ComponentInstance(instance) = item.ty else { continue };
         if !name.starts_with(WIT_PACKAGE) {
             continue;
         }
-        if name != ours {
-            missing.push(name.to_owned());
-            continue;
-        }
-        for (function, _) in instance.exports(engine) {
-            if !HOST_FUNCTIONS.contains(&function) {
-                missing.push(format!("{name}#{function}"));
+        let offered = name.strip_prefix(&host).and_then(host_functions);
+        let types = name.strip_prefix(&format!("{WIT_PACKAGE}/types@")).and_then(host_functions);
+        match (offered, types) {
+            (Some(offered), _) => {
+                for (function, _) in instance.exports(engine) {
+                    if !offered.contains(&function) {
+                        missing.push(format!("{name}#{function}"));
+                    }
+                }
             }
+            (None, Some(_)) => {}
+            (None, None) => missing.push(name.to_owned()),
         }
     }
     missing
@@ -55,19 +87,27 @@ pub(crate) fn missing(engine: &Engine, component: &Component) -> Vec<String> {
 mod tests {
     use super::*;
 
-    /// Every `name: func(` of the `host` interface in `wit/0.1.0`.
-    fn declared() -> Vec<String> {
-        let wit = include_str!("../../../wit/0.1.0/protection.wit");
+    /// Every `name: func(` of the `host` interface in a contract's WIT.
+    fn declared(wit: &str) -> Vec<String> {
         let host = wit.split("interface host {").nth(1).expect("a host interface").split("\n}").next().unwrap();
-        host.lines().filter_map(|line| line.trim().split_once(": func(")).map(|(name, _)| name.to_owned()).collect()
+        let mut names: Vec<String> =
+            host.lines().filter_map(|line| line.trim().split_once(": func(")).map(|(n, _)| n.to_owned()).collect();
+        names.sort();
+        names
+    }
+
+    fn offered(version: &str) -> Vec<String> {
+        let mut names: Vec<String> = host_functions(version).unwrap().iter().map(|f| (*f).to_owned()).collect();
+        names.sort();
+        names
     }
 
     #[test]
-    fn the_list_is_the_contracts_host_interface() {
-        let mut declared = declared();
-        let mut offered: Vec<String> = HOST_FUNCTIONS.iter().map(|f| (*f).to_owned()).collect();
-        declared.sort();
-        offered.sort();
-        assert_eq!(offered, declared);
+    fn the_lists_are_the_contracts_host_interfaces() {
+        assert_eq!(offered("0.1.0"), declared(include_str!("../../../wit/0.1.0/protection.wit")));
+        assert_eq!(offered("0.2.0"), declared(include_str!("../../../wit/0.2.0/protection.wit")));
+        for version in crate::WIT_VERSIONS {
+            assert!(host_functions(version).is_some(), "no host functions listed for {version}");
+        }
     }
 }

@@ -7,8 +7,8 @@ use serde_json::{Value, json};
 use crate::capability;
 use crate::settings::{format_kind, kind_name};
 use crate::{
-    Action, Deactivate, Descriptor, EventClass, JoinRule, NotifyManagement, PolicyRuleEdit, RedactEvent, RuleKind,
-    SendNotice, ServerUser, SetJoinRule, SetPowerLevel, SettingKind, SettingValue, TargetUser,
+    Action, CheckClass, Deactivate, Descriptor, EventClass, JoinRule, NotifyManagement, PolicyRuleEdit, RedactEvent,
+    RoomAction, RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel, SettingKind, SettingValue, TargetUser,
 };
 
 pub fn action(action: &Action) -> Value {
@@ -42,6 +42,10 @@ pub fn action(action: &Action) -> Value {
             json!({"action": "deactivate-user", "user_id": a.user_id, "erase": a.erase, "reason": a.reason})
         }
         Action::DeleteUserMedia(a) => json!({"action": "delete-user-media", "user_id": a.user_id, "reason": a.reason}),
+        Action::Invite(a) => json!({"action": "invite", "room_id": a.room_id, "user_id": a.user_id, "reason": a.reason}),
+        Action::RestoreJoinRule(a) => json!({"action": "restore-join-rule", "room_id": a.room_id, "reason": a.reason}),
+        Action::BlockRoom(a) => json!({"action": "block-room", "room_id": a.room_id, "reason": a.reason}),
+        Action::PurgeRoom(a) => json!({"action": "purge-room", "room_id": a.room_id, "reason": a.reason}),
     }
 }
 
@@ -55,6 +59,7 @@ pub fn action_from(value: &Value) -> Option<Action> {
     };
     let server_user =
         || -> Option<ServerUser> { Some(ServerUser { user_id: text("user_id")?, reason: reason.clone() }) };
+    let room = || -> Option<RoomAction> { Some(RoomAction { room_id: text("room_id")?, reason: reason.clone() }) };
     let rule_edit = || -> Option<PolicyRuleEdit> {
         let kind = match value.get("kind")?.as_str()? {
             "user" => RuleKind::User,
@@ -80,14 +85,7 @@ pub fn action_from(value: &Value) -> Option<Action> {
         "unban" => Action::Unban(target()?),
         "kick" => Action::Kick(target()?),
         "set-join-rule" => {
-            let rule = match value.get("join_rule")?.as_str()? {
-                "public" => JoinRule::Public,
-                "invite" => JoinRule::Invite,
-                "knock" => JoinRule::Knock,
-                "restricted" => JoinRule::Restricted,
-                "private" => JoinRule::Private,
-                _ => return None,
-            };
+            let rule = join_rule_from(value.get("join_rule")?.as_str()?)?;
             Action::SetJoinRule(SetJoinRule { room_id: text("room_id")?, rule, reason: reason.clone() })
         }
         "set-power-level" => Action::SetPowerLevel(SetPowerLevel {
@@ -111,6 +109,22 @@ pub fn action_from(value: &Value) -> Option<Action> {
             reason: reason.clone(),
         }),
         "delete-user-media" => Action::DeleteUserMedia(server_user()?),
+        "invite" => Action::Invite(target()?),
+        "restore-join-rule" => Action::RestoreJoinRule(room()?),
+        "block-room" => Action::BlockRoom(room()?),
+        "purge-room" => Action::PurgeRoom(room()?),
+        _ => return None,
+    })
+}
+
+/// Reads back what [`join_rule`] wrote (`m.room.join_rules`' `join_rule`).
+pub fn join_rule_from(text: &str) -> Option<JoinRule> {
+    Some(match text {
+        "public" => JoinRule::Public,
+        "invite" => JoinRule::Invite,
+        "knock" => JoinRule::Knock,
+        "restricted" => JoinRule::Restricted,
+        "private" => JoinRule::Private,
         _ => return None,
     })
 }
@@ -143,6 +157,16 @@ pub fn event_class(class: EventClass) -> &'static str {
         EventClass::Report => "report",
         EventClass::Policy => "policy",
         EventClass::Tick => "tick",
+        EventClass::PowerLevels => "power-levels",
+        EventClass::JoinRule => "join-rule",
+    }
+}
+
+pub fn check_class(class: CheckClass) -> &'static str {
+    match class {
+        CheckClass::Join => "join",
+        CheckClass::Invite => "invite",
+        CheckClass::Event => "event",
     }
 }
 
@@ -191,6 +215,9 @@ pub fn descriptor(d: &Descriptor, wit_version: &str, content_hash: &str) -> Valu
         })).collect::<Vec<_>>(),
         "capabilities": d.capabilities.iter().map(|c| capability::name(*c)).collect::<Vec<_>>(),
         "events": d.events.iter().map(|e| event_class(*e)).collect::<Vec<_>>(),
+        "commands": d.commands.iter().map(|c| json!({"name": c.name, "args": c.args, "help": c.help})).collect::<Vec<_>>(),
+        "checks": d.checks.iter().map(|c| check_class(*c)).collect::<Vec<_>>(),
+        "tick_ms": d.tick_ms,
     })
 }
 
@@ -228,6 +255,10 @@ mod tests {
             Action::SuspendUser(server()),
             Action::DeactivateUser(Deactivate { user_id: "@u:x".into(), erase: true, reason: "why".into() }),
             Action::DeleteUserMedia(server()),
+            Action::Invite(user()),
+            Action::RestoreJoinRule(RoomAction { room_id: "!r:x".into(), reason: "calm".into() }),
+            Action::BlockRoom(RoomAction { room_id: "!r:x".into(), reason: "why".into() }),
+            Action::PurgeRoom(RoomAction { room_id: "!r:x".into(), reason: "why".into() }),
         ];
         for a in &actions {
             let written = action(a);

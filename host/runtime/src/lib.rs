@@ -15,6 +15,7 @@
 //!   its state carried over (the daemon watches the folder and compiles the
 //!   new file off the event path).
 
+mod adapt;
 mod bindings;
 mod cache;
 pub mod capability;
@@ -35,6 +36,7 @@ pub mod settings;
 mod store;
 mod text;
 mod wasi;
+mod world;
 
 /// Fuzz tests bound the memory each input takes, so this test binary counts
 /// allocations.
@@ -42,13 +44,14 @@ mod wasi;
 #[global_allocator]
 static ALLOCATOR: gleipnir_fuzz::CountingAllocator = gleipnir_fuzz::CountingAllocator;
 
-pub use bindings::gleipnir::protection::host::HistoryEvent;
-pub use bindings::gleipnir::protection::types::{
-    AbuseReport, Action, Capability, Deactivate, Descriptor, Event, EventClass, EventKind, IntegerBounds, JoinRule,
-    KvError, LogLevel, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, NotifyManagement,
-    NumberBounds, PolicyChange, PolicyRule, PolicyRuleEdit, Reaction, RedactEvent, Redaction, RoomLevels, RuleChange,
-    RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel, Setting, SettingKind, SettingSpec, SettingValue,
-    StateChange, TargetUser,
+pub use bindings::v0_2::gleipnir::protection::host::{HistoryEvent, Member};
+pub use bindings::v0_2::gleipnir::protection::types::{
+    AbuseReport, Action, Caller, Capability, CheckClass, CommandReply, CommandSpec, Deactivate, Denial, Descriptor,
+    Event, EventClass, EventKind, IntegerBounds, JoinRule, JoinRuleChange, KvError, LogLevel, MediaInfo, Membership,
+    MembershipChange, Mentions, Message, Msgtype, NotifyManagement, NumberBounds, Pending, PendingEvent,
+    PendingInvite, PendingJoin, PolicyChange, PolicyRule, PolicyRuleEdit, PowerLevelsChange, Reaction, RedactEvent,
+    Redaction, RoomAction, RoomLevels, RuleChange, RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel,
+    Setting, SettingKind, SettingSpec, SettingValue, StateChange, TargetUser, UserLevel, Verdict,
 };
 pub use cache::content_hash;
 pub use capability::{CapabilitySet, Refusal};
@@ -59,8 +62,11 @@ pub use grants::{QueryGrant, QueryGrants};
 pub use host::{Clock, HostQueries};
 pub use kv::{KvLimits, KvStore};
 pub use limits::Limits;
-pub use plugin::{Handover, Instance, Outcome, Plugin};
+pub use plugin::{Checked, CommandOutcome, Handover, Instance, Outcome, Plugin};
 
-/// The WIT package version this host speaks.
+/// The WIT package this host speaks.
 pub const WIT_PACKAGE: &str = "gleipnir:protection";
-pub const WIT_VERSION: &str = "0.1.0";
+/// The newest contract version this host speaks (its types are the
+/// runtime's); it loads every one of [`WIT_VERSIONS`].
+pub const WIT_VERSION: &str = "0.2.0";
+pub use world::WIT_VERSIONS;

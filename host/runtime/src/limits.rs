@@ -16,6 +16,9 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
 pub struct Limits {
     /// Wall-clock time one call may take before it is interrupted.
     pub call_deadline: Duration,
+    /// Wall-clock time one pre-emptive `check` may take (the homeserver
+    /// waits on it); rounded up to the epoch tick of 5 ms.
+    pub check_deadline: Duration,
     /// Linear memory, in bytes, across the protection's instance.
     pub memory_bytes: usize,
     /// Actions one call may return; a reply with more is refused whole.
@@ -27,6 +30,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             call_deadline: Duration::from_millis(50),
+            check_deadline: Duration::from_millis(5),
             memory_bytes: 32 << 20,
             max_actions: 1000,
             kv: KvLimits::default(),
@@ -38,9 +42,20 @@ impl Limits {
     /// Epoch ticks for one call, rounding up, plus one because the current
     /// tick may be about to end.
     pub(crate) fn deadline_ticks(&self) -> u64 {
-        let tick = EPOCH_TICK.as_nanos();
-        (self.call_deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1
+        ticks(self.call_deadline)
     }
+
+    /// Epoch ticks for one `check`, the same way.
+    pub(crate) fn check_ticks(&self) -> u64 {
+        ticks(self.check_deadline)
+    }
+}
+
+fn ticks(deadline: Duration) -> u64 {
+    (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
+}
+
+impl Limits {
 }
 
 // What a protection built with gleipnir-sdk (Rust, wasm32-wasip2) is made

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use wasmtime::component::{Component, types::ComponentItem};
 use wasmtime::{Store, Trap};
 
-use crate::bindings::{Plugin as Bindings, PluginPre};
 use crate::capability::{self, CapabilitySet, Refusal};
 use crate::engine::Runtime;
 use crate::error::{ConfigureError, Fault, LoadError, SwapError};
@@ -20,7 +19,8 @@ use crate::kv::KvStore;
 use crate::settings;
 use crate::store::{NoQueries, new_store};
 use crate::text::truncate_bytes;
-use crate::{Action, Descriptor, Event, EventClass, Setting, SettingValue, WIT_PACKAGE, WIT_VERSION};
+use crate::world::{Bindings, Pre, WIT_VERSIONS};
+use crate::{Action, Descriptor, Event, EventClass, Setting, SettingValue, WIT_PACKAGE};
 
 /// What one `handle` call produced: the actions to carry out, and those
 /// refused with the reason.
@@ -30,6 +30,26 @@ pub struct Outcome {
     pub refused: Vec<Refusal>,
 }
 
+/// What a protection's command did: its reply, its actions checked like
+/// `handle`'s, and the settings it asks to change (not yet validated: the
+/// caller applies them like a moderator's change, or not at all).
+#[derive(Debug, Default, Clone)]
+pub struct CommandOutcome {
+    pub reply: String,
+    pub outcome: Outcome,
+    pub settings: Vec<(String, SettingValue)>,
+}
+
+/// A pre-emptive verdict; a denial's follow-up actions checked like `handle`'s.
+#[derive(Debug, Clone)]
+pub enum Checked {
+    Allow,
+    Deny { reason: String, follow_up: Outcome },
+}
+
+/// The longest command reply or denial reason passed on, in bytes.
+const MAX_REPLY: usize = 16 * 1024;
+
 /// A compiled, checked protection, ready to instantiate. Cheap to clone.
 #[derive(Clone)]
 pub struct Plugin {
@@ -38,7 +58,7 @@ pub struct Plugin {
 
 struct Inner {
     runtime: Arc<Runtime>,
-    pre: PluginPre<GuestState>,
+    pre: Pre,
     descriptor: Descriptor,
     declared: CapabilitySet,
     events: Vec<EventClass>,
@@ -73,16 +93,16 @@ fn exported_version(runtime: &Runtime, component: &Component) -> Result<String, 
 
 pub(crate) fn prepare(runtime: Arc<Runtime>, component: Component, hash: String) -> Result<Plugin, LoadError> {
     let found = exported_version(&runtime, &component)?;
-    if found != WIT_VERSION {
+    let Some(&version) = WIT_VERSIONS.iter().find(|v| **v == found) else {
         return Err(LoadError::WitVersion { found });
-    }
+    };
     let instance_pre = runtime.linker.instantiate_pre(&component).map_err(|e| {
         match crate::imports::missing(&runtime.engine, &component) {
             missing if missing.is_empty() => LoadError::Link(format!("{e:#}")),
-            missing => LoadError::NeedsNewerHost(missing.join(", ")),
+            missing => LoadError::NeedsNewerHost { missing: missing.join(", "), version },
         }
     })?;
-    let pre = PluginPre::new(instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+    let pre = Pre::new(version, instance_pre).map_err(|e| LoadError::Link(format!("{e:#}")))?;
 
     // Describe in a scratch store: a protection may not do anything yet.
     let scratch = Arc::new(NoQueries);
@@ -90,7 +110,7 @@ pub(crate) fn prepare(runtime: Arc<Runtime>, component: Component, hash: String)
     let bindings = instantiate(&pre, &mut store, &runtime).map_err(LoadError::Instantiate)?;
     store.set_epoch_deadline(runtime.limits.deadline_ticks());
     store.data_mut().begin_call();
-    let descriptor = guest::enter(|| bindings.gleipnir_protection_protection().call_describe(&mut store))
+    let descriptor = guest::enter(|| bindings.describe(&mut store))
         .map_err(|e| LoadError::Describe(classify("describe", e, &runtime)))?;
     check_descriptor(&descriptor)?;
     settings::validate_specs(&descriptor.settings).map_err(LoadError::SettingsSpec)?;
@@ -136,8 +156,9 @@ impl Plugin {
     pub fn wants(&self, class: EventClass) -> bool {
         self.inner.events.contains(&class)
     }
+    /// The contract version the component was built for.
     pub fn wit_version(&self) -> &'static str {
-        WIT_VERSION
+        self.inner.pre.version()
     }
 
     /// A new instance in its own store, configured with the defaults.
@@ -168,7 +189,7 @@ impl Plugin {
 
 /// Instantiates a protection in `store`; its constructors run here.
 fn instantiate(
-    pre: &PluginPre<GuestState>,
+    pre: &Pre,
     store: &mut Store<GuestState>,
     runtime: &Runtime,
 ) -> Result<Bindings, Fault> {
@@ -178,7 +199,8 @@ fn instantiate(
 /// Turns a wasmtime error from a call into the fault moderators read.
 fn classify(call: &'static str, error: wasmtime::Error, runtime: &Runtime) -> Fault {
     if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
-        return Fault::Timeout { call, deadline: runtime.limits.call_deadline };
+        let deadline = if call == "check" { runtime.limits.check_deadline } else { runtime.limits.call_deadline };
+        return Fault::Timeout { call, deadline };
     }
     // The sandbox's own refusals say what happened; the backtrace adds nothing.
     if let Some(denied) = error.downcast_ref::<crate::wasi::Denied>() {
@@ -272,7 +294,11 @@ impl Instance {
         if let Some(fault) = &self.fault {
             return Err(Fault::Faulted(Box::new(fault.clone())));
         }
-        self.store.set_epoch_deadline(self.plugin.inner.deadline_ticks);
+        let ticks = match call {
+            "check" => self.plugin.inner.runtime.limits.check_ticks(),
+            _ => self.plugin.inner.deadline_ticks,
+        };
+        self.store.set_epoch_deadline(ticks);
         self.store.data_mut().begin_call();
         let (bindings, store) = (&self.bindings, &mut self.store);
         guest::enter(|| f(bindings, store)).map_err(|e| {
@@ -289,7 +315,7 @@ impl Instance {
         let values =
             settings::resolve(&self.plugin.descriptor().settings, overrides).map_err(ConfigureError::Invalid)?;
         let result = self
-            .call("configure", |b, s| b.gleipnir_protection_protection().call_configure(s, &values))
+            .call("configure", |b, s| b.configure(s, &values))
             .map_err(ConfigureError::Fault)?;
         result.map_err(|m| ConfigureError::Rejected(shorten(m)))?;
         self.settings = values;
@@ -299,12 +325,93 @@ impl Instance {
 
     /// Hands one event to the protection and checks what comes back.
     pub fn handle(&mut self, event: &Event) -> Result<Outcome, Fault> {
-        let returned = self.call("handle", |b, s| b.gleipnir_protection_protection().call_handle(s, event))?;
+        let returned = self.call("handle", |b, s| b.handle(s, event))?;
         let limit = self.plugin.inner.runtime.limits.max_actions;
         if returned.len() > limit {
             return Err(Fault::TooManyActions { returned: returned.len(), limit });
         }
         Ok(self.check(returned))
+    }
+
+    /// Hands several events to the protection in one call (the same as one
+    /// `handle` each, in order); one outcome per event.
+    pub fn handle_batch(&mut self, events: &[Event]) -> Result<Vec<Outcome>, Fault> {
+        let returned = self.call("handle-batch", |b, s| b.handle_batch(s, events))?;
+        if returned.len() != events.len() {
+            let message = format!("returned {} lists of actions for {} events", returned.len(), events.len());
+            let fault = Fault::Trap { call: "handle-batch", message };
+            self.fault = Some(fault.clone());
+            return Err(fault);
+        }
+        let limit = self.plugin.inner.runtime.limits.max_actions;
+        if let Some(too_many) = returned.iter().find(|actions| actions.len() > limit) {
+            return Err(Fault::TooManyActions { returned: too_many.len(), limit });
+        }
+        Ok(returned.into_iter().map(|actions| self.check(actions)).collect())
+    }
+
+    /// Runs one of the protection's commands (`name` must be in its
+    /// descriptor). `Ok(Err(why))` is the protection's own refusal, said to
+    /// the caller.
+    pub fn command(
+        &mut self,
+        name: &str,
+        args: &[String],
+        caller: &crate::Caller,
+    ) -> Result<Result<CommandOutcome, String>, Fault> {
+        let commands = &self.plugin.descriptor().commands;
+        if !commands.iter().any(|c| c.name == name) {
+            let known: Vec<&str> = commands.iter().map(|c| c.name.as_str()).collect();
+            return Ok(Err(match known.is_empty() {
+                true => format!("`{}` has no commands", self.plugin.name()),
+                false => format!("`{}` has no command `{name}`; it has: {}", self.plugin.name(), known.join(", ")),
+            }));
+        }
+        let returned = self.call("command", |b, s| b.command(s, name, args, caller))?;
+        let reply = match returned {
+            Err(mut why) => {
+                truncate_bytes(&mut why, MAX_REPLY);
+                return Ok(Err(why));
+            }
+            Ok(reply) => reply,
+        };
+        let limit = self.plugin.inner.runtime.limits.max_actions;
+        if reply.actions.len() > limit {
+            return Err(Fault::TooManyActions { returned: reply.actions.len(), limit });
+        }
+        let mut text = reply.reply;
+        truncate_bytes(&mut text, MAX_REPLY);
+        let settings = reply.settings.into_iter().map(|s| (s.key, s.value)).collect();
+        Ok(Ok(CommandOutcome { reply: text, outcome: self.check(reply.actions), settings }))
+    }
+
+    /// Asks the protection whether `pending` may happen, under the check
+    /// deadline and without `history`. Classes it did not ask for are
+    /// allowed without calling it.
+    pub fn check_pending(&mut self, pending: &crate::Pending) -> Result<Checked, Fault> {
+        let class = match pending {
+            crate::Pending::Join(_) => crate::CheckClass::Join,
+            crate::Pending::Invite(_) => crate::CheckClass::Invite,
+            crate::Pending::Event(_) => crate::CheckClass::Event,
+        };
+        if !self.plugin.descriptor().checks.contains(&class) {
+            return Ok(Checked::Allow);
+        }
+        self.store.data_mut().checking = true;
+        let verdict = self.call("check", |b, s| b.check(s, pending));
+        self.store.data_mut().checking = false;
+        Ok(match verdict? {
+            crate::Verdict::Allow => Checked::Allow,
+            crate::Verdict::Deny(denial) => {
+                let limit = self.plugin.inner.runtime.limits.max_actions;
+                if denial.follow_up.len() > limit {
+                    return Err(Fault::TooManyActions { returned: denial.follow_up.len(), limit });
+                }
+                let mut reason = denial.reason;
+                truncate_bytes(&mut reason, capability::MAX_REASON);
+                Checked::Deny { reason, follow_up: self.check(denial.follow_up) }
+            }
+        })
     }
 
     /// Splits actions into those allowed and those refused, with the reason.
@@ -329,12 +436,12 @@ impl Instance {
 
     /// State to carry into a new instance (hot swap).
     pub fn snapshot(&mut self) -> Result<Vec<u8>, Fault> {
-        self.call("snapshot", |b, s| b.gleipnir_protection_protection().call_snapshot(s))
+        self.call("snapshot", |b, s| b.snapshot(s))
     }
 
     /// Takes over state from [`snapshot`](Instance::snapshot).
     pub fn restore(&mut self, state: &[u8]) -> Result<Result<(), String>, Fault> {
-        self.call("restore", |b, s| b.gleipnir_protection_protection().call_restore(s, state))
+        self.call("restore", |b, s| b.restore(s, state))
     }
 
     /// A fresh instance after a fault: same plugin, grants (query grants

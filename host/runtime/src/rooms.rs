@@ -232,8 +232,6 @@ impl RoomStates {
         room.users.get(user).copied().unwrap_or(default)
     }
 
-    /// Whether the room's power levels have been seen (otherwise
-    /// [`room_levels`](RoomStates::room_levels) gives the defaults).
     /// The room's join rule (`public`, `invite`, `knock`, …), if seen.
     pub fn join_rule(&self, room: &str) -> Option<String> {
         let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
@@ -249,6 +247,8 @@ impl RoomStates {
             .unwrap_or_else(|| room.and_then(|r| r.levels).unwrap_or(DEFAULT_LEVELS).state_default)
     }
 
+    /// Whether the room's power levels have been seen (otherwise
+    /// [`room_levels`](RoomStates::room_levels) gives the defaults).
     pub fn knows_levels(&self, room: &str) -> bool {
         self.rooms.read().unwrap_or_else(|e| e.into_inner()).get(room).is_some_and(|r| r.levels.is_some())
     }
@@ -265,6 +265,27 @@ impl RoomStates {
         let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
         let Some(r) = rooms.get(room) else { return true };
         r.members.keys().all(|user| f(user))
+    }
+
+    /// Everyone with a membership in `room` (at most `limit`), with join
+    /// time and power level, in one read.
+    pub fn members(&self, room: &str, limit: usize) -> Vec<crate::Member> {
+        let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = rooms.get(room) else { return Vec::new() };
+        let default = r.levels.map_or(DEFAULT_LEVELS.users_default, |l| l.users_default);
+        let level = |user: &str| match r.creators.iter().any(|c| c == user) {
+            true => i64::MAX,
+            false => r.users.get(user).copied().unwrap_or(default),
+        };
+        let members = r.members.iter().take(limit);
+        members
+            .map(|(user, m)| crate::Member {
+                user_id: user.clone(),
+                membership: m.membership,
+                joined_at: m.joined_at,
+                power_level: level(user),
+            })
+            .collect()
     }
 
     /// The joined members of a room.

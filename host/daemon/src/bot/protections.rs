@@ -396,20 +396,25 @@ fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &
 }
 
 /// The room an action acts in, if it acts in one (notices to the management
-/// room and actions on a user's account do not).
+/// room, actions on a user's account and on a homeserver's rooms do not).
 fn action_room(action: &gleipnir_runtime::Action) -> Option<&str> {
     use gleipnir_runtime::Action;
     match action {
         Action::Redact(a) => Some(&a.room_id),
-        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) => Some(&a.room_id),
+        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) | Action::Invite(a) => Some(&a.room_id),
         Action::SetJoinRule(a) => Some(&a.room_id),
+        Action::RestoreJoinRule(a) => Some(&a.room_id),
         Action::SetPowerLevel(a) => Some(&a.room_id),
         Action::SendNotice(a) => Some(&a.room_id),
         Action::AddPolicyRule(a) | Action::RemovePolicyRule(a) => Some(&a.list_room),
         Action::NotifyManagement(_)
         | Action::SuspendUser(_)
         | Action::DeleteUserMedia(_)
-        | Action::DeactivateUser(_) => None,
+        | Action::DeactivateUser(_)
+        // A room to block or purge is one the bot does not protect (the
+        // executor refuses protected rooms, the management room and lists).
+        | Action::BlockRoom(_)
+        | Action::PurgeRoom(_) => None,
     }
 }
 

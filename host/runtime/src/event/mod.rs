@@ -194,6 +194,8 @@ pub fn class(kind: &EventKind) -> EventClass {
         EventKind::Report(_) => EventClass::Report,
         EventKind::Policy(_) => EventClass::Policy,
         EventKind::Tick => EventClass::Tick,
+        EventKind::PowerLevels(_) => EventClass::PowerLevels,
+        EventKind::JoinRule(_) => EventClass::JoinRule,
     }
 }
 

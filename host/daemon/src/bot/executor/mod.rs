@@ -14,7 +14,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use gleipnir_runtime::rooms::RoomStates;
-use gleipnir_runtime::{Action, JoinRule, Membership, json};
+use gleipnir_runtime::{Action, JoinRule, Membership, RoomAction, SetJoinRule, json};
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use matrix_sdk::ruma::{EventId, RoomId, UserId};
 use matrix_sdk::{Client, Room};
@@ -236,6 +236,20 @@ impl Executor {
         if let Act::Contract(action) = &mut act {
             reach::cap_reason(action);
         }
+        // Putting back a join rule is setting the one remembered.
+        if let Act::Contract(Action::RestoreJoinRule(a)) = &act {
+            let Some(rule) = self.join_rules_before.get(&a.room_id).and_then(|r| json::join_rule_from(r)) else {
+                return Outcome::Refused(format!(
+                    "not restoring {}'s join rule: I have not changed it since I started (nothing to put back)",
+                    a.room_id
+                ));
+            };
+            act = Act::Contract(Action::SetJoinRule(SetJoinRule {
+                room_id: a.room_id.clone(),
+                rule,
+                reason: a.reason.clone(),
+            }));
+        }
         if let Some(refused) = self.check(ctx, origin, &act).await {
             return refused;
         }
@@ -323,7 +337,10 @@ impl Executor {
                     }
                 }
             }
-            Act::TakeDownRoom { room, .. } => {
+            Act::TakeDownRoom { room, .. }
+            | Act::Contract(
+                Action::BlockRoom(RoomAction { room_id: room, .. }) | Action::PurgeRoom(RoomAction { room_id: room, .. }),
+            ) => {
                 let why = if ctx.protected.contains(room) {
                     Some("I protect this room: not taken down (stop protecting it first)")
                 } else if Some(room.as_str()) == management {
@@ -359,6 +376,9 @@ impl Executor {
             Act::Contract(Action::SetJoinRule(a)) => {
                 ctx.rooms.join_rule(&a.room_id).as_deref() == Some(json::join_rule(a.rule))
             }
+            Act::Contract(Action::Invite(a)) => {
+                matches!(ctx.rooms.membership(&a.room_id, &a.user_id), Some(Membership::Join | Membership::Invite))
+            }
             _ => false,
         };
         repeat.then_some(Outcome::Unneeded)
@@ -370,6 +390,7 @@ fn needed_level<'a>(rooms: &RoomStates, action: &'a Action) -> Option<(&'a str, 
     let (room, pick): (&str, fn(&gleipnir_runtime::RoomLevels) -> i64) = match action {
         Action::Ban(a) | Action::Unban(a) => (&a.room_id, |l| l.ban),
         Action::Kick(a) => (&a.room_id, |l| l.kick),
+        Action::Invite(a) => (&a.room_id, |l| l.invite),
         Action::Redact(a) => (&a.room_id, |l| l.redact),
         Action::SetJoinRule(a) => return Some((&a.room_id, rooms.state_level(&a.room_id, "m.room.join_rules"))),
         _ => return None,
@@ -457,6 +478,19 @@ async fn perform(client: &Client, act: &Act) -> Result<Option<String>, Performed
             return Err(Performed::Unsupported("policy rule edits"));
         }
         Act::Contract(Action::DeactivateUser(_)) => return Err(Performed::Unsupported("deactivate-user")),
+        Act::Contract(Action::Invite(a)) => {
+            let user = <&UserId>::try_from(a.user_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
+            in_room(&a.room_id)?.invite_user_by_id(user).await.map_err(failed)?;
+        }
+        // Turned into a `set-join-rule` by `Executor::act`.
+        Act::Contract(Action::RestoreJoinRule(_)) => return Err(Performed::Unsupported("restore-join-rule")),
+        Act::Contract(Action::BlockRoom(a)) => {
+            let path = format!("/_synapse/admin/v1/rooms/{}/block", urlencode(&a.room_id));
+            admin(client, reqwest_method::PUT, &path, Some(json!({"block": true})))
+                .await
+                .map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::Contract(Action::PurgeRoom(a)) => return take_down(client, &a.room_id, &a.reason).await.map(Some),
         Act::ServerAcl { room, content } => {
             in_room(room)?
                 .send_state_event_raw("m.room.server_acl", "", content.clone())

@@ -17,7 +17,8 @@ use super::{ADMIN_STATUS_TTL, Context, Executor};
 pub(super) fn cap_reason(action: &mut Action) {
     let reason = match action {
         Action::Redact(a) => &mut a.reason,
-        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) => &mut a.reason,
+        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) | Action::Invite(a) => &mut a.reason,
+        Action::RestoreJoinRule(a) | Action::BlockRoom(a) | Action::PurgeRoom(a) => &mut a.reason,
         Action::SetJoinRule(a) => &mut a.reason,
         Action::SetPowerLevel(a) => &mut a.reason,
         Action::SendNotice(a) => &mut a.reason,
