@@ -603,7 +603,7 @@ mod future_contract {
         let err = gleipnir_tests::runtime().load_file(plugins::FUTURE_CONTRACT.as_ref()).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "the plugin speaks gleipnir:protection@9.0.0, this host speaks @0.1.0; rebuild the plugin with a gleipnir-sdk for 0.1.0"
+            "the plugin speaks gleipnir:protection@9.0.0, this host speaks @0.1.0 and @0.2.0; rebuild the plugin with a gleipnir-sdk for 0.2.0"
         );
     }
 }
