@@ -6,7 +6,7 @@ use std::thread::LocalKey;
 
 use crate::Protection;
 use crate::WasmHost;
-use crate::bindings::gleipnir::protection::types::Descriptor;
+use crate::bindings::gleipnir::protection::types::{CommandSpec, Descriptor};
 use crate::prelude::*;
 use crate::settings::Settings;
 
@@ -29,6 +29,12 @@ pub fn describe<P: Protection>(version: &str) -> Descriptor {
         settings: P::Settings::specs(),
         capabilities: P::CAPABILITIES.to_vec(),
         events: P::EVENTS.to_vec(),
+        commands: P::COMMANDS
+            .iter()
+            .map(|c| CommandSpec { name: c.name.to_owned(), args: c.args.to_owned(), help: c.help.to_owned() })
+            .collect(),
+        checks: P::CHECKS.to_vec(),
+        tick_ms: P::TICK.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
     }
 }
 
@@ -39,6 +45,24 @@ pub fn configure<P: Protection>(slot: &'static Slot<P>, values: Vec<Setting>) ->
 
 pub fn handle<P: Protection>(slot: &'static Slot<P>, event: Event) -> Vec<Action> {
     with(slot, |p| p.handle(&event, &WasmHost))
+}
+
+/// Several events, exactly as one `handle` each.
+pub fn handle_batch<P: Protection>(slot: &'static Slot<P>, events: Vec<Event>) -> Vec<Vec<Action>> {
+    with(slot, |p| events.iter().map(|event| p.handle(event, &WasmHost)).collect())
+}
+
+pub fn command<P: Protection>(
+    slot: &'static Slot<P>,
+    name: String,
+    args: Vec<String>,
+    caller: Caller,
+) -> Result<CommandReply, String> {
+    with(slot, |p| p.command(&name, &args, &caller, &WasmHost))
+}
+
+pub fn check<P: Protection>(slot: &'static Slot<P>, pending: Pending) -> Verdict {
+    with(slot, |p| p.check(&pending, &WasmHost))
 }
 
 pub fn snapshot<P: Protection>(slot: &'static Slot<P>) -> Vec<u8> {
@@ -76,6 +100,19 @@ macro_rules! export_protection {
                 }
                 fn handle(event: t::Event) -> ::std::vec::Vec<t::Action> {
                     $crate::export::handle::<$ty>(&INSTANCE, event)
+                }
+                fn handle_batch(events: ::std::vec::Vec<t::Event>) -> ::std::vec::Vec<::std::vec::Vec<t::Action>> {
+                    $crate::export::handle_batch::<$ty>(&INSTANCE, events)
+                }
+                fn command(
+                    name: ::std::string::String,
+                    args: ::std::vec::Vec<::std::string::String>,
+                    caller: t::Caller,
+                ) -> ::core::result::Result<t::CommandReply, ::std::string::String> {
+                    $crate::export::command::<$ty>(&INSTANCE, name, args, caller)
+                }
+                fn check(pending: t::Pending) -> t::Verdict {
+                    $crate::export::check::<$ty>(&INSTANCE, pending)
                 }
                 fn snapshot() -> ::std::vec::Vec<u8> {
                     $crate::export::snapshot::<$ty>(&INSTANCE)

@@ -37,6 +37,12 @@ pub trait Host {
     fn protected_rooms(&self) -> Vec<String> {
         Vec::new()
     }
+    /// Everyone with a membership in `room` (a protected room), with join
+    /// time and power level, in one call: ask once rather than per member.
+    fn members(&self, room: &str) -> Vec<Member> {
+        let _ = room;
+        Vec::new()
+    }
     /// Users with any membership in a protected room that a user rule names
     /// (by id, glob or MSC4205 hash).
     fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
@@ -101,6 +107,9 @@ impl Host for WasmHost {
     }
     fn protected_rooms(&self) -> Vec<String> {
         imports::protected_rooms()
+    }
+    fn members(&self, room: &str) -> Vec<Member> {
+        imports::members(room)
     }
     fn members_matching(&self, rule: &PolicyRule) -> Vec<String> {
         imports::members_matching(rule)

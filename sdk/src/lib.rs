@@ -68,7 +68,7 @@ pub use wit_bindgen as __wit_bindgen;
 /// The bindings generated from `wit/`; the types are re-exported in [`prelude`].
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
+        path: "../wit/0.2.0",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "gleipnir_sdk::bindings",
@@ -84,29 +84,31 @@ pub mod export;
 mod host;
 mod protection;
 pub mod settings;
+pub mod state;
 pub mod testing;
 
 pub use host::{Host, WasmHost};
-pub use protection::Protection;
+pub use protection::{Command, Protection};
 
 #[cfg(all(target_arch = "wasm32", feature = "small-object-allocator"))]
 #[global_allocator]
 static ALLOCATOR: alloc::SmallObjectAllocator = alloc::SmallObjectAllocator::new();
 
 /// The version of the WIT package `gleipnir:protection` this SDK speaks.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Everything a protection usually needs.
 pub mod prelude {
     pub use crate::Host;
-    pub use crate::Protection;
-    pub use crate::bindings::gleipnir::protection::host::HistoryEvent;
+    pub use crate::{Command, Protection};
+    pub use crate::bindings::gleipnir::protection::host::{HistoryEvent, Member};
     pub use crate::bindings::gleipnir::protection::types::{
-        AbuseReport, Action, Capability, Deactivate, Event, EventClass, EventKind, JoinRule, KvError, LogLevel,
-        MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, NotifyManagement, PolicyChange,
-        PolicyRule, PolicyRuleEdit, Reaction, RedactEvent, Redaction, RoomLevels, RuleChange, RuleKind, SendNotice,
-        ServerUser, SetJoinRule, SetPowerLevel, Setting, SettingKind, SettingSpec, SettingValue, StateChange,
-        TargetUser,
+        AbuseReport, Action, Caller, Capability, CheckClass, CommandReply, Deactivate, Denial, Event, EventClass,
+        EventKind, JoinRule, JoinRuleChange, KvError, LogLevel, MediaInfo, Membership, MembershipChange, Mentions,
+        Message, Msgtype, NotifyManagement, Pending, PendingEvent, PendingInvite, PendingJoin, PolicyChange,
+        PolicyRule, PolicyRuleEdit, PowerLevelsChange, Reaction, RedactEvent, Redaction, RoomAction, RoomLevels,
+        RuleChange, RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel, Setting, SettingKind, SettingSpec,
+        SettingValue, StateChange, TargetUser, UserLevel, Verdict,
     };
     pub use crate::settings::{Room, User};
     pub use std::time::Duration;

@@ -141,6 +141,21 @@ impl Host for TestHost {
         out.dedup();
         out
     }
+    fn members(&self, room: &str) -> Vec<Member> {
+        let members = self.members.borrow();
+        let mut out: Vec<Member> = members
+            .iter()
+            .filter(|((r, _), _)| r == room)
+            .map(|((_, user), (membership, joined_at))| Member {
+                user_id: user.clone(),
+                membership: *membership,
+                joined_at: *joined_at,
+                power_level: self.power_level(room, user),
+            })
+            .collect();
+        out.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        out
+    }
     fn history(&self, room: &str, _sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
         match self.history.borrow().get(room) {
             Some(events) => Ok(events.iter().take(limit as usize).cloned().collect()),
@@ -232,6 +247,37 @@ impl<P: Protection> Harness<P> {
     /// Handle events in order; all the actions, in order.
     pub fn handle_all<'a>(&mut self, events: impl IntoIterator<Item = &'a Event>) -> Vec<Action> {
         events.into_iter().flat_map(|e| self.handle(e)).collect()
+    }
+
+    /// Gives a command as `caller` (power level 100), like the host: a name
+    /// the protection does not declare is refused without calling it, and
+    /// the settings the reply changes are checked and applied (a bad one
+    /// fails the command, as the host would report it).
+    pub fn command(&mut self, caller: &str, name: &str, args: &[&str]) -> Result<CommandReply, String> {
+        if !P::COMMANDS.iter().any(|c| c.name == name) {
+            return Err(format!("{} has no command `{name}`", P::NAME));
+        }
+        let caller = Caller { user_id: caller.to_owned(), power_level: 100 };
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let reply = self.protection.command(name, &args, &caller, &self.host)?;
+        for setting in &reply.settings {
+            self.set(&setting.key, setting.value.clone())?;
+        }
+        Ok(reply)
+    }
+
+    /// Asks the protection's pre-emptive check, like the host: classes it
+    /// did not declare in `CHECKS` are allowed without asking.
+    pub fn check(&mut self, pending: &Pending) -> Verdict {
+        let class = match pending {
+            Pending::Join(_) => CheckClass::Join,
+            Pending::Invite(_) => CheckClass::Invite,
+            Pending::Event(_) => CheckClass::Event,
+        };
+        if !P::CHECKS.contains(&class) {
+            return Verdict::Allow;
+        }
+        self.protection.check(pending, &self.host)
     }
 }
 
@@ -377,6 +423,10 @@ pub mod events {
             Action::SuspendUser(a) => format!("suspend {} ({})", a.user_id, a.reason),
             Action::DeactivateUser(a) => format!("deactivate {} erase={} ({})", a.user_id, a.erase, a.reason),
             Action::DeleteUserMedia(a) => format!("delete-media {} ({})", a.user_id, a.reason),
+            Action::Invite(a) => format!("invite {} {} ({})", a.room_id, a.user_id, a.reason),
+            Action::RestoreJoinRule(a) => format!("restore-join-rule {} ({})", a.room_id, a.reason),
+            Action::BlockRoom(a) => format!("block-room {} ({})", a.room_id, a.reason),
+            Action::PurgeRoom(a) => format!("purge-room {} ({})", a.room_id, a.reason),
         }
     }
 }

@@ -2,9 +2,8 @@
 //! built for 0.1.0. Up (0.1.0 → 0.2.0): what such a component returns
 //! (descriptor, actions) and passes to host functions. Down (0.2.0 → 0.1.0):
 //! what it is handed (events, settings) and host functions' answers. Every
-//! 0.1.0 value has a 0.2.0 value; the reverse holds except for events 0.1.0
-//! has no word for ([`event_down`] answers `None`: such a component never
-//! asked for them).
+//! 0.1.0 value has a 0.2.0 value; of 0.2.0's events, power-level and
+//! join-rule changes go down as the plain state changes 0.1.0 knew them as.
 
 use crate::bindings::v0_1::gleipnir::protection::{host as h1, types as t1};
 use crate::bindings::v0_2::gleipnir::protection::{host as h2, types as t2};
@@ -139,13 +138,23 @@ impl Adapt<t2::Descriptor> for t1::Descriptor {
             summary: self.summary,
             settings: self.settings.adapt(),
             capabilities: self.capabilities.adapt(),
-            events: self.events.adapt(),
+            events: events_up(self.events),
             // 0.1.0 has no commands, no checks, and ticks at the host's pace.
             commands: Vec::new(),
             checks: Vec::new(),
             tick_ms: None,
         }
     }
+}
+
+/// 0.1.0's `state` covered power levels and join rules, which 0.2.0 gives
+/// classes of their own: a 0.1.0 component that asks for state gets them.
+fn events_up(events: Vec<t1::EventClass>) -> Vec<t2::EventClass> {
+    let mut up: Vec<t2::EventClass> = events.adapt();
+    if up.contains(&t2::EventClass::State) {
+        up.extend([t2::EventClass::PowerLevels, t2::EventClass::JoinRule]);
+    }
+    up
 }
 
 // ---- down: what a 0.1.0 component is handed ----------------------------------
@@ -157,9 +166,10 @@ impl Adapt<t1::AbuseReport> for t2::AbuseReport {
     }
 }
 
-/// The event as 0.1.0 has it; `None` for a kind 0.1.0 has no word for
-/// (power-level and join-rule changes), which no 0.1.0 component can ask for.
-pub(crate) fn event_down(event: &t2::Event) -> Option<t1::Event> {
+/// The event as 0.1.0 has it: power-level and join-rule changes are the
+/// plain state changes they were in 0.1.0.
+pub(crate) fn event_down(event: &t2::Event) -> t1::Event {
+    let state = |event_type: &str| t1::StateChange { event_type: event_type.to_owned(), state_key: String::new() };
     let kind = match event.kind.clone() {
         t2::EventKind::Message(x) => t1::EventKind::Message(x.adapt()),
         t2::EventKind::Membership(x) => t1::EventKind::Membership(x.adapt()),
@@ -169,9 +179,10 @@ pub(crate) fn event_down(event: &t2::Event) -> Option<t1::Event> {
         t2::EventKind::Report(x) => t1::EventKind::Report(x.adapt()),
         t2::EventKind::Policy(x) => t1::EventKind::Policy(x.adapt()),
         t2::EventKind::Tick => t1::EventKind::Tick,
-        t2::EventKind::PowerLevels(_) | t2::EventKind::JoinRule(_) => return None,
+        t2::EventKind::PowerLevels(_) => t1::EventKind::State(state("m.room.power_levels")),
+        t2::EventKind::JoinRule(_) => t1::EventKind::State(state("m.room.join_rules")),
     };
-    Some(t1::Event {
+    t1::Event {
         room_id: event.room_id.clone(),
         event_id: event.event_id.clone(),
         sender: event.sender.clone(),
@@ -179,7 +190,7 @@ pub(crate) fn event_down(event: &t2::Event) -> Option<t1::Event> {
         received_ts: event.received_ts,
         content: event.content.clone(),
         kind,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -199,7 +210,7 @@ mod tests {
     }
 
     #[test]
-    fn events_0_1_0_has_no_word_for_are_not_handed_down() {
+    fn events_0_1_0_has_no_word_for_are_handed_down_as_it_knew_them() {
         let event = |kind| t2::Event {
             room_id: "!r".into(),
             event_id: "$e".into(),
@@ -210,7 +221,8 @@ mod tests {
             kind,
         };
         let rule = t2::JoinRuleChange { rule: t2::JoinRule::Invite, previous: None };
-        assert!(event_down(&event(t2::EventKind::JoinRule(rule))).is_none());
+        let state = t1::StateChange { event_type: "m.room.join_rules".into(), state_key: String::new() };
+        assert_eq!(event_down(&event(t2::EventKind::JoinRule(rule))).kind, t1::EventKind::State(state));
         let report = t2::AbuseReport {
             reported_event: Some("$bad".into()),
             reported_user: Some("@bad:x".into()),
@@ -218,7 +230,7 @@ mod tests {
             score: Some(-100),
             reported_content: Some("{}".into()),
         };
-        let down = event_down(&event(t2::EventKind::Report(report))).expect("0.1.0 has reports");
+        let down = event_down(&event(t2::EventKind::Report(report)));
         assert_eq!(
             down.kind,
             t1::EventKind::Report(t1::AbuseReport {

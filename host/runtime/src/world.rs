@@ -76,10 +76,7 @@ impl Bindings {
 
     pub(crate) fn handle(&self, s: &mut Store<GuestState>, event: &Event) -> wasmtime::Result<Vec<Action>> {
         match self {
-            Bindings::V0_1(b) => match event_down(event) {
-                Some(event) => Ok(b.gleipnir_protection_protection().call_handle(s, &event)?.adapt()),
-                None => Ok(Vec::new()),
-            },
+            Bindings::V0_1(b) => Ok(b.gleipnir_protection_protection().call_handle(s, &event_down(event))?.adapt()),
             Bindings::V0_2(b) => b.gleipnir_protection_protection().call_handle(s, event),
         }
     }

@@ -2,9 +2,10 @@
 //! while *and* has sent some messages that were not removed, messages with
 //! links, media, many mentions or formatted HTML are redacted, the member is
 //! told why (once in a while, not on every message), and the management
-//! room can be told. Moderators lift the gate for a member with
-//! `trust USER` (the `trusted` setting) and put it back with `untrust USER`
-//! (the `gated` setting, which holds whatever the thresholds say).
+//! room can be told. Moderators lift the gate for a member with the
+//! protection's command `least-authority trust USER` (the `trusted` setting)
+//! and put it back with `least-authority untrust USER` (the `gated` setting,
+//! which holds whatever the thresholds say).
 //!
 //! Nothing is kept in the protection that a restart would lose: join times
 //! come from room state and message counts from the host, which counts the
@@ -108,7 +109,48 @@ impl Protection for LeastAuthority {
     const CAPABILITIES: &'static [Capability] =
         &[Capability::Redact, Capability::SendNotice, Capability::NotifyManagement];
     const EVENTS: &'static [EventClass] = &[EventClass::Message];
+    const COMMANDS: &'static [Command] = &[
+        Command { name: "trust", args: "USER", help: "lift the newcomer gate for USER (the `trusted` setting)" },
+        Command {
+            name: "untrust",
+            args: "USER",
+            help: "gate USER whatever their time and messages (the `gated` setting), until `trust`",
+        },
+    ];
     type Settings = Config;
+
+    /// `trust USER` / `untrust USER`: moves USER between `trusted` and
+    /// `gated`; the host saves the settings like a moderator's change.
+    fn command(&mut self, name: &str, args: &[String], _: &Caller, _: &dyn Host) -> Result<CommandReply, String> {
+        let [user] = args else { return Err(format!("usage: {} {name} USER", Self::NAME)) };
+        if !user.starts_with('@') || !user.contains(':') {
+            return Err(format!("`{user}` is not a user id (@user:server)"));
+        }
+        let trust = name == "trust";
+        let (mut trusted, mut gated): (Vec<String>, Vec<String>) = (
+            self.config.trusted.iter().map(|u| u.0.clone()).filter(|u| u != user).collect(),
+            self.config.gated.iter().map(|u| u.0.clone()).filter(|u| u != user).collect(),
+        );
+        let reply = if trust {
+            trusted.push(user.clone());
+            format!(
+                "{user} is trusted: {} no longer restricts what they post. `{} untrust {user}` puts the gate back.",
+                Self::NAME,
+                Self::NAME
+            )
+        } else {
+            gated.push(user.clone());
+            format!(
+                "{user} is gated: {} restricts their links, media, mentions and formatting whatever their time and \
+                 messages. `{} trust {user}` lifts it.",
+                Self::NAME,
+                Self::NAME
+            )
+        };
+        Ok(CommandReply::say(reply)
+            .with_setting("trusted", SettingValue::UserIds(trusted))
+            .with_setting("gated", SettingValue::UserIds(gated)))
+    }
 
     fn configure(&mut self, config: Config) -> Result<(), String> {
         for kind in &config.restrict {

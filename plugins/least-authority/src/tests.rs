@@ -114,6 +114,26 @@ fn trusted_members_moderators_and_the_bot_pass_and_gated_members_do_not() {
 }
 
 #[test]
+fn trust_and_untrust_move_a_member_between_the_lists() {
+    let mut h = harness();
+    member(&h, "@new:test", 5, Some(0));
+    let gate = h.command("@mod:test", "untrust", &["@new:test"]).unwrap();
+    assert!(gate.reply.starts_with("@new:test is gated"), "{}", gate.reply);
+    assert!(say(&mut h, "@new:test", "https://example.org").starts_with("redact"));
+    let lift = h.command("@mod:test", "trust", &["@new:test"]).unwrap();
+    assert!(lift.reply.contains("`least-authority untrust @new:test` puts the gate back"), "{}", lift.reply);
+    assert_eq!(say(&mut h, "@new:test", "https://example.org"), "");
+    // Trusting twice keeps one entry; untrusting takes them off `trusted`.
+    h.command("@mod:test", "trust", &["@new:test"]).unwrap();
+    let untrust = h.command("@mod:test", "untrust", &["@new:test"]).unwrap();
+    assert_eq!(untrust.settings[0].value, SettingValue::UserIds(vec![]));
+    assert_eq!(untrust.settings[1].value, SettingValue::UserIds(vec!["@new:test".into()]));
+    assert_eq!(h.command("@mod:test", "trust", &["new"]).unwrap_err(), "`new` is not a user id (@user:server)");
+    assert_eq!(h.command("@mod:test", "trust", &[]).unwrap_err(), "usage: least-authority trust USER");
+    assert!(h.command("@mod:test", "explode", &[]).unwrap_err().contains("no command `explode`"));
+}
+
+#[test]
 fn the_management_room_can_be_told() {
     let mut h = harness();
     h.set("notify", SettingValue::Flag(true)).unwrap();

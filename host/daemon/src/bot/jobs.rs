@@ -79,12 +79,11 @@ impl Bot {
                 kept.push(job);
                 continue;
             };
-            let (Some(op), Some(user)) =
-                (plan::Op::account(&origin.to_string(), action), executor::account_target(action))
-            else {
+            let Some(user) = executor::account_target(action) else {
                 kept.push(job);
                 continue;
             };
+            let op = plan::Op::Protection { origin: origin.to_string(), action: action.clone() };
             let ctx = context!(self, management.as_ref());
             if let Some(why) = self.executor.account_out_of_reach(&ctx, user).await {
                 kept.push(executor::Job::Report(format!("{origin}: not {}: {why}.", op.describe())));

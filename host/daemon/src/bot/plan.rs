@@ -18,14 +18,16 @@ const PREVIEW_LINES: usize = 15;
 
 /// What an [`Op`] comes to for the executor.
 pub(crate) enum OpAct {
-    /// An action on an account a protection asked for, confirmed by a moderator.
-    Account { origin: String, action: gleipnir_runtime::Action },
+    /// An action a protection asked for (on an account, or from one of its
+    /// commands), confirmed by a moderator: carried out with the
+    /// protection as its origin, under the rules for protections.
+    Protection { origin: String, action: gleipnir_runtime::Action },
     /// A moderator's own operation.
     Moderator(Act),
 }
 
 /// One operation a command carries out.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Op {
     Ban {
         room: String,
@@ -51,14 +53,13 @@ pub(crate) enum Op {
         room: String,
         recovery: crate::state::Recovery,
     },
-    /// An action on a user's account that a protection asked for (suspend,
-    /// deactivate, delete media), held for a moderator's ✅.
-    Account {
+    /// An action a protection asked for: on a user's account (suspend,
+    /// deactivate, delete media), held for a moderator's ✅, or returned by
+    /// one of its commands.
+    Protection {
         /// The protection that asked.
         origin: String,
-        what: AccountAction,
-        user: String,
-        reason: String,
+        action: gleipnir_runtime::Action,
     },
     /// Empties a rule's state in a policy list (`room`).
     RemoveRule {
@@ -69,26 +70,7 @@ pub(crate) enum Op {
     },
 }
 
-/// What an [`Op::Account`] does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AccountAction {
-    Suspend,
-    Deactivate { erase: bool },
-    DeleteMedia,
-}
-
 impl Op {
-    /// The operation for an action on an account, if it is one.
-    pub(crate) fn account(origin: &str, action: &gleipnir_runtime::Action) -> Option<Op> {
-        use gleipnir_runtime::Action;
-        let (what, user, reason) = match action {
-            Action::SuspendUser(a) => (AccountAction::Suspend, &a.user_id, &a.reason),
-            Action::DeleteUserMedia(a) => (AccountAction::DeleteMedia, &a.user_id, &a.reason),
-            Action::DeactivateUser(a) => (AccountAction::Deactivate { erase: a.erase }, &a.user_id, &a.reason),
-            _ => return None,
-        };
-        Some(Op::Account { origin: origin.to_owned(), what, user: user.clone(), reason: reason.clone() })
-    }
 
     /// What the executor carries out for this operation; `None` for a
     /// recovery (it changes stored state, not rooms).
@@ -112,31 +94,17 @@ impl Op {
                 let (list, event_type, state_key) = (room.clone(), event_type.clone(), state_key.clone());
                 Act::WriteRule { list, event_type, state_key, content: serde_json::json!({}) }
             }
-            Op::Account { origin, .. } => {
-                return Some(OpAct::Account { origin: origin.clone(), action: self.account_action()? });
+            Op::Protection { origin, action } => {
+                return Some(OpAct::Protection { origin: origin.clone(), action: action.clone() });
             }
             Op::Recover { .. } => return None,
         };
         Some(OpAct::Moderator(act))
     }
 
-    /// The action an [`Op::Account`] carries out.
-    pub(crate) fn account_action(&self) -> Option<gleipnir_runtime::Action> {
-        use gleipnir_runtime::{Action, Deactivate, ServerUser};
-        let Op::Account { what, user, reason, .. } = self else { return None };
-        let (user_id, reason) = (user.clone(), reason.clone());
-        Some(match what {
-            AccountAction::Suspend => Action::SuspendUser(ServerUser { user_id, reason }),
-            AccountAction::DeleteMedia => Action::DeleteUserMedia(ServerUser { user_id, reason }),
-            AccountAction::Deactivate { erase } => {
-                Action::DeactivateUser(Deactivate { user_id, erase: *erase, reason })
-            }
-        })
-    }
-
     pub(crate) fn room(&self) -> &str {
         match self {
-            Op::Account { .. } => "(accounts on this homeserver)",
+            Op::Protection { action, .. } => action_place(action),
             Op::Ban { room, .. }
             | Op::Kick { room, .. }
             | Op::Unban { room, .. }
@@ -154,19 +122,58 @@ impl Op {
             Op::Unban { user, .. } => format!("unban {user}"),
             Op::Redact { event, .. } => format!("redact {event}"),
             Op::RemoveRule { rule, .. } => format!("remove the rule {rule}"),
-            Op::Account { what, user, .. } => match what {
-                AccountAction::Suspend => format!("suspend {user}"),
-                AccountAction::DeleteMedia => format!("delete {user}'s media"),
-                AccountAction::Deactivate { erase: false } => format!("deactivate {user}"),
-                AccountAction::Deactivate { erase: true } => format!("deactivate and erase {user}"),
-            },
+            Op::Protection { action, .. } => describe_action(action),
             Op::Recover { recovery, .. } => recovery.describe(),
         }
     }
 }
 
+/// Where a protection's action acts, as a preview groups it.
+fn action_place(action: &gleipnir_runtime::Action) -> &str {
+    use gleipnir_runtime::Action;
+    match action {
+        Action::Redact(a) => &a.room_id,
+        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) | Action::Invite(a) => &a.room_id,
+        Action::SetJoinRule(a) => &a.room_id,
+        Action::SetPowerLevel(a) => &a.room_id,
+        Action::SendNotice(a) => &a.room_id,
+        Action::RestoreJoinRule(a) | Action::BlockRoom(a) | Action::PurgeRoom(a) => &a.room_id,
+        Action::AddPolicyRule(a) | Action::RemovePolicyRule(a) => &a.list_room,
+        Action::NotifyManagement(_) => "(the management room)",
+        Action::SuspendUser(_) | Action::DeleteUserMedia(_) | Action::DeactivateUser(_) => {
+            "(accounts on this homeserver)"
+        }
+    }
+}
+
+/// `suspend @u:s`, `set the join rule to invite`: a protection's action
+/// without its room.
+fn describe_action(action: &gleipnir_runtime::Action) -> String {
+    use gleipnir_runtime::{Action, json};
+    match action {
+        Action::SuspendUser(a) => format!("suspend {}", a.user_id),
+        Action::DeleteUserMedia(a) => format!("delete {}'s media", a.user_id),
+        Action::DeactivateUser(a) if a.erase => format!("deactivate and erase {}", a.user_id),
+        Action::DeactivateUser(a) => format!("deactivate {}", a.user_id),
+        Action::Redact(a) => format!("redact {}", a.event_id),
+        Action::Ban(a) => format!("ban {}", a.user_id),
+        Action::Unban(a) => format!("unban {}", a.user_id),
+        Action::Kick(a) => format!("kick {}", a.user_id),
+        Action::Invite(a) => format!("invite {}", a.user_id),
+        Action::SetJoinRule(a) => format!("set the join rule to {}", json::join_rule(a.rule)),
+        Action::RestoreJoinRule(_) => "put back the join rule".to_owned(),
+        Action::SetPowerLevel(a) => format!("set {}'s power level to {}", a.user_id, a.level),
+        Action::SendNotice(_) => "send a notice".to_owned(),
+        Action::NotifyManagement(_) => "tell the management room".to_owned(),
+        Action::AddPolicyRule(a) => format!("add a rule for {}", a.entity),
+        Action::RemovePolicyRule(a) => format!("remove the rule for {}", a.entity),
+        Action::BlockRoom(_) => "block the room".to_owned(),
+        Action::PurgeRoom(_) => "block and purge the room".to_owned(),
+    }
+}
+
 /// Everything a command will do, and what it could not plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Plan {
     /// The command as the moderator gave it, for the preview and the result.
     pub(crate) command: String,
@@ -236,7 +243,7 @@ pub(crate) struct Confirmations {
 }
 
 /// What a ✅ on an event means.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum Confirmed {
     /// Go ahead with this plan.
     Go(Plan),

@@ -251,12 +251,56 @@ impl Protections {
         sandboxed(|| handle_instance(name, instance, health, event, protected, now))
     }
 
-    /// The enabled protections that ask for ticks, with how often.
+    /// Runs one of `name`'s own commands. `Err` says why nothing was done:
+    /// not enabled, quarantined, no such command, the protection's refusal,
+    /// or a fault (recorded in its health like one in `handle`).
+    pub(crate) fn command(
+        &mut self,
+        name: &str,
+        command: &str,
+        args: &[String],
+        caller: &gleipnir_runtime::Caller,
+        protected: &Protected,
+    ) -> Result<gleipnir_runtime::CommandOutcome, String> {
+        let Some(instance) = self.enabled.get_mut(name) else {
+            return Err(format!("{name} is not enabled; `protections enable {name}` first. Nothing done."));
+        };
+        let health = self.health.entry(name.to_owned()).or_default();
+        let now = Instant::now();
+        if health.quarantined(now) {
+            return Err(format!("{name} is quarantined after faults; `protections enable {name}` lifts it."));
+        }
+        match sandboxed(|| instance.command(command, args, caller)) {
+            Ok(Ok(mut outcome)) => {
+                only_in_protected_rooms(&mut outcome.outcome, protected);
+                Ok(outcome)
+            }
+            Ok(Err(why)) => Err(format!("{name} {command}: {why}. Nothing done.")),
+            Err(fault) => {
+                health.fault(fault.to_string(), now);
+                let mut why = format!("{name} faulted running `{command}`: {fault}. Nothing done.");
+                if fault.kills_instance()
+                    && let Err(e) = sandboxed(|| instance.restart())
+                {
+                    why.push_str(&format!(" It could not restart: {e}"));
+                }
+                Err(why)
+            }
+        }
+    }
+
+    /// The enabled protections that ask for ticks, with how often: the
+    /// operator's `tick`, else what the protection asks for (at least a
+    /// second), else a minute.
     pub(crate) fn ticking(&self, every: &BTreeMap<String, std::time::Duration>) -> Vec<(String, std::time::Duration)> {
+        use std::time::Duration;
         self.enabled
             .iter()
             .filter(|(_, i)| i.plugin().wants(gleipnir_runtime::EventClass::Tick))
-            .map(|(name, _)| (name.clone(), every.get(name).copied().unwrap_or(super::ticks::DEFAULT_TICK)))
+            .map(|(name, i)| {
+                let asked = i.plugin().descriptor().tick_ms.map(|ms| Duration::from_millis(ms).max(super::ticks::MIN_TICK));
+                (name.clone(), every.get(name).copied().or(asked).unwrap_or(super::ticks::DEFAULT_TICK))
+            })
             .collect()
     }
 

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 /// How often a protection that asks for ticks gets one, unless configured.
 pub(crate) const DEFAULT_TICK: Duration = Duration::from_secs(60);
+/// The shortest interval a protection may ask for (`tick-ms`).
+pub(crate) const MIN_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub(crate) struct Ticks {

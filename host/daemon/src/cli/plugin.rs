@@ -47,6 +47,20 @@ pub(crate) fn inspect(file: &Path, as_json: bool, cache_dir: Option<PathBuf>) ->
     writeln!(out, "capabilities: {}", if caps.is_empty() { "(none)".to_owned() } else { caps.join(", ") })?;
     let events: Vec<_> = d.events.iter().map(|e| json::event_class(*e)).collect();
     writeln!(out, "events: {}", if events.is_empty() { "(none)".to_owned() } else { events.join(", ") })?;
+    if let Some(ms) = d.tick_ms {
+        writeln!(out, "ticks: every {}", settings::format_value(&gleipnir_runtime::SettingValue::Duration(ms)))?;
+    }
+    let checks: Vec<_> = d.checks.iter().map(|c| json::check_class(*c)).collect();
+    if !checks.is_empty() {
+        writeln!(out, "checks (pre-emptive): {}", checks.join(", "))?;
+    }
+    if !d.commands.is_empty() {
+        writeln!(out, "commands:")?;
+        for c in &d.commands {
+            let args = if c.args.is_empty() { String::new() } else { format!(" {}", c.args) };
+            writeln!(out, "  {} {}{args}: {}", d.name, c.name, c.help)?;
+        }
+    }
     if d.settings.is_empty() {
         writeln!(out, "settings: (none)")?;
     } else {

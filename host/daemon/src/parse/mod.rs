@@ -94,10 +94,13 @@ pub(crate) enum Command {
     Rules {
         matching: Option<String>,
     },
-    /// `trust USER` / `untrust USER`: lift or put back least-authority's gate.
-    Trust {
-        user: String,
-        trust: bool,
+    /// `NAME [COMMAND ARGS…]`: one of a loaded protection's own commands
+    /// (no command: its help). Arguments as typed, except that a matrix.to
+    /// link is given as the id it links to.
+    Protection {
+        name: String,
+        command: Option<String>,
+        args: Vec<String>,
     },
     /// `plugins`: the component files and what became of each.
     Plugins,
@@ -140,8 +143,6 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
         "protections",
         "protections | protections enable|disable|show NAME | protections preview NAME [--limit N] | protections config set|add|remove|reset NAME KEY [VALUE] | protections grant|revoke NAME CAPABILITY",
     ),
-    ("trust", "trust USER: least-authority no longer restricts what USER posts"),
-    ("untrust", "untrust USER: least-authority restricts USER again, whatever their time and messages"),
     ("plugins", "plugins | plugins reload NAME: the plugin files (version, hash, status); load NAME's file again"),
     (
         "ban",
@@ -223,7 +224,15 @@ fn tokenize(text: &str) -> Result<Vec<String>, ParseError> {
 }
 
 /// Reads a command (the text after the prefix or mention).
+#[cfg(test)]
 pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
+    parse_with(text, &[])
+}
+
+/// Reads a command; `protections` are the names of the loaded protections,
+/// whose own commands are `NAME COMMAND ARGS…` (a built-in command of the
+/// same name wins).
+pub(crate) fn parse_with(text: &str, loaded: &[&str]) -> Result<Parsed, ParseError> {
     let mut tokens = tokenize(text)?;
     let no_confirm = tokens.iter().any(|t| t == "--no-confirm");
     tokens.retain(|t| t != "--no-confirm");
@@ -313,10 +322,6 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
             let [room] = rest else { return Err(usage(first)) };
             if first == "watch" { Command::Watch(room_ref(room)?) } else { Command::Unwatch(room_ref(room)?) }
         }
-        "trust" | "untrust" => match rest {
-            [user] => Command::Trust { user: user_ref(user)?, trust: first == "trust" },
-            _ => return Err(usage(first)),
-        },
         "plugins" => match rest {
             [] => Command::Plugins,
             ["reload", name] => Command::Reload(name_ref(name)?),
@@ -328,7 +333,12 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ParseError> {
             ["matching", entity] => Command::Rules { matching: Some(entity_ref(entity)) },
             _ => return Err(usage("rules")),
         },
-        other => return Err(unknown(other)),
+        other if loaded.contains(&other) => Command::Protection {
+            name: other.to_owned(),
+            command: rest.first().map(|c| c.to_ascii_lowercase()),
+            args: rest.iter().skip(1).map(|word| permalink_path(word).unwrap_or_else(|| (*word).to_owned())).collect(),
+        },
+        other => return Err(unknown(other, loaded)),
     };
     Ok(Parsed { command, no_confirm })
 }
@@ -431,8 +441,8 @@ fn usage(command: &str) -> ParseError {
     ParseError(format!("usage: {}", help_line(command)))
 }
 
-fn unknown(word: &str) -> ParseError {
-    let names: Vec<&str> = COMMANDS.iter().map(|(n, _)| *n).collect();
+fn unknown(word: &str, protections: &[&str]) -> ParseError {
+    let names: Vec<&str> = COMMANDS.iter().map(|(n, _)| *n).chain(protections.iter().copied()).collect();
     match closest(word, &names) {
         Some(best) => ParseError(format!("unknown command `{word}`; did you mean `{best}`? (`help` lists them all)")),
         None => ParseError(format!("unknown command `{word}`; `help` lists them all")),

@@ -84,8 +84,6 @@ fn protections_and_settings() {
     );
     check("protections preview flooding", r##"Preview { name: "flooding", limit: 100 }"##);
     check("plugins", "Plugins");
-    check("trust @a:b", r##"Trust { user: "@a:b", trust: true }"##);
-    check("untrust @a:b", r##"Trust { user: "@a:b", trust: false }"##);
     check("plugins reload flooding", r##"Reload("flooding")"##);
     check("protections grant flooding kick", r##"Grant { name: "flooding", capability: "kick", grant: true }"##);
     check("protections revoke flooding kick", r##"Grant { name: "flooding", capability: "kick", grant: false }"##);
@@ -155,6 +153,26 @@ fn unknown_commands_get_the_closest_match_in_one_line() {
     check("stauts", "error: unknown command `stauts`; did you mean `status`? (`help` lists them all)");
     check("bna @a:x", "error: unknown command `bna`; did you mean `ban`? (`help` lists them all)");
     check("frobnicate", "error: unknown command `frobnicate`; `help` lists them all");
+}
+
+#[test]
+fn a_loaded_protection_names_its_own_commands() {
+    let loaded = ["least-authority", "status"];
+    let parsed = |text| parse_with(text, &loaded).map(|p| format!("{:?}", p.command));
+    assert_eq!(
+        parsed("least-authority Trust https://matrix.to/#/%40a%3Ab \"two words\""),
+        Ok(r#"Protection { name: "least-authority", command: Some("trust"), args: ["@a:b", "two words"] }"#.to_owned())
+    );
+    assert_eq!(
+        parsed("least-authority"),
+        Ok(r#"Protection { name: "least-authority", command: None, args: [] }"#.to_owned())
+    );
+    // A built-in command wins over a protection of the same name.
+    assert_eq!(parsed("status"), Ok("Status".to_owned()));
+    assert_eq!(
+        parsed("least-authorty trust @a:b").unwrap_err().0,
+        "unknown command `least-authorty`; did you mean `least-authority`? (`help` lists them all)"
+    );
 }
 
 /// Found by fuzzing: an unknown word was compared with every command name by

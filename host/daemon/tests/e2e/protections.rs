@@ -236,10 +236,10 @@ fn least_authority_end_to_end() {
     assert!(!redacted(&old_after), "still not a newcomer after the restart");
 
     // Moderators move the gate.
-    scene.command(&format!("untrust {}", newcomer.user_id), "is gated");
+    scene.command(&format!("least-authority untrust {}", newcomer.user_id), "is gated");
     let gated = send(synapse, &newcomer, room, "https://example.org/gated");
     eventually("the untrusted member's link redacted", Duration::from_secs(30), || redacted(&gated).then_some(()));
-    scene.command(&format!("trust {}", other.user_id), "is trusted");
+    scene.command(&format!("least-authority trust {}", other.user_id), "is trusted");
     let trusted = send(synapse, &other, room, "https://example.org/trusted");
     let marker = send(synapse, &newcomer, room, "https://example.org/gated-again");
     eventually("the gated member's link redacted", Duration::from_secs(30), || redacted(&marker).then_some(()));

@@ -16,8 +16,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::{
-    Event, EventClass, EventKind, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype, PolicyChange,
-    PolicyRule, Reaction, Redaction, RuleChange, RuleKind, StateChange,
+    Event, EventClass, EventKind, JoinRuleChange, MediaInfo, Membership, MembershipChange, Mentions, Message, Msgtype,
+    PolicyChange, PolicyRule, PowerLevelsChange, Reaction, Redaction, RuleChange, RuleKind, StateChange, UserLevel,
 };
 
 /// Why an event could not be converted.
@@ -114,6 +114,24 @@ pub fn from_json(
                 .or_else(|| previous(&room_id, &target));
             EventKind::Membership(member(&object_of(content)?, target, prev)?)
         }
+        ("m.room.join_rules", Some(key)) if key.is_empty() => {
+            let content = object_of(content)?;
+            match join_rule_of(&content) {
+                Some(rule) => EventKind::JoinRule(JoinRuleChange { rule, previous: prev_content.and_then(join_rule_of) }),
+                // A rule the contract has no word for (e.g. `knock_restricted`).
+                None => EventKind::State(StateChange { event_type: "m.room.join_rules".to_owned(), state_key: key }),
+            }
+        }
+        ("m.room.power_levels", Some(key)) if key.is_empty() => {
+            let content = Value::Object(object_of(content)?);
+            let (levels, users, _) = crate::rooms::power_levels(&content);
+            let mut users: Vec<UserLevel> = users.into_iter().map(|(user, level)| UserLevel { user, level }).collect();
+            users.sort_by(|a, b| a.user.cmp(&b.user));
+            let previous = prev_content
+                .filter(|p| !p.is_empty())
+                .map(|p| crate::rooms::power_levels(&Value::Object(p.clone())).0);
+            EventKind::PowerLevels(PowerLevelsChange { levels, users, previous })
+        }
         (kind, Some(state_key)) => match rule_kind(kind) {
             Some(rule_kind) => {
                 let prev = prev_content.filter(|p| !p.is_empty());
@@ -136,6 +154,11 @@ pub fn from_json(
         content: content.get().to_owned(),
         kind,
     }))
+}
+
+/// `join_rule` of `m.room.join_rules` content, when the contract has a word for it.
+fn join_rule_of(content: &Map<String, Value>) -> Option<crate::JoinRule> {
+    string(content, "join_rule").and_then(crate::json::join_rule_from)
 }
 
 /// A required string at the top level.

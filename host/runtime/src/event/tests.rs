@@ -33,6 +33,23 @@ fn messages() {
 }
 
 #[test]
+fn join_rules_and_power_levels_have_kinds_of_their_own() {
+    check(
+        r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"m.room.join_rules","state_key":"","origin_server_ts":5,"content":{"join_rule":"invite"},"unsigned":{"prev_content":{"join_rule":"public"}}}"#,
+        r#"!r $e @a:x 5 EventKind::JoinRule(JoinRuleChange { rule: JoinRule::Invite, previous: Some(JoinRule::Public) })"#,
+    );
+    // A rule the contract has no word for stays a plain state change.
+    check(
+        r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"m.room.join_rules","state_key":"","origin_server_ts":5,"content":{"join_rule":"knock_restricted"}}"#,
+        r#"!r $e @a:x 5 EventKind::State(StateChange { event-type: "m.room.join_rules", state-key: "" })"#,
+    );
+    check(
+        r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"m.room.power_levels","state_key":"","origin_server_ts":5,"content":{"ban":40,"users":{"@b:x":100,"@a:x":"50","@c:x":[]}},"unsigned":{"prev_content":{"ban":60}}}"#,
+        r#"!r $e @a:x 5 EventKind::PowerLevels(PowerLevelsChange { levels: RoomLevels { ban: 40, kick: 50, redact: 50, invite: 0, state-default: 50, events-default: 0, users-default: 0 }, users: [UserLevel { user: "@a:x", level: 50 }, UserLevel { user: "@b:x", level: 100 }], previous: Some(RoomLevels { ban: 60, kick: 50, redact: 50, invite: 0, state-default: 50, events-default: 0, users-default: 0 }) })"#,
+    );
+}
+
+#[test]
 fn state_membership_redaction_reaction() {
     check(
         r#"{"room_id":"!r","event_id":"$e","sender":"@a:x","type":"m.room.member","state_key":"@known:x","origin_server_ts":5,"content":{"membership":"ban","reason":"spam"}}"#,

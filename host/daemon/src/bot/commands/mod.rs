@@ -27,7 +27,9 @@ impl Bot {
             }
             return;
         }
-        let reply = match parse::parse(text) {
+        let loaded: Vec<&str> = self.protections.plugins.keys().map(String::as_str).collect();
+        let parsed = parse::parse_with(text, &loaded);
+        let reply = match parsed {
             Ok(parsed) if self.safe_mode && !allowed_in_safe_mode(&parsed.command) => Reply::Done(
                 "Gleipnir is in safe mode: only `status`, `help`, `recover N`, `restart` and `safe mode` work now."
                     .to_owned(),
@@ -143,7 +145,7 @@ impl Bot {
     async fn run_command(&mut self, sender: &str, text: &str, parsed: parse::Parsed) -> Reply {
         let moderator = Origin::Moderator { user: sender.to_owned(), command: text.trim().to_owned() };
         let mut reply = match parsed.command {
-            Command::Help { topic } => Reply::Done(help(topic.as_deref())),
+            Command::Help { topic } => Reply::Done(help(&self.protections, topic.as_deref())),
             Command::Status => Reply::Done(self.status()),
             Command::Rooms => Reply::Done(if self.protected.is_empty() {
                 "No protected rooms. Add one with `rooms add ROOM`.".to_owned()
@@ -171,8 +173,19 @@ impl Bot {
             Command::Takedown { entity, list, reason } => {
                 Reply::Done(self.takedown_command(&moderator, &entity, &list, reason).await)
             }
-            Command::Trust { user, trust } => {
-                Reply::Done(protections::trust(&self.matrix, &mut self.protections, &user, trust).await)
+            Command::Protection { name, command: None, .. } => Reply::Done(protection_help(&self.protections, &name)),
+            Command::Protection { name, command: Some(command), args } => {
+                let power = self.rooms.power_level(self.matrix.management.as_str(), sender);
+                let caller = gleipnir_runtime::Caller { user_id: sender.to_owned(), power_level: power };
+                let (m, p, protected) = (&self.matrix, &mut self.protections, &self.protected);
+                match protections::protection_command(m, p, protected, &name, &command, &args, &caller).await {
+                    Err(why) => Reply::Done(why),
+                    Ok((said, ops)) if ops.is_empty() => Reply::Done(said),
+                    Ok((said, ops)) => {
+                        self.matrix.notify(&said).await;
+                        Reply::Plan(Plan { ops, ..Plan::default() })
+                    }
+                }
             }
             Command::Plugins => Reply::Done(self.plugins_report()),
             Command::Reload(name) => Reply::Done(self.reload(&name)),
@@ -257,6 +270,24 @@ pub(crate) enum Verb {
     Unban,
 }
 
+/// `NAME` alone, or `help NAME`: a protection's summary and commands.
+fn protection_help(p: &super::protections::Protections, name: &str) -> String {
+    let Some(plugin) = p.plugins.get(name) else { return format!("No protection `{name}` is loaded.") };
+    let d = plugin.descriptor();
+    let mut out = format!("{name}: {}", d.summary);
+    if d.commands.is_empty() {
+        out.push_str("\nIt has no commands of its own; `protections show NAME` shows its settings.");
+    }
+    for c in &d.commands {
+        let args = if c.args.is_empty() { String::new() } else { format!(" {}", c.args) };
+        let _ = write!(out, "\n- {name} {}{args}: {}", c.name, c.help);
+    }
+    if !p.enabled.contains_key(name) {
+        let _ = write!(out, "\n(Not enabled: `protections enable {name}` first.)");
+    }
+    out
+}
+
 fn allowed_in_safe_mode(command: &Command) -> bool {
     matches!(
         command,
@@ -273,12 +304,15 @@ fn list<'a>(items: impl Iterator<Item = &'a String>) -> String {
     items.map(|i| format!("- {i}")).collect::<Vec<_>>().join("\n")
 }
 
-fn help(topic: Option<&str>) -> String {
+/// `help [TOPIC]`: the built-in commands, then each loaded protection's own.
+fn help(p: &super::protections::Protections, topic: Option<&str>) -> String {
     match topic {
+        Some(t) if p.plugins.contains_key(t) => protection_help(p, t),
         Some(t) => match parse::COMMANDS.iter().find(|(name, _)| *name == t) {
             Some((_, line)) => (*line).to_owned(),
             None => {
-                let names: Vec<&str> = parse::COMMANDS.iter().map(|(n, _)| *n).collect();
+                let protections = p.plugins.keys().map(String::as_str);
+                let names: Vec<&str> = parse::COMMANDS.iter().map(|(n, _)| *n).chain(protections).collect();
                 match parse::closest(t, &names) {
                     Some(best) => format!("No command `{t}`; did you mean `{best}`?"),
                     None => format!("No command `{t}`."),
@@ -289,6 +323,12 @@ fn help(topic: Option<&str>) -> String {
             let mut out = String::from("Commands:");
             for (_, line) in parse::COMMANDS {
                 let _ = write!(out, "\n- {line}");
+            }
+            for (name, plugin) in &p.plugins {
+                for c in &plugin.descriptor().commands {
+                    let args = if c.args.is_empty() { String::new() } else { format!(" {}", c.args) };
+                    let _ = write!(out, "\n- {name} {}{args}: {}", c.name, c.help);
+                }
             }
             out
         }

@@ -167,7 +167,7 @@ impl Bot {
                 }
             }
             let (origin, act) = match op.act() {
-                Some(OpAct::Account { origin, action }) => (Origin::Protection(origin), Act::Contract(action)),
+                Some(OpAct::Protection { origin, action }) => (Origin::Protection(origin), Act::Contract(action)),
                 Some(OpAct::Moderator(act)) => (moderator.clone(), act),
                 None => continue,
             };

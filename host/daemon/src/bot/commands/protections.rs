@@ -1,4 +1,5 @@
-//! `protections enable|disable|show|config` and `trust`/`untrust`.
+//! `protections enable|disable|show|config`, and the commands protections
+//! declare themselves (`NAME COMMAND ARGS…`).
 
 use std::fmt::Write;
 
@@ -7,7 +8,10 @@ use gleipnir_runtime::settings;
 use super::super::account;
 use super::super::layers::{self, Overrides};
 use super::super::matrix::Matrix;
+use super::super::plan::Op;
 use super::super::protections::Protections;
+use super::super::protected::Protected;
+use gleipnir_runtime::Caller;
 use crate::parse::{self, ConfigOp};
 use crate::state::Problem;
 
@@ -152,55 +156,85 @@ pub(crate) async fn configure(
             }
         }
     }
-    let plugin = instance.plugin().clone();
-    let (file, _) = layers::file_values(name, p.layers.file.get(name), &plugin.descriptor().settings);
-    let effective = layers::merge(file, &overrides);
-    let instance = p.enabled.get_mut(name).expect("checked above");
-    if let Err(e) = super::super::sandboxed(|| instance.configure(&effective)) {
-        return Err(format!("{e}. The previous settings stay."));
-    }
+    let persisted = commit(m, p, name, overrides).await?;
+    let instance = p.enabled.get(name).expect("checked above");
     let new =
         instance.settings().iter().find(|s| s.key == key).map(|s| settings::format_value(&s.value)).unwrap_or_default();
-    // Persist what moderators set, as text, per protection.
-    p.layers.moderator.insert(name.to_owned(), overrides);
-    let persisted = match layers::save_moderator(m, &p.layers, name).await {
-        Ok(()) => "",
-        Err(_) => " (live, but saving failed: it will not survive a restart)",
-    };
     Ok(format!("{name}.{key}: {old} → {new}{persisted}"))
 }
 
-/// `trust USER` / `untrust USER`: least-authority's `trusted` and `gated`
-/// settings, changed through the same path as `protections config`.
-pub(crate) async fn trust(m: &Matrix, p: &mut Protections, user: &str, trust: bool) -> String {
-    const NAME: &str = "least-authority";
-    let Some(instance) = p.enabled.get(NAME) else {
-        return format!("{NAME} is not enabled; `protections enable {NAME}` first. Nothing changed.");
-    };
-    let listed = |key: &str| {
-        instance.settings().iter().any(|s| {
-            s.key == key
-                && matches!(&s.value, gleipnir_runtime::SettingValue::UserIds(u) if u.iter().any(|u| u == user))
-        })
-    };
-    let (trusted, gated) = (listed("trusted"), listed("gated"));
-    let edits: &[(ConfigOp, &str, bool)] = if trust {
-        &[(ConfigOp::Remove, "gated", gated), (ConfigOp::Add, "trusted", !trusted)]
-    } else {
-        &[(ConfigOp::Remove, "trusted", trusted), (ConfigOp::Add, "gated", !gated)]
-    };
-    for &(op, key, needed) in edits {
-        if needed && let Err(why) = configure(m, p, op, NAME, key, Some(user.to_owned())).await {
-            return why;
-        }
+/// Puts the moderators' `overrides` of `name` in force (over the file's
+/// values) and saves them; on an error the previous settings stay. The
+/// suffix to add when saving failed.
+async fn commit(m: &Matrix, p: &mut Protections, name: &str, overrides: Overrides) -> Result<&'static str, String> {
+    let Some(instance) = p.enabled.get_mut(name) else { return Err(format!("{name} is not enabled")) };
+    let plugin = instance.plugin().clone();
+    let (file, _) = layers::file_values(name, p.layers.file.get(name), &plugin.descriptor().settings);
+    let effective = layers::merge(file, &overrides);
+    if let Err(e) = super::super::sandboxed(|| instance.configure(&effective)) {
+        return Err(format!("{e}. The previous settings stay."));
     }
-    if trust {
-        format!("{user} is trusted: {NAME} no longer restricts what they post. `untrust {user}` puts the gate back.")
-    } else {
-        format!(
-            "{user} is gated: {NAME} restricts their links, media, mentions and formatting whatever their time                  and messages. `trust {user}` lifts it."
-        )
+    // Persist what moderators set, as text, per protection.
+    p.layers.moderator.insert(name.to_owned(), overrides);
+    Ok(match layers::save_moderator(m, &p.layers, name).await {
+        Ok(()) => "",
+        Err(_) => " (live, but saving failed: it will not survive a restart)",
+    })
+}
+
+/// `NAME COMMAND ARGS…`: one of a protection's own commands. The
+/// settings its reply changes are checked and saved like a moderator's
+/// `protections config` (all or none); its actions come back as operations
+/// for the usual plan (previewed above `confirm_above`). `Err` says why
+/// nothing was done.
+pub(crate) async fn protection_command(
+    m: &Matrix,
+    p: &mut Protections,
+    protected: &Protected,
+    name: &str,
+    command: &str,
+    args: &[String],
+    caller: &Caller,
+) -> Result<(String, Vec<Op>), String> {
+    let outcome = p.command(name, command, args, caller, protected)?;
+    let mut reply = outcome.reply;
+    if !outcome.settings.is_empty() {
+        let changed = set_values(m, p, name, &outcome.settings)
+            .await
+            .map_err(|why| format!("{reply}\nBut {name}'s settings were not changed: {why}. Nothing done."))?;
+        let _ = write!(reply, "\n{changed}");
     }
+    for refusal in &outcome.outcome.refused {
+        let action = gleipnir_runtime::json::action(&refusal.action);
+        let _ = write!(reply, "\nRefused {action}: {}.", refusal.why);
+    }
+    let ops = outcome.outcome.actions.into_iter().map(|action| Op::Protection { origin: name.to_owned(), action });
+    Ok((reply, ops.collect()))
+}
+
+/// Sets several of `name`'s settings at once, as a moderator's layer: each
+/// value checked against its spec, then one `configure`; saved. Says what
+/// changed.
+async fn set_values(
+    m: &Matrix,
+    p: &mut Protections,
+    name: &str,
+    values: &[(String, gleipnir_runtime::SettingValue)],
+) -> Result<String, String> {
+    let Some(instance) = p.enabled.get(name) else { return Err(format!("{name} is not enabled")) };
+    let specs = instance.plugin().descriptor().settings.clone();
+    let mut overrides = p.layers.moderator.get(name).cloned().unwrap_or_default();
+    let mut changes = Vec::new();
+    for (key, value) in values {
+        let spec = settings::find(&specs, key).map_err(|e| e.to_string())?;
+        settings::check_value(spec, value).map_err(|e| e.to_string())?;
+        let old = instance.settings().iter().find(|s| s.key == *key).map(|s| settings::format_value(&s.value));
+        changes.push(format!("{name}.{key}: {} → {}", old.unwrap_or_default(), settings::format_value(value)));
+        overrides.retain(|(k, _)| k != key);
+        overrides.push((key.clone(), value.clone()));
+    }
+    let persisted = commit(m, p, name, overrides).await?;
+    Ok(format!("{}{persisted}", changes.join("\n")))
 }
 
 /// `protections`: each loaded protection, enabled or not, with its health.
