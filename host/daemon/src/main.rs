@@ -81,6 +81,11 @@ enum PluginCommand {
         /// The bot's user id, as protections see it.
         #[arg(long, default_value = "@gleipnir:localhost")]
         bot: String,
+        /// Ask the protection's pre-emptive `check` about each event first
+        /// (a join, an invite, or any other event) and print its verdict; a
+        /// denied event is not handled, as the homeserver would refuse it.
+        #[arg(long)]
+        check: bool,
         /// Compiled components are cached here; by default under $XDG_CACHE_HOME or ~/.cache.
         #[arg(long)]
         cache_dir: Option<PathBuf>,
@@ -117,8 +122,8 @@ fn main() -> ExitCode {
         Command::Plugin(PluginCommand::Inspect { file, json, cache_dir }) => {
             cli::plugin::inspect(&file, json, cache_dir)
         }
-        Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, cache_dir }) => {
-            cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, cache_dir })
+        Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, check, cache_dir }) => {
+            cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, check, cache_dir })
         }
         Command::Plugin(PluginCommand::Test { file, cases, cache_dir }) => cli::plugin::test(&file, &cases, cache_dir),
         Command::Plugin(PluginCommand::New { name, dir, sdk }) => cli::new::new(&name, dir, sdk),

@@ -162,6 +162,15 @@ pub fn event_class(class: EventClass) -> &'static str {
     }
 }
 
+/// The class of what `check` is asked about: `join`, `invite` or `event`.
+pub fn pending_class(pending: &crate::Pending) -> &'static str {
+    check_class(match pending {
+        crate::Pending::Join(_) => CheckClass::Join,
+        crate::Pending::Invite(_) => CheckClass::Invite,
+        crate::Pending::Event(_) => CheckClass::Event,
+    })
+}
+
 pub fn check_class(class: CheckClass) -> &'static str {
     match class {
         CheckClass::Join => "join",

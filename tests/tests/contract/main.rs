@@ -592,6 +592,7 @@ mod panic_in_constructor;
 mod panic_in_describe;
 mod sandbox;
 mod takedown;
+mod witness;
 
 mod future_contract {
     use super::*;

@@ -9,8 +9,10 @@ use anyhow::{Context, bail};
 use gleipnir_runtime::host::StateQueries;
 use gleipnir_runtime::rooms::RoomStates;
 use gleipnir_runtime::{
-    CapabilitySet, Clock, Plugin, Runtime, RuntimeConfig, SettingValue, capability, event, json, settings,
+    CapabilitySet, Checked, Clock, Event, EventKind, Membership, Pending, PendingEvent, PendingInvite, PendingJoin,
+    Plugin, Runtime, RuntimeConfig, SettingValue, capability, event, json, settings,
 };
+use serde_json::json;
 
 /// Where compiled components are cached for command-line use.
 fn default_cache_dir() -> Option<PathBuf> {
@@ -81,6 +83,8 @@ pub(crate) struct RunOptions {
     pub(crate) set: Vec<String>,
     pub(crate) grant: Option<Vec<String>>,
     pub(crate) bot: String,
+    /// Ask `check` about each event before it is handled.
+    pub(crate) check: bool,
     pub(crate) cache_dir: Option<PathBuf>,
 }
 
@@ -96,6 +100,8 @@ struct Player {
 /// What one event made the protection do.
 #[derive(Default)]
 struct Played {
+    /// The verdict of `check`, when asked.
+    verdict: Option<serde_json::Value>,
     actions: Vec<serde_json::Value>,
     /// Refusals, faults and restarts, for the operator.
     notes: Vec<String>,
@@ -132,7 +138,9 @@ impl Player {
     }
 
     /// Feeds one client-format event; `Err` when it is not a usable event.
-    fn play(&mut self, json: &str) -> anyhow::Result<Played> {
+    /// With `check`, the protection's verdict comes first, and a denied
+    /// event goes no further.
+    fn play(&mut self, json: &str, check: bool) -> anyhow::Result<Played> {
         let rooms = &self.rooms;
         let converted = event::from_json(json, None, &|room, user| rooms.membership(room, user));
         let event = match converted {
@@ -140,10 +148,37 @@ impl Player {
             Ok(None) => return Ok(Played::default()),
             Err(e) => bail!("{e}"),
         };
-        // State is applied before the protection sees the event, as in the bot.
-        apply_state(&self.rooms, json, &event);
         self.queries.clock.set(event.origin_ts);
         let mut played = Played::default();
+        if check {
+            let pending = pending(json, &event)?;
+            let name = self.plugin.name().to_owned();
+            let verdict = match self.instance.check_pending(&pending) {
+                Ok(Checked::Allow) => json!({"check": json::pending_class(&pending), "verdict": "allow"}),
+                Ok(Checked::Deny { reason, follow_up }) => {
+                    for refusal in &follow_up.refused {
+                        played.notes.push(format!("refused {}: {}", json::action(&refusal.action), refusal.why));
+                    }
+                    let follow_up: Vec<_> = follow_up.actions.iter().map(json::action).collect();
+                    json!({"check": json::pending_class(&pending), "verdict": "deny", "reason": reason, "follow_up": follow_up})
+                }
+                Err(fault) => {
+                    played.notes.push(format!("{name} faulted in check: {fault} (the event is allowed)"));
+                    if fault.kills_instance() {
+                        self.instance.restart().context("cannot restart the protection after its fault")?;
+                        played.notes.push(format!("{name} restarted"));
+                    }
+                    json!({"check": json::pending_class(&pending), "verdict": "allow", "fault": fault.to_string()})
+                }
+            };
+            let denied = verdict["verdict"] == "deny";
+            played.verdict = Some(verdict);
+            if denied {
+                return Ok(played);
+            }
+        }
+        // State is applied before the protection sees the event, as in the bot.
+        apply_state(&self.rooms, json, &event);
         if !self.plugin.wants(event::class(&event.kind)) {
             return Ok(played);
         }
@@ -167,6 +202,32 @@ impl Player {
     }
 }
 
+/// What the homeserver would ask `check` about before accepting `event`:
+/// a member joining, an invite, or the event itself.
+fn pending(json: &str, event: &Event) -> anyhow::Result<Pending> {
+    let raw: serde_json::Value = serde_json::from_str(json)?;
+    let text = |key: &str| raw.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
+    if let EventKind::Membership(m) = &event.kind {
+        if m.membership == Membership::Join && m.target == event.sender {
+            return Ok(Pending::Join(PendingJoin { room_id: event.room_id.clone(), user_id: m.target.clone() }));
+        }
+        if m.membership == Membership::Invite {
+            return Ok(Pending::Invite(PendingInvite {
+                room_id: event.room_id.clone(),
+                inviter: event.sender.clone(),
+                invitee: m.target.clone(),
+            }));
+        }
+    }
+    Ok(Pending::Event(PendingEvent {
+        room_id: event.room_id.clone(),
+        sender: event.sender.clone(),
+        event_type: text("type").unwrap_or_default(),
+        state_key: text("state_key"),
+        content: event.content.clone(),
+    }))
+}
+
 pub(crate) fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
     let plugin = load(&options.file, options.cache_dir)?;
     let mut player = Player::start(plugin, &options.set, options.grant.as_deref(), &options.bot)?;
@@ -186,8 +247,12 @@ pub(crate) fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        match player.play(&line) {
+        match player.play(&line, options.check) {
             Ok(played) => {
+                if let Some(mut verdict) = played.verdict {
+                    verdict["line"] = number.into();
+                    writeln!(out, "{verdict}")?;
+                }
                 for mut value in played.actions {
                     value["line"] = number.into();
                     writeln!(out, "{value}")?;
@@ -256,7 +321,7 @@ pub(crate) fn test(file: &Path, cases: &Path, cache_dir: Option<PathBuf>) -> any
         let mut got = Vec::new();
         let mut notes = Vec::new();
         for (n, event) in case.events.iter().enumerate() {
-            match player.play(&event.to_string()) {
+            match player.play(&event.to_string(), false) {
                 Ok(played) => {
                     got.extend(played.actions);
                     notes.extend(played.notes.into_iter().map(|note| format!("event {}: {note}", n + 1)));
