@@ -154,7 +154,7 @@ fn a_batch_is_the_same_as_one_call_per_event() {
     assert_eq!(outcomes.len(), 64);
     let together: Vec<String> = outcomes.into_iter().flat_map(|o| o.actions).map(|a| render_action(&a)).collect();
     assert_eq!(singly, together);
-    assert_eq!(together[63], "notify-management witness: message from @a:test: m63 (witness)");
+    assert_eq!(together[63], "notify-management message from @a:test: m63 (witness)");
 }
 
 #[test]
@@ -172,7 +172,7 @@ fn join_rule_and_power_level_changes_reach_a_0_2_0_protection_with_what_was_befo
         .map(|a| render_action(&a))
         .collect();
     assert_eq!(seen, [
-        "notify-management witness: join rule in !r:test: JoinRule::Invite (was Some(JoinRule::Public)) (witness)",
-        "notify-management witness: power levels in !r:test: ban 40 for 1 user(s) (witness)",
+        "notify-management join rule in !r:test: JoinRule::Invite (was Some(JoinRule::Public)) (witness)",
+        "notify-management power levels in !r:test: ban 40 for 1 user(s) (witness)",
     ]);
 }

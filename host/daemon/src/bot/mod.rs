@@ -28,6 +28,7 @@ mod preview;
 mod protected;
 mod protections;
 mod queries;
+mod reports;
 mod route;
 mod startup;
 mod takedown;
@@ -80,6 +81,8 @@ pub(crate) struct Bot {
     changes: Option<tokio::sync::mpsc::UnboundedReceiver<watch::Change>>,
     /// When each protection that asks for ticks gets its next one.
     ticks: ticks::Ticks,
+    /// Reading abuse reports, when the operator turned it on.
+    reports: Option<reports::ReportPoll>,
     /// When the message counts were last written to the data directory.
     counts_saved: Instant,
     /// Actions decided while handling a sync, carried out after it (see `journal`).
@@ -163,6 +166,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         client: client.clone(),
     });
     let dry_run = config.dry_run;
+    let config_reports = config.report_poll.map(reports::ReportPoll::new);
     let tokens = files::SyncToken::new(&folders.data);
     let (delivered, delivered_problem) = delivered::Delivered::load(&folders.data);
     let journal = journal::Journal::new(&folders.data);
@@ -187,6 +191,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         watcher: None,
         changes: None,
         ticks: ticks::Ticks::default(),
+        reports: config_reports,
         counts_saved: Instant::now(),
         jobs: Vec::new(),
         journal,
@@ -341,10 +346,15 @@ impl Bot {
                 let ticking = self.protections.ticking(&self.config.ticks);
                 self.ticks.schedule(Instant::now(), &ticking);
                 let tick_at = self.ticks.next_due().map(tokio::time::Instant::from_std);
+                // In safe mode no protection runs: reports wait where they are.
+                let reports_at = (self.reports.as_ref())
+                    .filter(|_| !self.safe_mode)
+                    .map(|r| tokio::time::Instant::from_std(r.next_due()));
                 tokio::select! {
                     result = &mut request => break result,
                     Some(change) = next_change(&mut changes) => self.live_change(change).await,
                     () = until(tick_at) => self.tick(token).await,
+                    () = until(reports_at) => self.poll_reports(token).await,
                 }
             };
             let result = match result {

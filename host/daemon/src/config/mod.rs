@@ -90,6 +90,9 @@ pub(crate) struct Config {
     /// Room takedown rules in watched lists block and purge the room on this
     /// homeserver (the bot's account must be a server admin).
     pub(crate) room_takedowns: bool,
+    /// Read abuse reports from the homeserver's admin API this often
+    /// (`[reports] poll = true`; the bot must be a server admin). `None`: off.
+    pub(crate) report_poll: Option<Duration>,
 }
 
 /// The largest secret file read (`access_token_file`, `password_file`).
@@ -160,7 +163,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     r.known_keys(
         "",
         &root,
-        &["matrix", "storage", "plugins", "commands", "sandbox", "actions", "startup", "policy", "protections"],
+        &["matrix", "storage", "plugins", "commands", "sandbox", "actions", "startup", "policy", "reports", "protections"],
     );
 
     let matrix = r.table(&root, "matrix", true);
@@ -320,6 +323,23 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         }
     }
 
+    let mut report_poll = None;
+    if let Some(s) = r.section(&root, "reports", &["poll", "every"]) {
+        let mut every = Duration::from_secs(5);
+        if let Some(d) = r.string(s, "reports", "every", false) {
+            match settings::parse_duration(d) {
+                Ok(ms) if (1_000..=3_600_000).contains(&ms) => every = Duration::from_millis(ms),
+                Ok(_) => r.problem("reports.every", format!("`{d}` must be between 1s and 1h")),
+                Err(e) => r.problem("reports.every", e),
+            }
+        }
+        match s.get("poll").map(|v| v.as_bool()) {
+            None | Some(Some(false)) => {}
+            Some(Some(true)) => report_poll = Some(every),
+            Some(None) => r.problem("reports.poll", "must be true or false"),
+        }
+    }
+
     let mut room_takedowns = false;
     if let Some(s) = r.section(&root, "policy", &["room_takedowns"])
         && let Some(v) = s.get("room_takedowns")
@@ -399,6 +419,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         grantable,
         ticks,
         room_takedowns,
+        report_poll,
     })
 }
 

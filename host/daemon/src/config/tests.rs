@@ -72,7 +72,7 @@ tick = "1ms"
 [protections.Bad_Name]
 "#,
         r#"
-typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, startup, policy, protections
+typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, startup, policy, reports, protections
 matrix.homeserver: `localhost:8008` is not an http:// or https:// URL
 matrix.user_id: `gleipnir` is not a user id (@user:server)
 matrix.management_room: `moderators` is neither a room id (!room) nor an alias (#room:server)
@@ -143,6 +143,19 @@ fn live_operation_keys() {
     assert!(text.iter().any(|p| p.starts_with("plugins.watch: must be true or false")), "{text:?}");
     assert!(text.iter().any(|p| p.starts_with("plugins.settings:")), "{text:?}");
     assert!(text.iter().any(|p| p.starts_with("protections.flooding.grantable[0]:")), "{text:?}");
+}
+
+#[test]
+fn reports_are_polled_only_when_asked() {
+    assert_eq!(parse(GOOD, &std::env::temp_dir()).unwrap().report_poll, None);
+    let on = format!("{GOOD}\n[reports]\npoll = true\n");
+    assert_eq!(parse(&on, &std::env::temp_dir()).unwrap().report_poll, Some(Duration::from_secs(5)));
+    let every = format!("{GOOD}\n[reports]\npoll = true\nevery = \"2s\"\n");
+    assert_eq!(parse(&every, &std::env::temp_dir()).unwrap().report_poll, Some(Duration::from_secs(2)));
+    let bad = format!("{GOOD}\n[reports]\npoll = \"yes\"\nevery = \"2h\"\n");
+    let problems: Vec<String> =
+        parse(&bad, &std::env::temp_dir()).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(problems, ["reports.every: `2h` must be between 1s and 1h", "reports.poll: must be true or false"]);
 }
 
 #[test]

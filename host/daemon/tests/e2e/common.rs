@@ -73,6 +73,7 @@ pub(crate) fn start_bot_with(
     std::fs::copy(gleipnir_tests::plugins::HOSTILE, dir.join("plugins/hostile.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::LEAST_AUTHORITY, dir.join("plugins/least-authority.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::TAKEDOWN, dir.join("plugins/takedown.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::WITNESS, dir.join("plugins/witness.wasm")).unwrap();
     let config = format!(
         r#"[matrix]
 homeserver = "{}"
@@ -95,6 +96,8 @@ grants = ["notify-management", "set-join-rule"]
 grants = ["redact", "send-notice", "notify-management"]
 [protections.takedown]
 grants = ["redact", "ban", "notify-management", "suspend-user", "delete-user-media", "read-history", "read-members"]
+[protections.witness]
+grants = ["notify-management", "set-join-rule", "invite", "send-notice"]
 "#,
         synapse.url(),
         bot.user_id,
@@ -229,8 +232,17 @@ pub(crate) struct Scene {
 
 impl Scene {
     pub(crate) fn new(options: Options) -> Scene {
+        Scene::build(options, false)
+    }
+
+    /// A scene whose bot's account is a server admin (admin API features).
+    pub(crate) fn with_admin_bot(options: Options) -> Scene {
+        Scene::build(options, true)
+    }
+
+    fn build(options: Options, admin: bool) -> Scene {
         let synapse = Synapse::start(options).unwrap_or_else(|e| panic!("{e}"));
-        let bot = synapse.register(&unique_name("bot"), "bot-password", false).unwrap();
+        let bot = synapse.register(&unique_name("bot"), "bot-password", admin).unwrap();
         let moderator = synapse.register(&unique_name("mod"), "mod-password", false).unwrap();
         let spammer = synapse.register(&unique_name("spam"), "spam-password", false).unwrap();
         let powers = json!({ bot.user_id.clone(): 100 });

@@ -375,3 +375,65 @@ fn takedown_end_to_end() {
     // admin API was called (the assertion above could fail).
     assert!(std::fs::read_to_string(&log).unwrap()[..before].contains("admin API call method=PUT"));
 }
+
+/// Contract 0.2.0 end to end, through the `witness` test protection: an
+/// invite, a join-rule change, an abuse report and ticks at the interval it
+/// asks for reach it; its own commands are routed, listed in `help`, change
+/// its settings, and act through the executor (closing the room and putting
+/// the rule back), with a preview above `confirm_above`.
+#[test]
+fn a_0_2_0_protection_gets_new_events_and_answers_its_commands() {
+    let scene = Scene::with_admin_bot(Options::default());
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let poll_reports = |dir: &std::path::Path| {
+        let path = dir.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{config}[reports]\npoll = true\nevery = \"1s\"\n")).unwrap();
+    };
+    let _gleipnir = scene.start_with(poll_reports, &[("protections enable witness", "witness enabled")]);
+    let seen = |what: &str| {
+        let what = what.to_owned();
+        eventually(&what.clone(), Duration::from_secs(30), || {
+            scene.notices().into_iter().find(|n| n.starts_with("witness: ") && n.contains(&what))
+        })
+    };
+    // Ticks every 2 s, as its descriptor asks (no `tick` in the config).
+    seen("tick 2");
+
+    let guest = synapse.register(&unique_name("guest"), "guest-password", false).unwrap();
+    let path = format!("/_matrix/client/v3/rooms/{room}/invite");
+    synapse.call(moderator, "POST", &path, Some(&json!({"user_id": guest.user_id}))).unwrap();
+    seen(&format!("invite of {} by {}", guest.user_id, moderator.user_id));
+
+    let rules = format!("/_matrix/client/v3/rooms/{room}/state/m.room.join_rules/");
+    synapse.call(moderator, "PUT", &rules, Some(&json!({"join_rule": "knock"}))).unwrap();
+    seen("JoinRule::Knock (was Some(JoinRule::Invite))");
+
+    // A member reports the spammer's message with their client.
+    let bad = send(synapse, &scene.spammer, room, "buy cheap pills");
+    join(synapse, &guest, room);
+    let report = format!("/_matrix/client/v3/rooms/{room}/report/{bad}");
+    synapse.call(&guest, "POST", &report, Some(&json!({"reason": "spam", "score": -100}))).unwrap();
+    let said = seen(&format!("report by {} of {bad}", guest.user_id));
+    assert!(said.contains(&format!("({})", scene.spammer.user_id)), "{said}");
+    assert!(said.contains("spam score=Some(-100)") && said.contains("buy cheap pills"), "{said}");
+
+    // Its commands: listed, routed, settings saved like a moderator's.
+    let help = scene.command("help", "Commands:");
+    assert!(help.contains("- witness say WORDS…: reply with the words"), "{help}");
+    scene.command("witness say hello there", "witness says: hello there");
+    let set = scene.command("witness set 5", "witness.level: 0 → 5");
+    assert!(set.contains("witness: level 0 → 5"), "{set}");
+    scene.command("protections show witness", "level = 5");
+    scene.command("witness set x", "witness set: `x` is not a number. Nothing done.");
+    scene.command("witness explode", "`witness` has no command `explode`");
+
+    let rule =
+        || synapse.call(moderator, "GET", &rules, None).ok().and_then(|c| c["join_rule"].as_str().map(str::to_owned));
+    scene.command(&format!("witness close {room}"), "1 of 1 operation(s) done");
+    assert_eq!(rule().as_deref(), Some("invite"));
+    scene.command(&format!("witness reopen {room}"), "1 of 1 operation(s) done");
+    assert_eq!(rule().as_deref(), Some("knock"), "the rule before the bot changed it is back");
+    let preview = scene.command(&format!("witness many {room} 8"), "would carry out 8 operation(s)");
+    assert!(preview.contains("React with ✅"), "{preview}");
+}

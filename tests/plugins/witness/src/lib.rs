@@ -2,8 +2,8 @@
 //! delivers each kind of event, routes commands and asks for checks.
 //!
 //! - Every event it gets (invites, reports, join-rule and power-level
-//!   changes, ticks, messages) is told to the management room as
-//!   `witness: …`.
+//!   changes, ticks, messages) is told to the management room (the host
+//!   says it as `witness: …`).
 //! - Commands: `say WORDS…` (replies with the words), `close ROOM` (sets
 //!   the join rule to invite), `reopen ROOM` (puts the rule back),
 //!   `invite ROOM USER`, `members ROOM` (how many the host lists), `set N`
@@ -86,10 +86,10 @@ impl Protection for Witness {
     fn handle(&mut self, event: &Event, _: &dyn Host) -> Vec<Action> {
         if let EventKind::Tick = event.kind {
             self.ticks += 1;
-            return vec![Action::notify(&format!("witness: tick {}", self.ticks), "tick")];
+            return vec![Action::notify(&format!("tick {}", self.ticks), "tick")];
         }
         match describe(event) {
-            Some(text) => vec![Action::notify(&format!("witness: {text}"), "witness")],
+            Some(text) => vec![Action::notify(&text, "witness")],
             None => Vec::new(),
         }
     }
