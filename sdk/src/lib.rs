@@ -3,8 +3,11 @@
 //!
 //! A protection is data in, decisions out: it receives events and returns
 //! actions; the host checks each action against the capabilities the
-//! protection declared and the operator granted, then carries it out. Here is
-//! a complete protection that redacts any message containing a forbidden word:
+//! protection declared and the operator granted, then carries it out. It may
+//! also answer its own commands in the management room and veto what has not
+//! happened yet. Here is a complete protection that redacts messages with a
+//! forbidden word, refuses them before they land when the homeserver asks,
+//! and lets moderators change the word with `!gleipnir no-spam word WORD`:
 //!
 //! ```
 //! use gleipnir_sdk::prelude::*;
@@ -26,6 +29,9 @@
 //!     const SUMMARY: &'static str = "Redacts messages that contain a forbidden word.";
 //!     const CAPABILITIES: &'static [Capability] = &[Capability::Redact];
 //!     const EVENTS: &'static [EventClass] = &[EventClass::Message];
+//!     const COMMANDS: &'static [Command] =
+//!         &[Command { name: "word", args: "WORD", help: "forbid WORD instead" }];
+//!     const CHECKS: &'static [CheckClass] = &[CheckClass::Event];
 //!     type Settings = Config;
 //!
 //!     fn configure(&mut self, settings: Config) -> Result<(), String> {
@@ -42,6 +48,27 @@
 //!         }
 //!         vec![Action::redact(event, "forbidden word")]
 //!     }
+//!
+//!     // `!gleipnir no-spam word WORD`: the host saves the setting like a
+//!     // moderator's `protections config`.
+//!     fn command(&mut self, _: &str, args: &[String], _: &Caller, _: &dyn Host) -> Result<CommandReply, String> {
+//!         let [word] = args else { return Err("usage: no-spam word WORD".to_owned()) };
+//!         Ok(CommandReply::say(format!("now forbidding `{word}`"))
+//!             .with_setting("word", SettingValue::Text(word.clone())))
+//!     }
+//!
+//!     // Asked before the homeserver accepts an event (with Gleipnir's
+//!     // Synapse module), under a deadline of a few milliseconds.
+//!     fn check(&mut self, pending: &Pending, host: &dyn Host) -> Verdict {
+//!         match pending {
+//!             Pending::Event(e)
+//!                 if e.content.contains(&self.config.word) && !host.is_moderator(&e.room_id, &e.sender) =>
+//!             {
+//!                 Verdict::Deny(Denial { reason: "forbidden word".to_owned(), follow_up: vec![] })
+//!             }
+//!             _ => Verdict::Allow,
+//!         }
+//!     }
 //! }
 //!
 //! gleipnir_sdk::export_protection!(NoSpam);
@@ -51,10 +78,26 @@
 //! let mut harness = Harness::<NoSpam>::new();
 //! let actions = harness.handle(&events::message("!room:x", "@bob:x", "buy spam now"));
 //! assert_eq!(actions.len(), 1);
+//! harness.command("@mod:x", "word", &["eggs"]).unwrap();
+//! assert!(harness.handle(&events::message("!room:x", "@bob:x", "buy spam now")).is_empty());
+//! let pending = Pending::Event(PendingEvent {
+//!     room_id: "!room:x".into(),
+//!     sender: "@bob:x".into(),
+//!     event_type: "m.room.message".into(),
+//!     state_key: None,
+//!     content: r#"{"body":"fresh eggs"}"#.into(),
+//! });
+//! assert!(matches!(harness.check(&pending), Verdict::Deny(_)));
 //! ```
 //!
 //! Build it for the host with `cargo build --release --target wasm32-wasip2`;
 //! the output `.wasm` is a component that `gleipnir plugin inspect` can read.
+//! [`Protection::handle`] is all the host needs for several events at once
+//! (`handle-batch`): the export calls it for each, in order.
+//!
+//! State across a hot swap: [`Protection::snapshot`] and
+//! [`Protection::restore`], tagged with a format by [`state::tagged`] so a
+//! later version knows what it reads.
 //!
 //! Version check: the WIT package this SDK targets is [`WIT_VERSION`]; a host
 //! that does not speak it refuses the plugin with a message naming both
