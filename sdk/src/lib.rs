@@ -111,7 +111,9 @@ pub use wit_bindgen as __wit_bindgen;
 /// The bindings generated from `wit/`; the types are re-exported in [`prelude`].
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.2.0",
+        // A copy of `wit/0.2.0` kept in the crate so it publishes on its own
+        // (`the_wit_is_the_contracts` checks they are equal).
+        path: "wit",
         world: "plugin",
         pub_export_macro: true,
         default_bindings_module: "gleipnir_sdk::bindings",
@@ -139,6 +141,21 @@ static ALLOCATOR: alloc::SmallObjectAllocator = alloc::SmallObjectAllocator::new
 
 /// The version of the WIT package `gleipnir:protection` this SDK speaks.
 pub const WIT_VERSION: &str = "0.2.0";
+
+#[cfg(test)]
+mod tests {
+    /// The copy of the contract in this crate is the repository's `wit/0.2.0`.
+    #[test]
+    fn the_wit_is_the_contracts() {
+        let here = include_str!("../wit/protection.wit");
+        let contract = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/0.2.0/protection.wit"));
+        // Outside the repository (a published crate) there is nothing to compare with.
+        if let Ok(contract) = contract {
+            assert!(here == contract, "sdk/wit/protection.wit differs from wit/0.2.0/protection.wit: copy it again");
+        }
+        assert!(here.contains(&format!("package gleipnir:protection@{};", super::WIT_VERSION)));
+    }
+}
 
 /// Everything a protection usually needs.
 pub mod prelude {
