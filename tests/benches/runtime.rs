@@ -128,6 +128,41 @@ fn main() {
         );
     }
 
+    // Flooding through `handle-batch`: the same stream, in batches of 1, 16
+    // and 64 events per call (the SDK runs `handle` for each inside the
+    // sandbox), so the fixed cost of a call is shared by the batch.
+    for size in [1usize, 16, 64] {
+        let name = format!("flooding, message events in batches of {size}");
+        if !wanted(&name) {
+            continue;
+        }
+        let (q, _) = queries();
+        let clock = q.clone();
+        let mut instance = flooding.instantiate(q, flooding.declared()).unwrap();
+        // The batches are built once; a round only moves their times, as the
+        // one-at-a-time case does.
+        let mut batches: Vec<Vec<Event>> = (0..n)
+            .collect::<Vec<_>>()
+            .chunks(size)
+            .map(|c| c.iter().map(|j| live[j % live.len()].clone()).collect())
+            .collect();
+        report(
+            &name,
+            measure(rounds, n, |round| {
+                let mut j = 0u64;
+                for batch in &mut batches {
+                    for e in batch.iter_mut() {
+                        e.received_ts = 1_700_000_000_000 + round * 86_400_000 + j * 50;
+                        j += 1;
+                    }
+                    clock.clock.set(batch.last().map_or(0, |e| e.received_ts));
+                    let outcomes = instance.handle_batch(batch).unwrap();
+                    assert!(outcomes.iter().all(|o| o.actions.is_empty()));
+                }
+            }),
+        );
+    }
+
     // Loading a protection: compiling it, and taking it from the disk cache
     // (what a restart does).
     if wanted("load") {

@@ -62,9 +62,10 @@ fn a_command_replies_acts_and_changes_settings_checked_like_handle() {
     assert!(said.outcome.actions.is_empty() && said.settings.is_empty());
 
     let closed = instance.command("close", &words(&[ROOM]), &moderator()).unwrap().unwrap();
-    assert_eq!(closed.outcome.actions.iter().map(render_action).collect::<Vec<_>>(), [
-        "set-join-rule !r:test (asked by @mod:test)"
-    ]);
+    assert_eq!(
+        closed.outcome.actions.iter().map(render_action).collect::<Vec<_>>(),
+        ["set-join-rule !r:test (asked by @mod:test)"]
+    );
     let set = instance.command("set", &words(&["7"]), &moderator()).unwrap().unwrap();
     assert_eq!(set.settings, [("level".to_owned(), SettingValue::Integer(7))]);
 
@@ -102,11 +103,18 @@ fn check_decides_joins_invites_and_events_and_its_follow_up_is_checked() {
         }
     };
     assert_eq!(verdict(&mut instance, &event(ROOM, "@a:test", r#"{"body":"hi"}"#)), "allow");
-    assert_eq!(verdict(&mut instance, &event(ROOM, "@a:test", r#"{"body":"forbidden"}"#)), "deny: forbidden word (1 follow-up)");
+    assert_eq!(
+        verdict(&mut instance, &event(ROOM, "@a:test", r#"{"body":"forbidden"}"#)),
+        "deny: forbidden word (1 follow-up)"
+    );
     let join = |user: &str| Pending::Join(PendingJoin { room_id: ROOM.into(), user_id: user.into() });
     assert_eq!(verdict(&mut instance, &join("@banned1:test")), "deny: banned name (1 follow-up)");
     assert_eq!(verdict(&mut instance, &join("@fine:test")), "allow");
-    let invite = Pending::Invite(PendingInvite { room_id: ROOM.into(), inviter: "@spammer:x".into(), invitee: "@a:test".into() });
+    let invite = Pending::Invite(PendingInvite {
+        room_id: ROOM.into(),
+        inviter: "@spammer:x".into(),
+        invitee: "@a:test".into(),
+    });
     assert_eq!(verdict(&mut instance, &invite), "deny: invites from spammers (1 follow-up)");
 }
 
@@ -144,11 +152,8 @@ fn a_batch_is_the_same_as_one_call_per_event() {
     let events: Vec<gleipnir_runtime::Event> =
         lines.iter().map(|l| event::from_json(l, None, &|_, _| None).unwrap().unwrap()).collect();
     let (mut one_by_one, _) = start();
-    let singly: Vec<String> = events
-        .iter()
-        .flat_map(|e| one_by_one.handle(e).unwrap().actions)
-        .map(|a| render_action(&a))
-        .collect();
+    let singly: Vec<String> =
+        events.iter().flat_map(|e| one_by_one.handle(e).unwrap().actions).map(|a| render_action(&a)).collect();
     let (mut batched, _) = start();
     let outcomes = batched.handle_batch(&events).unwrap();
     assert_eq!(outcomes.len(), 64);
@@ -164,15 +169,19 @@ fn join_rule_and_power_level_changes_reach_a_0_2_0_protection_with_what_was_befo
         "room_id": ROOM, "event_id": "$j", "sender": "@mod:test", "type": "m.room.join_rules", "state_key": "",
         "origin_server_ts": 1, "content": {"join_rule": "invite"}, "unsigned": {"prev_content": {"join_rule": "public"}},
     });
-    let levels = state(ROOM, "@mod:test", "m.room.power_levels", "", json!({"ban": 40, "users": {"@mod:test": 100}}), 2);
+    let levels =
+        state(ROOM, "@mod:test", "m.room.power_levels", "", json!({"ban": 40, "users": {"@mod:test": 100}}), 2);
     let seen: Vec<String> = [rule.to_string(), levels]
         .iter()
         .map(|l| event::from_json(l, None, &|r, u| rooms.membership(r, u)).unwrap().unwrap())
         .flat_map(|e| instance.handle(&e).unwrap().actions)
         .map(|a| render_action(&a))
         .collect();
-    assert_eq!(seen, [
-        "notify-management join rule in !r:test: JoinRule::Invite (was Some(JoinRule::Public)) (witness)",
-        "notify-management power levels in !r:test: ban 40 for 1 user(s) (witness)",
-    ]);
+    assert_eq!(
+        seen,
+        [
+            "notify-management join rule in !r:test: JoinRule::Invite (was Some(JoinRule::Public)) (witness)",
+            "notify-management power levels in !r:test: ban 40 for 1 user(s) (witness)",
+        ]
+    );
 }
