@@ -60,9 +60,8 @@ enum PluginCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
-        /// Compiled components are cached here; by default under $XDG_CACHE_HOME or ~/.cache.
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
+        #[command(flatten)]
+        loading: cli::plugin::Loading,
     },
     /// Feed recorded Matrix events (client-format JSON, one per line) through a
     /// protection and print every action it returns as one JSON line.
@@ -86,9 +85,8 @@ enum PluginCommand {
         /// denied event is not handled, as the homeserver would refuse it.
         #[arg(long)]
         check: bool,
-        /// Compiled components are cached here; by default under $XDG_CACHE_HOME or ~/.cache.
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
+        #[command(flatten)]
+        loading: cli::plugin::Loading,
     },
     /// Create a protection crate NAME (in ./NAME, or --dir) that builds and whose test passes.
     New {
@@ -108,9 +106,8 @@ enum PluginCommand {
         file: PathBuf,
         /// The case file.
         cases: PathBuf,
-        /// Compiled components are cached here; by default under $XDG_CACHE_HOME or ~/.cache.
-        #[arg(long)]
-        cache_dir: Option<PathBuf>,
+        #[command(flatten)]
+        loading: cli::plugin::Loading,
     },
 }
 
@@ -119,13 +116,13 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Run { config } => cli::run::run(&config),
         Command::Config(ConfigCommand::Check { config }) => cli::config::check(&config),
-        Command::Plugin(PluginCommand::Inspect { file, json, cache_dir }) => {
-            cli::plugin::inspect(&file, json, cache_dir)
+        Command::Plugin(PluginCommand::Inspect { file, json, loading }) => {
+            cli::plugin::inspect(&file, json, &loading)
         }
-        Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, check, cache_dir }) => {
-            cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, check, cache_dir })
+        Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, check, loading }) => {
+            cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, check, loading })
         }
-        Command::Plugin(PluginCommand::Test { file, cases, cache_dir }) => cli::plugin::test(&file, &cases, cache_dir),
+        Command::Plugin(PluginCommand::Test { file, cases, loading }) => cli::plugin::test(&file, &cases, &loading),
         Command::Plugin(PluginCommand::New { name, dir, sdk }) => cli::new::new(&name, dir, sdk),
     };
     match result {

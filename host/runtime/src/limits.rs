@@ -24,6 +24,12 @@ pub struct Limits {
     /// Actions one call may return; a reply with more is refused whole.
     pub max_actions: usize,
     pub kv: KvLimits,
+    /// Core module instances in the protection's store (a component built
+    /// by another language's toolchain may need more than a Rust one).
+    pub instances: usize,
+    /// Tables in the store, and elements of each.
+    pub tables: usize,
+    pub table_elements: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +40,9 @@ impl Default for Limits {
             memory_bytes: 32 << 20,
             max_actions: 1000,
             kv: KvLimits::default(),
+            instances: MAX_INSTANCES,
+            tables: MAX_TABLES,
+            table_elements: MAX_TABLE_ELEMENTS,
         }
     }
 }
@@ -64,7 +73,8 @@ impl Limits {
 // about 1 MiB at start, 2 tables of about 20 and 100 elements. The limits
 // leave room for larger programs and other toolchains, not for more.
 
-/// Core module instances in one store.
+/// Core module instances in one store, unless the operator sets more for a
+/// protection.
 pub(crate) const MAX_INSTANCES: usize = 8;
 /// Linear memories in one store: with one, `memory_bytes` is the whole.
 pub(crate) const MAX_MEMORIES: usize = 1;
@@ -87,10 +97,10 @@ pub(crate) const HOSTCALL_FUEL: usize = 32 << 20;
 pub(crate) fn store_limits(limits: &Limits) -> StoreLimits {
     StoreLimitsBuilder::new()
         .memory_size(limits.memory_bytes)
-        .instances(MAX_INSTANCES)
+        .instances(limits.instances)
         .memories(MAX_MEMORIES)
-        .tables(MAX_TABLES)
-        .table_elements(MAX_TABLE_ELEMENTS)
+        .tables(limits.tables)
+        .table_elements(limits.table_elements)
         .trap_on_grow_failure(true)
         .build()
 }
@@ -173,7 +183,7 @@ mod tests {
         let runtime = Runtime::new(RuntimeConfig::default()).expect("runtime");
         let module = wasmtime::Module::new(&runtime.engine, bytes)?;
         let kv = KvStore::new(runtime.limits.kv);
-        let mut store = new_store(&runtime, "limits".into(), Arc::new(NoQueries), kv);
+        let mut store = new_store(&runtime, &runtime.limits(), "limits".into(), Arc::new(NoQueries), kv);
         let instance = wasmtime::Instance::new(&mut store, &module, &[])?;
         match instance.get_typed_func::<(), i32>(&mut store, "grow") {
             Ok(grow) => grow.call(&mut store, ()).map(Some),

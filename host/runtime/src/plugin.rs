@@ -13,6 +13,7 @@ use crate::engine::Runtime;
 use crate::error::{ConfigureError, Fault, LoadError, SwapError};
 use crate::folder::Folder;
 use crate::grants::QueryGrants;
+use crate::limits::Limits;
 use crate::guest;
 use crate::host::{GuestState, HostQueries};
 use crate::kv::KvStore;
@@ -63,6 +64,8 @@ struct Inner {
     declared: CapabilitySet,
     events: Vec<EventClass>,
     hash: String,
+    /// What this protection may use (the runtime's, or the operator's for it).
+    limits: Limits,
     deadline_ticks: u64,
 }
 
@@ -91,7 +94,12 @@ fn exported_version(runtime: &Runtime, component: &Component) -> Result<String, 
     Err(LoadError::NotAProtection(if names.is_empty() { "none".to_owned() } else { names.join(", ") }))
 }
 
-pub(crate) fn prepare(runtime: Arc<Runtime>, component: Component, hash: String) -> Result<Plugin, LoadError> {
+pub(crate) fn prepare(
+    runtime: Arc<Runtime>,
+    component: Component,
+    hash: String,
+    limits: Limits,
+) -> Result<Plugin, LoadError> {
     let found = exported_version(&runtime, &component)?;
     let Some(&version) = WIT_VERSIONS.iter().find(|v| **v == found) else {
         return Err(LoadError::WitVersion { found });
@@ -106,19 +114,20 @@ pub(crate) fn prepare(runtime: Arc<Runtime>, component: Component, hash: String)
 
     // Describe in a scratch store: a protection may not do anything yet.
     let scratch = Arc::new(NoQueries);
-    let mut store = new_store(&runtime, "(describing)".into(), scratch, KvStore::new(runtime.limits.kv));
-    let bindings = instantiate(&pre, &mut store, &runtime).map_err(LoadError::Instantiate)?;
-    store.set_epoch_deadline(runtime.limits.deadline_ticks());
+    let mut store = new_store(&runtime, &limits, "(describing)".into(), scratch, KvStore::new(limits.kv));
+    let bindings = instantiate(&pre, &mut store, &limits).map_err(LoadError::Instantiate)?;
+    store.set_epoch_deadline(limits.deadline_ticks());
     store.data_mut().begin_call();
     let descriptor = guest::enter(|| bindings.describe(&mut store))
-        .map_err(|e| LoadError::Describe(classify("describe", e, &runtime)))?;
+        .map_err(|e| LoadError::Describe(classify("describe", e, &limits)))?;
     check_descriptor(&descriptor)?;
     settings::validate_specs(&descriptor.settings).map_err(LoadError::SettingsSpec)?;
     let declared = descriptor.capabilities.iter().copied().collect();
     let mut events = descriptor.events.clone();
     events.dedup();
-    let deadline_ticks = runtime.limits.deadline_ticks();
-    let plugin = Plugin { inner: Arc::new(Inner { runtime, pre, descriptor, declared, events, hash, deadline_ticks }) };
+    let deadline_ticks = limits.deadline_ticks();
+    let inner = Inner { runtime, pre, descriptor, declared, events, hash, limits, deadline_ticks };
+    let plugin = Plugin { inner: Arc::new(inner) };
 
     // A protection that refuses its own defaults cannot be enabled; say so now.
     plugin.instantiate(Arc::new(NoQueries), CapabilitySet::EMPTY).map_err(LoadError::Defaults)?;
@@ -153,6 +162,10 @@ impl Plugin {
     pub fn declared(&self) -> CapabilitySet {
         self.inner.declared
     }
+    /// What this protection may use.
+    pub fn limits(&self) -> Limits {
+        self.inner.limits
+    }
     pub fn wants(&self, class: EventClass) -> bool {
         self.inner.events.contains(&class)
     }
@@ -169,10 +182,10 @@ impl Plugin {
         queries: Arc<dyn HostQueries>,
         granted: CapabilitySet,
     ) -> Result<Instance, ConfigureError> {
-        let runtime = &self.inner.runtime;
-        let kv = KvStore::new(runtime.limits.kv);
-        let mut store = new_store(runtime, self.name().into(), queries, kv);
-        let bindings = instantiate(&self.inner.pre, &mut store, runtime).map_err(ConfigureError::Fault)?;
+        let (runtime, limits) = (&self.inner.runtime, &self.inner.limits);
+        let kv = KvStore::new(limits.kv);
+        let mut store = new_store(runtime, limits, self.name().into(), queries, kv);
+        let bindings = instantiate(&self.inner.pre, &mut store, limits).map_err(ConfigureError::Fault)?;
         let mut instance = Instance {
             plugin: self.clone(),
             store,
@@ -188,18 +201,14 @@ impl Plugin {
 }
 
 /// Instantiates a protection in `store`; its constructors run here.
-fn instantiate(
-    pre: &Pre,
-    store: &mut Store<GuestState>,
-    runtime: &Runtime,
-) -> Result<Bindings, Fault> {
-    guest::enter(|| pre.instantiate(&mut *store)).map_err(|e| classify("instantiate", e, runtime))
+fn instantiate(pre: &Pre, store: &mut Store<GuestState>, limits: &Limits) -> Result<Bindings, Fault> {
+    guest::enter(|| pre.instantiate(&mut *store)).map_err(|e| classify("instantiate", e, limits))
 }
 
 /// Turns a wasmtime error from a call into the fault moderators read.
-fn classify(call: &'static str, error: wasmtime::Error, runtime: &Runtime) -> Fault {
+fn classify(call: &'static str, error: wasmtime::Error, limits: &Limits) -> Fault {
     if let Some(Trap::Interrupt) = error.downcast_ref::<Trap>() {
-        let deadline = if call == "check" { runtime.limits.check_deadline } else { runtime.limits.call_deadline };
+        let deadline = if call == "check" { limits.check_deadline } else { limits.call_deadline };
         return Fault::Timeout { call, deadline };
     }
     // The sandbox's own refusals say what happened; the backtrace adds nothing.
@@ -211,7 +220,7 @@ fn classify(call: &'static str, error: wasmtime::Error, runtime: &Runtime) -> Fa
     }
     let message = format!("{error:#}");
     if message.contains("forcing trap when growing memory") || message.contains("memory minimum size") {
-        return Fault::OutOfMemory { call, limit: runtime.limits.memory_bytes };
+        return Fault::OutOfMemory { call, limit: limits.memory_bytes };
     }
     // The trap itself says what happened; the wasm backtrace goes to the log.
     if let Some(trap) = error.downcast_ref::<Trap>() {
@@ -295,14 +304,14 @@ impl Instance {
             return Err(Fault::Faulted(Box::new(fault.clone())));
         }
         let ticks = match call {
-            "check" => self.plugin.inner.runtime.limits.check_ticks(),
+            "check" => self.plugin.inner.limits.check_ticks(),
             _ => self.plugin.inner.deadline_ticks,
         };
         self.store.set_epoch_deadline(ticks);
         self.store.data_mut().begin_call();
         let (bindings, store) = (&self.bindings, &mut self.store);
         guest::enter(|| f(bindings, store)).map_err(|e| {
-            let fault = classify(call, e, &self.plugin.inner.runtime);
+            let fault = classify(call, e, &self.plugin.inner.limits);
             self.fault = Some(fault.clone());
             fault
         })
@@ -326,7 +335,7 @@ impl Instance {
     /// Hands one event to the protection and checks what comes back.
     pub fn handle(&mut self, event: &Event) -> Result<Outcome, Fault> {
         let returned = self.call("handle", |b, s| b.handle(s, event))?;
-        let limit = self.plugin.inner.runtime.limits.max_actions;
+        let limit = self.plugin.inner.limits.max_actions;
         if returned.len() > limit {
             return Err(Fault::TooManyActions { returned: returned.len(), limit });
         }
@@ -343,7 +352,7 @@ impl Instance {
             self.fault = Some(fault.clone());
             return Err(fault);
         }
-        let limit = self.plugin.inner.runtime.limits.max_actions;
+        let limit = self.plugin.inner.limits.max_actions;
         if let Some(too_many) = returned.iter().find(|actions| actions.len() > limit) {
             return Err(Fault::TooManyActions { returned: too_many.len(), limit });
         }
@@ -375,7 +384,7 @@ impl Instance {
             }
             Ok(reply) => reply,
         };
-        let limit = self.plugin.inner.runtime.limits.max_actions;
+        let limit = self.plugin.inner.limits.max_actions;
         if reply.actions.len() > limit {
             return Err(Fault::TooManyActions { returned: reply.actions.len(), limit });
         }
@@ -403,7 +412,7 @@ impl Instance {
         Ok(match verdict? {
             crate::Verdict::Allow => Checked::Allow,
             crate::Verdict::Deny(denial) => {
-                let limit = self.plugin.inner.runtime.limits.max_actions;
+                let limit = self.plugin.inner.limits.max_actions;
                 if denial.follow_up.len() > limit {
                     return Err(Fault::TooManyActions { returned: denial.follow_up.len(), limit });
                 }
@@ -448,14 +457,14 @@ impl Instance {
     /// included), settings and key-value store; in-memory state of the
     /// protection is lost.
     pub fn restart(&mut self) -> Result<(), ConfigureError> {
-        let runtime = self.plugin.inner.runtime.clone();
+        let (runtime, limits) = (self.plugin.inner.runtime.clone(), self.plugin.inner.limits);
         let data = self.store.data_mut();
         let kv = std::mem::take(&mut data.kv);
         let queries = data.queries.clone();
         let query_grants = data.query_grants;
-        let mut store = new_store(&runtime, self.plugin.name().into(), queries, kv);
+        let mut store = new_store(&runtime, &limits, self.plugin.name().into(), queries, kv);
         store.data_mut().query_grants = query_grants;
-        let bindings = instantiate(&self.plugin.inner.pre, &mut store, &runtime).map_err(ConfigureError::Fault);
+        let bindings = instantiate(&self.plugin.inner.pre, &mut store, &limits).map_err(ConfigureError::Fault);
         let bindings = match bindings {
             Ok(b) => b,
             Err(e) => {
@@ -572,20 +581,32 @@ impl Runtime {
     /// Loads a protection from a `.wasm` component file named by the
     /// operator (a command-line argument, a test).
     pub fn load_file(self: &Arc<Self>, path: &Path) -> Result<Plugin, LoadError> {
-        let read = Folder::of_file(path).and_then(|(folder, name)| folder.read(&name));
-        let bytes = read.map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
-        self.load_bytes(&bytes)
+        self.load_file_with(path, self.limits)
     }
 
-    /// Loads the protection `name` from a folder opened at start (the plugin folder).
-    pub fn load_from(self: &Arc<Self>, folder: &Folder, name: &str) -> Result<Plugin, LoadError> {
+    /// [`load_file`](Runtime::load_file) under limits of its own.
+    pub fn load_file_with(self: &Arc<Self>, path: &Path, limits: Limits) -> Result<Plugin, LoadError> {
+        let read = Folder::of_file(path).and_then(|(folder, name)| folder.read(&name));
+        let bytes = read.map_err(|error| LoadError::Read { path: path.to_owned(), error })?;
+        self.load_bytes_with(&bytes, limits)
+    }
+
+    /// Loads the protection `name` from a folder opened at start (the plugin
+    /// folder), under `limits` (the operator's for it, or the runtime's).
+    pub fn load_from(self: &Arc<Self>, folder: &Folder, name: &str, limits: Limits) -> Result<Plugin, LoadError> {
         let bytes = folder.read(name).map_err(|error| LoadError::Read { path: folder.shown(name), error })?;
-        self.load_bytes(&bytes)
+        self.load_bytes_with(&bytes, limits)
+    }
+
+    /// Loads a protection from component bytes under the runtime's limits.
+    pub fn load_bytes(self: &Arc<Self>, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        self.load_bytes_with(bytes, self.limits)
     }
 
     /// Loads a protection from component bytes: compile (or reuse the cached
-    /// compilation), check the contract version, describe, validate.
-    pub fn load_bytes(self: &Arc<Self>, bytes: &[u8]) -> Result<Plugin, LoadError> {
+    /// compilation), check the contract version, describe and validate
+    /// under `limits`, which its instances keep.
+    pub fn load_bytes_with(self: &Arc<Self>, bytes: &[u8], limits: Limits) -> Result<Plugin, LoadError> {
         let (component, hash) = match self.cache() {
             Some(cache) => cache.load_or_compile(&self.engine, bytes)?,
             None => {
@@ -595,6 +616,6 @@ impl Runtime {
                 (component, hash)
             }
         };
-        prepare(self.clone(), component, hash)
+        prepare(self.clone(), component, hash, limits)
     }
 }

@@ -8,23 +8,24 @@ use wasmtime::{Store, Trap, UpdateDeadline};
 use crate::engine::Runtime;
 use crate::host::{GuestState, HostQueries};
 use crate::kv::KvStore;
-use crate::limits::EPOCH_TICK;
+use crate::limits::{EPOCH_TICK, Limits};
 
 /// A fresh store for one protection: its limiter, hostcall fuel and call
 /// deadline. Nothing runs in it yet.
 pub(crate) fn new_store(
     runtime: &Runtime,
+    limits: &Limits,
     name: Arc<str>,
     queries: Arc<dyn HostQueries>,
     kv: KvStore,
 ) -> Store<GuestState> {
-    let limits = crate::limits::store_limits(&runtime.limits);
-    let mut state = GuestState::new(name, queries, kv, limits, crate::wasi::locked_down());
-    state.call_deadline = runtime.limits.call_deadline;
+    let store_limits = crate::limits::store_limits(limits);
+    let mut state = GuestState::new(name, queries, kv, store_limits, crate::wasi::locked_down());
+    state.call_deadline = limits.call_deadline;
     let mut store = Store::new(&runtime.engine, state);
     store.limiter(|s| &mut s.limits);
     store.set_hostcall_fuel(crate::limits::HOSTCALL_FUEL);
-    store.set_epoch_deadline(runtime.limits.deadline_ticks());
+    store.set_epoch_deadline(limits.deadline_ticks());
     store.epoch_deadline_callback(|ctx| past_deadline(ctx.data()));
     store
 }

@@ -34,6 +34,7 @@ impl Bot {
             settings_file: self.folders.settings.as_ref().map(FileIn::shown),
             settle: SETTLE,
             known,
+            limits: self.config.plugin_limits.clone(),
         };
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         match Watcher::start(self.runtime.clone(), config, move |change| {

@@ -26,6 +26,8 @@ use crate::state::{Kind, Path, Problem};
 struct Operator {
     grants: BTreeMap<String, CapabilitySet>,
     query_grants: BTreeMap<String, QueryGrants>,
+    /// The sandbox limits of each protection (`[protections.NAME]`, else `[sandbox]`).
+    limits: crate::config::PluginLimits,
 }
 
 pub(crate) struct Protections {
@@ -88,7 +90,11 @@ pub(crate) struct Configured {
 
 impl Protections {
     pub(crate) fn new(runtime: Arc<Runtime>, queries: Arc<BotQueries>, config: &Config) -> Protections {
-        let operator = Operator { grants: config.grants.clone(), query_grants: config.query_grants.clone() };
+        let operator = Operator {
+            grants: config.grants.clone(),
+            query_grants: config.query_grants.clone(),
+            limits: config.plugin_limits.clone(),
+        };
         Protections::empty(runtime, queries, operator, BTreeMap::new())
     }
 
@@ -145,7 +151,7 @@ impl Protections {
         // Sorted by name; a name starting with `.` is a file being written.
         for name in names.into_iter().filter(|n| n.ends_with(".wasm") && !n.starts_with('.')) {
             let path = folder.shown(&name);
-            match self.runtime.load_from(folder, &name) {
+            match self.runtime.load_from(folder, &name, self.operator.limits.for_file(&name)) {
                 Ok(plugin) if self.plugins.contains_key(plugin.name()) => {
                     let why = format!("protection `{}` is provided by another file already", plugin.name());
                     tracing::error!(file = %path.display(), "{why}");

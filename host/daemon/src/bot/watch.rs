@@ -71,6 +71,8 @@ pub(crate) struct WatchConfig {
     /// The hashes of the component files already loaded, by path: a write
     /// that leaves the content as it was changes nothing.
     pub(crate) known: BTreeMap<PathBuf, String>,
+    /// The limits each component is loaded under, by file name.
+    pub(crate) limits: crate::config::PluginLimits,
 }
 
 impl Watcher {
@@ -267,7 +269,8 @@ impl Loop {
 
     fn compile_bytes(&mut self, path: PathBuf, bytes: &[u8], hash: String, written: Instant) -> Change {
         let start = Instant::now();
-        let result = self.runtime.load_bytes(bytes);
+        let file = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let result = self.runtime.load_bytes_with(bytes, self.config.limits.for_file(file));
         let took = start.elapsed();
         // Known by content either way: touching a broken file again does not report it again.
         self.config.known.insert(path.clone(), hash.clone());

@@ -22,19 +22,33 @@ fn default_cache_dir() -> Option<PathBuf> {
     Some(base.join("gleipnir").join("components"))
 }
 
-fn load(file: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<Plugin> {
+/// How the plugin commands load a component.
+#[derive(clap::Args, Debug, Default)]
+pub(crate) struct Loading {
+    /// Compiled components are cached here; by default under $XDG_CACHE_HOME or ~/.cache.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// A sandbox limit for this protection, as `[protections.NAME]` sets it in
+    /// the config: call_deadline, check_deadline, memory, max_actions,
+    /// instances, tables, table_elements (e.g. --limit memory=256MiB; repeatable).
+    #[arg(long = "limit", value_name = "KEY=VALUE")]
+    limits: Vec<String>,
+}
+
+fn load(file: &Path, loading: &Loading) -> anyhow::Result<Plugin> {
+    let limits = crate::config::limits_from_pairs(&loading.limits).map_err(|e| anyhow::anyhow!("--limit: {e}"))?;
     // A cache folder asked for must work; the default one is a convenience
     // (without it every run compiles again).
-    let cache = match cache_dir {
-        Some(dir) => Some(gleipnir_runtime::Folder::create(&dir).context("--cache-dir")?),
+    let cache = match &loading.cache_dir {
+        Some(dir) => Some(gleipnir_runtime::Folder::create(dir).context("--cache-dir")?),
         None => default_cache_dir().and_then(|dir| gleipnir_runtime::Folder::create(&dir).ok()),
     };
-    let runtime = Runtime::new(RuntimeConfig { cache, ..Default::default() })?;
+    let runtime = Runtime::new(RuntimeConfig { cache, limits })?;
     runtime.load_file(file).with_context(|| format!("cannot load {}", file.display()))
 }
 
-pub(crate) fn inspect(file: &Path, as_json: bool, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let plugin = load(file, cache_dir)?;
+pub(crate) fn inspect(file: &Path, as_json: bool, loading: &Loading) -> anyhow::Result<ExitCode> {
+    let plugin = load(file, loading)?;
     let d = plugin.descriptor();
     let mut out = std::io::stdout().lock();
     if as_json {
@@ -85,7 +99,7 @@ pub(crate) struct RunOptions {
     pub(crate) bot: String,
     /// Ask `check` about each event before it is handled.
     pub(crate) check: bool,
-    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) loading: Loading,
 }
 
 /// A protection started as the bot starts it, fed events as the bot feeds
@@ -229,7 +243,7 @@ fn pending(json: &str, event: &Event) -> anyhow::Result<Pending> {
 }
 
 pub(crate) fn run(options: RunOptions) -> anyhow::Result<ExitCode> {
-    let plugin = load(&options.file, options.cache_dir)?;
+    let plugin = load(&options.file, &options.loading)?;
     let mut player = Player::start(plugin, &options.set, options.grant.as_deref(), &options.bot)?;
     let input: Box<dyn BufRead> = if options.events == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin()))
@@ -302,7 +316,7 @@ struct Cases {
 /// `gleipnir plugin test FILE CASES`: each case starts the protection
 /// afresh, feeds it its events and compares every action with the expected
 /// ones. Exit 0 when all pass, 1 when one fails, 2 on a bad file.
-pub(crate) fn test(file: &Path, cases: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+pub(crate) fn test(file: &Path, cases: &Path, loading: &Loading) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(cases).with_context(|| format!("cannot read {}", cases.display()))?;
     let path = cases;
     let Cases { cases } =
@@ -310,7 +324,7 @@ pub(crate) fn test(file: &Path, cases: &Path, cache_dir: Option<PathBuf>) -> any
     if cases.is_empty() {
         bail!("{} holds no cases", path.display());
     }
-    let plugin = load(file, cache_dir)?;
+    let plugin = load(file, loading)?;
     let mut out = std::io::stdout().lock();
     let mut failed = 0;
     for case in &cases {

@@ -85,6 +85,8 @@ pub(crate) struct Config {
     pub(crate) query_grants: BTreeMap<String, QueryGrants>,
     /// Per protection: what moderators may grant with `protections grant`.
     pub(crate) grantable: BTreeMap<String, CapabilitySet>,
+    /// Per protection: its own sandbox limits, where the operator set any.
+    pub(crate) plugin_limits: PluginLimits,
     /// Per protection that asks for `tick` events: how often (default a minute).
     pub(crate) ticks: BTreeMap<String, Duration>,
     /// Room takedown rules in watched lists block and purge the room on this
@@ -93,6 +95,89 @@ pub(crate) struct Config {
     /// Read abuse reports from the homeserver's admin API this often
     /// (`[reports] poll = true`; the bot must be a server admin). `None`: off.
     pub(crate) report_poll: Option<Duration>,
+}
+
+/// The keys of `[sandbox]`, which `[protections.NAME]` may set for one protection.
+const LIMIT_KEYS: &[&str] =
+    &["call_deadline", "check_deadline", "memory", "max_actions", "instances", "tables", "table_elements"];
+
+/// `base` with what `table` (at `path`) sets of [`LIMIT_KEYS`].
+fn read_limits(r: &mut reader::Reader, table: &toml::Table, path: &str, base: Limits) -> Limits {
+    let mut limits = base;
+    let deadline = |r: &mut reader::Reader, key: &str, max_ms: u64, out: &mut Duration| {
+        if let Some(d) = r.string(table, path, key, false) {
+            match settings::parse_duration(d) {
+                Ok(ms) if (1..=max_ms).contains(&ms) => *out = Duration::from_millis(ms),
+                Ok(_) => r.problem(
+                    &format!("{path}.{key}"),
+                    format!("`{d}` must be between 1ms and {}", settings::format_duration(max_ms)),
+                ),
+                Err(e) => r.problem(&format!("{path}.{key}"), e),
+            }
+        }
+    };
+    deadline(r, "call_deadline", 10_000, &mut limits.call_deadline);
+    deadline(r, "check_deadline", 1_000, &mut limits.check_deadline);
+    if let Some(value) = table.get("memory") {
+        match parse_size(value) {
+            Ok(bytes) if (1 << 20..=4 << 30).contains(&bytes) => limits.memory_bytes = bytes,
+            Ok(_) => r.problem(&format!("{path}.memory"), "must be between 1MiB and 4GiB"),
+            Err(e) => r.problem(&format!("{path}.memory"), e),
+        }
+    }
+    let counts: [(&str, usize, &mut usize); 4] = [
+        ("max_actions", 100_000, &mut limits.max_actions),
+        ("instances", 64, &mut limits.instances),
+        ("tables", 64, &mut limits.tables),
+        ("table_elements", 1_000_000, &mut limits.table_elements),
+    ];
+    for (key, max, out) in counts {
+        if let Some(value) = table.get(key) {
+            match value.as_integer().and_then(|n| usize::try_from(n).ok()) {
+                Some(n) if (1..=max).contains(&n) => *out = n,
+                _ => r.problem(&format!("{path}.{key}"), format!("must be a whole number from 1 to {max}")),
+            }
+        }
+    }
+    limits
+}
+
+/// Limits from `KEY=VALUE` pairs (the command line's `--limit`), read as
+/// `[sandbox]` reads them; a number is a number, anything else text.
+pub(crate) fn limits_from_pairs(pairs: &[String]) -> Result<Limits, String> {
+    let mut table = toml::Table::new();
+    for pair in pairs {
+        let Some((key, value)) = pair.split_once('=') else { return Err(format!("`{pair}`: write KEY=VALUE")) };
+        let value = match value.trim().parse::<i64>() {
+            Ok(n) => toml::Value::Integer(n),
+            Err(_) => toml::Value::String(value.trim().to_owned()),
+        };
+        table.insert(key.trim().to_owned(), value);
+    }
+    let mut r = reader::Reader { problems: Vec::new() };
+    r.known_keys("limit", &table, LIMIT_KEYS);
+    let limits = read_limits(&mut r, &table, "limit", Limits::default());
+    match r.problems.is_empty() {
+        true => Ok(limits),
+        false => Err(r.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")),
+    }
+}
+
+/// What each protection may use: the `[sandbox]` limits, or a protection's
+/// own where `[protections.NAME]` sets any. A component file is known by its
+/// name (`NAME.wasm`) before it is loaded, and that is how it is looked up.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PluginLimits {
+    pub(crate) default: Limits,
+    pub(crate) by_name: BTreeMap<String, Limits>,
+}
+
+impl PluginLimits {
+    /// The limits for the component file `file` (`NAME.wasm`).
+    pub(crate) fn for_file(&self, file: &str) -> Limits {
+        let name = file.strip_suffix(".wasm").unwrap_or(file);
+        self.by_name.get(name).copied().unwrap_or(self.default)
+    }
 }
 
 /// The largest secret file read (`access_token_file`, `password_file`).
@@ -287,27 +372,8 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     }
 
     let mut limits = Limits::default();
-    if let Some(s) = r.section(&root, "sandbox", &["call_deadline", "memory", "max_actions"]) {
-        if let Some(d) = r.string(s, "sandbox", "call_deadline", false) {
-            match settings::parse_duration(d) {
-                Ok(ms) if (1..=10_000).contains(&ms) => limits.call_deadline = Duration::from_millis(ms),
-                Ok(_) => r.problem("sandbox.call_deadline", format!("`{d}` must be between 1ms and 10s")),
-                Err(e) => r.problem("sandbox.call_deadline", e),
-            }
-        }
-        if let Some(value) = s.get("memory") {
-            match parse_size(value) {
-                Ok(bytes) if (1 << 20..=4 << 30).contains(&bytes) => limits.memory_bytes = bytes,
-                Ok(_) => r.problem("sandbox.memory", "must be between 1MiB and 4GiB"),
-                Err(e) => r.problem("sandbox.memory", e),
-            }
-        }
-        if let Some(value) = s.get("max_actions") {
-            match value.as_integer() {
-                Some(n) if (1..=100_000).contains(&n) => limits.max_actions = n as usize,
-                _ => r.problem("sandbox.max_actions", "must be a whole number from 1 to 100000"),
-            }
-        }
+    if let Some(s) = r.section(&root, "sandbox", LIMIT_KEYS) {
+        limits = read_limits(&mut r, s, "sandbox", limits);
     }
 
     let mut dry_run = false;
@@ -365,6 +431,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     let mut query_grants = BTreeMap::new();
     let mut grantable = BTreeMap::new();
     let mut ticks = BTreeMap::new();
+    let mut own_limits = BTreeMap::new();
     if let Some(protections) = r.table(&root, "protections", false) {
         for (name, value) in protections {
             let path = format!("protections.{name}");
@@ -376,7 +443,11 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
                 r.problem(&path, "must be a table");
                 continue;
             };
-            r.known_keys(&path, table, &["grants", "grantable", "tick"]);
+            let known: Vec<&str> = ["grants", "grantable", "tick"].iter().chain(LIMIT_KEYS).copied().collect();
+            r.known_keys(&path, table, &known);
+            if LIMIT_KEYS.iter().any(|k| table.contains_key(*k)) {
+                own_limits.insert(name.clone(), read_limits(&mut r, table, &path, limits));
+            }
             if let Some(d) = r.string(table, &path, "tick", false) {
                 match settings::parse_duration(d) {
                     Ok(ms) if (1_000..=86_400_000).contains(&ms) => {
@@ -420,6 +491,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         ticks,
         room_takedowns,
         report_poll,
+        plugin_limits: PluginLimits { default: limits, by_name: own_limits },
     })
 }
 
