@@ -26,6 +26,35 @@ fn main() {
         writeln!(code, "pub const {}: &str = {:?};", ident.to_uppercase(), path.display().to_string()).unwrap();
         idents.push(ident);
     }
+    // Protections in other languages, when their toolchain is installed
+    // (`cargo xtask test` installs it and sets GLEIPNIR_ALL_PLUGINS, so
+    // there they must be built).
+    println!("cargo:rerun-if-env-changed=GLEIPNIR_ALL_PLUGINS");
+    let venv = root.join(".venv-componentize");
+    if venv.exists() {
+        println!("cargo:rerun-if-changed={}", venv.display());
+    }
+    let python = xtask::python_plugins(&root.join("plugins")).unwrap_or_else(|e| panic!("{e}"));
+    let built_python = xtask::build_python_plugins(root, &python, &root.join("target/wasm/python"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    if built_python.is_none() && std::env::var_os("GLEIPNIR_ALL_PLUGINS").is_some() {
+        panic!("componentize-py is not installed, and every plugin must be built (GLEIPNIR_ALL_PLUGINS)");
+    }
+    for plugin in &python {
+        let path = built_python
+            .as_ref()
+            .and_then(|b| b.iter().find(|(p, _)| p.name == plugin.name))
+            .map(|(_, path)| path.display().to_string());
+        let ident = plugin.name.replace('-', "_");
+        writeln!(
+            code,
+            "/// The built component of `{}` (Python), when componentize-py is installed.",
+            plugin.name
+        )
+        .unwrap();
+        writeln!(code, "pub const {}: Option<&str> = {:?};", ident.to_uppercase(), path).unwrap();
+        idents.push(ident);
+    }
     writeln!(
         code,
         "\n/// Calls `$m!(plugin_name)` for every plugin.\n#[macro_export]\nmacro_rules! for_each_plugin {{"

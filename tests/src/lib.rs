@@ -29,6 +29,17 @@ pub mod fixtures {
     pub const TAKEDOWN_0_1_0: &str = fixture!("takedown");
 }
 
+/// A protection built with another language's toolchain (see build.rs):
+/// its component, or `None` when that toolchain is not installed here, said
+/// on stderr. Under `cargo xtask test` it is always built (the build script
+/// fails otherwise), so its tests always run in CI.
+pub fn built_with_other_toolchain(name: &str, path: Option<&'static str>) -> Option<&'static str> {
+    if path.is_none() {
+        eprintln!("skipped: {name} was not built (componentize-py is not installed; `cargo xtask test` installs it)");
+    }
+    path
+}
+
 /// Where the tests cache compiled components (shared by all tests and runs).
 pub fn cache_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-component-cache")

@@ -159,3 +159,120 @@ pub fn check_component(path: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+// ---- protections in Python (componentize-py) --------------------------------
+
+/// The componentize-py release Python protections are built with; installed
+/// from PyPI into `.venv-componentize` at the workspace root.
+pub const COMPONENTIZE_PY_VERSION: &str = "0.25.1";
+
+/// One protection written in Python: a folder under `plugins/` with an
+/// `app.py` (the module componentize-py builds) and no Cargo.toml.
+#[derive(Debug, Clone)]
+pub struct PythonPlugin {
+    /// The folder's name, which is the protection's name.
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+/// The Python protections directly under `dir`.
+pub fn python_plugins(dir: &Path) -> Result<Vec<PythonPlugin>, String> {
+    let mut plugins = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("cannot list {}: {e}", dir.display()))?.path();
+        if path.join("app.py").is_file() && !path.join("Cargo.toml").exists() {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            plugins.push(PythonPlugin { name, dir: path });
+        }
+    }
+    plugins.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(plugins)
+}
+
+fn componentize_venv(workspace: &Path) -> PathBuf {
+    workspace.join(".venv-componentize")
+}
+
+/// The componentize-py this project installs, when it is there at the pinned version.
+pub fn componentize_py(workspace: &Path) -> Option<PathBuf> {
+    let tool = componentize_venv(workspace).join("bin/componentize-py");
+    let out = Command::new(&tool).arg("--version").output().ok()?;
+    let version = String::from_utf8_lossy(&out.stdout);
+    (out.status.success() && version.split_whitespace().any(|w| w == COMPONENTIZE_PY_VERSION)).then_some(tool)
+}
+
+/// Installs componentize-py from PyPI into `.venv-componentize` unless it is
+/// there already (what `cargo xtask test` does before building plugins).
+pub fn install_componentize_py(workspace: &Path) -> Result<PathBuf, String> {
+    if let Some(tool) = componentize_py(workspace) {
+        return Ok(tool);
+    }
+    let venv = componentize_venv(workspace);
+    eprintln!("installing componentize-py {COMPONENTIZE_PY_VERSION} into {} (first use)", venv.display());
+    let status = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .map_err(|e| format!("cannot run python3 to create {}: {e}", venv.display()))?;
+    if !status.success() {
+        return Err(format!("`python3 -m venv {}` failed ({status})", venv.display()));
+    }
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", &format!("componentize-py=={COMPONENTIZE_PY_VERSION}")])
+        .status()
+        .map_err(|e| format!("cannot run pip: {e}"))?;
+    if !status.success() {
+        return Err(format!("`pip install componentize-py=={COMPONENTIZE_PY_VERSION}` failed ({status})"));
+    }
+    componentize_py(workspace).ok_or_else(|| "componentize-py was installed but does not run".to_owned())
+}
+
+/// Builds each Python protection into `out_dir/NAME.wasm` against the newest
+/// contract (`wit/0.2.0`), unless the component is newer than its sources.
+/// `Ok(None)` when componentize-py is not installed: the caller says so.
+pub fn build_python_plugins(
+    workspace: &Path,
+    plugins: &[PythonPlugin],
+    out_dir: &Path,
+) -> Result<Option<Vec<(PythonPlugin, PathBuf)>>, String> {
+    if plugins.is_empty() {
+        return Ok(Some(Vec::new()));
+    }
+    let Some(tool) = componentize_py(workspace) else { return Ok(None) };
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let wit = workspace.join("wit/0.2.0");
+    let mut built = Vec::new();
+    for plugin in plugins {
+        let out = out_dir.join(format!("{}.wasm", plugin.name));
+        let sources = [plugin.dir.join("app.py"), wit.join("protection.wit")];
+        if !newer_than(&out, &sources) {
+            eprintln!("building the Python protection {} with componentize-py", plugin.name);
+            let status = Command::new(&tool)
+                .arg("-d")
+                .arg(&wit)
+                .args(["-w", "plugin", "componentize", "-p"])
+                .arg(&plugin.dir)
+                .args(["app", "-o"])
+                .arg(&out)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .map_err(|e| format!("cannot run componentize-py: {e}"))?;
+            if !status.success() {
+                return Err(format!("componentize-py failed on {} ({status})", plugin.dir.display()));
+            }
+        }
+        check_component(&out)?;
+        built.push((plugin.clone(), out));
+    }
+    Ok(Some(built))
+}
+
+/// Whether `out` exists and was written after every one of `sources`.
+fn newer_than(out: &Path, sources: &[PathBuf]) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match modified(out) {
+        Some(built) => sources.iter().all(|s| modified(s).is_some_and(|m| m <= built)),
+        None => false,
+    }
+}

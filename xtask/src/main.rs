@@ -58,6 +58,31 @@ fn plugins() -> Result<Vec<PathBuf>, String> {
         println!("{} ({} KiB)", dest.display(), size / 1024);
         outputs.push(dest);
     }
+    // Protections in other languages, built with their own toolchain.
+    let python = xtask::python_plugins(&root.join("plugins"))?;
+    match xtask::build_python_plugins(&root, &python, &root.join("target/wasm/python"))? {
+        None => {
+            let names: Vec<&str> = python.iter().map(|p| p.name.as_str()).collect();
+            eprintln!(
+                "skipped the Python protection(s) {}: componentize-py {} is not installed \
+                 (`cargo xtask test` installs it into .venv-componentize)",
+                names.join(", "),
+                xtask::COMPONENTIZE_PY_VERSION
+            );
+        }
+        Some(built) => {
+            for (plugin, artifact) in built {
+                let dest = out_dir.join(format!("{}.wasm", plugin.name));
+                let tmp = out_dir.join(format!(".{}.wasm.tmp", plugin.name));
+                std::fs::copy(&artifact, &tmp)
+                    .and_then(|_| std::fs::rename(&tmp, &dest))
+                    .map_err(|e| format!("cannot copy {} to {}: {e}", artifact.display(), dest.display()))?;
+                let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+                println!("{} ({} KiB, Python)", dest.display(), size / 1024);
+                outputs.push(dest);
+            }
+        }
+    }
     Ok(outputs)
 }
 
@@ -69,8 +94,16 @@ fn run(description: &str, command: &mut Command) -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    // Every protection is built and tested, those in Python included.
+    xtask::install_componentize_py(&workspace())?;
     plugins()?;
-    run("cargo test", Command::new(&cargo).args(["test", "--workspace", "--all-targets"]).args(extra))?;
+    run(
+        "cargo test",
+        Command::new(&cargo)
+            .args(["test", "--workspace", "--all-targets"])
+            .args(extra)
+            .env("GLEIPNIR_ALL_PLUGINS", "1"),
+    )?;
     run("doc tests", Command::new(&cargo).args(["test", "--workspace", "--doc"]))?;
     run(
         "clippy",

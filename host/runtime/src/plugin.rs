@@ -215,6 +215,12 @@ fn classify(call: &'static str, error: wasmtime::Error, limits: &Limits) -> Faul
     if let Some(denied) = error.downcast_ref::<crate::wasi::Denied>() {
         return Fault::Trap { call, message: denied.to_string() };
     }
+    let text = format!("{error:#}");
+    if text.contains("resource limit exceeded") {
+        let hint = "this protection needs more than its sandbox allows: raise `instances`, `tables` or \
+                    `table_elements` in its `[protections.NAME]` section";
+        return Fault::Trap { call, message: format!("{} ({hint})", shorten(text)) };
+    }
     if let Some(panicked) = error.downcast_ref::<guest::HostPanicked>() {
         return Fault::Trap { call, message: shorten(panicked.to_string()) };
     }

@@ -27,13 +27,13 @@ fn a_component_outside_the_plugin_folder_is_not_loaded() {
     let folder = Folder::open(&inside).unwrap();
     let runtime = gleipnir_tests::runtime();
     std::fs::copy(plugins::NOOP, inside.join("copied.wasm")).unwrap();
-    assert_eq!(runtime.load_from(&folder, "copied.wasm").unwrap().name(), "noop", "a file inside loads");
+    assert_eq!(runtime.load_from(&folder, "copied.wasm", runtime.limits()).unwrap().name(), "noop", "a file inside loads");
 
     link(Path::new("../outside.wasm"), &inside.join("relative.wasm"));
     link(&root.join("outside.wasm"), &inside.join("absolute.wasm"));
     let absolute = root.join("outside.wasm").display().to_string();
     for name in ["relative.wasm", "absolute.wasm", "../outside.wasm", absolute.as_str()] {
-        match runtime.load_from(&folder, name) {
+        match runtime.load_from(&folder, name, runtime.limits()) {
             Err(gleipnir_runtime::LoadError::Read { .. }) => {}
             Err(other) => panic!("{name}: refused for the wrong reason: {other}"),
             Ok(_) => panic!("{name}: a component outside the plugin folder was loaded"),

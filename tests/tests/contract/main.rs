@@ -591,6 +591,7 @@ mod loud;
 mod panic_in_constructor;
 mod panic_in_describe;
 mod sandbox;
+mod shouting;
 mod takedown;
 mod witness;
 
