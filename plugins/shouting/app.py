@@ -36,11 +36,16 @@ def body_of(content: str) -> str:
     return body if isinstance(body, str) else ""
 
 
+class Settings:
+    """The settings in force. componentize-py makes a new `Protection` for
+    every call from the host, so what must last lives here, at module level."""
+
+    min_letters = 12
+    max_percent = 70
+    notify = False
+
+
 class Protection(exports.Protection):
-    def __init__(self) -> None:
-        self.min_letters = 12
-        self.max_percent = 70
-        self.notify = False
 
     def describe(self) -> t.Descriptor:
         settings = [
@@ -79,17 +84,17 @@ class Protection(exports.Protection):
     def configure(self, settings: List[t.Setting]) -> None:
         for setting in settings:
             if setting.key == "min-letters":
-                self.min_letters = setting.value.value
+                Settings.min_letters = setting.value.value
             elif setting.key == "max-capitals-percent":
-                self.max_percent = setting.value.value
+                Settings.max_percent = setting.value.value
             elif setting.key == "notify":
-                self.notify = setting.value.value
+                Settings.notify = setting.value.value
             else:
                 raise Err(f"unknown setting `{setting.key}`")
 
     def shouting(self, text: str) -> bool:
         letters, capitals = letters_and_capitals(text)
-        return letters >= self.min_letters and capitals * 100 > self.max_percent * letters
+        return letters >= Settings.min_letters and capitals * 100 > Settings.max_percent * letters
 
     def exempt(self, room: str, user: str) -> bool:
         if user == host.bot_user_id():
@@ -104,7 +109,7 @@ class Protection(exports.Protection):
             return []
         reason = "shouting: please do not write in capital letters"
         actions: List[t.Action] = [t.Action_Redact(t.RedactEvent(event.room_id, event.event_id, reason))]
-        if self.notify:
+        if Settings.notify:
             body = f"Removed a message from {event.sender} in {event.room_id} written in capitals."
             actions.append(t.Action_NotifyManagement(t.NotifyManagement(body, reason)))
         return actions
@@ -120,7 +125,7 @@ class Protection(exports.Protection):
         text = " ".join(args)
         letters, capitals = letters_and_capitals(text)
         verdict = "shouting" if self.shouting(text) else "not shouting"
-        reply = f"{verdict}: {capitals} of {letters} letters are capitals (limit {self.max_percent}% of at least {self.min_letters})"
+        reply = f"{verdict}: {capitals} of {letters} letters are capitals (limit {Settings.max_percent}% of at least {Settings.min_letters})"
         return t.CommandReply(reply, [], [])
 
     def check(self, pending: t.Pending) -> t.Verdict:
