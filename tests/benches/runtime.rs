@@ -163,6 +163,46 @@ fn main() {
         );
     }
 
+    // The protection written in Python (componentize-py), when built: the
+    // same stream of quiet messages, then its pre-emptive check.
+    if let Some(path) = plugins::SHOUTING.filter(|_| wanted("shouting")) {
+        let limits = gleipnir_runtime::Limits {
+            instances: 16,
+            check_deadline: std::time::Duration::from_millis(100),
+            ..Default::default()
+        };
+        let runtime = gleipnir_tests::runtime_with(limits);
+        let start = Instant::now();
+        let shouting = gleipnir_tests::load_with(&runtime, path);
+        println!("{:<58} {:>9.1} ms", "load shouting.wasm (Python), from the disk cache", start.elapsed().as_secs_f64() * 1e3);
+        let (q, _) = queries();
+        let mut instance = shouting.instantiate(q, shouting.declared()).unwrap();
+        report(
+            "shouting (Python), message event, no action",
+            measure(rounds, n.min(20_000), |_| {
+                for i in 0..n.min(20_000) {
+                    let outcome = instance.handle(event(i)).unwrap();
+                    assert!(outcome.actions.is_empty());
+                }
+            }),
+        );
+        let pending = gleipnir_runtime::Pending::Event(gleipnir_runtime::PendingEvent {
+            room_id: "!r:bench".into(),
+            sender: "@a:bench".into(),
+            event_type: "m.room.message".into(),
+            state_key: None,
+            content: r#"{"msgtype":"m.text","body":"a quiet message of several words"}"#.into(),
+        });
+        report(
+            "shouting (Python), pre-emptive check of a message",
+            measure(rounds, n.min(20_000), |_| {
+                for _ in 0..n.min(20_000) {
+                    black_box(instance.check_pending(&pending).unwrap());
+                }
+            }),
+        );
+    }
+
     // Loading a protection: compiling it, and taking it from the disk cache
     // (what a restart does).
     if wanted("load") {

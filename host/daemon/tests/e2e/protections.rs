@@ -437,3 +437,33 @@ fn a_0_2_0_protection_gets_new_events_and_answers_its_commands() {
     let preview = scene.command(&format!("witness many {room} 8"), "would carry out 8 operation(s)");
     assert!(preview.contains("React with ✅"), "{preview}");
 }
+
+/// The protection written in Python (`plugins/shouting`, componentize-py)
+/// loads in the bot under the sandbox limits its config section gives it,
+/// acts in a live room, and answers its own command.
+#[test]
+fn a_protection_written_in_python_acts_in_a_live_room() {
+    let Some(component) = gleipnir_tests::built_with_other_toolchain("shouting", gleipnir_tests::plugins::SHOUTING)
+    else {
+        return;
+    };
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let add_shouting = |dir: &std::path::Path| {
+        std::fs::copy(component, dir.join("plugins/shouting.wasm")).unwrap();
+        let path = dir.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        let section = "[protections.shouting]\ngrants = [\"redact\"]\ninstances = 16\n";
+        std::fs::write(&path, format!("{config}{section}")).unwrap();
+    };
+    let _gleipnir = scene.start_with(add_shouting, &[("protections enable shouting", "shouting enabled")]);
+    let quiet = send(synapse, &scene.spammer, room, "good morning, everyone here");
+    let loud = send(synapse, &scene.spammer, room, "GOOD MORNING EVERYONE, WAKE UP");
+    eventually("the shouting redacted", Duration::from_secs(30), || {
+        is_redacted(synapse, moderator, room, &loud).then_some(())
+    });
+    assert!(!is_redacted(synapse, moderator, room, &quiet), "a quiet message was redacted");
+    scene.command("shouting test WHAT IS GOING ON", "shouting: 13 of 13 letters are capitals");
+    let help = scene.command("help shouting", "shouting: Removes messages");
+    assert!(help.contains("- shouting test TEXT…"), "{help}");
+}
