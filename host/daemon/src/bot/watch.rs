@@ -300,6 +300,7 @@ mod tests {
             settings_file: Some(dir.join("settings.toml")),
             settle: std::time::Duration::from_millis(100),
             known: Default::default(),
+            limits: Default::default(),
         };
         let _watcher = Watcher::start(gleipnir_tests::runtime(), config, move |c| tx.send(c).unwrap()).unwrap();
         let wait = || rx.recv_timeout(std::time::Duration::from_secs(20)).expect("a change");
@@ -339,6 +340,7 @@ mod tests {
             settings_file: None,
             settle: std::time::Duration::from_millis(100),
             known: Default::default(),
+            limits: Default::default(),
         };
         let _watcher = Watcher::start(gleipnir_tests::runtime(), config, move |c| tx.send(c).unwrap()).unwrap();
         std::os::unix::fs::symlink(root.join("outside.wasm"), inside.join("linked.wasm")).unwrap();

@@ -84,7 +84,7 @@ sandbox.max_actions: must be a whole number from 1 to 100000
 actions.dry_run: must be true or false
 startup.on_problem: must be "safe_mode" or "exit"
 protections.Bad_Name: protection names are lower-case kebab-case, e.g. `flooding`
-protections.flooding.colour: unknown key; expected one of: grants, grantable, tick
+protections.flooding.colour: unknown key; expected one of: grants, grantable, tick, call_deadline, check_deadline, memory, max_actions, instances, tables, table_elements
 protections.flooding.tick: `1ms` must be between 1s and 24h
 protections.flooding.grants[1]: unknown capability `explode`; known: redact, ban, unban, kick, set-join-rule, set-power-level, send-notice, notify-management, edit-policy-lists, suspend-user, deactivate-user, delete-user-media, invite, block-room, purge-room
 protections.flooding.grants[2]: must be a capability name
@@ -143,6 +143,32 @@ fn live_operation_keys() {
     assert!(text.iter().any(|p| p.starts_with("plugins.watch: must be true or false")), "{text:?}");
     assert!(text.iter().any(|p| p.starts_with("plugins.settings:")), "{text:?}");
     assert!(text.iter().any(|p| p.starts_with("protections.flooding.grantable[0]:")), "{text:?}");
+}
+
+#[test]
+fn a_protection_may_get_a_sandbox_of_its_own() {
+    let text = format!(
+        "{GOOD}\n[protections.shouting]\ninstances = 16\ncheck_deadline = \"20ms\"\n"
+    );
+    let config = parse(&text, &std::env::temp_dir()).unwrap();
+    let shouting = config.plugin_limits.for_file("shouting.wasm");
+    assert_eq!((shouting.instances, shouting.check_deadline), (16, Duration::from_millis(20)));
+    assert_eq!(
+        (shouting.memory_bytes, shouting.call_deadline),
+        (64 << 20, Duration::from_millis(20)),
+        "what it does not set comes from [sandbox]"
+    );
+    let flooding = config.plugin_limits.for_file("flooding.wasm");
+    assert_eq!((flooding.instances, flooding.memory_bytes), (8, 64 << 20));
+    let bad = format!("{GOOD}\n[protections.shouting]\ninstances = 0\ncheck_deadline = \"2s\"\n");
+    let problems: Vec<String> =
+        parse(&bad, &std::env::temp_dir()).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(problems, [
+        "protections.shouting.check_deadline: `2s` must be between 1ms and 1s",
+        "protections.shouting.instances: must be a whole number from 1 to 64",
+    ]);
+    assert_eq!(limits_from_pairs(&["instances=16".into(), "memory=256MiB".into()]).unwrap().memory_bytes, 256 << 20);
+    assert_eq!(limits_from_pairs(&["memory".into()]).unwrap_err(), "`memory`: write KEY=VALUE");
 }
 
 #[test]

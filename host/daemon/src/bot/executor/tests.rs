@@ -162,6 +162,57 @@ async fn protected_rooms_lists_and_the_management_room_are_never_taken_down() {
 }
 
 #[tokio::test]
+async fn a_protection_blocks_or_purges_only_rooms_the_bot_neither_protects_nor_watches() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(false);
+    let protection = Origin::Protection("takedown".into());
+    let room = |room: &str| gleipnir_runtime::RoomAction { room_id: room.into(), reason: "abuse".into() };
+    for act in [
+        |r| Act::Contract(Action::BlockRoom(r)),
+        |r| Act::Contract(Action::PurgeRoom(r)),
+    ] as [fn(gleipnir_runtime::RoomAction) -> Act; 2]
+    {
+        assert!(refused(f.check(&mut executor, &protection, &act(room(ROOM))).await).contains("I protect this room"));
+        assert!(refused(f.check(&mut executor, &protection, &act(room("!list:here"))).await).contains("policy list"));
+        assert_eq!(f.check(&mut executor, &protection, &act(room("!elsewhere:there"))).await, None);
+    }
+}
+
+#[tokio::test]
+async fn a_join_rule_is_put_back_only_after_the_bot_changed_it() {
+    let f = Fixture::new().await;
+    let mut executor = Executor::new(true);
+    let is_list = |_: &str| false;
+    let ctx = Context {
+        client: &f.client,
+        rooms: &f.rooms,
+        bot: BOT,
+        management: None,
+        protected: &f.protected,
+        is_list: &is_list,
+    };
+    let protection = Origin::Protection("join-wave".into());
+    let restore = || {
+        Act::Contract(Action::RestoreJoinRule(gleipnir_runtime::RoomAction {
+            room_id: ROOM.into(),
+            reason: "calm again".into(),
+        }))
+    };
+    match executor.act(&ctx, &protection, restore()).await {
+        Outcome::Refused(why) => assert!(why.contains("nothing to put back"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // After a change, putting back is setting the rule from before it.
+    f.rooms.apply(ROOM, "m.room.join_rules", "", "@owner:here", 1, r#"{"join_rule": "knock"}"#);
+    executor.join_rule_set(&f.rooms, ROOM, "invite");
+    f.rooms.apply(ROOM, "m.room.join_rules", "", "@bot:here", 1, r#"{"join_rule": "invite"}"#);
+    match executor.act(&ctx, &protection, restore()).await {
+        Outcome::DryRun(what) => assert!(what.contains(r#""join_rule":"knock""#), "{what}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn a_dry_run_says_what_it_would_do_and_does_nothing() {
     let f = Fixture::new().await;
     let mut executor = Executor::new(true);
