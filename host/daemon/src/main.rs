@@ -95,9 +95,12 @@ enum PluginCommand {
         /// Where to create it (must not exist).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The gleipnir-sdk crate's folder; by default the one this binary was built with.
+        /// The gleipnir-sdk crate's folder; by default the one this binary was built with (Rust only).
         #[arg(long)]
         sdk: Option<PathBuf>,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: cli::new::Lang,
     },
     /// Run the cases of a case file (JSON: `{"cases": [{"name", "settings", "events", "expect"}]}`)
     /// through a protection: events in, the expected actions out. Exit 1 when a case fails.
@@ -123,7 +126,7 @@ fn main() -> ExitCode {
             cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, check, loading })
         }
         Command::Plugin(PluginCommand::Test { file, cases, loading }) => cli::plugin::test(&file, &cases, &loading),
-        Command::Plugin(PluginCommand::New { name, dir, sdk }) => cli::new::new(&name, dir, sdk),
+        Command::Plugin(PluginCommand::New { name, dir, sdk, lang }) => cli::new::new(&name, dir, sdk, lang),
     };
     match result {
         Ok(code) => code,

@@ -30,13 +30,21 @@ fn inspect_shows_settings_capabilities_and_contract() {
     let stdout = text(&out.stdout);
     for expected in [
         "flooding 1.0.0",
-        "contract: gleipnir:protection@0.1.0",
+        "contract: gleipnir:protection@0.2.0",
         "capabilities: redact, ban, notify-management",
         "events: message",
         "max-per-minute (integer (1..=10000)) = 10",
         "consequence (one of: redact-and-ban, redact, notify) = redact-and-ban",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in\n{stdout}");
+    }
+    // A component built for the older contract says so, and what it has.
+    let old = gleipnir(&["plugin", "inspect", gleipnir_tests::fixtures::FLOODING_0_1_0]);
+    assert!(text(&old.stdout).contains("contract: gleipnir:protection@0.1.0"), "{}", text(&old.stdout));
+    // Commands, checks and the tick a 0.2.0 protection declares.
+    let witness = text(&gleipnir(&["plugin", "inspect", plugins::WITNESS]).stdout);
+    for expected in ["ticks: every 2s", "checks (pre-emptive): event, join, invite", "  witness say WORDS…: reply"] {
+        assert!(witness.contains(expected), "missing {expected:?} in\n{witness}");
     }
 }
 
@@ -46,7 +54,7 @@ fn inspect_json_is_machine_readable() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["name"], "flooding");
-    assert_eq!(v["wit"], "gleipnir:protection@0.1.0");
+    assert_eq!(v["wit"], "gleipnir:protection@0.2.0");
     assert_eq!(v["settings"][0]["key"], "max-per-minute");
     assert_eq!(v["settings"][0]["default"], 10);
     assert_eq!(v["settings"][0]["kind"]["min"], 1);
@@ -236,4 +244,48 @@ fn plugin_new_writes_a_protection_that_builds_and_passes_its_test() {
 /// `gleipnir` without `--cache-dir` (for subcommands that take none).
 fn gleipnir_bare(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gleipnir")).args(args).output().expect("gleipnir runs")
+}
+
+/// `plugin new --lang python`: the module it writes builds with
+/// componentize-py (the one `cargo xtask test` installs) and passes its case
+/// file through `plugin test`, given the sandbox CPython needs.
+#[test]
+fn plugin_new_python_writes_a_protection_that_builds_and_passes_its_cases() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let tool = root.join(".venv-componentize/bin/componentize-py");
+    if !tool.is_file() {
+        assert!(
+            std::env::var_os("GLEIPNIR_ALL_PLUGINS").is_none(),
+            "componentize-py is not installed, and every plugin must be built (GLEIPNIR_ALL_PLUGINS)"
+        );
+        eprintln!("skipped: componentize-py is not installed (`cargo xtask test` installs it)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("gleipnir-cli-new-python-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let module = dir.join("word-limit");
+    let out = gleipnir_bare(&["plugin", "new", "word-limit", "--lang", "python", "--dir", module.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let built = Command::new(&tool)
+        .args(["-d", "wit", "-w", "plugin", "componentize", "app", "-o", "word-limit.wasm"])
+        .current_dir(&module)
+        .output()
+        .expect("componentize-py runs");
+    assert!(built.status.success(), "{}{}", text(&built.stdout), text(&built.stderr));
+    let component = module.join("word-limit.wasm");
+    let cases = module.join("cases.json");
+    let tested = gleipnir(&[
+        "plugin",
+        "test",
+        component.to_str().unwrap(),
+        cases.to_str().unwrap(),
+        "--limit",
+        "instances=16",
+    ]);
+    assert!(tested.status.success(), "{}{}", text(&tested.stdout), text(&tested.stderr));
+    assert!(text(&tested.stdout).contains("2 passed, 0 failed"), "{}", text(&tested.stdout));
+    // Without the larger sandbox, the refusal says what to raise.
+    let refused = gleipnir(&["plugin", "inspect", component.to_str().unwrap()]);
+    assert!(text(&refused.stderr).contains("raise `instances`"), "{}", text(&refused.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
