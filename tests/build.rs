@@ -35,8 +35,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", venv.display());
     }
     let python = xtask::python_plugins(&root.join("plugins")).unwrap_or_else(|e| panic!("{e}"));
-    let built_python = xtask::build_python_plugins(root, &python, &root.join("target/wasm/python"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let built_python =
+        xtask::build_python_plugins(root, &python, &root.join("target/wasm/python")).unwrap_or_else(|e| panic!("{e}"));
     if built_python.is_none() && std::env::var_os("GLEIPNIR_ALL_PLUGINS").is_some() {
         panic!("componentize-py is not installed, and every plugin must be built (GLEIPNIR_ALL_PLUGINS)");
     }
@@ -46,12 +46,8 @@ fn main() {
             .and_then(|b| b.iter().find(|(p, _)| p.name == plugin.name))
             .map(|(_, path)| path.display().to_string());
         let ident = plugin.name.replace('-', "_");
-        writeln!(
-            code,
-            "/// The built component of `{}` (Python), when componentize-py is installed.",
-            plugin.name
-        )
-        .unwrap();
+        writeln!(code, "/// The built component of `{}` (Python), when componentize-py is installed.", plugin.name)
+            .unwrap();
         writeln!(code, "pub const {}: Option<&str> = {:?};", ident.to_uppercase(), path).unwrap();
         idents.push(ident);
     }

@@ -160,7 +160,6 @@ mod tests {
 /// Everything a protection usually needs.
 pub mod prelude {
     pub use crate::Host;
-    pub use crate::{Command, Protection};
     pub use crate::bindings::gleipnir::protection::host::{HistoryEvent, Member};
     pub use crate::bindings::gleipnir::protection::types::{
         AbuseReport, Action, Caller, Capability, CheckClass, CommandReply, Deactivate, Denial, Event, EventClass,
@@ -171,5 +170,6 @@ pub mod prelude {
         SettingValue, StateChange, TargetUser, UserLevel, Verdict,
     };
     pub use crate::settings::{Room, User};
+    pub use crate::{Command, Protection};
     pub use std::time::Duration;
 }

@@ -57,7 +57,13 @@ pub trait Protection: Default + 'static {
     /// after its name. The reply is said to the moderator; its actions are
     /// checked and carried out like `handle`'s, its settings changed like a
     /// moderator's `protections config`. An error is said and nothing is done.
-    fn command(&mut self, name: &str, args: &[String], caller: &Caller, host: &dyn Host) -> Result<CommandReply, String> {
+    fn command(
+        &mut self,
+        name: &str,
+        args: &[String],
+        caller: &Caller,
+        host: &dyn Host,
+    ) -> Result<CommandReply, String> {
         let _ = (args, caller, host);
         Err(format!("{} has no command `{name}`", Self::NAME))
     }

@@ -45,10 +45,9 @@ pub fn expect<'a>(state: &'a [u8], formats: &[&str]) -> Result<(&'a str, &'a [u8
         (Some(format), _) => {
             Err(format!("state in format `{format}`, which this version cannot read (it reads {})", formats.join(", ")))
         }
-        (None, _) => Err(format!(
-            "state without a format tag, which this version cannot read (it reads {})",
-            formats.join(", ")
-        )),
+        (None, _) => {
+            Err(format!("state without a format tag, which this version cannot read (it reads {})", formats.join(", ")))
+        }
     }
 }
 

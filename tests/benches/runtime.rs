@@ -174,7 +174,11 @@ fn main() {
         let runtime = gleipnir_tests::runtime_with(limits);
         let start = Instant::now();
         let shouting = gleipnir_tests::load_with(&runtime, path);
-        println!("{:<58} {:>9.1} ms", "load shouting.wasm (Python), from the disk cache", start.elapsed().as_secs_f64() * 1e3);
+        println!(
+            "{:<58} {:>9.1} ms",
+            "load shouting.wasm (Python), from the disk cache",
+            start.elapsed().as_secs_f64() * 1e3
+        );
         let (q, _) = queries();
         let mut instance = shouting.instantiate(q, shouting.declared()).unwrap();
         report(

@@ -83,7 +83,7 @@ fn round(runtime: &Arc<Runtime>, from: &str, to: &str, events: usize, write_at: 
             std::thread::spawn(move || {
                 std::thread::sleep(SETTLE);
                 let began = Instant::now();
-                let compiled = runtime.load_from(&folder, "counter.wasm");
+                let compiled = runtime.load_from(&folder, "counter.wasm", runtime.limits());
                 tx.send((compiled, began.elapsed())).unwrap();
             });
         }

@@ -60,6 +60,11 @@ data_dir = "."
 dir = "{plugins}"
 [protections.flooding]
 grants = ["redact", "ban", "notify-management"]
+# The protection in Python (built when componentize-py is installed) needs a
+# larger sandbox than a Rust one.
+[protections.shouting]
+grants = ["redact"]
+instances = 16
 "#,
         homeserver = synapse.url(),
         bot = bot.user_id,

@@ -119,9 +119,7 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Run { config } => cli::run::run(&config),
         Command::Config(ConfigCommand::Check { config }) => cli::config::check(&config),
-        Command::Plugin(PluginCommand::Inspect { file, json, loading }) => {
-            cli::plugin::inspect(&file, json, &loading)
-        }
+        Command::Plugin(PluginCommand::Inspect { file, json, loading }) => cli::plugin::inspect(&file, json, &loading),
         Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, check, loading }) => {
             cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, check, loading })
         }

@@ -274,18 +274,48 @@ fn plugin_new_python_writes_a_protection_that_builds_and_passes_its_cases() {
     assert!(built.status.success(), "{}{}", text(&built.stdout), text(&built.stderr));
     let component = module.join("word-limit.wasm");
     let cases = module.join("cases.json");
-    let tested = gleipnir(&[
-        "plugin",
-        "test",
-        component.to_str().unwrap(),
-        cases.to_str().unwrap(),
-        "--limit",
-        "instances=16",
-    ]);
+    let tested =
+        gleipnir(&["plugin", "test", component.to_str().unwrap(), cases.to_str().unwrap(), "--limit", "instances=16"]);
     assert!(tested.status.success(), "{}{}", text(&tested.stdout), text(&tested.stderr));
     assert!(text(&tested.stdout).contains("2 passed, 0 failed"), "{}", text(&tested.stdout));
     // Without the larger sandbox, the refusal says what to raise.
     let refused = gleipnir(&["plugin", "inspect", component.to_str().unwrap()]);
     assert!(text(&refused.stderr).contains("raise `instances`"), "{}", text(&refused.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `plugin run --check`: each event's verdict from the protection's
+/// pre-emptive `check` comes first; a denied event is not handled.
+#[test]
+fn run_check_prints_each_verdict_and_denied_events_go_no_further() {
+    let dir = std::env::temp_dir().join(format!("gleipnir-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    let message = |id: &str, sender: &str, body: &str| {
+        serde_json::json!({
+            "room_id": "!r:x", "event_id": id, "sender": sender, "type": "m.room.message",
+            "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": body},
+        })
+        .to_string()
+    };
+    let join = serde_json::json!({
+        "room_id": "!r:x", "event_id": "$j", "sender": "@banned1:x", "type": "m.room.member",
+        "state_key": "@banned1:x", "origin_server_ts": 1, "content": {"membership": "join"},
+    });
+    let lines = [message("$1", "@a:x", "hello"), message("$2", "@a:x", "a forbidden word"), join.to_string()];
+    std::fs::write(&events, lines.join("\n")).unwrap();
+    let out = gleipnir(&["plugin", "run", plugins::WITNESS, "--events", events.to_str().unwrap(), "--check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: Vec<serde_json::Value> = text(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let verdicts: Vec<String> = printed
+        .iter()
+        .filter(|v| v.get("verdict").is_some())
+        .map(|v| format!("{} {} {}", v["line"], v["check"].as_str().unwrap(), v["verdict"].as_str().unwrap()))
+        .collect();
+    assert_eq!(verdicts, ["1 event allow", "2 event deny", "3 join deny"]);
+    assert_eq!(printed[2]["reason"], "forbidden word");
+    // The allowed message was handled (the witness tells of it); the denied ones were not.
+    let handled: Vec<&str> = printed.iter().filter_map(|v| v["body"].as_str()).collect();
+    assert_eq!(handled, ["message from @a:x: hello"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

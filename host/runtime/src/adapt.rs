@@ -201,11 +201,22 @@ mod tests {
     fn every_0_1_0_action_comes_up_as_the_same_action() {
         let user = || t1::TargetUser { room_id: "!r".into(), user_id: "@u:x".into(), reason: "why".into() };
         let up: t2::Action = t1::Action::Ban(user()).adapt();
-        assert_eq!(up, t2::Action::Ban(t2::TargetUser { room_id: "!r".into(), user_id: "@u:x".into(), reason: "why".into() }));
-        let rule = t1::Action::SetJoinRule(t1::SetJoinRule { room_id: "!r".into(), rule: t1::JoinRule::Knock, reason: "raid".into() });
+        assert_eq!(
+            up,
+            t2::Action::Ban(t2::TargetUser { room_id: "!r".into(), user_id: "@u:x".into(), reason: "why".into() })
+        );
+        let rule = t1::Action::SetJoinRule(t1::SetJoinRule {
+            room_id: "!r".into(),
+            rule: t1::JoinRule::Knock,
+            reason: "raid".into(),
+        });
         assert_eq!(
             rule.adapt(),
-            t2::Action::SetJoinRule(t2::SetJoinRule { room_id: "!r".into(), rule: t2::JoinRule::Knock, reason: "raid".into() })
+            t2::Action::SetJoinRule(t2::SetJoinRule {
+                room_id: "!r".into(),
+                rule: t2::JoinRule::Knock,
+                reason: "raid".into()
+            })
         );
     }
 

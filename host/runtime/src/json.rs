@@ -42,7 +42,9 @@ pub fn action(action: &Action) -> Value {
             json!({"action": "deactivate-user", "user_id": a.user_id, "erase": a.erase, "reason": a.reason})
         }
         Action::DeleteUserMedia(a) => json!({"action": "delete-user-media", "user_id": a.user_id, "reason": a.reason}),
-        Action::Invite(a) => json!({"action": "invite", "room_id": a.room_id, "user_id": a.user_id, "reason": a.reason}),
+        Action::Invite(a) => {
+            json!({"action": "invite", "room_id": a.room_id, "user_id": a.user_id, "reason": a.reason})
+        }
         Action::RestoreJoinRule(a) => json!({"action": "restore-join-rule", "room_id": a.room_id, "reason": a.reason}),
         Action::BlockRoom(a) => json!({"action": "block-room", "room_id": a.room_id, "reason": a.reason}),
         Action::PurgeRoom(a) => json!({"action": "purge-room", "room_id": a.room_id, "reason": a.reason}),
@@ -118,16 +120,7 @@ pub fn action_from(value: &Value) -> Option<Action> {
 }
 
 /// Reads back what [`join_rule`] wrote (`m.room.join_rules`' `join_rule`).
-pub fn join_rule_from(text: &str) -> Option<JoinRule> {
-    Some(match text {
-        "public" => JoinRule::Public,
-        "invite" => JoinRule::Invite,
-        "knock" => JoinRule::Knock,
-        "restricted" => JoinRule::Restricted,
-        "private" => JoinRule::Private,
-        _ => return None,
-    })
-}
+pub use crate::event::parse_join_rule as join_rule_from;
 
 pub fn join_rule(rule: JoinRule) -> &'static str {
     match rule {

@@ -48,10 +48,10 @@ pub use bindings::v0_2::gleipnir::protection::host::{HistoryEvent, Member};
 pub use bindings::v0_2::gleipnir::protection::types::{
     AbuseReport, Action, Caller, Capability, CheckClass, CommandReply, CommandSpec, Deactivate, Denial, Descriptor,
     Event, EventClass, EventKind, IntegerBounds, JoinRule, JoinRuleChange, KvError, LogLevel, MediaInfo, Membership,
-    MembershipChange, Mentions, Message, Msgtype, NotifyManagement, NumberBounds, Pending, PendingEvent,
-    PendingInvite, PendingJoin, PolicyChange, PolicyRule, PolicyRuleEdit, PowerLevelsChange, Reaction, RedactEvent,
-    Redaction, RoomAction, RoomLevels, RuleChange, RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel,
-    Setting, SettingKind, SettingSpec, SettingValue, StateChange, TargetUser, UserLevel, Verdict,
+    MembershipChange, Mentions, Message, Msgtype, NotifyManagement, NumberBounds, Pending, PendingEvent, PendingInvite,
+    PendingJoin, PolicyChange, PolicyRule, PolicyRuleEdit, PowerLevelsChange, Reaction, RedactEvent, Redaction,
+    RoomAction, RoomLevels, RuleChange, RuleKind, SendNotice, ServerUser, SetJoinRule, SetPowerLevel, Setting,
+    SettingKind, SettingSpec, SettingValue, StateChange, TargetUser, UserLevel, Verdict,
 };
 pub use cache::content_hash;
 pub use capability::{CapabilitySet, Refusal};

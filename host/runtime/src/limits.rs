@@ -64,8 +64,7 @@ fn ticks(deadline: Duration) -> u64 {
     (deadline.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
 }
 
-impl Limits {
-}
+impl Limits {}
 
 // What a protection built with gleipnir-sdk (Rust, wasm32-wasip2) is made
 // of, measured on every plugin in this repository: 3 core instances (the

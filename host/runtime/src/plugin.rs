@@ -13,10 +13,10 @@ use crate::engine::Runtime;
 use crate::error::{ConfigureError, Fault, LoadError, SwapError};
 use crate::folder::Folder;
 use crate::grants::QueryGrants;
-use crate::limits::Limits;
 use crate::guest;
 use crate::host::{GuestState, HostQueries};
 use crate::kv::KvStore;
+use crate::limits::Limits;
 use crate::settings;
 use crate::store::{NoQueries, new_store};
 use crate::text::truncate_bytes;
@@ -329,9 +329,7 @@ impl Instance {
     pub fn configure(&mut self, overrides: &[(String, SettingValue)]) -> Result<(), ConfigureError> {
         let values =
             settings::resolve(&self.plugin.descriptor().settings, overrides).map_err(ConfigureError::Invalid)?;
-        let result = self
-            .call("configure", |b, s| b.configure(s, &values))
-            .map_err(ConfigureError::Fault)?;
+        let result = self.call("configure", |b, s| b.configure(s, &values)).map_err(ConfigureError::Fault)?;
         result.map_err(|m| ConfigureError::Rejected(shorten(m)))?;
         self.settings = values;
         self.overrides = overrides.to_vec();

@@ -10,9 +10,7 @@ use serde::Deserialize;
 use crate::event::parse_membership;
 use crate::{Membership, RoomLevels};
 
-/// The levels the spec assumes when a room's power levels do not set them.
-pub const DEFAULT_LEVELS: RoomLevels =
-    RoomLevels { ban: 50, kick: 50, redact: 50, invite: 0, state_default: 50, events_default: 0, users_default: 0 };
+pub use crate::event::DEFAULT_LEVELS;
 
 #[derive(Debug, Clone, Default)]
 struct Room {
@@ -82,29 +80,6 @@ pub enum Applied {
     JoinRule,
 }
 
-/// The levels of an `m.room.power_levels` content (the spec's defaults for
-/// what it leaves out), its users' levels and its event types' levels.
-pub(crate) fn power_levels(content: &serde_json::Value) -> (RoomLevels, HashMap<String, i64>, HashMap<String, i64>) {
-    let level = |key: &str, default: i64| content.get(key).and_then(as_level).unwrap_or(default);
-    let levels = RoomLevels {
-        ban: level("ban", DEFAULT_LEVELS.ban),
-        kick: level("kick", DEFAULT_LEVELS.kick),
-        redact: level("redact", DEFAULT_LEVELS.redact),
-        invite: level("invite", DEFAULT_LEVELS.invite),
-        state_default: level("state_default", DEFAULT_LEVELS.state_default),
-        events_default: level("events_default", DEFAULT_LEVELS.events_default),
-        users_default: level("users_default", DEFAULT_LEVELS.users_default),
-    };
-    let map = |key: &str| -> HashMap<String, i64> {
-        content
-            .get(key)
-            .and_then(|u| u.as_object())
-            .map(|u| u.iter().filter_map(|(k, v)| as_level(v).map(|l| (k.clone(), l))).collect())
-            .unwrap_or_default()
-    };
-    (levels, map("users"), map("events"))
-}
-
 impl RoomStates {
     pub fn new() -> Self {
         Self::default()
@@ -164,7 +139,7 @@ impl RoomStates {
             }
             "m.room.power_levels" if state_key.is_empty() => {
                 let Ok(content) = serde_json::from_str::<serde_json::Value>(content) else { return Applied::Ignored };
-                let (levels, users, event_levels) = power_levels(&content);
+                let (levels, users, event_levels) = crate::event::power_levels(&content);
                 let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
                 let room = rooms.entry(room_id.to_owned()).or_default();
                 room.levels = Some(levels);
@@ -415,9 +390,6 @@ fn creators_are_privileged(version: &str) -> bool {
 }
 
 /// Power levels are integers, but older rooms may hold them as strings.
-fn as_level(value: &serde_json::Value) -> Option<i64> {
-    value.as_i64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()))
-}
 
 #[cfg(test)]
 mod tests;

@@ -64,7 +64,11 @@ impl Bindings {
         }
     }
 
-    pub(crate) fn configure(&self, s: &mut Store<GuestState>, values: &[Setting]) -> wasmtime::Result<Result<(), String>> {
+    pub(crate) fn configure(
+        &self,
+        s: &mut Store<GuestState>,
+        values: &[Setting],
+    ) -> wasmtime::Result<Result<(), String>> {
         match self {
             Bindings::V0_1(b) => {
                 let values: Vec<_> = values.to_vec().adapt();
@@ -81,7 +85,11 @@ impl Bindings {
         }
     }
 
-    pub(crate) fn handle_batch(&self, s: &mut Store<GuestState>, events: &[Event]) -> wasmtime::Result<Vec<Vec<Action>>> {
+    pub(crate) fn handle_batch(
+        &self,
+        s: &mut Store<GuestState>,
+        events: &[Event],
+    ) -> wasmtime::Result<Vec<Vec<Action>>> {
         match self {
             Bindings::V0_1(_) => events.iter().map(|event| self.handle(s, event)).collect(),
             Bindings::V0_2(b) => b.gleipnir_protection_protection().call_handle_batch(s, events),

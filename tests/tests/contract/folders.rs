@@ -27,7 +27,11 @@ fn a_component_outside_the_plugin_folder_is_not_loaded() {
     let folder = Folder::open(&inside).unwrap();
     let runtime = gleipnir_tests::runtime();
     std::fs::copy(plugins::NOOP, inside.join("copied.wasm")).unwrap();
-    assert_eq!(runtime.load_from(&folder, "copied.wasm", runtime.limits()).unwrap().name(), "noop", "a file inside loads");
+    assert_eq!(
+        runtime.load_from(&folder, "copied.wasm", runtime.limits()).unwrap().name(),
+        "noop",
+        "a file inside loads"
+    );
 
     link(Path::new("../outside.wasm"), &inside.join("relative.wasm"));
     link(&root.join("outside.wasm"), &inside.join("absolute.wasm"));

@@ -60,10 +60,13 @@ fn shouting_is_redacted_and_moderators_and_quiet_messages_are_not() {
         .flat_map(|e| instance.handle(&e).unwrap().actions)
         .map(|a| render_action(&a))
         .collect();
-    assert_eq!(out, [
-        "redact !r:test $e2 (shouting: please do not write in capital letters)",
-        "redact !r:test $e5 (shouting: please do not write in capital letters)",
-    ]);
+    assert_eq!(
+        out,
+        [
+            "redact !r:test $e2 (shouting: please do not write in capital letters)",
+            "redact !r:test $e5 (shouting: please do not write in capital letters)",
+        ]
+    );
 }
 
 #[test]

@@ -71,7 +71,6 @@ pub(crate) enum Op {
 }
 
 impl Op {
-
     /// What the executor carries out for this operation; `None` for a
     /// recovery (it changes stored state, not rooms).
     pub(crate) fn act(&self) -> Option<OpAct> {

@@ -304,7 +304,8 @@ impl Protections {
             .iter()
             .filter(|(_, i)| i.plugin().wants(gleipnir_runtime::EventClass::Tick))
             .map(|(name, i)| {
-                let asked = i.plugin().descriptor().tick_ms.map(|ms| Duration::from_millis(ms).max(super::ticks::MIN_TICK));
+                let asked =
+                    i.plugin().descriptor().tick_ms.map(|ms| Duration::from_millis(ms).max(super::ticks::MIN_TICK));
                 (name.clone(), every.get(name).copied().or(asked).unwrap_or(super::ticks::DEFAULT_TICK))
             })
             .collect()

@@ -140,7 +140,8 @@ impl Bot {
         let path = format!("/_synapse/admin/v1/event_reports?from={from}&limit={PAGE}&dir=f");
         let reply = query(&client, &path).await.map_err(|e| anyhow::anyhow!("{e}"))?;
         let (listed, next) = page(&reply, from);
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         for report in listed.iter().filter(|r| self.protected.contains(&r.room_id)) {
             // The reported event as the homeserver stored it, for its content.
             let detail = query(&client, &format!("/_synapse/admin/v1/event_reports/{}", report.id)).await;

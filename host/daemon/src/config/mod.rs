@@ -248,7 +248,18 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     r.known_keys(
         "",
         &root,
-        &["matrix", "storage", "plugins", "commands", "sandbox", "actions", "startup", "policy", "reports", "protections"],
+        &[
+            "matrix",
+            "storage",
+            "plugins",
+            "commands",
+            "sandbox",
+            "actions",
+            "startup",
+            "policy",
+            "reports",
+            "protections",
+        ],
     );
 
     let matrix = r.table(&root, "matrix", true);

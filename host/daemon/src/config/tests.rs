@@ -147,9 +147,7 @@ fn live_operation_keys() {
 
 #[test]
 fn a_protection_may_get_a_sandbox_of_its_own() {
-    let text = format!(
-        "{GOOD}\n[protections.shouting]\ninstances = 16\ncheck_deadline = \"20ms\"\n"
-    );
+    let text = format!("{GOOD}\n[protections.shouting]\ninstances = 16\ncheck_deadline = \"20ms\"\n");
     let config = parse(&text, &std::env::temp_dir()).unwrap();
     let shouting = config.plugin_limits.for_file("shouting.wasm");
     assert_eq!((shouting.instances, shouting.check_deadline), (16, Duration::from_millis(20)));
@@ -163,10 +161,13 @@ fn a_protection_may_get_a_sandbox_of_its_own() {
     let bad = format!("{GOOD}\n[protections.shouting]\ninstances = 0\ncheck_deadline = \"2s\"\n");
     let problems: Vec<String> =
         parse(&bad, &std::env::temp_dir()).unwrap_err().iter().map(ToString::to_string).collect();
-    assert_eq!(problems, [
-        "protections.shouting.check_deadline: `2s` must be between 1ms and 1s",
-        "protections.shouting.instances: must be a whole number from 1 to 64",
-    ]);
+    assert_eq!(
+        problems,
+        [
+            "protections.shouting.check_deadline: `2s` must be between 1ms and 1s",
+            "protections.shouting.instances: must be a whole number from 1 to 64",
+        ]
+    );
     assert_eq!(limits_from_pairs(&["instances=16".into(), "memory=256MiB".into()]).unwrap().memory_bytes, 256 << 20);
     assert_eq!(limits_from_pairs(&["memory".into()]).unwrap_err(), "`memory`: write KEY=VALUE");
 }

@@ -117,19 +117,19 @@ pub fn from_json(
         ("m.room.join_rules", Some(key)) if key.is_empty() => {
             let content = object_of(content)?;
             match join_rule_of(&content) {
-                Some(rule) => EventKind::JoinRule(JoinRuleChange { rule, previous: prev_content.and_then(join_rule_of) }),
+                Some(rule) => {
+                    EventKind::JoinRule(JoinRuleChange { rule, previous: prev_content.and_then(join_rule_of) })
+                }
                 // A rule the contract has no word for (e.g. `knock_restricted`).
                 None => EventKind::State(StateChange { event_type: "m.room.join_rules".to_owned(), state_key: key }),
             }
         }
         ("m.room.power_levels", Some(key)) if key.is_empty() => {
             let content = Value::Object(object_of(content)?);
-            let (levels, users, _) = crate::rooms::power_levels(&content);
+            let (levels, users, _) = power_levels(&content);
             let mut users: Vec<UserLevel> = users.into_iter().map(|(user, level)| UserLevel { user, level }).collect();
             users.sort_by(|a, b| a.user.cmp(&b.user));
-            let previous = prev_content
-                .filter(|p| !p.is_empty())
-                .map(|p| crate::rooms::power_levels(&Value::Object(p.clone())).0);
+            let previous = prev_content.filter(|p| !p.is_empty()).map(|p| power_levels(&Value::Object(p.clone())).0);
             EventKind::PowerLevels(PowerLevelsChange { levels, users, previous })
         }
         (kind, Some(state_key)) => match rule_kind(kind) {
@@ -158,7 +158,58 @@ pub fn from_json(
 
 /// `join_rule` of `m.room.join_rules` content, when the contract has a word for it.
 fn join_rule_of(content: &Map<String, Value>) -> Option<crate::JoinRule> {
-    string(content, "join_rule").and_then(crate::json::join_rule_from)
+    string(content, "join_rule").and_then(parse_join_rule)
+}
+
+/// A join rule as `m.room.join_rules` writes it, when the contract has a word for it.
+pub fn parse_join_rule(text: &str) -> Option<crate::JoinRule> {
+    use crate::JoinRule;
+    Some(match text {
+        "public" => JoinRule::Public,
+        "invite" => JoinRule::Invite,
+        "knock" => JoinRule::Knock,
+        "restricted" => JoinRule::Restricted,
+        "private" => JoinRule::Private,
+        _ => return None,
+    })
+}
+
+/// The levels the spec assumes when a room's power levels do not set them.
+pub const DEFAULT_LEVELS: crate::RoomLevels = crate::RoomLevels {
+    ban: 50,
+    kick: 50,
+    redact: 50,
+    invite: 0,
+    state_default: 50,
+    events_default: 0,
+    users_default: 0,
+};
+
+/// The levels of an `m.room.power_levels` content (the spec's defaults for
+/// what it leaves out), its users' levels and its event types' levels. A
+/// level written as a string of digits counts (older rooms have them).
+pub(crate) fn power_levels(
+    content: &Value,
+) -> (crate::RoomLevels, std::collections::HashMap<String, i64>, std::collections::HashMap<String, i64>) {
+    let as_level = |value: &Value| value.as_i64().or_else(|| value.as_str().and_then(|s| s.trim().parse().ok()));
+    let level = |key: &str, default: i64| content.get(key).and_then(as_level).unwrap_or(default);
+    let levels = crate::RoomLevels {
+        ban: level("ban", DEFAULT_LEVELS.ban),
+        kick: level("kick", DEFAULT_LEVELS.kick),
+        redact: level("redact", DEFAULT_LEVELS.redact),
+        invite: level("invite", DEFAULT_LEVELS.invite),
+        state_default: level("state_default", DEFAULT_LEVELS.state_default),
+        events_default: level("events_default", DEFAULT_LEVELS.events_default),
+        users_default: level("users_default", DEFAULT_LEVELS.users_default),
+    };
+    let map = |key: &str| -> std::collections::HashMap<String, i64> {
+        content
+            .get(key)
+            .and_then(|u| u.as_object())
+            .map(|u| u.iter().filter_map(|(k, v)| as_level(v).map(|l| (k.clone(), l))).collect())
+            .unwrap_or_default()
+    };
+    (levels, map("users"), map("events"))
 }
 
 /// A required string at the top level.

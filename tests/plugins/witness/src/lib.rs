@@ -46,7 +46,9 @@ fn describe(event: &Event) -> Option<String> {
             r.reported_content.as_deref().unwrap_or("unreadable"),
         ),
         EventKind::JoinRule(j) => format!("join rule in {}: {:?} (was {:?})", event.room_id, j.rule, j.previous),
-        EventKind::PowerLevels(p) => format!("power levels in {}: ban {} for {} user(s)", event.room_id, p.levels.ban, p.users.len()),
+        EventKind::PowerLevels(p) => {
+            format!("power levels in {}: ban {} for {} user(s)", event.room_id, p.levels.ban, p.users.len())
+        }
         EventKind::Message(m) => format!("message from {}: {}", event.sender, m.body),
         _ => return None,
     })
@@ -94,7 +96,13 @@ impl Protection for Witness {
         }
     }
 
-    fn command(&mut self, name: &str, args: &[String], caller: &Caller, host: &dyn Host) -> Result<CommandReply, String> {
+    fn command(
+        &mut self,
+        name: &str,
+        args: &[String],
+        caller: &Caller,
+        host: &dyn Host,
+    ) -> Result<CommandReply, String> {
         let reason = format!("asked by {}", caller.user_id);
         match (name, args) {
             ("say", words) => Ok(CommandReply::say(format!("witness says: {}", words.join(" ")))),
@@ -107,9 +115,11 @@ impl Protection for Witness {
                 };
                 Ok(CommandReply::say(format!("witness: {name} {room}")).with_actions(vec![action]))
             }
-            ("invite", [room, user]) => Ok(CommandReply::say(format!("witness: inviting {user}")).with_actions(vec![
-                Action::Invite(TargetUser { room_id: room.clone(), user_id: user.clone(), reason }),
-            ])),
+            ("invite", [room, user]) => {
+                Ok(CommandReply::say(format!("witness: inviting {user}")).with_actions(vec![Action::Invite(
+                    TargetUser { room_id: room.clone(), user_id: user.clone(), reason },
+                )]))
+            }
             ("members", [room]) => {
                 let members = host.members(room);
                 let joined = members.iter().filter(|m| m.membership == Membership::Join).count();

@@ -9,11 +9,11 @@ use super::super::account;
 use super::super::layers::{self, Overrides};
 use super::super::matrix::Matrix;
 use super::super::plan::Op;
-use super::super::protections::Protections;
 use super::super::protected::Protected;
-use gleipnir_runtime::Caller;
+use super::super::protections::Protections;
 use crate::parse::{self, ConfigOp};
 use crate::state::Problem;
+use gleipnir_runtime::Caller;
 
 /// What moderators saved for one protection, and the values that no longer fit.
 pub(crate) struct Saved {

@@ -339,7 +339,8 @@ impl Executor {
             }
             Act::TakeDownRoom { room, .. }
             | Act::Contract(
-                Action::BlockRoom(RoomAction { room_id: room, .. }) | Action::PurgeRoom(RoomAction { room_id: room, .. }),
+                Action::BlockRoom(RoomAction { room_id: room, .. })
+                | Action::PurgeRoom(RoomAction { room_id: room, .. }),
             ) => {
                 let why = if ctx.protected.contains(room) {
                     Some("I protect this room: not taken down (stop protecting it first)")

@@ -167,10 +167,8 @@ async fn a_protection_blocks_or_purges_only_rooms_the_bot_neither_protects_nor_w
     let mut executor = Executor::new(false);
     let protection = Origin::Protection("takedown".into());
     let room = |room: &str| gleipnir_runtime::RoomAction { room_id: room.into(), reason: "abuse".into() };
-    for act in [
-        |r| Act::Contract(Action::BlockRoom(r)),
-        |r| Act::Contract(Action::PurgeRoom(r)),
-    ] as [fn(gleipnir_runtime::RoomAction) -> Act; 2]
+    for act in [|r| Act::Contract(Action::BlockRoom(r)), |r| Act::Contract(Action::PurgeRoom(r))]
+        as [fn(gleipnir_runtime::RoomAction) -> Act; 2]
     {
         assert!(refused(f.check(&mut executor, &protection, &act(room(ROOM))).await).contains("I protect this room"));
         assert!(refused(f.check(&mut executor, &protection, &act(room("!list:here"))).await).contains("policy list"));
