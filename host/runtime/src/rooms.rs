@@ -389,7 +389,5 @@ fn creators_are_privileged(version: &str) -> bool {
     version.parse::<u32>().is_ok_and(|v| v >= 12)
 }
 
-/// Power levels are integers, but older rooms may hold them as strings.
-
 #[cfg(test)]
 mod tests;
