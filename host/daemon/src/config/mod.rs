@@ -65,6 +65,9 @@ pub(crate) struct Config {
     /// enabled at once (otherwise a moderator enables it).
     pub(crate) enable_new: bool,
     pub(crate) prefix: String,
+    /// In the management room, `!COMMAND` for a command of ours too (not
+    /// for a room shared with another bot that answers `!word`).
+    pub(crate) short_form: bool,
     /// A command acting on more than this many (room, target) pairs shows a
     /// preview and waits for a ✅ reaction (or `--no-confirm`).
     pub(crate) confirm_above: usize,
@@ -360,10 +363,17 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     };
     let watch = flag("watch", true);
     let enable_new = flag("enable_new", false);
-    let commands = r.section(&root, "commands", &["prefix", "confirm_above", "min_power_level"]);
+    let commands = r.section(&root, "commands", &["prefix", "short_form", "confirm_above", "min_power_level"]);
     let prefix = commands
         .and_then(|s| r.string(s, "commands", "prefix", false).map(str::to_owned))
         .unwrap_or_else(|| "!gleipnir".to_owned());
+    let mut short_form = true;
+    if let Some(value) = commands.and_then(|s| s.get("short_form")) {
+        match value.as_bool() {
+            Some(b) => short_form = b,
+            None => r.problem("commands.short_form", "must be true or false"),
+        }
+    }
     let mut confirm_above = 5;
     if let Some(value) = commands.and_then(|s| s.get("confirm_above")) {
         match value.as_integer() {
@@ -490,6 +500,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         watch,
         enable_new,
         prefix,
+        short_form,
         confirm_above,
         min_power_level,
         limits,

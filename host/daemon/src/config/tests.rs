@@ -173,6 +173,16 @@ fn a_protection_may_get_a_sandbox_of_its_own() {
 }
 
 #[test]
+fn the_short_form_is_on_unless_turned_off() {
+    assert!(parse(GOOD, &std::env::temp_dir()).unwrap().short_form);
+    let off = format!("{GOOD}\n[commands]\nshort_form = false\n");
+    assert!(!parse(&off, &std::env::temp_dir()).unwrap().short_form);
+    let bad = format!("{GOOD}\n[commands]\nshort_form = \"no\"\n");
+    let problems = parse(&bad, &std::env::temp_dir()).unwrap_err();
+    assert_eq!(problems[0].to_string(), "commands.short_form: must be true or false");
+}
+
+#[test]
 fn reports_are_polled_only_when_asked() {
     assert_eq!(parse(GOOD, &std::env::temp_dir()).unwrap().report_poll, None);
     let on = format!("{GOOD}\n[reports]\npoll = true\n");

@@ -190,6 +190,21 @@ pub(crate) fn addressed<'a>(
     None
 }
 
+/// The short form `!COMMAND …`: the text after a leading `!` followed by a
+/// word. Whether the word is one of ours is for [`names_a_command`] to say.
+pub(crate) fn short_form(body: &str) -> Option<&str> {
+    let rest = body.trim_start().strip_prefix('!')?;
+    rest.starts_with(|c: char| !c.is_whitespace() && c != '!').then(|| rest.trim())
+}
+
+/// Whether `text` starts with a command word of ours: a built-in command
+/// or a loaded protection's name.
+pub(crate) fn names_a_command(text: &str, loaded: &[&str]) -> bool {
+    let Some(first) = text.split_whitespace().next() else { return false };
+    let first = first.to_ascii_lowercase();
+    COMMANDS.iter().any(|(name, _)| *name == first) || loaded.contains(&first.as_str())
+}
+
 /// Splits on whitespace; "double quotes" group words.
 fn tokenize(text: &str) -> Result<Vec<String>, ParseError> {
     let mut tokens = Vec::new();

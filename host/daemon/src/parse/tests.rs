@@ -24,6 +24,22 @@ fn addressing_by_prefix_mention_or_name() {
 }
 
 #[test]
+fn the_short_form_answers_only_commands_of_ours() {
+    let loaded = ["least-authority"];
+    let ours = |body| short_form(body).filter(|text| names_a_command(text, &loaded));
+    assert_eq!(ours("!protections enable flooding"), Some("protections enable flooding"));
+    assert_eq!(ours("  !Status"), Some("Status"));
+    assert_eq!(ours("!least-authority trust @a:b"), Some("least-authority trust @a:b"));
+    // Another bot's command, a bare `!`, and talk are not ours.
+    assert_eq!(ours("!draupnir status"), None);
+    assert_eq!(ours("!weather London"), None);
+    assert_eq!(ours("! status"), None);
+    assert_eq!(ours("!!status"), None);
+    assert_eq!(ours("status"), None);
+    assert_eq!(ours("wow! status"), None);
+}
+
+#[test]
 fn simple_commands() {
     check("", "Help { topic: None }");
     check("help ban", r##"Help { topic: Some("ban") }"##);

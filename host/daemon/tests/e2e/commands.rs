@@ -105,3 +105,28 @@ fn the_management_room_is_pinned_and_must_not_be_open() {
     let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
     assert!(log.contains("has the join rule `public`, so anyone could join it"), "{log}");
 }
+
+/// The short form: `!COMMAND` works for Gleipnir's commands and its
+/// protections' own; another bot's `!word` gets no answer, while
+/// `!gleipnir word` still gets the closest match.
+#[test]
+fn the_short_form_answers_our_commands_and_leaves_other_words_alone() {
+    let scene = Scene::new(Options::default());
+    let _gleipnir = scene.start(&[], &[]);
+    let (synapse, moderator, management) = (&scene.synapse, &scene.moderator, &scene.management);
+    let before = scene.notices().len();
+    send(synapse, moderator, management, "!weather London");
+    send(synapse, moderator, management, "!protections enable flooding");
+    send(synapse, moderator, management, "!witness say short and sweet");
+    send(synapse, moderator, management, "!protections enable witness");
+    send(synapse, moderator, management, "!witness say short and sweet");
+    let replies = eventually("replies to the short commands", Duration::from_secs(30), || {
+        let all = scene.notices();
+        let new: Vec<String> = all[..all.len() - before].to_vec();
+        new.iter().any(|n| n.contains("witness says: short and sweet")).then_some(new)
+    });
+    assert!(replies.iter().any(|n| n.contains("flooding enabled")), "{replies:?}");
+    assert!(replies.iter().any(|n| n.contains("witness is not enabled")), "{replies:?}");
+    assert!(!replies.iter().any(|n| n.contains("weather")), "another bot's command was answered: {replies:?}");
+    scene.command("weather London", "unknown command `weather`");
+}

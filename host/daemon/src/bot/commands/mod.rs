@@ -17,10 +17,7 @@ pub(crate) use protections::{Saved, saved_settings, set_enabled};
 impl Bot {
     /// Handles a message in the management room.
     pub(crate) async fn command(&mut self, sender: &str, body: &str) {
-        let display = self.matrix.client.account().get_display_name().await.ok().flatten();
-        let Some(text) = parse::addressed(body, &self.config.prefix, &self.matrix.bot_user, display.as_deref()) else {
-            return;
-        };
+        let Some(text) = self.addressed(body).await else { return };
         if let Some(why) = self.may_not_command(sender) {
             if self.refused_commanders.insert(sender.to_owned()) {
                 self.matrix.notify(&why).await;
@@ -53,6 +50,20 @@ impl Bot {
         }
     }
 
+    /// The command in a management-room message, if it is addressed to the
+    /// bot: after the prefix, the bot's id or its display name, or (short
+    /// form, unless the operator turned it off) after a `!` when the word
+    /// that follows is one of ours; another bot's `!word` is not ours to answer.
+    async fn addressed<'a>(&self, body: &'a str) -> Option<&'a str> {
+        let display = self.matrix.client.account().get_display_name().await.ok().flatten();
+        if let Some(text) = parse::addressed(body, &self.config.prefix, &self.matrix.bot_user, display.as_deref()) {
+            return Some(text);
+        }
+        let text = parse::short_form(body).filter(|_| self.config.short_form)?;
+        let loaded: Vec<&str> = self.protections.plugins.keys().map(String::as_str).collect();
+        parse::names_a_command(text, &loaded).then_some(text)
+    }
+
     /// Why `sender` may not command the bot now, if they may not: the room
     /// became open to anyone, or their power level is too low.
     fn may_not_command(&self, sender: &str) -> Option<String> {
@@ -70,10 +81,7 @@ impl Bot {
     /// A command sent while the bot was stopped: answered, not run (who sent
     /// it may have given up, or done it another way, since).
     pub(crate) async fn not_run(&mut self, sender: &str, body: &str) {
-        let display = self.matrix.client.account().get_display_name().await.ok().flatten();
-        let Some(text) = parse::addressed(body, &self.config.prefix, &self.matrix.bot_user, display.as_deref()) else {
-            return;
-        };
+        let Some(text) = self.addressed(body).await else { return };
         if self.may_not_command(sender).is_some() {
             return;
         }
@@ -320,7 +328,8 @@ fn help(p: &super::protections::Protections, topic: Option<&str>) -> String {
             }
         },
         None => {
-            let mut out = String::from("Commands:");
+            let mut out =
+                String::from("Commands (give them as `!gleipnir COMMAND`, or in short as `!COMMAND` where enabled):");
             for (_, line) in parse::COMMANDS {
                 let _ = write!(out, "\n- {line}");
             }
