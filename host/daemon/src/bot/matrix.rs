@@ -47,6 +47,31 @@ impl Matrix {
         self.notices.send(text).await
     }
 
+    /// Reacts to an event of the management room with `key` (an annotation).
+    pub(crate) async fn react(&self, event: &matrix_sdk::ruma::EventId, key: &str) -> anyhow::Result<()> {
+        let room = self.management_room().context("not in the management room")?;
+        let content = serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": event, "key": key}});
+        room.send_raw("m.reaction", content).await?;
+        Ok(())
+    }
+
+    /// Replaces the text of one of the bot's notices in the management room (an edit).
+    pub(crate) async fn edit_notice(&self, event: &str, text: &str) -> anyhow::Result<()> {
+        let room = self.management_room().context("not in the management room")?;
+        let html = super::html_escape(text).replace('\n', "<br>");
+        let new = serde_json::json!({
+            "msgtype": "m.notice", "body": text, "format": "org.matrix.custom.html", "formatted_body": html,
+        });
+        let content = serde_json::json!({
+            "msgtype": "m.notice",
+            "body": format!("* {text}"),
+            "m.new_content": new,
+            "m.relates_to": {"rel_type": "m.replace", "event_id": event},
+        });
+        room.send_raw("m.room.message", content).await?;
+        Ok(())
+    }
+
     /// An account data event's content; `None` when it was never set.
     pub(crate) async fn account(&self, key: &str) -> anyhow::Result<Option<Value>> {
         account::read(&self.client, key).await

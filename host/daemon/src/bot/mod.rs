@@ -28,6 +28,7 @@ mod preview;
 mod protected;
 mod protections;
 mod queries;
+mod report_notices;
 mod reports;
 mod route;
 mod startup;
@@ -83,6 +84,8 @@ pub(crate) struct Bot {
     ticks: ticks::Ticks,
     /// Reading abuse reports, when the operator turned it on.
     reports: Option<reports::ReportPoll>,
+    /// The reports posted in the management room, for the reactions to them.
+    report_notices: report_notices::ReportNotices,
     /// When the message counts were last written to the data directory.
     counts_saved: Instant,
     /// Actions decided while handling a sync, carried out after it (see `journal`).
@@ -192,6 +195,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         changes: None,
         ticks: ticks::Ticks::default(),
         reports: config_reports,
+        report_notices: report_notices::ReportNotices::load(&folders.data),
         counts_saved: Instant::now(),
         jobs: Vec::new(),
         journal,

@@ -1,7 +1,8 @@
 //! Abuse reports members file with their clients (`POST
 //! /rooms/{room}/report/{event}`), read from Synapse's admin API (the bot's
-//! account must be a server admin) every `[reports] every` and handed to the
-//! protections that ask for `report` events. The position is kept in the
+//! account must be a server admin) every `[reports] every`, posted in the
+//! management room with reactions to act on them (`report_notices.rs`), and
+//! handed to the protections that ask for `report` events. The position is kept in the
 //! bot's account data under Draupnir's key, so a restart neither repeats
 //! nor skips a report, and an account moved from Draupnir goes on where it
 //! stopped. Reports in rooms the bot does not protect are passed over.
@@ -142,12 +143,19 @@ impl Bot {
         let (listed, next) = page(&reply, from);
         let now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        for report in listed.iter().filter(|r| self.protected.contains(&r.room_id)) {
+        // In a protected room, and not seen already (a crash between posting a
+        // report and keeping the position reads it again).
+        let protected: Vec<&Listed> = listed
+            .iter()
+            .filter(|r| self.protected.contains(&r.room_id) && !self.report_notices.has_report(r.id))
+            .collect();
+        for report in protected {
             // The reported event as the homeserver stored it, for its content.
             let detail = query(&client, &format!("/_synapse/admin/v1/event_reports/{}", report.id)).await;
-            let content = detail.ok().and_then(|d| d["event_json"].get("content").map(Value::to_string));
-            let event = event(report, content, now);
+            let content = detail.ok().and_then(|d| d["event_json"].get("content").cloned());
+            let event = event(report, content.as_ref().map(Value::to_string), now);
             tracing::info!(reporter = report.reporter, room = report.room_id, event = report.event_id, "abuse report");
+            self.post_report(report, content.as_ref()).await;
             let jobs = self.protections.handle(&event, &self.protected, Instant::now());
             self.jobs.extend(jobs);
         }

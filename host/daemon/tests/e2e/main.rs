@@ -7,6 +7,7 @@ mod flooding;
 mod live;
 mod policy;
 mod protections;
+mod reports;
 mod resilience;
 mod restarts;
 mod safe_mode;

@@ -119,6 +119,9 @@ impl Bot {
             }
             return;
         }
+        if self.report_reaction(sender, relates_to, key).await {
+            return;
+        }
         if self.session.report_event.as_deref() == Some(relates_to)
             && let Some(n) = plan::keycap_number(key)
         {
