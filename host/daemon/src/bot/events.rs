@@ -9,6 +9,7 @@ use matrix_sdk::ruma::{OwnedRoomId, UserId};
 
 use super::history::Backwards;
 use super::ingest::{self, Input};
+use super::propagation;
 use super::route::{self, Route};
 use super::{Bot, Lost, MAX_GAP_PAGES};
 
@@ -149,8 +150,14 @@ impl Bot {
             Route::NotRun { sender, body } => self.not_run(&sender, &body).await,
             Route::Reaction { sender, relates_to, key } => self.reaction(&sender, &relates_to, &key).await,
             Route::Protect { event, counted } => {
+                // A ban or unban a moderator made with a client: offered for the lists
+                // (not for what arrived while the bot was stopped and is long decided).
+                let client = (!self.replaying).then(|| propagation::client_action(&event)).flatten();
                 // Counted after the protections saw it: they see the messages before this one.
                 self.dispatch(*event).await;
+                if let Some(action) = client {
+                    self.client_moderation(room, action).await;
+                }
                 if let Some(route::Counted { event_id, sender }) = counted {
                     self.rooms.count_message(room, &sender, &event_id);
                 }

@@ -25,6 +25,7 @@ mod notices;
 mod plan;
 mod policy;
 mod preview;
+mod propagation;
 mod protected;
 mod protections;
 mod queries;
@@ -86,6 +87,8 @@ pub(crate) struct Bot {
     reports: Option<reports::ReportPoll>,
     /// The reports posted in the management room, for the reactions to them.
     report_notices: report_notices::ReportNotices,
+    /// Client bans offered for a policy list, waiting for a reaction.
+    proposals: propagation::Proposals,
     /// When the message counts were last written to the data directory.
     counts_saved: Instant,
     /// Actions decided while handling a sync, carried out after it (see `journal`).
@@ -196,6 +199,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         ticks: ticks::Ticks::default(),
         reports: config_reports,
         report_notices: report_notices::ReportNotices::load(&folders.data),
+        proposals: propagation::Proposals::default(),
         counts_saved: Instant::now(),
         jobs: Vec::new(),
         journal,

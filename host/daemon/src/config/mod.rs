@@ -95,6 +95,9 @@ pub(crate) struct Config {
     /// Room takedown rules in watched lists block and purge the room on this
     /// homeserver (the bot's account must be a server admin).
     pub(crate) room_takedowns: bool,
+    /// A ban moderators make with a client is written as a rule to this
+    /// list (shortcode) without asking; otherwise they are asked which.
+    pub(crate) propagate_bans_to: Option<String>,
     /// Read abuse reports from the homeserver's admin API this often
     /// (`[reports] poll = true`; the bot must be a server admin). `None`: off.
     pub(crate) report_poll: Option<Duration>,
@@ -428,7 +431,14 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     }
 
     let mut room_takedowns = false;
-    if let Some(s) = r.section(&root, "policy", &["room_takedowns"])
+    let mut propagate_bans_to = None;
+    let policy = r.section(&root, "policy", &["room_takedowns", "propagate_bans_to"]);
+    if let Some(s) = policy
+        && let Some(code) = r.string(s, "policy", "propagate_bans_to", false)
+    {
+        propagate_bans_to = Some(code.to_owned());
+    }
+    if let Some(s) = policy
         && let Some(v) = s.get("room_takedowns")
     {
         match v.as_bool() {
@@ -512,6 +522,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         grantable,
         ticks,
         room_takedowns,
+        propagate_bans_to,
         report_poll,
         plugin_limits: PluginLimits { default: limits, by_name: own_limits },
     })

@@ -196,6 +196,13 @@ fn reports_are_polled_only_when_asked() {
 }
 
 #[test]
+fn client_bans_go_to_a_list_only_when_named() {
+    assert_eq!(parse(GOOD, &std::env::temp_dir()).unwrap().propagate_bans_to, None);
+    let named = format!("{GOOD}\n[policy]\npropagate_bans_to = \"coc\"\n");
+    assert_eq!(parse(&named, &std::env::temp_dir()).unwrap().propagate_bans_to.as_deref(), Some("coc"));
+}
+
+#[test]
 fn room_takedowns_are_off_unless_turned_on() {
     assert!(!parse(GOOD, &std::env::temp_dir()).unwrap().room_takedowns);
     let on = format!("{GOOD}\n[policy]\nroom_takedowns = true\n");

@@ -285,3 +285,49 @@ fn no_acl_while_a_watched_list_is_lost() {
         synapse.call(moderator, "GET", &acl_path, None).ok().filter(|acl| acl["deny"] == json!(["evil.example"]))
     });
 }
+
+/// Ban propagation: a moderator bans with their client; the bot offers the
+/// lists it can edit, 1️⃣ writes the rule there (and the proposal says who
+/// decided); an unban with the client then offers, behind a ✅, to remove
+/// that rule and unban everywhere.
+#[test]
+fn a_client_ban_is_offered_for_a_list_and_written_on_a_reaction() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, scene.bot.user_id.as_str());
+    let (room, management) = (&scene.protected, &scene.management);
+    let _gleipnir = scene.start(&[], &[]);
+    let created = scene.command("list create coc coc-props", "Created the policy list");
+    let list = created.split(['(', ')']).nth(1).unwrap().to_owned();
+
+    let ban = format!("/_matrix/client/v3/rooms/{room}/ban");
+    let body = json!({"user_id": scene.spammer.user_id, "reason": "spam links"});
+    synapse.call(moderator, "POST", &ban, Some(&body)).unwrap();
+    let offer = format!("{} banned {} in {room} (spam links)", moderator.user_id, scene.spammer.user_id);
+    let proposed = eventually("the ban offered for a list", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains(&offer))
+    });
+    assert!(proposed.contains("1\u{fe0f}\u{20e3} coc"), "{proposed}");
+    let notice = notice_id(synapse, moderator, management, bot, &offer).unwrap();
+    react(synapse, moderator, management, &notice, "1\u{fe0f}\u{20e3}");
+    eventually("the rule written", Duration::from_secs(30), || {
+        let answer = scene.command(&format!("rules matching {}", scene.spammer.user_id), "match");
+        answer.contains("1 rule(s) match").then_some(())
+    });
+    join(synapse, moderator, &list);
+    let state = synapse.call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{list}/state"), None).unwrap();
+    let rule = state.as_array().unwrap().iter().find(|e| e["content"]["recommendation"] == "m.ban").cloned();
+    let rule = rule.expect("the ban rule");
+    assert_eq!(rule["content"]["entity"], scene.spammer.user_id.as_str());
+    assert_eq!(rule["content"]["reason"], "spam links");
+    eventually("the proposal edited", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains(&format!("✔ {}: added to coc", moderator.user_id)))
+    });
+
+    // Unbanned with the client: the rule would ban them again, so its removal is offered.
+    let unban = format!("/_matrix/client/v3/rooms/{room}/unban");
+    synapse.call(moderator, "POST", &unban, Some(&json!({"user_id": scene.spammer.user_id}))).unwrap();
+    let preview = eventually("the unban offered", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains("unbanned them in") && n.contains("React with ✅"))
+    });
+    assert!(preview.contains("remove the rule"), "{preview}");
+}

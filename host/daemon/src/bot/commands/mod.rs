@@ -119,7 +119,8 @@ impl Bot {
             }
             return;
         }
-        if self.report_reaction(sender, relates_to, key).await {
+        if self.report_reaction(sender, relates_to, key).await || self.proposal_reaction(sender, relates_to, key).await
+        {
             return;
         }
         if self.session.report_event.as_deref() == Some(relates_to)

@@ -286,6 +286,14 @@ impl Policy {
         self.shortcodes.insert(code.to_owned(), room.to_owned());
     }
 
+    /// Each watched list: its room id, and its shortcode when it has one.
+    pub(crate) fn lists(&self) -> Vec<(String, Option<String>)> {
+        self.lists
+            .keys()
+            .map(|room| (room.clone(), self.shortcodes.iter().find(|(_, r)| *r == room).map(|(code, _)| code.clone())))
+            .collect()
+    }
+
     /// The watched lists' names for a reply: shortcodes, and the room ids of lists without one.
     pub(crate) fn list_names(&self) -> String {
         let mut names: Vec<String> = self.shortcodes.keys().cloned().collect();
