@@ -64,6 +64,7 @@ impl Bot {
             self.journal.done(index);
         }
         self.journal.finish();
+        self.redact_after_bans().await;
     }
 
     /// Takes out the actions on accounts that protections asked for

@@ -4,6 +4,7 @@
 //! management room.
 
 mod account;
+mod ban_redaction;
 mod commands;
 mod delivered;
 mod events;
@@ -48,6 +49,8 @@ use gleipnir_runtime::{Clock, Runtime, RuntimeConfig};
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
+
+pub(crate) use ban_redaction::RedactOnBan;
 
 use matrix_sdk::Client;
 use queries::BotQueries;

@@ -88,7 +88,10 @@ impl Bot {
     /// A moderator banned or unbanned someone in a protected room with their client.
     pub(super) async fn client_moderation(&mut self, room: &str, action: ClientAction) {
         match action {
-            ClientAction::Ban { user, by, reason } => self.propose_ban(room, &user, &by, &reason).await,
+            ClientAction::Ban { user, by, reason } => {
+                self.client_ban_redaction(room, &user, &reason, &by).await;
+                self.propose_ban(room, &user, &by, &reason).await;
+            }
             ClientAction::Unban { user, by } => self.propose_unban(room, &user, &by).await,
         }
     }

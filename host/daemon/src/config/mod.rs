@@ -95,6 +95,8 @@ pub(crate) struct Config {
     /// Room takedown rules in watched lists block and purge the room on this
     /// homeserver (the bot's account must be a server admin).
     pub(crate) room_takedowns: bool,
+    /// Bans for these reasons redact the user's recent messages too.
+    pub(crate) redact_on_ban: Option<crate::bot::RedactOnBan>,
     /// A ban moderators make with a client is written as a rule to this
     /// list (shortcode) without asking; otherwise they are asked which.
     pub(crate) propagate_bans_to: Option<String>,
@@ -432,7 +434,42 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
 
     let mut room_takedowns = false;
     let mut propagate_bans_to = None;
-    let policy = r.section(&root, "policy", &["room_takedowns", "propagate_bans_to"]);
+    let policy = r.section(
+        &root,
+        "policy",
+        &["room_takedowns", "propagate_bans_to", "redact_on_ban_reasons", "redact_on_ban_limit", "redact_on_ban_age"],
+    );
+    let mut redact_on_ban = None;
+    if let Some(s) = policy {
+        let reasons = match s.get("redact_on_ban_reasons") {
+            None => Vec::new(),
+            Some(value) => match value.as_array().map(|a| a.iter().map(|v| v.as_str()).collect::<Option<Vec<_>>>()) {
+                Some(Some(list)) => list.into_iter().map(str::to_owned).collect(),
+                _ => {
+                    r.problem("policy.redact_on_ban_reasons", "must be a list of texts, e.g. [\"spam\"]");
+                    Vec::new()
+                }
+            },
+        };
+        let mut limit = 100;
+        if let Some(value) = s.get("redact_on_ban_limit") {
+            match value.as_integer() {
+                Some(n) if (1..=1000).contains(&n) => limit = n as usize,
+                _ => r.problem("policy.redact_on_ban_limit", "must be a whole number from 1 to 1000"),
+            }
+        }
+        let mut age = Duration::from_secs(24 * 3600);
+        if let Some(d) = r.string(s, "policy", "redact_on_ban_age", false) {
+            match settings::parse_duration(d) {
+                Ok(ms) if (60_000..=30 * 86_400_000).contains(&ms) => age = Duration::from_millis(ms),
+                Ok(_) => r.problem("policy.redact_on_ban_age", format!("`{d}` must be between 1m and 30d")),
+                Err(e) => r.problem("policy.redact_on_ban_age", e),
+            }
+        }
+        if !reasons.is_empty() {
+            redact_on_ban = Some(crate::bot::RedactOnBan::new(&reasons, limit, age));
+        }
+    }
     if let Some(s) = policy
         && let Some(code) = r.string(s, "policy", "propagate_bans_to", false)
     {
@@ -523,6 +560,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         ticks,
         room_takedowns,
         propagate_bans_to,
+        redact_on_ban,
         report_poll,
         plugin_limits: PluginLimits { default: limits, by_name: own_limits },
     })

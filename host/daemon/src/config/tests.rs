@@ -203,6 +203,25 @@ fn client_bans_go_to_a_list_only_when_named() {
 }
 
 #[test]
+fn redaction_on_ban_is_off_unless_reasons_are_given() {
+    assert_eq!(parse(GOOD, &std::env::temp_dir()).unwrap().redact_on_ban, None);
+    let on = format!("{GOOD}\n[policy]\nredact_on_ban_reasons = [\"Spam\"]\nredact_on_ban_age = \"2h\"\n");
+    let rule = parse(&on, &std::env::temp_dir()).unwrap().redact_on_ban.unwrap();
+    assert_eq!((rule.limit, rule.age), (100, Duration::from_secs(7200)));
+    assert_eq!(rule.matching("spam"), Some("spam"));
+    let bad = format!("{GOOD}\n[policy]\nredact_on_ban_reasons = \"spam\"\nredact_on_ban_limit = 0\n");
+    let problems: Vec<String> =
+        parse(&bad, &std::env::temp_dir()).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "policy.redact_on_ban_reasons: must be a list of texts, e.g. [\"spam\"]",
+            "policy.redact_on_ban_limit: must be a whole number from 1 to 1000",
+        ]
+    );
+}
+
+#[test]
 fn room_takedowns_are_off_unless_turned_on() {
     assert!(!parse(GOOD, &std::env::temp_dir()).unwrap().room_takedowns);
     let on = format!("{GOOD}\n[policy]\nroom_takedowns = true\n");

@@ -331,3 +331,47 @@ fn a_client_ban_is_offered_for_a_list_and_written_on_a_reaction() {
     });
     assert!(preview.contains("remove the rule"), "{preview}");
 }
+
+/// Redaction on ban: a moderator's ban for "Spam" (matching `spam` in
+/// `[policy] redact_on_ban_reasons`) redacts the user's earlier messages in
+/// both protected rooms, and nothing of anyone else's.
+#[test]
+fn a_ban_for_spam_redacts_the_users_recent_messages_and_nothing_else() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let other = synapse.register(&unique_name("other"), "other-password", false).unwrap();
+    let powers = json!({ scene.bot.user_id.clone(): 100 });
+    let second = create_room(synapse, moderator, &[&scene.bot, &scene.spammer, &other], powers);
+    join(synapse, &scene.spammer, &second);
+    join(synapse, &other, &second);
+    let invite = format!("/_matrix/client/v3/rooms/{room}/invite");
+    synapse.call(moderator, "POST", &invite, Some(&json!({"user_id": other.user_id}))).unwrap();
+    join(synapse, &other, room);
+    let redact_for_spam = |dir: &std::path::Path| {
+        let path = dir.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{config}[policy]\nredact_on_ban_reasons = [\"spam\", \"advert*\"]\n")).unwrap();
+    };
+    let _gleipnir = scene.start_with(redact_for_spam, &[]);
+    scene.command(&format!("rooms add {second}"), "Now protecting");
+    let spam: Vec<(String, String)> = [room, &second]
+        .into_iter()
+        .flat_map(|r| (0..3).map(move |i| (r.clone(), i)))
+        .map(|(r, i)| (r.clone(), send(synapse, &scene.spammer, &r, &format!("buy pills {i}"))))
+        .collect();
+    let innocent: Vec<(String, String)> =
+        [room, &second].into_iter().map(|r| (r.clone(), send(synapse, &other, r, "a normal message"))).collect();
+
+    scene.command(&format!("ban {} Spam", scene.spammer.user_id), "2 of 2 operation(s) done");
+    let said = eventually("the redactions reported", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.starts_with("Redacted "))
+    });
+    assert!(said.contains(&format!("Redacted 6 message(s) of {} ", scene.spammer.user_id)), "{said}");
+    assert!(said.contains("in 2 room(s)") && said.contains("matches `spam`"), "{said}");
+    for (r, id) in &spam {
+        assert!(is_redacted(synapse, moderator, r, id), "{id} in {r} not redacted");
+    }
+    for (r, id) in &innocent {
+        assert!(!is_redacted(synapse, moderator, r, id), "an innocent message {id} in {r} was redacted");
+    }
+}

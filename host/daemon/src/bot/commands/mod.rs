@@ -48,6 +48,7 @@ impl Bot {
                 }
             }
         }
+        self.redact_after_bans().await;
     }
 
     /// The command in a management-room message, if it is addressed to the
@@ -121,6 +122,7 @@ impl Bot {
         }
         if self.report_reaction(sender, relates_to, key).await || self.proposal_reaction(sender, relates_to, key).await
         {
+            self.redact_after_bans().await;
             return;
         }
         if self.session.report_event.as_deref() == Some(relates_to)
@@ -144,6 +146,7 @@ impl Bot {
                 tracing::info!(sender, command = plan.command, "confirmed");
                 let text = self.carry_out(sender, plan).await;
                 self.matrix.notify(&text).await;
+                self.redact_after_bans().await;
             }
             plan::Confirmed::Expired(command) => {
                 self.matrix

@@ -90,7 +90,7 @@ pub(crate) async fn redact_plan(
             };
             let limit = limit.unwrap_or(DEFAULT_REDACT_LIMIT) as usize;
             for room in rooms {
-                match events_by(m, &room, &user, limit).await {
+                match events_by(m, &room, &user, limit, None).await {
                     Ok(events) => plan.ops.extend(events.into_iter().map(|event| Op::Redact {
                         room: room.clone(),
                         event,
@@ -112,11 +112,23 @@ pub(crate) async fn redact_plan(
 }
 
 /// The newest `limit` events `user` sent in `room` that are not state and
-/// not redacted yet, newest first.
-pub(crate) async fn events_by(m: &Matrix, room: &str, user: &str, limit: usize) -> Result<Vec<String>, String> {
+/// not redacted yet, newest first; with `since` (ms), none older than that.
+/// The homeserver is asked to filter by sender, and each event's sender is
+/// checked here as well: a server that ignores the filter must not get
+/// someone else's messages redacted (Draupnir's issue #1072).
+pub(crate) async fn events_by(
+    m: &Matrix,
+    room: &str,
+    user: &str,
+    limit: usize,
+    since: Option<u64>,
+) -> Result<Vec<String>, String> {
     #[derive(serde::Deserialize)]
     struct Seen {
         event_id: String,
+        sender: String,
+        #[serde(default)]
+        origin_server_ts: u64,
         state_key: Option<serde::de::IgnoredAny>,
         #[serde(default)]
         content: serde_json::Map<String, Value>,
@@ -131,8 +143,13 @@ pub(crate) async fn events_by(m: &Matrix, room: &str, user: &str, limit: usize) 
     while let Some(chunk) = pages.next(&m.client, 100).await? {
         for raw in &chunk {
             let Ok(seen) = serde_json::from_str::<Seen>(raw.json().get()) else { continue };
+            // The sender's server sets the timestamp: an old one is passed
+            // over, not taken as the end of what is recent.
+            if since.is_some_and(|since| seen.origin_server_ts < since) {
+                continue;
+            }
             let redacted = seen.content.is_empty() || seen.unsigned.contains_key("redacted_because");
-            if seen.state_key.is_none() && !redacted {
+            if seen.sender == user && seen.state_key.is_none() && !redacted {
                 found.push(seen.event_id);
                 if found.len() == limit {
                     return Ok(found);

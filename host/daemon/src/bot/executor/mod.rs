@@ -177,6 +177,18 @@ pub(crate) struct Executor {
     unsupported: HashSet<&'static str>,
     /// Per room, the join rule before the executor first changed it.
     join_rules_before: HashMap<String, String>,
+    /// Bans carried out for the policy engine or a moderator since the bot
+    /// last asked (`take_bans`): their messages may be due for redaction.
+    bans_done: Vec<BanDone>,
+}
+
+/// A ban the executor carried out, with who decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BanDone {
+    pub(crate) room: String,
+    pub(crate) user: String,
+    pub(crate) reason: String,
+    pub(crate) origin: String,
 }
 
 impl Executor {
@@ -190,7 +202,13 @@ impl Executor {
             denied: HashSet::new(),
             unsupported: HashSet::new(),
             join_rules_before: HashMap::new(),
+            bans_done: Vec::new(),
         }
+    }
+
+    /// The bans carried out for a policy rule or a moderator since last asked.
+    pub(crate) fn take_bans(&mut self) -> Vec<BanDone> {
+        std::mem::take(&mut self.bans_done)
     }
 
     /// `user` is no longer banned in `room` (an unban seen in the room's
@@ -260,6 +278,16 @@ impl Executor {
         match result {
             Ok(mut note) => {
                 tracing::info!(%origin, act = %describe(&act), "done");
+                if let Act::Contract(Action::Ban(a)) = &act
+                    && !matches!(origin, Origin::Protection(_))
+                {
+                    self.bans_done.push(BanDone {
+                        room: a.room_id.clone(),
+                        user: a.user_id.clone(),
+                        reason: a.reason.clone(),
+                        origin: origin.to_string(),
+                    });
+                }
                 if let Act::Contract(Action::Unban(a)) = &act {
                     self.unbanned(&a.room_id, &a.user_id);
                 }
