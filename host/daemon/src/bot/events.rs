@@ -67,14 +67,20 @@ impl Bot {
         }
     }
 
-    pub(super) async fn load_room_state(&mut self, room: &str) {
+    /// Reads a room's whole state into the room cache; the state as read
+    /// (empty when it could not be read, which is logged).
+    pub(super) async fn load_room_state(&mut self, room: &str) -> Vec<String> {
         match self.matrix.room_state(room).await {
             Ok(state) => {
                 for json in &state {
                     self.state_event(room, json);
                 }
+                state
             }
-            Err(e) => tracing::warn!(room, "cannot load room state: {e}"),
+            Err(e) => {
+                tracing::warn!(room, "cannot load room state: {e}");
+                Vec::new()
+            }
         }
     }
 

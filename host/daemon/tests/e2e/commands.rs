@@ -130,3 +130,23 @@ fn the_short_form_answers_our_commands_and_leaves_other_words_alone() {
     assert!(!replies.iter().any(|n| n.contains("weather")), "another bot's command was answered: {replies:?}");
     scene.command("weather London", "unknown command `weather`");
 }
+
+/// `rooms add` names the room by its name, says when it is encrypted (what
+/// protections then cannot see), and what the bot's power level there does
+/// not let it do, at once rather than at the first failed action.
+#[test]
+fn a_room_added_is_named_and_what_the_bot_cannot_do_there_is_said() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator) = (&scene.synapse, &scene.moderator);
+    let _gleipnir = scene.start(&[], &[]);
+    let body = json!({
+        "preset": "private_chat", "name": "Quiet Lobby", "invite": [scene.bot.user_id],
+        "initial_state": [{"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}],
+    });
+    let reply = synapse.call(moderator, "POST", "/_matrix/client/v3/createRoom", Some(&body)).unwrap();
+    let room = reply["room_id"].as_str().unwrap().to_owned();
+    let added = scene.command(&format!("rooms add {room}"), "Now protecting");
+    assert!(added.starts_with(&format!("Now protecting Quiet Lobby ({room}).")), "{added}");
+    assert!(added.contains("It is encrypted"), "{added}");
+    assert!(added.contains("With my power level here (0) I cannot: ban (needs 50), kick (needs 50)"), "{added}");
+}

@@ -1,5 +1,7 @@
 //! `rooms`, `rooms add`, `rooms remove`: the protected rooms.
 
+use std::fmt::Write;
+
 use serde_json::{Value, json};
 
 use super::super::{Bot, account};
@@ -37,12 +39,48 @@ impl Bot {
             self.protected.remove(&id);
             return format!("Joined {room} but could not save the room list: {e:#}. It is not protected.");
         }
-        self.load_room_state(&id).await;
+        let state = self.load_room_state(&id).await;
         // The members here now are the ones the moderators chose to protect.
         if self.rooms.count_from(&id, self.queries.state.clock.now_ms()) {
             self.rooms.vouch_for_members(&id);
         }
-        format!("Now protecting {room} ({id}).")
+        let about = RoomAbout::of(&state);
+        let mut out = format!("Now protecting {}.", about.name(&id));
+        if about.encrypted {
+            out.push_str(
+                " It is encrypted: protections that read messages cannot read it (memberships, policy lists and \
+                 server ACLs still apply).",
+            );
+        }
+        let missing = self.missing_power(&id);
+        if !missing.is_empty() {
+            let _ = write!(
+                out,
+                " With my power level here ({}) I cannot: {}. Raise it to act on everything.",
+                self.rooms.power_level(&id, &self.matrix.bot_user),
+                missing.join(", ")
+            );
+        }
+        out
+    }
+
+    /// What the bot cannot do in `room` with its power level there, each
+    /// with the level it needs.
+    pub(crate) fn missing_power(&self, room: &str) -> Vec<String> {
+        let mine = self.rooms.power_level(room, &self.matrix.bot_user);
+        let levels = self.rooms.room_levels(room);
+        let needs = [
+            ("ban", levels.ban),
+            ("kick", levels.kick),
+            ("redact others' messages", levels.redact),
+            ("set the server ACL", self.rooms.state_level(room, "m.room.server_acl")),
+            ("change the join rule", self.rooms.state_level(room, "m.room.join_rules")),
+        ];
+        needs
+            .into_iter()
+            .filter(|(_, needed)| mine < *needed)
+            .map(|(what, needed)| format!("{what} (needs {needed})"))
+            .collect()
     }
 
     pub(crate) async fn rooms_remove(&mut self, room: &RoomRef) -> String {
@@ -80,9 +118,62 @@ impl Bot {
     }
 }
 
+/// What a room's state says about it, for replies.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct RoomAbout {
+    pub(crate) name: Option<String>,
+    pub(crate) alias: Option<String>,
+    pub(crate) encrypted: bool,
+}
+
+impl RoomAbout {
+    /// From the room's state events (client-format JSON).
+    pub(crate) fn of(state: &[String]) -> RoomAbout {
+        let mut about = RoomAbout::default();
+        for json in state {
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(json) else { continue };
+            let text = |key: &str| event["content"][key].as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+            match (event["type"].as_str(), event["state_key"].as_str()) {
+                (Some("m.room.name"), Some("")) => about.name = text("name"),
+                (Some("m.room.canonical_alias"), Some("")) => about.alias = text("alias"),
+                (Some("m.room.encryption"), Some("")) => about.encrypted = true,
+                _ => {}
+            }
+        }
+        about
+    }
+
+    /// "Lobby (#lobby:server)", "#lobby:server", or the id when it has neither.
+    pub(crate) fn name(&self, id: &str) -> String {
+        match (&self.name, &self.alias) {
+            (Some(name), Some(alias)) => format!("{name} ({alias})"),
+            (Some(name), None) => format!("{name} ({id})"),
+            (None, Some(alias)) => alias.clone(),
+            (None, None) => id.to_owned(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_room_is_named_by_its_name_or_alias_and_its_encryption_is_seen() {
+        let state = |kind: &str, content: serde_json::Value| {
+            serde_json::json!({"type": kind, "state_key": "", "content": content}).to_string()
+        };
+        let about = RoomAbout::of(&[
+            state("m.room.name", serde_json::json!({"name": "Lobby"})),
+            state("m.room.canonical_alias", serde_json::json!({"alias": "#lobby:x"})),
+            state("m.room.encryption", serde_json::json!({"algorithm": "m.megolm.v1.aes-sha2"})),
+        ]);
+        assert_eq!(about.name("!r:x"), "Lobby (#lobby:x)");
+        assert!(about.encrypted);
+        let bare = RoomAbout::of(&[state("m.room.name", serde_json::json!({"name": ""}))]);
+        assert_eq!(bare.name("!r:x"), "!r:x");
+        assert!(!bare.encrypted);
+    }
 
     #[test]
     fn the_stored_room_list_is_edited_not_rewritten() {
