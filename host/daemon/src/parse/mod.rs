@@ -84,6 +84,12 @@ pub(crate) enum Command {
         room: Option<RoomRef>,
         reason: Option<String>,
     },
+    /// `kick --glob PATTERN [ROOM] [reason]`: every joined member the glob matches.
+    KickGlob {
+        pattern: String,
+        room: Option<RoomRef>,
+        reason: Option<String>,
+    },
     Redact {
         target: RedactTarget,
         limit: Option<u32>,
@@ -157,11 +163,17 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("recover", "recover N: apply recovery option N from `status` (after a preview)"),
     ("restart", "restart: read stored state again and start (leaves safe mode when nothing is wrong)"),
     ("safe", "safe mode: stop protecting and applying policy until `restart`"),
-    ("kick", "kick USER [ROOM] [reason]: kick from one room or every protected room"),
+    (
+        "kick",
+        "kick USER [ROOM] [reason]: kick from one room or every protected room | kick --glob @PATTERN:server [ROOM] [reason]: every joined member the glob matches (moderators and the bot left out)",
+    ),
     ("redact", "redact USER|EVENT_PERMALINK [--limit N] [--room ROOM]: remove messages"),
     ("watch", "watch LIST: follow a policy list (alias, ID or matrix.to link); its rules apply"),
     ("unwatch", "unwatch LIST: stop following a policy list"),
-    ("rules", "rules | rules matching ENTITY: the watched lists, or the rules matching a user, room or server"),
+    (
+        "rules",
+        "rules | rules matching ENTITY | rules matching members: the watched lists, the rules matching a user, room or server, or the members of protected rooms a rule matches",
+    ),
 ];
 
 /// The text after the prefix or mention, if the message is addressed to the bot.
@@ -271,6 +283,20 @@ pub(crate) fn parse_with(text: &str, loaded: &[&str]) -> Result<Parsed, ParseErr
             _ => return Err(usage("rooms")),
         },
         "protections" => protections(rest)?,
+        "kick" if rest.first() == Some(&"--glob") => {
+            let [_, pattern, more @ ..] = rest else { return Err(usage("kick")) };
+            if !gleipnir_policy::glob::is_glob(pattern) || !pattern.starts_with('@') {
+                return Err(ParseError(format!(
+                    "`{pattern}` is not a user glob (like @spam*:example.org; `*` any run, `?` one character)"
+                )));
+            }
+            let (room, reason_words) = match more.first() {
+                Some(r) if looks_like_room(r) => (Some(room_ref(r)?), &more[1..]),
+                _ => (None, more),
+            };
+            let reason = (!reason_words.is_empty()).then(|| reason_words.join(" "));
+            Command::KickGlob { pattern: (*pattern).to_owned(), room, reason }
+        }
         "ban" | "kick" => {
             let [target, more @ ..] = rest else { return Err(usage(first)) };
             let (room, reason_words) = match more.first() {

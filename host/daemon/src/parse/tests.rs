@@ -40,6 +40,26 @@ fn the_short_form_answers_only_commands_of_ours() {
 }
 
 #[test]
+fn kick_by_glob() {
+    check(
+        "kick --glob @spam*:evil.example #room:x flooding",
+        r##"KickGlob { pattern: "@spam*:evil.example", room: Some(Alias("#room:x")), reason: Some("flooding") }"##,
+    );
+    check(
+        "kick --glob @spam*:evil.example",
+        r##"KickGlob { pattern: "@spam*:evil.example", room: None, reason: None }"##,
+    );
+    check(
+        "kick --glob @exact:evil.example",
+        "error: `@exact:evil.example` is not a user glob (like @spam*:example.org; `*` any run, `?` one character)",
+    );
+    check(
+        "kick --glob",
+        "error: usage: kick USER [ROOM] [reason]: kick from one room or every protected room | kick --glob @PATTERN:server [ROOM] [reason]: every joined member the glob matches (moderators and the bot left out)",
+    );
+}
+
+#[test]
 fn simple_commands() {
     check("", "Help { topic: None }");
     check("help ban", r##"Help { topic: Some("ban") }"##);

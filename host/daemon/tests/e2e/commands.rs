@@ -150,3 +150,28 @@ fn a_room_added_is_named_and_what_the_bot_cannot_do_there_is_said() {
     assert!(added.contains("It is encrypted"), "{added}");
     assert!(added.contains("With my power level here (0) I cannot: ban (needs 50), kick (needs 50)"), "{added}");
 }
+
+/// `kick --glob`: every joined member the glob matches is kicked; the bot,
+/// moderators and management-room members never are, and `rules matching
+/// members` answers from the protected rooms' members.
+#[test]
+fn kick_by_glob_kicks_the_matching_members_only() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let globbies: Vec<_> = (0..2)
+        .map(|i| synapse.register(&unique_name(&format!("globby{i}")), "globby-password", false).unwrap())
+        .collect();
+    let invite = format!("/_matrix/client/v3/rooms/{room}/invite");
+    for g in &globbies {
+        synapse.call(moderator, "POST", &invite, Some(&json!({"user_id": g.user_id}))).unwrap();
+        join(synapse, g, room);
+    }
+    let _gleipnir = scene.start(&[], &[]);
+    scene.command("rules matching members", "No rule matches any of the");
+    scene.command("kick --glob @globby*:localhost raid", "2 of 2 operation(s) done");
+    for g in &globbies {
+        assert_eq!(membership(synapse, moderator, room, &g.user_id).as_deref(), Some("leave"), "{}", g.user_id);
+    }
+    assert_eq!(membership(synapse, moderator, room, &scene.spammer.user_id).as_deref(), Some("join"));
+    scene.command("kick --glob @mod*:localhost", "No member of the protected rooms matches");
+}

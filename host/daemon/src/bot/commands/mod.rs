@@ -229,11 +229,21 @@ impl Bot {
             Command::Kick { user, room, reason } => {
                 moderation::membership_plan(&self.matrix, &self.protected, Verb::Kick, &user, room, reason).await
             }
+            Command::KickGlob { pattern, room, reason } => {
+                moderation::kick_glob_plan(&self.matrix, &self.protected, &self.rooms, &pattern, room, reason).await
+            }
             Command::Redact { target, limit, room } => {
                 moderation::redact_plan(&self.matrix, &self.protected, target, limit, room).await
             }
             Command::Watch(room) => Reply::Done(self.watch(&room).await),
             Command::Unwatch(room) => Reply::Done(self.unwatch(&room).await),
+            Command::Rules { matching: Some(members) } if members == "members" => {
+                let mut joined = Vec::new();
+                for room in self.protected.rooms() {
+                    joined.extend(self.rooms.joined(&room).into_iter().map(|user| (room.clone(), user)));
+                }
+                Reply::Done(self.session.policy.members_report(&joined))
+            }
             Command::Rules { matching } => Reply::Done(self.session.policy.report(matching.as_deref())),
         };
         if let Reply::Plan(plan) = &mut reply {

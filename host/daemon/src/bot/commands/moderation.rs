@@ -36,6 +36,50 @@ pub(crate) async fn target_rooms(
     Ok(rooms)
 }
 
+/// `kick --glob PATTERN`: every joined member of the target rooms the glob
+/// matches, leaving out the bot, management-room members and the room's
+/// moderators (named in the plan, so the preview shows them).
+pub(crate) async fn kick_glob_plan(
+    m: &Matrix,
+    protected: &Protected,
+    rooms: &gleipnir_runtime::rooms::RoomStates,
+    pattern: &str,
+    room: Option<RoomRef>,
+    reason: Option<String>,
+) -> Reply {
+    let Some(glob) = gleipnir_policy::glob::Glob::new(pattern) else {
+        return Reply::Done(format!("`{pattern}` is not a glob. Nothing changed."));
+    };
+    let targets = match target_rooms(m, protected, room).await {
+        Ok(r) => r,
+        Err(e) => return Reply::Done(e),
+    };
+    let management = m.management.as_str();
+    let mut plan = Plan::default();
+    for room in targets {
+        let kick = rooms.room_levels(&room).kick;
+        for user in rooms.joined(&room).into_iter().filter(|u| glob.matches(u)) {
+            if user == m.bot_user
+                || rooms.membership(management, &user) == Some(gleipnir_runtime::Membership::Join)
+                || rooms.power_level(&room, &user) >= kick
+            {
+                plan.skipped.push(format!("{user} in {room}: a moderator, a management-room member or me"));
+                continue;
+            }
+            plan.ops.push(Op::Kick { room: room.clone(), user, reason: reason.clone() });
+        }
+    }
+    if plan.ops.is_empty() {
+        let mut out =
+            format!("No member of the protected rooms matches `{pattern}` who may be kicked. Nothing changed.");
+        for skipped in &plan.skipped {
+            let _ = write!(out, "\n- left out: {skipped}");
+        }
+        return Reply::Done(out);
+    }
+    Reply::Plan(plan)
+}
+
 pub(crate) async fn membership_plan(
     m: &Matrix,
     protected: &Protected,

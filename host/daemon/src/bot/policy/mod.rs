@@ -394,6 +394,39 @@ impl Policy {
         jobs
     }
 
+    /// `rules matching members`: the members of protected rooms (`(room,
+    /// user)` pairs) that a rule matches, with the rules; at most 50 lines.
+    pub(crate) fn members_report(&self, members: &[(String, String)]) -> String {
+        let matched: Vec<(&String, &String, Vec<&Arc<Rule>>)> = members
+            .iter()
+            .map(|(room, user)| (room, user, self.matching(user)))
+            .filter(|(_, _, rules)| !rules.is_empty())
+            .collect();
+        if matched.is_empty() {
+            return format!("No rule matches any of the {} member(s) of the protected rooms.", members.len());
+        }
+        let mut out =
+            format!("{} of the {} member(s) of the protected rooms match a rule:", matched.len(), members.len());
+        for (room, user, rules) in matched.iter().take(50) {
+            let shown: Vec<String> = rules.iter().take(3).map(|r| r.to_string()).collect();
+            let _ = write!(
+                out,
+                "
+- {user} in {room}: {}",
+                shown.join("; ")
+            );
+        }
+        if matched.len() > 50 {
+            let _ = write!(
+                out,
+                "
+- … and {} more",
+                matched.len() - 50
+            );
+        }
+        out
+    }
+
     /// `rules` and `rules matching ENTITY`
     pub(crate) fn report(&self, matching: Option<&str>) -> String {
         if let Some(entity) = matching {

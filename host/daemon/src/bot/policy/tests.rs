@@ -184,3 +184,20 @@ fn a_list_read_whole_drops_the_rules_gone_from_its_state() {
     assert!(policy.gone_from("!new", &[]).is_empty());
     assert!(policy.is_list("!new"), "a list being read is watched");
 }
+
+#[test]
+fn rules_matching_members_lists_the_members_a_rule_matches() {
+    let mut policy = policy_with(&[]);
+    let content = json!({"entity": "@spam*:evil.example", "recommendation": "m.ban", "reason": "spam"}).to_string();
+    policy.on_rule_state("!list", "m.policy.rule.user", "u1", &content);
+    let members = vec![
+        ("!room".to_owned(), "@spammer:evil.example".to_owned()),
+        ("!room".to_owned(), "@friend:good.example".to_owned()),
+    ];
+    let report = policy.members_report(&members);
+    assert!(report.starts_with("1 of the 2 member(s) of the protected rooms match a rule:"), "{report}");
+    assert!(report.contains("- @spammer:evil.example in !room: "), "{report}");
+    assert!(!report.contains("friend"), "{report}");
+    let clean = policy.members_report(&members[1..]);
+    assert_eq!(clean, "No rule matches any of the 1 member(s) of the protected rooms.");
+}
