@@ -61,6 +61,14 @@ pub(crate) enum Op {
         origin: String,
         action: gleipnir_runtime::Action,
     },
+    /// Watches a policy list (`room`), as `reference` names it; what it
+    /// would ban was shown in the preview.
+    Watch {
+        room: String,
+        reference: String,
+        rules: usize,
+        banned: usize,
+    },
     /// Empties a rule's state in a policy list (`room`).
     RemoveRule {
         room: String,
@@ -96,7 +104,7 @@ impl Op {
             Op::Protection { origin, action } => {
                 return Some(OpAct::Protection { origin: origin.clone(), action: action.clone() });
             }
-            Op::Recover { .. } => return None,
+            Op::Recover { .. } | Op::Watch { .. } => return None,
         };
         Some(OpAct::Moderator(act))
     }
@@ -109,7 +117,8 @@ impl Op {
             | Op::Unban { room, .. }
             | Op::Redact { room, .. }
             | Op::RemoveRule { room, .. }
-            | Op::Recover { room, .. } => room,
+            | Op::Recover { room, .. }
+            | Op::Watch { room, .. } => room,
         }
     }
 
@@ -123,6 +132,9 @@ impl Op {
             Op::RemoveRule { rule, .. } => format!("remove the rule {rule}"),
             Op::Protection { action, .. } => describe_action(action),
             Op::Recover { recovery, .. } => recovery.describe(),
+            Op::Watch { rules, banned, .. } => {
+                format!("watch the list ({rules} rule(s)), which bans {banned} member(s) of the protected rooms")
+            }
         }
     }
 }
@@ -179,6 +191,8 @@ pub(crate) struct Plan {
     pub(crate) ops: Vec<Op>,
     /// Rooms (or items) left out, and why.
     pub(crate) skipped: Vec<String>,
+    /// What else the preview should say (what the operations lead to).
+    pub(crate) notes: Vec<String>,
     /// Ask for a ✅ however small the plan is.
     pub(crate) always_confirm: bool,
 }
@@ -200,6 +214,9 @@ impl Plan {
         }
         for skipped in &self.skipped {
             let _ = writeln!(out, "- left out: {skipped}");
+        }
+        for note in &self.notes {
+            let _ = writeln!(out, "- {note}");
         }
         let minutes = CONFIRM_WITHIN.as_secs() / 60;
         let _ = write!(

@@ -375,3 +375,34 @@ fn a_ban_for_spam_redacts_the_users_recent_messages_and_nothing_else() {
         assert!(!is_redacted(synapse, moderator, r, id), "an innocent message {id} in {r} was redacted");
     }
 }
+
+/// `watch LIST` shows first whom the list would ban among the protected
+/// rooms' members; nothing happens before the ✅, then the list is watched
+/// and the ban follows.
+#[test]
+fn watching_a_list_that_bans_members_is_previewed_first() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot.user_id);
+    let list = create_room(synapse, moderator, &[&scene.bot], json!({}));
+    put_rule(
+        synapse,
+        moderator,
+        &list,
+        "user",
+        "spam",
+        json!({"entity": scene.spammer.user_id, "recommendation": "m.ban", "reason": "spam"}),
+    );
+    let _gleipnir = scene.start(&[], &[]);
+    let preview = scene.command(&format!("watch {list}"), "would carry out 1 operation(s)");
+    assert!(preview.contains("watch the list (1 rule(s)), which bans 1 member(s)"), "{preview}");
+    assert!(preview.contains(&format!("it would ban {} in {}", scene.spammer.user_id, scene.protected)), "{preview}");
+    scene.command("rules", "No watched lists");
+    assert_eq!(membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref(), Some("join"));
+    let preview_id = notice_id(synapse, moderator, &scene.management, bot, "would carry out 1 operation(s)").unwrap();
+    react(synapse, moderator, &scene.management, &preview_id, "✅");
+    eventually("the spammer banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref() == Some("ban"))
+            .then_some(())
+    });
+    scene.command("rules", "1 rule(s)");
+}

@@ -245,6 +245,42 @@ impl Bot {
     }
 
     /// `watch LIST`
+    /// `watch LIST`: what the list would ban among the protected rooms'
+    /// members is shown first, behind a ✅, when it would ban anyone; a list
+    /// that bans nobody here is watched at once.
+    pub(crate) async fn watch_command(&mut self, room: &RoomRef) -> Reply {
+        let list = match self.matrix.join(&room.to_string()).await {
+            Ok(id) => id.to_string(),
+            Err(e) => return Reply::Done(format!("Could not watch {room}: cannot join it ({e:#}). Nothing changed.")),
+        };
+        if self.session.policy.is_list(&list) {
+            return Reply::Done(format!("{room} ({list}) is watched already."));
+        }
+        let state = match self.matrix.room_state(&list).await {
+            Ok(state) => state,
+            Err(e) => return Reply::Done(format!("Could not read {room}: {e:#}. Nothing changed.")),
+        };
+        let mut members = Vec::new();
+        for protected in self.protected.rooms() {
+            members.extend(self.rooms.joined(&protected).into_iter().map(|user| (protected.clone(), user)));
+        }
+        let (rules, banned) = super::super::policy::Policy::preview_list(&list, &state, &members);
+        if banned.is_empty() {
+            return Reply::Done(self.watch(room).await);
+        }
+        let reference = room.to_string();
+        let mut plan = Plan {
+            ops: vec![Op::Watch { room: list, reference, rules, banned: banned.len() }],
+            always_confirm: true,
+            ..Plan::default()
+        };
+        plan.notes.extend(banned.iter().take(10).map(|b| format!("it would ban {b}")));
+        if banned.len() > 10 {
+            plan.notes.push(format!("… and {} more would be banned", banned.len() - 10));
+        }
+        Reply::Plan(plan)
+    }
+
     pub(crate) async fn watch(&mut self, room: &RoomRef) -> String {
         let reference = match room {
             RoomRef::Id(id) => permalink(id),

@@ -235,7 +235,7 @@ impl Bot {
             Command::Redact { target, limit, room } => {
                 moderation::redact_plan(&self.matrix, &self.protected, target, limit, room).await
             }
-            Command::Watch(room) => Reply::Done(self.watch(&room).await),
+            Command::Watch(room) => self.watch_command(&room).await,
             Command::Unwatch(room) => Reply::Done(self.unwatch(&room).await),
             Command::Rules { matching: Some(members) } if members == "members" => {
                 let mut joined = Vec::new();

@@ -220,6 +220,12 @@ impl Bot {
         let moderator = Origin::Moderator { user: moderator.to_owned(), command: plan.command.clone() };
         let mut failed = Vec::new();
         for op in &plan.ops {
+            if let Op::Watch { reference, .. } = op {
+                return match crate::parse::room_ref(reference) {
+                    Ok(room) => self.watch(&room).await,
+                    Err(e) => format!("Could not watch {reference}: {e}. Nothing changed."),
+                };
+            }
             if let Op::Recover { recovery, .. } = op {
                 match self.recover(recovery).await {
                     // Option numbers stay as shown until `restart`.

@@ -13,7 +13,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use gleipnir_policy::{Delta, Entity, EntityKind, Index, Members, PolicyList, Rule, ServerAcl};
+use gleipnir_policy::{Delta, Entity, EntityKind, Index, Members, PolicyList, Recommendation, Rule, ServerAcl};
 use gleipnir_runtime::{Action, TargetUser};
 use serde_json::Value;
 
@@ -392,6 +392,39 @@ impl Policy {
             Job::Act(Origin::Policy, action)
         }));
         jobs
+    }
+
+    /// What watching the list in `state` (its room's state events) would
+    /// ban among `members` (`(room, user)` pairs): its rule count and the
+    /// members its ban or takedown rules match. Nothing here changes.
+    pub(crate) fn preview_list(list: &str, state: &[String], members: &[(String, String)]) -> (usize, Vec<String>) {
+        #[derive(serde::Deserialize)]
+        struct StateEvent<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            state_key: Option<String>,
+            #[serde(borrow)]
+            content: Option<&'a serde_json::value::RawValue>,
+        }
+        let mut alone = Policy::default();
+        alone.lists.insert(list.to_owned(), PolicyList::new(list));
+        for json in state {
+            let Ok(event) = serde_json::from_str::<StateEvent<'_>>(json) else { continue };
+            if let (Some(key), Some(content)) = (event.state_key, event.content) {
+                alone.on_rule_state(list, &event.kind, &key, content.get());
+            }
+        }
+        let banned = members
+            .iter()
+            .filter(|(_, user)| {
+                alone
+                    .matching(user)
+                    .iter()
+                    .any(|rule| matches!(rule.recommendation, Recommendation::Ban | Recommendation::Takedown))
+            })
+            .map(|(room, user)| format!("{user} in {room}"))
+            .collect();
+        (alone.rule_count(list), banned)
     }
 
     /// `rules matching members`: the members of protected rooms (`(room,
