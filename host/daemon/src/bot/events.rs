@@ -254,7 +254,7 @@ impl Bot {
         // When the host saw it, never the sender's own timestamp.
         let seen = self.queries.state.clock.now_ms();
         let applied = self.rooms.apply(room, &kind, &key, &sender, seen, content.get());
-        self.session.policy.on_rule_state(room, &kind, &key, content.get());
+        self.session.policy.on_rule_state(room, &kind, &key, content.get(), &sender);
         if kind == "m.room.server_acl" && key.is_empty() && self.protected.contains(room) {
             self.session.policy.on_acl(room, &sender, content.get(), &self.matrix.bot_user);
         }

@@ -36,6 +36,13 @@ fn policy_lists_end_to_end() {
             (membership(synapse, moderator, room, &scene.spammer.user_id).as_deref() == Some("ban")).then_some(())
         });
     }
+    // The change is reported once, with who made it and whom it matches.
+    let change = eventually("the rule change reported", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.starts_with("Policy rules that changed or newly apply (1)"))
+    });
+    assert!(change.contains(&format!("{list} by {}:", moderator.user_id)), "{change}");
+    assert!(change.contains(&format!("- added user {} m.ban", scene.spammer.user_id)), "{change}");
+    assert!(change.contains("matches 1 member(s) of the protected rooms"), "{change}");
     // Protections receive the same delta.
     let echo = format!("policy-echo: added m.ban {} in {list}", scene.spammer.user_id);
     eventually("the delta reaching a protection", Duration::from_secs(30), || {

@@ -51,7 +51,7 @@ impl Bot {
         // Rules that are gone from the state (lost while away) are removed,
         // under the event type they came in.
         for (event_type, state_key) in self.session.policy.gone_from(room_id, &state) {
-            self.session.policy.on_rule_state(room_id, &event_type, &state_key, "{}");
+            self.session.policy.on_rule_state(room_id, &event_type, &state_key, "{}", "");
         }
         // Everything else goes the way sync state does: the room cache (power
         // levels, to tell whether rules can be written), the shortcode, and
@@ -91,6 +91,9 @@ impl Bot {
             }
         }
         self.room_takedowns(&fresh).await;
+        if let Some(report) = self.session.policy.change_report(&fresh) {
+            self.matrix.notify(&report).await;
+        }
         let bans = self.session.policy.bans(&delta);
         self.jobs.extend(bans);
         if self.session.policy.acl_ready(Instant::now()) {

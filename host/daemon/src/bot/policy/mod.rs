@@ -56,6 +56,8 @@ pub(crate) struct Policy {
     acl_denied: BTreeSet<String>,
     /// List shortcodes (`org.matrix.mjolnir.shortcode`) → list room id.
     shortcodes: BTreeMap<String, String>,
+    /// Who changed rules in each list since the last change report.
+    changed_by: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Policy {
@@ -71,7 +73,8 @@ impl Policy {
     /// A state event of a watched list: the rule it sets, changes or removes
     /// goes into the list, the index and the sync's pending delta; a
     /// shortcode names the list.
-    pub(crate) fn on_rule_state(&mut self, room: &str, event_type: &str, state_key: &str, content: &str) {
+    /// `sender` sent the event (empty when the bot read the state whole).
+    pub(crate) fn on_rule_state(&mut self, room: &str, event_type: &str, state_key: &str, content: &str, sender: &str) {
         if event_type == SHORTCODE && self.is_list(room) {
             let code =
                 serde_json::from_str::<Value>(content).ok().and_then(|v| v["shortcode"].as_str().map(str::to_owned));
@@ -87,7 +90,56 @@ impl Policy {
             }
             self.index.apply_change(&change);
             self.pending.changes.push(change);
+            if !sender.is_empty() {
+                self.changed_by.entry(room.to_owned()).or_default().insert(sender.to_owned());
+            }
         }
+    }
+
+    /// The report of the rule changes `changes` (those not reported before),
+    /// one notice for the lot: per list, who changed it, each change and how
+    /// many members of the protected rooms its rule matches. `None` when
+    /// there is nothing to say.
+    pub(crate) fn change_report(&mut self, changes: &Delta) -> Option<String> {
+        let changed_by = std::mem::take(&mut self.changed_by);
+        if changes.is_empty() {
+            return None;
+        }
+        let mut by_list: BTreeMap<&str, Vec<&gleipnir_policy::Change>> = BTreeMap::new();
+        for change in &changes.changes {
+            let rule = change.new_rule().or(change.old_rule());
+            by_list.entry(rule.map_or("?", |r| &*r.list)).or_default().push(change);
+        }
+        let mut out = format!("Policy rules that changed or newly apply ({}):", changes.changes.len());
+        for (list, list_changes) in by_list {
+            let name = self.shortcodes.iter().find(|(_, r)| *r == list).map_or(list.to_owned(), |(c, _)| c.clone());
+            let who: Vec<String> = changed_by.get(list).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+            let by = if who.is_empty() { String::new() } else { format!(" by {}", who.join(", ")) };
+            let _ = write!(out, "\n{name}{by}:");
+            for change in list_changes.iter().take(10) {
+                let (verb, rule) = match change {
+                    gleipnir_policy::Change::Added(rule) => ("added", rule),
+                    gleipnir_policy::Change::Modified { new, .. } => ("changed", new),
+                    gleipnir_policy::Change::Removed(rule) => ("removed", rule),
+                };
+                let matched = match rule.kind {
+                    EntityKind::User => {
+                        let bans = gleipnir_policy::bans_for(
+                            &Delta { changes: vec![gleipnir_policy::Change::Added(rule.clone())] },
+                            &self.members,
+                        );
+                        let users: BTreeSet<&str> = bans.iter().map(|b| b.user.as_str()).collect();
+                        format!("; matches {} member(s) of the protected rooms", users.len())
+                    }
+                    _ => String::new(),
+                };
+                let _ = write!(out, "\n- {verb} {rule}{matched}");
+            }
+            if list_changes.len() > 10 {
+                let _ = write!(out, "\n- … and {} more", list_changes.len() - 10);
+            }
+        }
+        Some(out)
     }
 
     /// An `m.room.server_acl` seen in a protected room. One set by someone
@@ -411,7 +463,7 @@ impl Policy {
         for json in state {
             let Ok(event) = serde_json::from_str::<StateEvent<'_>>(json) else { continue };
             if let (Some(key), Some(content)) = (event.state_key, event.content) {
-                alone.on_rule_state(list, &event.kind, &key, content.get());
+                alone.on_rule_state(list, &event.kind, &key, content.get(), "");
             }
         }
         let banned = members

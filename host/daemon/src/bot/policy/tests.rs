@@ -10,7 +10,7 @@ const OWN: &str = "own.example";
 
 fn server_rule(policy: &mut Policy, key: &str, entity: &str) {
     let content = json!({"entity": entity, "recommendation": "m.ban"}).to_string();
-    policy.on_rule_state("!list", "m.policy.rule.server", key, &content);
+    policy.on_rule_state("!list", "m.policy.rule.server", key, &content, "@mod:x");
 }
 
 fn policy_with(rules: &[(&str, &str)]) -> Policy {
@@ -92,7 +92,7 @@ fn an_acl_edited_by_someone_else_is_put_back() {
 
 fn user_rule(policy: &mut Policy, key: &str, entity: &str, recommendation: &str) {
     let content = json!({"entity": entity, "recommendation": recommendation, "reason": "spam"}).to_string();
-    policy.on_rule_state("!list", "m.policy.rule.user", key, &content);
+    policy.on_rule_state("!list", "m.policy.rule.user", key, &content, "@mod:x");
 }
 
 fn kinds(jobs: &[Job]) -> Vec<String> {
@@ -140,11 +140,11 @@ fn a_new_rule_bans_the_members_it_matches_once_taken() {
 fn shortcodes_name_lists_and_unwatching_forgets_the_list_and_makes_the_acl_due() {
     let mut policy = policy_with(&[("a", "bad.example")]);
     policy.watching("!list", "https://matrix.to/#/#coc:own.example");
-    policy.on_rule_state("!list", SHORTCODE, "", r#"{"shortcode": "coc"}"#);
+    policy.on_rule_state("!list", SHORTCODE, "", r#"{"shortcode": "coc"}"#, "@mod:x");
     assert_eq!(policy.shortcode("coc"), Some("!list"));
     assert_eq!(policy.list_names(), "coc");
     // A shortcode event in a room that is not a list names nothing.
-    policy.on_rule_state("!other", SHORTCODE, "", r#"{"shortcode": "x"}"#);
+    policy.on_rule_state("!other", SHORTCODE, "", r#"{"shortcode": "x"}"#, "@mod:x");
     assert_eq!(policy.shortcode("x"), None);
     policy.pin("!list");
     assert_eq!(policy.references(), ["https://matrix.to/#/!list"]);
@@ -189,7 +189,7 @@ fn a_list_read_whole_drops_the_rules_gone_from_its_state() {
 fn rules_matching_members_lists_the_members_a_rule_matches() {
     let mut policy = policy_with(&[]);
     let content = json!({"entity": "@spam*:evil.example", "recommendation": "m.ban", "reason": "spam"}).to_string();
-    policy.on_rule_state("!list", "m.policy.rule.user", "u1", &content);
+    policy.on_rule_state("!list", "m.policy.rule.user", "u1", &content, "@mod:x");
     let members = vec![
         ("!room".to_owned(), "@spammer:evil.example".to_owned()),
         ("!room".to_owned(), "@friend:good.example".to_owned()),
@@ -200,4 +200,28 @@ fn rules_matching_members_lists_the_members_a_rule_matches() {
     assert!(!report.contains("friend"), "{report}");
     let clean = policy.members_report(&members[1..]);
     assert_eq!(clean, "No rule matches any of the 1 member(s) of the protected rooms.");
+}
+
+#[test]
+fn rule_changes_are_reported_once_per_batch_with_who_and_how_many_members() {
+    let mut policy = policy_with(&[]);
+    policy.on_rule_state("!list", SHORTCODE, "", r#"{"shortcode": "coc"}"#, "@mod:x");
+    policy.on_member("!room", "@spammer:evil.example", gleipnir_runtime::Membership::Join);
+    policy.on_member("!room", "@friend:good.example", gleipnir_runtime::Membership::Join);
+    let ban = json!({"entity": "@spam*:evil.example", "recommendation": "m.ban", "reason": "spam"}).to_string();
+    policy.on_rule_state("!list", "m.policy.rule.user", "u1", &ban, "@mod:x");
+    let delta = policy.take_pending();
+    let report = policy.change_report(&delta).expect("a report");
+    assert_eq!(
+        report,
+        "Policy rules that changed or newly apply (1):\ncoc by @mod:x:\n- added user @spam*:evil.example m.ban (!list): spam; \
+         matches 1 member(s) of the protected rooms"
+    );
+    // Reported once: the senders are forgotten, and nothing new is nothing to say.
+    assert!(policy.change_report(&Delta::default()).is_none());
+    policy.on_rule_state("!list", "m.policy.rule.user", "u1", "{}", "@other:x");
+    let removal = policy.take_pending();
+    let report = policy.change_report(&removal).unwrap();
+    assert!(report.contains("coc by @other:x:\n- removed user @spam*:evil.example"), "{report}");
+    assert!(!report.contains("@mod:x"), "{report}");
 }
