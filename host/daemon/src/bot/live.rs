@@ -216,7 +216,7 @@ impl Bot {
         if self.protections.enabled.remove(&name).is_none() {
             return format!("{file} was removed: {name} {version} is no longer loaded.");
         }
-        let names: Vec<String> = self.protections.enabled.keys().cloned().collect();
+        let names = self.protections.enabled_names();
         let saved = match self.matrix.set_account(account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await
         {
             Ok(()) => "",

@@ -110,6 +110,17 @@ impl Matrix {
     pub(crate) async fn join(&self, room: &str) -> anyhow::Result<OwnedRoomId> {
         join(&self.client, room).await
     }
+
+    /// Joins a room through the servers `via` names (a permalink's `via`,
+    /// needed for a room id this homeserver is not in yet).
+    pub(crate) async fn join_via(&self, room: &str, via: &[String]) -> anyhow::Result<OwnedRoomId> {
+        let id = <&RoomOrAliasId>::try_from(room).with_context(|| format!("`{room}` is not a room id or alias"))?;
+        let servers: Vec<matrix_sdk::ruma::OwnedServerName> =
+            via.iter().filter_map(|s| matrix_sdk::ruma::OwnedServerName::try_from(s.as_str()).ok()).collect();
+        let joined =
+            self.client.join_room_by_id_or_alias(id, &servers).await.with_context(|| format!("cannot join {room}"))?;
+        Ok(joined.room_id().to_owned())
+    }
 }
 
 /// Joins a room by id or alias and returns its id.

@@ -7,6 +7,7 @@ mod account;
 mod ban_redaction;
 mod commands;
 mod delivered;
+mod draupnir;
 mod events;
 mod executor;
 mod files;
@@ -51,6 +52,7 @@ use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, R
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
 
 pub(crate) use ban_redaction::RedactOnBan;
+pub(crate) use draupnir::is_draupnir_name;
 
 use matrix_sdk::Client;
 use queries::BotQueries;

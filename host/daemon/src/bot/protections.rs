@@ -44,6 +44,9 @@ pub(crate) struct Protections {
     pub(crate) layers: Layers,
     /// Capabilities moderators granted (within what the config allows).
     pub(crate) moderator_grants: BTreeMap<String, CapabilitySet>,
+    /// Draupnir's protections without a counterpart, found in the enabled
+    /// list: kept there when Gleipnir saves it.
+    pub(crate) foreign: Vec<String>,
     /// Faults, quarantines and refusals per protection (kept across starts).
     pub(crate) health: BTreeMap<String, Health>,
 }
@@ -114,6 +117,7 @@ impl Protections {
             enabled: BTreeMap::new(),
             layers: Layers::default(),
             moderator_grants: BTreeMap::new(),
+            foreign: Vec::new(),
             health,
         }
     }
@@ -255,6 +259,12 @@ impl Protections {
         let Some(instance) = self.enabled.get_mut(name) else { return Vec::new() };
         let health = self.health.entry(name.to_owned()).or_default();
         sandboxed(|| handle_instance(name, instance, health, event, protected, now))
+    }
+
+    /// What to save as the enabled protections: those enabled, and
+    /// Draupnir's that Gleipnir keeps without running.
+    pub(crate) fn enabled_names(&self) -> Vec<String> {
+        self.enabled.keys().cloned().chain(self.foreign.iter().cloned()).collect()
     }
 
     /// Runs one of `name`'s own commands. `Err` says why nothing was done:

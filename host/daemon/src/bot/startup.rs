@@ -11,6 +11,9 @@ use std::fmt::Write;
 use anyhow::Context;
 use serde_json::Value;
 
+use gleipnir_runtime::settings;
+
+use super::draupnir;
 use super::protections::Unloaded;
 use super::{Bot, Session};
 use crate::state::{self, ENABLED_PROTECTIONS, Kind, PROTECTED_ROOMS, Path, Problem, Recovery, WATCHED_LISTS};
@@ -92,7 +95,23 @@ impl Bot {
         let (names, bad) = ENABLED_PROTECTIONS.read(content.as_ref());
         problems.extend(bad);
         let mut needed = BTreeSet::new();
+        let mut from_draupnir = Vec::new();
         for (index, name) in names {
+            // A Draupnir account's names: run as their counterpart, or kept and said.
+            let name = match (draupnir::is_draupnir_name(&name), draupnir::counterpart(&name)) {
+                (false, _) => name,
+                (true, Some(ours)) => {
+                    from_draupnir.push(format!("{name} runs as {ours}"));
+                    ours.to_owned()
+                }
+                (true, None) => {
+                    self.protections.foreign.push(name);
+                    continue;
+                }
+            };
+            if self.protections.enabled.contains_key(&name) {
+                continue;
+            }
             let why = match self.protections.plugins.contains_key(&name) {
                 false => Some("no loaded plugin has this name".to_owned()),
                 true => self.protections.enable(&name).err().map(|e| format!("{e:#}")),
@@ -125,6 +144,10 @@ impl Bot {
                     }
                 };
             problems.extend(bad);
+            let moderator = match moderator.is_empty() {
+                true => self.import_draupnir_settings(&name).await,
+                false => moderator,
+            };
             let configured = self.protections.configure_enabled(&name, moderator);
             problems.extend(configured.file_problems.into_iter().map(|message| Problem {
                 store: "plugins.settings",
@@ -151,6 +174,21 @@ impl Bot {
             }
         }
 
+        if !from_draupnir.is_empty() || !self.protections.foreign.is_empty() {
+            let mut said = format!("From Draupnir's account data: {}.", from_draupnir.join(", "));
+            if from_draupnir.is_empty() {
+                said.clear();
+            }
+            if !self.protections.foreign.is_empty() {
+                let _ = write!(
+                    said,
+                    " Draupnir protections without a Gleipnir counterpart, kept in the account data but not run: {}.",
+                    self.protections.foreign.join(", ")
+                );
+            }
+            self.matrix.notify(said.trim()).await;
+        }
+
         // The shape of the saved settings (their values were checked against
         // each enabled protection's spec above).
         let content = read(self, state::PROTECTION_SETTINGS, &mut problems).await;
@@ -172,6 +210,50 @@ impl Bot {
             self.apply_policy().await;
         }
         problems
+    }
+
+    /// The settings a Draupnir account kept for the protection `name`
+    /// corresponds to (`org.matrix.mjolnir.setting` state in the management
+    /// room), where Gleipnir has the same setting: saved as the moderators'
+    /// settings and said. Nothing when there are none.
+    async fn import_draupnir_settings(&mut self, name: &str) -> super::layers::Overrides {
+        let Some(theirs) = draupnir::draupnir_name(name) else { return Vec::new() };
+        let management = self.matrix.management.to_string();
+        let Ok(state) = self.matrix.room_state(&management).await else { return Vec::new() };
+        let content = state
+            .iter()
+            .filter_map(|json| serde_json::from_str::<Value>(json).ok())
+            .find(|e| e["type"] == draupnir::SETTINGS_EVENT && e["state_key"] == theirs)
+            .and_then(|e| e.get("content").cloned())
+            .unwrap_or_default();
+        let (imported, left) = draupnir::import_settings(theirs, &content);
+        let Some(plugin) = self.protections.plugins.get(name) else { return Vec::new() };
+        let specs = plugin.descriptor().settings.clone();
+        let mut values = Vec::new();
+        let mut said = Vec::new();
+        for (key, text) in imported {
+            match settings::find(&specs, &key).and_then(|spec| settings::parse_value(spec, &text)) {
+                Ok(value) => {
+                    said.push(format!("{name}.{key} = {text}"));
+                    values.push((key, value));
+                }
+                Err(e) => said.push(format!("{name}.{key} not imported: {e}")),
+            }
+        }
+        if values.is_empty() && left.is_empty() {
+            return values;
+        }
+        self.protections.layers.moderator.insert(name.to_owned(), values.clone());
+        let saved = super::layers::save_moderator(&self.matrix, &self.protections.layers, name).await;
+        let mut text = format!("Imported {theirs}'s settings from Draupnir: {}", said.join(", "));
+        if !left.is_empty() {
+            let _ = write!(text, "; no counterpart for {}", left.join(", "));
+        }
+        if saved.is_err() {
+            text.push_str(" (saving them failed: they hold until a restart)");
+        }
+        self.matrix.notify(&format!("{text}.")).await;
+        values
     }
 
     /// Counts messages in a protected room from now on, unless it counted

@@ -500,7 +500,7 @@ fn unknown_sub(command: &str, word: &str, options: &[&str]) -> ParseError {
 mod refs;
 
 use refs::*;
-pub(crate) use refs::{closest, room_ref};
+pub(crate) use refs::{closest, room_ref, via_servers};
 
 #[cfg(test)]
 mod tests;

@@ -55,6 +55,14 @@ pub(super) fn looks_like_room(word: &str) -> bool {
 }
 
 /// The part of a matrix.to permalink after `#/`, without the query.
+/// The `via` servers of a matrix.to permalink (`?via=a&via=b`), which a
+/// join needs for a room this homeserver is not in.
+pub(crate) fn via_servers(word: &str) -> Vec<String> {
+    let Some(rest) = word.strip_prefix("https://matrix.to/#/") else { return Vec::new() };
+    let Some((_, query)) = rest.split_once('?') else { return Vec::new() };
+    query.split('&').filter_map(|pair| pair.strip_prefix("via=")).map(percent_decode).collect()
+}
+
 pub(super) fn permalink_path(word: &str) -> Option<String> {
     let rest = word.strip_prefix("https://matrix.to/#/")?;
     let path = rest.split('?').next().unwrap_or(rest);

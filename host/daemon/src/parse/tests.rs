@@ -40,6 +40,16 @@ fn the_short_form_answers_only_commands_of_ours() {
 }
 
 #[test]
+fn a_permalinks_via_servers_are_read() {
+    assert_eq!(
+        via_servers("https://matrix.to/#/!list:a.example?via=a.example&via=b%2Eexample"),
+        ["a.example", "b.example"]
+    );
+    assert!(via_servers("https://matrix.to/#/!list:a.example").is_empty());
+    assert!(via_servers("!list:a.example").is_empty());
+}
+
+#[test]
 fn kick_by_glob() {
     check(
         "kick --glob @spam*:evil.example #room:x flooding",

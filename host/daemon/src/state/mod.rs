@@ -252,8 +252,14 @@ fn check_room(text: &str) -> Result<(), String> {
     crate::parse::room_ref(text).map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// Gleipnir's protection names, and Draupnir's (CamelCase), which a moved
+/// account holds: those are mapped or kept at start, not a problem.
 fn check_protection(text: &str) -> Result<(), String> {
-    if gleipnir_runtime::settings::is_kebab(text) { Ok(()) } else { Err(format!("`{text}` is not a protection name")) }
+    if gleipnir_runtime::settings::is_kebab(text) || crate::bot::is_draupnir_name(text) {
+        Ok(())
+    } else {
+        Err(format!("`{text}` is not a protection name"))
+    }
 }
 
 pub(crate) const PROTECTED_ROOMS: ListStore =

@@ -221,3 +221,62 @@ fn a_broken_plugin_file_is_a_problem_only_for_an_enabled_protection() {
             .find(|n| n.contains("Gleipnir started: protecting 1 room(s), 0 protection(s) enabled"))
     });
 }
+
+/// A bot account as Draupnir 3.x leaves it (CamelCase protection names, a
+/// protection's settings as `org.matrix.mjolnir.setting` state in the
+/// management room, a watched list as a permalink with `via`) starts
+/// without safe mode: flooding runs at the imported limit, a protection
+/// without a counterpart is kept and said, and the list applies.
+#[test]
+fn a_draupnir_account_starts_normally_with_its_protections_and_settings() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, &scene.bot);
+    let list = create_room(synapse, moderator, &[bot], serde_json::json!({}));
+    let account = |key: &str, content: serde_json::Value| {
+        let path = format!("/_matrix/client/v3/user/{}/account_data/{key}", bot.user_id);
+        synapse.call(bot, "PUT", &path, Some(&content)).unwrap();
+    };
+    account(
+        "org.matrix.mjolnir.enabled_protections",
+        serde_json::json!({"enabled": ["BasicFloodingProtection", "MentionLimitProtection"]}),
+    );
+    account("org.matrix.mjolnir.protected_rooms", serde_json::json!({"rooms": [scene.protected]}));
+    let permalink = format!("https://matrix.to/#/{list}?via=localhost");
+    account("org.matrix.mjolnir.watched_lists", serde_json::json!({"references": [permalink]}));
+    let setting = format!(
+        "/_matrix/client/v3/rooms/{}/state/org.matrix.mjolnir.setting/BasicFloodingProtection",
+        scene.management
+    );
+    synapse.call(moderator, "PUT", &setting, Some(&serde_json::json!({"maxPerMinute": 3}))).unwrap();
+
+    let _gleipnir = start_bot(synapse, bot, &scene.management);
+    let started = eventually("the start notice", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.contains("Gleipnir started"))
+    });
+    assert!(started.contains("protecting 1 room(s), 1 protection(s) enabled, 1 watched list(s)"), "{started}");
+    let notices = scene.notices();
+    assert!(!notices.iter().any(|n| n.contains("SAFE MODE") || n.contains("safe mode")), "{notices:?}");
+    assert!(notices.iter().any(|n| n.contains("BasicFloodingProtection runs as flooding")), "{notices:?}");
+    assert!(
+        notices.iter().any(|n| n.contains("kept in the account data but not run: MentionLimitProtection")),
+        "{notices:?}"
+    );
+    assert!(notices.iter().any(|n| n.contains("flooding.max-per-minute = 3")), "{notices:?}");
+    scene.command("protections show flooding", "max-per-minute = 3");
+
+    let ids: Vec<String> =
+        (0..5).map(|i| send(synapse, &scene.spammer, &scene.protected, &format!("flood {i}"))).collect();
+    eventually("the flooder banned at the imported limit", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref() == Some("ban"))
+            .then_some(())
+    });
+    assert!(is_redacted(synapse, moderator, &scene.protected, &ids[3]));
+    // Gleipnir saves the list in its own names and keeps Draupnir's others.
+    scene.command("protections enable newcomer-watch-words", "newcomer-watch-words enabled");
+    let path = format!("/_matrix/client/v3/user/{}/account_data/org.matrix.mjolnir.enabled_protections", bot.user_id);
+    let enabled = synapse.call(moderator, "GET", &path, None);
+    // Only the bot may read its own account data: ask as the bot.
+    let enabled = enabled.or_else(|_| synapse.call(bot, "GET", &path, None)).unwrap();
+    let names: Vec<&str> = enabled["enabled"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(names.contains(&"flooding") && names.contains(&"MentionLimitProtection"), "{enabled}");
+}

@@ -70,7 +70,7 @@ pub(crate) async fn set_enabled(m: &Matrix, p: &mut Protections, name: &str, on:
     } else {
         p.enabled.remove(name);
     }
-    let names: Vec<String> = p.enabled.keys().cloned().collect();
+    let names = p.enabled_names();
     if let Err(e) = m.set_account(account::ENABLED_PROTECTIONS, account::enabled_content(&names)).await {
         return format!("{name} is {} for now, but saving failed: {e:#}", if on { "enabled" } else { "disabled" });
     }

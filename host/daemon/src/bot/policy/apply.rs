@@ -38,7 +38,9 @@ impl Bot {
     /// and applies them. Returns the room id.
     pub(crate) async fn watch_reference(&mut self, reference: &str) -> Result<String, WatchError> {
         let room = crate::parse::room_ref(reference).map_err(WatchError::Reference)?;
-        let room_id = self.matrix.join(&room.to_string()).await.map_err(WatchError::Join)?.to_string();
+        // A Draupnir permalink's `via` servers are how a room id is reached.
+        let via = crate::parse::via_servers(reference);
+        let room_id = self.matrix.join_via(&room.to_string(), &via).await.map_err(WatchError::Join)?.to_string();
         self.load_list(&room_id).await?;
         self.session.policy.watching(&room_id, reference);
         Ok(room_id)
