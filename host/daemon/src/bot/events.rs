@@ -26,7 +26,14 @@ impl Bot {
         };
         for input in ingest::ingest(ingest::Parts::of(response), &watched) {
             match input {
-                Input::Invite(room) => self.consider_invite(room).await,
+                Input::Invite(room) => {
+                    // The replacement of an upgraded protected room: follow the upgrade.
+                    if let Some((old, new)) = self.pending_upgrades.iter().find(|(_, n)| n == room).cloned() {
+                        self.follow_upgrade(&old, &new).await;
+                    } else {
+                        self.consider_invite(room).await;
+                    }
+                }
                 Input::State { room, json } => {
                     if let Some(user) = self.state_event(room, json) {
                         self.check_newcomer(room, &user);
@@ -54,6 +61,9 @@ impl Bot {
             } else {
                 self.lost_list(&room, &why).await;
             }
+        }
+        for (old, new) in std::mem::take(&mut self.upgrades) {
+            self.follow_upgrade(&old, &new).await;
         }
         self.apply_policy().await;
     }
@@ -255,6 +265,16 @@ impl Bot {
         let seen = self.queries.state.clock.now_ms();
         let applied = self.rooms.apply(room, &kind, &key, &sender, seen, content.get());
         self.session.policy.on_rule_state(room, &kind, &key, content.get(), &sender);
+        if kind == "m.room.tombstone" && key.is_empty() && self.protected.contains(room) {
+            let replacement = serde_json::from_str::<serde_json::Value>(content.get())
+                .ok()
+                .and_then(|c| c.get("replacement_room").and_then(|r| r.as_str()).map(str::to_owned));
+            if let Some(new) =
+                replacement.filter(|new| new != room && !self.upgrades.iter().any(|(old, _)| old == room))
+            {
+                self.upgrades.push((room.to_owned(), new));
+            }
+        }
         if kind == "m.room.server_acl" && key.is_empty() && self.protected.contains(room) {
             self.session.policy.on_acl(room, &sender, content.get(), &self.matrix.bot_user);
         }

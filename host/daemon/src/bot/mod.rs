@@ -94,6 +94,11 @@ pub(crate) struct Bot {
     report_notices: report_notices::ReportNotices,
     /// Client bans offered for a policy list, waiting for a reaction.
     proposals: propagation::Proposals,
+    /// Protected rooms upgraded (a tombstone seen): (old room, replacement).
+    upgrades: Vec<(String, String)>,
+    /// Upgrades whose replacement could not be joined yet: followed when an
+    /// invite to it comes.
+    pending_upgrades: Vec<(String, String)>,
     /// When the message counts were last written to the data directory.
     counts_saved: Instant,
     /// Actions decided while handling a sync, carried out after it (see `journal`).
@@ -205,6 +210,8 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         reports: config_reports,
         report_notices: report_notices::ReportNotices::load(&folders.data),
         proposals: propagation::Proposals::default(),
+        upgrades: Vec::new(),
+        pending_upgrades: Vec::new(),
         counts_saved: Instant::now(),
         jobs: Vec::new(),
         journal,

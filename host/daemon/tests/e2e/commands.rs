@@ -175,3 +175,23 @@ fn kick_by_glob_kicks_the_matching_members_only() {
     assert_eq!(membership(synapse, moderator, room, &scene.spammer.user_id).as_deref(), Some("join"));
     scene.command("kick --glob @mod*:localhost", "No member of the protected rooms matches");
 }
+
+/// A protected room upgraded by its moderators: once the bot may join the
+/// replacement (here after an invite), it protects it and stops protecting
+/// the old room, with no command.
+#[test]
+fn an_upgraded_room_is_followed_to_its_replacement() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator) = (&scene.synapse, &scene.moderator);
+    let _gleipnir = scene.start(&[], &[]);
+    let path = format!("/_matrix/client/v3/rooms/{}/upgrade", scene.protected);
+    let reply = synapse.call(moderator, "POST", &path, Some(&json!({"new_version": "12"}))).unwrap();
+    let new = reply["replacement_room"].as_str().unwrap().to_owned();
+    let invite = format!("/_matrix/client/v3/rooms/{new}/invite");
+    synapse.call(moderator, "POST", &invite, Some(&json!({"user_id": scene.bot.user_id}))).unwrap();
+    eventually("the upgrade followed", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains("was upgraded: Now protecting"))
+    });
+    let rooms = scene.command("rooms", "Protected rooms");
+    assert!(rooms.contains(&new) && !rooms.contains(&scene.protected), "{rooms}");
+}

@@ -64,6 +64,32 @@ impl Bot {
         out
     }
 
+    /// A protected room was upgraded (its tombstone names `new`): the
+    /// replacement is joined and protected, and the old room no longer is.
+    /// When the replacement cannot be joined (not invited to an invite-only
+    /// room), the old one stays protected and the moderators are told.
+    pub(crate) async fn follow_upgrade(&mut self, old: &str, new: &str) {
+        if self.protected.contains(new) {
+            return;
+        }
+        let added = self.rooms_add(&RoomRef::Id(new.to_owned())).await;
+        if !self.protected.contains(new) {
+            self.matrix
+                .notify(&format!(
+                    "{old} was upgraded to {new}, but I could not protect the new room ({added}); invite me there \
+                     and I will. {old} stays protected until then."
+                ))
+                .await;
+            if !self.pending_upgrades.iter().any(|(_, n)| n == new) {
+                self.pending_upgrades.push((old.to_owned(), new.to_owned()));
+            }
+            return;
+        }
+        self.pending_upgrades.retain(|(_, n)| n != new);
+        let removed = self.rooms_remove(&RoomRef::Id(old.to_owned())).await;
+        self.matrix.notify(&format!("{old} was upgraded: {added} {removed}")).await;
+    }
+
     /// What the bot cannot do in `room` with its power level there, each
     /// with the level it needs.
     pub(crate) fn missing_power(&self, room: &str) -> Vec<String> {
