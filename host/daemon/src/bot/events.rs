@@ -182,7 +182,7 @@ impl Bot {
         }
     }
 
-    async fn consider_invite(&self, room_id: &str) {
+    async fn consider_invite(&mut self, room_id: &str) {
         let Some(room) = OwnedRoomId::try_from(room_id).ok().and_then(|id| self.matrix.client.get_room(&id)) else {
             return;
         };
@@ -203,7 +203,26 @@ impl Bot {
         if from_moderator {
             match room.join().await {
                 Ok(()) => tracing::info!(room = %room_id, inviter = ?inviter, "joined on a moderator's invite"),
-                Err(e) => tracing::warn!(room = %room_id, "cannot join on invite: {e}"),
+                Err(e) => {
+                    tracing::warn!(room = %room_id, "cannot join on invite: {e}");
+                    return;
+                }
+            }
+            let inviter = inviter.unwrap_or_default();
+            if self.config.protect_on_invite || self.config.protect_all_joined {
+                let added = self.rooms_add(&crate::parse::RoomRef::Id(room_id.to_owned())).await;
+                self.matrix.notify(&format!("Invited by {inviter}: {added}")).await;
+            } else {
+                // Joined; whether to protect it is the moderators' call.
+                let plan = super::plan::Plan {
+                    command: format!("protect {room_id} (invited by {inviter})"),
+                    ops: vec![super::plan::Op::Protect { room: room_id.to_owned() }],
+                    always_confirm: true,
+                    ..super::plan::Plan::default()
+                };
+                if let Some(preview) = self.matrix.send_notice(&plan.preview()).await {
+                    self.confirmations.hold(preview.to_string(), plan, std::time::Instant::now());
+                }
             }
         } else {
             tracing::info!(room = %room_id, inviter = ?inviter, "ignored an invite from someone outside the management room");

@@ -61,6 +61,10 @@ pub(crate) enum Op {
         origin: String,
         action: gleipnir_runtime::Action,
     },
+    /// Protects a room the bot was invited to.
+    Protect {
+        room: String,
+    },
     /// Watches a policy list (`room`), as `reference` names it; what it
     /// would ban was shown in the preview.
     Watch {
@@ -104,7 +108,7 @@ impl Op {
             Op::Protection { origin, action } => {
                 return Some(OpAct::Protection { origin: origin.clone(), action: action.clone() });
             }
-            Op::Recover { .. } | Op::Watch { .. } => return None,
+            Op::Recover { .. } | Op::Watch { .. } | Op::Protect { .. } => return None,
         };
         Some(OpAct::Moderator(act))
     }
@@ -118,7 +122,8 @@ impl Op {
             | Op::Redact { room, .. }
             | Op::RemoveRule { room, .. }
             | Op::Recover { room, .. }
-            | Op::Watch { room, .. } => room,
+            | Op::Watch { room, .. }
+            | Op::Protect { room } => room,
         }
     }
 
@@ -132,6 +137,7 @@ impl Op {
             Op::RemoveRule { rule, .. } => format!("remove the rule {rule}"),
             Op::Protection { action, .. } => describe_action(action),
             Op::Recover { recovery, .. } => recovery.describe(),
+            Op::Protect { .. } => "protect this room (its protections, policy lists and ACLs apply)".to_owned(),
             Op::Watch { rules, banned, .. } => {
                 format!("watch the list ({rules} rule(s)), which bans {banned} member(s) of the protected rooms")
             }

@@ -205,6 +205,9 @@ impl Bot {
         }
 
         self.protections.unloaded = unloaded.into_iter().filter(|u| !needed.contains(&u.file)).collect();
+        if problems.is_empty() && self.config.protect_all_joined {
+            self.protect_all_joined().await;
+        }
         if problems.is_empty() {
             // Rules apply to the members already there.
             self.apply_policy().await;
@@ -282,10 +285,34 @@ impl Bot {
         self.session.report_event = self.matrix.send_notice(&text).await.map(|id| id.to_string());
     }
 
+    /// `[rooms] protect_all_joined`: every room the bot is in, but the
+    /// management room and the watched lists, is protected.
+    async fn protect_all_joined(&mut self) {
+        let joined: Vec<String> = self.matrix.client.joined_rooms().iter().map(|r| r.room_id().to_string()).collect();
+        for room in joined {
+            if room == self.matrix.management.as_str()
+                || self.session.policy.is_list(&room)
+                || self.protected.contains(&room)
+            {
+                continue;
+            }
+            let added = self.rooms_add(&crate::parse::RoomRef::Id(room)).await;
+            self.matrix.notify(&format!("{added} ([rooms] protect_all_joined)")).await;
+        }
+    }
+
     /// The bot lost a protected room while running (kicked, banned, room
-    /// gone): stop protecting it, keep the rest, and offer recovery.
+    /// gone): stop protecting it, keep the rest, and offer recovery. With
+    /// `[rooms] protect_all_joined`, leaving a room just ends its protection.
     pub(crate) async fn lost_protected_room(&mut self, room: &str, why: &str) {
         if !self.protected.remove(room) {
+            return;
+        }
+        if self.config.protect_all_joined {
+            self.session.policy.unprotected(room);
+            let saved = self.save_rooms(room, false).await;
+            let note = if saved.is_err() { " (saving the room list failed)" } else { "" };
+            self.matrix.notify(&format!("No longer protecting {room}: {why}{note}.")).await;
             return;
         }
         self.session.policy.unprotected(room);

@@ -100,6 +100,12 @@ pub(crate) struct Config {
     /// A ban moderators make with a client is written as a rule to this
     /// list (shortcode) without asking; otherwise they are asked which.
     pub(crate) propagate_bans_to: Option<String>,
+    /// A room a management-room member invites the bot to is protected at
+    /// once (otherwise moderators are asked with a ✅).
+    pub(crate) protect_on_invite: bool,
+    /// Every room the bot is in (but the management room and lists) is
+    /// protected; a room it leaves stops being protected, without a problem.
+    pub(crate) protect_all_joined: bool,
     /// Read abuse reports from the homeserver's admin API this often
     /// (`[reports] poll = true`; the bot must be a server admin). `None`: off.
     pub(crate) report_poll: Option<Duration>,
@@ -266,6 +272,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
             "startup",
             "policy",
             "reports",
+            "rooms",
             "protections",
         ],
     );
@@ -415,6 +422,19 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         }
     }
 
+    let (mut protect_on_invite, mut protect_all_joined) = (false, false);
+    if let Some(s) = r.section(&root, "rooms", &["protect_on_invite", "protect_all_joined"]) {
+        for (key, out) in
+            [("protect_on_invite", &mut protect_on_invite), ("protect_all_joined", &mut protect_all_joined)]
+        {
+            if let Some(v) = s.get(key) {
+                match v.as_bool() {
+                    Some(b) => *out = b,
+                    None => r.problem(&format!("rooms.{key}"), "must be true or false"),
+                }
+            }
+        }
+    }
     let mut report_poll = None;
     if let Some(s) = r.section(&root, "reports", &["poll", "every"]) {
         let mut every = Duration::from_secs(5);
@@ -561,6 +581,8 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         room_takedowns,
         propagate_bans_to,
         redact_on_ban,
+        protect_on_invite,
+        protect_all_joined,
         report_poll,
         plugin_limits: PluginLimits { default: limits, by_name: own_limits },
     })

@@ -195,3 +195,47 @@ fn an_upgraded_room_is_followed_to_its_replacement() {
     let rooms = scene.command("rooms", "Protected rooms");
     assert!(rooms.contains(&new) && !rooms.contains(&scene.protected), "{rooms}");
 }
+
+/// Rooms without manual steps: an invite from a moderator is answered with
+/// "protect this room?" and a ✅ protects it; with `[rooms]
+/// protect_all_joined` the room is protected at once, and a room the bot is
+/// removed from simply stops being protected.
+#[test]
+fn rooms_are_protected_from_an_invite_on_a_check_mark_or_at_once() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, scene.bot.user_id.as_str());
+    let _gleipnir = scene.start(&[], &[]);
+    let room = create_room(synapse, moderator, &[&scene.bot], json!({ bot: 100 }));
+    let offer = eventually("protect this room?", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains(&format!("protect {room} (invited by {})", moderator.user_id)))
+    });
+    assert!(offer.contains("React with ✅"), "{offer}");
+    let preview = notice_id(synapse, moderator, &scene.management, bot, &format!("protect {room}")).unwrap();
+    react(synapse, moderator, &scene.management, &preview, "✅");
+    eventually("the room protected", Duration::from_secs(30), || {
+        scene.command("rooms", "Protected rooms").contains(&room).then_some(())
+    });
+}
+
+#[test]
+fn with_protect_all_joined_every_room_the_bot_is_in_is_protected() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, scene.bot.user_id.as_str());
+    let all = |dir: &std::path::Path| {
+        let path = dir.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{config}[rooms]\nprotect_all_joined = true\n")).unwrap();
+    };
+    let _gleipnir = scene.start_with(all, &[]);
+    let room = create_room(synapse, moderator, &[&scene.bot], json!({ bot: 100 }));
+    eventually("the room protected at once", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains(&format!("Invited by {}: Now protecting", moderator.user_id)))
+    });
+    let kick = format!("/_matrix/client/v3/rooms/{room}/kick");
+    synapse.call(moderator, "POST", &kick, Some(&json!({"user_id": bot, "reason": "not needed here"}))).unwrap();
+    eventually("protection ended without a problem", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.starts_with(&format!("No longer protecting {room}")))
+    });
+    let status = scene.command("status", "Protected rooms");
+    assert!(!status.contains("SAFE MODE") && status.contains("Protected rooms: 1"), "{status}");
+}

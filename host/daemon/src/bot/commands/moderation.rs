@@ -220,6 +220,9 @@ impl Bot {
         let moderator = Origin::Moderator { user: moderator.to_owned(), command: plan.command.clone() };
         let mut failed = Vec::new();
         for op in &plan.ops {
+            if let Op::Protect { room } = op {
+                return self.rooms_add(&RoomRef::Id(room.clone())).await;
+            }
             if let Op::Watch { reference, .. } = op {
                 return match crate::parse::room_ref(reference) {
                     Ok(room) => self.watch(&room).await,
