@@ -3,7 +3,8 @@
 //! reported, the reason, the room, the reported sender and a quote of the
 //! reported message (plain text: the notice is HTML-escaped like every
 //! other), with reactions a moderator clicks: 🗑️ redact it, 🔨 ban the
-//! sender in that room, 🌍 ban them in every protected room, 🙈 ignore. A
+//! sender in that room, 🌍 ban them in every protected room (and write the
+//! ban to `[policy] propagate_bans_to`'s list when one is set), 🙈 ignore. A
 //! reaction carries out exactly what it names, through the executor and its
 //! checks, and the notice is edited to say who handled it and how. Which
 //! notice is which report is kept in the data folder, so a reaction after a
@@ -156,6 +157,11 @@ pub(crate) fn render(report: &Listed, room_name: Option<&str>, content: Option<&
     )
 }
 
+/// A list named by its shortcode when it has one.
+fn list_name(list: &str, code: Option<&str>) -> String {
+    code.map_or(list.to_owned(), str::to_owned)
+}
+
 /// `text` on one line, at most `max` characters.
 fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -233,9 +239,15 @@ impl Bot {
                 }
             }
             (Choice::BanEverywhere, Some(sender)) => {
-                let plan =
-                    moderation::membership_plan(&self.matrix, &self.protected, Verb::Ban, sender, None, Some(reason))
-                        .await;
+                let plan = moderation::membership_plan(
+                    &self.matrix,
+                    &self.protected,
+                    Verb::Ban,
+                    sender,
+                    None,
+                    Some(reason.clone()),
+                )
+                .await;
                 match plan {
                     Reply::Done(text) => format!("banning {sender} everywhere did not happen: {text}"),
                     Reply::Plan(mut plan) => {
@@ -243,7 +255,30 @@ impl Bot {
                         let rooms = plan.ops.len();
                         let said = self.carry_out(moderator, plan).await;
                         self.matrix.notify(&said).await;
-                        format!("banned {sender} in every protected room ({rooms})")
+                        // And in the list bans go to, so it holds wherever the list is watched.
+                        let list = self.config.propagate_bans_to.clone();
+                        let rule = match list.as_deref().and_then(|code| self.session.policy.shortcode(code)) {
+                            Some(list) => {
+                                let list = list.to_owned();
+                                let written = self
+                                    .add_rule(
+                                        &origin,
+                                        &list,
+                                        sender,
+                                        gleipnir_policy::Recommendation::Ban,
+                                        &reason,
+                                        false,
+                                    )
+                                    .await;
+                                self.matrix.notify(&written).await;
+                                format!(
+                                    " and a ban rule in {}",
+                                    list_name(list.as_str(), self.config.propagate_bans_to.as_deref())
+                                )
+                            }
+                            None => String::new(),
+                        };
+                        format!("banned {sender} in every protected room ({rooms}){rule}")
                     }
                 }
             }

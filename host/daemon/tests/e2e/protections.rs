@@ -419,7 +419,7 @@ fn a_0_2_0_protection_gets_new_events_and_answers_its_commands() {
     assert!(said.contains("spam score=Some(-100)") && said.contains("buy cheap pills"), "{said}");
 
     // Its commands: listed, routed, settings saved like a moderator's.
-    let help = scene.command("help", "Commands:");
+    let help = scene.command("help", "Commands (give them as");
     assert!(help.contains("- witness say WORDS…: reply with the words"), "{help}");
     scene.command("witness say hello there", "witness says: hello there");
     let set = scene.command("witness set 5", "witness.level: 0 → 5");
