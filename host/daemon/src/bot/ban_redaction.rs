@@ -10,40 +10,11 @@
 //! room.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-use gleipnir_policy::glob::Glob;
 
 use super::Bot;
 use super::commands::moderation::events_by;
 use super::executor::{Act, BanDone, Origin, Outcome};
-
-/// What the operator set: the reasons, and how far back and how many.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct RedactOnBan {
-    /// Lower-case patterns (globs or literals).
-    reasons: Vec<String>,
-    pub(crate) limit: usize,
-    pub(crate) age: Duration,
-}
-
-impl RedactOnBan {
-    pub(crate) fn new(reasons: &[String], limit: usize, age: Duration) -> RedactOnBan {
-        RedactOnBan { reasons: reasons.iter().map(|r| r.to_lowercase()).collect(), limit, age }
-    }
-
-    /// The pattern `reason` matches, if any (the whole reason, case-insensitive).
-    pub(crate) fn matching(&self, reason: &str) -> Option<&str> {
-        let reason = reason.trim().to_lowercase();
-        self.reasons
-            .iter()
-            .find(|pattern| match Glob::new(pattern) {
-                Some(glob) => glob.matches(&reason),
-                None => **pattern == reason,
-            })
-            .map(String::as_str)
-    }
-}
+use crate::config::RedactOnBan;
 
 impl Bot {
     /// Redacts the recent messages of users just banned for a matching
@@ -118,6 +89,8 @@ impl Bot {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]

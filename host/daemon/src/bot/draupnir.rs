@@ -19,11 +19,7 @@ const NAMES: &[(&str, &str)] =
 /// Draupnir key, Gleipnir key).
 const SETTINGS: &[(&str, &str, &str)] = &[("BasicFloodingProtection", "maxPerMinute", "max-per-minute")];
 
-/// Whether `name` is written the way Draupnir names protections (CamelCase
-/// letters and digits), not the way Gleipnir does.
-pub(crate) fn is_draupnir_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphanumeric())
-}
+pub(crate) use crate::state::is_draupnir_name;
 
 /// The Gleipnir protection a Draupnir one corresponds to.
 pub(crate) fn counterpart(name: &str) -> Option<&'static str> {

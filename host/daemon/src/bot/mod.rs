@@ -51,9 +51,6 @@ use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
 
-pub(crate) use ban_redaction::RedactOnBan;
-pub(crate) use draupnir::is_draupnir_name;
-
 use matrix_sdk::Client;
 use queries::BotQueries;
 

@@ -96,7 +96,7 @@ pub(crate) struct Config {
     /// homeserver (the bot's account must be a server admin).
     pub(crate) room_takedowns: bool,
     /// Bans for these reasons redact the user's recent messages too.
-    pub(crate) redact_on_ban: Option<crate::bot::RedactOnBan>,
+    pub(crate) redact_on_ban: Option<RedactOnBan>,
     /// A ban moderators make with a client is written as a rule to this
     /// list (shortcode) without asking; otherwise they are asked which.
     pub(crate) propagate_bans_to: Option<String>,
@@ -109,6 +109,33 @@ pub(crate) struct Config {
     /// Read abuse reports from the homeserver's admin API this often
     /// (`[reports] poll = true`; the bot must be a server admin). `None`: off.
     pub(crate) report_poll: Option<Duration>,
+}
+
+/// What the operator set: the reasons, and how far back and how many.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RedactOnBan {
+    /// Lower-case patterns (globs or literals).
+    reasons: Vec<String>,
+    pub(crate) limit: usize,
+    pub(crate) age: Duration,
+}
+
+impl RedactOnBan {
+    pub(crate) fn new(reasons: &[String], limit: usize, age: Duration) -> RedactOnBan {
+        RedactOnBan { reasons: reasons.iter().map(|r| r.to_lowercase()).collect(), limit, age }
+    }
+
+    /// The pattern `reason` matches, if any (the whole reason, case-insensitive).
+    pub(crate) fn matching(&self, reason: &str) -> Option<&str> {
+        let reason = reason.trim().to_lowercase();
+        self.reasons
+            .iter()
+            .find(|pattern| match gleipnir_policy::glob::Glob::new(pattern) {
+                Some(glob) => glob.matches(&reason),
+                None => **pattern == reason,
+            })
+            .map(String::as_str)
+    }
 }
 
 /// The keys of `[sandbox]`, which `[protections.NAME]` may set for one protection.
@@ -487,7 +514,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
             }
         }
         if !reasons.is_empty() {
-            redact_on_ban = Some(crate::bot::RedactOnBan::new(&reasons, limit, age));
+            redact_on_ban = Some(RedactOnBan::new(&reasons, limit, age));
         }
     }
     if let Some(s) = policy

@@ -252,10 +252,16 @@ fn check_room(text: &str) -> Result<(), String> {
     crate::parse::room_ref(text).map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// Whether `name` is written the way Draupnir names protections (CamelCase
+/// letters and digits), not the way Gleipnir does.
+pub(crate) fn is_draupnir_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// Gleipnir's protection names, and Draupnir's (CamelCase), which a moved
 /// account holds: those are mapped or kept at start, not a problem.
 fn check_protection(text: &str) -> Result<(), String> {
-    if gleipnir_runtime::settings::is_kebab(text) || crate::bot::is_draupnir_name(text) {
+    if gleipnir_runtime::settings::is_kebab(text) || is_draupnir_name(text) {
         Ok(())
     } else {
         Err(format!("`{text}` is not a protection name"))
