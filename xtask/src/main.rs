@@ -47,16 +47,7 @@ fn plugins() -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let mut outputs = Vec::new();
     for (plugin, artifact) in built {
-        let dest = out_dir.join(format!("{}.wasm", plugin.name));
-        // Copy to a temporary name and rename: a running bot watching the
-        // folder never sees half a file.
-        let tmp = out_dir.join(format!(".{}.wasm.tmp", plugin.name));
-        std::fs::copy(&artifact, &tmp)
-            .and_then(|_| std::fs::rename(&tmp, &dest))
-            .map_err(|e| format!("cannot copy {} to {}: {e}", artifact.display(), dest.display()))?;
-        let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-        println!("{} ({} KiB)", dest.display(), size / 1024);
-        outputs.push(dest);
+        outputs.push(install(&artifact, &out_dir, &plugin.name, "")?);
     }
     // Protections in other languages, built with their own toolchain.
     let python = xtask::python_plugins(&root.join("plugins"))?;
@@ -72,18 +63,25 @@ fn plugins() -> Result<Vec<PathBuf>, String> {
         }
         Some(built) => {
             for (plugin, artifact) in built {
-                let dest = out_dir.join(format!("{}.wasm", plugin.name));
-                let tmp = out_dir.join(format!(".{}.wasm.tmp", plugin.name));
-                std::fs::copy(&artifact, &tmp)
-                    .and_then(|_| std::fs::rename(&tmp, &dest))
-                    .map_err(|e| format!("cannot copy {} to {}: {e}", artifact.display(), dest.display()))?;
-                let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-                println!("{} ({} KiB, Python)", dest.display(), size / 1024);
-                outputs.push(dest);
+                outputs.push(install(&artifact, &out_dir, &plugin.name, ", Python")?);
             }
         }
     }
     Ok(outputs)
+}
+
+/// Copies a built component to `out_dir/NAME.wasm` under a temporary name
+/// and renames it (a running bot watching the folder never sees half a
+/// file); says where it went and how big it is.
+fn install(artifact: &Path, out_dir: &Path, name: &str, note: &str) -> Result<PathBuf, String> {
+    let dest = out_dir.join(format!("{name}.wasm"));
+    let tmp = out_dir.join(format!(".{name}.wasm.tmp"));
+    std::fs::copy(artifact, &tmp)
+        .and_then(|_| std::fs::rename(&tmp, &dest))
+        .map_err(|e| format!("cannot copy {} to {}: {e}", artifact.display(), dest.display()))?;
+    let size = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+    println!("{} ({} KiB{note})", dest.display(), size / 1024);
+    Ok(dest)
 }
 
 fn run(description: &str, command: &mut Command) -> Result<(), String> {

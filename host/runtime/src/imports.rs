@@ -27,30 +27,15 @@ const HOST_0_1_0: &[&str] = &[
     "history",
 ];
 
-/// The functions of `gleipnir:protection/host@0.2.0`: 0.1.0's and `members`.
-const HOST_0_2_0: &[&str] = &[
-    "log",
-    "now-ms",
-    "bot-user-id",
-    "membership-of",
-    "joined-at",
-    "power-level",
-    "required-levels",
-    "kv-get",
-    "kv-set",
-    "kv-delete",
-    "message-count",
-    "protected-rooms",
-    "members",
-    "members-matching",
-    "history",
-];
+/// What `gleipnir:protection/host@0.2.0` adds to 0.1.0's functions.
+const ADDED_IN_0_2_0: &[&str] = &["members"];
 
-/// The host functions of contract `version`, if this host speaks it.
-fn host_functions(version: &str) -> Option<&'static [&'static str]> {
+/// Whether contract `version`'s host interface has `function`; `None` for a
+/// version this host does not speak.
+fn offers(version: &str, function: &str) -> Option<bool> {
     match version {
-        "0.1.0" => Some(HOST_0_1_0),
-        "0.2.0" => Some(HOST_0_2_0),
+        "0.1.0" => Some(HOST_0_1_0.contains(&function)),
+        "0.2.0" => Some(HOST_0_1_0.contains(&function) || ADDED_IN_0_2_0.contains(&function)),
         _ => None,
     }
 }
@@ -66,12 +51,12 @@ pub(crate) fn missing(engine: &Engine, component: &Component) -> Vec<String> {
         if !name.starts_with(WIT_PACKAGE) {
             continue;
         }
-        let offered = name.strip_prefix(&host).and_then(host_functions);
-        let types = name.strip_prefix(&format!("{WIT_PACKAGE}/types@")).and_then(host_functions);
-        match (offered, types) {
-            (Some(offered), _) => {
+        let host_version = name.strip_prefix(&host).filter(|v| offers(v, "").is_some());
+        let types_version = name.strip_prefix(&format!("{WIT_PACKAGE}/types@")).filter(|v| offers(v, "").is_some());
+        match (host_version, types_version) {
+            (Some(version), _) => {
                 for (function, _) in instance.exports(engine) {
-                    if !offered.contains(&function) {
+                    if offers(version, function) != Some(true) {
                         missing.push(format!("{name}#{function}"));
                     }
                 }
@@ -96,8 +81,11 @@ mod tests {
         names
     }
 
+    /// Every function some version offers, kept where `version` offers it.
     fn offered(version: &str) -> Vec<String> {
-        let mut names: Vec<String> = host_functions(version).unwrap().iter().map(|f| (*f).to_owned()).collect();
+        let all = HOST_0_1_0.iter().chain(ADDED_IN_0_2_0);
+        let mut names: Vec<String> =
+            all.filter(|f| offers(version, f) == Some(true)).map(|f| (*f).to_owned()).collect();
         names.sort();
         names
     }
@@ -107,7 +95,8 @@ mod tests {
         assert_eq!(offered("0.1.0"), declared(include_str!("../../../wit/0.1.0/protection.wit")));
         assert_eq!(offered("0.2.0"), declared(include_str!("../../../wit/0.2.0/protection.wit")));
         for version in crate::WIT_VERSIONS {
-            assert!(host_functions(version).is_some(), "no host functions listed for {version}");
+            assert!(offers(version, "log").is_some(), "no host functions listed for {version}");
         }
+        assert_eq!(offers("9.0.0", "log"), None);
     }
 }
