@@ -167,6 +167,30 @@ pub(crate) async fn events_by(
     limit: usize,
     since: Option<u64>,
 ) -> Result<Vec<String>, String> {
+    if m.joined(room).is_none() {
+        return Err("I am not in that room".to_owned());
+    }
+    let mut pages = Backwards::new(room, MAX_PAGES)?.by(user)?;
+    let mut found = Vec::new();
+    while let Some(chunk) = pages.next(&m.client, 100).await? {
+        for raw in &chunk {
+            if let Some(event) = redactable(raw.json().get(), user, since) {
+                found.push(event);
+                if found.len() == limit {
+                    return Ok(found);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The id of a history event (client-format JSON) that `redact USER` may
+/// take: sent by `user` (whatever the homeserver's filter did), not state,
+/// not redacted yet, and with `since`, not older than that. The sender's
+/// server sets the timestamp: an old one is passed over, not taken as the
+/// end of what is recent.
+fn redactable(json: &str, user: &str, since: Option<u64>) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Seen {
         event_id: String,
@@ -179,29 +203,12 @@ pub(crate) async fn events_by(
         #[serde(default)]
         unsigned: serde_json::Map<String, Value>,
     }
-    if m.joined(room).is_none() {
-        return Err("I am not in that room".to_owned());
+    let seen = serde_json::from_str::<Seen>(json).ok()?;
+    if since.is_some_and(|since| seen.origin_server_ts < since) {
+        return None;
     }
-    let mut pages = Backwards::new(room, MAX_PAGES)?.by(user)?;
-    let mut found = Vec::new();
-    while let Some(chunk) = pages.next(&m.client, 100).await? {
-        for raw in &chunk {
-            let Ok(seen) = serde_json::from_str::<Seen>(raw.json().get()) else { continue };
-            // The sender's server sets the timestamp: an old one is passed
-            // over, not taken as the end of what is recent.
-            if since.is_some_and(|since| seen.origin_server_ts < since) {
-                continue;
-            }
-            let redacted = seen.content.is_empty() || seen.unsigned.contains_key("redacted_because");
-            if seen.sender == user && seen.state_key.is_none() && !redacted {
-                found.push(seen.event_id);
-                if found.len() == limit {
-                    return Ok(found);
-                }
-            }
-        }
-    }
-    Ok(found)
+    let redacted = seen.content.is_empty() || seen.unsigned.contains_key("redacted_because");
+    (seen.sender == user && seen.state_key.is_none() && !redacted).then_some(seen.event_id)
 }
 
 impl Bot {
@@ -266,5 +273,27 @@ impl Bot {
             let _ = write!(out, "\n- left out: {skipped}");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_users_own_live_recent_messages_are_redactable() {
+        let event = |sender: &str, ts: u64, extra: serde_json::Value| {
+            let mut e = serde_json::json!({"event_id": "$e", "sender": sender, "origin_server_ts": ts,
+                "type": "m.room.message", "content": {"body": "x"}});
+            e.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            e.to_string()
+        };
+        let none = serde_json::json!({});
+        assert_eq!(redactable(&event("@bad:x", 10, none.clone()), "@bad:x", None).as_deref(), Some("$e"));
+        // A homeserver that ignored the sender filter: someone else's message is not taken.
+        assert_eq!(redactable(&event("@innocent:x", 10, none.clone()), "@bad:x", None), None);
+        assert_eq!(redactable(&event("@bad:x", 10, none.clone()), "@bad:x", Some(11)), None);
+        assert_eq!(redactable(&event("@bad:x", 10, serde_json::json!({"state_key": ""})), "@bad:x", None), None);
+        assert_eq!(redactable(&event("@bad:x", 10, serde_json::json!({"content": {}})), "@bad:x", None), None);
     }
 }
