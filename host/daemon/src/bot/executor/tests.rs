@@ -2,7 +2,8 @@
 //! decided before any request (the users are of another server than the
 //! bot, so no admin query is made; the client points nowhere).
 
-use gleipnir_runtime::{RedactEvent, TargetUser};
+use gleipnir_runtime::{JoinRule, RedactEvent, TargetUser};
+use serde_json::json;
 
 use super::*;
 

@@ -1,0 +1,144 @@
+//! The one place that calls a moderation endpoint: each act lowered to its
+//! Matrix or admin API request, after `Executor::act` checked it.
+
+use gleipnir_runtime::{Action, JoinRule, json};
+use matrix_sdk::Client;
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::ruma::{EventId, RoomId, UserId};
+use serde_json::json;
+
+use super::Act;
+use super::admin_api::{AdminError, admin, reqwest_method, urlencode};
+
+/// Why an act was not done once sent for.
+pub(super) enum Performed {
+    Notice(String),
+    Unsupported(&'static str),
+    Failed(String),
+}
+
+/// Calls the endpoint an act needs.
+pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>, Performed> {
+    let in_room = |id: &str| {
+        room_id(id).and_then(|id| client.get_room(&id)).ok_or_else(|| Performed::Failed("not in that room".to_owned()))
+    };
+    let failed = |e: matrix_sdk::Error| Performed::Failed(e.to_string());
+    match act {
+        Act::Contract(Action::Redact(a)) => {
+            let event = <&EventId>::try_from(a.event_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
+            let reason = Some(a.reason.as_str()).filter(|r| !r.is_empty());
+            in_room(&a.room_id)?.redact(event, reason, None).await.map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::Contract(action @ (Action::Ban(a) | Action::Kick(a) | Action::Unban(a))) => {
+            let user = <&UserId>::try_from(a.user_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
+            let room = in_room(&a.room_id)?;
+            // An empty reason (a moderator gave none) is left out.
+            let reason = Some(a.reason.as_str()).filter(|r| !r.is_empty());
+            match action {
+                Action::Ban(_) => room.ban_user(user, reason).await,
+                Action::Kick(_) => room.kick_user(user, reason).await,
+                _ => room.unban_user(user, reason).await,
+            }
+            .map_err(failed)?;
+        }
+        Act::Contract(Action::SendNotice(a)) => {
+            in_room(&a.room_id)?.send(RoomMessageEventContent::notice_plain(&a.body)).await.map_err(failed)?;
+        }
+        Act::Contract(Action::NotifyManagement(a)) => return Err(Performed::Notice(a.body.clone())),
+        Act::Contract(Action::SuspendUser(a)) => {
+            let path = format!("/_synapse/admin/v1/suspend/{}", urlencode(&a.user_id));
+            admin(client, reqwest_method::PUT, &path, Some(json!({"suspend": true})))
+                .await
+                .map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::Contract(Action::DeleteUserMedia(a)) => {
+            let path = format!("/_synapse/admin/v1/users/{}/media", urlencode(&a.user_id));
+            admin(client, reqwest_method::DELETE, &path, None).await.map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::Contract(Action::SetJoinRule(a)) => {
+            match a.rule {
+                JoinRule::Restricted => {
+                    return Err(Performed::Unsupported(
+                        "set-join-rule restricted (it needs the rooms whose members may join)",
+                    ));
+                }
+                JoinRule::Private => {
+                    return Err(Performed::Unsupported("set-join-rule private (reserved by the spec)"));
+                }
+                JoinRule::Public | JoinRule::Invite | JoinRule::Knock => {}
+            }
+            let content = json!({"join_rule": json::join_rule(a.rule)});
+            in_room(&a.room_id)?
+                .send_state_event_raw("m.room.join_rules", "", content)
+                .await
+                .map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::Contract(Action::SetPowerLevel(_)) => return Err(Performed::Unsupported("set-power-level")),
+        Act::Contract(Action::AddPolicyRule(_) | Action::RemovePolicyRule(_)) => {
+            return Err(Performed::Unsupported("policy rule edits"));
+        }
+        Act::Contract(Action::DeactivateUser(_)) => return Err(Performed::Unsupported("deactivate-user")),
+        Act::Contract(Action::Invite(a)) => {
+            let user = <&UserId>::try_from(a.user_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
+            in_room(&a.room_id)?.invite_user_by_id(user).await.map_err(failed)?;
+        }
+        // Turned into a `set-join-rule` by `Executor::act`.
+        Act::Contract(Action::RestoreJoinRule(_)) => return Err(Performed::Unsupported("restore-join-rule")),
+        Act::Contract(Action::BlockRoom(a)) => {
+            let path = format!("/_synapse/admin/v1/rooms/{}/block", urlencode(&a.room_id));
+            admin(client, reqwest_method::PUT, &path, Some(json!({"block": true})))
+                .await
+                .map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::Contract(Action::PurgeRoom(a)) => return take_down(client, &a.room_id, &a.reason).await.map(Some),
+        Act::ServerAcl { room, content } => {
+            in_room(room)?
+                .send_state_event_raw("m.room.server_acl", "", content.clone())
+                .await
+                .map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::WriteRule { list, event_type, state_key, content } => {
+            in_room(list)?
+                .send_state_event_raw(event_type, state_key, content.clone())
+                .await
+                .map_err(|e| Performed::Failed(e.to_string()))?;
+        }
+        Act::TakeDownRoom { room, reason } => return take_down(client, room, reason).await.map(Some),
+    }
+    Ok(None)
+}
+
+/// Blocks a room on this homeserver, then purges it; says how far it got.
+async fn take_down(client: &Client, room: &str, reason: &str) -> Result<String, Performed> {
+    let encoded = urlencode(room);
+    let path = format!("/_synapse/admin/v1/rooms/{encoded}/block");
+    admin(client, reqwest_method::PUT, &path, Some(json!({"block": true})))
+        .await
+        .map_err(|e| Performed::Failed(format!("blocking failed: {e}")))?;
+    let message = if reason.is_empty() { "This room was taken down.".to_owned() } else { reason.to_owned() };
+    let purge = json!({"block": true, "purge": true, "message": message});
+    let path = format!("/_synapse/admin/v2/rooms/{encoded}");
+    Ok(match admin(client, reqwest_method::DELETE, &path, Some(purge)).await {
+        Ok(reply) => {
+            let id = reply.get("delete_id").and_then(|d| d.as_str()).unwrap_or("?");
+            format!("blocked, and its purge started (delete id {id})")
+        }
+        // A room this homeserver never joined has nothing to purge; the block stands.
+        Err(AdminError::Status { status: 400 | 404, .. }) => {
+            "blocked (this homeserver holds nothing of it to purge)".to_owned()
+        }
+        Err(e) => format!("blocked, but the purge failed: {e}"),
+    })
+}
+
+/// The sender of an event, asked of the homeserver.
+pub(super) async fn sender_of(client: &Client, room: &str, event: &str) -> Option<String> {
+    use matrix_sdk::ruma::api::client::room::get_room_event;
+    let request = get_room_event::v3::Request::new(room_id(room)?, <&EventId>::try_from(event).ok()?.to_owned());
+    let response = client.send(request).await.ok()?;
+    response.event.get_field::<String>("sender").ok().flatten()
+}
+
+fn room_id(id: &str) -> Option<matrix_sdk::ruma::OwnedRoomId> {
+    <&RoomId>::try_from(id).ok().map(ToOwned::to_owned)
+}
