@@ -65,6 +65,7 @@ impl Bot {
         for (old, new) in std::mem::take(&mut self.upgrades) {
             self.follow_upgrade(&old, &new).await;
         }
+        self.follow_space_changes().await;
         self.apply_policy().await;
     }
 
@@ -293,6 +294,14 @@ impl Bot {
             {
                 self.upgrades.push((room.to_owned(), new));
             }
+        }
+        if kind == "m.space.child"
+            && self.protected.contains(room)
+            && let Some(change) = super::spaces::ChildEvent::of(room, &key, content.get())
+        {
+            let changes = &mut self.session.space_changes;
+            changes.retain(|c| !(c.space == change.space && c.child == change.child));
+            changes.push(change);
         }
         if kind == "m.room.server_acl" && key.is_empty() && self.protected.contains(room) {
             self.session.policy.on_acl(room, &sender, content.get(), &self.matrix.bot_user);

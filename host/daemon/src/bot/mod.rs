@@ -34,6 +34,7 @@ mod queries;
 mod report_notices;
 mod reports;
 mod route;
+mod spaces;
 mod startup;
 mod takedown;
 mod ticks;
@@ -130,6 +131,11 @@ pub(crate) struct Session {
     pub(crate) problems: Vec<crate::state::Problem>,
     /// The last problem report: a number reaction on it previews that option.
     pub(crate) report_event: Option<String>,
+    /// Which protected rooms came from which space.
+    pub(crate) spaces: spaces::Spaces,
+    /// `m.space.child` changes seen in protected rooms, followed after the
+    /// sync (or the start) that brought them.
+    pub(crate) space_changes: Vec<spaces::ChildEvent>,
 }
 
 /// A protected room or watched list the bot is no longer in, and why.

@@ -66,6 +66,13 @@ impl Bot {
             tracing::warn!("a capability moderators granted is no longer allowed by the config: {dropped}");
         }
 
+        // Which rooms came from which space (read first: the protected
+        // rooms' state below brings the spaces' `m.space.child` events).
+        let content = read(self, crate::state::PROTECTED_SPACES.key, &mut problems).await;
+        let (spaces, bad) = super::spaces::Spaces::read(content.as_ref());
+        self.session.spaces = spaces;
+        problems.extend(bad);
+
         // Protected rooms: joined, and their state loaded.
         let content = read(self, PROTECTED_ROOMS.key, &mut problems).await;
         let (rooms, bad) = PROTECTED_ROOMS.read(content.as_ref());
@@ -207,6 +214,12 @@ impl Bot {
         self.protections.unloaded = unloaded.into_iter().filter(|u| !needed.contains(&u.file)).collect();
         if problems.is_empty() && self.config.protect_all_joined {
             self.protect_all_joined().await;
+        }
+        if problems.is_empty() {
+            // Rooms added to or removed from a protected space while the bot was stopped.
+            self.follow_space_changes().await;
+        } else {
+            self.session.space_changes.clear();
         }
         if problems.is_empty() {
             // Rules apply to the members already there.

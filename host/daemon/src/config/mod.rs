@@ -106,6 +106,9 @@ pub(crate) struct Config {
     /// Every room the bot is in (but the management room and lists) is
     /// protected; a room it leaves stops being protected, without a problem.
     pub(crate) protect_all_joined: bool,
+    /// How deep spaces are followed: 1 protects a space's own rooms, 2 also
+    /// the rooms of the spaces in it, and so on.
+    pub(crate) space_depth: u32,
     /// Read abuse reports from the homeserver's admin API this often
     /// (`[reports] poll = true`; the bot must be a server admin). `None`: off.
     pub(crate) report_poll: Option<Duration>,
@@ -339,8 +342,8 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         }
     }
 
-    let (mut protect_on_invite, mut protect_all_joined) = (false, false);
-    if let Some(s) = r.section(&root, "rooms", &["protect_on_invite", "protect_all_joined"]) {
+    let (mut protect_on_invite, mut protect_all_joined, mut space_depth) = (false, false, 3);
+    if let Some(s) = r.section(&root, "rooms", &["protect_on_invite", "protect_all_joined", "space_depth"]) {
         for (key, out) in
             [("protect_on_invite", &mut protect_on_invite), ("protect_all_joined", &mut protect_all_joined)]
         {
@@ -349,6 +352,12 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
                     Some(b) => *out = b,
                     None => r.problem(&format!("rooms.{key}"), "must be true or false"),
                 }
+            }
+        }
+        if let Some(value) = s.get("space_depth") {
+            match value.as_integer() {
+                Some(n) if (1..=10).contains(&n) => space_depth = n as u32,
+                _ => r.problem("rooms.space_depth", "must be a whole number from 1 to 10"),
             }
         }
     }
@@ -500,6 +509,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         redact_on_ban,
         protect_on_invite,
         protect_all_joined,
+        space_depth,
         report_poll,
         plugin_limits: PluginLimits { default: limits, by_name: own_limits },
     })

@@ -144,7 +144,7 @@ const DEFAULT_PREVIEW: u32 = 100;
 pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ("help", "help [command]: what the commands are"),
     ("status", "status: protected rooms, protections, uptime, sync lag"),
-    ("rooms", "rooms | rooms add ROOM | rooms remove ROOM: the protected rooms"),
+    ("rooms", "rooms | rooms add ROOM | rooms remove ROOM: the protected rooms (a space brings its rooms)"),
     (
         "protections",
         "protections | protections enable|disable|show NAME | protections preview NAME [--limit N] | protections config set|add|remove|reset NAME KEY [VALUE] | protections grant|revoke NAME CAPABILITY",

@@ -252,6 +252,11 @@ fn check_room(text: &str) -> Result<(), String> {
     crate::parse::room_ref(text).map(|_| ()).map_err(|e| e.to_string())
 }
 
+/// A room id (what the bot itself writes).
+pub(crate) fn check_room_id(text: &str) -> Result<(), String> {
+    <&matrix_sdk::ruma::RoomId>::try_from(text).map(|_| ()).map_err(|_| format!("`{text}` is not a room id"))
+}
+
 /// Whether `name` is written the way Draupnir names protections (CamelCase
 /// letters and digits), not the way Gleipnir does.
 pub(crate) fn is_draupnir_name(name: &str) -> bool {
@@ -272,6 +277,12 @@ pub(crate) const PROTECTED_ROOMS: ListStore =
     ListStore { key: "org.matrix.mjolnir.protected_rooms", field: "rooms", check: check_room };
 pub(crate) const WATCHED_LISTS: ListStore =
     ListStore { key: "org.matrix.mjolnir.watched_lists", field: "references", check: check_room };
+/// The spaces moderators added with `rooms add` (see `bot/spaces.rs`).
+pub(crate) const PROTECTED_SPACES: ListStore =
+    ListStore { key: "org.gleipnir.protected_spaces", field: "spaces", check: check_room_id };
+/// The rooms of protected spaces that moderators stopped protecting.
+pub(crate) const EXCLUDED_FROM_SPACES: ListStore =
+    ListStore { key: "org.gleipnir.protected_spaces", field: "excluded", check: check_room_id };
 pub(crate) const ENABLED_PROTECTIONS: ListStore =
     ListStore { key: "org.matrix.mjolnir.enabled_protections", field: "enabled", check: check_protection };
 

@@ -11,3 +11,4 @@ mod reports;
 mod resilience;
 mod restarts;
 mod safe_mode;
+mod spaces;

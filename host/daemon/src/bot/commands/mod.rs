@@ -162,11 +162,7 @@ impl Bot {
         let mut reply = match parsed.command {
             Command::Help { topic } => Reply::Done(help(&self.protections, topic.as_deref())),
             Command::Status => Reply::Done(self.status()),
-            Command::Rooms => Reply::Done(if self.protected.is_empty() {
-                "No protected rooms. Add one with `rooms add ROOM`.".to_owned()
-            } else {
-                format!("Protected rooms ({}):\n{}", self.protected.len(), list(self.protected.rooms().iter()))
-            }),
+            Command::Rooms => Reply::Done(self.rooms_list()),
             Command::RoomsAdd(room) => Reply::Done(self.rooms_add(&room).await),
             Command::RoomsRemove(room) => Reply::Done(self.rooms_remove(&room).await),
             Command::Protections => Reply::Done(protections::list(&self.protections)),

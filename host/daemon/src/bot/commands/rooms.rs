@@ -32,34 +32,82 @@ impl Bot {
             Ok(id) => id.to_string(),
             Err(e) => return format!("Could not join {room}: {e:#}. Nothing changed."),
         };
-        if !self.protected.insert(&id) {
-            return format!("{room} ({id}) is already protected.");
+        // Moderators protect by hand a room they once took out of a space.
+        let was_excluded = self.session.spaces.excluded.remove(&id);
+        let (mut out, about) = match self.protect_joined(&id).await {
+            Err(why) => return format!("Joined {room} but {why}. It is not protected."),
+            Ok(Some(about)) => {
+                let mut out = format!("Now protecting {}.", about.name(&id));
+                if about.encrypted {
+                    out.push_str(
+                        " It is encrypted: protections that read messages cannot read it (memberships, policy lists \
+                         and server ACLs still apply).",
+                    );
+                }
+                let missing = self.missing_power(&id);
+                if !missing.is_empty() {
+                    let _ = write!(
+                        out,
+                        " With my power level here ({}) I cannot: {}. Raise it to act on everything.",
+                        self.rooms.power_level(&id, &self.matrix.bot_user),
+                        missing.join(", ")
+                    );
+                }
+                (out, about)
+            }
+            Ok(None) => {
+                let about = RoomAbout::of(&self.matrix.room_state(&id).await.unwrap_or_default());
+                (format!("{} is already protected.", about.name(&id)), about)
+            }
+        };
+        if about.space && !self.session.spaces.top.contains(&id) {
+            out.push_str(&self.follow_space(&id).await);
+        } else if was_excluded && let Err(e) = self.save_spaces().await {
+            let _ = write!(out, " (Saving the spaces failed: {e:#}.)");
         }
-        if let Err(e) = self.save_rooms(&id, true).await {
-            self.protected.remove(&id);
-            return format!("Joined {room} but could not save the room list: {e:#}. It is not protected.");
+        out
+    }
+
+    /// Protects a room the bot is in: saved in the room list, its state
+    /// read, its members vouched for. What its state says about it;
+    /// `None` when it was protected already; the reason when the room list
+    /// could not be saved (then it is not protected).
+    pub(crate) async fn protect_joined(&mut self, id: &str) -> Result<Option<RoomAbout>, String> {
+        if !self.protected.insert(id) {
+            return Ok(None);
         }
-        let state = self.load_room_state(&id).await;
+        if let Err(e) = self.save_rooms(id, true).await {
+            self.protected.remove(id);
+            return Err(format!("could not save the room list: {e:#}"));
+        }
+        let state = self.load_room_state(id).await;
         // The members here now are the ones the moderators chose to protect.
-        if self.rooms.count_from(&id, self.queries.state.clock.now_ms()) {
-            self.rooms.vouch_for_members(&id);
+        if self.rooms.count_from(id, self.queries.state.clock.now_ms()) {
+            self.rooms.vouch_for_members(id);
         }
-        let about = RoomAbout::of(&state);
-        let mut out = format!("Now protecting {}.", about.name(&id));
-        if about.encrypted {
-            out.push_str(
-                " It is encrypted: protections that read messages cannot read it (memberships, policy lists and \
-                 server ACLs still apply).",
-            );
+        Ok(Some(RoomAbout::of(&state)))
+    }
+
+    /// `rooms`: each protected room by name, with the space it came from.
+    pub(crate) fn rooms_list(&self) -> String {
+        if self.protected.is_empty() {
+            return "No protected rooms. Add one with `rooms add ROOM` (a space brings its rooms).".to_owned();
         }
-        let missing = self.missing_power(&id);
-        if !missing.is_empty() {
-            let _ = write!(
-                out,
-                " With my power level here ({}) I cannot: {}. Raise it to act on everything.",
-                self.rooms.power_level(&id, &self.matrix.bot_user),
-                missing.join(", ")
-            );
+        let spaces = &self.session.spaces;
+        let mut out = format!("Protected rooms ({}):", self.protected.len());
+        for room in self.protected.rooms() {
+            let _ = write!(out, "\n- {}", self.room_name(&room));
+            if spaces.top.contains(&room) {
+                let _ = write!(out, " (space: its rooms are protected, {} level(s) deep)", self.config.space_depth);
+            } else if let Some(parent) = spaces.parent.get(&room) {
+                let _ = write!(out, " (from the space {}", self.room_name(parent));
+                match spaces.top_of(&room) {
+                    Some(top) if top != parent => {
+                        let _ = write!(out, ", in {})", self.room_name(top));
+                    }
+                    _ => out.push(')'),
+                }
+            }
         }
         out
     }
@@ -86,6 +134,10 @@ impl Bot {
             return;
         }
         self.pending_upgrades.retain(|(_, n)| n != new);
+        // The replacement takes the old room's place in its space.
+        if let Some(space) = self.session.spaces.parent.get(old).cloned() {
+            self.session.spaces.parent.insert(new.to_owned(), space);
+        }
         let removed = self.rooms_remove(&RoomRef::Id(old.to_owned())).await;
         self.matrix.notify(&format!("{old} was upgraded: {added} {removed}")).await;
     }
@@ -114,23 +166,69 @@ impl Bot {
             Ok(id) => id,
             Err(reply) => return reply,
         };
-        if !self.protected.remove(&id) {
+        if !self.protected.contains(&id) {
             return format!("{room} is not protected.");
         }
-        if let Err(e) = self.save_rooms(&id, false).await {
-            self.protected.insert(&id);
-            return format!("Could not save the room list: {e:#}. {room} is still protected.");
+        let name = self.room_name(&id);
+        let left = match self.unprotect(&id).await {
+            Ok(left) => left,
+            Err(why) => return format!("{why}. {room} is still protected."),
+        };
+        let mut out = format!("No longer protecting {name}{}.", if left { "; left the room" } else { "" });
+        // A space's rooms go with it; a room of a followed space stays out of it.
+        let spaces = &mut self.session.spaces;
+        let from_space = spaces.parent.get(&id).cloned();
+        let came_from_it: Vec<String> = spaces.subtree(&id).into_iter().skip(1).collect();
+        let was_top = spaces.top.remove(&id);
+        spaces.forget(&came_from_it);
+        spaces.parent.remove(&id);
+        if from_space.is_some() {
+            spaces.excluded.insert(id.clone());
         }
-        let left = match self
-            .matrix
-            .client
-            .get_room(&matrix_sdk::ruma::OwnedRoomId::try_from(id.as_str()).expect("validated"))
+        let mut stopped = Vec::new();
+        for child in &came_from_it {
+            let name = self.room_name(child);
+            match self.unprotect(child).await {
+                Ok(_) => stopped.push(name),
+                Err(why) => {
+                    let _ = write!(out, " {name} stays protected: {why}.");
+                }
+            }
+        }
+        if !stopped.is_empty() {
+            let _ = write!(out, " The rooms that came from it are no longer protected either: {}.", stopped.join(", "));
+        }
+        if let Some(space) = &from_space {
+            let _ = write!(
+                out,
+                " It is in the space {}: I will not protect it again while it is there, unless you `rooms add` it.",
+                self.room_name(space)
+            );
+        }
+        if (was_top || !came_from_it.is_empty() || from_space.is_some())
+            && let Err(e) = self.save_spaces().await
         {
+            let _ = write!(out, " (Saving the spaces failed: {e:#}.)");
+        }
+        out
+    }
+
+    /// Stops protecting a room and leaves it. Whether it was left; the
+    /// reason when the room list could not be saved (then it stays protected).
+    pub(crate) async fn unprotect(&mut self, id: &str) -> Result<bool, String> {
+        if !self.protected.remove(id) {
+            return Ok(false);
+        }
+        if let Err(e) = self.save_rooms(id, false).await {
+            self.protected.insert(id);
+            return Err(format!("Could not save the room list: {e:#}"));
+        }
+        let left = match self.matrix.client.get_room(&matrix_sdk::ruma::OwnedRoomId::try_from(id).expect("validated")) {
             Some(r) => r.leave().await.is_ok(),
             None => false,
         };
-        self.session.policy.unprotected(&id);
-        format!("No longer protecting {room} ({id}){}.", if left { "; left the room" } else { "" })
+        self.session.policy.unprotected(id);
+        Ok(left)
     }
 
     /// Adds `room` to the stored protected rooms (`add`) or removes it. The
@@ -150,6 +248,8 @@ pub(crate) struct RoomAbout {
     pub(crate) name: Option<String>,
     pub(crate) alias: Option<String>,
     pub(crate) encrypted: bool,
+    /// A space (its creation names the type `m.space`).
+    pub(crate) space: bool,
 }
 
 impl RoomAbout {
@@ -163,6 +263,7 @@ impl RoomAbout {
                 (Some("m.room.name"), Some("")) => about.name = text("name"),
                 (Some("m.room.canonical_alias"), Some("")) => about.alias = text("alias"),
                 (Some("m.room.encryption"), Some("")) => about.encrypted = true,
+                (Some("m.room.create"), Some("")) => about.space = event["content"]["type"] == "m.space",
                 _ => {}
             }
         }
