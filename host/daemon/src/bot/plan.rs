@@ -73,6 +73,14 @@ pub(crate) enum Op {
         rules: usize,
         banned: usize,
     },
+    /// Writes a rule into a policy list (`room`); `rule` says what it is.
+    AddRule {
+        room: String,
+        event_type: String,
+        state_key: String,
+        content: serde_json::Value,
+        rule: String,
+    },
     /// Empties a rule's state in a policy list (`room`).
     RemoveRule {
         room: String,
@@ -101,6 +109,12 @@ impl Op {
                 event_id: event.clone(),
                 reason: reason.clone().unwrap_or_default(),
             })),
+            Op::AddRule { room, event_type, state_key, content, .. } => Act::WriteRule {
+                list: room.clone(),
+                event_type: event_type.clone(),
+                state_key: state_key.clone(),
+                content: content.clone(),
+            },
             Op::RemoveRule { room, event_type, state_key, .. } => {
                 let (list, event_type, state_key) = (room.clone(), event_type.clone(), state_key.clone());
                 Act::WriteRule { list, event_type, state_key, content: serde_json::json!({}) }
@@ -121,6 +135,7 @@ impl Op {
             | Op::Unban { room, .. }
             | Op::Redact { room, .. }
             | Op::RemoveRule { room, .. }
+            | Op::AddRule { room, .. }
             | Op::Recover { room, .. }
             | Op::Watch { room, .. }
             | Op::Protect { room } => room,
@@ -135,6 +150,7 @@ impl Op {
             Op::Unban { user, .. } => format!("unban {user}"),
             Op::Redact { event, .. } => format!("redact {event}"),
             Op::RemoveRule { rule, .. } => format!("remove the rule {rule}"),
+            Op::AddRule { rule, .. } => format!("add the rule {rule}"),
             Op::Protection { action, .. } => describe_action(action),
             Op::Recover { recovery, .. } => recovery.describe(),
             Op::Protect { .. } => "protect this room (its protections, policy lists and ACLs apply)".to_owned(),

@@ -90,27 +90,42 @@ impl Bot {
         match action {
             ClientAction::Ban { user, by, reason } => {
                 self.client_ban_redaction(room, &user, &reason, &by).await;
-                self.propose_ban(room, &user, &by, &reason).await;
+                let command = format!("ban {user} (in a client)");
+                self.propose_ban(room, &user, &by, &reason, &command).await;
             }
             ClientAction::Unban { user, by } => self.propose_unban(room, &user, &by).await,
         }
     }
 
-    async fn propose_ban(&mut self, room: &str, user: &str, by: &str, reason: &str) {
-        let origin = Origin::Moderator { user: by.to_owned(), command: format!("ban {user} (in a client)") };
+    /// Offers `by`'s ban of `user` in `room` (a room, or "every protected
+    /// room") for a list, or writes it to `[policy] propagate_bans_to`'s.
+    /// What became of it, to follow "banned USER in ROOM".
+    pub(super) async fn propose_ban(
+        &mut self,
+        room: &str,
+        user: &str,
+        by: &str,
+        reason: &str,
+        command: &str,
+    ) -> String {
+        let origin = Origin::Moderator { user: by.to_owned(), command: command.to_owned() };
         if let Some(code) = self.config.propagate_bans_to.clone() {
             let Some(list) = self.session.policy.shortcode(&code).map(str::to_owned) else {
                 self.matrix
                     .notify(&format!(
                         "{by} banned {user} in {room}, but `[policy] propagate_bans_to = \"{code}\"` names no \
-                         watched list; the ban stays in that room."
+                         watched list; the ban stays where it was made."
                     ))
                     .await;
-                return;
+                return format!("; no rule written (`propagate_bans_to = \"{code}\"` names no watched list)");
             };
             let done = self.add_rule(&origin, &list, user, Recommendation::Ban, reason, false).await;
             self.matrix.notify(&format!("{by} banned {user} in {room}. {done}")).await;
-            return;
+            return if done.starts_with("Added to") {
+                format!(" and a ban rule in {code}")
+            } else {
+                format!("; the rule in {code} was not written")
+            };
         }
         let lists: Vec<(String, String)> = self
             .session
@@ -125,7 +140,7 @@ impl Bot {
             .take(9)
             .collect();
         if lists.is_empty() {
-            return;
+            return String::new();
         }
         let choices: Vec<String> =
             lists.iter().enumerate().map(|(i, (_, name))| format!("{} {name}", keycap(i + 1))).collect();
@@ -135,7 +150,7 @@ impl Bot {
              protects? React {}; {DECLINE} for none.",
             choices.join(", ")
         );
-        let Some(notice) = self.matrix.send_notice(&text).await else { return };
+        let Some(notice) = self.matrix.send_notice(&text).await else { return String::new() };
         for key in (1..=lists.len()).map(keycap).chain([DECLINE.to_owned()]) {
             if let Err(e) = self.matrix.react(&notice, &key).await {
                 tracing::warn!("cannot offer {key} on a ban proposal: {e:#}");
@@ -144,6 +159,7 @@ impl Bot {
         let proposal =
             Proposal { user: user.to_owned(), room: room.to_owned(), reason: reason.to_owned(), lists, decided: None };
         self.proposals.insert(notice.to_string(), proposal);
+        "; which list should carry the ban is asked below".to_owned()
     }
 
     /// An unban in a client: when rules the bot can remove still ban the

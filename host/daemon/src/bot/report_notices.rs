@@ -4,7 +4,8 @@
 //! reported message (plain text: the notice is HTML-escaped like every
 //! other), with reactions a moderator clicks: 🗑️ redact it, 🔨 ban the
 //! sender in that room, 🌍 ban them in every protected room (and write the
-//! ban to `[policy] propagate_bans_to`'s list when one is set), 🙈 ignore. A
+//! ban to `[policy] propagate_bans_to`'s list when one is set, or offer the
+//! lists the bot can edit for a numbered reaction, as a client ban is), 🙈 ignore. A
 //! reaction carries out exactly what it names, through the executor and its
 //! checks, and the notice is edited to say who handled it and how. Which
 //! notice is which report is kept in the data folder, so a reaction after a
@@ -157,11 +158,6 @@ pub(crate) fn render(report: &Listed, room_name: Option<&str>, content: Option<&
     )
 }
 
-/// A list named by its shortcode when it has one.
-fn list_name(list: &str, code: Option<&str>) -> String {
-    code.map_or(list.to_owned(), str::to_owned)
-}
-
 /// `text` on one line, at most `max` characters.
 fn one_line(text: &str, max: usize) -> String {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -255,29 +251,10 @@ impl Bot {
                         let rooms = plan.ops.len();
                         let said = self.carry_out(moderator, plan).await;
                         self.matrix.notify(&said).await;
-                        // And in the list bans go to, so it holds wherever the list is watched.
-                        let list = self.config.propagate_bans_to.clone();
-                        let rule = match list.as_deref().and_then(|code| self.session.policy.shortcode(code)) {
-                            Some(list) => {
-                                let list = list.to_owned();
-                                let written = self
-                                    .add_rule(
-                                        &origin,
-                                        &list,
-                                        sender,
-                                        gleipnir_policy::Recommendation::Ban,
-                                        &reason,
-                                        false,
-                                    )
-                                    .await;
-                                self.matrix.notify(&written).await;
-                                format!(
-                                    " and a ban rule in {}",
-                                    list_name(list.as_str(), self.config.propagate_bans_to.as_deref())
-                                )
-                            }
-                            None => String::new(),
-                        };
+                        // And in a list, so it holds wherever the list is watched: the
+                        // one bans go to, or the one a moderator picks.
+                        let command = format!("report {}: ban {sender} everywhere", posted.id);
+                        let rule = self.propose_ban("every protected room", sender, moderator, &reason, &command).await;
                         format!("banned {sender} in every protected room ({rooms}){rule}")
                     }
                 }

@@ -68,6 +68,11 @@ pub(crate) enum Command {
         list: String,
         reason: Option<String>,
     },
+    /// `import ROOM LIST`: the room's bans and server-ACL denials as rules.
+    Import {
+        room: RoomRef,
+        list: String,
+    },
     ListCreate {
         shortcode: String,
         alias_localpart: String,
@@ -160,6 +165,10 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     ),
     ("takedown", "takedown ENTITY LIST [reason]: add a takedown rule (hashed, MSC4205, unless a glob)"),
     ("list", "list create SHORTCODE ALIAS_LOCALPART: create a policy list and watch it"),
+    (
+        "import",
+        "import ROOM LIST: write the room's bans (and the servers its ACL denies) into a policy list, after a preview",
+    ),
     ("recover", "recover N: apply recovery option N from `status` (after a preview)"),
     ("restart", "restart: read stored state again and start (leaves safe mode when nothing is wrong)"),
     ("safe", "safe mode: stop protecting and applying policy until `restart`"),
@@ -331,6 +340,10 @@ pub(crate) fn parse_with(text: &str, loaded: &[&str]) -> Result<Parsed, ParseErr
         "safe" => match rest {
             ["mode"] => Command::SafeMode,
             _ => return Err(usage("safe")),
+        },
+        "import" => match rest {
+            [room, list] => Command::Import { room: room_ref(room)?, list: (*list).to_owned() },
+            _ => return Err(usage("import")),
         },
         "takedown" => {
             let [entity, list, reason @ ..] = rest else { return Err(usage("takedown")) };

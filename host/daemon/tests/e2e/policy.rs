@@ -413,3 +413,54 @@ fn watching_a_list_that_bans_members_is_previewed_first() {
     });
     scene.command("rules", "1 rule(s)");
 }
+
+/// `import ROOM LIST`: the bans a room holds and the servers its ACL denies
+/// are shown first and, on ✅, written into the list as ban rules, each
+/// ban's reason kept.
+#[test]
+fn a_rooms_bans_are_imported_into_a_list_after_a_preview() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, bot) = (&scene.synapse, &scene.moderator, scene.bot.user_id.as_str());
+    let _gleipnir = scene.start(&[], &[]);
+    let created = scene.command("list create imp imp-bans", "Created the policy list");
+    let list = created.split(['(', ')']).nth(1).unwrap().to_owned();
+    // A room of the community's, with bans made by hand before Gleipnir.
+    let old = create_room(synapse, moderator, &[&scene.bot], json!({ bot: 100 }));
+    eventually("the bot in the old room", Duration::from_secs(30), || {
+        (membership(synapse, moderator, &old, bot).as_deref() == Some("join")).then_some(())
+    });
+    let ban = format!("/_matrix/client/v3/rooms/{old}/ban");
+    synapse.call(moderator, "POST", &ban, Some(&json!({"user_id": "@raider:evil.example", "reason": "raid"}))).unwrap();
+    synapse.call(moderator, "POST", &ban, Some(&json!({"user_id": scene.spammer.user_id}))).unwrap();
+    let acl = json!({"allow": ["*"], "deny": ["evil.example"], "allow_ip_literals": false});
+    synapse
+        .call(moderator, "PUT", &format!("/_matrix/client/v3/rooms/{old}/state/m.room.server_acl/"), Some(&acl))
+        .unwrap();
+
+    let preview = scene.command(&format!("import {old} imp"), "React with ✅");
+    assert!(preview.contains("add the rule ban user @raider:evil.example (raid)"), "{preview}");
+    assert!(preview.contains(&format!("add the rule ban user {} (banned in", scene.spammer.user_id)), "{preview}");
+    assert!(preview.contains("add the rule ban server evil.example"), "{preview}");
+    let rules = scene.command("rules matching @raider:evil.example", "match");
+    assert!(!rules.contains("1 rule(s) match"), "written before the ✅: {rules}");
+    let notice = notice_id(synapse, moderator, &scene.management, bot, &format!("import {old} imp")).unwrap();
+    react(synapse, moderator, &scene.management, &notice, "✅");
+    eventually("the rules in the list", Duration::from_secs(30), || {
+        scene.command("rules matching @raider:evil.example", "match").contains("1 rule(s) match").then_some(())
+    });
+    join(synapse, moderator, &list);
+    let state = synapse.call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{list}/state"), None).unwrap();
+    let entities: Vec<String> = state
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["content"]["recommendation"] == "m.ban")
+        .map(|e| e["content"]["entity"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(entities.len(), 3, "{entities:?}");
+    for entity in ["@raider:evil.example", scene.spammer.user_id.as_str(), "evil.example"] {
+        assert!(entities.iter().any(|e| e == entity), "{entity} missing: {entities:?}");
+    }
+    // Imported again: nothing is left to write.
+    scene.command(&format!("import {old} imp"), "Nothing to import");
+}

@@ -6,6 +6,7 @@ use super::Bot;
 use super::executor::Origin;
 use super::plan::{self, Op, Plan};
 
+mod import;
 mod lists;
 pub(crate) mod moderation;
 mod protections;
@@ -181,6 +182,7 @@ impl Bot {
             }
             Command::Ban { entity, room, reason } => self.ban_command(&moderator, &entity, room, reason).await,
             Command::Unban { entity, room } => self.unban_command(&entity, room).await,
+            Command::Import { room, list } => self.import_command(&room, &list).await,
             Command::Takedown { entity, list, reason } => {
                 Reply::Done(self.takedown_command(&moderator, &entity, &list, reason).await)
             }
