@@ -67,7 +67,7 @@ pub(crate) async fn grant(
     p.moderator_grants.insert(name.to_owned(), mine);
     let granted = p.granted(name);
     if let Some(instance) = p.enabled.get_mut(name) {
-        instance.set_granted(granted);
+        instance.lock().set_granted(granted);
     }
     // Only this protection's entry changes: what is stored for others
     // (even grants the config no longer allows) stays as it is.

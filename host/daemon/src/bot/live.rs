@@ -123,16 +123,24 @@ impl Bot {
 
         let mut text = String::new();
         let compiled = format!("compiled in {} ms", took.as_millis());
-        if let Some(instance) = self.protections.enabled.get_mut(&name) {
-            let old_version = instance.plugin().descriptor().version.clone();
+        if let Some(slot) = self.protections.enabled.get(&name).cloned() {
+            let old_version = slot.plugin().descriptor().version.clone();
             let (file_values, file_problems) =
                 file_values(&name, self.protections.layers.file.get(&name), &plugin.descriptor().settings);
             let moderator = self.protections.layers.moderator.get(&name).cloned().unwrap_or_default();
             let overrides = merge(file_values, &moderator);
             let started = Instant::now();
-            match sandboxed(|| instance.successor(&plugin, &overrides)) {
-                Ok((new, handover)) => {
+            // One lock over the swap: no check nor event reaches either
+            // version while the state moves.
+            let swapped = {
+                let mut instance = slot.lock();
+                sandboxed(|| instance.successor(&plugin, &overrides)).map(|(new, handover)| {
                     *instance = new;
+                    handover
+                })
+            };
+            match swapped {
+                Ok(handover) => {
                     let swap = started.elapsed();
                     let _ = write!(
                         text,
@@ -265,20 +273,20 @@ impl Bot {
             .protections
             .enabled
             .iter()
-            .map(|(name, i)| (name.clone(), self.protections.effective(name, i.plugin()).0))
+            .map(|(name, i)| (name.clone(), self.protections.effective(name, &i.plugin()).0))
             .filter(|(name, overrides)| self.protections.enabled[name].overrides() != overrides.as_slice())
             .collect();
         // (name, overrides before, settings before) of each protection changed so far.
         let mut done: Vec<(String, Overrides, Vec<gleipnir_runtime::Setting>)> = Vec::new();
         for (name, overrides) in targets {
-            let instance = self.protections.enabled.get_mut(&name).expect("listed from enabled");
-            let (before, values) = (instance.overrides().to_vec(), instance.settings().to_vec());
-            if let Err(e) = sandboxed(|| instance.configure(&overrides)) {
+            let slot = self.protections.enabled.get(&name).expect("listed from enabled");
+            let (before, values) = (slot.overrides(), slot.settings());
+            if let Err(e) = sandboxed(|| slot.lock().configure(&overrides)) {
                 // Put back what changed already.
                 self.protections.layers.file = old;
                 for (name, before, _) in done {
                     if let Some(i) = self.protections.enabled.get_mut(&name) {
-                        let _ = sandboxed(|| i.configure(&before));
+                        let _ = sandboxed(|| i.lock().configure(&before));
                     }
                 }
                 return format!("The settings file {shown} was not applied: {name}: {e}. The previous settings stay.");

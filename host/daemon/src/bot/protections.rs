@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use gleipnir_runtime::{CapabilitySet, Event, Folder, Instance, Plugin, QueryGrants, Runtime, SettingValue, event};
@@ -20,6 +20,43 @@ use super::queries::BotQueries;
 use super::sandboxed;
 use crate::config::Config;
 use crate::state::{Kind, Path, Problem};
+
+/// An enabled protection's instance, shared with the pre-emptive checks
+/// (`gate.rs`), which call it between the bot's own calls: a guard is
+/// taken for one call and never held across an `await`.
+#[derive(Clone)]
+pub(crate) struct Slot(Arc<Mutex<Instance>>);
+
+impl Slot {
+    pub(crate) fn new(instance: Instance) -> Slot {
+        Slot(Arc::new(Mutex::new(instance)))
+    }
+
+    /// The instance for one call. A panic in a call cannot leave it half
+    /// changed for the host (guest state is the guest's): the poison is ignored.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Instance> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn plugin(&self) -> Plugin {
+        self.lock().plugin().clone()
+    }
+
+    /// Its settings in force.
+    pub(crate) fn settings(&self) -> Vec<gleipnir_runtime::Setting> {
+        self.lock().settings().to_vec()
+    }
+
+    /// The values it was configured with (file ◄ moderators).
+    pub(crate) fn overrides(&self) -> Vec<(String, SettingValue)> {
+        self.lock().overrides().to_vec()
+    }
+
+    /// The fault that stopped it, if one did (said as text).
+    pub(crate) fn fault(&self) -> Option<String> {
+        self.lock().fault().map(ToString::to_string)
+    }
+}
 
 /// What the operator's config gives protections.
 #[derive(Clone)]
@@ -39,7 +76,7 @@ pub(crate) struct Protections {
     pub(crate) files: BTreeMap<PathBuf, PluginFile>,
     /// Plugin files that did not load at start and that no enabled protection needs.
     pub(crate) unloaded: Vec<Unloaded>,
-    pub(crate) enabled: BTreeMap<String, Instance>,
+    pub(crate) enabled: BTreeMap<String, Slot>,
     /// Settings from the operator's file and from moderators.
     pub(crate) layers: Layers,
     /// Capabilities moderators granted (within what the config allows).
@@ -211,7 +248,7 @@ impl Protections {
         let granted = self.granted(name);
         let mut instance = sandboxed(|| plugin.instantiate(self.queries.clone(), granted))?;
         instance.set_query_grants(self.query_grants(name));
-        self.enabled.insert(name.to_owned(), instance);
+        self.enabled.insert(name.to_owned(), Slot::new(instance));
         Ok(())
     }
 
@@ -241,14 +278,18 @@ impl Protections {
     pub(crate) fn handle(&mut self, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
-        let (enabled, health) = (&mut self.enabled, &mut self.health);
+        let (enabled, health) = (&self.enabled, &mut self.health);
         sandboxed(|| {
-            for (name, instance) in enabled.iter_mut().filter(|(_, i)| i.plugin().wants(class)) {
+            for (name, slot) in enabled.iter() {
+                let mut instance = slot.lock();
+                if !instance.plugin().wants(class) {
+                    continue;
+                }
                 if !health.contains_key(name) {
                     health.insert(name.clone(), Health::default());
                 }
                 let health = health.get_mut(name).expect("inserted above");
-                todo.extend(handle_instance(name, instance, health, event, protected, now));
+                todo.extend(handle_instance(name, &mut instance, health, event, protected, now));
             }
         });
         todo
@@ -256,9 +297,9 @@ impl Protections {
 
     /// Hands one event to one enabled protection (unless quarantined).
     pub(crate) fn handle_one(&mut self, name: &str, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
-        let Some(instance) = self.enabled.get_mut(name) else { return Vec::new() };
+        let Some(slot) = self.enabled.get(name) else { return Vec::new() };
         let health = self.health.entry(name.to_owned()).or_default();
-        sandboxed(|| handle_instance(name, instance, health, event, protected, now))
+        sandboxed(|| handle_instance(name, &mut slot.lock(), health, event, protected, now))
     }
 
     /// What to save as the enabled protections: those enabled, and
@@ -278,9 +319,10 @@ impl Protections {
         caller: &gleipnir_runtime::Caller,
         protected: &Protected,
     ) -> Result<gleipnir_runtime::CommandOutcome, String> {
-        let Some(instance) = self.enabled.get_mut(name) else {
+        let Some(slot) = self.enabled.get(name) else {
             return Err(format!("{name} is not enabled; `protections enable {name}` first. Nothing done."));
         };
+        let mut instance = slot.lock();
         let health = self.health.entry(name.to_owned()).or_default();
         let now = Instant::now();
         if health.quarantined(now) {
@@ -312,10 +354,11 @@ impl Protections {
         use std::time::Duration;
         self.enabled
             .iter()
-            .filter(|(_, i)| i.plugin().wants(gleipnir_runtime::EventClass::Tick))
-            .map(|(name, i)| {
+            .map(|(name, slot)| (name, slot.lock().plugin().clone()))
+            .filter(|(_, plugin)| plugin.wants(gleipnir_runtime::EventClass::Tick))
+            .map(|(name, plugin)| {
                 let asked =
-                    i.plugin().descriptor().tick_ms.map(|ms| Duration::from_millis(ms).max(super::ticks::MIN_TICK));
+                    plugin.descriptor().tick_ms.map(|ms| Duration::from_millis(ms).max(super::ticks::MIN_TICK));
                 (name.clone(), every.get(name).copied().or(asked).unwrap_or(super::ticks::DEFAULT_TICK))
             })
             .collect()
@@ -325,9 +368,10 @@ impl Protections {
     /// protection that faults taking it is restarted and said in `faulted`.
     pub(crate) fn snapshots(&mut self, faulted: &mut Vec<String>) -> Vec<(String, Vec<u8>)> {
         let mut states = Vec::new();
-        let enabled = &mut self.enabled;
+        let enabled = &self.enabled;
         sandboxed(|| {
-            for (name, instance) in enabled.iter_mut() {
+            for (name, slot) in enabled.iter() {
+                let mut instance = slot.lock();
                 if instance.fault().is_some() {
                     continue;
                 }
@@ -348,7 +392,8 @@ impl Protections {
     /// Gives a protection that just started the state it had before a
     /// restart; a state it refuses is left out (and said in the log).
     pub(crate) fn restore(&mut self, name: &str, state: &[u8]) {
-        let Some(instance) = self.enabled.get_mut(name) else { return };
+        let Some(slot) = self.enabled.get(name) else { return };
+        let mut instance = slot.lock();
         match sandboxed(|| instance.restore(state)) {
             Ok(Ok(())) => tracing::info!(name, bytes = state.len(), "protection state restored"),
             Ok(Err(why)) => tracing::warn!(name, "the protection refused its kept state: {why}"),
@@ -369,7 +414,7 @@ impl Protections {
         };
         let (overrides, file_problems) = self.effective(name, &plugin);
         let refused =
-            self.enabled.get_mut(name).and_then(|instance| sandboxed(|| instance.configure(&overrides)).err());
+            self.enabled.get(name).and_then(|slot| sandboxed(|| slot.lock().configure(&overrides)).err());
         Configured { file_problems, refused }
     }
 

@@ -88,10 +88,10 @@ pub(crate) fn show(p: &Protections, name: &str) -> String {
     let Some(plugin) = p.plugins.get(name) else { return format!("No protection named `{name}`.") };
     let d = plugin.descriptor();
     let mut out = format!("{} {}: {}\n", d.name, d.version, d.summary);
-    let instance = p.enabled.get(name);
+    let in_force = p.enabled.get(name).map(super::super::protections::Slot::settings).unwrap_or_default();
     let (overrides, _) = p.effective(name, plugin);
     for spec in &d.settings {
-        let value = match instance.and_then(|i| i.settings().iter().find(|s| s.key == spec.key)) {
+        let value = match in_force.iter().find(|s| s.key == spec.key) {
             Some(s) => settings::format_value(&s.value),
             None => match overrides.iter().find(|(k, _)| *k == spec.key) {
                 Some((_, v)) => settings::format_value(v),
@@ -171,7 +171,7 @@ async fn commit(m: &Matrix, p: &mut Protections, name: &str, overrides: Override
     let plugin = instance.plugin().clone();
     let (file, _) = layers::file_values(name, p.layers.file.get(name), &plugin.descriptor().settings);
     let effective = layers::merge(file, &overrides);
-    if let Err(e) = super::super::sandboxed(|| instance.configure(&effective)) {
+    if let Err(e) = super::super::sandboxed(|| instance.lock().configure(&effective)) {
         return Err(format!("{e}. The previous settings stay."));
     }
     // Persist what moderators set, as text, per protection.
