@@ -112,6 +112,11 @@ pub(crate) struct Config {
     /// Read abuse reports from the homeserver's admin API this often
     /// (`[reports] poll = true`; the bot must be a server admin). `None`: off.
     pub(crate) report_poll: Option<Duration>,
+    /// The listener for the homeserver's spam-checker module, health and
+    /// metrics (`[http]`, `[antispam]`); `None`: off.
+    pub(crate) http: Option<http::Http>,
+    /// Per protection, the Matrix error code its pre-emptive denials carry.
+    pub(crate) errcodes: BTreeMap<String, String>,
 }
 
 /// The largest secret file read (`access_token_file`, `password_file`).
@@ -194,6 +199,8 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
             "reports",
             "rooms",
             "protections",
+            "http",
+            "antispam",
         ],
     );
 
@@ -446,6 +453,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     let mut grantable = BTreeMap::new();
     let mut ticks = BTreeMap::new();
     let mut own_limits = BTreeMap::new();
+    let mut errcodes = BTreeMap::new();
     if let Some(protections) = r.table(&root, "protections", false) {
         for (name, value) in protections {
             let path = format!("protections.{name}");
@@ -457,7 +465,8 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
                 r.problem(&path, "must be a table");
                 continue;
             };
-            let known: Vec<&str> = ["grants", "grantable", "tick"].iter().chain(LIMIT_KEYS).copied().collect();
+            let known: Vec<&str> =
+                ["grants", "grantable", "tick", "errcode"].iter().chain(LIMIT_KEYS).copied().collect();
             r.known_keys(&path, table, &known);
             if LIMIT_KEYS.iter().any(|k| table.contains_key(*k)) {
                 own_limits.insert(name.clone(), read_limits(&mut r, table, &path, limits));
@@ -471,12 +480,17 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
                     Err(e) => r.problem(&format!("{path}.tick"), e),
                 }
             }
+            if let Some(code) = http::errcode(&mut r, table, &path) {
+                errcodes.insert(name.clone(), code);
+            }
             let mut queries = QueryGrants::EMPTY;
             grants.insert(name.clone(), r.capabilities(table, &path, "grants", Some(&mut queries)));
             query_grants.insert(name.clone(), queries);
             grantable.insert(name.clone(), r.capabilities(table, &path, "grantable", None));
         }
     }
+
+    let http = http::read(&mut r, &root, base, allow_readable_secrets);
 
     if !r.problems.is_empty() {
         return Err(r.problems);
@@ -511,10 +525,13 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
         protect_all_joined,
         space_depth,
         report_poll,
+        http,
+        errcodes,
         plugin_limits: PluginLimits { default: limits, by_name: own_limits },
     })
 }
 
+pub(crate) mod http;
 mod reader;
 mod sandbox;
 

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
 use gleipnir_policy::{Delta, Entity, EntityKind, Index, Members, PolicyList, Rule, ServerAcl};
@@ -37,7 +37,9 @@ pub(crate) struct Policy {
     /// Lists that could not be loaded: reference → why. While any is here,
     /// no ACL is sent.
     failed: BTreeMap<String, String>,
-    index: Index,
+    /// Shared with the pre-emptive checks (`gate.rs`), which read it
+    /// between the bot's changes.
+    index: SharedIndex,
     members: Members,
     /// Rule changes whose bans are not yet made (collected over one sync;
     /// the index has them already).
@@ -60,7 +62,35 @@ pub(crate) struct Policy {
     changed_by: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// The rules of every watched list, indexed; read by the bot and the
+/// pre-emptive checks, written by the bot only.
+#[derive(Clone, Default)]
+pub(crate) struct SharedIndex(Arc<RwLock<Index>>);
+
+impl SharedIndex {
+    /// A panic while writing cannot leave a half-applied change visible
+    /// for long: the next change or reload rebuilds what it touches. The
+    /// poison is ignored.
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Index> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The first rule asking to ban (or take down) `entity`, if any.
+    pub(crate) fn acting(&self, kind: EntityKind, entity: &str) -> Option<Arc<Rule>> {
+        self.read().acting(kind, entity).cloned()
+    }
+}
+
 impl Policy {
+    /// The rules, for the pre-emptive checks.
+    pub(crate) fn shared_index(&self) -> SharedIndex {
+        self.index.clone()
+    }
+
     pub(crate) fn is_list(&self, room: &str) -> bool {
         self.lists.contains_key(room)
     }
@@ -88,7 +118,7 @@ impl Policy {
             if change.new_rule().or(change.old_rule()).is_some_and(|r| r.kind == EntityKind::Server) {
                 self.server_rules_changed = true;
             }
-            self.index.apply_change(&change);
+            self.index.write().apply_change(&change);
             self.pending.changes.push(change);
             if !sender.is_empty() {
                 self.changed_by.entry(room.to_owned()).or_default().insert(sender.to_owned());
@@ -134,7 +164,7 @@ impl Policy {
         if !self.failed.is_empty() {
             return None;
         }
-        let compiled = gleipnir_policy::compile_acl(&self.index, own_server);
+        let compiled = gleipnir_policy::compile_acl(&self.index.read(), own_server);
         for left_out in &compiled.left_out {
             tracing::warn!("server rule left out of the ACL: {left_out}");
         }
@@ -173,7 +203,7 @@ impl Policy {
         } else {
             format!("; {} FAILED to load, so no server ACL is sent (see `rules`)", self.failed.len())
         };
-        format!("{} ({} rules){failed}", self.lists.len(), self.index.len())
+        format!("{} ({} rules){failed}", self.lists.len(), self.index.read().len())
     }
 
     /// Where the server ACL stands, for `status`.
@@ -253,7 +283,7 @@ impl Policy {
         if let Some(r) = self.references.remove(room_id) {
             self.failed.remove(&r);
         }
-        self.index.remove_list(room_id);
+        self.index.write().remove_list(room_id);
         self.shortcodes.retain(|_, r| r != room_id);
         Unwatched::Rules(list.len())
     }
@@ -312,6 +342,7 @@ impl Policy {
     pub(crate) fn naming(&self, entity: &str) -> Vec<Arc<Rule>> {
         let hash = gleipnir_policy::rule::sha256(entity);
         self.index
+            .read()
             .rules(EntityKind::of(entity))
             .filter(|r| r.recommendation.acts())
             .filter(|r| match &r.entity {
@@ -330,8 +361,8 @@ impl Policy {
     }
 
     /// Every rule that matches `entity` (globs and hashes included).
-    pub(crate) fn matching(&self, entity: &str) -> Vec<&Arc<Rule>> {
-        self.index.matching(EntityKind::of(entity), entity)
+    pub(crate) fn matching(&self, entity: &str) -> Vec<Arc<Rule>> {
+        self.index.read().matching(EntityKind::of(entity), entity).into_iter().cloned().collect()
     }
 
     /// A redaction in a watched list: the rule it removed is found by

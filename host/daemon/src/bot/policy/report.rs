@@ -93,7 +93,7 @@ impl Policy {
     /// `rules matching members`: the members of protected rooms (`(room,
     /// user)` pairs) that a rule matches, with the rules; at most 50 lines.
     pub(crate) fn members_report(&self, members: &[(String, String)]) -> String {
-        let matched: Vec<(&String, &String, Vec<&Arc<Rule>>)> = members
+        let matched: Vec<(&String, &String, Vec<Arc<Rule>>)> = members
             .iter()
             .map(|(room, user)| (room, user, self.matching(user)))
             .filter(|(_, _, rules)| !rules.is_empty())
