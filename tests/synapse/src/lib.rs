@@ -18,6 +18,25 @@ use serde_json::{Value, json};
 
 /// The Synapse release the project is tested with.
 pub const SYNAPSE_VERSION: &str = "1.163.2";
+/// The spam-checker module that calls Gleipnir before Synapse accepts an event.
+pub const ANTISPAM_VERSION: &str = "0.5.1";
+
+/// The `modules:` block that wires synapse-http-antispam to a listener at
+/// `base_url` (Gleipnir's `/api/1/spam_check`), sending `token`. Messages,
+/// joins and room creation fail open (accepted when the listener does not
+/// answer); invites fail closed.
+pub fn antispam_module(base_url: &str, token: &str) -> String {
+    format!(
+        "modules:
+  - module: synapse_http_antispam.HTTPAntispam
+    config:
+      base_url: '{base_url}'
+      authorization: '{token}'
+      enabled_callbacks: [check_event_for_spam, user_may_invite, user_may_join_room, user_may_create_room]
+      fail_open: {{check_event_for_spam: true, user_may_join_room: true, user_may_create_room: true}}
+"
+    )
+}
 
 /// The workspace root (two levels above this crate).
 pub fn workspace() -> PathBuf {
@@ -45,29 +64,39 @@ pub fn ensure_installed() -> Result<(), String> {
 }
 
 fn install() -> Result<(), String> {
-    let check =
-        Command::new(python()).args(["-c", "import synapse, sys; sys.stdout.write(synapse.__version__)"]).output();
+    // Synapse, and the spam-checker module Gleipnir's pre-emptive checks use.
+    let script = "import sys, synapse, importlib.metadata as m; \
+                  sys.stdout.write(synapse.__version__ + ' ' + m.version('synapse-http-antispam'))";
+    let check = Command::new(python()).args(["-c", script]).output();
+    let wanted = format!("{SYNAPSE_VERSION} {ANTISPAM_VERSION}");
     if let Ok(out) = &check
         && out.status.success()
-        && String::from_utf8_lossy(&out.stdout).split_whitespace().next() == Some(SYNAPSE_VERSION)
+        && String::from_utf8_lossy(&out.stdout).trim() == wanted
     {
         return Ok(());
     }
-    eprintln!("installing Synapse {SYNAPSE_VERSION} into {} (first use)", venv().display());
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(venv())
-        .status()
-        .map_err(|e| format!("cannot run python3 to create {}: {e}", venv().display()))?;
-    if !status.success() {
-        return Err(format!("`python3 -m venv {}` failed ({status})", venv().display()));
+    eprintln!(
+        "installing Synapse {SYNAPSE_VERSION} and synapse-http-antispam {ANTISPAM_VERSION} into {} (first use)",
+        venv().display()
+    );
+    if !venv().join("bin/pip").exists() {
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(venv())
+            .status()
+            .map_err(|e| format!("cannot run python3 to create {}: {e}", venv().display()))?;
+        if !status.success() {
+            return Err(format!("`python3 -m venv {}` failed ({status})", venv().display()));
+        }
     }
+    let packages = [format!("matrix-synapse=={SYNAPSE_VERSION}"), format!("synapse-http-antispam=={ANTISPAM_VERSION}")];
     let status = Command::new(venv().join("bin/pip"))
-        .args(["install", "--quiet", &format!("matrix-synapse=={SYNAPSE_VERSION}")])
+        .args(["install", "--quiet"])
+        .args(&packages)
         .status()
         .map_err(|e| format!("cannot run pip: {e}"))?;
     if !status.success() {
-        return Err(format!("`pip install matrix-synapse=={SYNAPSE_VERSION}` failed ({status})"));
+        return Err(format!("`pip install {}` failed ({status})", packages.join(" ")));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod draupnir;
 mod events;
 mod executor;
 mod files;
+mod gate;
 mod grants;
 mod health;
 mod history;
@@ -19,10 +20,12 @@ mod jobs;
 mod journal;
 mod kept_state;
 mod layers;
+mod listener;
 mod live;
 mod login;
 mod management;
 mod matrix;
+mod metrics;
 mod notices;
 mod plan;
 mod policy;
@@ -119,6 +122,13 @@ pub(crate) struct Bot {
     kept_state: kept_state::KeptState,
     /// The only folders the bot reads and writes, opened at start.
     folders: files::Folders,
+    /// The pre-emptive checks the listener asks (with `[http]`), and what
+    /// they tell the bot.
+    gate: Option<gate::Gate>,
+    gate_news: Option<tokio::sync::mpsc::UnboundedReceiver<gate::News>>,
+    /// Refusals waiting to be said, coalesced.
+    refusals: gate::Refusals,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// What one start sets up from stored state: the enabled protections, the
@@ -190,7 +200,19 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let (delivered, delivered_problem) = delivered::Delivered::load(&folders.data);
     let journal = journal::Journal::new(&folders.data);
     let kept_state = kept_state::KeptState::new(&folders.data);
-    let protections = protections::Protections::new(runtime.clone(), queries.clone(), &config);
+    let metrics = Arc::new(metrics::Metrics::new());
+    let protections = protections::Protections::new(runtime.clone(), queries.clone(), &config, metrics.clone());
+    let (gate, gate_news) = match &config.http {
+        Some(http) => {
+            let (tell, news) = tokio::sync::mpsc::unbounded_channel();
+            let block = http.antispam.as_ref().is_some_and(|a| a.block_invites_from_banned);
+            let gate =
+                gate::Gate::new(bot_user.clone(), management.to_string(), protected.clone(), rooms.clone(), block, tell);
+            listener::start(http, gate.clone(), metrics.clone()).await?;
+            (Some(gate), Some(news))
+        }
+        None => (None, None),
+    };
     let mut bot = Bot {
         protections,
         matrix: matrix::Matrix::new(client, bot_user, management, management_rule),
@@ -202,7 +224,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         session: Session::default(),
         started: Instant::now(),
         last_sync: None,
-        executor: executor::Executor::new(dry_run),
+        executor: executor::Executor::new(dry_run, metrics.clone()),
         confirmations: plan::Confirmations::default(),
         safe_mode: false,
         restart: false,
@@ -226,6 +248,10 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         refused_commanders: BTreeSet::new(),
         kept_state,
         folders,
+        gate,
+        gate_news,
+        refusals: gate::Refusals::default(),
+        metrics,
     };
     if let Some(warning) = moved_alias {
         bot.matrix.notify(&warning).await;
@@ -373,11 +399,15 @@ impl Bot {
                 let reports_at = (self.reports.as_ref())
                     .filter(|_| !self.safe_mode)
                     .map(|r| tokio::time::Instant::from_std(r.next_due()));
+                let say_at = self.refusals.due_at().map(tokio::time::Instant::from_std);
+                self.publish_gate();
                 tokio::select! {
                     result = &mut request => break result,
                     Some(change) = next_change(&mut changes) => self.live_change(change).await,
                     () = until(tick_at) => self.tick(token).await,
                     () = until(reports_at) => self.poll_reports(token).await,
+                    Some(news) = next_news(&mut self.gate_news) => self.gate_news(news, token).await,
+                    () = until(say_at) => self.say_refusals().await,
                 }
             };
             let result = match result {
@@ -395,6 +425,8 @@ impl Bot {
                     *token = response.next_batch;
                     self.flush_jobs(token).await;
                     self.save_counts().await;
+                    let rules = self.session.policy.rule_counts();
+                    self.metrics.synced(self.protected.len(), &rules, self.safe_mode);
                 }
                 Err(e) => {
                     // Retry from the same token: nothing is lost and nothing handled twice.
@@ -464,6 +496,14 @@ impl Bot {
 async fn until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next thing the pre-emptive checks tell; never, without a listener.
+async fn next_news(news: &mut Option<tokio::sync::mpsc::UnboundedReceiver<gate::News>>) -> Option<gate::News> {
+    match news {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

@@ -69,6 +69,7 @@ struct Operator {
 
 pub(crate) struct Protections {
     runtime: Arc<Runtime>,
+    metrics: Arc<super::metrics::Metrics>,
     queries: Arc<BotQueries>,
     operator: Operator,
     pub(crate) plugins: BTreeMap<String, Plugin>,
@@ -129,13 +130,18 @@ pub(crate) struct Configured {
 }
 
 impl Protections {
-    pub(crate) fn new(runtime: Arc<Runtime>, queries: Arc<BotQueries>, config: &Config) -> Protections {
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        queries: Arc<BotQueries>,
+        config: &Config,
+        metrics: Arc<super::metrics::Metrics>,
+    ) -> Protections {
         let operator = Operator {
             grants: config.grants.clone(),
             query_grants: config.query_grants.clone(),
             limits: config.plugin_limits.clone(),
         };
-        Protections::empty(runtime, queries, operator, BTreeMap::new())
+        Protections::empty(runtime, queries, operator, BTreeMap::new(), metrics)
     }
 
     fn empty(
@@ -143,9 +149,11 @@ impl Protections {
         queries: Arc<BotQueries>,
         operator: Operator,
         health: BTreeMap<String, Health>,
+        metrics: Arc<super::metrics::Metrics>,
     ) -> Protections {
         Protections {
             runtime,
+            metrics,
             queries,
             operator,
             plugins: BTreeMap::new(),
@@ -163,7 +171,13 @@ impl Protections {
     /// settings nor grants; only each protection's health carries over.
     pub(crate) fn start_over(&mut self) {
         let health = std::mem::take(&mut self.health);
-        *self = Protections::empty(self.runtime.clone(), self.queries.clone(), self.operator.clone(), health);
+        *self = Protections::empty(
+            self.runtime.clone(),
+            self.queries.clone(),
+            self.operator.clone(),
+            health,
+            self.metrics.clone(),
+        );
     }
 
     /// Safe mode: no protection runs, and no settings nor grants are in
@@ -278,7 +292,7 @@ impl Protections {
     pub(crate) fn handle(&mut self, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
-        let (enabled, health) = (&self.enabled, &mut self.health);
+        let (enabled, health, metrics) = (&self.enabled, &mut self.health, &self.metrics);
         sandboxed(|| {
             for (name, slot) in enabled.iter() {
                 let mut instance = slot.lock();
@@ -289,7 +303,7 @@ impl Protections {
                     health.insert(name.clone(), Health::default());
                 }
                 let health = health.get_mut(name).expect("inserted above");
-                todo.extend(handle_instance(name, &mut instance, health, event, protected, now));
+                todo.extend(handle_instance(name, &mut instance, health, metrics, event, protected, now));
             }
         });
         todo
@@ -299,7 +313,8 @@ impl Protections {
     pub(crate) fn handle_one(&mut self, name: &str, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
         let Some(slot) = self.enabled.get(name) else { return Vec::new() };
         let health = self.health.entry(name.to_owned()).or_default();
-        sandboxed(|| handle_instance(name, &mut slot.lock(), health, event, protected, now))
+        let metrics = &self.metrics;
+        sandboxed(|| handle_instance(name, &mut slot.lock(), health, metrics, event, protected, now))
     }
 
     /// What to save as the enabled protections: those enabled, and
@@ -445,6 +460,7 @@ fn handle_instance(
     name: &str,
     instance: &mut Instance,
     health: &mut Health,
+    metrics: &super::metrics::Metrics,
     event: &Event,
     protected: &Protected,
     now: Instant,
@@ -453,10 +469,12 @@ fn handle_instance(
     if health.quarantined(now) {
         return todo;
     }
+    metrics.event_handled(name);
     match instance.handle(event) {
         Ok(mut outcome) => {
             only_in_protected_rooms(&mut outcome, protected);
             for refusal in outcome.refused {
+                metrics.capability_refusal(name);
                 let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&refusal.action));
                 if health.refused(kind) {
                     todo.push(Job::Report(format!(
@@ -470,7 +488,9 @@ fn handle_instance(
         }
         Err(fault) => {
             let mut report = format!("{name} faulted: {fault}");
-            if let Some(length) = health.fault(fault.to_string(), now) {
+            let quarantined = health.fault(fault.to_string(), now);
+            metrics.fault(name, quarantined.is_some());
+            if let Some(length) = quarantined {
                 report.push_str(&format!(
                     ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
                      `protections enable {name}` lifts it.",
@@ -490,7 +510,7 @@ fn handle_instance(
 
 /// A protection acts in protected rooms only (never in a list, the
 /// management room or a room joined on invite): other actions are refused.
-fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &Protected) {
+pub(crate) fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &Protected) {
     let (kept, elsewhere): (Vec<_>, Vec<_>) = std::mem::take(&mut outcome.actions)
         .into_iter()
         .partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));

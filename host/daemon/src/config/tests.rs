@@ -72,7 +72,7 @@ tick = "1ms"
 [protections.Bad_Name]
 "#,
         r#"
-typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, startup, policy, reports, rooms, protections
+typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, startup, policy, reports, rooms, protections, http, antispam
 matrix.homeserver: `localhost:8008` is not an http:// or https:// URL
 matrix.user_id: `gleipnir` is not a user id (@user:server)
 matrix.management_room: `moderators` is neither a room id (!room) nor an alias (#room:server)
@@ -84,7 +84,7 @@ sandbox.max_actions: must be a whole number from 1 to 100000
 actions.dry_run: must be true or false
 startup.on_problem: must be "safe_mode" or "exit"
 protections.Bad_Name: protection names are lower-case kebab-case, e.g. `flooding`
-protections.flooding.colour: unknown key; expected one of: grants, grantable, tick, call_deadline, check_deadline, memory, max_actions, instances, tables, table_elements
+protections.flooding.colour: unknown key; expected one of: grants, grantable, tick, errcode, call_deadline, check_deadline, memory, max_actions, instances, tables, table_elements
 protections.flooding.tick: `1ms` must be between 1s and 24h
 protections.flooding.grants[1]: unknown capability `explode`; known: redact, ban, unban, kick, set-join-rule, set-power-level, send-notice, notify-management, edit-policy-lists, suspend-user, deactivate-user, delete-user-media, invite, block-room, purge-room
 protections.flooding.grants[2]: must be a capability name
@@ -333,4 +333,46 @@ fn a_secret_file_is_read_only_up_to_a_size() {
         )]
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_listener_and_the_antispam_callbacks_are_read_with_their_secret() {
+    assert_eq!(parse(GOOD, &std::env::temp_dir()).unwrap().http, None);
+    let dir = std::env::temp_dir().join(format!("gleipnir-antispam-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let token = dir.join("antispam.token");
+    std::fs::write(&token, "a-long-enough-secret-token\n").unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let on = format!(
+        "{GOOD}\n[http]\nlisten = \"127.0.0.1:8081\"\n[antispam]\nauthorization_file = \"antispam.token\"\n\
+         deadline = \"20ms\"\nfail_closed = [\"user_may_invite\"]\n[protections.slowdown]\nerrcode = \"M_LIMIT_EXCEEDED\"\n"
+    );
+    let config = parse(&on, &dir).unwrap();
+    let http = config.http.unwrap();
+    assert_eq!(http.listen.to_string(), "127.0.0.1:8081");
+    let antispam = http.antispam.unwrap();
+    assert_eq!(antispam.token, "a-long-enough-secret-token");
+    assert_eq!(antispam.deadline, Duration::from_millis(20));
+    assert!(antispam.block_invites_from_banned && antispam.fail_closed.contains("user_may_invite"));
+    assert!(!format!("{antispam:?}").contains("a-long-enough"), "the token stays out of debug output");
+    assert_eq!(config.errcodes.get("slowdown").map(String::as_str), Some("M_LIMIT_EXCEEDED"));
+
+    let bad = format!(
+        "{GOOD}\n[http]\nlisten = \"everywhere\"\n[antispam]\nauthorization_file = \"missing.token\"\n\
+         fail_closed = [\"ping\"]\n[protections.slowdown]\nerrcode = \"slow down\"\n"
+    );
+    let problems: Vec<String> = parse(&bad, &dir).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        problems,
+        [
+            "protections.slowdown.errcode: `slow down` is not a Matrix error code like M_LIMIT_EXCEEDED",
+            "http.listen: must be an address and port, e.g. \"127.0.0.1:8081\"",
+        ],
+        "{problems:?}"
+    );
+    let alone = format!("{GOOD}\n[antispam]\nauthorization_file = \"antispam.token\"\n");
+    let problems: Vec<String> = parse(&alone, &dir).unwrap_err().iter().map(ToString::to_string).collect();
+    assert!(problems[0].starts_with("antispam: needs `[http] listen"), "{problems:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

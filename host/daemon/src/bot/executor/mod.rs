@@ -12,6 +12,7 @@ mod recent;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gleipnir_runtime::rooms::RoomStates;
@@ -131,6 +132,20 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
+    /// One word for `/metrics`.
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::Done(_) => "done",
+            Outcome::Unneeded => "unneeded",
+            Outcome::Refused(_) => "refused",
+            Outcome::Unpermitted { .. } => "unpermitted",
+            Outcome::Unsupported(_) => "unsupported",
+            Outcome::DryRun(_) => "dry_run",
+            Outcome::Notice(_) => "notice",
+            Outcome::Failed(_) => "failed",
+        }
+    }
+
     /// The outcome as a phrase for a report.
     pub(crate) fn text(self) -> String {
         match self {
@@ -179,6 +194,8 @@ pub(crate) struct Executor {
     /// Bans carried out for the policy engine or a moderator since the bot
     /// last asked (`take_bans`): their messages may be due for redaction.
     bans_done: Vec<BanDone>,
+    /// Actions by kind and outcome, for `/metrics`.
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 /// A ban the executor carried out, with who decided it.
@@ -191,9 +208,10 @@ pub(crate) struct BanDone {
 }
 
 impl Executor {
-    pub(crate) fn new(dry_run: bool) -> Executor {
+    pub(crate) fn new(dry_run: bool, metrics: Arc<super::metrics::Metrics>) -> Executor {
         Executor {
             dry_run,
+            metrics,
             admins: HashMap::new(),
             redacted: Recent::default(),
             banned: Recent::default(),
@@ -248,7 +266,14 @@ impl Executor {
 
     /// Carries out one act after the safety rules of its origin: the only
     /// code that calls a moderation endpoint.
-    pub(crate) async fn act(&mut self, ctx: &Context<'_>, origin: &Origin, mut act: Act) -> Outcome {
+    pub(crate) async fn act(&mut self, ctx: &Context<'_>, origin: &Origin, act: Act) -> Outcome {
+        let kind = act.kind();
+        let outcome = self.carry(ctx, origin, act).await;
+        self.metrics.action(kind, outcome.label());
+        outcome
+    }
+
+    async fn carry(&mut self, ctx: &Context<'_>, origin: &Origin, mut act: Act) -> Outcome {
         // A reason may come from anywhere (a policy list, a protection): every one is capped alike.
         if let Act::Contract(action) = &mut act {
             reach::cap_reason(action);

@@ -71,7 +71,7 @@ fn refused(outcome: Option<Outcome>) -> String {
 #[tokio::test]
 async fn nobody_bans_the_bot_and_only_moderators_ban_moderators() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, Default::default());
     let protection = Origin::Protection("flooding".into());
     for origin in [&protection, &Origin::Policy, &moderator()] {
         assert!(refused(f.check(&mut executor, origin, &ban(ROOM, BOT)).await).contains("that is me"));
@@ -86,7 +86,7 @@ async fn nobody_bans_the_bot_and_only_moderators_ban_moderators() {
 #[tokio::test]
 async fn a_ban_is_sent_once_and_again_after_an_unban() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, Default::default());
     let protection = Origin::Protection("flooding".into());
     assert_eq!(f.check(&mut executor, &protection, &ban(ROOM, "@spam:there")).await, None);
     assert_eq!(f.check(&mut executor, &Origin::Policy, &ban(ROOM, "@spam:there")).await, Some(Outcome::Unneeded));
@@ -99,7 +99,7 @@ async fn a_ban_is_sent_once_and_again_after_an_unban() {
 #[tokio::test]
 async fn protections_redact_only_events_whose_sender_is_known_and_in_reach() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, Default::default());
     let protection = Origin::Protection("flooding".into());
     executor.saw("$mod", "@mod:there");
     executor.saw("$spam", "@spam:there");
@@ -114,7 +114,7 @@ async fn protections_redact_only_events_whose_sender_is_known_and_in_reach() {
 #[tokio::test]
 async fn the_bots_own_power_is_checked_for_every_origin() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, Default::default());
     for origin in [Origin::Protection("flooding".into()), Origin::Policy, moderator()] {
         let outcome = f.check(&mut executor, &origin, &ban("!weak:here", "@spam:there")).await;
         assert_eq!(outcome, Some(Outcome::Unpermitted { room: "!weak:here".into(), kind: "ban", needed: 50 }));
@@ -134,7 +134,7 @@ async fn the_bots_own_power_is_checked_for_every_origin() {
 #[tokio::test]
 async fn a_moderator_acting_where_the_levels_are_unknown_is_left_to_the_homeserver() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, Default::default());
     assert_eq!(f.check(&mut executor, &moderator(), &ban("!unseen:here", "@spam:there")).await, None);
     let outcome = f.check(&mut executor, &Origin::Policy, &ban("!unseen:here", "@spam:there")).await;
     assert!(matches!(outcome, Some(Outcome::Unpermitted { .. })), "automatic origins fail closed: {outcome:?}");
@@ -143,7 +143,7 @@ async fn a_moderator_acting_where_the_levels_are_unknown_is_left_to_the_homeserv
 #[tokio::test]
 async fn accounts_of_other_servers_are_out_of_reach() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, Default::default());
     let suspend = Act::Contract(Action::SuspendUser(gleipnir_runtime::ServerUser {
         user_id: "@spam:there".into(),
         reason: "spam".into(),
@@ -155,7 +155,7 @@ async fn accounts_of_other_servers_are_out_of_reach() {
 #[tokio::test]
 async fn protected_rooms_lists_and_the_management_room_are_never_taken_down() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, Default::default());
     let take_down = |room: &str| Act::TakeDownRoom { room: room.into(), reason: String::new() };
     assert!(refused(f.check(&mut executor, &Origin::Policy, &take_down(ROOM)).await).contains("I protect this room"));
     assert!(refused(f.check(&mut executor, &Origin::Policy, &take_down("!list:here")).await).contains("policy list"));
@@ -165,7 +165,7 @@ async fn protected_rooms_lists_and_the_management_room_are_never_taken_down() {
 #[tokio::test]
 async fn a_protection_blocks_or_purges_only_rooms_the_bot_neither_protects_nor_watches() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, Default::default());
     let protection = Origin::Protection("takedown".into());
     let room = |room: &str| gleipnir_runtime::RoomAction { room_id: room.into(), reason: "abuse".into() };
     for act in [|r| Act::Contract(Action::BlockRoom(r)), |r| Act::Contract(Action::PurgeRoom(r))]
@@ -180,7 +180,7 @@ async fn a_protection_blocks_or_purges_only_rooms_the_bot_neither_protects_nor_w
 #[tokio::test]
 async fn a_join_rule_is_put_back_only_after_the_bot_changed_it() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(true);
+    let mut executor = Executor::new(true, Default::default());
     let is_list = |_: &str| false;
     let ctx = Context {
         client: &f.client,
@@ -214,7 +214,7 @@ async fn a_join_rule_is_put_back_only_after_the_bot_changed_it() {
 #[tokio::test]
 async fn a_dry_run_says_what_it_would_do_and_does_nothing() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(true);
+    let mut executor = Executor::new(true, Default::default());
     let is_list = |_: &str| false;
     let ctx = Context {
         client: &f.client,
@@ -234,7 +234,7 @@ async fn a_dry_run_says_what_it_would_do_and_does_nothing() {
 #[tokio::test]
 async fn a_join_rule_is_set_only_with_the_power_for_it_and_not_when_already_in_force() {
     let f = Fixture::new().await;
-    let mut executor = Executor::new(false);
+    let mut executor = Executor::new(false, Default::default());
     let protection = Origin::Protection("join-wave".into());
     let close = |room: &str| {
         Act::Contract(Action::SetJoinRule(gleipnir_runtime::SetJoinRule {

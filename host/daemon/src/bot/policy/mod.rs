@@ -330,6 +330,17 @@ impl Policy {
             .collect()
     }
 
+    /// Each watched list (by shortcode, else room id) with its rule count.
+    pub(crate) fn rule_counts(&self) -> Vec<(String, usize)> {
+        self.lists()
+            .into_iter()
+            .map(|(room, code)| {
+                let count = self.lists.get(&room).map_or(0, PolicyList::len);
+                (code.unwrap_or(room), count)
+            })
+            .collect()
+    }
+
     /// The watched lists' names for a reply: shortcodes, and the room ids of lists without one.
     pub(crate) fn list_names(&self) -> String {
         let mut names: Vec<String> = self.shortcodes.keys().cloned().collect();

@@ -1,0 +1,384 @@
+//! Pre-emptive decisions: what the homeserver's spam-checker module asks
+//! before it accepts a join, an invite, a room or an event (`http.rs`
+//! serves the calls). The answers come from the same state the bot acts
+//! on: the watched lists' rules (one shared index), the protected rooms,
+//! the room states, and the enabled protections' own instances (their
+//! `check` export, called between the bot's own calls to them), so a
+//! protection decides the same way whether it sees an event before or
+//! after the homeserver accepts it.
+//!
+//! Never refused: the bot, members of the management room, and the
+//! moderators of the room concerned; nothing in a room that is not
+//! protected is refused but a join to a room taken down by a list.
+//!
+//! A denial's follow-up actions and each refusal go to the bot as
+//! [`News`]: the follow-ups are carried out by the executor like any
+//! protection's actions, and the refusals are said in the management room,
+//! coalesced.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use gleipnir_policy::{EntityKind, Recommendation, Rule};
+use gleipnir_runtime::rooms::RoomStates;
+use gleipnir_runtime::{CheckClass, Checked, Membership, Pending, PendingEvent, PendingInvite, PendingJoin};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::policy::SharedIndex;
+use super::protected::Protected;
+use super::protections::Slot;
+
+/// What the bot publishes for the checks after each change (see `publish`).
+#[derive(Clone, Default)]
+pub(crate) struct View {
+    /// False in safe mode and before the first start: nothing is refused.
+    pub(crate) active: bool,
+    pub(crate) index: SharedIndex,
+    /// The enabled protections that check something, not quarantined.
+    pub(crate) checkers: Vec<Checker>,
+}
+
+/// An enabled protection with a `check` export.
+#[derive(Clone)]
+pub(crate) struct Checker {
+    pub(crate) name: String,
+    pub(crate) slot: Slot,
+    pub(crate) classes: Vec<CheckClass>,
+    /// The Matrix error code its denials carry (`[protections.NAME] errcode`).
+    pub(crate) errcode: String,
+}
+
+/// The answer to one callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Answer {
+    Allow,
+    Deny { errcode: String, reason: String },
+}
+
+impl Answer {
+    fn forbidden(reason: String) -> Answer {
+        Answer::Deny { errcode: "M_FORBIDDEN".to_owned(), reason }
+    }
+}
+
+/// What the checks tell the bot.
+#[derive(Debug)]
+pub(crate) enum News {
+    /// Something was refused: said in the management room (coalesced), and
+    /// the follow-up actions carried out as the protection's.
+    Refused { by: String, room: String, user: String, what: String, reason: String, follow_up: Vec<gleipnir_runtime::Action> },
+    /// A protection faulted in `check` (it was restarted when the fault killed it).
+    Fault { protection: String, fault: String },
+}
+
+/// The pre-emptive side of the bot; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Gate(Arc<Shared>);
+
+struct Shared {
+    bot: String,
+    management: String,
+    protected: Protected,
+    rooms: Arc<RoomStates>,
+    block_invites_from_banned: bool,
+    view: RwLock<View>,
+    news: UnboundedSender<News>,
+}
+
+impl Gate {
+    pub(crate) fn new(
+        bot: String,
+        management: String,
+        protected: Protected,
+        rooms: Arc<RoomStates>,
+        block_invites_from_banned: bool,
+        news: UnboundedSender<News>,
+    ) -> Gate {
+        Gate(Arc::new(Shared {
+            bot,
+            management,
+            protected,
+            rooms,
+            block_invites_from_banned,
+            view: RwLock::new(View::default()),
+            news,
+        }))
+    }
+
+    /// Replaces what the checks see (the bot calls it after every change).
+    pub(crate) fn publish(&self, view: View) {
+        *self.0.view.write().unwrap_or_else(|e| e.into_inner()) = view;
+    }
+
+    fn view(&self) -> View {
+        self.0.view.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Never refused in `room`: the bot, the management room's members and
+    /// the room's moderators (power to ban there).
+    fn exempt(&self, user: &str, room: Option<&str>) -> bool {
+        let s = &self.0;
+        user == s.bot
+            || s.rooms.membership(&s.management, user) == Some(Membership::Join)
+            || room.is_some_and(|room| s.rooms.power_level(room, user) >= s.rooms.room_levels(room).ban)
+    }
+
+    /// The rule that bans `user` (by id, or their server), if one does.
+    fn banning(index: &SharedIndex, user: &str) -> Option<Arc<Rule>> {
+        index.acting(EntityKind::User, user).or_else(|| {
+            let server = user.split_once(':').map(|(_, server)| server)?;
+            index.acting(EntityKind::Server, server)
+        })
+    }
+
+    /// `user_may_join_room`.
+    pub(crate) fn join(&self, user: &str, room: &str) -> Answer {
+        let view = self.view();
+        if !view.active || self.exempt(user, Some(room)) {
+            return Answer::Allow;
+        }
+        if let Some(rule) = view.index.acting(EntityKind::Room, room)
+            && rule.recommendation == Recommendation::Takedown
+        {
+            return self.refused("policy", room, user, "join", format!("this room is taken down ({rule})"), Vec::new());
+        }
+        if !self.0.protected.contains(room) {
+            return Answer::Allow;
+        }
+        if let Some(rule) = Self::banning(&view.index, user) {
+            return self.refused("policy", room, user, "join", format!("banned by a policy list ({rule})"), Vec::new());
+        }
+        let pending = Pending::Join(PendingJoin { room_id: room.to_owned(), user_id: user.to_owned() });
+        self.ask(&view, CheckClass::Join, &pending, room, user, "join")
+    }
+
+    /// `user_may_invite`.
+    pub(crate) fn invite(&self, inviter: &str, invitee: &str, room: &str) -> Answer {
+        let view = self.view();
+        if !view.active || self.exempt(inviter, Some(room)) {
+            return Answer::Allow;
+        }
+        if self.0.block_invites_from_banned
+            && let Some(rule) = Self::banning(&view.index, inviter)
+        {
+            let reason = format!("you may not invite anyone: banned by a policy list ({rule})");
+            return self.refused("policy", room, inviter, "invite", reason, Vec::new());
+        }
+        if !self.0.protected.contains(room) {
+            return Answer::Allow;
+        }
+        if let Some(rule) = Self::banning(&view.index, invitee) {
+            let reason = format!("{invitee} is banned by a policy list ({rule})");
+            return self.refused("policy", room, inviter, "invite", reason, Vec::new());
+        }
+        let pending = Pending::Invite(PendingInvite {
+            room_id: room.to_owned(),
+            inviter: inviter.to_owned(),
+            invitee: invitee.to_owned(),
+        });
+        self.ask(&view, CheckClass::Invite, &pending, room, inviter, "invite")
+    }
+
+    /// `user_may_create_room`: a user a watched list bans creates none.
+    pub(crate) fn create_room(&self, user: &str) -> Answer {
+        let view = self.view();
+        if !view.active || self.exempt(user, None) {
+            return Answer::Allow;
+        }
+        match Self::banning(&view.index, user) {
+            Some(rule) => {
+                self.refused("policy", "", user, "room creation", format!("banned by a policy list ({rule})"), Vec::new())
+            }
+            None => Answer::Allow,
+        }
+    }
+
+    /// `check_event_for_spam`, with the event in client format.
+    pub(crate) fn event(&self, event: &serde_json::Value) -> Answer {
+        let text = |key: &str| event.get(key).and_then(serde_json::Value::as_str);
+        let (Some(room), Some(sender), Some(kind)) = (text("room_id"), text("sender"), text("type")) else {
+            return Answer::Allow;
+        };
+        let view = self.view();
+        if !view.active || !self.0.protected.contains(room) || self.exempt(sender, Some(room)) {
+            return Answer::Allow;
+        }
+        let pending = Pending::Event(PendingEvent {
+            room_id: room.to_owned(),
+            sender: sender.to_owned(),
+            event_type: kind.to_owned(),
+            state_key: text("state_key").map(str::to_owned),
+            content: event.get("content").map_or_else(|| "{}".to_owned(), serde_json::Value::to_string),
+        });
+        self.ask(&view, CheckClass::Event, &pending, room, sender, kind)
+    }
+
+    /// Asks each protection that checks `class`; the first denial wins.
+    fn ask(&self, view: &View, class: CheckClass, pending: &Pending, room: &str, user: &str, what: &str) -> Answer {
+        for checker in view.checkers.iter().filter(|c| c.classes.contains(&class)) {
+            let checked = {
+                let mut instance = checker.slot.lock();
+                let checked = instance.check_pending(pending);
+                if let Err(fault) = &checked
+                    && fault.kills_instance()
+                    && let Err(e) = instance.restart()
+                {
+                    tracing::error!(protection = %checker.name, "cannot restart after a fault in check: {e}");
+                }
+                checked
+            };
+            match checked {
+                Ok(Checked::Allow) => {}
+                Ok(Checked::Deny { reason, mut follow_up }) => {
+                    super::protections::only_in_protected_rooms(&mut follow_up, &self.0.protected);
+                    let answer = Answer::Deny { errcode: checker.errcode.clone(), reason: reason.clone() };
+                    self.tell(News::Refused {
+                        by: checker.name.clone(),
+                        room: room.to_owned(),
+                        user: user.to_owned(),
+                        what: what.to_owned(),
+                        reason,
+                        follow_up: follow_up.actions,
+                    });
+                    return answer;
+                }
+                Err(fault) => {
+                    self.tell(News::Fault { protection: checker.name.clone(), fault: fault.to_string() });
+                }
+            }
+        }
+        Answer::Allow
+    }
+
+    fn refused(
+        &self,
+        by: &str,
+        room: &str,
+        user: &str,
+        what: &str,
+        reason: String,
+        follow_up: Vec<gleipnir_runtime::Action>,
+    ) -> Answer {
+        self.tell(News::Refused {
+            by: by.to_owned(),
+            room: room.to_owned(),
+            user: user.to_owned(),
+            what: what.to_owned(),
+            reason: reason.clone(),
+            follow_up,
+        });
+        Answer::forbidden(reason)
+    }
+
+    fn tell(&self, news: News) {
+        // The bot stopped listening only while it stops: nothing to tell then.
+        let _ = self.0.news.send(news);
+    }
+}
+
+/// How often the refusals are said at most.
+const SAY_EVERY: Duration = Duration::from_secs(5);
+
+/// Refusals waiting to be said in the management room, counted by who
+/// refused what from whom where.
+#[derive(Debug, Default)]
+pub(crate) struct Refusals {
+    waiting: BTreeMap<(String, String, String, String), (usize, String)>,
+    said_at: Option<Instant>,
+}
+
+impl Refusals {
+    pub(crate) fn add(&mut self, by: &str, room: &str, user: &str, what: &str, reason: &str) {
+        let key = (by.to_owned(), room.to_owned(), user.to_owned(), what.to_owned());
+        self.waiting.entry(key).or_insert_with(|| (0, reason.to_owned())).0 += 1;
+    }
+
+    /// When the waiting refusals are to be said (`None`: none wait).
+    pub(crate) fn due_at(&self) -> Option<Instant> {
+        if self.waiting.is_empty() {
+            return None;
+        }
+        Some(self.said_at.map_or_else(Instant::now, |at| at + SAY_EVERY))
+    }
+
+    /// The notice for everything waiting, once due.
+    pub(crate) fn take(&mut self, now: Instant) -> Option<String> {
+        if self.due_at().is_none_or(|at| at > now) {
+            return None;
+        }
+        self.said_at = Some(now);
+        let lines: Vec<String> = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .map(|((by, room, user, what), (count, reason))| {
+                let place = if room.is_empty() { String::new() } else { format!(" in {room}") };
+                let times = if count == 1 { String::new() } else { format!(" ×{count}") };
+                format!("- {what} by {user}{place}{times} ({by}: {reason})")
+            })
+            .collect();
+        Some(format!("Refused before the homeserver accepted it:\n{}", lines.join("\n")))
+    }
+}
+
+impl super::Bot {
+    /// Gives the checks what they decide from now: the rules, and the
+    /// enabled protections that check something and are not quarantined.
+    pub(crate) fn publish_gate(&self) {
+        let Some(gate) = &self.gate else { return };
+        let now = Instant::now();
+        let checkers = self
+            .protections
+            .enabled
+            .iter()
+            .filter(|(name, _)| self.protections.health.get(*name).is_none_or(|h| h.quarantined_for(now).is_none()))
+            .filter_map(|(name, slot)| {
+                let classes = slot.plugin().descriptor().checks.clone();
+                (!classes.is_empty()).then(|| Checker {
+                    name: name.clone(),
+                    slot: slot.clone(),
+                    classes,
+                    errcode: self.config.errcodes.get(name).cloned().unwrap_or_else(|| "M_FORBIDDEN".to_owned()),
+                })
+            })
+            .collect();
+        gate.publish(View { active: !self.safe_mode, index: self.session.policy.shared_index(), checkers });
+    }
+
+    /// What the checks told: refusals to say, follow-up actions to carry
+    /// out (as the protection's, through the executor), faults to count.
+    pub(crate) async fn gate_news(&mut self, news: News, token: &str) {
+        match news {
+            News::Refused { by, room, user, what, reason, follow_up } => {
+                self.refusals.add(&by, &room, &user, &what, &reason);
+                let origin = super::executor::Origin::Protection(by.clone());
+                let jobs: Vec<_> = follow_up.into_iter().map(|a| super::executor::Job::Act(origin.clone(), a)).collect();
+                if !jobs.is_empty() && by != "policy" {
+                    self.jobs.extend(jobs);
+                    self.flush_jobs(token).await;
+                }
+            }
+            News::Fault { protection, fault } => {
+                let health = self.protections.health.entry(protection.clone()).or_default();
+                let quarantined = health.fault(fault.clone(), Instant::now());
+                self.metrics.fault(&protection, quarantined.is_some());
+                let mut text = format!("{protection} faulted in a pre-emptive check: {fault}");
+                if let Some(length) = quarantined {
+                    text.push_str(&format!(
+                        ". It faulted 3 times within a minute: quarantined for {} s; `protections enable {protection}` \
+                         lifts it.",
+                        length.as_secs()
+                    ));
+                    self.publish_gate();
+                }
+                self.matrix.notify(&text).await;
+            }
+        }
+    }
+
+    /// Says the refusals waiting, when due.
+    pub(crate) async fn say_refusals(&mut self) {
+        if let Some(text) = self.refusals.take(Instant::now()) {
+            self.matrix.notify(&text).await;
+        }
+    }
+}

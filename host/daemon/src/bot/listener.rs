@@ -1,0 +1,176 @@
+//! The HTTP listener (`[http] listen`, off by default): the spam-checker
+//! module's callbacks under `/api/1/spam_check/{callback}` (Draupnir's
+//! path, so a Synapse config written for it keeps working), `GET /healthz`
+//! and `GET /metrics`. axum on hyper and tokio; every callback needs the
+//! module's bearer token (compared in constant time), bodies are capped,
+//! at most [`CONCURRENT`] callbacks run at once (more are answered 503 at
+//! once, which the module treats as its fail-open or fail-closed case),
+//! and each is answered within `[antispam] deadline`, or with the answer
+//! configured for when it is not.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use super::gate::{Answer, Gate};
+use super::metrics::Metrics;
+use crate::config::http::{Antispam, Http};
+
+/// Callbacks answered at once; more wait for none (503).
+const CONCURRENT: usize = 64;
+/// The largest request body: an event is at most 64 KiB, sent with a little around it.
+const MAX_BODY: usize = 256 * 1024;
+
+#[derive(Clone)]
+struct Served {
+    gate: Gate,
+    antispam: Option<Arc<Antispam>>,
+    metrics: Arc<Metrics>,
+    healthy_within: Duration,
+    slots: Arc<Semaphore>,
+}
+
+/// Binds the listener and serves it in the background. An address that
+/// cannot be bound is an error the caller reports at start.
+pub(crate) async fn start(config: &Http, gate: Gate, metrics: Arc<Metrics>) -> anyhow::Result<std::net::SocketAddr> {
+    let served = Served {
+        gate,
+        antispam: config.antispam.clone().map(Arc::new),
+        metrics,
+        healthy_within: config.healthy_within,
+        slots: Arc::new(Semaphore::new(CONCURRENT)),
+    };
+    let callbacks = Router::new()
+        .route("/api/1/spam_check/{callback}", post(callback))
+        .layer(axum::middleware::from_fn_with_state(served.clone(), guard))
+        .layer(DefaultBodyLimit::max(MAX_BODY));
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(scrape))
+        .merge(callbacks)
+        .with_state(served);
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} ([http] listen): {e}", config.listen))?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the HTTP listener stopped: {e}");
+        }
+    });
+    tracing::info!(address = %bound, "listening for the spam-checker module, /healthz and /metrics");
+    Ok(bound)
+}
+
+fn error(status: StatusCode, errcode: &str, message: &str) -> Response {
+    (status, axum::Json(json!({"errcode": errcode, "error": message}))).into_response()
+}
+
+/// The bearer token, then a free slot.
+async fn guard(State(served): State<Served>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    let Some(antispam) = &served.antispam else {
+        return error(StatusCode::NOT_FOUND, "M_NOT_FOUND", "no [antispam] section in the config");
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !bool::from(given.as_bytes().ct_eq(antispam.token.as_bytes())) {
+        return error(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "wrong or missing bearer token");
+    }
+    let Ok(_slot) = served.slots.clone().try_acquire_owned() else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "M_LIMIT_EXCEEDED", "too many checks at once");
+    };
+    next.run(request).await
+}
+
+async fn callback(
+    State(served): State<Served>,
+    Path(callback): Path<String>,
+    body: Result<axum::Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let started = Instant::now();
+    let Ok(axum::Json(body)) = body else {
+        return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "the body is not JSON");
+    };
+    let antispam = served.antispam.clone().expect("guarded");
+    if callback == "ping" {
+        return axum::Json(json!({"id": body.get("id").cloned().unwrap_or(Value::Null), "status": "ok"}))
+            .into_response();
+    }
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
+    let gate = served.gate.clone();
+    let decide: Box<dyn FnOnce() -> Answer + Send> = match callback.as_str() {
+        "check_event_for_spam" => match body.get("event").cloned() {
+            Some(event) if event.is_object() => Box::new(move || gate.event(&event)),
+            _ => return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "`event` is missing"),
+        },
+        "user_may_join_room" => match (text("user"), text("room")) {
+            (Some(user), Some(room)) => Box::new(move || gate.join(&user, &room)),
+            _ => return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "`user` and `room` are needed"),
+        },
+        "user_may_invite" => match (text("inviter"), text("invitee"), text("room_id")) {
+            (Some(inviter), Some(invitee), Some(room)) => Box::new(move || gate.invite(&inviter, &invitee, &room)),
+            _ => return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "`inviter`, `invitee` and `room_id` are needed"),
+        },
+        "user_may_create_room" => match text("user_id") {
+            Some(user) => Box::new(move || gate.create_room(&user)),
+            None => return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "`user_id` is needed"),
+        },
+        other => return error(StatusCode::NOT_FOUND, "M_NOT_FOUND", &format!("no callback `{other}`")),
+    };
+    // Guest code may block (see `sandboxed`): on a blocking thread, under the deadline.
+    let decided = tokio::time::timeout(antispam.deadline, tokio::task::spawn_blocking(decide)).await;
+    let (answer, verdict) = match decided {
+        Ok(Ok(answer)) => {
+            let verdict = if answer == Answer::Allow { "allow" } else { "deny" };
+            (answer, verdict)
+        }
+        Ok(Err(e)) => {
+            tracing::error!(callback, "a check failed: {e}");
+            fallback(&antispam, &callback)
+        }
+        Err(_) => {
+            tracing::warn!(callback, deadline = ?antispam.deadline, "a check missed its deadline");
+            fallback(&antispam, &callback)
+        }
+    };
+    served.metrics.callback(&callback, verdict, started.elapsed());
+    match answer {
+        Answer::Allow => axum::Json(json!({})).into_response(),
+        Answer::Deny { errcode, reason } => error(StatusCode::FORBIDDEN, &errcode, &reason),
+    }
+}
+
+/// The answer when a check could not decide in time: open unless the
+/// operator listed the callback in `[antispam] fail_closed`.
+fn fallback(antispam: &Antispam, callback: &str) -> (Answer, &'static str) {
+    if antispam.fail_closed.contains(callback) {
+        let reason = "the moderation bot could not decide in time; try again".to_owned();
+        (Answer::Deny { errcode: "M_FORBIDDEN".to_owned(), reason }, "fail_closed")
+    } else {
+        (Answer::Allow, "fail_open")
+    }
+}
+
+async fn healthz(State(served): State<Served>) -> Response {
+    match served.metrics.unhealthy(served.healthy_within) {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    }
+}
+
+async fn scrape(State(served): State<Served>) -> Response {
+    let headers = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
+    (headers, served.metrics.render()).into_response()
+}
