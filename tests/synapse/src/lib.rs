@@ -328,6 +328,16 @@ disable_existing_loggers: false
         self.launch()
     }
 
+    /// Stops the server, appends `yaml` to its config (e.g. a module) and
+    /// starts it again: rooms and accounts stay with a `persistent` server.
+    pub fn restart_with(&mut self, yaml: &str) -> Result<(), String> {
+        self.stop();
+        let path = self.dir.join("homeserver.yaml");
+        let config = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+        std::fs::write(&path, format!("{config}{yaml}")).map_err(|e| e.to_string())?;
+        self.launch()
+    }
+
     /// Registers an account through the shared-secret admin API.
     pub fn register(&self, localpart: &str, password: &str, admin: bool) -> Result<Account, String> {
         let url = format!("{}/_synapse/admin/v1/register", self.url());

@@ -67,7 +67,14 @@ impl Answer {
 pub(crate) enum News {
     /// Something was refused: said in the management room (coalesced), and
     /// the follow-up actions carried out as the protection's.
-    Refused { by: String, room: String, user: String, what: String, reason: String, follow_up: Vec<gleipnir_runtime::Action> },
+    Refused {
+        by: String,
+        room: String,
+        user: String,
+        what: String,
+        reason: String,
+        follow_up: Vec<gleipnir_runtime::Action>,
+    },
     /// A protection faulted in `check` (it was restarted when the fault killed it).
     Fault { protection: String, fault: String },
 }
@@ -187,9 +194,14 @@ impl Gate {
             return Answer::Allow;
         }
         match Self::banning(&view.index, user) {
-            Some(rule) => {
-                self.refused("policy", "", user, "room creation", format!("banned by a policy list ({rule})"), Vec::new())
-            }
+            Some(rule) => self.refused(
+                "policy",
+                "",
+                user,
+                "room creation",
+                format!("banned by a policy list ({rule})"),
+                Vec::new(),
+            ),
             None => Answer::Allow,
         }
     }
@@ -304,7 +316,7 @@ impl Refusals {
 
     /// The notice for everything waiting, once due.
     pub(crate) fn take(&mut self, now: Instant) -> Option<String> {
-        if self.due_at().is_none_or(|at| at > now) {
+        if self.waiting.is_empty() || self.said_at.is_some_and(|at| at + SAY_EVERY > now) {
             return None;
         }
         self.said_at = Some(now);
@@ -351,7 +363,8 @@ impl super::Bot {
             News::Refused { by, room, user, what, reason, follow_up } => {
                 self.refusals.add(&by, &room, &user, &what, &reason);
                 let origin = super::executor::Origin::Protection(by.clone());
-                let jobs: Vec<_> = follow_up.into_iter().map(|a| super::executor::Job::Act(origin.clone(), a)).collect();
+                let jobs: Vec<_> =
+                    follow_up.into_iter().map(|a| super::executor::Job::Act(origin.clone(), a)).collect();
                 if !jobs.is_empty() && by != "policy" {
                     self.jobs.extend(jobs);
                     self.flush_jobs(token).await;
@@ -380,5 +393,27 @@ impl super::Bot {
         if let Some(text) = self.refusals.take(Instant::now()) {
             self.matrix.notify(&text).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_said_at_once_then_coalesced() {
+        let mut r = Refusals::default();
+        let start = Instant::now();
+        assert!(r.due_at().is_none() && r.take(start).is_none());
+        r.add("policy", "!r:x", "@u:x", "join", "banned");
+        assert!(r.due_at().is_some_and(|at| at <= Instant::now()));
+        let said = r.take(start).unwrap();
+        assert_eq!(said, "Refused before the homeserver accepted it:\n- join by @u:x in !r:x (policy: banned)");
+        for _ in 0..3 {
+            r.add("flooding", "!r:x", "@f:x", "m.room.message", "too fast");
+        }
+        assert!(r.take(start + Duration::from_secs(1)).is_none(), "said at most every 5 s");
+        let said = r.take(start + SAY_EVERY).unwrap();
+        assert!(said.ends_with("- m.room.message by @f:x in !r:x ×3 (flooding: too fast)"), "{said}");
     }
 }

@@ -160,8 +160,15 @@ mod tests {
         let text = m.render();
         assert!(text.contains("gleipnir_events_handled_total{protection=\"flooding\"} 2"), "{text}");
         assert!(text.contains("gleipnir_actions_total{kind=\"ban\",outcome=\"done\"} 1"), "{text}");
-        assert!(text.contains("gleipnir_antispam_verdicts_total{callback=\"check_event_for_spam\",verdict=\"deny\"} 1"));
-        assert!(text.contains("gleipnir_antispam_callback_seconds_bucket{le=\"0.001\",callback=\"check_event_for_spam\"} 1"), "{text}");
+        assert!(
+            text.contains("gleipnir_antispam_verdicts_total{callback=\"check_event_for_spam\",verdict=\"deny\"} 1")
+        );
+        assert!(
+            text.contains(
+                "gleipnir_antispam_callback_seconds_bucket{le=\"0.001\",callback=\"check_event_for_spam\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.contains("gleipnir_protected_rooms 3"), "{text}");
         assert!(text.contains("gleipnir_policy_rules{list=\"coc\"} 12"), "{text}");
         assert_eq!(m.unhealthy(Duration::from_secs(60)), None);

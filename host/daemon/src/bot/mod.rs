@@ -206,8 +206,14 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         Some(http) => {
             let (tell, news) = tokio::sync::mpsc::unbounded_channel();
             let block = http.antispam.as_ref().is_some_and(|a| a.block_invites_from_banned);
-            let gate =
-                gate::Gate::new(bot_user.clone(), management.to_string(), protected.clone(), rooms.clone(), block, tell);
+            let gate = gate::Gate::new(
+                bot_user.clone(),
+                management.to_string(),
+                protected.clone(),
+                rooms.clone(),
+                block,
+                tell,
+            );
             listener::start(http, gate.clone(), metrics.clone()).await?;
             (Some(gate), Some(news))
         }

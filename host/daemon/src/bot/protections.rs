@@ -372,8 +372,7 @@ impl Protections {
             .map(|(name, slot)| (name, slot.lock().plugin().clone()))
             .filter(|(_, plugin)| plugin.wants(gleipnir_runtime::EventClass::Tick))
             .map(|(name, plugin)| {
-                let asked =
-                    plugin.descriptor().tick_ms.map(|ms| Duration::from_millis(ms).max(super::ticks::MIN_TICK));
+                let asked = plugin.descriptor().tick_ms.map(|ms| Duration::from_millis(ms).max(super::ticks::MIN_TICK));
                 (name.clone(), every.get(name).copied().or(asked).unwrap_or(super::ticks::DEFAULT_TICK))
             })
             .collect()
@@ -428,8 +427,7 @@ impl Protections {
             return Configured { file_problems: Vec::new(), refused: None };
         };
         let (overrides, file_problems) = self.effective(name, &plugin);
-        let refused =
-            self.enabled.get(name).and_then(|slot| sandboxed(|| slot.lock().configure(&overrides)).err());
+        let refused = self.enabled.get(name).and_then(|slot| sandboxed(|| slot.lock().configure(&overrides)).err());
         Configured { file_problems, refused }
     }
 

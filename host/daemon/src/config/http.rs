@@ -152,9 +152,9 @@ fn antispam(r: &mut Reader, table: &toml::Table, base: &Path, readable_allowed: 
 /// protection is given (`M_FORBIDDEN` when not set).
 pub(super) fn errcode(r: &mut Reader, table: &toml::Table, path: &str) -> Option<String> {
     let code = r.string(table, path, "errcode", false)?;
-    let fits = code.strip_prefix("M_").is_some_and(|rest| {
-        !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
-    });
+    let fits = code
+        .strip_prefix("M_")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'));
     if !fits {
         r.problem(&format!("{path}.errcode"), format!("`{code}` is not a Matrix error code like M_LIMIT_EXCEEDED"));
         return None;

@@ -1,6 +1,7 @@
 //! End-to-end: the `gleipnir` binary against a real Synapse on loopback.
 //! One test binary, so the tests run in parallel.
 
+mod antispam;
 mod commands;
 mod common;
 mod flooding;

@@ -1,0 +1,122 @@
+//! Pre-emptive protection through Synapse's spam-checker module
+//! (synapse-http-antispam from PyPI, installed beside Synapse): the module
+//! asks Gleipnir's listener before Synapse accepts a join, an invite, a room
+//! or an event.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use serde_json::json;
+use synapse_harness::{Options, antispam_module, unique_name};
+
+use crate::common::*;
+
+const TOKEN: &str = "antispam-token-for-the-e2e-tests";
+
+/// A port free now, for the bot's listener (the module's config names it
+/// before the bot starts).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A scene, then Synapse restarted with the module calling `port` (the
+/// scene's invites were made before: invites fail closed while nothing
+/// answers the module).
+fn scene_with_module(port: u16) -> Scene {
+    let mut scene = Scene::new(Options { persistent: true, ..Options::default() });
+    let module = antispam_module(&format!("http://127.0.0.1:{port}/api/1/spam_check"), TOKEN);
+    scene.synapse.restart_with(&module).unwrap();
+    scene
+}
+
+/// The bot's config with the listener and the module's token.
+fn with_listener(port: u16) -> impl FnOnce(&std::path::Path) {
+    move |dir: &std::path::Path| {
+        let token = dir.join("antispam.token");
+        std::fs::write(&token, TOKEN).unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let path = dir.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        let extra = format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[antispam]\nauthorization_file = \"antispam.token\"\n\
+             deadline = \"500ms\"\n"
+        );
+        std::fs::write(&path, format!("{config}{extra}")).unwrap();
+    }
+}
+
+fn get(port: u16, path: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut response = agent.get(&format!("http://127.0.0.1:{port}{path}")).call().unwrap();
+    let status = response.status().as_u16();
+    (status, response.body_mut().read_to_string().unwrap())
+}
+
+/// A user a watched list bans gets 403 joining a protected room and cannot
+/// invite anyone; the refusals are said in the management room; `/healthz`
+/// and `/metrics` answer on the same listener, the metrics counting the
+/// refusals. With the bot stopped, messages still go through (fail-open)
+/// and invites do not (fail-closed).
+#[test]
+fn a_user_a_list_bans_cannot_join_nor_invite() {
+    let port = free_port();
+    let scene = scene_with_module(port);
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let banned = synapse.register(&unique_name("banned"), "banned-password", false).unwrap();
+    let friend = synapse.register(&unique_name("friend"), "friend-password", false).unwrap();
+    // A room of the banned user's own, made before the rule.
+    let theirs = create_room(synapse, &banned, &[], json!({}));
+    let gleipnir = scene.start_with(with_listener(port), &[]);
+    scene.command("list create coc coc-gate", "Created the policy list");
+    scene.command(&format!("ban {} coc spam", banned.user_id), "Added to");
+    eventually("the rule applied", Duration::from_secs(30), || {
+        scene.command(&format!("rules matching {}", banned.user_id), "match").contains("1 rule(s) match").then_some(())
+    });
+
+    let invite = format!("/_matrix/client/v3/rooms/{room}/invite");
+    synapse.call(moderator, "POST", &invite, Some(&json!({"user_id": banned.user_id}))).unwrap();
+    let refused = synapse
+        .call(&banned, "POST", &format!("/_matrix/client/v3/join/{room}"), Some(&json!({})))
+        .expect_err("a banned user joined a protected room");
+    assert!(refused.contains("403") && refused.contains("banned by a policy list"), "{refused}");
+    let path = format!("/_matrix/client/v3/rooms/{theirs}/invite");
+    let refused = synapse
+        .call(&banned, "POST", &path, Some(&json!({"user_id": friend.user_id})))
+        .expect_err("a banned user invited someone");
+    assert!(refused.contains("403") && refused.contains("you may not invite anyone"), "{refused}");
+    let said = eventually("the refusals said", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.starts_with("Refused before the homeserver accepted it"))
+    });
+    assert!(said.contains(&format!("join by {} in {room}", banned.user_id)), "{said}");
+    // Members are not refused anything.
+    send(synapse, &scene.spammer, room, "an ordinary message");
+
+    assert_eq!(get(port, "/healthz"), (200, "ok\n".to_owned()));
+    let (status, metrics) = get(port, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains(r#"gleipnir_antispam_verdicts_total{callback="user_may_join_room",verdict="deny"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"gleipnir_antispam_verdicts_total{callback="user_may_invite",verdict="deny"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gleipnir_protected_rooms 1"), "{metrics}");
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let wrong = agent
+        .post(&format!("http://127.0.0.1:{port}/api/1/spam_check/user_may_create_room"))
+        .header("Authorization", "Bearer not-the-token")
+        .send_json(json!({"user_id": banned.user_id}))
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    // The bot stopped: messages fail open, invites fail closed.
+    drop(gleipnir);
+    send(synapse, &scene.spammer, room, "still heard while the bot is down");
+    let refused = synapse
+        .call(&banned, "POST", &path, Some(&json!({"user_id": friend.user_id})))
+        .expect_err("an invite went through while the bot was down");
+    assert!(refused.contains("403") || refused.contains("500"), "{refused}");
+}
