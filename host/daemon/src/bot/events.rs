@@ -241,7 +241,11 @@ impl Bot {
         if !event.event_id.is_empty() {
             self.executor.saw(&event.event_id, &event.sender);
         }
-        let jobs = self.protections.handle(&event, &self.protected, Instant::now());
+        let handled = match &self.gate {
+            Some(gate) if !event.event_id.is_empty() => gate.handled_before(&event.event_id),
+            _ => Vec::new(),
+        };
+        let jobs = self.protections.handle(&event, &self.protected, Instant::now(), &handled);
         self.jobs.extend(jobs);
     }
 

@@ -11,6 +11,15 @@
 //! moderators of the room concerned; nothing in a room that is not
 //! protected is refused but a join to a room taken down by a list.
 //!
+//! Messages are handled before they land: every enabled protection that
+//! reads messages and does not check events itself gets the event through
+//! its ordinary `handle`, once (the bot skips it when the event arrives in
+//! sync), and the event is refused when a protection's answer redacts it.
+//! So the verdict is the protection's own, the same with or without the
+//! module, and its other actions (the ban, the notice, the redaction of the
+//! flood before it) are carried out as they would be. A protection that
+//! exports `check` for events decides for itself instead.
+//!
 //! A denial's follow-up actions and each refusal go to the bot as
 //! [`News`]: the follow-ups are carried out by the executor like any
 //! protection's actions, and the refusals are said in the management room,
@@ -37,6 +46,9 @@ pub(crate) struct View {
     pub(crate) index: SharedIndex,
     /// The enabled protections that check something, not quarantined.
     pub(crate) checkers: Vec<Checker>,
+    /// The enabled protections that read messages and do not check events
+    /// themselves: they handle a message before it lands.
+    pub(crate) handlers: Vec<Checker>,
 }
 
 /// An enabled protection with a `check` export.
@@ -75,9 +87,70 @@ pub(crate) enum News {
         reason: String,
         follow_up: Vec<gleipnir_runtime::Action>,
     },
+    /// What protections decided on a message they handled before it
+    /// landed, other than refusing it: carried out as theirs.
+    Acted { by: String, actions: Vec<gleipnir_runtime::Action> },
     /// A protection faulted in `check` (it was restarted when the fault killed it).
     Fault { protection: String, fault: String },
 }
+
+/// Whether a check's answer still counts, for a check that may outlast its
+/// deadline: the listener gives up on it, or the check finishes first.
+#[derive(Debug, Default)]
+pub(crate) struct Lateness(std::sync::Mutex<Late>);
+
+#[derive(Debug, Default, Clone, Copy)]
+enum Late {
+    #[default]
+    Waiting,
+    Finished,
+    /// The deadline passed and this was answered instead (true: allowed).
+    GaveUp(bool),
+}
+
+impl Lateness {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Late> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The check is done: `None` when its answer is still awaited, else
+    /// what was answered instead (true: the event was allowed).
+    pub(crate) fn finish(&self) -> Option<bool> {
+        let mut late = self.lock();
+        match *late {
+            Late::GaveUp(allowed) => Some(allowed),
+            _ => {
+                *late = Late::Finished;
+                None
+            }
+        }
+    }
+
+    /// The deadline passed: true when `allowed` is answered instead; false
+    /// when the check finished just now (its answer stands).
+    pub(crate) fn give_up(&self, allowed: bool) -> bool {
+        let mut late = self.lock();
+        match *late {
+            Late::Finished => false,
+            _ => {
+                *late = Late::GaveUp(allowed);
+                true
+            }
+        }
+    }
+}
+
+/// Messages handled before they landed: event id → the protections that
+/// had them. Bounded: an id is looked up once, when its event arrives in
+/// sync, normally within a second.
+#[derive(Debug, Default)]
+struct Handled {
+    by_event: std::collections::HashMap<String, Vec<String>>,
+    order: std::collections::VecDeque<String>,
+}
+
+/// Message ids remembered as handled before they landed, at most.
+const HANDLED_KEPT: usize = 10_000;
 
 /// The pre-emptive side of the bot; cheap to clone.
 #[derive(Clone)]
@@ -91,6 +164,7 @@ struct Shared {
     block_invites_from_banned: bool,
     view: RwLock<View>,
     news: UnboundedSender<News>,
+    handled: std::sync::Mutex<Handled>,
 }
 
 impl Gate {
@@ -110,6 +184,7 @@ impl Gate {
             block_invites_from_banned,
             view: RwLock::new(View::default()),
             news,
+            handled: std::sync::Mutex::new(Handled::default()),
         }))
     }
 
@@ -206,14 +281,18 @@ impl Gate {
         }
     }
 
-    /// `check_event_for_spam`, with the event in client format.
-    pub(crate) fn event(&self, event: &serde_json::Value) -> Answer {
+    /// `check_event_for_spam`, with the event in client format (its id
+    /// included). `late` tells whether the answer still counts when the
+    /// protections are done.
+    pub(crate) fn event(&self, event: &serde_json::Value, late: &Lateness) -> Answer {
         let text = |key: &str| event.get(key).and_then(serde_json::Value::as_str);
         let (Some(room), Some(sender), Some(kind)) = (text("room_id"), text("sender"), text("type")) else {
+            late.finish();
             return Answer::Allow;
         };
         let view = self.view();
         if !view.active || !self.0.protected.contains(room) || self.exempt(sender, Some(room)) {
+            late.finish();
             return Answer::Allow;
         }
         let pending = Pending::Event(PendingEvent {
@@ -223,7 +302,128 @@ impl Gate {
             state_key: text("state_key").map(str::to_owned),
             content: event.get("content").map_or_else(|| "{}".to_owned(), serde_json::Value::to_string),
         });
-        self.ask(&view, CheckClass::Event, &pending, room, sender, kind)
+        let checked = self.ask(&view, CheckClass::Event, &pending, room, sender, kind);
+        if checked != Answer::Allow {
+            late.finish();
+            return checked;
+        }
+        self.handle_before(&view, event, room, late)
+    }
+
+    /// A message handled by the protections before it lands (see the
+    /// module's docs): refused when one of them redacts it.
+    fn handle_before(&self, view: &View, json: &serde_json::Value, room: &str, late: &Lateness) -> Answer {
+        let rooms = &self.0.rooms;
+        let converted =
+            gleipnir_runtime::event::from_json(&json.to_string(), Some(room), &|r, u| rooms.membership(r, u));
+        let Ok(Some(mut event)) = converted else {
+            late.finish();
+            return Answer::Allow;
+        };
+        if !matches!(event.kind, gleipnir_runtime::EventKind::Message(_)) || event.event_id.is_empty() {
+            late.finish();
+            return Answer::Allow;
+        }
+        // When the host saw it, as for every event it handles.
+        event.received_ts = gleipnir_runtime::Clock::System.now_ms();
+        let class = gleipnir_runtime::event::class(&event.kind);
+        let mut decided: Vec<(String, String, Vec<gleipnir_runtime::Action>)> = Vec::new();
+        for handler in &view.handlers {
+            if !self.claim(&event.event_id, &handler.name) {
+                continue;
+            }
+            let outcome = {
+                let mut instance = handler.slot.lock();
+                if !instance.plugin().wants(class) {
+                    continue;
+                }
+                let outcome = instance.handle(&event);
+                if let Err(fault) = &outcome
+                    && fault.kills_instance()
+                    && let Err(e) = instance.restart()
+                {
+                    tracing::error!(protection = %handler.name, "cannot restart after a fault: {e}");
+                }
+                outcome
+            };
+            match outcome {
+                Ok(mut outcome) => {
+                    super::protections::only_in_protected_rooms(&mut outcome, &self.0.protected);
+                    if !outcome.actions.is_empty() {
+                        decided.push((handler.name.clone(), handler.errcode.clone(), outcome.actions));
+                    }
+                }
+                Err(fault) => self.tell(News::Fault { protection: handler.name.clone(), fault: fault.to_string() }),
+            }
+        }
+        let redacts_it = |actions: &[gleipnir_runtime::Action]| {
+            actions.iter().find_map(|a| match a {
+                gleipnir_runtime::Action::Redact(r) if r.event_id == event.event_id => Some(r.reason.clone()),
+                _ => None,
+            })
+        };
+        let refusal = decided.iter().find_map(|(name, errcode, actions)| {
+            redacts_it(actions).map(|reason| (name.clone(), errcode.clone(), reason))
+        });
+        // Refused in time (or by the fallback): the message never lands, so
+        // its own redaction is left out; allowed, everything is carried out.
+        let landed = match late.finish() {
+            None => refusal.is_none(),
+            Some(allowed) => allowed,
+        };
+        for (name, _, mut actions) in decided {
+            if !landed {
+                actions.retain(|a| !matches!(a, gleipnir_runtime::Action::Redact(r) if r.event_id == event.event_id));
+            }
+            if !actions.is_empty() {
+                self.tell(News::Acted { by: name, actions });
+            }
+        }
+        match refusal {
+            Some((by, errcode, reason)) => {
+                let reason = if reason.is_empty() { format!("refused by {by}") } else { reason };
+                self.tell(News::Refused {
+                    by,
+                    room: room.to_owned(),
+                    user: event.sender.clone(),
+                    what: "a message".to_owned(),
+                    reason: reason.clone(),
+                    follow_up: Vec::new(),
+                });
+                Answer::Deny { errcode, reason }
+            }
+            None => Answer::Allow,
+        }
+    }
+
+    /// Records that `protection` handles `event` now; false when it did already.
+    fn claim(&self, event: &str, protection: &str) -> bool {
+        let mut handled = self.0.handled.lock().unwrap_or_else(|e| e.into_inner());
+        let handled = &mut *handled;
+        let names = match handled.by_event.get_mut(event) {
+            Some(names) => names,
+            None => {
+                handled.order.push_back(event.to_owned());
+                while handled.order.len() > HANDLED_KEPT {
+                    if let Some(old) = handled.order.pop_front() {
+                        handled.by_event.remove(&old);
+                    }
+                }
+                handled.by_event.entry(event.to_owned()).or_default()
+            }
+        };
+        if names.iter().any(|n| n == protection) {
+            return false;
+        }
+        names.push(protection.to_owned());
+        true
+    }
+
+    /// The protections that handled `event` before it landed (it arrived
+    /// in sync now: they do not get it again).
+    pub(crate) fn handled_before(&self, event: &str) -> Vec<String> {
+        let mut handled = self.0.handled.lock().unwrap_or_else(|e| e.into_inner());
+        handled.by_event.remove(event).unwrap_or_default()
     }
 
     /// Asks each protection that checks `class`; the first denial wins.
@@ -353,7 +553,24 @@ impl super::Bot {
                 })
             })
             .collect();
-        gate.publish(View { active: !self.safe_mode, index: self.session.policy.shared_index(), checkers });
+        let handlers = self
+            .protections
+            .enabled
+            .iter()
+            .filter(|(name, _)| self.protections.health.get(*name).is_none_or(|h| h.quarantined_for(now).is_none()))
+            .filter_map(|(name, slot)| {
+                let plugin = slot.plugin();
+                let reads = plugin.wants(gleipnir_runtime::EventClass::Message);
+                let checks_itself = plugin.descriptor().checks.contains(&CheckClass::Event);
+                (reads && !checks_itself).then(|| Checker {
+                    name: name.clone(),
+                    slot: slot.clone(),
+                    classes: Vec::new(),
+                    errcode: self.config.errcodes.get(name).cloned().unwrap_or_else(|| "M_FORBIDDEN".to_owned()),
+                })
+            })
+            .collect();
+        gate.publish(View { active: !self.safe_mode, index: self.session.policy.shared_index(), checkers, handlers });
     }
 
     /// What the checks told: refusals to say, follow-up actions to carry
@@ -369,6 +586,11 @@ impl super::Bot {
                     self.jobs.extend(jobs);
                     self.flush_jobs(token).await;
                 }
+            }
+            News::Acted { by, actions } => {
+                let origin = super::executor::Origin::Protection(by);
+                self.jobs.extend(actions.into_iter().map(|a| super::executor::Job::Act(origin.clone(), a)));
+                self.flush_jobs(token).await;
             }
             News::Fault { protection, fault } => {
                 let health = self.protections.health.entry(protection.clone()).or_default();

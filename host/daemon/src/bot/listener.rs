@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
-use super::gate::{Answer, Gate};
+use super::gate::{Answer, Gate, Lateness};
 use super::metrics::Metrics;
 use crate::config::http::{Antispam, Http};
 
@@ -110,9 +110,11 @@ async fn callback(
     }
     let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
     let gate = served.gate.clone();
+    let late = Arc::new(Lateness::default());
+    let lateness = late.clone();
     let decide: Box<dyn FnOnce() -> Answer + Send> = match callback.as_str() {
         "check_event_for_spam" => match body.get("event").cloned() {
-            Some(event) if event.is_object() => Box::new(move || gate.event(&event)),
+            Some(event) if event.is_object() => Box::new(move || gate.event(&event, &lateness)),
             _ => return error(StatusCode::BAD_REQUEST, "M_BAD_JSON", "`event` is missing"),
         },
         "user_may_join_room" => match (text("user"), text("room")) {
@@ -130,17 +132,25 @@ async fn callback(
         other => return error(StatusCode::NOT_FOUND, "M_NOT_FOUND", &format!("no callback `{other}`")),
     };
     // Guest code may block (see `sandboxed`): on a blocking thread, under the deadline.
-    let decided = tokio::time::timeout(antispam.deadline, tokio::task::spawn_blocking(decide)).await;
+    let mut task = tokio::task::spawn_blocking(decide);
+    let decided = match tokio::time::timeout(antispam.deadline, &mut task).await {
+        Ok(decided) => Some(decided),
+        Err(_) => {
+            let (fallback, _) = fallback(&antispam, &callback);
+            // Finished just as the deadline passed: its answer stands.
+            if late.give_up(fallback == Answer::Allow) { None } else { Some(task.await) }
+        }
+    };
     let (answer, verdict) = match decided {
-        Ok(Ok(answer)) => {
+        Some(Ok(answer)) => {
             let verdict = if answer == Answer::Allow { "allow" } else { "deny" };
             (answer, verdict)
         }
-        Ok(Err(e)) => {
+        Some(Err(e)) => {
             tracing::error!(callback, "a check failed: {e}");
             fallback(&antispam, &callback)
         }
-        Err(_) => {
+        None => {
             tracing::warn!(callback, deadline = ?antispam.deadline, "a check missed its deadline");
             fallback(&antispam, &callback)
         }

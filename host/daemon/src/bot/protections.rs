@@ -289,12 +289,20 @@ impl Protections {
     /// wants its class and is not quarantined. Returns what they decided
     /// (actions outside protected rooms refused), their refusals (said once
     /// per kind) and their faults, as jobs.
-    pub(crate) fn handle(&mut self, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
+    /// `handled` names the protections that had it already, before the
+    /// homeserver accepted it (see `gate.rs`): they do not get it twice.
+    pub(crate) fn handle(
+        &mut self,
+        event: &Event,
+        protected: &Protected,
+        now: Instant,
+        handled: &[String],
+    ) -> Vec<Job> {
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
         let (enabled, health, metrics) = (&self.enabled, &mut self.health, &self.metrics);
         sandboxed(|| {
-            for (name, slot) in enabled.iter() {
+            for (name, slot) in enabled.iter().filter(|(name, _)| !handled.contains(name)) {
                 let mut instance = slot.lock();
                 if !instance.plugin().wants(class) {
                     continue;

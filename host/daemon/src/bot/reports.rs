@@ -156,7 +156,7 @@ impl Bot {
             let event = event(report, content.as_ref().map(Value::to_string), now);
             tracing::info!(reporter = report.reporter, room = report.room_id, event = report.event_id, "abuse report");
             self.post_report(report, content.as_ref()).await;
-            let jobs = self.protections.handle(&event, &self.protected, Instant::now());
+            let jobs = self.protections.handle(&event, &self.protected, Instant::now(), &[]);
             self.jobs.extend(jobs);
         }
         if next != from {

@@ -120,3 +120,79 @@ fn a_user_a_list_bans_cannot_join_nor_invite() {
         .expect_err("an invite went through while the bot was down");
     assert!(refused.contains("403") || refused.contains("500"), "{refused}");
 }
+
+/// Sends a message once; the homeserver's error as it is.
+fn send_once(
+    synapse: &synapse_harness::Synapse,
+    who: &synapse_harness::Account,
+    room: &str,
+    body: &str,
+) -> Result<String, String> {
+    let path = format!("/_matrix/client/v3/rooms/{room}/send/m.room.message/{}", unique_name("t"));
+    synapse
+        .call(who, "PUT", &path, Some(&json!({"msgtype": "m.text", "body": body})))
+        .map(|reply| reply["event_id"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Flooding and least-authority decide before Synapse accepts a message:
+/// the 11th message of a flood is refused with `M_LIMIT_EXCEEDED` and never
+/// appears, the flooder is banned and the ten before redacted; a
+/// newcomer's link is refused with a reason the client shows, while a
+/// moderator's link goes through.
+#[test]
+fn a_flood_and_a_newcomers_link_are_refused_before_anyone_sees_them() {
+    let port = free_port();
+    let scene = scene_with_module(port);
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let listener = with_listener(port);
+    let prepare = move |dir: &std::path::Path| {
+        listener(dir);
+        let path = dir.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        let config =
+            config.replace("[protections.flooding]\n", "[protections.flooding]\nerrcode = \"M_LIMIT_EXCEEDED\"\n");
+        std::fs::write(&path, config).unwrap();
+    };
+    let _gleipnir = scene.start_with(
+        prepare,
+        &[
+            ("protections enable flooding", "flooding enabled"),
+            ("protections enable least-authority", "least-authority enabled"),
+        ],
+    );
+
+    let mut sent = Vec::new();
+    for i in 0..10 {
+        sent.push(send_once(synapse, &scene.spammer, room, &format!("flood {i}")).unwrap());
+    }
+    let refused = send_once(synapse, &scene.spammer, room, "flood 10").expect_err("the 11th message landed");
+    assert!(refused.contains("403") && refused.contains("M_LIMIT_EXCEEDED"), "{refused}");
+    eventually("the flooder banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, room, &scene.spammer.user_id).as_deref() == Some("ban")).then_some(())
+    });
+    eventually("the ten before redacted", Duration::from_secs(30), || {
+        sent.iter().all(|id| is_redacted(synapse, moderator, room, id)).then_some(())
+    });
+    let path = format!("/_matrix/client/v3/rooms/{room}/messages?dir=b&limit=100");
+    let history = synapse.call(moderator, "GET", &path, None).unwrap();
+    let bodies: Vec<&str> =
+        history["chunk"].as_array().unwrap().iter().filter_map(|e| e["content"]["body"].as_str()).collect();
+    assert!(!bodies.contains(&"flood 10"), "the refused message is in the room: {bodies:?}");
+
+    let newcomer = synapse.register(&unique_name("new"), "new-password", false).unwrap();
+    let invite = format!("/_matrix/client/v3/rooms/{room}/invite");
+    synapse.call(moderator, "POST", &invite, Some(&json!({"user_id": newcomer.user_id}))).unwrap();
+    join(synapse, &newcomer, room);
+    send_once(synapse, &newcomer, room, "hello, I am new here").unwrap();
+    let refused = send_once(synapse, &newcomer, room, "great deals at https://spam.example")
+        .expect_err("a newcomer's link landed");
+    assert!(refused.contains("403") && refused.contains("newcomers may not post links yet"), "{refused}");
+    send_once(synapse, moderator, room, "the rules: https://example.org/rules").unwrap();
+    let said = eventually("the refusals said", Duration::from_secs(30), || {
+        scene
+            .notices()
+            .into_iter()
+            .find(|n| n.contains("Refused before the homeserver accepted it") && n.contains(&newcomer.user_id))
+    });
+    assert!(said.contains("least-authority"), "{said}");
+}
