@@ -622,6 +622,90 @@ impl super::Bot {
 mod tests {
     use super::*;
 
+    /// One stream of messages, each asked about before it lands (the gate,
+    /// over one flooding instance) and handled after it lands (another
+    /// instance, as the bot's sync path does): refused before exactly when
+    /// redacted after, message by message.
+    #[test]
+    fn a_message_gets_the_same_verdict_before_and_after_it_lands() {
+        use gleipnir_runtime::{Capability, CapabilitySet, SettingValue};
+        let plugin = gleipnir_tests::load(gleipnir_tests::plugins::FLOODING);
+        let (queries, rooms) = gleipnir_tests::queries();
+        let granted: CapabilitySet =
+            [Capability::Redact, Capability::Ban, Capability::NotifyManagement].into_iter().collect();
+        let instance = || {
+            let mut i = plugin.instantiate(queries.clone(), granted).unwrap();
+            i.configure(&[("max-per-minute".to_owned(), SettingValue::Integer(3))]).unwrap();
+            i
+        };
+        let (tell, mut news) = tokio::sync::mpsc::unbounded_channel();
+        let protected = Protected::of(["!room:x"]);
+        let gate = Gate::new("@gleipnir:test".into(), "!management:x".into(), protected, rooms.clone(), true, tell);
+        let handler = Checker {
+            name: "flooding".into(),
+            slot: Slot::new(instance()),
+            classes: Vec::new(),
+            errcode: "M_LIMIT_EXCEEDED".into(),
+        };
+        gate.publish(View {
+            active: true,
+            index: SharedIndex::default(),
+            checkers: Vec::new(),
+            handlers: vec![handler],
+        });
+        let mut after = instance();
+        let senders = ["@spam:x", "@spam:x", "@fine:x", "@spam:x", "@spam:x", "@fine:x", "@spam:x", "@fine:x"];
+        let mut refused = Vec::new();
+        for (i, sender) in senders.iter().enumerate() {
+            let json = serde_json::json!({
+                "type": "m.room.message", "room_id": "!room:x", "sender": sender, "event_id": format!("$e{i}"),
+                "origin_server_ts": 0, "content": {"msgtype": "m.text", "body": format!("message {i}")},
+            });
+            let before = gate.event(&json, &Lateness::default());
+            let mut event = gleipnir_runtime::event::from_json(&json.to_string(), None, &|_, _| None).unwrap().unwrap();
+            event.received_ts = gleipnir_runtime::Clock::System.now_ms();
+            let outcome = after.handle(&event).unwrap();
+            let redacted = outcome
+                .actions
+                .iter()
+                .any(|a| matches!(a, gleipnir_runtime::Action::Redact(r) if r.event_id == event.event_id));
+            assert_eq!(before != Answer::Allow, redacted, "message {i} from {sender}: {before:?}");
+            if before != Answer::Allow {
+                refused.push(i);
+                assert!(matches!(&before, Answer::Deny { errcode, .. } if errcode == "M_LIMIT_EXCEEDED"));
+            }
+        }
+        assert_eq!(refused, [4, 6], "the 4th message of @spam:x and every one after");
+        // The sync path skips what the gate handled, once.
+        assert_eq!(gate.handled_before("$e0"), ["flooding"]);
+        assert!(gate.handled_before("$e0").is_empty());
+        // The refusal is told, with the ban and the earlier messages' redactions as the protection's own.
+        let mut acted = Vec::new();
+        while let Ok(n) = news.try_recv() {
+            if let News::Acted { actions, .. } = n {
+                acted.extend(actions);
+            }
+        }
+        assert!(acted.iter().any(|a| matches!(a, gleipnir_runtime::Action::Ban(b) if b.user_id == "@spam:x")));
+        assert!(acted.iter().any(|a| matches!(a, gleipnir_runtime::Action::Redact(r) if r.event_id == "$e3")));
+        assert!(
+            !acted.iter().any(
+                |a| matches!(a, gleipnir_runtime::Action::Redact(r) if r.event_id == "$e4" || r.event_id == "$e6")
+            ),
+            "a refused message is not redacted"
+        );
+    }
+
+    #[test]
+    fn a_late_check_counts_only_if_it_finished_first() {
+        let late = Lateness::default();
+        assert_eq!(late.finish(), None, "in time: its answer is awaited");
+        assert!(!late.give_up(true), "finished just before the deadline: its answer stands");
+        let late = Lateness::default();
+        assert!(late.give_up(true));
+        assert_eq!(late.finish(), Some(true), "given up: the message was allowed and landed");
+    }
+
     #[test]
     fn refusals_are_said_at_once_then_coalesced() {
         let mut r = Refusals::default();
