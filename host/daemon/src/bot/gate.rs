@@ -92,6 +92,9 @@ pub(crate) enum News {
     Acted { by: String, actions: Vec<gleipnir_runtime::Action> },
     /// A protection faulted in `check` (it was restarted when the fault killed it).
     Fault { protection: String, fault: String },
+    /// A member's abuse report, forwarded to the listener and accepted by
+    /// the homeserver (its id is 0: the homeserver's is not known).
+    Report(super::reports::Listed),
 }
 
 /// Whether a check's answer still counts, for a check that may outlast its
@@ -483,6 +486,11 @@ impl Gate {
         Answer::forbidden(reason)
     }
 
+    /// A forwarded abuse report the homeserver accepted.
+    pub(crate) fn report(&self, report: super::reports::Listed) {
+        self.tell(News::Report(report));
+    }
+
     fn tell(&self, news: News) {
         // The bot stopped listening only while it stops: nothing to tell then.
         let _ = self.0.news.send(news);
@@ -592,6 +600,7 @@ impl super::Bot {
                 self.jobs.extend(actions.into_iter().map(|a| super::executor::Job::Act(origin.clone(), a)));
                 self.flush_jobs(token).await;
             }
+            News::Report(report) => self.forwarded_report(report, token).await,
             News::Fault { protection, fault } => {
                 let health = self.protections.health.entry(protection.clone()).or_default();
                 let quarantined = health.fault(fault.clone(), Instant::now());

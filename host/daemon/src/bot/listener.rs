@@ -33,6 +33,9 @@ const MAX_BODY: usize = 256 * 1024;
 #[derive(Clone)]
 struct Served {
     gate: Gate,
+    /// The homeserver, for forwarded abuse reports.
+    homeserver: String,
+    http: matrix_sdk::reqwest::Client,
     antispam: Option<Arc<Antispam>>,
     metrics: Arc<Metrics>,
     healthy_within: Duration,
@@ -41,9 +44,20 @@ struct Served {
 
 /// Binds the listener and serves it in the background. An address that
 /// cannot be bound is an error the caller reports at start.
-pub(crate) async fn start(config: &Http, gate: Gate, metrics: Arc<Metrics>) -> anyhow::Result<std::net::SocketAddr> {
+pub(crate) async fn start(
+    config: &Http,
+    homeserver: &str,
+    gate: Gate,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let http = matrix_sdk::reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client for forwarded reports: {e}"))?;
     let served = Served {
         gate,
+        homeserver: homeserver.trim_end_matches('/').to_owned(),
+        http,
         antispam: config.antispam.clone().map(Arc::new),
         metrics,
         healthy_within: config.healthy_within,
@@ -53,8 +67,15 @@ pub(crate) async fn start(config: &Http, gate: Gate, metrics: Arc<Metrics>) -> a
         .route("/api/1/spam_check/{callback}", post(callback))
         .layer(axum::middleware::from_fn_with_state(served.clone(), guard))
         .layer(DefaultBodyLimit::max(MAX_BODY));
+    // Abuse reports a reverse proxy forwards (for a bot that is not a
+    // server admin): by Draupnir's path, or the client's own.
+    let reports = Router::new()
+        .route("/api/1/report/{room}/{event}", post(report))
+        .route("/_matrix/client/v3/rooms/{room}/report/{event}", post(report))
+        .layer(DefaultBodyLimit::max(MAX_BODY));
     let app = Router::new()
         .route("/healthz", get(healthz))
+        .merge(reports)
         .route("/metrics", get(scrape))
         .merge(callbacks)
         .with_state(served);
@@ -183,4 +204,95 @@ async fn healthz(State(served): State<Served>) -> Response {
 async fn scrape(State(served): State<Served>) -> Response {
     let headers = [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")];
     (headers, served.metrics.render()).into_response()
+}
+
+/// A member's abuse report, forwarded by a reverse proxy in front of the
+/// homeserver (`[antispam] reports = true`). It is passed on to the
+/// homeserver with the member's own token, so the homeserver keeps it (and
+/// says who is reporting); once accepted, the bot posts it like a report
+/// it read itself. The homeserver's answer is the member's.
+async fn report(
+    State(served): State<Served>,
+    Path((room, event)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if !served.antispam.as_ref().is_some_and(|a| a.reports) {
+        return error(StatusCode::NOT_FOUND, "M_NOT_FOUND", "forwarded reports are off ([antispam] reports)");
+    }
+    let Some(auth) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return error(StatusCode::UNAUTHORIZED, "M_MISSING_TOKEN", "no access token");
+    };
+    let (Ok(room_id), Ok(event_id)) =
+        (<&matrix_sdk::ruma::RoomId>::try_from(room.as_str()), <&matrix_sdk::ruma::EventId>::try_from(event.as_str()))
+    else {
+        return error(StatusCode::BAD_REQUEST, "M_INVALID_PARAM", "not a room id and an event id");
+    };
+    let details: Value = serde_json::from_slice(&body).unwrap_or_else(|_| json!({}));
+    let path = format!(
+        "{}/_matrix/client/v3/rooms/{}/report/{}",
+        served.homeserver,
+        urlencode(room_id.as_str()),
+        urlencode(event_id.as_str())
+    );
+    let forwarded = served
+        .http
+        .post(&path)
+        .header("Authorization", auth)
+        .header("Content-Type", "application/json")
+        .body(details.to_string())
+        .send()
+        .await;
+    let response = match forwarded {
+        Ok(r) => r,
+        Err(e) => {
+            return error(StatusCode::BAD_GATEWAY, "M_UNKNOWN", &format!("the homeserver cannot be reached: {e}"));
+        }
+    };
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let text = response.text().await.unwrap_or_default();
+    if status.is_success() {
+        // Who reported: the homeserver says whose token it is.
+        let whoami = served
+            .http
+            .get(format!("{}/_matrix/client/v3/account/whoami", served.homeserver))
+            .header("Authorization", auth)
+            .send()
+            .await;
+        let reporter = match whoami {
+            Ok(r) => r
+                .text()
+                .await
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .and_then(|v| v["user_id"].as_str().map(str::to_owned)),
+            Err(_) => None,
+        };
+        match reporter {
+            Some(reporter) => served.gate.report(super::reports::Listed {
+                id: 0,
+                room_id: room,
+                event_id: event,
+                reporter,
+                sender: None,
+                reason: details["reason"].as_str().filter(|r| !r.is_empty()).map(str::to_owned),
+                score: details["score"].as_i64(),
+                received_ts: gleipnir_runtime::Clock::System.now_ms(),
+            }),
+            None => tracing::warn!("a forwarded report was accepted, but whose it is could not be read"),
+        }
+    }
+    let mut reply = (status, text).into_response();
+    reply.headers_mut().insert(axum::http::header::CONTENT_TYPE, "application/json".parse().expect("a header value"));
+    reply
+}
+
+/// Percent-encodes a path segment (room and event ids hold `!`, `$`, `:`).
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

@@ -214,7 +214,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 block,
                 tell,
             );
-            listener::start(http, gate.clone(), metrics.clone()).await?;
+            listener::start(http, &config.homeserver, gate.clone(), metrics.clone()).await?;
             (Some(gate), Some(news))
         }
         None => (None, None),

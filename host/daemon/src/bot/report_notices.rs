@@ -122,10 +122,14 @@ impl ReportNotices {
         }
     }
 
-    /// Whether report `id` was posted already (read again after a crash
-    /// between posting it and saving the position: not posted twice).
-    pub(crate) fn has_report(&self, id: u64) -> bool {
-        self.by_notice.values().any(|p| p.id == id)
+    /// Whether this report was posted already: read again after a crash
+    /// between posting it and saving the position, or forwarded to the
+    /// listener and then read from the admin API too (the same reporter
+    /// and event).
+    pub(crate) fn has_report(&self, report: &Listed) -> bool {
+        self.by_notice.values().any(|p| {
+            (report.id != 0 && p.id == report.id) || (p.event == report.event_id && p.reporter == report.reporter)
+        })
     }
 
     pub(crate) fn get(&self, notice: &str) -> Option<&Posted> {
@@ -151,10 +155,12 @@ pub(crate) fn render(report: &Listed, room_name: Option<&str>, content: Option<&
         Some(body) => format!("> {body}"),
         None => "(the reported event's text could not be read)".to_owned(),
     };
+    // A forwarded report has no number of the homeserver's.
+    let number = if report.id == 0 { String::new() } else { format!(" {}", report.id) };
     format!(
-        "Report {} by {} in {room}: {reason}{score}\n{sender} wrote ({}):\n{quote}\n\
+        "Report{number} by {} in {room}: {reason}{score}\n{sender} wrote ({}):\n{quote}\n\
          React: 🗑️ redact it · 🔨 ban {sender} in this room · 🌍 ban {sender} in every protected room · 🙈 ignore",
-        report.id, report.reporter, report.event_id
+        report.reporter, report.event_id
     )
 }
 
@@ -348,7 +354,21 @@ mod tests {
         assert!(back.get("$n0").is_none(), "the oldest are forgotten");
         assert_eq!(back.get("$n10").unwrap().handled.as_deref(), Some("handled by @m:x: ignored"));
         assert_eq!(back.order.len(), KEPT);
-        assert!(back.has_report(10) && !back.has_report(0));
+        let listed = |id: u64, event: &str, reporter: &str| Listed {
+            id,
+            room_id: "!r:x".into(),
+            event_id: event.into(),
+            reporter: reporter.into(),
+            sender: None,
+            reason: None,
+            score: None,
+            received_ts: 0,
+        };
+        assert!(back.has_report(&listed(10, "$other", "@r:x")), "by the homeserver's number");
+        assert!(!back.has_report(&listed(0, "$e0", "@r:x")), "forgotten");
+        // Forwarded first (no number), then read from the admin API: posted once.
+        assert!(back.has_report(&listed(0, "$e20", "@r:x")) && back.has_report(&listed(77, "$e20", "@r:x")));
+        assert!(!back.has_report(&listed(0, "$e20", "@someone-else:x")), "another member's report of it");
         folder.write_durably(FILE, b"{not json", false).unwrap();
         assert!(ReportNotices::load(&folder).get("$n10").is_none(), "a damaged file starts over");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -104,6 +104,43 @@ pub(crate) fn event(report: &Listed, content: Option<String>, now_ms: u64) -> Ev
 }
 
 impl Bot {
+    /// A report forwarded to the listener (see `listener.rs`): in a
+    /// protected room, and not posted already, it is posted and handed to
+    /// the protections like one read from the admin API. The reported
+    /// event is read with the bot's own account.
+    pub(super) async fn forwarded_report(&mut self, mut report: Listed, token: &str) {
+        if !self.protected.contains(&report.room_id) || self.report_notices.has_report(&report) {
+            return;
+        }
+        let content = match self.reported_event(&report.room_id, &report.event_id).await {
+            Some(event) => {
+                report.sender = event["sender"].as_str().map(str::to_owned);
+                event.get("content").cloned()
+            }
+            None => None,
+        };
+        let now = gleipnir_runtime::Clock::System.now_ms();
+        let event = event(&report, content.as_ref().map(Value::to_string), now);
+        tracing::info!(
+            reporter = report.reporter,
+            room = report.room_id,
+            event = report.event_id,
+            "forwarded abuse report"
+        );
+        self.post_report(&report, content.as_ref()).await;
+        let jobs = self.protections.handle(&event, &self.protected, Instant::now(), &[]);
+        self.jobs.extend(jobs);
+        self.flush_jobs(token).await;
+    }
+
+    /// An event of a room the bot is in, as client-format JSON.
+    async fn reported_event(&self, room: &str, event: &str) -> Option<Value> {
+        use matrix_sdk::ruma::api::client::room::get_room_event;
+        let request = get_room_event::v3::Request::new(room.try_into().ok()?, event.try_into().ok()?);
+        let response = self.matrix.client.send(request).await.ok()?;
+        serde_json::from_str(response.event.json().get()).ok()
+    }
+
     /// Reads the reports filed since the last read and hands those in
     /// protected rooms to the protections; a failure is said once.
     pub(super) async fn poll_reports(&mut self, token: &str) {
@@ -147,7 +184,7 @@ impl Bot {
         // report and keeping the position reads it again).
         let protected: Vec<&Listed> = listed
             .iter()
-            .filter(|r| self.protected.contains(&r.room_id) && !self.report_notices.has_report(r.id))
+            .filter(|r| self.protected.contains(&r.room_id) && !self.report_notices.has_report(r))
             .collect();
         for report in protected {
             // The reported event as the homeserver stored it, for its content.

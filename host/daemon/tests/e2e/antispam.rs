@@ -196,3 +196,53 @@ fn a_flood_and_a_newcomers_link_are_refused_before_anyone_sees_them() {
     });
     assert!(said.contains("least-authority"), "{said}");
 }
+
+/// A bot that is not a server admin gets abuse reports through a reverse
+/// proxy that forwards the clients' report requests to its listener
+/// (`[antispam] reports`): the report goes on to the homeserver with the
+/// member's own token, appears in the management room once, and a reaction
+/// acts on it.
+#[test]
+fn a_forwarded_report_reaches_a_bot_that_is_no_admin() {
+    let port = free_port();
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let (management, bot) = (&scene.management, scene.bot.user_id.as_str());
+    let listener = with_listener(port);
+    let prepare = move |dir: &std::path::Path| {
+        listener(dir);
+        let path = dir.join("config.toml");
+        let config = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("{config}reports = true\n")).unwrap();
+    };
+    let _gleipnir = scene.start_with(prepare, &[]);
+    let member = synapse.register(&unique_name("member"), "member-password", false).unwrap();
+    let invite = format!("/_matrix/client/v3/rooms/{room}/invite");
+    synapse.call(moderator, "POST", &invite, Some(&json!({"user_id": member.user_id}))).unwrap();
+    join(synapse, &member, room);
+    let bad = send(synapse, &scene.spammer, room, "buy followers at spam.example");
+
+    // What the reverse proxy does with the member's request.
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let url = format!("http://127.0.0.1:{port}/_matrix/client/v3/rooms/{room}/report/{bad}");
+    let mut reply = agent
+        .post(&url)
+        .header("Authorization", &format!("Bearer {}", member.access_token))
+        .send_json(json!({"reason": "spam"}))
+        .unwrap();
+    assert_eq!(reply.status().as_u16(), 200, "{}", reply.body_mut().read_to_string().unwrap());
+    let stranger =
+        agent.post(&url).header("Authorization", "Bearer not-a-token").send_json(json!({"reason": "spam"})).unwrap();
+    assert_eq!(stranger.status().as_u16(), 401, "the homeserver's answer to a bad token");
+
+    let posted = eventually("the report in the management room", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.starts_with(&format!("Report by {} in", member.user_id)))
+    });
+    assert!(posted.contains(&format!("{} wrote ({bad})", scene.spammer.user_id)), "{posted}");
+    assert!(posted.contains("> buy followers at spam.example"), "{posted}");
+    let notice = notice_id(synapse, moderator, management, bot, "React: 🗑️").expect("the report notice");
+    react(synapse, moderator, management, &notice, "🔨");
+    eventually("the sender banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, room, &scene.spammer.user_id).as_deref() == Some("ban")).then_some(())
+    });
+}
