@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: a local Synapse on loopback (installed on first use),
 //! a bot and a moderator account, a management room and one protected room,
-//! the plugins built, and Gleipnir running with flooding enabled. Prints how
-//! to log in; Ctrl-C stops everything it started.
+//! the plugins built, and Gleipnir running with flooding enabled, Synapse
+//! asking it before accepting a message (synapse-http-antispam, installed
+//! beside Synapse). Prints how to log in; Ctrl-C stops everything it started.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,8 +23,20 @@ pub(crate) fn run(root: &Path, build_plugins: fn() -> Result<Vec<PathBuf>, Strin
         return Err("building gleipnir failed".to_owned());
     }
 
-    eprintln!("==> starting Synapse {} on loopback", synapse_harness::SYNAPSE_VERSION);
-    let synapse = Synapse::start(Options::default())?;
+    eprintln!(
+        "==> starting Synapse {} on loopback, with synapse-http-antispam {}",
+        synapse_harness::SYNAPSE_VERSION,
+        synapse_harness::ANTISPAM_VERSION
+    );
+    // The bot's listener: a free port, and a token the module sends.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| format!("cannot find a free port: {e}"))?
+        .port();
+    let token = format!("demo-antispam-{}-{port}", std::process::id());
+    let module =
+        synapse_harness::antispam_module_with(&format!("http://127.0.0.1:{port}/api/1/spam_check"), &token, true);
+    let synapse = Synapse::start(Options { extra_config: module, ..Options::default() })?;
     let password = format!("demo-{}", std::process::id());
     let bot = synapse.register("gleipnir", &format!("bot-{password}"), false)?;
     let moderator = synapse.register("moderator", &password, false)?;
@@ -58,8 +71,14 @@ management_room = "{management}"
 data_dir = "."
 [plugins]
 dir = "{plugins}"
+# Synapse asks before it accepts a message, a join or an invite.
+[http]
+listen = "127.0.0.1:{port}"
+[antispam]
+authorization_file = "antispam.token"
 [protections.flooding]
 grants = ["redact", "ban", "notify-management"]
+errcode = "M_LIMIT_EXCEEDED"
 # The protection in Python (built when componentize-py is installed) needs a
 # larger sandbox than a Rust one.
 [protections.shouting]
@@ -72,12 +91,12 @@ instances = 16
         plugins = root.join("target/plugins").display(),
     );
     std::fs::write(dir.join("config.toml"), config).map_err(|e| e.to_string())?;
-    // It holds the bot's password: private, as Gleipnir requires.
+    std::fs::write(dir.join("antispam.token"), &token).map_err(|e| e.to_string())?;
+    // They hold the bot's password and the module's token: private, as Gleipnir requires.
     #[cfg(unix)]
-    {
+    for file in ["config.toml", "antispam.token"] {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.join("config.toml"), std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
+        std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
     }
 
     println!();
@@ -85,7 +104,8 @@ instances = 16
     println!("  homeserver:       {}", synapse.url());
     println!("  log in as:        {} / {}", moderator.user_id, password);
     println!("  management room:  {management}  (try: !gleipnir help)");
-    println!("  protected room:   {protected}  (invite someone and let them flood it)");
+    println!("  protected room:   {protected}  (invite someone and let them flood it: the 11th message is refused)");
+    println!("  health, metrics:  http://127.0.0.1:{port}/healthz  http://127.0.0.1:{port}/metrics");
     println!("  config:           {}", dir.join("config.toml").display());
     println!("Ctrl-C stops Gleipnir and Synapse.");
     println!();

@@ -24,8 +24,15 @@ pub const ANTISPAM_VERSION: &str = "0.5.1";
 /// The `modules:` block that wires synapse-http-antispam to a listener at
 /// `base_url` (Gleipnir's `/api/1/spam_check`), sending `token`. Messages,
 /// joins and room creation fail open (accepted when the listener does not
-/// answer); invites fail closed.
+/// answer); invites fail closed (the README's block).
 pub fn antispam_module(base_url: &str, token: &str) -> String {
+    antispam_module_with(base_url, token, false)
+}
+
+/// [`antispam_module`], with invites failing open too when `invites_open`
+/// (a demo that invites before the bot is up).
+pub fn antispam_module_with(base_url: &str, token: &str, invites_open: bool) -> String {
+    let invites = if invites_open { ", user_may_invite: true" } else { "" };
     format!(
         "modules:
   - module: synapse_http_antispam.HTTPAntispam
@@ -33,7 +40,7 @@ pub fn antispam_module(base_url: &str, token: &str) -> String {
       base_url: '{base_url}'
       authorization: '{token}'
       enabled_callbacks: [check_event_for_spam, user_may_invite, user_may_join_room, user_may_create_room]
-      fail_open: {{check_event_for_spam: true, user_may_join_room: true, user_may_create_room: true}}
+      fail_open: {{check_event_for_spam: true, user_may_join_room: true, user_may_create_room: true{invites}}}
 "
     )
 }

@@ -168,6 +168,7 @@ struct Shared {
     view: RwLock<View>,
     news: UnboundedSender<News>,
     handled: std::sync::Mutex<Handled>,
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Gate {
@@ -178,6 +179,7 @@ impl Gate {
         rooms: Arc<RoomStates>,
         block_invites_from_banned: bool,
         news: UnboundedSender<News>,
+        metrics: Arc<super::metrics::Metrics>,
     ) -> Gate {
         Gate(Arc::new(Shared {
             bot,
@@ -188,6 +190,7 @@ impl Gate {
             view: RwLock::new(View::default()),
             news,
             handled: std::sync::Mutex::new(Handled::default()),
+            metrics,
         }))
     }
 
@@ -340,6 +343,7 @@ impl Gate {
                 if !instance.plugin().wants(class) {
                     continue;
                 }
+                self.0.metrics.event_handled(&handler.name);
                 let outcome = instance.handle(&event);
                 if let Err(fault) = &outcome
                     && fault.kills_instance()
@@ -649,7 +653,9 @@ mod tests {
         };
         let (tell, mut news) = tokio::sync::mpsc::unbounded_channel();
         let protected = Protected::of(["!room:x"]);
-        let gate = Gate::new("@gleipnir:test".into(), "!management:x".into(), protected, rooms.clone(), true, tell);
+        let metrics = Arc::new(super::super::metrics::Metrics::new());
+        let gate =
+            Gate::new("@gleipnir:test".into(), "!management:x".into(), protected, rooms.clone(), true, tell, metrics);
         let handler = Checker {
             name: "flooding".into(),
             slot: Slot::new(instance()),

@@ -213,6 +213,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 rooms.clone(),
                 block,
                 tell,
+                metrics.clone(),
             );
             listener::start(http, &config.homeserver, gate.clone(), metrics.clone()).await?;
             (Some(gate), Some(news))
