@@ -75,12 +75,15 @@ fn install() -> Result<(), String> {
     let script = "import sys, synapse, importlib.metadata as m; \
                   sys.stdout.write(synapse.__version__ + ' ' + m.version('synapse-http-antispam'))";
     let check = Command::new(python()).args(["-c", script]).output();
-    let wanted = format!("{SYNAPSE_VERSION} {ANTISPAM_VERSION}");
+    // Synapse's version may carry its git state ("1.163.2 (b=main,…)") when run inside a checkout.
     if let Ok(out) = &check
         && out.status.success()
-        && String::from_utf8_lossy(&out.stdout).trim() == wanted
     {
-        return Ok(());
+        let text = String::from_utf8_lossy(&out.stdout);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        if words.first() == Some(&SYNAPSE_VERSION) && words.last() == Some(&ANTISPAM_VERSION) {
+            return Ok(());
+        }
     }
     eprintln!(
         "installing Synapse {SYNAPSE_VERSION} and synapse-http-antispam {ANTISPAM_VERSION} into {} (first use)",

@@ -195,9 +195,9 @@ fn fallback(antispam: &Antispam, callback: &str) -> (Answer, &'static str) {
 }
 
 async fn healthz(State(served): State<Served>) -> Response {
-    match served.metrics.unhealthy(served.healthy_within) {
-        None => (StatusCode::OK, "ok\n").into_response(),
-        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+    match served.metrics.health(served.healthy_within) {
+        Ok(note) => (StatusCode::OK, format!("{note}\n")).into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
 

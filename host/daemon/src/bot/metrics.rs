@@ -118,18 +118,19 @@ impl Metrics {
         self.safe_mode.store(safe_mode, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// `None` while healthy (synced within `within`), else why not.
-    pub(crate) fn unhealthy(&self, within: Duration) -> Option<String> {
+    /// `Ok` with a note while healthy (synced within `within`; safe mode is
+    /// healthy: a restart would not end it, a moderator does), else why not.
+    pub(crate) fn health(&self, within: Duration) -> Result<&'static str, String> {
         let last = *self.last_sync.lock().unwrap_or_else(|e| e.into_inner());
         match last {
-            None => Some("not synced yet".to_owned()),
+            None => Err("not synced yet".to_owned()),
             Some(at) if at.elapsed() > within => {
-                Some(format!("the last sync was {} s ago (more than {} s)", at.elapsed().as_secs(), within.as_secs()))
+                Err(format!("the last sync was {} s ago (more than {} s)", at.elapsed().as_secs(), within.as_secs()))
             }
             Some(_) if self.safe_mode.load(std::sync::atomic::Ordering::Relaxed) => {
-                Some("in safe mode: nothing is protected".to_owned())
+                Ok("ok (safe mode: nothing is protected until a moderator says `restart`)")
             }
-            Some(_) => None,
+            Some(_) => Ok("ok"),
         }
     }
 
@@ -171,7 +172,9 @@ mod tests {
         );
         assert!(text.contains("gleipnir_protected_rooms 3"), "{text}");
         assert!(text.contains("gleipnir_policy_rules{list=\"coc\"} 12"), "{text}");
-        assert_eq!(m.unhealthy(Duration::from_secs(60)), None);
-        assert!(Metrics::new().unhealthy(Duration::from_secs(60)).unwrap().contains("not synced"));
+        assert_eq!(m.health(Duration::from_secs(60)), Ok("ok"));
+        assert!(Metrics::new().health(Duration::from_secs(60)).unwrap_err().contains("not synced"));
+        m.synced(3, &[], true);
+        assert!(m.health(Duration::from_secs(60)).unwrap().contains("safe mode"));
     }
 }

@@ -28,6 +28,21 @@ pub(crate) fn check(path: &Path) -> anyhow::Result<ExitCode> {
             if c.dry_run {
                 println!("  dry run: actions are reported, not carried out");
             }
+            if let Some(http) = &c.http {
+                println!("  listens on {} for /healthz and /metrics", http.listen);
+                if let Some(a) = &http.antispam {
+                    let closed = if a.fail_closed.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        a.fail_closed.iter().cloned().collect::<Vec<_>>().join(", ")
+                    };
+                    println!(
+                        "  answers the spam-checker module at /api/1/spam_check within {:?} (fail closed: {closed}){}",
+                        a.deadline,
+                        if a.reports { "; takes forwarded abuse reports" } else { "" }
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {

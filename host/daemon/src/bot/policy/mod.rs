@@ -75,7 +75,7 @@ impl SharedIndex {
         self.0.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
+    pub(crate) fn write(&self) -> std::sync::RwLockWriteGuard<'_, Index> {
         self.0.write().unwrap_or_else(|e| e.into_inner())
     }
 
