@@ -701,7 +701,7 @@ mod tests {
             }
             // What landed is handled once: the sync path skips it.
             if before == Answer::Allow {
-                assert_eq!(gate.handled_before(&event.event_id), [name.clone()]);
+                assert_eq!(gate.handled_before(&event.event_id), std::slice::from_ref(&name));
             }
         }
         let mut told = Vec::new();
