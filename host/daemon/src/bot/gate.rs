@@ -344,14 +344,7 @@ impl Gate {
                     continue;
                 }
                 self.0.metrics.event_handled(&handler.name);
-                let outcome = instance.handle(&event);
-                if let Err(fault) = &outcome
-                    && fault.kills_instance()
-                    && let Err(e) = instance.restart()
-                {
-                    tracing::error!(protection = %handler.name, "cannot restart after a fault: {e}");
-                }
-                outcome
+                call(&handler.name, &mut instance, |i| i.handle(&event))
             };
             match outcome {
                 Ok(mut outcome) => {
@@ -436,17 +429,7 @@ impl Gate {
     /// Asks each protection that checks `class`; the first denial wins.
     fn ask(&self, view: &View, class: CheckClass, pending: &Pending, room: &str, user: &str, what: &str) -> Answer {
         for checker in view.checkers.iter().filter(|c| c.classes.contains(&class)) {
-            let checked = {
-                let mut instance = checker.slot.lock();
-                let checked = instance.check_pending(pending);
-                if let Err(fault) = &checked
-                    && fault.kills_instance()
-                    && let Err(e) = instance.restart()
-                {
-                    tracing::error!(protection = %checker.name, "cannot restart after a fault in check: {e}");
-                }
-                checked
-            };
+            let checked = call(&checker.name, &mut checker.slot.lock(), |i| i.check_pending(pending));
             match checked {
                 Ok(Checked::Allow) => {}
                 Ok(Checked::Deny { reason, mut follow_up }) => {
@@ -499,6 +482,23 @@ impl Gate {
         // The bot stopped listening only while it stops: nothing to tell then.
         let _ = self.0.news.send(news);
     }
+}
+
+/// One call into a protection's instance; an instance its fault killed is
+/// started again at once (the fault itself goes to the bot as `News`).
+fn call<T>(
+    name: &str,
+    instance: &mut gleipnir_runtime::Instance,
+    f: impl FnOnce(&mut gleipnir_runtime::Instance) -> Result<T, gleipnir_runtime::Fault>,
+) -> Result<T, gleipnir_runtime::Fault> {
+    let result = f(instance);
+    if let Err(fault) = &result
+        && fault.kills_instance()
+        && let Err(e) = instance.restart()
+    {
+        tracing::error!(protection = %name, "cannot restart after a fault: {e}");
+    }
+    result
 }
 
 /// How often the refusals are said at most.

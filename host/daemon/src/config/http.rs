@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use gleipnir_runtime::settings;
-
 use super::reader::{Reader, read_secret};
 
 /// The callbacks the listener answers (the module's names).
@@ -73,14 +71,8 @@ pub(super) fn read(r: &mut Reader, root: &toml::Table, base: &Path, readable_all
         }
         None => return None,
     };
-    let mut healthy_within = Duration::from_secs(120);
-    if let Some(d) = r.string(http, "http", "healthy_within", false) {
-        match settings::parse_duration(d) {
-            Ok(ms) if (1_000..=86_400_000).contains(&ms) => healthy_within = Duration::from_millis(ms),
-            Ok(_) => r.problem("http.healthy_within", format!("`{d}` must be between 1s and 24h")),
-            Err(e) => r.problem("http.healthy_within", e),
-        }
-    }
+    let healthy_within =
+        r.duration(http, "http", "healthy_within", 1_000, 86_400_000).unwrap_or(Duration::from_secs(120));
     let antispam = antispam_table.and_then(|table| antispam(r, table, base, readable_allowed));
     Some(Http { listen, healthy_within, antispam })
 }
@@ -110,23 +102,9 @@ fn antispam(r: &mut Reader, table: &toml::Table, base: &Path, readable_allowed: 
             }
         }
     };
-    let mut deadline = Duration::from_millis(50);
-    if let Some(d) = r.string(table, "antispam", "deadline", false) {
-        match settings::parse_duration(d) {
-            Ok(ms) if (1..=10_000).contains(&ms) => deadline = Duration::from_millis(ms),
-            Ok(_) => r.problem("antispam.deadline", format!("`{d}` must be between 1ms and 10s")),
-            Err(e) => r.problem("antispam.deadline", e),
-        }
-    }
-    let mut flag = |key: &str, default: bool| match table.get(key) {
-        None => default,
-        Some(v) => v.as_bool().unwrap_or_else(|| {
-            r.problem(&format!("antispam.{key}"), "must be true or false");
-            default
-        }),
-    };
-    let block_invites_from_banned = flag("block_invites_from_banned", true);
-    let reports = flag("reports", false);
+    let deadline = r.duration(table, "antispam", "deadline", 1, 10_000).unwrap_or(Duration::from_millis(50));
+    let block_invites_from_banned = r.flag(Some(table), "antispam", "block_invites_from_banned", true);
+    let reports = r.flag(Some(table), "antispam", "reports", false);
     let mut fail_closed = BTreeSet::new();
     match table.get("fail_closed") {
         None => {}

@@ -293,15 +293,8 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     {
         r.problem("plugins.settings", format!("{} is not in an existing directory", file.display()));
     }
-    let mut flag = |key: &str, default: bool| match plugins.and_then(|s| s.get(key)) {
-        None => default,
-        Some(v) => v.as_bool().unwrap_or_else(|| {
-            r.problem(&format!("plugins.{key}"), "must be true or false");
-            default
-        }),
-    };
-    let watch = flag("watch", true);
-    let enable_new = flag("enable_new", false);
+    let watch = r.flag(plugins, "plugins", "watch", true);
+    let enable_new = r.flag(plugins, "plugins", "enable_new", false);
     let commands = r.section(&root, "commands", &["prefix", "short_form", "confirm_above", "min_power_level"]);
     let prefix = commands
         .and_then(|s| r.string(s, "commands", "prefix", false).map(str::to_owned))
@@ -370,14 +363,7 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
     }
     let mut report_poll = None;
     if let Some(s) = r.section(&root, "reports", &["poll", "every"]) {
-        let mut every = Duration::from_secs(5);
-        if let Some(d) = r.string(s, "reports", "every", false) {
-            match settings::parse_duration(d) {
-                Ok(ms) if (1_000..=3_600_000).contains(&ms) => every = Duration::from_millis(ms),
-                Ok(_) => r.problem("reports.every", format!("`{d}` must be between 1s and 1h")),
-                Err(e) => r.problem("reports.every", e),
-            }
-        }
+        let every = r.duration(s, "reports", "every", 1_000, 3_600_000).unwrap_or(Duration::from_secs(5));
         match s.get("poll").map(|v| v.as_bool()) {
             None | Some(Some(false)) => {}
             Some(Some(true)) => report_poll = Some(every),
@@ -411,14 +397,9 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
                 _ => r.problem("policy.redact_on_ban_limit", "must be a whole number from 1 to 1000"),
             }
         }
-        let mut age = Duration::from_secs(24 * 3600);
-        if let Some(d) = r.string(s, "policy", "redact_on_ban_age", false) {
-            match settings::parse_duration(d) {
-                Ok(ms) if (60_000..=30 * 86_400_000).contains(&ms) => age = Duration::from_millis(ms),
-                Ok(_) => r.problem("policy.redact_on_ban_age", format!("`{d}` must be between 1m and 30d")),
-                Err(e) => r.problem("policy.redact_on_ban_age", e),
-            }
-        }
+        let age = r
+            .duration(s, "policy", "redact_on_ban_age", 60_000, 30 * 86_400_000)
+            .unwrap_or(Duration::from_secs(24 * 3600));
         if !reasons.is_empty() {
             redact_on_ban = Some(RedactOnBan::new(&reasons, limit, age));
         }
@@ -471,14 +452,8 @@ pub(crate) fn parse(text: &str, base: &Path) -> Result<Config, Vec<ConfigProblem
             if LIMIT_KEYS.iter().any(|k| table.contains_key(*k)) {
                 own_limits.insert(name.clone(), read_limits(&mut r, table, &path, limits));
             }
-            if let Some(d) = r.string(table, &path, "tick", false) {
-                match settings::parse_duration(d) {
-                    Ok(ms) if (1_000..=86_400_000).contains(&ms) => {
-                        ticks.insert(name.clone(), Duration::from_millis(ms));
-                    }
-                    Ok(_) => r.problem(&format!("{path}.tick"), format!("`{d}` must be between 1s and 24h")),
-                    Err(e) => r.problem(&format!("{path}.tick"), e),
-                }
+            if let Some(every) = r.duration(table, &path, "tick", 1_000, 86_400_000) {
+                ticks.insert(name.clone(), every);
             }
             if let Some(code) = http::errcode(&mut r, table, &path) {
                 errcodes.insert(name.clone(), code);

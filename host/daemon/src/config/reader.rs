@@ -50,6 +50,47 @@ impl Reader {
         set
     }
 
+    /// A duration key of `table` (`section.key`, e.g. "50ms", "2m"), from
+    /// `min_ms` to `max_ms`; `None` when absent or wrong (a problem then).
+    pub(super) fn duration(
+        &mut self,
+        table: &toml::Table,
+        section: &str,
+        key: &str,
+        min_ms: u64,
+        max_ms: u64,
+    ) -> Option<std::time::Duration> {
+        let text = self.string(table, section, key, false)?;
+        let path = format!("{section}.{key}");
+        match gleipnir_runtime::settings::parse_duration(text) {
+            Ok(ms) if (min_ms..=max_ms).contains(&ms) => Some(std::time::Duration::from_millis(ms)),
+            Ok(_) => {
+                let (min, max) = (
+                    gleipnir_runtime::settings::format_duration(min_ms),
+                    gleipnir_runtime::settings::format_duration(max_ms),
+                );
+                self.problem(&path, format!("`{text}` must be between {min} and {max}"));
+                None
+            }
+            Err(e) => {
+                self.problem(&path, e);
+                None
+            }
+        }
+    }
+
+    /// A true/false key of `table` (`section.key`); `default` when absent
+    /// or not a boolean (a problem then).
+    pub(super) fn flag(&mut self, table: Option<&toml::Table>, section: &str, key: &str, default: bool) -> bool {
+        match table.and_then(|t| t.get(key)) {
+            None => default,
+            Some(v) => v.as_bool().unwrap_or_else(|| {
+                self.problem(&format!("{section}.{key}"), "must be true or false");
+                default
+            }),
+        }
+    }
+
     pub(super) fn problem(&mut self, path: &str, message: impl Into<String>) {
         self.problems.push(ConfigProblem { path: path.to_owned(), message: message.into() });
     }

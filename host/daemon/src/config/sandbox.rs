@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gleipnir_runtime::{Limits, settings};
+use gleipnir_runtime::Limits;
 
 use super::reader::{self, parse_size};
 
@@ -44,15 +44,8 @@ pub(super) const LIMIT_KEYS: &[&str] =
 pub(super) fn read_limits(r: &mut reader::Reader, table: &toml::Table, path: &str, base: Limits) -> Limits {
     let mut limits = base;
     let deadline = |r: &mut reader::Reader, key: &str, max_ms: u64, out: &mut Duration| {
-        if let Some(d) = r.string(table, path, key, false) {
-            match settings::parse_duration(d) {
-                Ok(ms) if (1..=max_ms).contains(&ms) => *out = Duration::from_millis(ms),
-                Ok(_) => r.problem(
-                    &format!("{path}.{key}"),
-                    format!("`{d}` must be between 1ms and {}", settings::format_duration(max_ms)),
-                ),
-                Err(e) => r.problem(&format!("{path}.{key}"), e),
-            }
+        if let Some(d) = r.duration(table, path, key, 1, max_ms) {
+            *out = d;
         }
     };
     deadline(r, "call_deadline", 10_000, &mut limits.call_deadline);

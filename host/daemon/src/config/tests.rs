@@ -85,7 +85,7 @@ actions.dry_run: must be true or false
 startup.on_problem: must be "safe_mode" or "exit"
 protections.Bad_Name: protection names are lower-case kebab-case, e.g. `flooding`
 protections.flooding.colour: unknown key; expected one of: grants, grantable, tick, errcode, call_deadline, check_deadline, memory, max_actions, instances, tables, table_elements
-protections.flooding.tick: `1ms` must be between 1s and 24h
+protections.flooding.tick: `1ms` must be between 1s and 1d
 protections.flooding.grants[1]: unknown capability `explode`; known: redact, ban, unban, kick, set-join-rule, set-power-level, send-notice, notify-management, edit-policy-lists, suspend-user, deactivate-user, delete-user-media, invite, block-room, purge-room
 protections.flooding.grants[2]: must be a capability name
 "#,
