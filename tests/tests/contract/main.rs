@@ -588,6 +588,8 @@ mod counter_next;
 mod folders;
 mod least_authority;
 mod loud;
+mod media;
+mod mention_limit;
 mod panic_in_constructor;
 mod panic_in_describe;
 mod sandbox;

@@ -12,12 +12,20 @@ use serde_json::Value;
 pub(crate) const SETTINGS_EVENT: &str = "org.matrix.mjolnir.setting";
 
 /// Draupnir's protection names with a Gleipnir counterpart.
-const NAMES: &[(&str, &str)] =
-    &[("BasicFloodingProtection", "flooding"), ("WordListProtection", "newcomer-watch-words")];
+const NAMES: &[(&str, &str)] = &[
+    ("BasicFloodingProtection", "flooding"),
+    ("WordListProtection", "newcomer-watch-words"),
+    ("MentionLimitProtection", "mention-limit"),
+];
 
 /// Draupnir's settings with a Gleipnir counterpart: (Draupnir protection,
 /// Draupnir key, Gleipnir key).
-const SETTINGS: &[(&str, &str, &str)] = &[("BasicFloodingProtection", "maxPerMinute", "max-per-minute")];
+const SETTINGS: &[(&str, &str, &str)] = &[
+    ("BasicFloodingProtection", "maxPerMinute", "max-per-minute"),
+    ("MentionLimitProtection", "maxMentions", "max-mentions"),
+    ("MentionLimitProtection", "warningText", "warning-text"),
+    ("MentionLimitProtection", "includeLegacyMentions", "include-legacy-mentions"),
+];
 
 pub(crate) use crate::state::is_draupnir_name;
 
@@ -62,7 +70,8 @@ mod tests {
         assert!(is_draupnir_name("BasicFloodingProtection") && is_draupnir_name("MentionLimitProtection"));
         assert!(!is_draupnir_name("flooding") && !is_draupnir_name("Not-A-Name"));
         assert_eq!(counterpart("BasicFloodingProtection"), Some("flooding"));
-        assert_eq!(counterpart("MentionLimitProtection"), None);
+        assert_eq!(counterpart("MentionLimitProtection"), Some("mention-limit"));
+        assert_eq!(counterpart("RedactionSynchronisationProtection"), None);
         assert_eq!(draupnir_name("flooding"), Some("BasicFloodingProtection"));
         let (imported, left) =
             import_settings("BasicFloodingProtection", &serde_json::json!({"maxPerMinute": 7, "other": [1]}));

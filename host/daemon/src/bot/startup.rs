@@ -107,9 +107,15 @@ impl Bot {
             // A Draupnir account's names: run as their counterpart, or kept and said.
             let name = match (draupnir::is_draupnir_name(&name), draupnir::counterpart(&name)) {
                 (false, _) => name,
-                (true, Some(ours)) => {
+                (true, Some(ours)) if self.protections.plugins.contains_key(ours) => {
                     from_draupnir.push(format!("{name} runs as {ours}"));
                     ours.to_owned()
+                }
+                // Its counterpart is not installed: kept, like one without any.
+                (true, Some(ours)) => {
+                    from_draupnir.push(format!("{name} would run as {ours}, whose plugin is not loaded"));
+                    self.protections.foreign.push(name);
+                    continue;
                 }
                 (true, None) => {
                     self.protections.foreign.push(name);
@@ -189,7 +195,7 @@ impl Bot {
             if !self.protections.foreign.is_empty() {
                 let _ = write!(
                     said,
-                    " Draupnir protections without a Gleipnir counterpart, kept in the account data but not run: {}.",
+                    " Draupnir protections not run here, kept in the account data: {}.",
                     self.protections.foreign.join(", ")
                 );
             }

@@ -74,6 +74,7 @@ pub(crate) fn start_bot_with(
     std::fs::copy(gleipnir_tests::plugins::LEAST_AUTHORITY, dir.join("plugins/least-authority.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::TAKEDOWN, dir.join("plugins/takedown.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::WITNESS, dir.join("plugins/witness.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::MENTION_LIMIT, dir.join("plugins/mention-limit.wasm")).unwrap();
     let config = format!(
         r#"[matrix]
 homeserver = "{}"
@@ -98,6 +99,8 @@ grants = ["redact", "send-notice", "notify-management"]
 grants = ["redact", "ban", "notify-management", "suspend-user", "delete-user-media", "read-history", "read-members"]
 [protections.witness]
 grants = ["notify-management", "set-join-rule", "invite", "send-notice"]
+[protections.mention-limit]
+grants = ["redact", "ban", "send-notice", "notify-management"]
 "#,
         synapse.url(),
         bot.user_id,

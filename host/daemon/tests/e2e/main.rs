@@ -2,6 +2,7 @@
 //! One test binary, so the tests run in parallel.
 
 mod antispam;
+mod catalogue;
 mod commands;
 mod common;
 mod flooding;

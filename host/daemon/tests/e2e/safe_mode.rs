@@ -238,7 +238,7 @@ fn a_draupnir_account_starts_normally_with_its_protections_and_settings() {
     };
     account(
         "org.matrix.mjolnir.enabled_protections",
-        serde_json::json!({"enabled": ["BasicFloodingProtection", "MentionLimitProtection"]}),
+        serde_json::json!({"enabled": ["BasicFloodingProtection", "MentionLimitProtection", "RedactionSynchronisationProtection"]}),
     );
     account("org.matrix.mjolnir.protected_rooms", serde_json::json!({"rooms": [scene.protected]}));
     let permalink = format!("https://matrix.to/#/{list}?via=localhost");
@@ -253,12 +253,13 @@ fn a_draupnir_account_starts_normally_with_its_protections_and_settings() {
     let started = eventually("the start notice", Duration::from_secs(60), || {
         scene.notices().into_iter().find(|n| n.contains("Gleipnir started"))
     });
-    assert!(started.contains("protecting 1 room(s), 1 protection(s) enabled, 1 watched list(s)"), "{started}");
+    assert!(started.contains("protecting 1 room(s), 2 protection(s) enabled, 1 watched list(s)"), "{started}");
     let notices = scene.notices();
     assert!(!notices.iter().any(|n| n.contains("SAFE MODE") || n.contains("safe mode")), "{notices:?}");
     assert!(notices.iter().any(|n| n.contains("BasicFloodingProtection runs as flooding")), "{notices:?}");
     assert!(
-        notices.iter().any(|n| n.contains("kept in the account data but not run: MentionLimitProtection")),
+        notices.iter().any(|n| n.contains("MentionLimitProtection runs as mention-limit")
+            && n.contains("not run here, kept in the account data: RedactionSynchronisationProtection")),
         "{notices:?}"
     );
     assert!(notices.iter().any(|n| n.contains("flooding.max-per-minute = 3")), "{notices:?}");
@@ -278,5 +279,10 @@ fn a_draupnir_account_starts_normally_with_its_protections_and_settings() {
     // Only the bot may read its own account data: ask as the bot.
     let enabled = enabled.or_else(|_| synapse.call(bot, "GET", &path, None)).unwrap();
     let names: Vec<&str> = enabled["enabled"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    assert!(names.contains(&"flooding") && names.contains(&"MentionLimitProtection"), "{enabled}");
+    assert!(
+        names.contains(&"flooding")
+            && names.contains(&"mention-limit")
+            && names.contains(&"RedactionSynchronisationProtection"),
+        "{enabled}"
+    );
 }
