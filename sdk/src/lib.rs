@@ -131,6 +131,7 @@ mod protection;
 pub mod settings;
 pub mod state;
 pub mod testing;
+pub mod text;
 
 pub use host::{Host, WasmHost};
 pub use protection::{Command, Protection};

@@ -90,7 +90,7 @@ impl Protection for MentionLimit {
                         "{} mentioned {count} users in {} a second time within {}: banned them (limit {}).",
                         event.sender,
                         event.room_id,
-                        describe(self.config.repeat_within),
+                        gleipnir_sdk::text::duration(self.config.repeat_within),
                         self.config.max_mentions
                     ),
                     &reason,
@@ -141,19 +141,6 @@ impl MentionLimit {
             self.warned.retain(|_, at| *at >= before);
         }
     }
-}
-
-/// "30 minutes", "1 hour", "45 seconds".
-fn describe(d: Duration) -> String {
-    let s = d.as_secs();
-    let (n, unit) = if s.is_multiple_of(3600) && s >= 3600 {
-        (s / 3600, "hour")
-    } else if s.is_multiple_of(60) && s >= 60 {
-        (s / 60, "minute")
-    } else {
-        (s, "second")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The first line of the state this version writes.

@@ -586,6 +586,7 @@ mod cache;
 mod counter;
 mod counter_next;
 mod folders;
+mod join_wave;
 mod least_authority;
 mod loud;
 mod media;
@@ -595,6 +596,7 @@ mod panic_in_describe;
 mod sandbox;
 mod shouting;
 mod takedown;
+mod trusted_reporters;
 mod witness;
 
 mod future_contract {

@@ -16,15 +16,35 @@ const NAMES: &[(&str, &str)] = &[
     ("BasicFloodingProtection", "flooding"),
     ("WordListProtection", "newcomer-watch-words"),
     ("MentionLimitProtection", "mention-limit"),
+    ("JoinWaveShortCircuitProtection", "join-wave"),
+    ("TrustedReporters", "trusted-reporters"),
+    ("MessageIsMediaProtection", "media"),
 ];
 
+/// How a Draupnir value becomes a Gleipnir one.
+#[derive(Clone, Copy)]
+enum Convert {
+    /// The same text.
+    Same,
+    /// A number of minutes becomes a duration.
+    Minutes,
+    /// A threshold where Draupnir's -1 (or any negative) is off: 0 here.
+    Threshold,
+}
+
 /// Draupnir's settings with a Gleipnir counterpart: (Draupnir protection,
-/// Draupnir key, Gleipnir key).
-const SETTINGS: &[(&str, &str, &str)] = &[
-    ("BasicFloodingProtection", "maxPerMinute", "max-per-minute"),
-    ("MentionLimitProtection", "maxMentions", "max-mentions"),
-    ("MentionLimitProtection", "warningText", "warning-text"),
-    ("MentionLimitProtection", "includeLegacyMentions", "include-legacy-mentions"),
+/// Draupnir key, Gleipnir key, conversion).
+const SETTINGS: &[(&str, &str, &str, Convert)] = &[
+    ("BasicFloodingProtection", "maxPerMinute", "max-per-minute", Convert::Same),
+    ("MentionLimitProtection", "maxMentions", "max-mentions", Convert::Same),
+    ("MentionLimitProtection", "warningText", "warning-text", Convert::Same),
+    ("MentionLimitProtection", "includeLegacyMentions", "include-legacy-mentions", Convert::Same),
+    ("JoinWaveShortCircuitProtection", "maxPer", "max-per", Convert::Same),
+    ("JoinWaveShortCircuitProtection", "timescaleMinutes", "timescale", Convert::Minutes),
+    ("TrustedReporters", "mxids", "mxids", Convert::Same),
+    ("TrustedReporters", "alertThreshold", "alert-threshold", Convert::Threshold),
+    ("TrustedReporters", "redactThreshold", "redact-threshold", Convert::Threshold),
+    ("TrustedReporters", "banThreshold", "ban-threshold", Convert::Threshold),
 ];
 
 pub(crate) use crate::state::is_draupnir_name;
@@ -46,15 +66,27 @@ pub(crate) fn import_settings(draupnir_protection: &str, content: &Value) -> (Ve
     let (mut imported, mut left) = (Vec::new(), Vec::new());
     let Some(object) = content.as_object() else { return (imported, left) };
     for (key, value) in object {
-        let ours = SETTINGS.iter().find(|(p, k, _)| *p == draupnir_protection && k == key).map(|(_, _, g)| *g);
+        let ours = SETTINGS.iter().find(|(p, k, _, _)| *p == draupnir_protection && k == key);
         let text = match value {
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(b.to_string()),
+            // A list of ids (TrustedReporters' `mxids`), as a list setting is written.
+            Value::Array(items) => {
+                items.iter().map(|i| i.as_str().map(str::to_owned)).collect::<Option<Vec<_>>>().map(|v| v.join(", "))
+            }
             _ => None,
         };
-        match (ours, text) {
-            (Some(ours), Some(text)) => imported.push((ours.to_owned(), text)),
+        let converted = ours.zip(text).and_then(|((_, _, ours, convert), text)| {
+            let text = match convert {
+                Convert::Same => text,
+                Convert::Minutes => format!("{}m", text.parse::<u64>().ok()?),
+                Convert::Threshold => text.parse::<i64>().ok()?.max(0).to_string(),
+            };
+            Some((*ours, text))
+        });
+        match converted {
+            Some((ours, text)) => imported.push((ours.to_owned(), text)),
             _ => left.push(key.clone()),
         }
     }
@@ -77,5 +109,23 @@ mod tests {
             import_settings("BasicFloodingProtection", &serde_json::json!({"maxPerMinute": 7, "other": [1]}));
         assert_eq!(imported, [("max-per-minute".to_owned(), "7".to_owned())]);
         assert_eq!(left, ["other"]);
+        let (imported, left) = import_settings(
+            "JoinWaveShortCircuitProtection",
+            &serde_json::json!({"maxPer": 20, "timescaleMinutes": 10, "timescaleMinutes2": "x"}),
+        );
+        assert_eq!(imported, [("max-per".to_owned(), "20".to_owned()), ("timescale".to_owned(), "10m".to_owned())]);
+        assert_eq!(left, ["timescaleMinutes2"]);
+        let (imported, _) = import_settings(
+            "TrustedReporters",
+            &serde_json::json!({"mxids": ["@a:x", "@b:x"], "alertThreshold": 3, "banThreshold": -1}),
+        );
+        assert_eq!(
+            imported,
+            [
+                ("alert-threshold".to_owned(), "3".to_owned()),
+                ("ban-threshold".to_owned(), "0".to_owned()),
+                ("mxids".to_owned(), "@a:x, @b:x".to_owned()),
+            ]
+        );
     }
 }

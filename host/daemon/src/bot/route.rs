@@ -1,8 +1,10 @@
 //! Where one timeline event goes, decided without I/O: the management
 //! room's new messages are commands (answered, not run, when they arrived
 //! while the bot was stopped) and its reactions confirmations; a protected
-//! room's events go to the protections; the bot's own events and everything
-//! else go nowhere.
+//! room's events go to the protections; the bot's own events (but its
+//! join-rule changes in protected rooms, a fact about the room protections
+//! need: join-wave learns there the rule to put back) and everything else
+//! go nowhere.
 
 use gleipnir_runtime::{Event, EventKind};
 
@@ -42,7 +44,8 @@ pub(crate) struct Counted {
 
 /// Routes one event of `room`.
 pub(crate) fn route(room: &str, event: Event, at: &At<'_>) -> Route {
-    if event.sender == at.bot {
+    let room_fact = matches!(event.kind, EventKind::JoinRule(_)) && at.protected.contains(room);
+    if event.sender == at.bot && !room_fact {
         return Route::Nowhere;
     }
     if room == at.management {
@@ -146,5 +149,12 @@ mod tests {
         // Not the bot's own, nor a room it does not protect (a list, a room joined on invite).
         assert_eq!(route("!p:x", message("!p:x", "@bot:x", "notice"), &live), Route::Nowhere);
         assert_eq!(route("!other:x", message("!other:x", "@u:x", "hi"), &live), Route::Nowhere);
+        // The bot's own join-rule change is a fact about the room: delivered, not counted.
+        let rule = |room| {
+            let json = r#"{"type":"m.room.join_rules","state_key":"","event_id":"$r","sender":"@bot:x","origin_server_ts":1,"content":{"join_rule":"invite"}}"#;
+            event::from_json(json, Some(room), &|_, _| None).unwrap().unwrap()
+        };
+        assert!(matches!(route("!p:x", rule("!p:x"), &live), Route::Protect { counted: None, .. }));
+        assert_eq!(route("!other:x", rule("!other:x"), &live), Route::Nowhere);
     }
 }

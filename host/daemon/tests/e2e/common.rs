@@ -75,6 +75,9 @@ pub(crate) fn start_bot_with(
     std::fs::copy(gleipnir_tests::plugins::TAKEDOWN, dir.join("plugins/takedown.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::WITNESS, dir.join("plugins/witness.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::MENTION_LIMIT, dir.join("plugins/mention-limit.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::JOIN_WAVE, dir.join("plugins/join-wave.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::MEDIA, dir.join("plugins/media.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::TRUSTED_REPORTERS, dir.join("plugins/trusted-reporters.wasm")).unwrap();
     let config = format!(
         r#"[matrix]
 homeserver = "{}"
@@ -101,6 +104,12 @@ grants = ["redact", "ban", "notify-management", "suspend-user", "delete-user-med
 grants = ["notify-management", "set-join-rule", "invite", "send-notice"]
 [protections.mention-limit]
 grants = ["redact", "ban", "send-notice", "notify-management"]
+[protections.join-wave]
+grants = ["set-join-rule", "notify-management"]
+[protections.media]
+grants = ["redact", "ban", "notify-management"]
+[protections.trusted-reporters]
+grants = ["redact", "ban", "notify-management"]
 "#,
         synapse.url(),
         bot.user_id,
