@@ -134,7 +134,7 @@ impl Host for TestHost {
             .members
             .borrow()
             .keys()
-            .filter(|(room, user)| protected.contains(room) && glob_matches(entity, user))
+            .filter(|(room, user)| protected.contains(room) && crate::text::glob(entity, user))
             .map(|(_, user)| user.clone())
             .collect();
         out.sort();
@@ -162,29 +162,6 @@ impl Host for TestHost {
             None => Err(format!("no history set for {room}")),
         }
     }
-}
-
-/// `*` any run of characters, `?` one character.
-fn glob_matches(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
 }
 
 /// One configured protection and its [`TestHost`].

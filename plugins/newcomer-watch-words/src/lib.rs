@@ -6,11 +6,9 @@
 //! the body, the formatted (HTML) body and the new text of edits, and
 //! matches whole words. Room moderators and the bot are never acted on.
 
-mod fold;
-
 use gleipnir_sdk::prelude::*;
 
-pub use fold::{contains_phrase, fold, strip_html};
+pub use gleipnir_sdk::text::{contains_phrase, fold, strip_html};
 
 gleipnir_sdk::choice! {
     /// What happens when a newcomer says a watched word.

@@ -19,6 +19,7 @@ const NAMES: &[(&str, &str)] = &[
     ("JoinWaveShortCircuitProtection", "join-wave"),
     ("TrustedReporters", "trusted-reporters"),
     ("MessageIsMediaProtection", "media"),
+    ("MembershipChangeProtection", "membership-churn"),
 ];
 
 /// How a Draupnir value becomes a Gleipnir one.
@@ -41,6 +42,10 @@ const SETTINGS: &[(&str, &str, &str, Convert)] = &[
     ("MentionLimitProtection", "includeLegacyMentions", "include-legacy-mentions", Convert::Same),
     ("JoinWaveShortCircuitProtection", "maxPer", "max-per", Convert::Same),
     ("JoinWaveShortCircuitProtection", "timescaleMinutes", "timescale", Convert::Minutes),
+    ("MembershipChangeProtection", "maxChangesPerUser", "max-changes", Convert::Same),
+    ("MembershipChangeProtection", "timescaleMinutes", "timescale", Convert::Minutes),
+    ("MembershipChangeProtection", "warningText", "warning-text", Convert::Same),
+    ("MembershipChangeProtection", "finalConsequenceReason", "reason", Convert::Same),
     ("TrustedReporters", "mxids", "mxids", Convert::Same),
     ("TrustedReporters", "alertThreshold", "alert-threshold", Convert::Threshold),
     ("TrustedReporters", "redactThreshold", "redact-threshold", Convert::Threshold),

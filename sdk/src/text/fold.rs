@@ -1,6 +1,7 @@
 //! Folding text so that look-alike letters, inserted invisible characters,
-//! accents, styled alphabets and case do not hide a watched word: the same
-//! folding is applied to the watched words and to each message.
+//! accents, styled alphabets and case do not hide a word: the same folding
+//! is applied to the words watched for and to what is read (a message, a
+//! display name).
 
 /// Characters that render as nothing (or join others) and are dropped.
 fn is_invisible(c: char) -> bool {
