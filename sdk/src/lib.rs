@@ -128,6 +128,7 @@ pub mod alloc;
 pub mod export;
 mod host;
 mod protection;
+pub mod json;
 pub mod settings;
 pub mod state;
 pub mod testing;

@@ -585,6 +585,7 @@ mod policy_echo {
 mod cache;
 mod counter;
 mod counter_next;
+mod display_names;
 mod folders;
 mod join_wave;
 mod least_authority;
