@@ -248,8 +248,10 @@ mod tests {
 
     #[test]
     fn content_reads_as_values() {
-        let v = parse(r#" {"body": "hi \"you\" \u00e9\ud83d\ude00", "n": -1.5e2, "ok": true, "list": [null, {}], "body": 1} "#)
-            .unwrap();
+        let v = parse(
+            r#" {"body": "hi \"you\" \u00e9\ud83d\ude00", "n": -1.5e2, "ok": true, "list": [null, {}], "body": 1} "#,
+        )
+        .unwrap();
         assert_eq!(v.get("body"), Some(&Value::Number(1.0)), "the last of a repeated key");
         let Value::Object(fields) = &v else { panic!() };
         assert_eq!(fields[0].1.as_str(), Some("hi \"you\" é😀"));

@@ -127,8 +127,8 @@ pub mod alloc;
 #[doc(hidden)]
 pub mod export;
 mod host;
-mod protection;
 pub mod json;
+mod protection;
 pub mod settings;
 pub mod state;
 pub mod testing;

@@ -116,7 +116,8 @@ impl DisplayNames {
             Consequence::Report => (None, "nothing done (consequence = report)"),
         };
         let mut actions: Vec<Action> = action.into_iter().collect();
-        actions.push(Action::notify(&format!("{user} in {room} took the display name “{name}”, {why}: {done}."), &reason));
+        actions
+            .push(Action::notify(&format!("{user} in {room} took the display name “{name}”, {why}: {done}."), &reason));
         actions
     }
 }
@@ -209,7 +210,10 @@ impl Protection for DisplayNames {
         let text = std::str::from_utf8(state).map_err(|_| "the state is not UTF-8".to_owned())?;
         let mut lines = text.lines();
         if lines.next() != Some(STATE_V1) {
-            return Err(format!("not a state this version of {} wrote; moderators' names are learned again", Self::NAME));
+            return Err(format!(
+                "not a state this version of {} wrote; moderators' names are learned again",
+                Self::NAME
+            ));
         }
         let mut moderators: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for line in lines {

@@ -65,7 +65,11 @@ fn report_or_ban_and_moderators_are_never_acted_on() {
     assert!(out.starts_with("notify:") && out.contains("nothing done (consequence = report)"), "{out}");
     h.set("consequence", SettingValue::Choice("ban".into())).unwrap();
     assert!(events::render(&h.handle(&named("@spam:x", "admin", false))).starts_with("ban !room:test @spam:x"));
-    assert_eq!(events::render(&h.handle(&named("@alice:test", "admin", true))), "", "a moderator may call herself admin");
+    assert_eq!(
+        events::render(&h.handle(&named("@alice:test", "admin", true))),
+        "",
+        "a moderator may call herself admin"
+    );
     assert_eq!(events::render(&h.handle(&named("@bot:test", "admin", true))), "");
     let mut kicked = named("@victim:x", "admin", true);
     kicked.sender = "@alice:test".into();

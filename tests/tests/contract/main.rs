@@ -587,6 +587,7 @@ mod counter;
 mod counter_next;
 mod display_names;
 mod folders;
+mod invalid_event;
 mod join_wave;
 mod least_authority;
 mod loud;

@@ -20,6 +20,7 @@ const NAMES: &[(&str, &str)] = &[
     ("TrustedReporters", "trusted-reporters"),
     ("MessageIsMediaProtection", "media"),
     ("MembershipChangeProtection", "membership-churn"),
+    ("InvalidEventProtection", "invalid-event"),
 ];
 
 /// How a Draupnir value becomes a Gleipnir one.
@@ -46,6 +47,7 @@ const SETTINGS: &[(&str, &str, &str, Convert)] = &[
     ("MembershipChangeProtection", "timescaleMinutes", "timescale", Convert::Minutes),
     ("MembershipChangeProtection", "warningText", "warning-text", Convert::Same),
     ("MembershipChangeProtection", "finalConsequenceReason", "reason", Convert::Same),
+    ("InvalidEventProtection", "warningText", "warning-text", Convert::Same),
     ("TrustedReporters", "mxids", "mxids", Convert::Same),
     ("TrustedReporters", "alertThreshold", "alert-threshold", Convert::Threshold),
     ("TrustedReporters", "redactThreshold", "redact-threshold", Convert::Threshold),
