@@ -84,7 +84,8 @@ errcode = "M_LIMIT_EXCEEDED"
 [protections.shouting]
 grants = ["redact"]
 instances = 16
-"#,
+{grants}"#,
+        grants = first_party_grants(),
         homeserver = synapse.url(),
         bot = bot.user_id,
         bot_password = bot.password,
@@ -117,4 +118,27 @@ instances = 16
         .map_err(|e| format!("cannot start gleipnir: {e}"))?;
     drop(synapse);
     if status.success() { Ok(()) } else { Err(format!("gleipnir exited ({status})")) }
+}
+
+/// The grants `config.example.toml` gives the first-party protections (the
+/// block that opens with "What each first-party protection's README asks
+/// for"), so the demo's bot acts as soon as a moderator enables one.
+fn first_party_grants() -> String {
+    const EXAMPLE: &str = include_str!("../../config.example.toml");
+    let start = EXAMPLE.find("# What each first-party protection's README asks for").unwrap_or(EXAMPLE.len());
+    let rest = &EXAMPLE[start..];
+    let end = rest.find("\n# A protection may get a sandbox of its own").unwrap_or(rest.len());
+    format!("\n{}", &rest[..end].trim_end())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_demo_grants_what_the_example_grants() {
+        let grants = super::first_party_grants();
+        for name in ["least-authority", "mention-limit", "join-wave", "invalid-event"] {
+            assert!(grants.contains(&format!("[protections.{name}]\ngrants = [")), "{name}: {grants}");
+        }
+        assert!(!grants.contains("sandbox of its own"), "only the grants block: {grants}");
+    }
 }

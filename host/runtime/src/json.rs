@@ -213,6 +213,7 @@ pub fn descriptor(d: &Descriptor, wit_version: &str, content_hash: &str) -> Valu
             "kind": setting_kind(&s.kind),
             "kind_text": format_kind(&s.kind),
             "default": setting_value(&s.default),
+            "default_text": crate::settings::format_value(&s.default),
             "doc": s.doc,
         })).collect::<Vec<_>>(),
         "capabilities": d.capabilities.iter().map(|c| capability::name(*c)).collect::<Vec<_>>(),

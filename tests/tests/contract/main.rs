@@ -583,6 +583,7 @@ mod policy_echo {
 }
 
 mod cache;
+mod catalogue;
 mod counter;
 mod counter_next;
 mod display_names;

@@ -421,6 +421,8 @@ fn a_0_2_0_protection_gets_new_events_and_answers_its_commands() {
     // Its commands: listed, routed, settings saved like a moderator's.
     let help = scene.command("help", "Commands (give them as");
     assert!(help.contains("- witness say WORDS…: reply with the words"), "{help}");
+    let catalogue = scene.command("help protections", "docs/protections.md");
+    assert!(catalogue.contains("- witness (enabled): "), "{catalogue}");
     scene.command("witness say hello there", "witness says: hello there");
     let set = scene.command("witness set 5", "witness.level: 0 → 5");
     assert!(set.contains("witness: level 0 → 5"), "{set}");

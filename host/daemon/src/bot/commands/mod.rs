@@ -327,10 +327,24 @@ fn list<'a>(items: impl Iterator<Item = &'a String>) -> String {
     items.map(|i| format!("- {i}")).collect::<Vec<_>>().join("\n")
 }
 
+/// Where moderators read about every protection there is.
+const CATALOGUE: &str = "Every protection Gleipnir ships, with what it does, its settings and its Draupnir, \
+    Mjolnir and Meowlnir counterpart: docs/protections.md in Gleipnir's source (`help NAME` for one loaded here).";
+
 /// `help [TOPIC]`: the built-in commands, then each loaded protection's own.
 fn help(p: &super::protections::Protections, topic: Option<&str>) -> String {
     match topic {
         Some(t) if p.plugins.contains_key(t) => protection_help(p, t),
+        Some("protections") => {
+            let line = parse::COMMANDS.iter().find(|(name, _)| *name == "protections").map_or("", |(_, l)| *l);
+            let mut out = format!("{line}\nLoaded here:");
+            for (name, plugin) in &p.plugins {
+                let state = if p.enabled.contains_key(name) { "enabled" } else { "not enabled" };
+                let _ = write!(out, "\n- {name} ({state}): {}", plugin.descriptor().summary);
+            }
+            out.push_str(&format!("\n{CATALOGUE}"));
+            out
+        }
         Some(t) => match parse::COMMANDS.iter().find(|(name, _)| *name == t) {
             Some((_, line)) => (*line).to_owned(),
             None => {
