@@ -21,6 +21,7 @@ const NAMES: &[(&str, &str)] = &[
     ("MessageIsMediaProtection", "media"),
     ("MembershipChangeProtection", "membership-churn"),
     ("InvalidEventProtection", "invalid-event"),
+    ("NewJoinerProtection", "new-joiner-servers"),
 ];
 
 /// How a Draupnir value becomes a Gleipnir one.
