@@ -95,7 +95,9 @@ fn faulty_protections_are_quarantined() {
     for _ in 0..2 {
         send(&scene.synapse, &scene.spammer, &scene.protected, "overreach");
     }
-    scene.command("status", "2 refused ban");
+    let status = scene.command("status", "2 refused ban");
+    // It declares redact, which the operator did not grant: status says so.
+    assert!(status.contains("not granted: redact (refused when it asks; grant in [protections.hostile] grants)"), "{status}");
     let refusals = scene.notices().iter().filter(|n| n.starts_with("hostile: refused")).count();
     assert_eq!(refusals, 1, "{:?}", scene.notices());
 }

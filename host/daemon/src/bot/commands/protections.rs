@@ -262,6 +262,18 @@ pub(crate) fn list(p: &Protections) -> String {
                 let _ = write!(state, "; {count} refused {kind}");
             }
         }
+        if p.enabled.contains_key(name) {
+            let granted = p.granted(name);
+            let missing: Vec<&str> =
+                plugin.declared().iter().filter(|c| !granted.contains(*c)).map(gleipnir_runtime::capability::name).collect();
+            if !missing.is_empty() {
+                let _ = write!(
+                    state,
+                    "; not granted: {} (refused when it asks; grant in [protections.{name}] grants)",
+                    missing.join(", ")
+                );
+            }
+        }
         let _ = write!(out, "\n- {name} {} ({state})", plugin.descriptor().version);
     }
     out
