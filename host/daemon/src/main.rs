@@ -18,8 +18,15 @@ mod state;
 #[global_allocator]
 static ALLOCATOR: gleipnir_fuzz::CountingAllocator = gleipnir_fuzz::CountingAllocator;
 
+/// `gleipnir --version`: the bot's version and every protection contract it loads.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let contracts: Vec<String> =
+        gleipnir_runtime::WIT_VERSIONS.iter().map(|v| format!("{}@{v}", gleipnir_runtime::WIT_PACKAGE)).collect();
+    format!("{} (loads protections built for {})", env!("CARGO_PKG_VERSION"), contracts.join(", "))
+});
+
 #[derive(Parser)]
-#[command(name = "gleipnir", version, about = "A moderation bot for Matrix with sandboxed protections")]
+#[command(name = "gleipnir", version = VERSION.as_str(), about = "A moderation bot for Matrix with sandboxed protections")]
 struct Args {
     #[command(subcommand)]
     command: Command,

@@ -319,3 +319,47 @@ fn run_check_prints_each_verdict_and_denied_events_go_no_further() {
     assert_eq!(handled, ["message from @a:x: hello"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn version_names_the_contracts_it_loads() {
+    let out = Command::new(env!("CARGO_BIN_EXE_gleipnir")).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let said = text(&out.stdout);
+    assert!(
+        said.starts_with(&format!("gleipnir {} (loads protections built for ", env!("CARGO_PKG_VERSION")))
+            && said.contains("gleipnir:protection@0.1.0, gleipnir:protection@0.2.0"),
+        "{said}"
+    );
+}
+
+/// The systemd unit's `ExecStart` is run as systemd would run it (with its
+/// credentials folder), against the real binary: a flag or subcommand the
+/// binary no longer has fails here, not on an operator's server.
+#[test]
+fn the_systemd_units_command_line_is_one_the_binary_takes() {
+    let unit =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../contrib/gleipnir.service"))
+            .unwrap();
+    let exec = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("an ExecStart line");
+    let credentials = std::env::temp_dir().join(format!("gleipnir-unit-{}", std::process::id()));
+    std::fs::create_dir_all(&credentials).unwrap();
+    let words: Vec<String> = exec
+        .split_whitespace()
+        .map(|w| w.replace("${CREDENTIALS_DIRECTORY}", &credentials.display().to_string()))
+        .collect();
+    assert_eq!(words[0], "/usr/local/bin/gleipnir", "where `cargo install --root /usr/local` puts it");
+    assert!(unit.contains("LoadCredential=config.toml:/etc/gleipnir/config.toml"));
+    // The credential systemd would hand over: a config the bot reads and checks.
+    let config = credentials.join("config.toml");
+    std::fs::write(&config, "[matrix]\nhomeserver = \"not a url\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o400)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gleipnir")).args(&words[1..]).output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(2), "clap refused the command line: {stderr}");
+    assert!(stderr.contains("matrix.homeserver"), "it got as far as reading the config: {stderr}");
+    for hardening in ["DynamicUser=yes", "ProtectSystem=strict", "StateDirectory=gleipnir", "NoNewPrivileges=yes"] {
+        assert!(unit.contains(hardening), "{hardening}");
+    }
+    std::fs::remove_dir_all(&credentials).unwrap();
+}

@@ -97,7 +97,10 @@ fn faulty_protections_are_quarantined() {
     }
     let status = scene.command("status", "2 refused ban");
     // It declares redact, which the operator did not grant: status says so.
-    assert!(status.contains("not granted: redact (refused when it asks; grant in [protections.hostile] grants)"), "{status}");
+    assert!(
+        status.contains("not granted: redact (refused when it asks; grant in [protections.hostile] grants)"),
+        "{status}"
+    );
     let refusals = scene.notices().iter().filter(|n| n.starts_with("hostile: refused")).count();
     assert_eq!(refusals, 1, "{:?}", scene.notices());
 }

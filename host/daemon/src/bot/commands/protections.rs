@@ -264,8 +264,12 @@ pub(crate) fn list(p: &Protections) -> String {
         }
         if p.enabled.contains_key(name) {
             let granted = p.granted(name);
-            let missing: Vec<&str> =
-                plugin.declared().iter().filter(|c| !granted.contains(*c)).map(gleipnir_runtime::capability::name).collect();
+            let missing: Vec<&str> = plugin
+                .declared()
+                .iter()
+                .filter(|c| !granted.contains(*c))
+                .map(gleipnir_runtime::capability::name)
+                .collect();
             if !missing.is_empty() {
                 let _ = write!(
                     state,
