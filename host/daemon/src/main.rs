@@ -46,6 +46,27 @@ enum Command {
     /// Work with the config file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Read the audit trail: every action carried out, refused or failed, and who decided it.
+    Audit {
+        /// The config file (TOML) of the bot whose trail to read.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only entries about this user (acted on, or deciding).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only entries in this room (its id).
+        #[arg(long)]
+        room: Option<String>,
+        /// Only entries this recent, e.g. 30m, 1h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only the last N entries.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// One JSON object per line, as stored.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -126,6 +147,9 @@ fn main() -> ExitCode {
     let result = match args.command {
         Command::Run { config } => cli::run::run(&config),
         Command::Config(ConfigCommand::Check { config }) => cli::config::check(&config),
+        Command::Audit { config, user, room, since, limit, json } => {
+            cli::audit::audit(cli::audit::AuditOptions { config: &config, user, room, since, limit, json })
+        }
         Command::Plugin(PluginCommand::Inspect { file, json, loading }) => cli::plugin::inspect(&file, json, &loading),
         Command::Plugin(PluginCommand::Run { file, events, set, grant, bot, check, loading }) => {
             cli::plugin::run(cli::plugin::RunOptions { file, events, set, grant, bot, check, loading })

@@ -4,6 +4,7 @@
 //! management room.
 
 mod account;
+pub(crate) mod audit;
 mod ban_redaction;
 mod commands;
 mod delivered;
@@ -231,7 +232,11 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         session: Session::default(),
         started: Instant::now(),
         last_sync: None,
-        executor: executor::Executor::new(dry_run, metrics.clone()),
+        executor: {
+            let mut executor = executor::Executor::new(dry_run, metrics.clone());
+            executor.keep_audit(audit::Audit::new(&folders.data));
+            executor
+        },
         confirmations: plan::Confirmations::default(),
         safe_mode: false,
         restart: false,

@@ -105,6 +105,11 @@ pub(crate) enum Command {
     Rules {
         matching: Option<String>,
     },
+    /// `audit [USER|ROOM|PROTECTION] [--limit N]`: the audit trail, newest first.
+    Audit {
+        about: Option<String>,
+        limit: u32,
+    },
     /// `NAME [COMMAND ARGS…]`: one of a loaded protection's own commands
     /// (no command: its help). Arguments as typed, except that a matrix.to
     /// link is given as the id it links to.
@@ -182,6 +187,10 @@ pub(crate) const COMMANDS: &[(&str, &str)] = &[
     (
         "rules",
         "rules | rules matching ENTITY | rules matching members: the watched lists, the rules matching a user, room or server, or the members of protected rooms a rule matches",
+    ),
+    (
+        "audit",
+        "audit [USER|ROOM|PROTECTION] [--limit N]: what the bot did (carried out, refused or failed) and who decided it, newest first",
     ),
 ];
 
@@ -382,6 +391,7 @@ pub(crate) fn parse_with(text: &str, loaded: &[&str]) -> Result<Parsed, ParseErr
             [sub, ..] if *sub != "reload" => return Err(unknown_sub("plugins", sub, &["reload"])),
             _ => return Err(usage("plugins")),
         },
+        "audit" => audit(rest)?,
         "rules" => match rest {
             [] => Command::Rules { matching: None },
             ["matching", entity] => Command::Rules { matching: Some(entity_ref(entity)) },
@@ -442,6 +452,34 @@ fn protections(rest: &[&str]) -> Result<Command, ParseError> {
         [sub, ..] if !SUBCOMMANDS.contains(sub) => return Err(unknown_sub("protections", sub, SUBCOMMANDS)),
         _ => return Err(usage("protections")),
     })
+}
+
+/// How many audit entries `audit` shows unless told.
+pub(crate) const DEFAULT_AUDIT: u32 = 20;
+
+fn audit(rest: &[&str]) -> Result<Command, ParseError> {
+    let mut about = None;
+    let mut limit = DEFAULT_AUDIT;
+    let mut i = 0;
+    while i < rest.len() {
+        match rest[i] {
+            "--limit" => {
+                let n = rest.get(i + 1).ok_or_else(|| ParseError("--limit needs a number".to_owned()))?;
+                limit = n
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| ParseError(format!("--limit `{n}` must be a number from 1 to 500")))?;
+                i += 2;
+            }
+            word if about.is_none() => {
+                about = Some(entity_ref(word));
+                i += 1;
+            }
+            _ => return Err(usage("audit")),
+        }
+    }
+    Ok(Command::Audit { about, limit })
 }
 
 fn redact(rest: &[&str]) -> Result<Command, ParseError> {

@@ -91,6 +91,16 @@ fn simple_commands() {
 }
 
 #[test]
+fn audit() {
+    check("audit", "Audit { about: None, limit: 20 }");
+    check("audit @spam:x --limit 5", r#"Audit { about: Some("@spam:x"), limit: 5 }"#);
+    check("audit --limit 5 flooding", r#"Audit { about: Some("flooding"), limit: 5 }"#);
+    check("audit https://matrix.to/#/@spam:x", r#"Audit { about: Some("@spam:x"), limit: 20 }"#);
+    check("audit --limit 0", "error: --limit `0` must be a number from 1 to 500");
+    check("audit a b", &format!("error: {}", usage("audit")));
+}
+
+#[test]
 fn protections_and_settings() {
     check("protections", "Protections");
     check("protections enable flooding", r##"Enable("flooding")"##);

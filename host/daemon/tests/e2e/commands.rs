@@ -239,3 +239,64 @@ fn with_protect_all_joined_every_room_the_bot_is_in_is_protected() {
     let status = scene.command("status", "Protected rooms");
     assert!(!status.contains("SAFE MODE") && status.contains("Protected rooms: 1"), "{status}");
 }
+
+/// The audit trail after a flood and a moderator's kick: `audit` answers in
+/// the management room and `gleipnir audit` on the command line, each act
+/// with the origin that decided it.
+#[test]
+fn the_audit_trail_answers_in_the_room_and_on_the_command_line() {
+    let scene = Scene::new(Options::default());
+    let gleipnir = scene.start(
+        &[],
+        &[
+            ("protections enable flooding", "flooding enabled"),
+            ("protections config set flooding max-per-minute 3", "max-per-minute"),
+        ],
+    );
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let chatter = synapse.register(&unique_name("chat"), "chat-password", false).unwrap();
+    let invite = format!("/_matrix/client/v3/rooms/{room}/invite");
+    synapse.call(moderator, "POST", &invite, Some(&json!({"user_id": chatter.user_id}))).unwrap();
+    join(synapse, &chatter, room);
+    for i in 0..4 {
+        send(synapse, &scene.spammer, room, &format!("flood {i}"));
+    }
+    eventually("the flooder banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, room, &scene.spammer.user_id).as_deref() == Some("ban")).then_some(())
+    });
+    scene.command(&format!("kick {} {room} be nice", chatter.user_id), "kick");
+    eventually("the kick", Duration::from_secs(30), || {
+        (membership(synapse, moderator, room, &chatter.user_id).as_deref() == Some("leave")).then_some(())
+    });
+
+    let spam = &scene.spammer.user_id;
+    let said = scene.command(&format!("audit {spam}"), "Audit trail about");
+    assert!(said.contains(&format!("flooding: ban {spam} in {room} “flooding” → done")), "{said}");
+    assert!(said.contains(&format!("(sent by {spam}) in {room}")), "its messages too: {said}");
+    let kicked = scene.command(&format!("audit {} --limit 5", chatter.user_id), "Audit trail about");
+    assert!(
+        kicked.contains(&format!(
+            "{} (`kick {} {room} be nice`): kick {}",
+            moderator.user_id, chatter.user_id, chatter.user_id
+        )),
+        "a moderator's act names the moderator and the command: {kicked}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gleipnir"))
+        .args(["audit", "--config"])
+        .arg(gleipnir.dir.join("config.toml"))
+        .args(["--user", spam, "--since", "1h", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ban = lines.iter().find(|e| e["action"] == "ban").expect("the ban in the trail");
+    assert_eq!(
+        (ban["origin"].as_str(), ban["by"].as_str(), ban["outcome"].as_str()),
+        (Some("protection"), Some("flooding"), Some("done"))
+    );
+    assert_eq!(ban["room"].as_str(), Some(room.as_str()));
+    let redactions = lines.iter().filter(|e| e["action"] == "redact" && e["sender"] == spam.as_str()).count();
+    assert!(redactions >= 3, "the flood's redactions, by sender: {lines:?}");
+}

@@ -6,6 +6,7 @@ use super::Bot;
 use super::executor::Origin;
 use super::plan::{self, Op, Plan};
 
+mod audit;
 mod import;
 mod lists;
 pub(crate) mod moderation;
@@ -29,7 +30,7 @@ impl Bot {
         let parsed = parse::parse_with(text, &loaded);
         let reply = match parsed {
             Ok(parsed) if self.safe_mode && !allowed_in_safe_mode(&parsed.command) => Reply::Done(
-                "Gleipnir is in safe mode: only `status`, `help`, `recover N`, `restart` and `safe mode` work now."
+                "Gleipnir is in safe mode: only `status`, `help`, `audit`, `recover N`, `restart` and `safe mode` work now."
                     .to_owned(),
             ),
             Ok(parsed) => {
@@ -243,6 +244,7 @@ impl Bot {
                 Reply::Done(self.session.policy.members_report(&joined))
             }
             Command::Rules { matching } => Reply::Done(self.session.policy.report(matching.as_deref())),
+            Command::Audit { about, limit } => Reply::Done(self.audit_command(about, limit).await),
         };
         if let Reply::Plan(plan) = &mut reply {
             plan.command = text.trim().to_owned();
@@ -315,6 +317,7 @@ fn allowed_in_safe_mode(command: &Command) -> bool {
     matches!(
         command,
         Command::Help { .. }
+            | Command::Audit { .. }
             | Command::Status
             | Command::Plugins
             | Command::Recover(_)

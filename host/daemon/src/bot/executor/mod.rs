@@ -110,8 +110,25 @@ impl Act {
     }
 }
 
+/// The room, the target and the reason of an act, for the audit trail.
+fn audit_fields(act: &Act) -> (Option<String>, Option<String>, Option<String>) {
+    let text = |v: &Value, key: &str| v[key].as_str().map(str::to_owned);
+    match act {
+        Act::Contract(action) => {
+            let v = json::action(action);
+            let target = text(&v, "user_id").or_else(|| text(&v, "event_id")).or_else(|| text(&v, "entity"));
+            (text(&v, "room_id").or_else(|| text(&v, "list_room")), target, text(&v, "reason"))
+        }
+        Act::ServerAcl { room, .. } => (Some(room.clone()), None, None),
+        Act::TakeDownRoom { room, reason } => (Some(room.clone()), None, Some(reason.clone())),
+        Act::WriteRule { list, state_key, content, .. } => {
+            (Some(list.clone()), Some(state_key.clone()), text(content, "reason"))
+        }
+    }
+}
+
 /// What came of one act.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
     /// Done; with a note on how, where there is more to say.
     Done(Option<String>),
@@ -132,7 +149,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    /// One word for `/metrics`.
+    /// One word for `/metrics` and the audit trail.
     fn label(&self) -> &'static str {
         match self {
             Outcome::Done(_) => "done",
@@ -196,6 +213,8 @@ pub(crate) struct Executor {
     bans_done: Vec<BanDone>,
     /// Actions by kind and outcome, for `/metrics`.
     metrics: Arc<super::metrics::Metrics>,
+    /// Where every act is recorded, once the bot has its data folder.
+    audit: Option<super::audit::Audit>,
 }
 
 /// A ban the executor carried out, with who decided it.
@@ -220,7 +239,13 @@ impl Executor {
             unsupported: HashSet::new(),
             join_rules_before: HashMap::new(),
             bans_done: Vec::new(),
+            audit: None,
         }
+    }
+
+    /// Records every act from now on in `audit`.
+    pub(crate) fn keep_audit(&mut self, audit: super::audit::Audit) {
+        self.audit = Some(audit);
     }
 
     /// The bans carried out for a policy rule or a moderator since last asked.
@@ -268,8 +293,37 @@ impl Executor {
     /// code that calls a moderation endpoint.
     pub(crate) async fn act(&mut self, ctx: &Context<'_>, origin: &Origin, act: Act) -> Outcome {
         let kind = act.kind();
+        let audited = self.audit.is_some().then(|| audit_fields(&act));
+        let sender = match &act {
+            Act::Contract(Action::Redact(a)) => self.senders.get(&a.event_id).cloned(),
+            _ => None,
+        };
         let outcome = self.carry(ctx, origin, act).await;
         self.metrics.action(kind, outcome.label());
+        if let (Some(audit), Some((room, target, reason))) = (&mut self.audit, audited) {
+            let (origin_kind, by, command) = match origin {
+                Origin::Protection(name) => ("protection", name.clone(), None),
+                Origin::Policy => ("policy", "policy".to_owned(), None),
+                Origin::Moderator { user, command } => ("moderator", user.clone(), Some(command.clone())),
+            };
+            let detail = match &outcome {
+                Outcome::Done(None) | Outcome::Unneeded => None,
+                other => Some(other.clone().text()),
+            };
+            audit.record(&super::audit::Entry {
+                ts: gleipnir_runtime::Clock::System.now_ms(),
+                origin: origin_kind.to_owned(),
+                by,
+                command,
+                action: kind.to_owned(),
+                room,
+                target,
+                sender,
+                reason,
+                outcome: outcome.label().to_owned(),
+                detail,
+            });
+        }
         outcome
     }
 
