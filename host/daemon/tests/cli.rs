@@ -363,3 +363,44 @@ fn the_systemd_units_command_line_is_one_the_binary_takes() {
     }
     std::fs::remove_dir_all(&credentials).unwrap();
 }
+
+/// With the homeserver down at start, every try is one warning line with
+/// the error and when the next comes: an operator never faces silence.
+#[test]
+fn an_unreachable_homeserver_is_said_at_every_try() {
+    let dir = std::env::temp_dir().join(format!("gleipnir-unreachable-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("plugins")).unwrap();
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[matrix]\nhomeserver = \"http://127.0.0.1:{port}\"\nuser_id = \"@bot:localhost\"\n\
+             password = \"a-password-to-hide\"\nmanagement_room = \"!m:localhost\"\n\
+             [storage]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gleipnir"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let read = || std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+    let start = std::time::Instant::now();
+    while read().matches("cannot reach the homeserver").count() < 2 && start.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let said = read();
+    assert!(said.contains("cannot reach the homeserver: ") && said.contains("Connection refused"), "{said}");
+    assert!(said.contains("trying again in 1 s") && said.contains("trying again in 2 s"), "{said}");
+    assert!(!said.contains("a-password-to-hide"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -19,6 +19,57 @@ pub(super) fn request_config() -> matrix_sdk::config::RequestConfig {
     matrix_sdk::config::RequestConfig::new().retry_limit(12).max_retry_time(Duration::from_secs(30))
 }
 
+/// The longest wait between two tries to reach the homeserver at start.
+const MOST_BETWEEN_TRIES: Duration = Duration::from_secs(30);
+
+/// Waits until the homeserver answers `GET /_matrix/client/versions`,
+/// saying each failed try in one warning line with the error and when the
+/// next comes (1 s, doubling, at most 30 s apart), so an operator whose
+/// homeserver is down sees why nothing happens instead of silence.
+pub(super) async fn wait_for_homeserver(homeserver: &str) -> anyhow::Result<()> {
+    let http = matrix_sdk::reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("cannot build an HTTP client")?;
+    let url = format!("{}/_matrix/client/versions", homeserver.trim_end_matches('/'));
+    let mut wait = Duration::from_secs(1);
+    for attempt in 1u32.. {
+        let why = match http.get(&url).send().await {
+            Ok(reply) if reply.status().is_success() => {
+                if attempt > 1 {
+                    tracing::info!(homeserver, attempt, "the homeserver answers");
+                }
+                return Ok(());
+            }
+            Ok(reply) => format!("it answered {}", reply.status()),
+            Err(e) => error_chain(&e),
+        };
+        tracing::warn!(homeserver, attempt, "cannot reach the homeserver: {why}; trying again in {} s", wait.as_secs());
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(MOST_BETWEEN_TRIES);
+    }
+    unreachable!("the loop returns or waits forever")
+}
+
+/// An error with its causes, on one line (`error sending request: connection refused`).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = cause_of(source);
+    }
+    text
+}
+
+fn cause_of<'a>(e: Option<&'a (dyn std::error::Error + 'static)>) -> Option<&'a (dyn std::error::Error + 'static)> {
+    e.and_then(std::error::Error::source)
+}
+
 pub(super) async fn login(client: &Client, config: &Config, data: &gleipnir_runtime::Folder) -> anyhow::Result<()> {
     match &config.credentials {
         Credentials::Password(password) => {

@@ -157,6 +157,7 @@ pub(crate) struct Lost {
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let folders = files::Folders::open(&config)?;
+    login::wait_for_homeserver(&config.homeserver).await?;
     let client = Client::builder()
         .homeserver_url(&config.homeserver)
         .request_config(login::request_config())

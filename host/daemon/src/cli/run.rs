@@ -6,14 +6,6 @@ use std::process::ExitCode;
 use crate::{bot, config};
 
 pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,matrix_sdk=warn,matrix_sdk_base=warn,matrix_sdk::http_client=off")
-        }))
-        .with_writer(std::io::stderr)
-        // Colours only for a person at a terminal, not in log files.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let config = match config::load(path) {
         Ok(c) => c,
         Err(problems) => {
@@ -24,6 +16,7 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    init_logging(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().worker_threads(2).build()?;
     runtime.block_on(async {
         tokio::select! {
@@ -35,4 +28,17 @@ pub(crate) fn run(path: &Path) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to stderr as `[log]` says; `RUST_LOG`, when set, overrides the level.
+fn init_logging(log: &config::Log) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if log.json {
+        builder.json().init();
+    } else {
+        // Colours only for a person at a terminal, not in log files.
+        builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
 }

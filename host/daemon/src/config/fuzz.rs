@@ -18,6 +18,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("actions", &["dry_run"]),
     ("startup", &["on_problem"]),
     ("policy", &["room_takedowns"]),
+    ("log", &["level", "format"]),
     ("protections.flooding", &["grants", "grantable"]),
     ("protections.Bad_Name", &["grants"]),
     ("unknown", &["key"]),

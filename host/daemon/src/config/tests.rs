@@ -376,3 +376,20 @@ fn the_listener_and_the_antispam_callbacks_are_read_with_their_secret() {
     assert!(problems[0].starts_with("antispam: needs `[http] listen"), "{problems:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn log_level_and_format() {
+    let default = parse(GOOD, &std::env::temp_dir()).unwrap();
+    assert_eq!(default.log, Log { level: DEFAULT_LOG.to_owned(), json: false });
+    let set = parse(&format!("{GOOD}\n[log]\nlevel = \"debug\"\nformat = \"json\"\n"), &std::env::temp_dir()).unwrap();
+    assert_eq!(set.log.level, "debug,matrix_sdk=warn,matrix_sdk_base=warn,matrix_sdk::http_client=off");
+    assert!(set.log.json);
+    let custom = parse(&format!("{GOOD}\n[log]\nlevel = \"warn,gleipnir=trace\"\n"), &std::env::temp_dir()).unwrap();
+    assert_eq!(custom.log.level, "warn,gleipnir=trace");
+    check(
+        &format!("{GOOD}\n[log]\nlevel = \"loud=[\"\nformat = \"xml\"\ncolour = true\n"),
+        "log.colour: unknown key; expected one of: level, format\n\
+         log.level: `loud=[` is not a log filter (like `info`, `debug` or `info,gleipnir=debug`)\n\
+         log.format: `xml` is not a log format: use \"text\" or \"json\"",
+    );
+}

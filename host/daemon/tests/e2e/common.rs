@@ -33,15 +33,47 @@ impl Gleipnir {
     }
 }
 
+impl Gleipnir {
+    /// The secrets this bot holds: its password or access token from the
+    /// config, the session token it kept, the antispam module's token.
+    fn secrets(&self) -> Vec<String> {
+        let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        let mut secrets = Vec::new();
+        for line in read("config.toml").lines() {
+            if let Some((key, value)) = line.split_once('=')
+                && matches!(key.trim(), "password" | "access_token")
+            {
+                secrets.push(value.trim().trim_matches('"').to_owned());
+            }
+        }
+        if let Ok(session) = serde_json::from_str::<Value>(&read("data/session.json"))
+            && let Some(token) = session["access_token"].as_str()
+        {
+            secrets.push(token.to_owned());
+        }
+        secrets.push(read("antispam.token").trim().to_owned());
+        secrets.retain(|s| s.len() >= 8);
+        secrets
+    }
+}
+
 impl Drop for Gleipnir {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let log = std::fs::read_to_string(self.dir.join("gleipnir.log")).unwrap_or_default();
         if std::thread::panicking() {
-            eprintln!(
-                "--- gleipnir log ---\n{}",
-                std::fs::read_to_string(self.dir.join("gleipnir.log")).unwrap_or_default()
-            );
+            eprintln!("--- gleipnir log ---\n{log}");
+        } else {
+            // Every end-to-end run's log is searched for the secrets the bot holds.
+            let secrets = self.secrets();
+            assert!(!secrets.is_empty(), "the bot's password is in its config: the search has something to find");
+            let leaked: Vec<String> = secrets.into_iter().filter(|s| log.contains(s.as_str())).collect();
+            if !leaked.is_empty() {
+                let shown: Vec<String> = leaked.iter().map(|s| format!("{}…", &s[..4])).collect();
+                let dir = self.dir.display();
+                panic!("the bot's log ({dir}/gleipnir.log) holds {} secret(s): {shown:?}", leaked.len());
+            }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }

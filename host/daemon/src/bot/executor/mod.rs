@@ -300,6 +300,12 @@ impl Executor {
         };
         let outcome = self.carry(ctx, origin, act).await;
         self.metrics.action(kind, outcome.label());
+        // One log line per act (a done one is logged where it is carried out).
+        match &outcome {
+            Outcome::Done(_) | Outcome::Notice(_) => {}
+            Outcome::Failed(why) => tracing::warn!(%origin, action = kind, "failed: {why}"),
+            other => tracing::info!(%origin, action = kind, outcome = other.label(), "{}", other.clone().text()),
+        }
         if let (Some(audit), Some((room, target, reason))) = (&mut self.audit, audited) {
             let (origin_kind, by, command) = match origin {
                 Origin::Protection(name) => ("protection", name.clone(), None),
