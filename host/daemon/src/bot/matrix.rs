@@ -89,6 +89,14 @@ impl Matrix {
         Ok(response.room_state.into_iter().map(|raw| raw.json().get().to_owned()).collect())
     }
 
+    /// The room's name (`m.room.name`), or its canonical alias, as the
+    /// bot last synced it; `None` when it has neither or is not known.
+    pub(crate) fn room_name(&self, room: &str) -> Option<String> {
+        let id = <&matrix_sdk::ruma::RoomId>::try_from(room).ok()?;
+        let room = self.client.get_room(id)?;
+        room.name().or_else(|| room.canonical_alias().map(|a| a.to_string()))
+    }
+
     /// The room an alias names now, if it resolves.
     pub(crate) async fn resolve(&self, alias: &str) -> Option<String> {
         let alias = <&matrix_sdk::ruma::RoomAliasId>::try_from(alias).ok()?;

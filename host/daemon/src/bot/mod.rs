@@ -38,6 +38,7 @@ mod queries;
 mod report_notices;
 mod reports;
 mod route;
+mod say;
 mod spaces;
 mod startup;
 mod takedown;

@@ -9,10 +9,11 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use gleipnir_runtime::host::StateQueries;
-use gleipnir_runtime::{Clock, event, json};
+use gleipnir_runtime::{Clock, event};
 
 use super::Bot;
 use super::history::Backwards;
+use super::say;
 
 /// Lines of actions shown before "… and N more".
 const SHOWN: usize = 30;
@@ -59,6 +60,8 @@ impl Bot {
         let mut refused = Vec::new();
         let mut faults = Vec::new();
         let mut seen = 0;
+        // Who sent each event read, to say whose messages a redaction removes.
+        let mut senders = std::collections::HashMap::new();
         for room in self.protected.rooms() {
             let events = match self.recent_events(&room, limit).await {
                 Ok(e) => e,
@@ -76,13 +79,13 @@ impl Bot {
                     continue;
                 }
                 seen += 1;
+                senders.insert(event.event_id.clone(), event.sender.clone());
                 event.received_ts = event.origin_ts;
                 clock.clock.set(event.origin_ts);
                 match super::sandboxed(|| instance.handle(&event)) {
                     Ok(outcome) => {
-                        actions.extend(outcome.actions.iter().map(|a| json::action(a).to_string()));
-                        refused
-                            .extend(outcome.refused.iter().map(|r| format!("{} ({})", json::action(&r.action), r.why)));
+                        actions.extend(outcome.actions.iter().cloned());
+                        refused.extend(outcome.refused.iter().map(|r| (r.action.clone(), r.why.clone())));
                     }
                     Err(fault) => {
                         faults.push(format!("{}: {fault}", event.event_id));
@@ -98,21 +101,27 @@ impl Bot {
             "Preview of {name} over the last {limit} event(s) of {} protected room(s) ({seen} it would have seen). Nothing was done.",
             self.protected.len()
         );
+        let sender_of = |event: &str| senders.get(event).cloned();
+        let room_name = |room: &str| say::room(self.matrix.room_name(room), room);
         if actions.is_empty() {
             out.push_str("\nIt would have done nothing.");
         } else {
-            let _ = write!(out, "\nIt would have carried out {} action(s):", actions.len());
-            for action in actions.iter().take(SHOWN) {
-                let _ = write!(out, "\n- {action}");
-            }
-            if actions.len() > SHOWN {
-                let _ = write!(out, "\n- … and {} more", actions.len() - SHOWN);
+            let members = say::members(&actions, &sender_of);
+            let _ = write!(out, "\nIt would have carried out {} action(s), about {members} member(s):", actions.len());
+            for line in say::actions(&actions, &sender_of, &room_name, SHOWN) {
+                let _ = write!(out, "\n- {line}");
             }
         }
         if !refused.is_empty() {
             let _ = write!(out, "\nRefused (outside its grants): {}", refused.len());
-            for r in refused.iter().take(5) {
-                let _ = write!(out, "\n- {r}");
+            let mut whys: Vec<String> = refused.iter().map(|(_, why)| why.clone()).collect();
+            whys.dedup();
+            let acts: Vec<_> = refused.into_iter().map(|(a, _)| a).collect();
+            for line in say::actions(&acts, &sender_of, &room_name, 5) {
+                let _ = write!(out, "\n- {line}");
+            }
+            for why in whys.iter().take(3) {
+                let _ = write!(out, "\n  ({why})");
             }
         }
         for f in faults.iter().take(5) {

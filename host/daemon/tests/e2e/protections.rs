@@ -67,8 +67,13 @@ fn preview_reports_and_changes_nothing() {
     let preview = scene.command("protections preview flooding --limit 50", "Preview of flooding");
     assert!(preview.contains("Nothing was done"), "{preview}");
     // Eleven redactions, the ban and the report at the eleventh message; the twelfth redacted too.
-    assert!(preview.contains("would have carried out 14 action(s)"), "{preview}");
-    assert!(preview.contains(r#""action":"ban""#) && preview.contains(&scene.spammer.user_id), "{preview}");
+    assert!(preview.contains("would have carried out 14 action(s), about 1 member(s):"), "{preview}");
+    // One sentence for the flooder, not fourteen lines of JSON.
+    let sentence =
+        format!("- in {}: ban {} and redact their 12 messages (flooding)", scene.protected, scene.spammer.user_id);
+    assert!(preview.contains(&sentence), "{preview}");
+    assert!(preview.contains("- tell the management room “"), "{preview}");
+    assert!(!preview.contains(r#""action""#), "no JSON: {preview}");
     // Anything the preview did would be done before the bot answers the next command.
     scene.command("status", "Protections:");
     assert_eq!(membership(synapse, moderator, &scene.protected, &scene.spammer.user_id).as_deref(), Some("join"));
