@@ -16,6 +16,9 @@ struct Member {
     reason: Option<String>,
 }
 
+/// One room's acts: its members and what each is in for, and the other acts counted.
+type Room = (String, Vec<(String, Member)>, Vec<(String, usize)>);
+
 /// The sentences for `actions`, one per room and member plus one per other
 /// kind of act (counted when repeated), at most `most` lines (then "… and N
 /// more"). `sender_of` names who sent a redacted event, where known;
@@ -27,7 +30,7 @@ pub(crate) fn actions(
     most: usize,
 ) -> Vec<String> {
     // Rooms, members and other acts, each in the order first seen.
-    let mut rooms: Vec<(String, Vec<(String, Member)>, Vec<(String, usize)>)> = Vec::new();
+    let mut rooms: Vec<Room> = Vec::new();
     let mut elsewhere: Vec<(String, usize)> = Vec::new();
     for action in actions {
         let (room, user, verb, reason) = match action {
@@ -105,7 +108,7 @@ pub(crate) fn actions(
     lines
 }
 
-fn room_at(rooms: &mut Vec<(String, Vec<(String, Member)>, Vec<(String, usize)>)>, room: &str) -> usize {
+fn room_at(rooms: &mut Vec<Room>, room: &str) -> usize {
     match rooms.iter().position(|(r, _, _)| r == room) {
         Some(i) => i,
         None => {
