@@ -98,13 +98,25 @@ pub fn build_plugins(
     crates: &[PluginCrate],
     target_dir: &Path,
 ) -> Result<Vec<(PluginCrate, PathBuf)>, String> {
+    build_plugins_showing(workspace, crates, target_dir, false)
+}
+
+/// [`build_plugins`], with cargo's own progress shown (`show`) for a person
+/// at a terminal (`cargo xtask plugins`, the demo).
+pub fn build_plugins_showing(
+    workspace: &Path,
+    crates: &[PluginCrate],
+    target_dir: &Path,
+    show: bool,
+) -> Result<Vec<(PluginCrate, PathBuf)>, String> {
     ensure_wasm_target(workspace)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(workspace)
-        .args(["build", "--quiet", "--profile", PROFILE, "--target", WASM_TARGET, "--target-dir"])
-        .arg(target_dir);
+    command.current_dir(workspace).arg("build");
+    if !show {
+        command.arg("--quiet");
+    }
+    command.args(["--profile", PROFILE, "--target", WASM_TARGET, "--target-dir"]).arg(target_dir);
     for c in crates {
         command.args(["--package", &c.name]);
     }

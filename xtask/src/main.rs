@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use xtask::{build_plugins, plugin_crates};
+use xtask::plugin_crates;
 
 mod demo;
 
@@ -18,11 +18,16 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("plugins") => plugins().map(|_| ()),
         Some("test") => test(&args[1..]),
-        Some("demo") => demo::run(&workspace(), plugins),
+        Some("demo") => match &args[1..] {
+            [] => demo::run(&workspace(), plugins, true),
+            [flag] if flag == "--no-scene" => demo::run(&workspace(), plugins, false),
+            _ => Err("usage: cargo xtask demo [--no-scene]".to_owned()),
+        },
         Some("fuzz") => fuzz(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <demo | plugins | test | fuzz [--seconds N]>");
-            eprintln!("  demo     run Gleipnir against a local Synapse with a moderator account to log in with");
+            eprintln!("usage: cargo xtask <demo [--no-scene] | plugins | test | fuzz [--seconds N]>");
+            eprintln!("  demo     run Gleipnir against a local Synapse, play a short scene (--no-scene: skip it),");
+            eprintln!("           and leave it running with a moderator account to log in with");
             eprintln!("  plugins  build every protection under plugins/ into target/plugins/NAME.wasm");
             eprintln!("  test     build plugins, run every test, clippy and rustfmt (what CI runs)");
             eprintln!("  fuzz     run the fuzz tests (fuzz_*) for N seconds each (default {FUZZ_SECONDS})");
@@ -42,7 +47,7 @@ fn main() -> ExitCode {
 fn plugins() -> Result<Vec<PathBuf>, String> {
     let root = workspace();
     let crates = plugin_crates(&root.join("plugins"))?;
-    let built = build_plugins(&root, &crates, &root.join("target/wasm"))?;
+    let built = xtask::build_plugins_showing(&root, &crates, &root.join("target/wasm"), true)?;
     let out_dir = root.join("target/plugins");
     std::fs::create_dir_all(&out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let mut outputs = Vec::new();
