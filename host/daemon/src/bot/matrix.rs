@@ -58,7 +58,7 @@ impl Matrix {
     /// Replaces the text of one of the bot's notices in the management room (an edit).
     pub(crate) async fn edit_notice(&self, event: &str, text: &str) -> anyhow::Result<()> {
         let room = self.management_room().context("not in the management room")?;
-        let html = super::html_escape(text).replace('\n', "<br>");
+        let html = super::html::render(text);
         let new = serde_json::json!({
             "msgtype": "m.notice", "body": text, "format": "org.matrix.custom.html", "formatted_body": html,
         });

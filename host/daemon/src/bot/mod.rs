@@ -16,6 +16,7 @@ mod gate;
 mod grants;
 mod health;
 mod history;
+mod html;
 mod ingest;
 mod jobs;
 mod journal;
@@ -530,8 +531,4 @@ async fn next_change(
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
-}
-
-pub(crate) fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }

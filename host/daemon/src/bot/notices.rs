@@ -135,7 +135,7 @@ async fn send(client: &Client, room: &OwnedRoomId, text: &str) -> Option<OwnedEv
         tracing::warn!("not in the management room; notice not sent: {text}");
         return None;
     };
-    let html = super::html_escape(text).replace('\n', "<br>");
+    let html = super::html::render(text);
     match room.send(RoomMessageEventContent::notice_html(text, html)).await {
         Ok(sent) => Some(sent.response.event_id),
         Err(e) => {

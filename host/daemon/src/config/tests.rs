@@ -72,7 +72,7 @@ tick = "1ms"
 [protections.Bad_Name]
 "#,
         r#"
-typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, startup, policy, reports, rooms, protections, http, antispam
+typo: unknown key; expected one of: matrix, storage, plugins, commands, sandbox, actions, startup, policy, reports, rooms, protections, http, antispam, log
 matrix.homeserver: `localhost:8008` is not an http:// or https:// URL
 matrix.user_id: `gleipnir` is not a user id (@user:server)
 matrix.management_room: `moderators` is neither a room id (!room) nor an alias (#room:server)
