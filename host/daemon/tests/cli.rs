@@ -370,15 +370,17 @@ fn the_systemd_units_command_line_is_one_the_binary_takes() {
 fn an_unreachable_homeserver_is_said_at_every_try() {
     let dir = std::env::temp_dir().join(format!("gleipnir-unreachable-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("plugins")).unwrap();
-    // A port nothing listens on: bind one, then let it go.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // A port nothing listens on: bind one, then let it go; and one for /healthz.
+    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (port, health) = (free(), free());
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
         format!(
             "[matrix]\nhomeserver = \"http://127.0.0.1:{port}\"\nuser_id = \"@bot:localhost\"\n\
              password = \"a-password-to-hide\"\nmanagement_room = \"!m:localhost\"\n\
-             [storage]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\n"
+             [storage]\ndata_dir = \"data\"\n[plugins]\ndir = \"plugins\"\n\
+             [http]\nlisten = \"127.0.0.1:{health}\"\n"
         ),
     )
     .unwrap();
@@ -396,11 +398,28 @@ fn an_unreachable_homeserver_is_said_at_every_try() {
     while read().matches("cannot reach the homeserver").count() < 2 && start.elapsed().as_secs() < 30 {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // /healthz answers meanwhile, with the reason.
+    let healthz = get(health, "/healthz");
     let _ = child.kill();
     let _ = child.wait();
     let said = read();
+    assert!(healthz.starts_with("HTTP/1.1 503"), "{healthz}");
+    assert!(
+        healthz.contains(&format!("not synced yet: cannot reach the homeserver at http://127.0.0.1:{port} (try ")),
+        "{healthz}"
+    );
     assert!(said.contains("cannot reach the homeserver: ") && said.contains("Connection refused"), "{said}");
     assert!(said.contains("trying again in 1 s") && said.contains("trying again in 2 s"), "{said}");
     assert!(!said.contains("a-password-to-hide"));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `GET path` on 127.0.0.1:`port`, the whole answer as text.
+fn get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("the listener answers");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }

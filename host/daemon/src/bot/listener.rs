@@ -92,6 +92,62 @@ pub(crate) async fn start(
     Ok(bound)
 }
 
+/// The listener while the bot starts (before it has logged in and read its
+/// rooms): `/healthz` says what it is doing and what stands in its way,
+/// `/metrics` answers; the module's callbacks are not served yet, so Synapse
+/// falls back to its fail-open or fail-closed answers as when the bot is
+/// down. [`Early::stop`] frees the address for [`start`].
+pub(crate) struct Early {
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl Early {
+    pub(crate) async fn start(config: &Http, metrics: Arc<Metrics>) -> anyhow::Result<Early> {
+        let healthy_within = config.healthy_within;
+        let for_health = metrics.clone();
+        let app = Router::new()
+            .route(
+                "/healthz",
+                get(move || {
+                    let metrics = for_health.clone();
+                    async move {
+                        match metrics.health(healthy_within) {
+                            Ok(note) => (StatusCode::OK, format!("{note}\n")).into_response(),
+                            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/metrics",
+                get(move || {
+                    let metrics = metrics.clone();
+                    async move { metrics.render() }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} ([http] listen): {e}", config.listen))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+                tracing::error!("the HTTP listener stopped: {e}");
+            }
+        });
+        Ok(Early { stop, served })
+    }
+
+    /// Stops serving and waits until the address is free again.
+    pub(crate) async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.served.await;
+    }
+}
+
 fn error(status: StatusCode, errcode: &str, message: &str) -> Response {
     (status, axum::Json(json!({"errcode": errcode, "error": message}))).into_response()
 }

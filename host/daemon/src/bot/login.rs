@@ -26,7 +26,7 @@ const MOST_BETWEEN_TRIES: Duration = Duration::from_secs(30);
 /// saying each failed try in one warning line with the error and when the
 /// next comes (1 s, doubling, at most 30 s apart), so an operator whose
 /// homeserver is down sees why nothing happens instead of silence.
-pub(super) async fn wait_for_homeserver(homeserver: &str) -> anyhow::Result<()> {
+pub(super) async fn wait_for_homeserver(homeserver: &str, metrics: &super::metrics::Metrics) -> anyhow::Result<()> {
     let http = matrix_sdk::reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -45,6 +45,7 @@ pub(super) async fn wait_for_homeserver(homeserver: &str) -> anyhow::Result<()> 
             Err(e) => error_chain(&e),
         };
         tracing::warn!(homeserver, attempt, "cannot reach the homeserver: {why}; trying again in {} s", wait.as_secs());
+        metrics.starting(format!("cannot reach the homeserver at {homeserver} (try {attempt}: {why})"));
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(MOST_BETWEEN_TRIES);
     }

@@ -33,6 +33,8 @@ pub(crate) struct Metrics {
     /// When the last sync was handled, for the lag and `/healthz`.
     last_sync: Mutex<Option<Instant>>,
     safe_mode: AtomicBool,
+    /// Before the first sync: what the bot is doing (and what stands in its way), for `/healthz`.
+    starting: Mutex<Option<String>>,
 }
 
 impl Default for Metrics {
@@ -79,6 +81,7 @@ impl Metrics {
             protected_rooms,
             sync_lag,
             last_sync: Mutex::new(None),
+            starting: Mutex::new(None),
             safe_mode: AtomicBool::new(false),
         }
     }
@@ -120,10 +123,18 @@ impl Metrics {
 
     /// `Ok` with a note while healthy (synced within `within`; safe mode is
     /// healthy: a restart would not end it, a moderator does), else why not.
+    /// What the bot is doing before its first sync, for `/healthz`.
+    pub(crate) fn starting(&self, note: impl Into<String>) {
+        *self.starting.lock().unwrap_or_else(|e| e.into_inner()) = Some(note.into());
+    }
+
     pub(crate) fn health(&self, within: Duration) -> Result<&'static str, String> {
         let last = *self.last_sync.lock().unwrap_or_else(|e| e.into_inner());
         match last {
-            None => Err("not synced yet".to_owned()),
+            None => match self.starting.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+                Some(note) => Err(format!("not synced yet: {note}")),
+                None => Err("not synced yet".to_owned()),
+            },
             Some(at) if at.elapsed() > within => {
                 Err(format!("the last sync was {} s ago (more than {} s)", at.elapsed().as_secs(), within.as_secs()))
             }

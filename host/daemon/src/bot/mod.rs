@@ -159,7 +159,14 @@ pub(crate) struct Lost {
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let folders = files::Folders::open(&config)?;
-    login::wait_for_homeserver(&config.homeserver).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    // `/healthz` answers from the start, saying what holds the bot up.
+    let early = match &config.http {
+        Some(http) => Some(listener::Early::start(http, metrics.clone()).await?),
+        None => None,
+    };
+    login::wait_for_homeserver(&config.homeserver, &metrics).await?;
+    metrics.starting("logging in");
     let client = Client::builder()
         .homeserver_url(&config.homeserver)
         .request_config(login::request_config())
@@ -204,7 +211,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     let (delivered, delivered_problem) = delivered::Delivered::load(&folders.data);
     let journal = journal::Journal::new(&folders.data);
     let kept_state = kept_state::KeptState::new(&folders.data);
-    let metrics = Arc::new(metrics::Metrics::new());
+    metrics.starting("reading the protected rooms and policy lists");
     let protections = protections::Protections::new(runtime.clone(), queries.clone(), &config, metrics.clone());
     let (gate, gate_news) = match &config.http {
         Some(http) => {
@@ -219,6 +226,9 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 tell,
                 metrics.clone(),
             );
+            if let Some(early) = early {
+                early.stop().await;
+            }
             listener::start(http, &config.homeserver, gate.clone(), metrics.clone()).await?;
             (Some(gate), Some(news))
         }
