@@ -197,26 +197,20 @@ impl Protection for DisplayNames {
 
     /// `display-names-v1`, then per moderator name learned `ROOM USER KEY`.
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = format!("{STATE_V1}\n");
+        let mut out = String::new();
         for (room, names) in &self.moderators {
             for (user, key) in names {
                 out.push_str(&format!("{room} {user} {key}\n"));
             }
         }
-        out.into_bytes()
+        gleipnir_sdk::state::tagged(STATE_V1, out.as_bytes())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(state).map_err(|_| "the state is not UTF-8".to_owned())?;
-        let mut lines = text.lines();
-        if lines.next() != Some(STATE_V1) {
-            return Err(format!(
-                "not a state this version of {} wrote; moderators' names are learned again",
-                Self::NAME
-            ));
-        }
+        let (_, body) = gleipnir_sdk::state::expect(state, &[STATE_V1])?;
+        let text = std::str::from_utf8(body).map_err(|_| "the state is not UTF-8".to_owned())?;
         let mut moderators: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for line in lines {
+        for line in text.lines() {
             let words: Vec<&str> = line.split(' ').collect();
             let [room, user, key] = words.as_slice() else {
                 return Err(format!("a line of the state is not `room user key`: {line}"));
@@ -228,7 +222,7 @@ impl Protection for DisplayNames {
     }
 }
 
-/// The first line of the state this version writes.
+/// The format tag of the state this version writes (`gleipnir_sdk::state`).
 const STATE_V1: &str = "display-names-v1";
 
 gleipnir_sdk::export_protection!(DisplayNames);

@@ -183,21 +183,18 @@ impl Protection for InvalidEvent {
 
     /// `invalid-event-v1`, then `MS ROOM USER` per recent offence.
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = format!("{STATE_V1}\n");
+        let mut out = String::new();
         for ((room, user), at) in &self.offences {
             out.push_str(&format!("{at} {room} {user}\n"));
         }
-        out.into_bytes()
+        gleipnir_sdk::state::tagged(STATE_V1, out.as_bytes())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(state).map_err(|_| "the state is not UTF-8".to_owned())?;
-        let mut lines = text.lines();
-        if lines.next() != Some(STATE_V1) {
-            return Err(format!("not a state this version of {} wrote; offences start over", Self::NAME));
-        }
+        let (_, body) = gleipnir_sdk::state::expect(state, &[STATE_V1])?;
+        let text = std::str::from_utf8(body).map_err(|_| "the state is not UTF-8".to_owned())?;
         let mut offences = BTreeMap::new();
-        for line in lines {
+        for line in text.lines() {
             let words: Vec<&str> = line.split(' ').collect();
             let [at, room, user] = words.as_slice() else {
                 return Err(format!("a line of the state is not `ms room user`: {line}"));
@@ -210,7 +207,7 @@ impl Protection for InvalidEvent {
     }
 }
 
-/// The first line of the state this version writes.
+/// The format tag of the state this version writes (`gleipnir_sdk::state`).
 const STATE_V1: &str = "invalid-event-v1";
 
 gleipnir_sdk::export_protection!(InvalidEvent);

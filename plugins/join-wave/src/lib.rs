@@ -328,7 +328,7 @@ impl Protection for JoinWave {
 
     /// `join-wave-v1`, then per room `joins ROOM t1,t2,…` and `closed ROOM at last-seen previous|-`.
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = format!("{STATE_V1}\n");
+        let mut out = String::new();
         for (room, state) in &self.rooms {
             if !state.joins.is_empty() {
                 let times: Vec<String> = state.joins.iter().map(u64::to_string).collect();
@@ -339,18 +339,15 @@ impl Protection for JoinWave {
                 out.push_str(&format!("closed {room} {} {} {previous}\n", c.at, c.last_seen));
             }
         }
-        out.into_bytes()
+        gleipnir_sdk::state::tagged(STATE_V1, out.as_bytes())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(state).map_err(|_| "the state is not UTF-8".to_owned())?;
-        let mut lines = text.lines();
-        if lines.next() != Some(STATE_V1) {
-            return Err(format!("not a state this version of {} wrote; counts start over", Self::NAME));
-        }
+        let (_, body) = gleipnir_sdk::state::expect(state, &[STATE_V1])?;
+        let text = std::str::from_utf8(body).map_err(|_| "the state is not UTF-8".to_owned())?;
         let time = |t: &str| t.parse::<u64>().map_err(|_| format!("`{t}` is not a time"));
         let mut rooms = BTreeMap::<String, Room>::new();
-        for line in lines {
+        for line in text.lines() {
             let words: Vec<&str> = line.split(' ').collect();
             match words.as_slice() {
                 ["joins", room, times] => {
@@ -373,7 +370,7 @@ impl Protection for JoinWave {
     }
 }
 
-/// The first line of the state this version writes.
+/// The format tag of the state this version writes (`gleipnir_sdk::state`).
 const STATE_V1: &str = "join-wave-v1";
 
 gleipnir_sdk::export_protection!(JoinWave);

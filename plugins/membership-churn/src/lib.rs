@@ -119,24 +119,21 @@ impl Protection for MembershipChurn {
 
     /// `membership-churn-v1`, then per member `ROOM USER WARNED|- T1,T2,…`.
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = format!("{STATE_V1}\n");
+        let mut out = String::new();
         for ((room, user), churn) in &self.members {
             let warned = churn.warned.map_or("-".to_owned(), |t| t.to_string());
             let times: Vec<String> = churn.changes.iter().map(u64::to_string).collect();
             out.push_str(&format!("{room} {user} {warned} {}\n", times.join(",")));
         }
-        out.into_bytes()
+        gleipnir_sdk::state::tagged(STATE_V1, out.as_bytes())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(state).map_err(|_| "the state is not UTF-8".to_owned())?;
-        let mut lines = text.lines();
-        if lines.next() != Some(STATE_V1) {
-            return Err(format!("not a state this version of {} wrote; counts start over", Self::NAME));
-        }
+        let (_, body) = gleipnir_sdk::state::expect(state, &[STATE_V1])?;
+        let text = std::str::from_utf8(body).map_err(|_| "the state is not UTF-8".to_owned())?;
         let time = |t: &str| t.parse::<u64>().map_err(|_| format!("`{t}` is not a time"));
         let mut members = BTreeMap::new();
-        for line in lines {
+        for line in text.lines() {
             let words: Vec<&str> = line.split(' ').collect();
             let [room, user, warned, times] = words.as_slice() else {
                 return Err(format!("a line of the state is not `room user warned times`: {line}"));
@@ -154,7 +151,7 @@ impl Protection for MembershipChurn {
     }
 }
 
-/// The first line of the state this version writes.
+/// The format tag of the state this version writes (`gleipnir_sdk::state`).
 const STATE_V1: &str = "membership-churn-v1";
 
 gleipnir_sdk::export_protection!(MembershipChurn);

@@ -108,20 +108,17 @@ impl Protection for MentionLimit {
     /// Who was warned when, so a swap or a restart keeps the second
     /// strike: `mention-limit-v1`, then `ms room user` per line.
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = format!("{STATE_V1}\n");
+        let mut out = String::new();
         for ((room, user), at) in &self.warned {
             out.push_str(&format!("{at} {room} {user}\n"));
         }
-        out.into_bytes()
+        gleipnir_sdk::state::tagged(STATE_V1, out.as_bytes())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(state).map_err(|_| "the state is not UTF-8".to_owned())?;
-        let mut lines = text.lines();
-        if lines.next() != Some(STATE_V1) {
-            return Err("not a state this version of mention-limit wrote; warnings start over".to_owned());
-        }
-        for line in lines {
+        let (_, body) = gleipnir_sdk::state::expect(state, &[STATE_V1])?;
+        let text = std::str::from_utf8(body).map_err(|_| "the state is not UTF-8".to_owned())?;
+        for line in text.lines() {
             let mut parts = line.split(' ');
             let (Some(at), Some(room), Some(user), None) = (parts.next(), parts.next(), parts.next(), parts.next())
             else {
@@ -143,7 +140,7 @@ impl MentionLimit {
     }
 }
 
-/// The first line of the state this version writes.
+/// The format tag of the state this version writes (`gleipnir_sdk::state`).
 const STATE_V1: &str = "mention-limit-v1";
 
 gleipnir_sdk::export_protection!(MentionLimit);

@@ -159,23 +159,20 @@ impl Protection for TrustedReporters {
 
     /// `trusted-reporters-v1`, then per event `EVENT ROOM SENDER|- FIRST REPORTER…`.
     fn snapshot(&self) -> Vec<u8> {
-        let mut out = format!("{STATE_V1}\n");
+        let mut out = String::new();
         for (id, r) in &self.events {
             let reporters: Vec<&str> = r.reporters.iter().map(String::as_str).collect();
             let sender = r.sender.as_deref().unwrap_or("-");
             out.push_str(&format!("{id} {} {sender} {} {}\n", r.room, r.first, reporters.join(" ")));
         }
-        out.into_bytes()
+        gleipnir_sdk::state::tagged(STATE_V1, out.as_bytes())
     }
 
     fn restore(&mut self, state: &[u8]) -> Result<(), String> {
-        let text = std::str::from_utf8(state).map_err(|_| "the state is not UTF-8".to_owned())?;
-        let mut lines = text.lines();
-        if lines.next() != Some(STATE_V1) {
-            return Err(format!("not a state this version of {} wrote; counts start over", Self::NAME));
-        }
+        let (_, body) = gleipnir_sdk::state::expect(state, &[STATE_V1])?;
+        let text = std::str::from_utf8(body).map_err(|_| "the state is not UTF-8".to_owned())?;
         let mut events = BTreeMap::new();
-        for line in lines {
+        for line in text.lines() {
             let words: Vec<&str> = line.split(' ').collect();
             let [id, room, sender, first, reporters @ ..] = words.as_slice() else {
                 return Err(format!("a line of the state is not `event room sender first reporters…`: {line}"));
@@ -190,7 +187,7 @@ impl Protection for TrustedReporters {
     }
 }
 
-/// The first line of the state this version writes.
+/// The format tag of the state this version writes (`gleipnir_sdk::state`).
 const STATE_V1: &str = "trusted-reporters-v1";
 
 gleipnir_sdk::export_protection!(TrustedReporters);
