@@ -35,6 +35,7 @@ impl Bot {
         if self.config.confirm_account_actions {
             jobs = self.hold_account_actions(jobs).await;
         }
+        attacker_first(&mut jobs);
         // What the protections know goes to disk before what they decided is done.
         if self.kept_state.due(!jobs.is_empty()) {
             self.save_protection_states().await;
@@ -179,5 +180,88 @@ impl Bot {
                 ))
                 .await;
         }
+    }
+}
+
+/// Stops the attacker before cleaning up after them: within each run of
+/// bans, kicks, redactions and reports, the bans and kicks go first, then
+/// the redactions, then the reports, each in the order decided. Anything
+/// else (an unban, a join rule, a power level…) stays where it is and
+/// nothing moves past it, so an unban and a ban keep their order.
+pub(super) fn attacker_first(jobs: &mut [executor::Job]) {
+    use gleipnir_runtime::Action;
+    let rank = |job: &executor::Job| match job {
+        executor::Job::Act(_, Action::Ban(_) | Action::Kick(_)) => Some(0),
+        executor::Job::Act(_, Action::Redact(_)) => Some(1),
+        executor::Job::Act(_, Action::NotifyManagement(_)) | executor::Job::Report(_) => Some(2),
+        executor::Job::Act(..) => None,
+    };
+    let mut start = 0;
+    while start < jobs.len() {
+        if rank(&jobs[start]).is_none() {
+            start += 1;
+            continue;
+        }
+        let end = jobs[start..].iter().position(|j| rank(j).is_none()).map_or(jobs.len(), |n| start + n);
+        // A stable sort: the order decided is kept within each rank.
+        jobs[start..end].sort_by_key(|j| rank(j).unwrap_or(3));
+        start = end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gleipnir_runtime::{Action, NotifyManagement, RedactEvent, TargetUser};
+
+    fn origin() -> executor::Origin {
+        executor::Origin::Protection("flooding".into())
+    }
+    fn ban(user: &str) -> executor::Job {
+        executor::Job::Act(
+            origin(),
+            Action::Ban(TargetUser { room_id: "!r".into(), user_id: user.into(), reason: String::new() }),
+        )
+    }
+    fn unban(user: &str) -> executor::Job {
+        executor::Job::Act(
+            origin(),
+            Action::Unban(TargetUser { room_id: "!r".into(), user_id: user.into(), reason: String::new() }),
+        )
+    }
+    fn redact(event: &str) -> executor::Job {
+        executor::Job::Act(
+            origin(),
+            Action::Redact(RedactEvent { room_id: "!r".into(), event_id: event.into(), reason: String::new() }),
+        )
+    }
+    fn notify() -> executor::Job {
+        executor::Job::Act(
+            origin(),
+            Action::NotifyManagement(NotifyManagement { body: "n".into(), reason: String::new() }),
+        )
+    }
+    fn names(jobs: &[executor::Job]) -> Vec<String> {
+        jobs.iter()
+            .map(|j| match j {
+                executor::Job::Act(_, Action::Ban(a)) => format!("ban {}", a.user_id),
+                executor::Job::Act(_, Action::Unban(a)) => format!("unban {}", a.user_id),
+                executor::Job::Act(_, Action::Redact(a)) => format!("redact {}", a.event_id),
+                executor::Job::Act(_, Action::NotifyManagement(_)) => "notify".to_owned(),
+                executor::Job::Report(_) => "report".to_owned(),
+                executor::Job::Act(..) => "other".to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_ban_goes_before_the_redactions_and_nothing_moves_past_an_unban() {
+        let mut jobs =
+            vec![redact("$1"), redact("$2"), notify(), ban("@a"), redact("$3"), unban("@b"), redact("$4"), ban("@b")];
+        attacker_first(&mut jobs);
+        assert_eq!(
+            names(&jobs),
+            ["ban @a", "redact $1", "redact $2", "redact $3", "notify", "unban @b", "ban @b", "redact $4"]
+        );
     }
 }
