@@ -34,6 +34,9 @@ pub(crate) struct Entry {
     pub(crate) action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) room: Option<String>,
+    /// The room's name or alias when the act was recorded, where it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) room_name: Option<String>,
     /// The user (or the event, for a redaction; the list entity, for a rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) target: Option<String>,
@@ -198,8 +201,10 @@ pub(crate) fn sentence(e: &Entry) -> String {
     if let Some(sender) = &e.sender {
         what.push_str(&format!(" (sent by {sender})"));
     }
-    if let Some(room) = &e.room {
-        what.push_str(&format!(" in {room}"));
+    match (&e.room, &e.room_name) {
+        (Some(room), Some(name)) => what.push_str(&format!(" in {name} ({room})")),
+        (Some(room), None) => what.push_str(&format!(" in {room}")),
+        _ => {}
     }
     let reason = e.reason.as_deref().filter(|r| !r.is_empty()).map_or(String::new(), |r| format!(" “{r}”"));
     let detail = e.detail.as_deref().map_or(String::new(), |d| format!(": {d}"));
@@ -218,6 +223,7 @@ mod tests {
             command: None,
             action: "ban".into(),
             room: Some("!r:x".into()),
+            room_name: None,
             target: Some(target.into()),
             sender: None,
             reason: Some("flooding".into()),
@@ -282,5 +288,7 @@ mod tests {
             sentence(&entry(0, "flooding", "@a:x")),
             "1970-01-01 00:00:00 UTC flooding: ban @a:x in !r:x “flooding” → done"
         );
+        let named = Entry { room_name: Some("Lobby".into()), ..entry(0, "flooding", "@a:x") };
+        assert!(sentence(&named).contains("ban @a:x in Lobby (!r:x)"));
     }
 }

@@ -316,12 +316,19 @@ impl Executor {
                 Outcome::Done(None) | Outcome::Unneeded => None,
                 other => Some(other.clone().text()),
             };
+            // The room as moderators know it, where the bot has a name for it.
+            let room_name = room.as_deref().and_then(|r| {
+                let id = <&matrix_sdk::ruma::RoomId>::try_from(r).ok()?;
+                let room = ctx.client.get_room(id)?;
+                room.name().or_else(|| room.canonical_alias().map(|a| a.to_string()))
+            });
             audit.record(&super::audit::Entry {
                 ts: gleipnir_runtime::Clock::System.now_ms(),
                 origin: origin_kind.to_owned(),
                 by,
                 command,
                 action: kind.to_owned(),
+                room_name,
                 room,
                 target,
                 sender,
