@@ -58,15 +58,21 @@ impl Bot {
                 }
             };
             let before = redacted;
-            for event in events {
-                // An automatic redaction: the executor checks the sender again and
-                // leaves anyone out of reach alone.
-                let act = Act::Contract(gleipnir_runtime::Action::Redact(gleipnir_runtime::RedactEvent {
-                    room_id: room.clone(),
-                    event_id: event.clone(),
-                    reason: reason.clone(),
-                }));
-                match self.act(&Origin::Policy, act).await {
+            // Automatic redactions: the executor checks the sender again and
+            // leaves anyone out of reach alone. A room's go out at once.
+            let acts: Vec<(Origin, Act)> = events
+                .iter()
+                .map(|event| {
+                    let redact = gleipnir_runtime::RedactEvent {
+                        room_id: room.clone(),
+                        event_id: event.clone(),
+                        reason: reason.clone(),
+                    };
+                    (Origin::Policy, Act::Contract(gleipnir_runtime::Action::Redact(redact)))
+                })
+                .collect();
+            for (event, outcome) in events.iter().zip(self.act_together(acts).await) {
+                match outcome {
                     Outcome::Done(_) | Outcome::Unneeded => redacted += 1,
                     other => problems.push(format!("{event} in {room}: {}", other.text())),
                 }

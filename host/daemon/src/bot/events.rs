@@ -95,6 +95,29 @@ impl Bot {
         }
     }
 
+    /// Reads the whole state of several rooms into the room cache: the
+    /// requests go out at once (at most `executor::AT_ONCE`), the state is
+    /// applied room by room in the order given.
+    pub(super) async fn load_room_states(&mut self, rooms: &[String]) {
+        use futures_util::StreamExt;
+        let matrix = &self.matrix;
+        let states: Vec<_> = futures_util::stream::iter(rooms)
+            .map(|room| async move { (room, matrix.room_state(room).await) })
+            .buffered(super::executor::AT_ONCE)
+            .collect()
+            .await;
+        for (room, state) in states {
+            match state {
+                Ok(state) => {
+                    for json in &state {
+                        self.state_event(room, json);
+                    }
+                }
+                Err(e) => tracing::warn!(room, "cannot load room state: {e}"),
+            }
+        }
+    }
+
     /// The events between the previous sync (`since`) and the start of a
     /// limited timeline (`prev_batch`), oldest first.
     async fn gap(&self, room: &str, prev_batch: &str, since: &str) -> Vec<String> {

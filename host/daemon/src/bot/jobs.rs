@@ -1,13 +1,12 @@
 //! The actions decided while handling a sync: held for a moderator's ✅
 //! (actions on accounts), written to the journal with the sync token,
-//! carried out one by one through the executor, and the protections' own
+//! carried out through the executor (neighbours that may go out at once
+//! together), and the protections' own
 //! state kept beside them; failed writes to the data directory are said
 //! once and tried again.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
-
-use matrix_sdk::Room;
 
 use super::{Bot, executor, plan};
 
@@ -57,12 +56,37 @@ impl Bot {
             return;
         }
         let management = self.matrix.management_room();
-        for (index, job) in jobs.into_iter().enumerate() {
-            let report = self.execute(management.as_ref(), job).await;
-            if let Some(text) = report {
-                self.matrix.notify(&text).await;
+        // Neighbours that may go out at once do (all the bans of a rule
+        // across rooms, all the redactions of a flood); the rest one by one.
+        let mut jobs = jobs.into_iter().enumerate().peekable();
+        while let Some((index, job)) = jobs.next() {
+            let class = executor::together(&job);
+            let (mut indices, mut wave) = (vec![index], vec![job]);
+            while let Some((index, job)) =
+                jobs.next_if(|(_, next)| class.is_some() && executor::together(next) == class)
+            {
+                indices.push(index);
+                wave.push(job);
             }
-            self.journal.done(index);
+            // Each is marked done as soon as its request returns: a crash
+            // mid-way repeats only what was in flight.
+            let marked = std::sync::Mutex::new((&mut self.journal, vec![false; indices.len()]));
+            let sent = |i: usize| {
+                let mut marked = marked.lock().unwrap_or_else(|e| e.into_inner());
+                marked.0.done(indices[i]);
+                marked.1[i] = true;
+            };
+            let ctx = context!(self, management.as_ref());
+            let reports = self.executor.run_together(&ctx, wave, &sent).await;
+            let (_, sent) = marked.into_inner().unwrap_or_else(|e| e.into_inner());
+            for ((index, report), sent) in indices.iter().zip(reports).zip(sent) {
+                if let Some(text) = report {
+                    self.matrix.notify(&text).await;
+                }
+                if !sent {
+                    self.journal.done(*index);
+                }
+            }
         }
         self.journal.finish();
         self.redact_after_bans().await;
@@ -142,13 +166,6 @@ impl Bot {
         }
     }
 
-    /// Carries out one job of a sync (through [`executor::Executor::act`],
-    /// like every action); returns what to tell the management room.
-    pub(crate) async fn execute(&mut self, management: Option<&Room>, job: executor::Job) -> Option<String> {
-        let ctx = context!(self, management);
-        self.executor.run(&ctx, job).await
-    }
-
     /// Carries out one act now, for `origin`: the one way every action
     /// outside a sync's jobs (moderators' plans, server ACLs, room
     /// takedowns) is done.
@@ -156,6 +173,17 @@ impl Bot {
         let management = self.matrix.management_room();
         let ctx = context!(self, management.as_ref());
         self.executor.act(&ctx, origin, act).await
+    }
+
+    /// Carries out acts that may go out at once (see
+    /// [`executor::Executor::act_together`]); the outcomes in order.
+    pub(crate) async fn act_together(
+        &mut self,
+        acts: Vec<(executor::Origin, executor::Act)>,
+    ) -> Vec<executor::Outcome> {
+        let management = self.matrix.management_room();
+        let ctx = context!(self, management.as_ref());
+        self.executor.act_together(&ctx, acts, &|_| {}).await
     }
 
     pub(super) async fn save_token(&mut self, token: &str) {

@@ -78,6 +78,8 @@ pub(crate) struct Bot {
     /// What one start set up; `restart` and safe mode replace it whole.
     session: Session,
     started: Instant,
+    /// How long each step of the current start took.
+    steps: startup::Steps,
     last_sync: Option<Instant>,
     executor: executor::Executor,
     confirmations: plan::Confirmations,
@@ -158,6 +160,7 @@ pub(crate) struct Lost {
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+    let mut steps = startup::Steps::begin();
     let folders = files::Folders::open(&config)?;
     let metrics = Arc::new(metrics::Metrics::new());
     // `/healthz` answers from the start, saying what holds the bot up.
@@ -166,6 +169,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     login::wait_for_homeserver(&config.homeserver, &metrics).await?;
+    steps.done("homeserver reached");
     metrics.starting("logging in");
     let client = Client::builder()
         .homeserver_url(&config.homeserver)
@@ -176,6 +180,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     login::login(&client, &config, &folders.data).await?;
     let bot_user = client.user_id().context("no user after login")?.to_string();
     tracing::info!(user = %bot_user, "logged in");
+    steps.done("login");
 
     let (management, moved_alias) = management::pinned_room(&client, &config.management_room, &folders.data)
         .await
@@ -196,6 +201,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
+    steps.done("management room");
     let runtime =
         Runtime::new(RuntimeConfig { limits: config.limits, cache: Some(folders.data.child("components", true)?) })?;
     let protected = protected::Protected::default();
@@ -244,6 +250,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         runtime,
         session: Session::default(),
         started: Instant::now(),
+        steps,
         last_sync: None,
         executor: {
             let mut executor = executor::Executor::new(dry_run, metrics.clone());
@@ -347,6 +354,7 @@ impl Bot {
         };
         self.load_counts().await;
         self.absorb_state(&first);
+        self.steps.done("first sync");
         let mut token = first.next_batch.clone();
         let mut replay = match since {
             Some(since) => Some((first, since)),
@@ -371,6 +379,7 @@ impl Bot {
                         self.protections.unloaded_note()
                     ))
                     .await;
+                tracing::info!("ready in {}", self.steps.said());
             } else {
                 if self.config.on_problem == crate::config::OnProblem::Exit && !entering_safe_mode {
                     let text = crate::state::report(&problems);
@@ -399,6 +408,8 @@ impl Bot {
             }
             self.restart = false;
             self.start_watcher();
+            // A start over (`restart`, safe mode) is timed on its own.
+            self.steps = startup::Steps::begin();
             self.serve(&filter, &mut token).await?;
             entering_safe_mode = self.safe_mode;
         }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::Value;
@@ -16,6 +17,7 @@ use gleipnir_runtime::settings;
 use super::draupnir;
 use super::protections::Unloaded;
 use super::{Bot, Session};
+
 use crate::state::{self, ENABLED_PROTECTIONS, Kind, PROTECTED_ROOMS, Path, Problem, Recovery, WATCHED_LISTS};
 
 /// Account data `start` reads, with what went wrong reading it.
@@ -46,6 +48,7 @@ impl Bot {
         // is enabled (below); any other is reported and shown in `plugins`.
         let plugins = self.folders.plugins.clone();
         let mut problems = self.protections.load(&plugins);
+        self.steps.done("plugins");
         let unloaded = std::mem::take(&mut self.protections.unloaded);
 
         // The operator's settings file (values are checked per protection below).
@@ -77,25 +80,28 @@ impl Bot {
         let content = read(self, PROTECTED_ROOMS.key, &mut problems).await;
         let (rooms, bad) = PROTECTED_ROOMS.read(content.as_ref());
         problems.extend(bad);
+        let mut protected = Vec::new();
         for (index, room) in rooms {
-            // A room the bot is in already needs no join; its state is read
-            // again so that members and the current ACL are known as protected.
+            // A room the bot is in already needs no join.
             if self.matrix.joined(&room).is_some() {
-                self.protected.insert(&room);
-                self.load_room_state(&room).await;
-                self.begin_counting(&room);
+                protected.push(room);
                 continue;
             }
             match self.matrix.join(&room).await {
-                Ok(id) => {
-                    let id = id.to_string();
-                    self.protected.insert(&id);
-                    self.load_room_state(&id).await;
-                    self.begin_counting(&id);
-                }
+                Ok(id) => protected.push(id.to_string()),
                 Err(e) => problems.push(PROTECTED_ROOMS.use_problem(content.as_ref(), index, &room, format!("{e:#}"))),
             }
         }
+        // Their state is read again (all at once) so that members and the
+        // current ACL are known as protected.
+        for room in &protected {
+            self.protected.insert(room);
+        }
+        self.load_room_states(&protected).await;
+        for room in &protected {
+            self.begin_counting(room);
+        }
+        self.steps.done("rooms");
 
         // Enabled protections, with the settings moderators gave them.
         let content = read(self, ENABLED_PROTECTIONS.key, &mut problems).await;
@@ -202,6 +208,7 @@ impl Bot {
             self.matrix.notify(said.trim()).await;
         }
 
+        self.steps.done("protections");
         // The shape of the saved settings (their values were checked against
         // each enabled protection's spec above).
         let content = read(self, state::PROTECTION_SETTINGS, &mut problems).await;
@@ -217,6 +224,7 @@ impl Bot {
             }
         }
 
+        self.steps.done("lists");
         self.protections.unloaded = unloaded.into_iter().filter(|u| !needed.contains(&u.file)).collect();
         if problems.is_empty() && self.config.protect_all_joined {
             self.protect_all_joined().await;
@@ -231,6 +239,7 @@ impl Bot {
             // Rules apply to the members already there.
             self.apply_policy().await;
         }
+        self.steps.done("policy");
         problems
     }
 
@@ -429,4 +438,50 @@ impl Bot {
 /// after it, as `cargo xtask plugins` names them).
 fn file_names(file: &std::path::Path, name: &str) -> bool {
     file.file_stem().and_then(|s| s.to_str()).is_some_and(|stem| stem == name || stem.replace('_', "-") == name)
+}
+
+/// How long each step of a start took, for the log line that says the bot
+/// is ready (an operator's first question when a start is slow).
+#[derive(Default)]
+pub(crate) struct Steps {
+    since: Option<Instant>,
+    taken: Vec<(&'static str, Duration)>,
+}
+
+impl Steps {
+    /// Starts timing from now, forgetting any earlier steps.
+    pub(crate) fn begin() -> Steps {
+        Steps { since: Some(Instant::now()), taken: Vec::new() }
+    }
+
+    /// The step named ended now (it began where the one before ended).
+    pub(crate) fn done(&mut self, step: &'static str) {
+        let now = Instant::now();
+        let since = self.since.replace(now).unwrap_or(now);
+        self.taken.push((step, now - since));
+    }
+
+    /// "1.24 s: login 310 ms, first sync 402 ms, …"
+    pub(crate) fn said(&self) -> String {
+        let total: Duration = self.taken.iter().map(|(_, took)| *took).sum();
+        let steps: Vec<String> =
+            self.taken.iter().map(|(step, took)| format!("{step} {} ms", took.as_millis())).collect();
+        format!("{:.2} s: {}", total.as_secs_f64(), steps.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod steps_tests {
+    use super::*;
+
+    #[test]
+    fn each_step_is_timed_from_the_end_of_the_one_before() {
+        let mut steps = Steps::begin();
+        std::thread::sleep(Duration::from_millis(20));
+        steps.done("login");
+        steps.done("first sync");
+        let said = steps.said();
+        assert!(said.contains("login ") && said.contains(", first sync "), "{said}");
+        assert!(steps.taken[0].1 >= Duration::from_millis(20) && steps.taken[1].1 < Duration::from_millis(20));
+    }
 }

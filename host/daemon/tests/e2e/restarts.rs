@@ -67,10 +67,11 @@ fn a_crash_mid_flood_is_finished_after_a_restart() {
             .into_iter()
             .find(|n| n.starts_with("Carrying out") && n.contains("decided before Gleipnir stopped"))
     });
-    // The one redaction in flight at the kill may be made twice; no other.
+    // The redactions in flight at the kill (at most 4 at once in a room) may
+    // be made twice; no other: each is marked done as its request returns.
     let counts = redactions_by(&scene.synapse, &scene.moderator, &scene.protected, &scene.bot.user_id);
     let twice = counts.values().filter(|n| **n > 1).count();
-    assert!(twice <= 1 && counts.values().all(|n| *n <= 2), "{counts:?} ({resumed})");
+    assert!(twice <= 4 && counts.values().all(|n| *n <= 2), "{counts:?} ({resumed})");
     assert_eq!(counts.len(), spam.len(), "{counts:?}");
     assert_eq!(flood_reports(&scene), 1, "{:?}", scene.notices());
 }

@@ -264,17 +264,44 @@ impl Executor {
         self.senders.insert(event.to_owned(), sender.to_owned());
     }
 
-    /// Runs one job of a sync; returns what to tell the management room, if
-    /// anything (a refusal for lack of power, or an act this host cannot do,
-    /// is said once).
-    pub(crate) async fn run(&mut self, ctx: &Context<'_>, job: Job) -> Option<String> {
-        let (origin, action) = match job {
-            Job::Report(text) => return Some(text),
-            Job::Act(origin, action) => (origin, action),
-        };
-        let act = Act::Contract(action);
-        let kind = act.kind();
-        match self.act(ctx, &origin, act).await {
+    /// Runs jobs of a sync that may go out at once (see [`together`]; a
+    /// single job is one that goes alone): each
+    /// is checked in order, then they are sent concurrently (at most
+    /// [`AT_ONCE`] requests, [`AT_ONCE_PER_ROOM`] per room), and what came
+    /// of each is recorded in order. Returns, per job, what to tell the
+    /// management room.
+    /// `sent` is told each job's place as soon as its request has returned
+    /// (so the journal marks it done even if the bot stops before the rest).
+    pub(crate) async fn run_together(
+        &mut self,
+        ctx: &Context<'_>,
+        jobs: Vec<Job>,
+        sent: &(dyn Fn(usize) + Sync),
+    ) -> Vec<Option<String>> {
+        let mut reports = vec![None; jobs.len()];
+        let mut acts = Vec::with_capacity(jobs.len());
+        let mut places = Vec::with_capacity(jobs.len());
+        for (place, job) in jobs.into_iter().enumerate() {
+            match job {
+                Job::Report(text) => reports[place] = Some(text),
+                Job::Act(origin, action) => {
+                    acts.push((origin, Act::Contract(action)));
+                    places.push(place);
+                }
+            }
+        }
+        let kinds: Vec<&'static str> = acts.iter().map(|(_, act)| act.kind()).collect();
+        let origins: Vec<Origin> = acts.iter().map(|(origin, _)| origin.clone()).collect();
+        let outcomes = self.act_together(ctx, acts, &|i| sent(places[i])).await;
+        for (((place, origin), kind), outcome) in places.into_iter().zip(origins).zip(kinds).zip(outcomes) {
+            reports[place] = self.report(&origin, kind, outcome);
+        }
+        reports
+    }
+
+    /// What to tell the management room of one job's outcome.
+    fn report(&mut self, origin: &Origin, kind: &'static str, outcome: Outcome) -> Option<String> {
+        match outcome {
             Outcome::Done(_) | Outcome::Unneeded => None,
             Outcome::Refused(why) => Some(format!("{origin}: {why}")),
             Outcome::Unpermitted { room, kind, needed } => self.denied.insert((room.clone(), kind)).then(|| {
@@ -292,13 +319,92 @@ impl Executor {
     /// Carries out one act after the safety rules of its origin: the only
     /// code that calls a moderation endpoint.
     pub(crate) async fn act(&mut self, ctx: &Context<'_>, origin: &Origin, act: Act) -> Outcome {
+        let step = self.prepare(ctx, origin, act).await;
+        let result = match step.settled {
+            Some(_) => None,
+            None => Some(perform(ctx.client, &step.act).await),
+        };
+        self.settle(ctx, origin, step, result)
+    }
+
+    /// Carries out acts that may go out at once: each is checked in order
+    /// (so the dedupe sees the ones before it), the ones to send are sent
+    /// concurrently within the bounds, and each outcome is recorded in order.
+    pub(crate) async fn act_together(
+        &mut self,
+        ctx: &Context<'_>,
+        acts: Vec<(Origin, Act)>,
+        sent: &(dyn Fn(usize) + Sync),
+    ) -> Vec<Outcome> {
+        let mut steps = Vec::with_capacity(acts.len());
+        for (origin, act) in acts {
+            let step = self.prepare(ctx, &origin, act).await;
+            steps.push((origin, step));
+        }
+        let sends = steps.iter().map(|(_, step)| step.settled.is_none().then_some(&step.act));
+        let results = send_together(sends, |act| perform(ctx.client, act), sent).await;
+        let mut outcomes = Vec::with_capacity(steps.len());
+        for ((origin, step), result) in steps.into_iter().zip(results) {
+            outcomes.push(self.settle(ctx, &origin, step, result));
+        }
+        outcomes
+    }
+
+    /// Everything before the request: the reason capped, a join rule to
+    /// put back looked up, the safety rules, `dry_run`.
+    async fn prepare(&mut self, ctx: &Context<'_>, origin: &Origin, mut act: Act) -> Step {
         let kind = act.kind();
         let audited = self.audit.is_some().then(|| audit_fields(&act));
         let sender = match &act {
             Act::Contract(Action::Redact(a)) => self.senders.get(&a.event_id).cloned(),
             _ => None,
         };
-        let outcome = self.carry(ctx, origin, act).await;
+        let settled = self.settled_before_sending(ctx, origin, &mut act).await;
+        Step { kind, audited, sender, act, settled }
+    }
+
+    /// `Some` when the act is settled without a request: refused, a
+    /// repeat, or a dry run.
+    async fn settled_before_sending(&mut self, ctx: &Context<'_>, origin: &Origin, act: &mut Act) -> Option<Outcome> {
+        // A reason may come from anywhere (a policy list, a protection): every one is capped alike.
+        if let Act::Contract(action) = act {
+            reach::cap_reason(action);
+        }
+        // Putting back a join rule is setting the one remembered.
+        if let Act::Contract(Action::RestoreJoinRule(a)) = &act {
+            let Some(rule) = self.join_rules_before.get(&a.room_id).and_then(|r| json::join_rule_from(r)) else {
+                return Some(Outcome::Refused(format!(
+                    "not restoring {}'s join rule: I have not changed it since I started (nothing to put back)",
+                    a.room_id
+                )));
+            };
+            *act = Act::Contract(Action::SetJoinRule(SetJoinRule {
+                room_id: a.room_id.clone(),
+                rule,
+                reason: a.reason.clone(),
+            }));
+        }
+        if let Some(refused) = self.check(ctx, origin, act).await {
+            return Some(refused);
+        }
+        self.dry_run.then(|| Outcome::DryRun(describe(act)))
+    }
+
+    /// Everything after the request (`result`; `None` when none was sent):
+    /// what the bot learnt, the metrics, one log line and the audit entry.
+    fn settle(
+        &mut self,
+        ctx: &Context<'_>,
+        origin: &Origin,
+        step: Step,
+        result: Option<Result<Option<String>, Performed>>,
+    ) -> Outcome {
+        let Step { kind, audited, sender, act, settled } = step;
+        let outcome = match (settled, result) {
+            (Some(outcome), _) => outcome,
+            (None, None) => Outcome::Failed("not sent".to_owned()),
+            (None, Some(result)) => self.performed(ctx, origin, &act, result),
+        };
         self.metrics.action(kind, outcome.label());
         // One log line per act (a done one is logged where it is carried out).
         match &outcome {
@@ -340,36 +446,18 @@ impl Executor {
         outcome
     }
 
-    async fn carry(&mut self, ctx: &Context<'_>, origin: &Origin, mut act: Act) -> Outcome {
-        // A reason may come from anywhere (a policy list, a protection): every one is capped alike.
-        if let Act::Contract(action) = &mut act {
-            reach::cap_reason(action);
-        }
-        // Putting back a join rule is setting the one remembered.
-        if let Act::Contract(Action::RestoreJoinRule(a)) = &act {
-            let Some(rule) = self.join_rules_before.get(&a.room_id).and_then(|r| json::join_rule_from(r)) else {
-                return Outcome::Refused(format!(
-                    "not restoring {}'s join rule: I have not changed it since I started (nothing to put back)",
-                    a.room_id
-                ));
-            };
-            act = Act::Contract(Action::SetJoinRule(SetJoinRule {
-                room_id: a.room_id.clone(),
-                rule,
-                reason: a.reason.clone(),
-            }));
-        }
-        if let Some(refused) = self.check(ctx, origin, &act).await {
-            return refused;
-        }
-        if self.dry_run {
-            return Outcome::DryRun(describe(&act));
-        }
-        let result = perform(ctx.client, &act).await;
+    /// The outcome of a request that was sent, and what the bot keeps of it.
+    fn performed(
+        &mut self,
+        ctx: &Context<'_>,
+        origin: &Origin,
+        act: &Act,
+        result: Result<Option<String>, Performed>,
+    ) -> Outcome {
         match result {
             Ok(mut note) => {
-                tracing::info!(%origin, act = %describe(&act), "done");
-                if let Act::Contract(Action::Ban(a)) = &act
+                tracing::info!(%origin, act = %describe(act), "done");
+                if let Act::Contract(Action::Ban(a)) = act
                     && !matches!(origin, Origin::Protection(_))
                 {
                     self.bans_done.push(BanDone {
@@ -379,10 +467,10 @@ impl Executor {
                         origin: origin.to_string(),
                     });
                 }
-                if let Act::Contract(Action::Unban(a)) = &act {
+                if let Act::Contract(Action::Unban(a)) = act {
                     self.unbanned(&a.room_id, &a.user_id);
                 }
-                if let Act::Contract(Action::SetJoinRule(a)) = &act {
+                if let Act::Contract(Action::SetJoinRule(a)) = act {
                     note = Some(self.join_rule_set(ctx.rooms, &a.room_id, json::join_rule(a.rule)));
                 }
                 Outcome::Done(note)
@@ -502,6 +590,75 @@ impl Executor {
             _ => false,
         };
         repeat.then_some(Outcome::Unneeded)
+    }
+}
+
+/// One act on its way: checked, and settled already when it is not to be
+/// sent (refused, a repeat, a dry run).
+struct Step {
+    kind: &'static str,
+    audited: Option<(Option<String>, Option<String>, Option<String>)>,
+    sender: Option<String>,
+    act: Act,
+    settled: Option<Outcome>,
+}
+
+/// The most requests the executor has out at once.
+pub(crate) const AT_ONCE: usize = 16;
+/// The most requests out at once in one room.
+pub(crate) const AT_ONCE_PER_ROOM: usize = 4;
+
+/// Which jobs may go out at once with their neighbours: bans with bans,
+/// kicks with kicks, redactions with redactions (their order among
+/// themselves changes nothing; see `jobs::attacker_first`). `None`: this
+/// one goes alone, in its place.
+pub(crate) fn together(job: &Job) -> Option<u8> {
+    match job {
+        Job::Act(_, Action::Ban(_)) => Some(0),
+        Job::Act(_, Action::Kick(_)) => Some(1),
+        Job::Act(_, Action::Redact(_)) => Some(2),
+        _ => None,
+    }
+}
+
+/// Sends the acts given (`None`: nothing to send there), concurrently within
+/// [`AT_ONCE`] and [`AT_ONCE_PER_ROOM`], telling `sent` the place of each as
+/// its request returns; the results in the order given.
+async fn send_together<'a, R, F: Future<Output = R>>(
+    acts: impl Iterator<Item = Option<&'a Act>>,
+    send: impl Fn(&'a Act) -> F,
+    sent: &(dyn Fn(usize) + Sync),
+) -> Vec<Option<R>> {
+    use tokio::sync::Semaphore;
+    let acts: Vec<Option<&Act>> = acts.collect();
+    let all = Semaphore::new(AT_ONCE);
+    let mut rooms: HashMap<&str, Semaphore> = HashMap::new();
+    for act in acts.iter().flatten() {
+        rooms.entry(act_room(act)).or_insert_with(|| Semaphore::new(AT_ONCE_PER_ROOM));
+    }
+    let sends = acts.iter().enumerate().map(|(i, act)| {
+        let (all, rooms, send) = (&all, &rooms, &send);
+        async move {
+            let act = (*act)?;
+            // The room's turn first, so a busy room holds none of the others' places.
+            let _room = rooms[act_room(act)].acquire().await.ok()?;
+            let _place = all.acquire().await.ok()?;
+            let result = send(act).await;
+            sent(i);
+            Some(result)
+        }
+    });
+    futures_util::future::join_all(sends).await
+}
+
+/// The room an act happens in, for the per-room bound (empty for none).
+fn act_room(act: &Act) -> &str {
+    match act {
+        Act::Contract(Action::Ban(a) | Action::Kick(a) | Action::Unban(a)) => &a.room_id,
+        Act::Contract(Action::Redact(a)) => &a.room_id,
+        Act::Contract(_) => "",
+        Act::ServerAcl { room, .. } | Act::TakeDownRoom { room, .. } => room,
+        Act::WriteRule { list, .. } => list,
     }
 }
 

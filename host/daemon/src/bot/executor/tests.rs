@@ -276,3 +276,65 @@ async fn a_join_rule_is_set_only_with_the_power_for_it_and_not_when_already_in_f
     executor.join_rule_set(&f.rooms, ROOM, "public");
     assert!(executor.join_rules_before.is_empty(), "back on the first rule: nothing to remember");
 }
+
+/// Bans in many rooms go out together, at most `AT_ONCE` at a time and
+/// `AT_ONCE_PER_ROOM` in one room, and each result comes back in its place.
+#[tokio::test]
+async fn acts_go_out_together_within_the_bounds_and_come_back_in_order() {
+    use std::sync::Mutex;
+    #[derive(Default)]
+    struct Seen {
+        out: usize,
+        most: usize,
+        per_room: HashMap<String, usize>,
+        most_in_a_room: usize,
+    }
+    let seen = Mutex::new(Seen::default());
+    // 40 rooms with one ban each, one room with 12 redactions, and one act not sent.
+    let mut acts: Vec<Act> = (0..40).map(|i| ban(&format!("!r{i}:here"), "@spam:there")).collect();
+    acts.extend((0..12).map(|i| redact(&format!("$e{i}"))));
+    let mut given: Vec<Option<&Act>> = acts.iter().map(Some).collect();
+    given.insert(3, None);
+    let returned = Mutex::new(Vec::new());
+    let results = send_together(
+        given.into_iter(),
+        |act| {
+            let seen = &seen;
+            async move {
+                let room = act_room(act).to_owned();
+                {
+                    let mut s = seen.lock().unwrap();
+                    s.out += 1;
+                    s.most = s.most.max(s.out);
+                    let in_room = s.per_room.entry(room.clone()).or_default();
+                    *in_room += 1;
+                    let in_room = *in_room;
+                    s.most_in_a_room = s.most_in_a_room.max(in_room);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut s = seen.lock().unwrap();
+                s.out -= 1;
+                *s.per_room.get_mut(&room).unwrap() -= 1;
+                describe(act)
+            }
+        },
+        &|i| returned.lock().unwrap().push(i),
+    )
+    .await;
+    let mut returned = returned.into_inner().unwrap();
+    returned.sort_unstable();
+    assert_eq!(returned, (0..53).filter(|i| *i != 3).collect::<Vec<_>>(), "each sent act said once as it returns");
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.most, AT_ONCE, "as many out at once as allowed, and no more");
+    assert_eq!(seen.most_in_a_room, AT_ONCE_PER_ROOM, "no more than allowed in one room");
+    assert_eq!(results.len(), 53);
+    assert_eq!(results[3], None, "nothing sent where nothing was to be sent");
+    let expected: Vec<Option<String>> = acts
+        .iter()
+        .map(|act| Some(describe(act)))
+        .take(3)
+        .chain([None])
+        .chain(acts.iter().skip(3).map(|a| Some(describe(a))))
+        .collect();
+    assert_eq!(results, expected, "each result in the place of its act");
+}
