@@ -117,19 +117,23 @@ fn main() {
 
     // (c) Loading.
     let mut load_times = Vec::new();
-    let mut load_heap = 0;
+    let (mut load_peak, mut load_held) = (0, 0);
     for _ in 0..5 {
-        let (loaded, took, heap) = measure(|| load(&events));
+        let base = LIVE.load(Ordering::Relaxed);
+        let (loaded, took, peak) = measure(|| load(&events));
         load_times.push(took);
-        load_heap = heap;
+        load_peak = peak;
+        load_held = LIVE.load(Ordering::Relaxed) - base;
         drop(loaded);
     }
     let (mut list, mut index) = load(&events);
     println!(
-        "(c) load {} rules from state events: median {:.1} ms of 5 (heap held by list + index: {})",
+        "(c) load {} rules from state events: median {:.1} ms of 5 (heap held by list + index once loaded: {}, {} bytes a rule; peak while loading: {})",
         scale.rules,
         median(load_times).as_secs_f64() * 1e3,
-        mib(load_heap)
+        mib(load_held),
+        load_held / scale.rules as usize,
+        mib(load_peak)
     );
 
     // (a) A full pass: 1,000,000 member ids.

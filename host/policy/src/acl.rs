@@ -73,7 +73,7 @@ pub fn compile(index: &Index, own_server: &str) -> Compiled {
                 left_out.insert(format!("{entity}: it would deny this bot's own server {own}"));
             }
             Entity::Literal(s) => {
-                deny.insert(s.clone());
+                deny.insert(s.to_string());
             }
             Entity::Glob(g) => {
                 deny.insert(g.as_str().to_owned());

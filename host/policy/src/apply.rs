@@ -103,7 +103,7 @@ pub fn bans_for(delta: &Delta, members: &Members) -> Vec<Ban> {
         acting.iter().partition(|r| matches!(r.entity, Entity::Literal(_)));
     for rule in literal {
         if let Entity::Literal(user) = &rule.entity
-            && let Some((user, _)) = members.users.get_key_value(user.as_str())
+            && let Some((user, _)) = members.users.get_key_value(&**user)
         {
             matched.push((user, (*rule).clone()));
         }

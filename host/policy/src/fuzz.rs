@@ -95,7 +95,7 @@ fn naive(list: &PolicyList, kind: EntityKind, probe: &str) -> BTreeSet<(String, 
 }
 
 fn key(rule: &Arc<Rule>) -> (String, String) {
-    (rule.state_key.clone(), rule.entity.to_string())
+    (rule.state_key.to_string(), rule.entity.to_string())
 }
 
 fn check_rule_events(input: &str) {

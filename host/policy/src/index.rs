@@ -13,10 +13,60 @@ use aho_corasick::AhoCorasick;
 use crate::list::{Change, Delta};
 use crate::rule::{Entity, EntityKind, Rule, sha256};
 
+/// The rules under one key: nearly always one, held without a `Vec`.
+enum Rules {
+    One(Arc<Rule>),
+    Many(Vec<Arc<Rule>>),
+}
+
+impl Rules {
+    fn as_slice(&self) -> &[Arc<Rule>] {
+        match self {
+            Rules::One(rule) => std::slice::from_ref(rule),
+            Rules::Many(rules) => rules,
+        }
+    }
+
+    fn push(&mut self, rule: Arc<Rule>) {
+        match self {
+            Rules::One(first) => *self = Rules::Many(vec![first.clone(), rule]),
+            Rules::Many(rules) => rules.push(rule),
+        }
+    }
+
+    /// Keeps the rules `keep` says; `false` when none is left.
+    fn retain(&mut self, keep: impl Fn(&Arc<Rule>) -> bool) -> bool {
+        match self {
+            Rules::One(rule) => keep(rule),
+            Rules::Many(rules) => {
+                rules.retain(|r| keep(r));
+                if rules.len() == 1 {
+                    *self = Rules::One(rules.pop().expect("one rule"));
+                }
+                !rules_empty(self)
+            }
+        }
+    }
+}
+
+fn rules_empty(rules: &Rules) -> bool {
+    matches!(rules, Rules::Many(r) if r.is_empty())
+}
+
+fn add<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Rules>, key: K, rule: Arc<Rule>) {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut rules) => rules.get_mut().push(rule),
+        std::collections::hash_map::Entry::Vacant(place) => {
+            place.insert(Rules::One(rule));
+        }
+    }
+}
+
 #[derive(Default)]
 struct KindIndex {
-    literal: HashMap<String, Vec<Arc<Rule>>>,
-    hashed: HashMap<[u8; 32], Vec<Arc<Rule>>>,
+    /// Keyed by the rule's own entity text (the same allocation).
+    literal: HashMap<Arc<str>, Rules>,
+    hashed: HashMap<[u8; 32], Rules>,
     globs: Vec<Arc<Rule>>,
     compiled: OnceLock<Compiled>,
 }
@@ -33,8 +83,8 @@ struct Compiled {
 impl KindIndex {
     fn insert(&mut self, rule: Arc<Rule>) {
         match &rule.entity {
-            Entity::Literal(l) => self.literal.entry(l.clone()).or_default().push(rule),
-            Entity::Hashed(h) => self.hashed.entry(*h).or_default().push(rule),
+            Entity::Literal(l) => add(&mut self.literal, l.clone(), rule),
+            Entity::Hashed(h) => add(&mut self.hashed, *h, rule),
             Entity::Glob(_) => {
                 self.globs.push(rule);
                 self.compiled = OnceLock::new();
@@ -50,12 +100,11 @@ impl KindIndex {
         fn same_slot(a: &Rule, b: &Rule) -> bool {
             a.list == b.list && a.state_key == b.state_key
         }
-        fn take<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Vec<Arc<Rule>>>, key: &K, rule: &Arc<Rule>) {
-            if let Some(rules) = map.get_mut(key) {
-                rules.retain(|r| !same_slot(r, rule));
-                if rules.is_empty() {
-                    map.remove(key);
-                }
+        fn take<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Rules>, key: &K, rule: &Arc<Rule>) {
+            if let Some(rules) = map.get_mut(key)
+                && !rules.retain(|r| !same_slot(r, rule))
+            {
+                map.remove(key);
             }
         }
         match &rule.entity {
@@ -99,17 +148,17 @@ impl KindIndex {
     /// `as_seen` is the server name as it appeared, for hashed rules.
     fn matching<'a>(&'a self, kind: EntityKind, entity: &str, as_seen: Option<&str>, out: &mut Vec<&'a Arc<Rule>>) {
         if let Some(rules) = self.literal.get(entity) {
-            out.extend(rules);
+            out.extend(rules.as_slice());
         }
         if !self.hashed.is_empty() {
             if let Some(rules) = self.hashed.get(&sha256(entity)) {
-                out.extend(rules);
+                out.extend(rules.as_slice());
             }
             // Peers hash a server name as it appears (`Banned.Example.com`).
             if let Some(seen) = as_seen.filter(|seen| *seen != entity)
                 && let Some(rules) = self.hashed.get(&sha256(seen))
             {
-                out.extend(rules);
+                out.extend(rules.as_slice());
             }
         }
         if self.globs.is_empty() {
@@ -142,8 +191,8 @@ impl KindIndex {
     }
 
     fn len(&self) -> usize {
-        self.literal.values().map(Vec::len).sum::<usize>()
-            + self.hashed.values().map(Vec::len).sum::<usize>()
+        self.literal.values().map(|r| r.as_slice().len()).sum::<usize>()
+            + self.hashed.values().map(|r| r.as_slice().len()).sum::<usize>()
             + self.globs.len()
     }
 }
@@ -195,7 +244,7 @@ impl Index {
                 .literal
                 .values()
                 .chain(kind.hashed.values())
-                .flatten()
+                .flat_map(Rules::as_slice)
                 .chain(kind.globs.iter())
                 .filter(|r| &*r.list == list)
                 .cloned()
@@ -225,7 +274,11 @@ impl Index {
     /// Every rule of one kind.
     pub fn rules(&self, kind: EntityKind) -> impl Iterator<Item = &Arc<Rule>> {
         let k = self.kind(kind);
-        k.literal.values().flatten().chain(k.hashed.values().flatten()).chain(k.globs.iter())
+        k.literal
+            .values()
+            .flat_map(Rules::as_slice)
+            .chain(k.hashed.values().flat_map(Rules::as_slice))
+            .chain(k.globs.iter())
     }
 
     pub fn len(&self) -> usize {

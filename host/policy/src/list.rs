@@ -50,24 +50,54 @@ impl Delta {
     }
 }
 
-/// What one generation of event type holds for a (kind, state key).
-#[derive(Debug, Clone, Default)]
-enum Held {
-    /// No such event.
-    #[default]
-    Absent,
-    /// An event without a usable rule (`{}`, or invalid content): it
-    /// removes the rule, including one an older type holds.
-    Cleared,
-    Rule(Arc<Rule>),
+/// What the three generations of event type hold for one (kind, state
+/// key): per generation a rule, an event without a usable rule (`{}` or
+/// invalid content, which removes the rule, including one an older type
+/// holds), or nothing.
+#[derive(Debug, Default)]
+struct Slot {
+    rules: [Option<Arc<Rule>>; 3],
+    /// Bit `generation`: that generation's event holds no usable rule.
+    cleared: u8,
+    /// Seen already in the batch `apply_all` is folding.
+    touched: bool,
+}
+
+impl Slot {
+    fn set(&mut self, generation: Generation, rule: Option<Arc<Rule>>) {
+        let g = generation as usize;
+        self.cleared &= !(1 << g);
+        if rule.is_none() {
+            self.cleared |= 1 << g;
+        }
+        self.rules[g] = rule;
+    }
+
+    /// The newest generation with an event decides: its rule, or none when
+    /// that event holds no usable rule (Mjolnir's "soft redacted" rules:
+    /// `{}` under `m.policy.rule.user` removes a rule under `m.room.rule.user`).
+    fn effective(&self) -> Option<&Arc<Rule>> {
+        for g in [Generation::Stable, Generation::Room, Generation::Mjolnir] {
+            let g = g as usize;
+            if self.rules[g].is_some() || self.cleared & (1 << g) != 0 {
+                return self.rules[g].as_ref();
+            }
+        }
+        None
+    }
+
+    fn is_empty(&self) -> bool {
+        self.cleared == 0 && self.rules.iter().all(Option::is_none)
+    }
 }
 
 /// The rule state of one policy room.
 #[derive(Debug)]
 pub struct PolicyList {
     room: Arc<str>,
-    /// Per (kind, state key): what each generation of event type holds.
-    slots: HashMap<(EntityKind, String), [Held; 3]>,
+    /// Per kind, per state key: what each generation of event type holds.
+    /// The key is the same allocation as the rules' `state_key`.
+    slots: [HashMap<Arc<str>, Slot>; 3],
     /// Rules in effect.
     rules: usize,
     revision: u64,
@@ -77,7 +107,7 @@ pub struct PolicyList {
 
 impl PolicyList {
     pub fn new(room: &str) -> PolicyList {
-        PolicyList { room: Arc::from(room), slots: HashMap::new(), rules: 0, revision: 0, invalid: HashMap::new() }
+        PolicyList { room: Arc::from(room), slots: Default::default(), rules: 0, revision: 0, invalid: HashMap::new() }
     }
 
     pub fn room(&self) -> &str {
@@ -92,80 +122,102 @@ impl PolicyList {
     /// Applies one state event; the change to the rule in effect, if any.
     /// Events that are not rules are ignored.
     pub fn apply(&mut self, event_type: &str, state_key: &str, content: &str) -> Option<Change> {
-        let parsed = rule::parse(&self.room, event_type, state_key, content)?;
+        self.apply_one(event_type, state_key, content, false).and_then(|(_, change)| change)
+    }
+
+    /// `apply`, and the slot's key; in a batch the slot is marked touched
+    /// and kept even when empty (`apply_all` tidies up).
+    fn apply_one(
+        &mut self,
+        event_type: &str,
+        state_key: &str,
+        content: &str,
+        batch: bool,
+    ) -> Option<(Arc<str>, Option<Change>)> {
         let (kind, generation) = rule::rule_type(event_type)?;
-        let invalid_key = (event_type.to_owned(), state_key.to_owned());
-        let new = match parsed {
+        let slots = &mut self.slots[kind as usize];
+        // One allocation of the state key, shared by the slot and its rules.
+        let key = match slots.get_key_value(state_key) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(state_key),
+        };
+        let new = match rule::parse_keyed(&self.room, kind, generation, &key, content) {
             Content::Rule(r) => {
-                self.invalid.remove(&invalid_key);
-                Held::Rule(Arc::new(r))
+                if !self.invalid.is_empty() {
+                    self.invalid.remove(&(event_type.to_owned(), state_key.to_owned()));
+                }
+                Some(Arc::new(r))
             }
             Content::Empty => {
-                self.invalid.remove(&invalid_key);
-                Held::Cleared
+                if !self.invalid.is_empty() {
+                    self.invalid.remove(&(event_type.to_owned(), state_key.to_owned()));
+                }
+                None
             }
             Content::Invalid(why) => {
-                self.invalid.insert(invalid_key, why);
-                Held::Cleared
+                self.invalid.insert((event_type.to_owned(), state_key.to_owned()), why);
+                None
             }
         };
-        let key = (kind, state_key.to_owned());
-        let slot = self.slots.entry(key.clone()).or_default();
-        let before = effective(slot).cloned();
-        slot[generation as usize] = new;
-        let after = effective(slot).cloned();
+        let slot = slots.entry(key.clone()).or_default();
+        let before = slot.effective().cloned();
+        slot.set(generation, new);
+        let after = slot.effective().cloned();
         // A cleared oldest type shadows nothing: only what can matter is kept.
-        if let Held::Cleared = slot[Generation::Mjolnir as usize] {
-            slot[Generation::Mjolnir as usize] = Held::Absent;
+        let mjolnir = Generation::Mjolnir as usize;
+        if slot.rules[mjolnir].is_none() {
+            slot.cleared &= !(1 << mjolnir);
         }
-        if slot.iter().all(|h| matches!(h, Held::Absent)) {
-            self.slots.remove(&key);
+        slot.touched |= batch;
+        if slot.is_empty() && !slot.touched {
+            slots.remove(state_key);
         }
         match (&before, &after) {
             (None, Some(_)) => self.rules += 1,
             (Some(_), None) => self.rules -= 1,
             _ => {}
         }
-        let change = match (before, after) {
-            (None, None) => None,
-            (None, Some(new)) => Some(Change::Added(new)),
-            (Some(old), None) => Some(Change::Removed(old)),
-            (Some(old), Some(new)) if old.same_meaning(&new) => None,
-            (Some(old), Some(new)) => Some(Change::Modified { old, new }),
-        };
+        let change = changed(before, after);
         if change.is_some() {
             self.revision += 1;
         }
-        change
+        Some((key, change))
     }
 
     /// Applies many state events (e.g. the room's whole state at load) as
-    /// one revision.
+    /// one revision: one change per rule, from before the first event to
+    /// after the last, in the order rules were first touched.
     pub fn apply_all<'a>(&mut self, events: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> Delta {
-        let mut by_key: HashMap<(EntityKind, String), Change> = HashMap::new();
-        let mut order = Vec::new();
+        let events = events.into_iter();
+        // Each (kind, state key) touched, with the rule in effect before.
+        let mut touched: Vec<(EntityKind, Arc<str>, Option<Arc<Rule>>)> = Vec::with_capacity(events.size_hint().0);
         for (event_type, state_key, content) in events {
-            let Some(change) = self.apply(event_type, state_key, content) else { continue };
-            let rule = change.new_rule().or(change.old_rule()).expect("a change has a rule");
-            let key = (rule.kind, rule.state_key.clone());
-            // Fold several changes to one rule into one.
-            let folded = match by_key.remove(&key) {
-                None => {
-                    order.push(key.clone());
-                    Some(change)
-                }
-                Some(previous) => fold(previous, change),
-            };
-            if let Some(c) = folded {
-                by_key.insert(key, c);
+            let Some((kind, _)) = rule::rule_type(event_type) else { continue };
+            let slot = self.slots[kind as usize].get(state_key);
+            let first = slot.is_none_or(|s| !s.touched);
+            let before = if first { slot.and_then(Slot::effective).cloned() } else { None };
+            let Some((key, _)) = self.apply_one(event_type, state_key, content, true) else { continue };
+            if first {
+                touched.push((kind, key, before));
             }
         }
-        Delta { changes: order.into_iter().filter_map(|k| by_key.remove(&k)).collect() }
+        let mut changes = Vec::with_capacity(touched.len());
+        for (kind, key, before) in touched {
+            let slots = &mut self.slots[kind as usize];
+            let Some(slot) = slots.get_mut(&key) else { continue };
+            slot.touched = false;
+            let after = slot.effective().cloned();
+            if slot.is_empty() {
+                slots.remove(&key);
+            }
+            changes.extend(changed(before, after));
+        }
+        Delta { changes }
     }
 
     /// Every rule in effect.
     pub fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
-        self.slots.values().filter_map(effective)
+        self.slots.iter().flat_map(HashMap::values).filter_map(Slot::effective)
     }
 
     /// The rules in effect.
@@ -184,41 +236,20 @@ impl PolicyList {
 
     /// The rule in effect for a state key, if any.
     pub fn get(&self, kind: EntityKind, state_key: &str) -> Option<&Arc<Rule>> {
-        self.slots.get(&(kind, state_key.to_owned())).and_then(effective)
+        self.slots[kind as usize].get(state_key).and_then(Slot::effective)
     }
 
     /// The event types under which a rule stands for a state key (the one in
     /// effect and any older one it shadows): clearing a rule clears them
     /// all, so a peer that falls back to an older type finds nothing either.
     pub fn event_types(&self, kind: EntityKind, state_key: &str) -> Vec<String> {
-        let Some(slot) = self.slots.get(&(kind, state_key.to_owned())) else { return Vec::new() };
-        slot.iter()
-            .filter_map(|held| match held {
-                Held::Rule(rule) => Some(rule::event_type(rule)),
-                _ => None,
-            })
-            .collect()
+        let Some(slot) = self.slots[kind as usize].get(state_key) else { return Vec::new() };
+        slot.rules.iter().flatten().map(|rule| rule::event_type(rule)).collect()
     }
 }
 
-/// The newest generation with an event decides: its rule, or none when that
-/// event holds no usable rule (Mjolnir's "soft redacted" rules: `{}` under
-/// `m.policy.rule.user` removes a rule under `m.room.rule.user`).
-fn effective(slot: &[Held; 3]) -> Option<&Arc<Rule>> {
-    match [Generation::Stable, Generation::Room, Generation::Mjolnir]
-        .iter()
-        .map(|g| &slot[*g as usize])
-        .find(|held| !matches!(held, Held::Absent))?
-    {
-        Held::Rule(rule) => Some(rule),
-        _ => None,
-    }
-}
-
-/// Two successive changes of one rule as one.
-fn fold(first: Change, second: Change) -> Option<Change> {
-    let before = first.old_rule().cloned();
-    let after = second.new_rule().cloned();
+/// The change from the rule in effect before to the one after, if any.
+fn changed(before: Option<Arc<Rule>>, after: Option<Arc<Rule>>) -> Option<Change> {
     match (before, after) {
         (None, None) => None,
         (None, Some(new)) => Some(Change::Added(new)),

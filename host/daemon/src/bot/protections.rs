@@ -483,9 +483,11 @@ fn handle_instance(
                 metrics.capability_refusal(name);
                 let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&refusal.action));
                 if health.refused(kind) {
+                    let what =
+                        super::say::actions(std::slice::from_ref(&refusal.action), &|_| None, &|r| r.to_owned(), 1)
+                            .join(" ");
                     todo.push(Job::Report(format!(
-                        "{name}: refused {}: {}. (Said once per kind of action; `status` counts them.)",
-                        gleipnir_runtime::json::action(&refusal.action),
+                        "{name}: refused {what}: {}. (Said once per kind of action; `status` counts them.)",
                         refusal.why
                     )));
                 }

@@ -41,7 +41,7 @@ impl Bot {
     async fn take_down_room(&mut self, rule: &Rule) -> String {
         let head = format!("Room takedown rule for {} in {}", rule.entity, rule.list);
         let rooms = match &rule.entity {
-            Entity::Literal(id) if id.starts_with('!') => vec![id.clone()],
+            Entity::Literal(id) if id.starts_with('!') => vec![id.to_string()],
             Entity::Literal(alias) => match self.matrix.resolve(alias).await {
                 Some(id) => vec![id],
                 None => return format!("{head}: {alias} does not resolve to a room; nothing done."),

@@ -423,11 +423,7 @@ impl Executor {
                 other => Some(other.clone().text()),
             };
             // The room as moderators know it, where the bot has a name for it.
-            let room_name = room.as_deref().and_then(|r| {
-                let id = <&matrix_sdk::ruma::RoomId>::try_from(r).ok()?;
-                let room = ctx.client.get_room(id)?;
-                room.name().or_else(|| room.canonical_alias().map(|a| a.to_string()))
-            });
+            let room_name = room.as_deref().and_then(|r| room_name(ctx, r));
             audit.record(&super::audit::Entry {
                 ts: gleipnir_runtime::Clock::System.now_ms(),
                 origin: origin_kind.to_owned(),
@@ -511,7 +507,8 @@ impl Executor {
                 };
                 if let Some(why) = why {
                     let doing = if matches!(action, Action::Ban(_)) { "banning" } else { "kicking" };
-                    return Some(Outcome::Refused(format!("not {doing} {} in {}: {why}.", a.user_id, a.room_id)));
+                    let room = room_said(ctx, &a.room_id);
+                    return Some(Outcome::Refused(format!("not {doing} {} in {room}: {why}.", a.user_id)));
                 }
             }
             Act::Contract(action) if account_target(action).is_some() => {
@@ -533,7 +530,8 @@ impl Executor {
                     let Some(sender) = sender else {
                         return Some(Outcome::Refused(format!(
                             "not redacting {} in {}: I cannot tell who sent it.",
-                            a.event_id, a.room_id
+                            a.event_id,
+                            room_said(ctx, &a.room_id)
                         )));
                     };
                     if let Some(why) = reach::protected_from(ctx.rooms, management, &a.room_id, &sender, ctx.bot) {
@@ -572,7 +570,7 @@ impl Executor {
             && (origin.automatic() || ctx.rooms.knows_levels(room))
             && ctx.rooms.power_level(room, ctx.bot) < needed
         {
-            return Some(Outcome::Unpermitted { room: room.to_owned(), kind, needed });
+            return Some(Outcome::Unpermitted { room: room_said(ctx, room), kind, needed });
         }
         // Repeats, recorded only for what is about to be carried out.
         let repeat = match act {
@@ -660,6 +658,18 @@ fn act_room(act: &Act) -> &str {
         Act::ServerAcl { room, .. } | Act::TakeDownRoom { room, .. } => room,
         Act::WriteRule { list, .. } => list,
     }
+}
+
+/// A room as moderators know it: its name or alias where the bot has one,
+/// with the id (`say::room`).
+fn room_said(ctx: &Context<'_>, id: &str) -> String {
+    super::say::room(room_name(ctx, id), id)
+}
+
+/// A room's name, or its canonical alias, as the bot last synced it.
+fn room_name(ctx: &Context<'_>, id: &str) -> Option<String> {
+    let room = ctx.client.get_room(<&matrix_sdk::ruma::RoomId>::try_from(id).ok()?)?;
+    room.name().or_else(|| room.canonical_alias().map(|a| a.to_string()))
 }
 
 /// The room and power level an action needs there, for those that need one.

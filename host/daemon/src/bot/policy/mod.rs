@@ -248,8 +248,8 @@ impl Policy {
             .filter_map(|e| gleipnir_policy::rule::rule_type(&e.kind).map(|(k, _)| (k, e.state_key.as_str())))
             .collect();
         list.rules()
-            .filter(|r| !present.contains(&(r.kind, r.state_key.as_str())))
-            .map(|r| (gleipnir_policy::rule::event_type(r), r.state_key.clone()))
+            .filter(|r| !present.contains(&(r.kind, &*r.state_key)))
+            .map(|r| (gleipnir_policy::rule::event_type(r), r.state_key.to_string()))
             .collect()
     }
 
