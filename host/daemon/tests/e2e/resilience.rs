@@ -45,7 +45,8 @@ fn a_homeserver_restart_loses_no_event_and_repeats_no_action() {
 }
 
 /// With the homeserver's own (low) message rate limit, the bot's redactions
-/// and notices meet `429 M_LIMIT_EXCEEDED`; it waits as told and finishes the job.
+/// and notices meet `429 M_LIMIT_EXCEEDED`; it waits as told (every act of
+/// the executor, not only the refused one) and finishes the job.
 #[test]
 fn rate_limits_are_waited_out_not_fatal() {
     // Four messages at once, then one every two seconds, for everyone.
@@ -83,6 +84,9 @@ fn rate_limits_are_waited_out_not_fatal() {
     // report) exceed the burst of four: some were refused with 429 and retried.
     let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
     assert!(log.contains("num_attempt=2"), "no request was retried; was the rate limit reached?");
+    // The ban and the redactions too: the executor held every act back for as
+    // long as the homeserver said, and sent the refused ones again.
+    assert!(log.contains("trying again") && log.contains("M_LIMIT_EXCEEDED"), "no act met the rate limit:\n{log}");
 }
 
 /// More events than one sync returns (the bot was paused while 130 arrived):

@@ -215,6 +215,8 @@ pub(crate) struct Executor {
     metrics: Arc<super::metrics::Metrics>,
     /// Where every act is recorded, once the bot has its data folder.
     audit: Option<super::audit::Audit>,
+    /// When the homeserver last said to slow down, every request waits.
+    pace: Pace,
 }
 
 /// A ban the executor carried out, with who decided it.
@@ -240,6 +242,7 @@ impl Executor {
             join_rules_before: HashMap::new(),
             bans_done: Vec::new(),
             audit: None,
+            pace: Pace::default(),
         }
     }
 
@@ -319,12 +322,8 @@ impl Executor {
     /// Carries out one act after the safety rules of its origin: the only
     /// code that calls a moderation endpoint.
     pub(crate) async fn act(&mut self, ctx: &Context<'_>, origin: &Origin, act: Act) -> Outcome {
-        let step = self.prepare(ctx, origin, act).await;
-        let result = match step.settled {
-            Some(_) => None,
-            None => Some(perform(ctx.client, &step.act).await),
-        };
-        self.settle(ctx, origin, step, result)
+        let mut outcomes = self.act_together(ctx, vec![(origin.clone(), act)], &|_| {}).await;
+        outcomes.pop().unwrap_or_else(|| Outcome::Failed("not carried out".to_owned()))
     }
 
     /// Carries out acts that may go out at once: each is checked in order
@@ -342,7 +341,7 @@ impl Executor {
             steps.push((origin, step));
         }
         let sends = steps.iter().map(|(_, step)| step.settled.is_none().then_some(&step.act));
-        let results = send_together(sends, |act| perform(ctx.client, act), sent).await;
+        let results = send_together(sends, |act| perform(ctx.client, act), sent, &self.pace).await;
         let mut outcomes = Vec::with_capacity(steps.len());
         for ((origin, step), result) in steps.into_iter().zip(results) {
             outcomes.push(self.settle(ctx, &origin, step, result));
@@ -474,6 +473,7 @@ impl Executor {
             Err(Performed::Notice(body)) => Outcome::Notice(body),
             Err(Performed::Unsupported(name)) => Outcome::Unsupported(name),
             Err(Performed::Failed(e)) => Outcome::Failed(e),
+            Err(Performed::Again { why, .. }) => Outcome::Failed(format!("{why} (tried {MOST_TRIES} times)")),
         }
     }
 
@@ -619,14 +619,83 @@ pub(crate) fn together(job: &Job) -> Option<u8> {
     }
 }
 
+/// When the homeserver said to slow down (a `429`), every request of the
+/// executor waits until then: one pause for the homeserver, not one per
+/// request, so a burst of bans does not meet the limit sixteen times over.
+#[derive(Default)]
+pub(crate) struct Pace {
+    until: std::sync::Mutex<Option<Instant>>,
+}
+
+impl Pace {
+    /// Waits until no pause is in force.
+    async fn wait(&self) {
+        loop {
+            let until = *self.until.lock().unwrap_or_else(|e| e.into_inner());
+            match until {
+                Some(until) if until > Instant::now() => tokio::time::sleep_until(until.into()).await,
+                _ => return,
+            }
+        }
+    }
+
+    /// Holds every request back for `after` from now (a longer pause in
+    /// force stays).
+    fn hold(&self, after: Duration) {
+        let until = Instant::now() + after.min(MOST_PAUSE);
+        let mut held = self.until.lock().unwrap_or_else(|e| e.into_inner());
+        *held = Some(held.map_or(until, |h| h.max(until)));
+    }
+}
+
+/// How often a request is tried when the homeserver is unreachable, failing
+/// on its side or asking to slow down.
+const MOST_TRIES: u32 = 8;
+/// The longest pause taken at the homeserver's word.
+const MOST_PAUSE: Duration = Duration::from_secs(60);
+/// The first wait before trying again after a network or server failure
+/// (doubling each time).
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+
+/// Sends one act until it is done, failed for good, or tried
+/// [`MOST_TRIES`] times: after a `429` everyone waits (`pace`), after a
+/// network or server failure this one waits, longer each time.
+async fn send_paced<'a, F: Future<Output = Result<Option<String>, Performed>>>(
+    act: &'a Act,
+    send: &impl Fn(&'a Act) -> F,
+    pace: &Pace,
+) -> Result<Option<String>, Performed> {
+    let mut backoff = FIRST_BACKOFF;
+    for tries in 1.. {
+        pace.wait().await;
+        let result = send(act).await;
+        match &result {
+            Err(Performed::Again { after, why }) if tries < MOST_TRIES => {
+                tracing::warn!(act = %describe(act), "trying again: {why}");
+                match after {
+                    Some(after) => pace.hold(*after),
+                    None => {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                }
+            }
+            _ => return result,
+        }
+    }
+    unreachable!("the loop returns")
+}
+
 /// Sends the acts given (`None`: nothing to send there), concurrently within
-/// [`AT_ONCE`] and [`AT_ONCE_PER_ROOM`], telling `sent` the place of each as
-/// its request returns; the results in the order given.
-async fn send_together<'a, R, F: Future<Output = R>>(
+/// [`AT_ONCE`] and [`AT_ONCE_PER_ROOM`] and at the homeserver's pace,
+/// telling `sent` the place of each as its request returns; the results in
+/// the order given.
+async fn send_together<'a, F: Future<Output = Result<Option<String>, Performed>>>(
     acts: impl Iterator<Item = Option<&'a Act>>,
     send: impl Fn(&'a Act) -> F,
     sent: &(dyn Fn(usize) + Sync),
-) -> Vec<Option<R>> {
+    pace: &Pace,
+) -> Vec<Option<Result<Option<String>, Performed>>> {
     use tokio::sync::Semaphore;
     let acts: Vec<Option<&Act>> = acts.collect();
     let all = Semaphore::new(AT_ONCE);
@@ -641,7 +710,7 @@ async fn send_together<'a, R, F: Future<Output = R>>(
             // The room's turn first, so a busy room holds none of the others' places.
             let _room = rooms[act_room(act)].acquire().await.ok()?;
             let _place = all.acquire().await.ok()?;
-            let result = send(act).await;
+            let result = send_paced(act, send, pace).await;
             sent(i);
             Some(result)
         }

@@ -1,10 +1,14 @@
 //! The one place that calls a moderation endpoint: each act lowered to its
 //! Matrix or admin API request, after `Executor::act` checked it.
 
+use std::time::{Duration, SystemTime};
+
 use gleipnir_runtime::{Action, JoinRule, json};
+
 use matrix_sdk::Client;
+use matrix_sdk::config::RequestConfig;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
-use matrix_sdk::ruma::{EventId, RoomId, UserId};
+use matrix_sdk::ruma::{EventId, RoomId, TransactionId, UserId};
 use serde_json::json;
 
 use super::Act;
@@ -15,6 +19,40 @@ pub(super) enum Performed {
     Notice(String),
     Unsupported(&'static str),
     Failed(String),
+    /// Worth trying again: the homeserver said to slow down (`after`: for how
+    /// long), was unreachable or failed on its side (`after`: `None`).
+    Again {
+        after: Option<Duration>,
+        why: String,
+    },
+}
+
+/// The requests sent for bans, kicks, unbans and redactions are tried once:
+/// `send_together` tries again, and after a `429` holds every request back
+/// (one pause for the homeserver, not one per request).
+fn one_try() -> RequestConfig {
+    RequestConfig::new().disable_retry()
+}
+
+/// Whether a failed request is worth trying again, and after how long.
+fn again_or_failed(e: matrix_sdk::HttpError) -> Performed {
+    use matrix_sdk::ruma::api::error::{ErrorKind, RetryAfter};
+    let why = e.to_string();
+    if let Some(ErrorKind::LimitExceeded(limit)) = e.client_api_error_kind() {
+        let after = match &limit.retry_after {
+            Some(RetryAfter::Delay(after)) => *after,
+            Some(RetryAfter::DateTime(at)) => at.duration_since(SystemTime::now()).unwrap_or_default(),
+            None => Duration::from_secs(1),
+        };
+        return Performed::Again { after: Some(after), why };
+    }
+    let status = e.as_client_api_error().map(|api| api.status_code.as_u16());
+    match (&e, status) {
+        (matrix_sdk::HttpError::Reqwest(_), _) => Performed::Again { after: None, why },
+        (_, Some(429)) => Performed::Again { after: Some(Duration::from_secs(1)), why },
+        (_, Some(500..=599)) => Performed::Again { after: None, why },
+        _ => Performed::Failed(why),
+    }
 }
 
 /// Calls the endpoint an act needs.
@@ -25,21 +63,38 @@ pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>
     let failed = |e: matrix_sdk::Error| Performed::Failed(e.to_string());
     match act {
         Act::Contract(Action::Redact(a)) => {
+            use matrix_sdk::ruma::api::client::redact::redact_event;
             let event = <&EventId>::try_from(a.event_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
-            let reason = Some(a.reason.as_str()).filter(|r| !r.is_empty());
-            in_room(&a.room_id)?.redact(event, reason, None).await.map_err(|e| Performed::Failed(e.to_string()))?;
+            let room = in_room(&a.room_id)?.room_id().to_owned();
+            let mut request = redact_event::v3::Request::new(room, event.to_owned(), TransactionId::new());
+            request.reason = Some(a.reason.clone()).filter(|r| !r.is_empty());
+            client.send(request).with_request_config(one_try()).await.map_err(again_or_failed)?;
         }
         Act::Contract(action @ (Action::Ban(a) | Action::Kick(a) | Action::Unban(a))) => {
+            use matrix_sdk::ruma::api::client::membership::{ban_user, kick_user, unban_user};
             let user = <&UserId>::try_from(a.user_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
-            let room = in_room(&a.room_id)?;
+            let room = in_room(&a.room_id)?.room_id().to_owned();
             // An empty reason (a moderator gave none) is left out.
-            let reason = Some(a.reason.as_str()).filter(|r| !r.is_empty());
+            let reason = Some(a.reason.clone()).filter(|r| !r.is_empty());
+            let (user, config) = (user.to_owned(), one_try());
             match action {
-                Action::Ban(_) => room.ban_user(user, reason).await,
-                Action::Kick(_) => room.kick_user(user, reason).await,
-                _ => room.unban_user(user, reason).await,
+                Action::Ban(_) => {
+                    let mut request = ban_user::v3::Request::new(room, user);
+                    request.reason = reason;
+                    client.send(request).with_request_config(config).await.map(drop)
+                }
+                Action::Kick(_) => {
+                    let mut request = kick_user::v3::Request::new(room, user);
+                    request.reason = reason;
+                    client.send(request).with_request_config(config).await.map(drop)
+                }
+                _ => {
+                    let mut request = unban_user::v3::Request::new(room, user);
+                    request.reason = reason;
+                    client.send(request).with_request_config(config).await.map(drop)
+                }
             }
-            .map_err(failed)?;
+            .map_err(again_or_failed)?;
         }
         Act::Contract(Action::SendNotice(a)) => {
             in_room(&a.room_id)?.send(RoomMessageEventContent::notice_plain(&a.body)).await.map_err(failed)?;

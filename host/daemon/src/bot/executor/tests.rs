@@ -315,10 +315,11 @@ async fn acts_go_out_together_within_the_bounds_and_come_back_in_order() {
                 let mut s = seen.lock().unwrap();
                 s.out -= 1;
                 *s.per_room.get_mut(&room).unwrap() -= 1;
-                describe(act)
+                Ok(Some(describe(act)))
             }
         },
         &|i| returned.lock().unwrap().push(i),
+        &Pace::default(),
     )
     .await;
     let mut returned = returned.into_inner().unwrap();
@@ -328,6 +329,7 @@ async fn acts_go_out_together_within_the_bounds_and_come_back_in_order() {
     assert_eq!(seen.most, AT_ONCE, "as many out at once as allowed, and no more");
     assert_eq!(seen.most_in_a_room, AT_ONCE_PER_ROOM, "no more than allowed in one room");
     assert_eq!(results.len(), 53);
+    let results: Vec<Option<String>> = results.into_iter().map(|r| r.map(|r| r.ok().flatten().unwrap())).collect();
     assert_eq!(results[3], None, "nothing sent where nothing was to be sent");
     let expected: Vec<Option<String>> = acts
         .iter()
@@ -337,4 +339,49 @@ async fn acts_go_out_together_within_the_bounds_and_come_back_in_order() {
         .chain(acts.iter().skip(3).map(|a| Some(describe(a))))
         .collect();
     assert_eq!(results, expected, "each result in the place of its act");
+}
+
+/// A `429` holds back every request of the executor for as long as the
+/// homeserver said, not only the one refused, and the refused one is sent
+/// again; a network failure is tried again too.
+#[tokio::test]
+async fn a_429_holds_every_request_back_and_the_refused_one_is_sent_again() {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let begun = Instant::now();
+    let calls: Mutex<Vec<(String, Duration)>> = Mutex::new(Vec::new());
+    let (limited, dropped) = (AtomicBool::new(false), AtomicBool::new(false));
+    // More acts than go out at once: the last ones are sent after the 429.
+    let acts: Vec<Act> = (0..AT_ONCE + 4).map(|i| ban(&format!("!r{i}:here"), "@spam:there")).collect();
+    let results = send_together(
+        acts.iter().map(Some),
+        |act| {
+            let (calls, limited, dropped) = (&calls, &limited, &dropped);
+            async move {
+                let room = act_room(act).to_owned();
+                calls.lock().unwrap().push((room.clone(), begun.elapsed()));
+                if room == "!r0:here" && !limited.swap(true, Ordering::SeqCst) {
+                    return Err(Performed::Again { after: Some(Duration::from_millis(300)), why: "429".into() });
+                }
+                if room == "!r1:here" && !dropped.swap(true, Ordering::SeqCst) {
+                    return Err(Performed::Again { after: None, why: "connection reset".into() });
+                }
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                Ok(None)
+            }
+        },
+        &|_| {},
+        &Pace::default(),
+    )
+    .await;
+    assert!(results.iter().all(|r| matches!(r, Some(Ok(None)))), "every act done in the end");
+    let calls = calls.into_inner().unwrap();
+    let tries = |room: &str| calls.iter().filter(|(r, _)| r == room).count();
+    assert_eq!((tries("!r0:here"), tries("!r1:here"), tries("!r2:here")), (2, 2, 1));
+    // Those that waited for a place went out only once the pause was over.
+    for i in AT_ONCE..AT_ONCE + 4 {
+        let room = format!("!r{i}:here");
+        let (_, at) = calls.iter().find(|(r, _)| *r == room).unwrap();
+        assert!(*at >= Duration::from_millis(290), "{room} went out {at:?} after the start, inside the pause");
+    }
 }
