@@ -10,11 +10,13 @@
 //! - one rule → banned in all N rooms, beside the same N bans sent directly
 //!   one after another and 16 at a time;
 //! - watching a list that already holds 1,000 rules (one of them names a
-//!   member of every room) → banned in all N rooms, beside the same floor.
+//!   member of every room) → banned in all N rooms, beside the same floor;
+//! - the bot's CPU time for 1,000 rule changes in a watched list.
 //!
-//! Run: `cargo bench -p gleipnir --bench aims` (50 rooms), or
-//! `cargo bench -p gleipnir --bench aims -- --rooms 200`. Under `cargo test`
-//! it only says how to run it: it starts a homeserver and takes minutes.
+//! Run: `cargo bench -p gleipnir --bench aims` (50 rooms of 20 members), or
+//! `cargo bench -p gleipnir --bench aims -- --rooms 1000 --members 20
+//! --rules 1000`. Under `cargo test` it only says how to run it: it starts a
+//! homeserver and takes minutes.
 
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
@@ -27,8 +29,25 @@ use synapse_harness::{Account, Options, Synapse, unique_name};
 /// Requests the bench itself has out at once when setting up or measuring
 /// the concurrent floor (the bot's executor allows 16).
 const AT_ONCE: usize = 16;
-/// Rules in the list watched once the bot runs.
-const LIST_RULES: usize = 1000;
+/// Members every room has besides the bot and its creator that take part
+/// in the figures; the rest only fill the rooms.
+const NAMED_MEMBERS: usize = 6;
+
+/// The bot's CPU time so far (user and system), from `/proc`.
+fn cpu_time(child: &Child) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let per_second: u64 = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(100);
+    Duration::from_secs_f64(ticks as f64 / per_second as f64)
+}
 
 fn create_room(synapse: &Synapse, owner: &Account, invite: &[&Account]) -> String {
     let invites: Vec<&str> = invite.iter().map(|a| a.user_id.as_str()).collect();
@@ -169,15 +188,21 @@ fn main() {
         );
         return;
     }
-    let rooms_wanted: usize =
-        args.windows(2).find(|w| w[0] == "--rooms").map_or(50, |w| w[1].parse().expect("--rooms N"));
+    let number = |flag: &str, default: usize| {
+        args.windows(2).find(|w| w[0] == flag).map_or(default, |w| w[1].parse().unwrap_or_else(|_| panic!("{flag} N")))
+    };
+    let rooms_wanted = number("--rooms", 50);
+    let members_wanted = number("--members", 20).max(NAMED_MEMBERS);
+    let list_rules = number("--rules", 1000);
     let synapse = Synapse::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
     let bot = synapse.register(&unique_name("bot"), "bot-password", false).unwrap();
     let moderator = synapse.register(&unique_name("mod"), "mod-password", false).unwrap();
-    // Members of every room: one for the rule, two for the floors, two for
-    // the watched list and its floor.
-    let members: Vec<Account> =
-        (0..5).map(|i| synapse.register(&unique_name(&format!("member{i}")), "pw", false).unwrap()).collect();
+    // Members of every room: one for the rule, two for the floors, one for the
+    // watched list, one for the direct ban, one for the end of the rule
+    // changes; the rest fill the rooms.
+    let members: Vec<Account> = (0..members_wanted)
+        .map(|i| synapse.register(&unique_name(&format!("member{i}")), "pw", false).unwrap())
+        .collect();
     let spammer = synapse.register(&unique_name("spammer"), "pw", false).unwrap();
     let management = create_room(&synapse, &moderator, &[&bot]);
     join(&synapse, &bot, &management);
@@ -215,10 +240,10 @@ fn main() {
     join(&synapse, &spammer, &flooded);
     // A list of 1,000 rules, one of them naming a member of every room.
     let big_list = create_room(&synapse, &moderator, &[&bot]);
-    let rules: Vec<(String, String)> = (0..LIST_RULES)
+    let rules: Vec<(String, String)> = (0..list_rules)
         .map(|i| {
             let entity =
-                if i == LIST_RULES / 2 { members[3].user_id.clone() } else { format!("@nobody{i}:elsewhere.example") };
+                if i == list_rules / 2 { members[3].user_id.clone() } else { format!("@nobody{i}:elsewhere.example") };
             (format!("rule{i}"), entity)
         })
         .collect();
@@ -227,7 +252,12 @@ fn main() {
         let path = format!("/_matrix/client/v3/rooms/{big_list}/state/m.policy.rule.user/{key}");
         synapse.call(&moderator, "PUT", &path, Some(&rule)).unwrap();
     });
-    println!("set-up: {} rooms, a {LIST_RULES}-rule list, in {:.1} s", rooms.len(), setup.elapsed().as_secs_f64());
+    println!(
+        "set-up: {} rooms of {} members, a {list_rules}-rule list, in {:.1} s",
+        rooms.len(),
+        members.len(),
+        setup.elapsed().as_secs_f64()
+    );
 
     let write = |key: &str, content: Value| {
         let path = format!("/_matrix/client/v3/user/{}/account_data/{key}", bot.user_id);
@@ -372,6 +402,24 @@ fn main() {
     let put = synapse.call(&moderator, "PUT", &path, Some(&reaction)).unwrap();
     let reaction_ts = event_ts(&synapse, &moderator, &management, put["event_id"].as_str().unwrap());
     let watched = Duration::from_millis(last_ban_ts(&synapse, &moderator, &rooms, &members[3].user_id) - reaction_ts);
+
+    // 1,000 rule changes in the watched list naming nobody here, then one
+    // naming a member: once that member is banned everywhere, all were handled.
+    let cpu_before = cpu_time(&child);
+    let changes: Vec<usize> = (0..1000).collect();
+    let changed = Instant::now();
+    at_once(&changes, |i| {
+        let rule =
+            json!({"entity": format!("@changed{i}:elsewhere.example"), "recommendation": "m.ban", "reason": "x"});
+        let path = format!("/_matrix/client/v3/rooms/{list}/state/m.policy.rule.user/change{i}");
+        synapse.call(&moderator, "PUT", &path, Some(&rule)).unwrap();
+    });
+    let rule = json!({"entity": members[5].user_id, "recommendation": "m.ban", "reason": "last"});
+    let path = format!("/_matrix/client/v3/rooms/{list}/state/m.policy.rule.user/last");
+    synapse.call(&moderator, "PUT", &path, Some(&rule)).unwrap();
+    last_ban_ts(&synapse, &moderator, &rooms, &members[5].user_id);
+    let changed = changed.elapsed();
+    let cpu_changes = cpu_time(&child) - cpu_before;
     std::thread::sleep(Duration::from_secs(1));
     let rss_after = rss_kib(&child);
     child.kill().unwrap();
@@ -386,7 +434,7 @@ fn main() {
         println!("  {what}: {:.2} s; the bot says ready in {ready}", took.as_secs_f64());
     }
     println!(
-        "resident memory: {:.1} MiB 2 s after start, {:.1} MiB after watching the {LIST_RULES}-rule list",
+        "resident memory: {:.1} MiB 2 s after start, {:.1} MiB after watching the {list_rules}-rule list and 1,000 rule changes",
         rss_start as f64 / 1024.0,
         rss_after as f64 / 1024.0
     );
@@ -421,8 +469,13 @@ fn main() {
         applied.as_secs_f64() / floor.as_secs_f64()
     );
     println!(
-        "watching a {LIST_RULES}-rule list (✅ reaction → last ban event): {:.2} s (ratio {:.2}x the floor)",
+        "watching a {list_rules}-rule list (✅ reaction → last ban event): {:.2} s (ratio {:.2}x the floor)",
         watched.as_secs_f64(),
         watched.as_secs_f64() / floor.as_secs_f64()
+    );
+    println!(
+        "1,000 rule changes in a watched list, then one banning a member in all {n} rooms: the bot used {:.2} s of CPU ({:.1} s from the first change to the last ban)",
+        cpu_changes.as_secs_f64(),
+        changed.as_secs_f64()
     );
 }
