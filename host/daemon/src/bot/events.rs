@@ -69,12 +69,18 @@ impl Bot {
         self.apply_policy().await;
     }
 
-    /// Applies the state (and state in timelines) of a sync to the room cache.
+    /// Applies the state (and state in timelines) of the first sync (a full
+    /// state sync) to the room cache, and keeps it for the first start, which
+    /// needs each protected room's whole state again and so asks the
+    /// homeserver for none of it.
     pub(super) fn absorb_state(&mut self, response: &matrix_sdk::sync::SyncResponse) {
         for joined in ingest::Parts::of(response).joined {
-            for json in joined.state.iter().chain(&joined.timeline) {
+            let events: Vec<String> =
+                joined.state.iter().chain(&joined.timeline).map(|json| (*json).to_owned()).collect();
+            for json in &events {
                 self.state_event(joined.room, json);
             }
+            self.first_state.insert(joined.room.to_owned(), events);
         }
     }
 
@@ -95,14 +101,22 @@ impl Bot {
         }
     }
 
-    /// Reads the whole state of several rooms into the room cache: the
-    /// requests go out at once (at most `executor::AT_ONCE`), the state is
+    /// Reads the whole state of several rooms into the room cache: from the
+    /// first sync for the first start, else from the homeserver, the
+    /// requests going out at once (at most `executor::AT_ONCE`); the state is
     /// applied room by room in the order given.
     pub(super) async fn load_room_states(&mut self, rooms: &[String]) {
         use futures_util::StreamExt;
-        let matrix = &self.matrix;
+        let (matrix, first) = (&self.matrix, std::mem::take(&mut self.first_state));
+        let first = &first;
         let states: Vec<_> = futures_util::stream::iter(rooms)
-            .map(|room| async move { (room, matrix.room_state(room).await) })
+            .map(|room| async move {
+                // The first sync's full state, where this start comes right after it.
+                match first.get(room) {
+                    Some(events) => (room, Ok(events.clone())),
+                    None => (room, matrix.room_state(room).await),
+                }
+            })
             .buffered(super::executor::AT_ONCE)
             .collect()
             .await;

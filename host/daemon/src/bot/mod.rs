@@ -46,7 +46,7 @@ mod takedown;
 mod ticks;
 mod watch;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,6 +102,9 @@ pub(crate) struct Bot {
     proposals: propagation::Proposals,
     /// Protected rooms upgraded (a tombstone seen): (old room, replacement).
     upgrades: Vec<(String, String)>,
+    /// Each joined room's state and timeline from the first sync (full
+    /// state), for the first start; empty once it has been used.
+    first_state: HashMap<String, Vec<String>>,
     /// Upgrades whose replacement could not be joined yet: followed when an
     /// invite to it comes.
     pending_upgrades: Vec<(String, String)>,
@@ -268,6 +271,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         report_notices: report_notices::ReportNotices::load(&folders.data),
         proposals: propagation::Proposals::default(),
         upgrades: Vec::new(),
+        first_state: HashMap::new(),
         pending_upgrades: Vec::new(),
         counts_saved: Instant::now(),
         jobs: Vec::new(),

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use gleipnir_runtime::{CapabilitySet, Event, Folder, Instance, Plugin, QueryGrants, Runtime, SettingValue, event};
 
-use super::executor::{Job, Origin};
+use super::executor::Job;
 use super::health::Health;
 use super::layers::{Layers, Overrides, file_values, merge};
 use super::protected::Protected;
@@ -20,6 +20,11 @@ use super::queries::BotQueries;
 use super::sandboxed;
 use crate::config::Config;
 use crate::state::{Kind, Path, Problem};
+
+mod turn;
+
+pub(crate) use turn::only_in_protected_rooms;
+use turn::{Turn, handle_instance};
 
 /// An enabled protection's instance, shared with the pre-emptive checks
 /// (`gate.rs`), which call it between the bot's own calls: a guard is
@@ -300,7 +305,8 @@ impl Protections {
     ) -> Vec<Job> {
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
-        let (enabled, health, metrics) = (&self.enabled, &mut self.health, &self.metrics);
+        let (enabled, health) = (&self.enabled, &mut self.health);
+        let turn = Turn { metrics: &self.metrics, protected, client: &self.queries.client, now };
         sandboxed(|| {
             for (name, slot) in enabled.iter().filter(|(name, _)| !handled.contains(name)) {
                 let mut instance = slot.lock();
@@ -311,7 +317,7 @@ impl Protections {
                     health.insert(name.clone(), Health::default());
                 }
                 let health = health.get_mut(name).expect("inserted above");
-                todo.extend(handle_instance(name, &mut instance, health, metrics, event, protected, now));
+                todo.extend(handle_instance(name, &mut instance, health, &turn, event));
             }
         });
         todo
@@ -321,8 +327,8 @@ impl Protections {
     pub(crate) fn handle_one(&mut self, name: &str, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
         let Some(slot) = self.enabled.get(name) else { return Vec::new() };
         let health = self.health.entry(name.to_owned()).or_default();
-        let metrics = &self.metrics;
-        sandboxed(|| handle_instance(name, &mut slot.lock(), health, metrics, event, protected, now))
+        let turn = Turn { metrics: &self.metrics, protected, client: &self.queries.client, now };
+        sandboxed(|| handle_instance(name, &mut slot.lock(), health, &turn, event))
     }
 
     /// What to save as the enabled protections: those enabled, and
@@ -456,128 +462,5 @@ impl Protections {
         } else {
             "default"
         }
-    }
-}
-
-/// One protection's turn at an event, in guest code (see `sandboxed`): its
-/// actions (outside protected rooms refused), refusals said once per kind,
-/// and its fault, with the quarantine and restart that follow.
-fn handle_instance(
-    name: &str,
-    instance: &mut Instance,
-    health: &mut Health,
-    metrics: &super::metrics::Metrics,
-    event: &Event,
-    protected: &Protected,
-    now: Instant,
-) -> Vec<Job> {
-    let mut todo = Vec::new();
-    if health.quarantined(now) {
-        return todo;
-    }
-    metrics.event_handled(name);
-    match instance.handle(event) {
-        Ok(mut outcome) => {
-            only_in_protected_rooms(&mut outcome, protected);
-            for refusal in outcome.refused {
-                metrics.capability_refusal(name);
-                let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&refusal.action));
-                if health.refused(kind) {
-                    let what =
-                        super::say::actions(std::slice::from_ref(&refusal.action), &|_| None, &|r| r.to_owned(), 1)
-                            .join(" ");
-                    todo.push(Job::Report(format!(
-                        "{name}: refused {what}: {}. (Said once per kind of action; `status` counts them.)",
-                        refusal.why
-                    )));
-                }
-            }
-            todo.extend(outcome.actions.into_iter().map(|a| Job::Act(Origin::Protection(name.to_owned()), a)));
-        }
-        Err(fault) => {
-            let mut report = format!("{name} faulted: {fault}");
-            let quarantined = health.fault(fault.to_string(), now);
-            metrics.fault(name, quarantined.is_some());
-            if let Some(length) = quarantined {
-                report.push_str(&format!(
-                    ". It faulted 3 times within a minute: quarantined for {} s (no events reach it); \
-                     `protections enable {name}` lifts it.",
-                    length.as_secs()
-                ));
-            }
-            todo.push(Job::Report(report));
-            if fault.kills_instance()
-                && let Err(e) = instance.restart()
-            {
-                todo.push(Job::Report(format!("{name} could not restart: {e}")));
-            }
-        }
-    }
-    todo
-}
-
-/// A protection acts in protected rooms only (never in a list, the
-/// management room or a room joined on invite): other actions are refused.
-pub(crate) fn only_in_protected_rooms(outcome: &mut gleipnir_runtime::Outcome, protected: &Protected) {
-    let (kept, elsewhere): (Vec<_>, Vec<_>) = std::mem::take(&mut outcome.actions)
-        .into_iter()
-        .partition(|a| action_room(a).is_none_or(|r| protected.contains(r)));
-    outcome.actions = kept;
-    outcome.refused.extend(elsewhere.into_iter().map(|action| gleipnir_runtime::Refusal {
-        why: format!("{} is not a protected room", action_room(&action).unwrap_or_default()),
-        action,
-    }));
-}
-
-/// The room an action acts in, if it acts in one (notices to the management
-/// room, actions on a user's account and on a homeserver's rooms do not).
-fn action_room(action: &gleipnir_runtime::Action) -> Option<&str> {
-    use gleipnir_runtime::Action;
-    match action {
-        Action::Redact(a) => Some(&a.room_id),
-        Action::Ban(a) | Action::Unban(a) | Action::Kick(a) | Action::Invite(a) => Some(&a.room_id),
-        Action::SetJoinRule(a) => Some(&a.room_id),
-        Action::RestoreJoinRule(a) => Some(&a.room_id),
-        Action::SetPowerLevel(a) => Some(&a.room_id),
-        Action::SendNotice(a) => Some(&a.room_id),
-        Action::AddPolicyRule(a) | Action::RemovePolicyRule(a) => Some(&a.list_room),
-        Action::NotifyManagement(_)
-        | Action::SuspendUser(_)
-        | Action::DeleteUserMedia(_)
-        | Action::DeactivateUser(_)
-        // A room to block or purge is one the bot does not protect (the
-        // executor refuses protected rooms, the management room and lists).
-        | Action::BlockRoom(_)
-        | Action::PurgeRoom(_) => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gleipnir_runtime::{Action, NotifyManagement, RedactEvent, ServerUser, TargetUser};
-
-    #[test]
-    fn protections_act_in_protected_rooms_only() {
-        let protected = Protected::of(["!protected:x"]);
-        let ban = |room: &str| {
-            Action::Ban(TargetUser { room_id: room.into(), user_id: "@u:x".into(), reason: String::new() })
-        };
-        let mut outcome = gleipnir_runtime::Outcome {
-            actions: vec![
-                ban("!protected:x"),
-                ban("!management:x"),
-                Action::Redact(RedactEvent { room_id: "!list:x".into(), event_id: "$e".into(), reason: String::new() }),
-                Action::NotifyManagement(NotifyManagement { body: "b".into(), reason: String::new() }),
-                Action::SuspendUser(ServerUser { user_id: "@u:x".into(), reason: String::new() }),
-            ],
-            refused: Vec::new(),
-        };
-        only_in_protected_rooms(&mut outcome, &protected);
-        let kept: Vec<String> =
-            outcome.actions.iter().map(|a| gleipnir_runtime::json::action(a)["action"].to_string()).collect();
-        assert_eq!(kept, ["\"ban\"", "\"notify-management\"", "\"suspend-user\""]);
-        let why: Vec<&str> = outcome.refused.iter().map(|r| r.why.as_str()).collect();
-        assert_eq!(why, ["!management:x is not a protected room", "!list:x is not a protected room"]);
     }
 }

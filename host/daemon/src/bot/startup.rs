@@ -240,6 +240,8 @@ impl Bot {
             self.apply_policy().await;
         }
         self.steps.done("policy");
+        // The first sync's state is for the first start only: later it would be stale.
+        self.first_state = std::collections::HashMap::new();
         problems
     }
 
