@@ -141,7 +141,8 @@ impl PolicyList {
             Some((key, _)) => key.clone(),
             None => Arc::from(state_key),
         };
-        let new = match rule::parse_keyed(&self.room, kind, generation, &key, content) {
+        let place = rule::Place { list: &self.room, kind, generation, state_key: &key };
+        let new = match rule::parse_keyed(&place, content) {
             Content::Rule(r) => {
                 if !self.invalid.is_empty() {
                     self.invalid.remove(&(event_type.to_owned(), state_key.to_owned()));

@@ -276,17 +276,20 @@ fn text(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
 /// Reads a rule event. `None` when the type is not a rule type.
 pub fn parse(list: &Arc<str>, event_type: &str, state_key: &str, content: &str) -> Option<Content> {
     let (kind, generation) = rule_type(event_type)?;
-    Some(parse_keyed(list, kind, generation, &Arc::from(state_key), content))
+    Some(parse_keyed(&Place { list, kind, generation, state_key: &Arc::from(state_key) }, content))
 }
 
-/// Reads a rule event of a known type, its state key already shared.
-pub(crate) fn parse_keyed(
-    list: &Arc<str>,
-    kind: EntityKind,
-    generation: Generation,
-    state_key: &Arc<str>,
-    content: &str,
-) -> Content {
+/// Where a rule event stands: its list, the kind and generation its type
+/// says, and its state key (already shared with the list's slot).
+pub(crate) struct Place<'a> {
+    pub(crate) list: &'a Arc<str>,
+    pub(crate) kind: EntityKind,
+    pub(crate) generation: Generation,
+    pub(crate) state_key: &'a Arc<str>,
+}
+
+/// Reads a rule event of a known type.
+pub(crate) fn parse_keyed(place: &Place<'_>, content: &str) -> Content {
     // `{}` (whitespace aside) is a removed rule.
     if content.bytes().filter(|b| !b.is_ascii_whitespace()).eq(*b"{}") {
         return Content::Empty;
@@ -295,7 +298,7 @@ pub(crate) fn parse_keyed(
     // twice, not JSON) goes the slow way, which says why.
     let object = content.trim_start().starts_with('{');
     let Some(fields) = object.then(|| serde_json::from_str::<Fields<'_>>(content).ok()).flatten() else {
-        return parse_value(list, kind, generation, state_key, content);
+        return parse_value(place, content);
     };
     let Some(recommendation) = text(fields.recommendation) else {
         return Content::Invalid("no recommendation".to_owned());
@@ -311,30 +314,18 @@ pub(crate) fn parse_keyed(
     });
     let entity = text(fields.entity).filter(|e| !e.is_empty());
     let reason = text(fields.reason).map(Cow::into_owned).unwrap_or_default();
-    rule(
-        list,
-        kind,
-        generation,
-        state_key,
-        Recommendation::parse(&recommendation),
-        entity.as_deref(),
-        hash.as_deref(),
-        reason,
-    )
+    rule(place, Recommendation::parse(&recommendation), entity.as_deref(), hash.as_deref(), reason)
 }
 
 /// The rule from its fields, once read.
-#[allow(clippy::too_many_arguments)]
 fn rule(
-    list: &Arc<str>,
-    kind: EntityKind,
-    generation: Generation,
-    state_key: &Arc<str>,
+    place: &Place<'_>,
     recommendation: Recommendation,
     entity: Option<&str>,
     hash: Option<&str>,
     reason: String,
 ) -> Content {
+    let Place { list, kind, generation, state_key } = *place;
     let entity = match (entity, hash) {
         (Some(e), _) => {
             if kind == EntityKind::Server {
@@ -362,13 +353,7 @@ fn rule(
 
 /// Reads a rule's content through a `Value`: the way for content the field
 /// reader does not take.
-fn parse_value(
-    list: &Arc<str>,
-    kind: EntityKind,
-    generation: Generation,
-    state_key: &Arc<str>,
-    content: &str,
-) -> Content {
+fn parse_value(place: &Place<'_>, content: &str) -> Content {
     let value: Value = match serde_json::from_str(content) {
         Ok(v) => v,
         Err(e) => return Content::Invalid(format!("not JSON: {e}")),
@@ -388,7 +373,7 @@ fn parse_value(
         .find_map(|key| object.get(*key).and_then(|h| h.get("sha256")).and_then(Value::as_str));
     let entity = object.get("entity").and_then(Value::as_str).filter(|e| !e.is_empty());
     let reason = object.get("reason").and_then(Value::as_str).unwrap_or_default().to_owned();
-    rule(list, kind, generation, state_key, recommendation, entity, hash, reason)
+    rule(place, recommendation, entity, hash, reason)
 }
 
 /// The 32 bytes of a base64 sha256 (standard or URL-safe, padded or not).

@@ -31,7 +31,8 @@ fn the_field_reader_reads_as_the_value_reader_does() {
         let (entity_kind, generation) = rule_type(kind).unwrap();
         for content in contents {
             let fast = parse(&list, kind, "k", content).unwrap();
-            let slow = parse_value(&list, entity_kind, generation, &Arc::from("k"), content);
+            let key = Arc::from("k");
+            let slow = parse_value(&Place { list: &list, kind: entity_kind, generation, state_key: &key }, content);
             match (&fast, &slow) {
                 // The wording of a JSON error may differ; both say it is not JSON.
                 (Content::Invalid(a), Content::Invalid(b)) if b.starts_with("not JSON") => {
