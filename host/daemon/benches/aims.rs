@@ -31,7 +31,7 @@ use synapse_harness::{Account, Options, Synapse, unique_name};
 const AT_ONCE: usize = 16;
 /// Members every room has besides the bot and its creator that take part
 /// in the figures; the rest only fill the rooms.
-const NAMED_MEMBERS: usize = 6;
+const NAMED_MEMBERS: usize = 7;
 
 /// The bot's CPU time so far (user and system), from `/proc`.
 fn cpu_time(child: &Child) -> Duration {
@@ -199,7 +199,7 @@ fn main() {
     let moderator = synapse.register(&unique_name("mod"), "mod-password", false).unwrap();
     // Members of every room: one for the rule, two for the floors, one for the
     // watched list, one for the direct ban, one for the end of the rule
-    // changes; the rest fill the rooms.
+    // changes, one whose messages are redacted directly; the rest fill the rooms.
     let members: Vec<Account> = (0..members_wanted)
         .map(|i| synapse.register(&unique_name(&format!("member{i}")), "pw", false).unwrap())
         .collect();
@@ -376,6 +376,42 @@ fn main() {
             .collect(),
     );
 
+    // The floor for the flood's clean-up: as many messages as the flood, sent
+    // by a member in another room, redacted directly 4 at a time (the bot's
+    // bound in one room), then as many again 16 at a time; the faster counts.
+    let cleaned = &rooms[rooms.len() - 1];
+    let redact_directly = |at_once_here: usize| {
+        let messages: Vec<String> = (0..sent.len())
+            .map(|i| {
+                let path = format!("/_matrix/client/v3/rooms/{cleaned}/send/m.room.message/{}", unique_name("m"));
+                let body = json!({"msgtype": "m.text", "body": format!("message {i}")});
+                synapse.call(&members[6], "PUT", &path, Some(&body)).unwrap()["event_id"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        let next = Mutex::new(0usize);
+        let redacting = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..at_once_here {
+                scope.spawn(|| {
+                    loop {
+                        let i = {
+                            let mut next = next.lock().unwrap();
+                            *next += 1;
+                            *next - 1
+                        };
+                        let Some(event) = messages.get(i) else { break };
+                        let path = format!("/_matrix/client/v3/rooms/{cleaned}/redact/{event}/{}", unique_name("r"));
+                        synapse.call(&moderator, "PUT", &path, Some(&json!({"reason": "direct"}))).unwrap();
+                    }
+                });
+            }
+        });
+        redacting.elapsed()
+    };
+    let redactions_by_4 = redact_directly(4);
+    let redactions_by_16 = redact_directly(16);
+    let direct_redactions = redactions_by_4.min(redactions_by_16);
+
     // The floor for N bans, then one rule → banned in all N rooms.
     let (serial, together) = ban_floor(&synapse, &moderator, &rooms, &members[1].user_id, &members[2].user_id);
     let floor = serial.min(together);
@@ -456,6 +492,15 @@ fn main() {
         last_redaction_ts.saturating_sub(last_ts),
         sent.len(),
         sent.len()
+    );
+    let whole = last_redaction_ts.saturating_sub(trip_ts) as f64;
+    let floor_flood = ms(direct_ban) + ms(direct_redactions);
+    println!(
+        "  11th message → last redaction: {whole:.0} ms; the homeserver alone, one ban and then {} redactions ({:.0} ms 4 at a time, {:.0} ms 16 at a time): {floor_flood:.0} ms; ratio {:.2}x",
+        sent.len(),
+        ms(redactions_by_4),
+        ms(redactions_by_16),
+        whole / floor_flood
     );
     println!(
         "the homeserver alone, {n} bans: {:.2} s one after another, {:.2} s {AT_ONCE} at a time (floor {:.2} s)",
