@@ -102,9 +102,14 @@ fn rss_kib(child: &Child) -> u64 {
 
 /// Runs `work` on each item, `AT_ONCE` threads taking turns.
 fn at_once<T: Sync>(items: &[T], work: impl Fn(&T) + Sync) {
+    by_threads(AT_ONCE, items, work);
+}
+
+/// Runs `work` on each item, `threads` threads taking turns.
+fn by_threads<T: Sync>(threads: usize, items: &[T], work: impl Fn(&T) + Sync) {
     let next = Mutex::new(0usize);
     std::thread::scope(|scope| {
-        for _ in 0..AT_ONCE {
+        for _ in 0..threads {
             scope.spawn(|| {
                 loop {
                     let i = {
@@ -184,7 +189,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if !args.iter().any(|a| a == "--bench") {
         println!(
-            "aims: run with `cargo bench -p gleipnir --bench aims [-- --rooms N]` (starts Synapse, takes minutes)"
+            "aims: run with `cargo bench -p gleipnir --bench aims [-- --rooms N --members M --rules R]` (starts Synapse, takes minutes)"
         );
         return;
     }
@@ -346,18 +351,13 @@ fn main() {
         })
         .map(ts)
         .expect("the spammer's ban");
-    let last_redaction_ts = events
+    let redaction_ts: Vec<u64> = events
         .iter()
         .filter(|e| e["type"] == "m.room.redaction" && e["sender"] == bot.user_id.as_str())
         .map(ts)
-        .max()
-        .unwrap();
-    let first_redaction_ts = events
-        .iter()
-        .filter(|e| e["type"] == "m.room.redaction" && e["sender"] == bot.user_id.as_str())
-        .map(ts)
-        .min()
-        .unwrap();
+        .collect();
+    let (first_redaction_ts, last_redaction_ts) =
+        (*redaction_ts.iter().min().unwrap(), *redaction_ts.iter().max().unwrap());
     // The flood is the 11th message (flooding's default: 10 a minute).
     let trip_ts = sent_ts[10];
     let last_ts = *sent_ts.last().unwrap();
@@ -390,23 +390,10 @@ fn main() {
                 synapse.call(&members[6], "PUT", &path, Some(&body)).unwrap()["event_id"].as_str().unwrap().to_owned()
             })
             .collect();
-        let next = Mutex::new(0usize);
         let redacting = Instant::now();
-        std::thread::scope(|scope| {
-            for _ in 0..at_once_here {
-                scope.spawn(|| {
-                    loop {
-                        let i = {
-                            let mut next = next.lock().unwrap();
-                            *next += 1;
-                            *next - 1
-                        };
-                        let Some(event) = messages.get(i) else { break };
-                        let path = format!("/_matrix/client/v3/rooms/{cleaned}/redact/{event}/{}", unique_name("r"));
-                        synapse.call(&moderator, "PUT", &path, Some(&json!({"reason": "direct"}))).unwrap();
-                    }
-                });
-            }
+        by_threads(at_once_here, &messages, |event| {
+            let path = format!("/_matrix/client/v3/rooms/{cleaned}/redact/{event}/{}", unique_name("r"));
+            synapse.call(&moderator, "PUT", &path, Some(&json!({"reason": "direct"}))).unwrap();
         });
         redacting.elapsed()
     };
