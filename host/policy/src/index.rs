@@ -36,21 +36,13 @@ impl Rules {
 
     /// Keeps the rules `keep` says; `false` when none is left.
     fn retain(&mut self, keep: impl Fn(&Arc<Rule>) -> bool) -> bool {
-        match self {
-            Rules::One(rule) => keep(rule),
-            Rules::Many(rules) => {
-                rules.retain(|r| keep(r));
-                if rules.len() == 1 {
-                    *self = Rules::One(rules.pop().expect("one rule"));
-                }
-                !rules_empty(self)
-            }
+        let Rules::Many(rules) = self else { return keep(self.as_slice().first().expect("one rule")) };
+        rules.retain(|r| keep(r));
+        if let [_] = rules.as_slice() {
+            *self = Rules::One(rules.pop().expect("one rule"));
         }
+        !self.as_slice().is_empty()
     }
-}
-
-fn rules_empty(rules: &Rules) -> bool {
-    matches!(rules, Rules::Many(r) if r.is_empty())
 }
 
 fn add<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Rules>, key: K, rule: Arc<Rule>) {

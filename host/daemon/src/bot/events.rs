@@ -2,6 +2,7 @@
 //! policy engine and the protections in order; commands and reactions of
 //! the management room; invites; the missed events of a gap.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use gleipnir_runtime::event;
@@ -107,27 +108,26 @@ impl Bot {
     /// applied room by room in the order given.
     pub(super) async fn load_room_states(&mut self, rooms: &[String]) {
         use futures_util::StreamExt;
-        let (matrix, first) = (&self.matrix, std::mem::take(&mut self.first_state));
-        let first = &first;
-        let states: Vec<_> = futures_util::stream::iter(rooms)
-            .map(|room| async move {
-                // The first sync's full state, where this start comes right after it.
-                match first.get(room) {
-                    Some(events) => (room, Ok(events.clone())),
-                    None => (room, matrix.room_state(room).await),
-                }
-            })
-            .buffered(super::executor::AT_ONCE)
+        // The first sync's full state, where this start comes right after it;
+        // the homeserver is asked only for the other rooms.
+        let mut first = std::mem::take(&mut self.first_state);
+        let matrix = &self.matrix;
+        let asked = rooms.iter().filter(|room| !first.contains_key(*room));
+        let mut read: HashMap<&String, anyhow::Result<Vec<String>>> = futures_util::stream::iter(asked)
+            .map(|room| async move { (room, matrix.room_state(room).await) })
+            .buffer_unordered(super::executor::AT_ONCE)
             .collect()
             .await;
-        for (room, state) in states {
+        for room in rooms {
+            let state = first.remove(room).map(Ok).or_else(|| read.remove(room));
             match state {
-                Ok(state) => {
+                Some(Ok(state)) => {
                     for json in &state {
                         self.state_event(room, json);
                     }
                 }
-                Err(e) => tracing::warn!(room, "cannot load room state: {e}"),
+                Some(Err(e)) => tracing::warn!(room, "cannot load room state: {e}"),
+                None => {}
             }
         }
     }

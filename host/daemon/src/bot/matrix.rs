@@ -92,9 +92,7 @@ impl Matrix {
     /// The room's name (`m.room.name`), or its canonical alias, as the
     /// bot last synced it; `None` when it has neither or is not known.
     pub(crate) fn room_name(&self, room: &str) -> Option<String> {
-        let id = <&matrix_sdk::ruma::RoomId>::try_from(room).ok()?;
-        let room = self.client.get_room(id)?;
-        room.name().or_else(|| room.canonical_alias().map(|a| a.to_string()))
+        room_name(&self.client, room)
     }
 
     /// The room an alias names now, if it resolves.
@@ -136,4 +134,13 @@ pub(crate) async fn join(client: &Client, room: &str) -> anyhow::Result<OwnedRoo
     let id = <&RoomOrAliasId>::try_from(room).with_context(|| format!("`{room}` is not a room id or alias"))?;
     let joined = client.join_room_by_id_or_alias(id, &[]).await.with_context(|| format!("cannot join {room}"))?;
     Ok(joined.room_id().to_owned())
+}
+
+/// A room's name (`m.room.name`), or its canonical alias, from what `client`
+/// last synced; `None` when it has neither or is not known. For the parts
+/// handed the client rather than the `Matrix` (the executor, a protection's
+/// turn).
+pub(crate) fn room_name(client: &Client, room: &str) -> Option<String> {
+    let room = client.get_room(<&matrix_sdk::ruma::RoomId>::try_from(room).ok()?)?;
+    room.name().or_else(|| room.canonical_alias().map(|a| a.to_string()))
 }

@@ -9,6 +9,7 @@ mod admin_api;
 mod perform;
 mod reach;
 mod recent;
+mod said;
 mod send;
 
 use std::collections::{HashMap, HashSet};
@@ -25,6 +26,8 @@ pub(crate) use admin_api::query;
 use perform::{Performed, perform, sender_of};
 pub(crate) use reach::account_target;
 use recent::Recent;
+pub(crate) use said::Outcome;
+use said::{audit_fields, describe, room_said, said};
 pub(crate) use send::{AT_ONCE, together};
 use send::{MOST_TRIES, Pace, send_together};
 
@@ -109,74 +112,6 @@ impl Act {
             Act::ServerAcl { .. } => "set the server ACL",
             Act::TakeDownRoom { .. } => "take down a room",
             Act::WriteRule { .. } => "write a policy rule",
-        }
-    }
-}
-
-/// The room, the target and the reason of an act, for the audit trail.
-fn audit_fields(act: &Act) -> (Option<String>, Option<String>, Option<String>) {
-    let text = |v: &Value, key: &str| v[key].as_str().map(str::to_owned);
-    match act {
-        Act::Contract(action) => {
-            let v = json::action(action);
-            let target = text(&v, "user_id").or_else(|| text(&v, "event_id")).or_else(|| text(&v, "entity"));
-            (text(&v, "room_id").or_else(|| text(&v, "list_room")), target, text(&v, "reason"))
-        }
-        Act::ServerAcl { room, .. } => (Some(room.clone()), None, None),
-        Act::TakeDownRoom { room, reason } => (Some(room.clone()), None, Some(reason.clone())),
-        Act::WriteRule { list, state_key, content, .. } => {
-            (Some(list.clone()), Some(state_key.clone()), text(content, "reason"))
-        }
-    }
-}
-
-/// What came of one act.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Done; with a note on how, where there is more to say.
-    Done(Option<String>),
-    /// Nothing to do: the bot did it already (a redaction, a ban).
-    Unneeded,
-    /// Not done, on purpose: the sentence says why.
-    Refused(String),
-    /// The bot's power level in the room is too low.
-    Unpermitted { room: String, kind: &'static str, needed: i64 },
-    /// This host cannot carry it out yet.
-    Unsupported(&'static str),
-    /// `dry_run`: what would have been done.
-    DryRun(String),
-    /// A `notify-management`: the text for the management room.
-    Notice(String),
-    /// Tried and failed: the homeserver's answer.
-    Failed(String),
-}
-
-impl Outcome {
-    /// One word for `/metrics` and the audit trail.
-    fn label(&self) -> &'static str {
-        match self {
-            Outcome::Done(_) => "done",
-            Outcome::Unneeded => "unneeded",
-            Outcome::Refused(_) => "refused",
-            Outcome::Unpermitted { .. } => "unpermitted",
-            Outcome::Unsupported(_) => "unsupported",
-            Outcome::DryRun(_) => "dry_run",
-            Outcome::Notice(_) => "notice",
-            Outcome::Failed(_) => "failed",
-        }
-    }
-
-    /// The outcome as a phrase for a report.
-    pub(crate) fn text(self) -> String {
-        match self {
-            Outcome::Done(note) => note.unwrap_or_else(|| "done".to_owned()),
-            Outcome::Unneeded => "already done".to_owned(),
-            Outcome::Refused(why) | Outcome::Failed(why) | Outcome::Notice(why) => why,
-            Outcome::Unpermitted { room, kind, needed } => {
-                format!("I cannot {kind} in {room}: that needs power level {needed}")
-            }
-            Outcome::Unsupported(name) => format!("this version of Gleipnir cannot carry out {name} yet"),
-            Outcome::DryRun(what) => format!("dry run, nothing done: would {what}"),
         }
     }
 }
@@ -425,7 +360,7 @@ impl Executor {
                 other => Some(other.clone().text()),
             };
             // The room as moderators know it, where the bot has a name for it.
-            let room_name = room.as_deref().and_then(|r| room_name(ctx, r));
+            let room_name = room.as_deref().and_then(|r| super::matrix::room_name(ctx.client, r));
             audit.record(&super::audit::Entry {
                 ts: gleipnir_runtime::Clock::System.now_ms(),
                 origin: origin_kind.to_owned(),
@@ -604,33 +539,6 @@ struct Step {
     settled: Option<Outcome>,
 }
 
-/// An act as moderators read it: a sentence, rooms by name where known.
-fn said(ctx: &Context<'_>, act: &Act) -> String {
-    match act {
-        Act::Contract(action) => {
-            let sender = |_: &str| None;
-            super::say::actions(std::slice::from_ref(action), &sender, &|room| room_said(ctx, room), 1).join(" ")
-        }
-        Act::ServerAcl { room, content } => format!("set {}'s server ACL to {content}", room_said(ctx, room)),
-        Act::TakeDownRoom { room, .. } => format!("block and purge {room}"),
-        Act::WriteRule { list, event_type, state_key, content } => {
-            format!("write {event_type} {state_key} = {content} in {}", room_said(ctx, list))
-        }
-    }
-}
-
-/// A room as moderators know it: its name or alias where the bot has one,
-/// with the id (`say::room`).
-fn room_said(ctx: &Context<'_>, id: &str) -> String {
-    super::say::room(room_name(ctx, id), id)
-}
-
-/// A room's name, or its canonical alias, as the bot last synced it.
-fn room_name(ctx: &Context<'_>, id: &str) -> Option<String> {
-    let room = ctx.client.get_room(<&matrix_sdk::ruma::RoomId>::try_from(id).ok()?)?;
-    room.name().or_else(|| room.canonical_alias().map(|a| a.to_string()))
-}
-
 /// The room and power level an action needs there, for those that need one.
 fn needed_level<'a>(rooms: &RoomStates, action: &'a Action) -> Option<(&'a str, i64)> {
     let (room, pick): (&str, fn(&gleipnir_runtime::RoomLevels) -> i64) = match action {
@@ -642,18 +550,6 @@ fn needed_level<'a>(rooms: &RoomStates, action: &'a Action) -> Option<(&'a str, 
         _ => return None,
     };
     Some((room, pick(&rooms.room_levels(room))))
-}
-
-/// One line saying what an act does, for logs and dry runs.
-fn describe(act: &Act) -> String {
-    match act {
-        Act::Contract(action) => json::action(action).to_string(),
-        Act::ServerAcl { room, content } => format!("set {room}'s server ACL to {content}"),
-        Act::TakeDownRoom { room, .. } => format!("block and purge {room}"),
-        Act::WriteRule { list, event_type, state_key, content } => {
-            format!("write {event_type} {state_key} = {content} in {list}")
-        }
-    }
 }
 
 #[cfg(test)]

@@ -43,13 +43,8 @@ pub(super) fn handle_instance(
                 let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&refusal.action));
                 if health.refused(kind) {
                     // The room as moderators know it, where the bot has a name for it.
-                    let room_name = |room: &str| {
-                        let id = <&matrix_sdk::ruma::RoomId>::try_from(room).ok();
-                        let named = id
-                            .and_then(|id| client.get_room(id))
-                            .and_then(|r| r.name().or_else(|| r.canonical_alias().map(|a| a.to_string())));
-                        crate::bot::say::room(named, room)
-                    };
+                    let room_name =
+                        |room: &str| crate::bot::say::room(crate::bot::matrix::room_name(client, room), room);
                     let what =
                         crate::bot::say::actions(std::slice::from_ref(&refusal.action), &|_| None, &room_name, 1)
                             .join(" ");
