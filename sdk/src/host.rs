@@ -55,6 +55,14 @@ pub trait Host {
         let _ = (room, sender, limit);
         Err("this host does not read room history".to_owned())
     }
+    /// When `user`'s account was created (ms since the epoch), as the bot's
+    /// own homeserver tells it; an error says why not (another server's
+    /// user, a bot that is not a server admin, no `read-accounts` grant).
+    /// Waits on the homeserver the first time a user is asked about.
+    fn account_created(&self, user: &str) -> Result<u64, String> {
+        let _ = user;
+        Err("this host does not know when accounts were created".to_owned())
+    }
 
     /// Whether the user may ban in the room: moderators are never acted on.
     fn is_moderator(&self, room: &str, user: &str) -> bool {
@@ -116,5 +124,8 @@ impl Host for WasmHost {
     }
     fn history(&self, room: &str, sender: &str, limit: u32) -> Result<Vec<HistoryEvent>, String> {
         imports::history(room, sender, limit)
+    }
+    fn account_created(&self, user: &str) -> Result<u64, String> {
+        imports::account_created(user)
     }
 }

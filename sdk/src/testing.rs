@@ -26,6 +26,7 @@ pub struct TestHost {
     message_counts: RefCell<HashMap<(String, String), Option<u32>>>,
     protected: RefCell<Vec<String>>,
     history: RefCell<HashMap<String, Vec<HistoryEvent>>>,
+    accounts: RefCell<HashMap<String, Result<u64, String>>>,
 }
 
 impl Default for TestHost {
@@ -41,6 +42,7 @@ impl Default for TestHost {
             message_counts: RefCell::default(),
             protected: RefCell::default(),
             history: RefCell::default(),
+            accounts: RefCell::default(),
         }
     }
 }
@@ -79,6 +81,12 @@ impl TestHost {
     /// senders: the test host does not filter, as a homeserver may not).
     pub fn set_history(&self, room: &str, events: Vec<HistoryEvent>) {
         self.history.borrow_mut().insert(room.to_owned(), events);
+    }
+    /// What [`Host::account_created`] answers for `user`: when the account
+    /// was made (ms), or why the host cannot tell. Unset users get an error,
+    /// as another server's users do.
+    pub fn set_account_created(&self, user: &str, created: Result<u64, String>) {
+        self.accounts.borrow_mut().insert(user.to_owned(), created);
     }
     /// What the protection logged, oldest first.
     pub fn logs(&self) -> Vec<(LogLevel, String)> {
@@ -161,6 +169,9 @@ impl Host for TestHost {
             Some(events) => Ok(events.iter().take(limit as usize).cloned().collect()),
             None => Err(format!("no history set for {room}")),
         }
+    }
+    fn account_created(&self, user: &str) -> Result<u64, String> {
+        self.accounts.borrow().get(user).cloned().unwrap_or_else(|| Err(format!("{user} is not an account here")))
     }
 }
 

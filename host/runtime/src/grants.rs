@@ -1,5 +1,5 @@
 //! Query grants: the host queries that read beyond the event at hand (a
-//! room's history, the members a rule matches) and that the operator grants
+//! room's history, the members a rule matches, when an account was made) and that the operator grants
 //! by name. `gleipnir:protection@0.1.0` cannot gain a capability case without
 //! breaking plugins built against it, so these are not capabilities a
 //! protection declares: the operator lists them among a protection's grants
@@ -14,17 +14,20 @@ pub enum QueryGrant {
     ReadHistory,
     /// `members-matching`: the members of protected rooms a rule names.
     ReadMembers,
+    /// `account-created`: when an account of the bot's homeserver was made.
+    ReadAccounts,
 }
 
 impl QueryGrant {
     /// Every query grant.
-    pub const ALL: [QueryGrant; 2] = [QueryGrant::ReadHistory, QueryGrant::ReadMembers];
+    pub const ALL: [QueryGrant; 3] = [QueryGrant::ReadHistory, QueryGrant::ReadMembers, QueryGrant::ReadAccounts];
 
     /// The name operators write in config.
     pub fn name(self) -> &'static str {
         match self {
             QueryGrant::ReadHistory => "read-history",
             QueryGrant::ReadMembers => "read-members",
+            QueryGrant::ReadAccounts => "read-accounts",
         }
     }
 
@@ -99,6 +102,7 @@ mod tests {
         assert_eq!(QueryGrants::EMPTY.to_string(), "nothing");
         let both: QueryGrants = [QueryGrant::ReadMembers, QueryGrant::ReadHistory].into_iter().collect();
         assert_eq!(both.to_string(), "read-history, read-members");
-        assert_eq!(both, QueryGrants::all());
+        assert_ne!(both, QueryGrants::all());
+        assert_eq!(QueryGrants::all().to_string(), "read-history, read-members, read-accounts");
     }
 }

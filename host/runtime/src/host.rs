@@ -56,6 +56,14 @@ pub trait HostQueries: Send + Sync {
         let _ = (room, sender, limit);
         Err("this host does not read room history".to_owned())
     }
+    /// When `user`'s account was created (ms since the epoch), as the bot's
+    /// homeserver tells it; an error says why it cannot. May wait on the
+    /// network like [`history`](Self::history), under the same budget. Asked
+    /// only for protections granted `read-accounts`.
+    fn account_created(&self, user: &str) -> Result<u64, String> {
+        let _ = user;
+        Err("this host does not know when accounts were created".to_owned())
+    }
 }
 
 /// Where "now" comes from: the system clock, or a clock the caller sets (to
@@ -135,18 +143,19 @@ pub(crate) struct GuestState {
     pub(crate) limits: StoreLimits,
     pub(crate) logs_this_call: u32,
     pub(crate) logs_dropped: u64,
-    /// The queries beyond the event the operator grants (`read-history`, `read-members`).
+    /// The queries beyond the event the operator grants (`read-history`, `read-members`, `read-accounts`).
     pub(crate) query_grants: QueryGrants,
     /// Queries refused for want of a grant; the first is logged as a warning.
     queries_refused: u64,
     /// When the current guest call began.
     call_started: Instant,
-    /// `history` calls in this guest call, and the time they waited.
+    /// `history` and `account-created` calls in this guest call, and the
+    /// time they waited on the homeserver.
     history_calls: u32,
     history_waited: Duration,
     /// The time one call may run.
     pub(crate) call_deadline: Duration,
-    /// A pre-emptive `check` is running: no `history`.
+    /// A pre-emptive `check` is running: no `history`, no `account-created`.
     pub(crate) checking: bool,
     wasi: WasiCtx,
     table: ResourceTable,
@@ -187,7 +196,7 @@ impl GuestState {
         self.history_waited = Duration::ZERO;
     }
 
-    /// When the current call must have returned, if `history` moved its
+    /// When the current call must have returned, if `history` or `account-created` moved its
     /// deadline: by the time the host waited, at most [`HISTORY_BUDGET`].
     /// `None` when nothing waited, and the deadline in epoch ticks stands.
     pub(crate) fn extended_deadline(&self) -> Option<Instant> {
@@ -320,6 +329,27 @@ impl host::Host for GuestState {
         self.history_waited += started.elapsed();
         result
     }
+
+    fn account_created(&mut self, user: String) -> Result<u64, String> {
+        if self.checking {
+            return Err("`account-created` is not available in `check`".to_owned());
+        }
+        if !self.granted(QueryGrant::ReadAccounts, "account-created") {
+            return Err("`account-created` needs `read-accounts`, which the operator has not granted".to_owned());
+        }
+        // The same count and budget as `history`: both wait on the homeserver.
+        self.history_calls += 1;
+        if self.history_calls > MAX_HISTORY_CALLS {
+            return Err(format!("at most {MAX_HISTORY_CALLS} history or account reads per call"));
+        }
+        if self.history_waited >= HISTORY_BUDGET {
+            return Err(format!("this call spent its {} s of reads from the homeserver", HISTORY_BUDGET.as_secs()));
+        }
+        let started = Instant::now();
+        let result = self.queries.account_created(&user);
+        self.history_waited += started.elapsed();
+        result
+    }
 }
 
 /// Contract 0.1.0's host functions: the same functions, through the adapter.
@@ -370,9 +400,9 @@ impl host_0_1::Host for GuestState {
     }
 }
 
-/// `history` calls one guest call may make.
+/// `history` and `account-created` calls one guest call may make.
 const MAX_HISTORY_CALLS: u32 = 1000;
-/// Time one guest call may spend waiting in `history`, and so the most its
+/// Time one guest call may spend waiting in `history` and `account-created`, and so the most its
 /// deadline moves: a protection cannot hold the bot's event loop longer
 /// than its deadline plus this.
 const HISTORY_BUDGET: Duration = Duration::from_secs(60);

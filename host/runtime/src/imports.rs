@@ -28,7 +28,7 @@ const HOST_0_1_0: &[&str] = &[
 ];
 
 /// What `gleipnir:protection/host@0.2.0` adds to 0.1.0's functions.
-const ADDED_IN_0_2_0: &[&str] = &["members"];
+const ADDED_IN_0_2_0: &[&str] = &["members", "account-created"];
 
 /// Whether contract `version`'s host interface has `function`; `None` for a
 /// version this host does not speak.

@@ -71,3 +71,49 @@ fn patterns_that_would_turn_everyone_away_or_are_not_servers_are_refused() {
     assert_eq!(server_of("@a:b.example:8448"), Some("b.example:8448"));
     assert_eq!(server_of("nonsense"), None);
 }
+
+#[test]
+fn young_accounts_are_turned_away_when_the_homeserver_says_how_young() {
+    const DAY: u64 = 86_400_000;
+    let mut h = harness();
+    h.host.set_now(100 * DAY);
+    h.host.set_bot_user_id("@bot:good.example");
+    h.host.set_account_created("@new:good.example", Ok(100 * DAY - 3 * 3_600_000 - 60_000));
+    h.host.set_account_created("@old:good.example", Ok(90 * DAY));
+    let young = "Your account is too new to join this room; please try again later.";
+    // Off by default: nobody is asked about.
+    assert_eq!(events::render(&h.handle(&events::membership(ROOM, "@new:good.example", Membership::Join))), "");
+    h.set("younger-than", SettingValue::Duration(7 * DAY)).unwrap();
+    assert_eq!(
+        events::render(&h.handle(&events::membership(ROOM, "@new:good.example", Membership::Join))),
+        format!(
+            "ban !room:test @new:good.example ({young})\n\
+             notify: @new:good.example joined !room:test with an account made 3 hours ago (younger than 7 days): \
+             banned them. ({young})"
+        )
+    );
+    assert_eq!(events::render(&h.handle(&events::membership(ROOM, "@old:good.example", Membership::Join))), "");
+    // A listed server's joiner gets the server's reason, whatever the age.
+    assert!(
+        events::render(&h.handle(&events::membership(ROOM, "@x:evil.example", Membership::Join)))
+            .contains("from a server listed as `evil.example`")
+    );
+    // Another server's users are not asked about: no homeserver tells of another's accounts.
+    h.host.set_account_created("@far:other.example", Ok(100 * DAY));
+    assert_eq!(events::render(&h.handle(&events::membership(ROOM, "@far:other.example", Membership::Join))), "");
+    // An age the host cannot tell is no reason: nothing done, and the
+    // management room told once why the setting does nothing.
+    h.host.set_account_created("@new2:good.example", Err("the bot's account is not a server admin".into()));
+    let told = events::render(&h.handle(&events::membership(ROOM, "@new2:good.example", Membership::Join)));
+    assert_eq!(
+        told,
+        "notify: new-joiner-servers cannot tell how old accounts are, so `younger-than` turns nobody away: \
+         the bot's account is not a server admin. (account ages unknown)"
+    );
+    for _ in 0..3 {
+        assert_eq!(events::render(&h.handle(&events::membership(ROOM, "@new2:good.example", Membership::Join))), "");
+    }
+    // Moderators are never acted on, however young.
+    h.host.set_power_level(ROOM, "@new:good.example", 100);
+    assert_eq!(events::render(&h.handle(&events::membership(ROOM, "@new:good.example", Membership::Join))), "");
+}

@@ -213,6 +213,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         state: StateQueries { bot: bot_user.clone(), clock: Clock::System, rooms: rooms.clone() },
         protected: protected.clone(),
         client: client.clone(),
+        accounts: Default::default(),
     });
     let dry_run = config.dry_run;
     let config_reports = config.report_poll.map(reports::ReportPoll::new);

@@ -1,7 +1,7 @@
 //! What protections may ask the bot: the room state the runtime answers
 //! from memory, plus what only the bot knows (the protected rooms, which
-//! members a policy rule names) and the one query that waits on the
-//! homeserver (a room's history for one sender).
+//! members a policy rule names) and the two queries that wait on the
+//! homeserver (a room's history for one sender, when an account was made).
 
 use gleipnir_policy::rule::{Entity, EntityKind};
 use gleipnir_runtime::host::{HostQueries, StateQueries};
@@ -21,6 +21,8 @@ pub(crate) struct BotQueries {
     /// The protected rooms, as last shared by the bot.
     pub(crate) protected: super::protected::Protected,
     pub(crate) client: Client,
+    /// Creation times the homeserver told, by user: they never change.
+    pub(crate) accounts: Accounts,
 }
 
 impl HostQueries for BotQueries {
@@ -74,6 +76,65 @@ impl HostQueries for BotQueries {
         // entered here to wait for the homeserver.
         let handle = tokio::runtime::Handle::try_current().map_err(|_| "no runtime to read history on".to_owned())?;
         handle.block_on(read_history(&self.client, room, sender, limit as usize))
+    }
+
+    fn account_created(&self, user: &str) -> Result<u64, String> {
+        let ours = server_of(self.state.bot_user_id());
+        if server_of(user).is_none() || server_of(user) != ours {
+            return Err(format!(
+                "{user} is not an account of {}: a homeserver tells only about its own accounts",
+                ours.unwrap_or("the bot's homeserver")
+            ));
+        }
+        if let Some(created) = self.accounts.get(user) {
+            return Ok(created);
+        }
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| "no runtime to ask on".to_owned())?;
+        let path = format!("/_synapse/admin/v2/users/{}", super::executor::urlencode(user));
+        let answer = handle.block_on(super::executor::query(&self.client, &path)).map_err(|e| match e {
+            super::executor::AdminError::Status { status: 403, .. } => {
+                "the bot's account is not a server admin, so the homeserver does not say when accounts were made"
+                    .to_owned()
+            }
+            super::executor::AdminError::Status { status: 404, .. } => format!("the homeserver has no account {user}"),
+            other => format!("cannot ask when {user} was made: {other}"),
+        })?;
+        let created = creation_ms(&answer).ok_or_else(|| format!("the homeserver did not say when {user} was made"))?;
+        self.accounts.put(user, created);
+        Ok(created)
+    }
+}
+
+/// The server part of a user id, with any port (`@a:b.example:8448` → `b.example:8448`).
+fn server_of(user: &str) -> Option<&str> {
+    user.split_once(':').map(|(_, server)| server).filter(|s| !s.is_empty())
+}
+
+/// `creation_ts` of Synapse's user admin API, in ms. Synapse stores it in
+/// seconds; a value too large for seconds (after the year 5000) is taken as
+/// ms already, should a homeserver send that.
+fn creation_ms(user: &serde_json::Value) -> Option<u64> {
+    let ts = user.get("creation_ts")?.as_u64().filter(|ts| *ts > 0)?;
+    Some(if ts < 100_000_000_000 { ts.saturating_mul(1000) } else { ts })
+}
+
+/// Account creation times already asked, at most [`MAX_ACCOUNTS`] of them
+/// (all forgotten at once when full: they can be asked again).
+#[derive(Default)]
+pub(crate) struct Accounts(std::sync::Mutex<std::collections::HashMap<String, u64>>);
+
+const MAX_ACCOUNTS: usize = 100_000;
+
+impl Accounts {
+    fn get(&self, user: &str) -> Option<u64> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).get(user).copied()
+    }
+    fn put(&self, user: &str, created: u64) {
+        let mut known = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= MAX_ACCOUNTS {
+            known.clear();
+        }
+        known.insert(user.to_owned(), created);
     }
 }
 
@@ -148,6 +209,23 @@ fn members_matching(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn creation_times_in_seconds_or_ms_and_servers() {
+        assert_eq!(creation_ms(&serde_json::json!({"creation_ts": 1_700_000_000})), Some(1_700_000_000_000));
+        assert_eq!(creation_ms(&serde_json::json!({"creation_ts": 1_700_000_000_123u64})), Some(1_700_000_000_123));
+        for none in
+            [serde_json::json!({}), serde_json::json!({"creation_ts": 0}), serde_json::json!({"creation_ts": "x"})]
+        {
+            assert_eq!(creation_ms(&none), None, "{none}");
+        }
+        assert_eq!(server_of("@a:b.example:8448"), Some("b.example:8448"));
+        assert_eq!(server_of("@a:"), None);
+        let accounts = Accounts::default();
+        accounts.put("@a:b", 5);
+        assert_eq!(accounts.get("@a:b"), Some(5));
+        assert_eq!(accounts.get("@c:b"), None);
+    }
     use gleipnir_runtime::rooms::RoomStates;
 
     #[test]

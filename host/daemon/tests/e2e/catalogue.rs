@@ -161,3 +161,41 @@ fn trusted_reporters_redact_and_ban_on_enough_reports() {
     });
     assert!(told.contains("redacted it"), "{told}");
 }
+
+/// new-joiner-servers with `younger-than`: the bot is a server admin, so
+/// Synapse tells it when its accounts were made. An account made moments
+/// ago is banned as it joins; one older than the setting joins and stays.
+#[test]
+fn new_joiner_servers_bans_accounts_younger_than_the_setting() {
+    let scene = Scene::with_admin_bot(Options::default());
+    let (synapse, moderator, room) = (&scene.synapse, &scene.moderator, &scene.protected);
+    let started = std::time::Instant::now();
+    let elder = synapse.register(&unique_name("elder"), "pw", false).unwrap();
+    let _gleipnir = scene.start(
+        &[],
+        &[
+            ("protections enable new-joiner-servers", "new-joiner-servers enabled"),
+            ("protections config set new-joiner-servers younger-than 5s", "younger-than"),
+        ],
+    );
+    // Synapse keeps creation times in whole seconds: the elder is well past 5 s.
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(started.elapsed()));
+    let newcomer = synapse.register(&unique_name("newcomer"), "pw", false).unwrap();
+    for account in [&elder, &newcomer] {
+        let invite = format!("/_matrix/client/v3/rooms/{room}/invite");
+        synapse.call(moderator, "POST", &invite, Some(&json!({"user_id": account.user_id}))).unwrap();
+        join(synapse, account, room);
+    }
+    eventually("the newcomer banned", Duration::from_secs(30), || {
+        (membership(synapse, moderator, room, &newcomer.user_id).as_deref() == Some("ban")).then_some(())
+    });
+    let told = eventually("the management room told", Duration::from_secs(30), || {
+        scene.notices().into_iter().find(|n| n.contains(&format!("{} joined", newcomer.user_id)))
+    });
+    assert!(told.contains("with an account made") && told.contains("(younger than 5 seconds)"), "{told}");
+    assert_eq!(membership(synapse, moderator, room, &elder.user_id).as_deref(), Some("join"), "old enough");
+    assert!(
+        !scene.notices().iter().any(|n| n.contains("cannot tell how old accounts are")),
+        "a server admin bot can tell"
+    );
+}

@@ -110,6 +110,7 @@ pub(crate) fn start_bot_with(
     std::fs::copy(gleipnir_tests::plugins::JOIN_WAVE, dir.join("plugins/join-wave.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::MEDIA, dir.join("plugins/media.wasm")).unwrap();
     std::fs::copy(gleipnir_tests::plugins::TRUSTED_REPORTERS, dir.join("plugins/trusted-reporters.wasm")).unwrap();
+    std::fs::copy(gleipnir_tests::plugins::NEW_JOINER_SERVERS, dir.join("plugins/new-joiner-servers.wasm")).unwrap();
     let config = format!(
         r#"[matrix]
 homeserver = "{}"
@@ -142,6 +143,8 @@ grants = ["set-join-rule", "notify-management"]
 grants = ["redact", "ban", "notify-management"]
 [protections.trusted-reporters]
 grants = ["redact", "ban", "notify-management"]
+[protections.new-joiner-servers]
+grants = ["ban", "kick", "notify-management", "read-accounts"]
 "#,
         synapse.url(),
         bot.user_id,

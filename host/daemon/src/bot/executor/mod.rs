@@ -22,7 +22,7 @@ use gleipnir_runtime::{Action, Membership, RoomAction, SetJoinRule, json};
 use matrix_sdk::{Client, Room};
 use serde_json::Value;
 
-pub(crate) use admin_api::query;
+pub(crate) use admin_api::{AdminError, query, urlencode};
 use perform::{Performed, perform, sender_of};
 pub(crate) use reach::account_target;
 use recent::Recent;
