@@ -426,12 +426,11 @@ impl Bot {
     async fn serve(&mut self, filter: &Filter, token: &mut String) -> anyhow::Result<()> {
         let mut backoff = Duration::from_millis(500);
         let mut changes = self.changes.take();
+        // The next sync, asked for while a sync's actions are carried out, so
+        // that what arrives meanwhile is here as soon as they are done.
+        let mut next: Option<tokio::task::JoinHandle<_>> = None;
         while !self.restart {
-            // An ACL waits for rule changes to settle: come back soon to send it.
-            let wait = if self.session.policy.acl_due() { Duration::from_millis(500) } else { Duration::from_secs(30) };
-            let settings = SyncSettings::default().filter(filter.clone()).token(token.clone()).timeout(wait);
-            let client = self.matrix.client.clone();
-            let mut request = tokio::spawn(async move { client.sync_once(settings).await });
+            let mut request = next.take().unwrap_or_else(|| self.sync_from(filter, token));
             let result = loop {
                 let ticking = self.protections.ticking(&self.config.ticks);
                 self.ticks.schedule(Instant::now(), &ticking);
@@ -464,6 +463,11 @@ impl Bot {
                     self.last_sync = Some(Instant::now());
                     self.handle_sync(&response, token).await;
                     *token = response.next_batch;
+                    // Handled only after these actions, in order: asking early
+                    // changes when the next events arrive, not when they are handled.
+                    if !self.restart && !self.jobs.is_empty() {
+                        next = Some(self.sync_from(filter, token));
+                    }
                     self.flush_jobs(token).await;
                     self.save_counts().await;
                     let rules = self.session.policy.rule_counts();
@@ -477,8 +481,25 @@ impl Bot {
                 }
             }
         }
+        if let Some(next) = next {
+            // Starting over syncs again from `token`: nothing it brought is lost.
+            next.abort();
+        }
         self.changes = changes;
         Ok(())
+    }
+
+    /// A sync from `token`, on its own task.
+    fn sync_from(
+        &self,
+        filter: &Filter,
+        token: &str,
+    ) -> tokio::task::JoinHandle<matrix_sdk::Result<matrix_sdk::sync::SyncResponse>> {
+        // An ACL waits for rule changes to settle: come back soon to send it.
+        let wait = if self.session.policy.acl_due() { Duration::from_millis(500) } else { Duration::from_secs(30) };
+        let settings = SyncSettings::default().filter(filter.clone()).token(token.to_owned()).timeout(wait);
+        let client = self.matrix.client.clone();
+        tokio::spawn(async move { client.sync_once(settings).await })
     }
 
     /// Reads the message counts kept in the data directory.

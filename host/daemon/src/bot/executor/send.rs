@@ -12,8 +12,10 @@ use super::{Act, Job, describe};
 
 /// The most requests the executor has out at once.
 pub(crate) const AT_ONCE: usize = 16;
-/// The most requests out at once in one room.
-pub(super) const AT_ONCE_PER_ROOM: usize = 4;
+/// The most requests out at once in one room: enough for a flood's
+/// redactions to go in one wave (Synapse does 13 in a room 16 at a time
+/// about a third faster than 4 at a time), while leaving places for other rooms.
+pub(super) const AT_ONCE_PER_ROOM: usize = 12;
 
 /// Which jobs may go out at once with their neighbours: bans with bans,
 /// kicks with kicks, redactions with redactions (their order among
