@@ -80,21 +80,36 @@ fn notices(synapse: &Synapse, reader: &Account, room: &str) -> Vec<(String, Stri
         .collect()
 }
 
-fn wait(what: &str, limit: Duration, mut check: impl FnMut() -> bool) -> Duration {
+fn wait(what: &str, limit: Duration, check: impl FnMut() -> bool) -> Duration {
+    wait_every(what, limit, Duration::from_millis(10), check)
+}
+
+/// [`wait`], asking only every `every`: while the bot is being measured, so
+/// that the bench's own reads take little of the homeserver's time (its
+/// floors are measured with nobody else asking).
+fn wait_every(what: &str, limit: Duration, every: Duration, mut check: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !check() {
         assert!(start.elapsed() < limit, "timed out: {what}");
-        std::thread::sleep(Duration::from_millis(10));
+        std::thread::sleep(every);
     }
     start.elapsed()
 }
 
+/// How long the bench waits between its reads while the bot is at work.
+const WATCHING: Duration = Duration::from_millis(100);
+
 fn rss_kib(child: &Child) -> u64 {
+    status_kib(child, "VmRSS:")
+}
+
+/// A figure of `/proc/PID/status` in KiB: `VmRSS:` now, `VmHWM:` at its peak.
+fn status_kib(child: &Child, field: &str) -> u64 {
     let mut status = String::new();
     std::fs::File::open(format!("/proc/{}/status", child.id())).unwrap().read_to_string(&mut status).unwrap();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
@@ -136,9 +151,9 @@ fn event_ts(synapse: &Synapse, reader: &Account, room: &str, event: &str) -> u64
     synapse.call(reader, "GET", &path, None).unwrap()["origin_server_ts"].as_u64().unwrap()
 }
 
-/// Waits until `user` is banned in every room (asking every 50 ms about
-/// the rooms not yet seen banned, to load the homeserver little), then the
-/// homeserver's timestamp of the last of those bans.
+/// Waits until `user` is banned in every room (one read every `WATCHING`
+/// about a room not yet seen banned, to load the homeserver little), then
+/// the homeserver's timestamp of the last of those bans.
 fn last_ban_ts(synapse: &Synapse, reader: &Account, rooms: &[String], user: &str) -> u64 {
     let start = Instant::now();
     let mut left: Vec<&String> = rooms.iter().collect();
@@ -148,8 +163,15 @@ fn last_ban_ts(synapse: &Synapse, reader: &Account, rooms: &[String], user: &str
             "timed out: {} rooms without the ban of {user}",
             left.len()
         );
-        left.retain(|room| membership(synapse, reader, room, user).as_deref() != Some("ban"));
-        std::thread::sleep(Duration::from_millis(50));
+        // One read at a time, `WATCHING` apart: the bot's bans are measured
+        // by their own timestamps, so watching slowly only makes the wait
+        // longer, not the figure.
+        if membership(synapse, reader, left[0], user).as_deref() == Some("ban") {
+            left.remove(0);
+        } else {
+            left.rotate_left(1);
+        }
+        std::thread::sleep(WATCHING);
     }
     let ts = Mutex::new(0u64);
     at_once(rooms, |room| {
@@ -331,7 +353,7 @@ fn main() {
             Err(_) => break,
         }
     }
-    wait("the flood banned and redacted", Duration::from_secs(120), || {
+    wait_every("the flood banned and redacted", Duration::from_secs(120), Duration::from_millis(250), || {
         let events = timeline(&synapse, &moderator, &flooded);
         let redacted =
             events.iter().filter(|e| e["type"] == "m.room.redaction" && e["sender"] == bot.user_id.as_str()).count();
@@ -447,6 +469,7 @@ fn main() {
     let cpu_changes = cpu_time(&child) - cpu_before;
     std::thread::sleep(Duration::from_secs(1));
     let rss_after = rss_kib(&child);
+    let rss_peak = status_kib(&child, "VmHWM:");
     child.kill().unwrap();
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -459,9 +482,10 @@ fn main() {
         println!("  {what}: {:.2} s; the bot says ready in {ready}", took.as_secs_f64());
     }
     println!(
-        "resident memory: {:.1} MiB 2 s after start, {:.1} MiB after watching the {list_rules}-rule list and 1,000 rule changes",
+        "resident memory: {:.1} MiB 2 s after start, {:.1} MiB after watching the {list_rules}-rule list and 1,000 rule changes (peak {:.1} MiB)",
         rss_start as f64 / 1024.0,
-        rss_after as f64 / 1024.0
+        rss_after as f64 / 1024.0,
+        rss_peak as f64 / 1024.0
     );
     println!(
         "flood of {} messages ({} sent before the spammer was refused, {:.2} s in all):",

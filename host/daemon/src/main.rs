@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod bot;
 mod cli;
 mod config;
+mod memory;
 mod parse;
 mod state;
 

@@ -81,6 +81,8 @@ pub(crate) struct Bot {
     /// How long each step of the current start took.
     steps: startup::Steps,
     last_sync: Option<Instant>,
+    /// Freed memory given back to the system after a start and now and then.
+    give_back: crate::memory::GiveBack,
     executor: executor::Executor,
     confirmations: plan::Confirmations,
     /// In safe mode: only the management room is served, nothing is acted on.
@@ -256,6 +258,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         started: Instant::now(),
         steps,
         last_sync: None,
+        give_back: Default::default(),
         executor: {
             let mut executor = executor::Executor::new(dry_run, metrics.clone());
             executor.keep_audit(audit::Audit::new(&folders.data));
@@ -385,6 +388,8 @@ impl Bot {
                     ))
                     .await;
                 tracing::info!("ready in {}", self.steps.said());
+                // The first sync and the lists read whole are behind us.
+                self.give_back.now();
             } else {
                 if self.config.on_problem == crate::config::OnProblem::Exit && !entering_safe_mode {
                     let text = crate::state::report(&problems);
@@ -470,6 +475,7 @@ impl Bot {
                     }
                     self.flush_jobs(token).await;
                     self.save_counts().await;
+                    self.give_back.now_and_then();
                     let rules = self.session.policy.rule_counts();
                     self.metrics.synced(self.protected.len(), &rules, self.safe_mode);
                 }
