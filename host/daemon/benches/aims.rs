@@ -318,12 +318,16 @@ fn main() {
             c.kill().unwrap();
             c.wait().unwrap();
         }
-        let count = || {
-            notices(&synapse, &moderator, &management).iter().filter(|(_, n)| n.contains("Gleipnir started")).count()
+        let started = || -> Vec<String> {
+            let all = notices(&synapse, &moderator, &management);
+            all.into_iter().filter(|(_, n)| n.contains("Gleipnir started")).map(|(id, _)| id).collect()
         };
-        let before = count();
+        let before = started().len();
         let log = dir.join(format!("run{run}.log"));
-        let start = Instant::now();
+        // The homeserver's clock is this machine's: the start notice's own
+        // timestamp, against the spawn, needs no quick polling (which would
+        // take the homeserver's time from the bot's first sync).
+        let spawned_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
         let c = Command::new(binary)
             .args(["run", "--config"])
             .arg(dir.join("config.toml"))
@@ -332,8 +336,9 @@ fn main() {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        wait("the start notice", Duration::from_secs(600), || count() > before);
-        let took = start.elapsed();
+        wait_every("the start notice", Duration::from_secs(600), WATCHING, || started().len() > before);
+        let notice = started().into_iter().next().expect("the newest start notice");
+        let took = Duration::from_millis(event_ts(&synapse, &moderator, &management, &notice) - spawned_ms);
         let said = std::fs::read_to_string(&log).unwrap_or_default();
         let ready = said.lines().find_map(|l| l.split_once("ready in ").map(|(_, r)| r.to_owned())).unwrap_or_default();
         starts.push((took, ready));
@@ -472,11 +477,16 @@ fn main() {
     let rss_peak = status_kib(&child, "VmHWM:");
     child.kill().unwrap();
     child.wait().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    // `AIMS_KEEP=1` keeps the bot's folder (its logs: `run0.log`, `run1.log`).
+    if std::env::var_os("AIMS_KEEP").is_some() {
+        println!("the bot's folder, kept: {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     let n = rooms.len();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("start with {n} protected rooms (process spawn → start notice seen):");
+    println!("start with {n} protected rooms (process spawn → the start notice's homeserver timestamp):");
     for (i, (took, ready)) in starts.iter().enumerate() {
         let what = if i == 0 { "first start (password login, compiles the plugin)" } else { "restart" };
         println!("  {what}: {:.2} s; the bot says ready in {ready}", took.as_secs_f64());

@@ -10,7 +10,7 @@ use gleipnir_runtime::rooms::RoomStates;
 use gleipnir_runtime::{Action, Deactivate, Membership, ServerUser};
 use matrix_sdk::Client;
 
-use super::admin_api::{query, urlencode};
+use super::admin_api::{AdminError, query, urlencode};
 use super::{ADMIN_STATUS_TTL, Context, Executor};
 
 /// Cuts an action's reason to [`MAX_REASON`] bytes, on a character boundary.
@@ -85,7 +85,11 @@ impl Executor {
         if server(user) != server(bot) {
             return if strict { Err("not a user of this homeserver".to_owned()) } else { Ok(()) };
         }
-        let cached = self.admins.get(user).filter(|(_, at)| at.elapsed() < ADMIN_STATUS_TTL).map(|(a, _)| *a);
+        let fresh =
+            |user: &str| self.admins.get(user).filter(|(_, at)| at.elapsed() < ADMIN_STATUS_TTL).map(|(a, _)| *a);
+        // The homeserver refused the bot its admin API lately (the bot is no
+        // server admin): it would refuse again, so no request waits on it.
+        let cached = fresh(user).or_else(|| fresh(ADMIN_API_REFUSED));
         let is_admin = match cached {
             Some(known) => known,
             None => {
@@ -94,6 +98,9 @@ impl Executor {
                     Ok(reply) => Some(reply.get("admin").and_then(serde_json::Value::as_bool).unwrap_or(false)),
                     Err(e) => {
                         tracing::debug!(user, "cannot tell whether this is a server admin: {e}");
+                        if matches!(e, AdminError::Status { status: 401 | 403, .. }) {
+                            self.admins.insert(ADMIN_API_REFUSED.to_owned(), (None, Instant::now()));
+                        }
                         None
                     }
                 };
@@ -112,6 +119,10 @@ impl Executor {
         }
     }
 }
+
+/// The key under which `admins` remembers that the homeserver refused the
+/// bot its admin API (no user id is empty).
+const ADMIN_API_REFUSED: &str = "";
 
 /// Why `user` is out of reach of automatic actions in `room`, if they are:
 /// the bot itself, a moderator there, or a management-room member.

@@ -386,3 +386,45 @@ async fn a_429_holds_every_request_back_and_the_refused_one_is_sent_again() {
         assert!(*at >= Duration::from_millis(290), "{room} went out {at:?} after the start, inside the pause");
     }
 }
+
+/// A homeserver that refuses the bot its admin API is not asked again for
+/// every ban: the first refusal is remembered, and the next user of this
+/// homeserver is banned without a request waiting on it.
+#[tokio::test]
+async fn a_refused_admin_api_is_not_asked_again_before_each_ban() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buffer = [0u8; 4096];
+            let _ = stream.read(&mut buffer);
+            counted.fetch_add(1, Ordering::SeqCst);
+            let body = r#"{"errcode":"M_FORBIDDEN","error":"You are not a server admin"}"#;
+            let reply = format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes());
+        }
+    });
+    let client = Client::builder().homeserver_url(&url).build().await.unwrap();
+    let session = matrix_sdk::authentication::matrix::MatrixSession {
+        meta: matrix_sdk::SessionMeta { user_id: BOT.try_into().unwrap(), device_id: "TEST".into() },
+        tokens: matrix_sdk::SessionTokens { access_token: "token".into(), refresh_token: None },
+    };
+    client.restore_session(session).await.unwrap();
+    let mut executor = Executor::new(false, Default::default());
+    for user in ["@first:here", "@second:here", "@third:here"] {
+        assert_eq!(executor.server_admin(&client, BOT, user, false).await, Ok(()), "unknown is no reason not to ban");
+    }
+    assert_eq!(asked.load(Ordering::SeqCst), 1, "asked once, refused, then not again");
+    assert!(
+        executor.server_admin(&client, BOT, "@fourth:here", true).await.is_err(),
+        "where it must be known (accounts), unknown still refuses"
+    );
+}
