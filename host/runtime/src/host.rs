@@ -309,44 +309,42 @@ impl host::Host for GuestState {
     }
 
     fn history(&mut self, room: String, sender: String, limit: u32) -> Result<Vec<HistoryEvent>, String> {
-        if self.checking {
-            return Err("`history` is not available in `check`".to_owned());
-        }
-        if !self.granted(QueryGrant::ReadHistory, "history") {
-            return Err("`history` needs `read-history`, which the operator has not granted".to_owned());
-        }
-        self.history_calls += 1;
-        if self.history_calls > MAX_HISTORY_CALLS {
-            return Err(format!("at most {MAX_HISTORY_CALLS} history reads per call"));
-        }
-        if self.history_waited >= HISTORY_BUDGET {
-            return Err(format!("this call spent its {} s of history reads", HISTORY_BUDGET.as_secs()));
-        }
-        let started = Instant::now();
-        let result = self.queries.history(&room, &sender, limit.min(1000));
-        // The wait moves the call's deadline by exactly its length (see
-        // `extended_deadline`): a call that waited not at all gains nothing.
-        self.history_waited += started.elapsed();
-        result
+        let limit = limit.min(1000);
+        self.waiting("history", QueryGrant::ReadHistory, |queries| queries.history(&room, &sender, limit))
     }
 
     fn account_created(&mut self, user: String) -> Result<u64, String> {
+        self.waiting("account-created", QueryGrant::ReadAccounts, |queries| queries.account_created(&user))
+    }
+}
+
+impl GuestState {
+    /// A query that may wait on the homeserver (`history`,
+    /// `account-created`): not in `check`, only with its grant, at most
+    /// [`MAX_HISTORY_CALLS`] per guest call and [`HISTORY_BUDGET`] of waiting
+    /// in all. The wait moves the call's deadline by exactly its length (see
+    /// `extended_deadline`): a call that waited not at all gains nothing.
+    fn waiting<T>(
+        &mut self,
+        call: &str,
+        grant: QueryGrant,
+        ask: impl FnOnce(&dyn HostQueries) -> Result<T, String>,
+    ) -> Result<T, String> {
         if self.checking {
-            return Err("`account-created` is not available in `check`".to_owned());
+            return Err(format!("`{call}` is not available in `check`"));
         }
-        if !self.granted(QueryGrant::ReadAccounts, "account-created") {
-            return Err("`account-created` needs `read-accounts`, which the operator has not granted".to_owned());
+        if !self.granted(grant, call) {
+            return Err(format!("`{call}` needs `{grant}`, which the operator has not granted"));
         }
-        // The same count and budget as `history`: both wait on the homeserver.
         self.history_calls += 1;
         if self.history_calls > MAX_HISTORY_CALLS {
-            return Err(format!("at most {MAX_HISTORY_CALLS} history or account reads per call"));
+            return Err(format!("at most {MAX_HISTORY_CALLS} reads from the homeserver per call"));
         }
         if self.history_waited >= HISTORY_BUDGET {
             return Err(format!("this call spent its {} s of reads from the homeserver", HISTORY_BUDGET.as_secs()));
         }
         let started = Instant::now();
-        let result = self.queries.account_created(&user);
+        let result = ask(&*self.queries);
         self.history_waited += started.elapsed();
         result
     }

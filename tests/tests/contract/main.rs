@@ -17,6 +17,25 @@ macro_rules! has_contract_tests {
 }
 gleipnir_tests::for_each_plugin!(has_contract_tests);
 
+/// The room-state queries of a test host that knows no room: no
+/// membership, no join time, level 0, the spec's default levels.
+macro_rules! no_room_state {
+    () => {
+        fn membership(&self, _: &str, _: &str) -> Option<gleipnir_runtime::Membership> {
+            None
+        }
+        fn joined_at(&self, _: &str, _: &str) -> Option<u64> {
+            None
+        }
+        fn power_level(&self, _: &str, _: &str) -> i64 {
+            0
+        }
+        fn room_levels(&self, _: &str) -> gleipnir_runtime::RoomLevels {
+            gleipnir_runtime::rooms::DEFAULT_LEVELS
+        }
+    };
+}
+
 /// A message event as a homeserver serves it.
 fn message(room: &str, sender: &str, seconds: u64, body: &str, id: usize) -> String {
     json!({

@@ -2,7 +2,7 @@
 
 use super::*;
 use gleipnir_runtime::host::HostQueries;
-use gleipnir_runtime::{Checked, Membership, Pending, PendingJoin, QueryGrant, RoomLevels, SettingValue};
+use gleipnir_runtime::{Checked, Pending, PendingJoin, QueryGrant, SettingValue};
 
 pub(super) fn covered() {}
 
@@ -54,18 +54,7 @@ impl HostQueries for Accounts {
     fn bot_user_id(&self) -> &str {
         "@bot:test"
     }
-    fn membership(&self, _: &str, _: &str) -> Option<Membership> {
-        None
-    }
-    fn joined_at(&self, _: &str, _: &str) -> Option<u64> {
-        None
-    }
-    fn power_level(&self, _: &str, _: &str) -> i64 {
-        0
-    }
-    fn room_levels(&self, _: &str) -> RoomLevels {
-        gleipnir_runtime::rooms::DEFAULT_LEVELS
-    }
+    no_room_state!();
     fn account_created(&self, user: &str) -> Result<u64, String> {
         std::thread::sleep(self.wait);
         match user {

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use gleipnir_runtime::host::HostQueries;
-use gleipnir_runtime::{
-    ConfigureError, HistoryEvent, Membership, PolicyRule, QueryGrant, QueryGrants, RoomLevels, SettingValue, SwapError,
-};
+use gleipnir_runtime::{ConfigureError, HistoryEvent, PolicyRule, QueryGrant, QueryGrants, SettingValue, SwapError};
 use gleipnir_tests::{TEST_DEADLINE, within};
 
 const ROOM: &str = "!room:test";
@@ -109,18 +107,7 @@ impl HostQueries for InstantQueries {
     fn bot_user_id(&self) -> &str {
         "@bot:test"
     }
-    fn membership(&self, _: &str, _: &str) -> Option<Membership> {
-        None
-    }
-    fn joined_at(&self, _: &str, _: &str) -> Option<u64> {
-        None
-    }
-    fn power_level(&self, _: &str, _: &str) -> i64 {
-        0
-    }
-    fn room_levels(&self, _: &str) -> RoomLevels {
-        gleipnir_runtime::rooms::DEFAULT_LEVELS
-    }
+    no_room_state!();
     fn members_matching(&self, _: &PolicyRule) -> Vec<String> {
         vec!["@spam:test".into()]
     }

@@ -2,7 +2,7 @@
 
 use super::*;
 use gleipnir_runtime::host::HostQueries;
-use gleipnir_runtime::{HistoryEvent, Membership, PolicyRule, RoomLevels};
+use gleipnir_runtime::{HistoryEvent, PolicyRule};
 
 pub(super) fn covered() {}
 
@@ -19,18 +19,7 @@ impl HostQueries for SlowHistory {
     fn bot_user_id(&self) -> &str {
         "@bot:elsewhere"
     }
-    fn membership(&self, _: &str, _: &str) -> Option<Membership> {
-        None
-    }
-    fn joined_at(&self, _: &str, _: &str) -> Option<u64> {
-        None
-    }
-    fn power_level(&self, _: &str, _: &str) -> i64 {
-        0
-    }
-    fn room_levels(&self, _: &str) -> RoomLevels {
-        gleipnir_runtime::rooms::DEFAULT_LEVELS
-    }
+    no_room_state!();
     fn protected_rooms(&self) -> Vec<String> {
         self.rooms.clone()
     }
