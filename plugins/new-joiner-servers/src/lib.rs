@@ -46,10 +46,13 @@ gleipnir_sdk::settings! {
 #[derive(Default)]
 pub struct NewJoinerServers {
     config: Config,
-    /// Why the last age could not be read, so the management room hears it
-    /// once, not at every join.
-    unknown_age: Option<String>,
+    /// When the management room was last told that ages cannot be read
+    /// (ms): told again at most hourly while it lasts, not at every join.
+    age_unknown_told: Option<u64>,
 }
+
+/// How long the management room hears nothing more about ages that cannot be read.
+const TELL_AGAIN_MS: u64 = 60 * 60 * 1000;
 
 /// `age` down to its largest whole unit (day, hour, minute, second), to be said.
 fn rough(age: Duration) -> Duration {
@@ -73,20 +76,22 @@ impl NewJoinerServers {
     /// How old `user`'s account is, when `younger-than` is set, the user
     /// is on the bot's own homeserver (no other can tell), the homeserver
     /// tells, and the account is younger than that. When the homeserver
-    /// cannot tell, `told` gets a notice for the management room, the first
-    /// time for each reason: the setting does nothing until it is mended.
+    /// cannot tell, `told` gets a notice for the management room, at most
+    /// hourly (an outage must not flood it): the setting does nothing until
+    /// it is mended.
     fn too_young(&mut self, user: &str, host: &dyn Host, told: &mut Vec<Action>) -> Option<Duration> {
         if self.config.younger_than.is_zero() || server_of(user) != server_of(&host.bot_user_id()) {
             return None;
         }
         match host.account_created(user) {
             Ok(created) => {
-                self.unknown_age = None;
+                self.age_unknown_told = None;
                 let age = Duration::from_millis(host.now_ms().saturating_sub(created));
                 (age < self.config.younger_than).then_some(age)
             }
             Err(why) => {
-                if self.unknown_age.as_deref() != Some(why.as_str()) {
+                let now = host.now_ms();
+                if self.age_unknown_told.is_none_or(|at| now.saturating_sub(at) >= TELL_AGAIN_MS) {
                     host.log(LogLevel::Warn, &format!("cannot check the account age of {user}: {why}"));
                     told.push(Action::notify(
                         &format!(
@@ -95,7 +100,7 @@ impl NewJoinerServers {
                         ),
                         "account ages unknown",
                     ));
-                    self.unknown_age = Some(why);
+                    self.age_unknown_told = Some(now);
                 }
                 None
             }
