@@ -265,6 +265,13 @@ fn main() {
         )
         .unwrap();
     join(&synapse, &spammer, &flooded);
+    // A member of one room only: the rule naming them costs the bot one ban,
+    // so the CPU it takes is the rule changes' own.
+    let lone = synapse.register(&unique_name("lone"), "pw", false).unwrap();
+    let lone_room = rooms[rooms.len() - 1].clone();
+    let invite = json!({"user_id": lone.user_id});
+    synapse.call(&moderator, "POST", &format!("/_matrix/client/v3/rooms/{lone_room}/invite"), Some(&invite)).unwrap();
+    join(&synapse, &lone, &lone_room);
     // A list of 1,000 rules, one of them naming a member of every room.
     let big_list = create_room(&synapse, &moderator, &[&bot]);
     let rules: Vec<(String, String)> = (0..list_rules)
@@ -475,6 +482,22 @@ fn main() {
     std::thread::sleep(Duration::from_secs(1));
     let rss_after = rss_kib(&child);
     let rss_peak = status_kib(&child, "VmHWM:");
+
+    // 1,000 more, then one naming the member of one room: the CPU of the
+    // rule changes themselves (one ban, not one in every room).
+    let cpu_before = cpu_time(&child);
+    at_once(&changes, |i| {
+        let rule = json!({"entity": format!("@again{i}:elsewhere.example"), "recommendation": "m.ban", "reason": "x"});
+        let path = format!("/_matrix/client/v3/rooms/{list}/state/m.policy.rule.user/again{i}");
+        synapse.call(&moderator, "PUT", &path, Some(&rule)).unwrap();
+    });
+    let rule = json!({"entity": lone.user_id, "recommendation": "m.ban", "reason": "last"});
+    let path = format!("/_matrix/client/v3/rooms/{list}/state/m.policy.rule.user/lone");
+    synapse.call(&moderator, "PUT", &path, Some(&rule)).unwrap();
+    wait_every("the member of one room banned", Duration::from_secs(120), WATCHING, || {
+        membership(&synapse, &moderator, &lone_room, &lone.user_id).as_deref() == Some("ban")
+    });
+    let cpu_changes_alone = cpu_time(&child) - cpu_before;
     child.kill().unwrap();
     child.wait().unwrap();
     // `AIMS_KEEP=1` keeps the bot's folder (its logs: `run0.log`, `run1.log`).
@@ -545,5 +568,9 @@ fn main() {
         "1,000 rule changes in a watched list, then one banning a member in all {n} rooms: the bot used {:.2} s of CPU ({:.1} s from the first change to the last ban)",
         cpu_changes.as_secs_f64(),
         changed.as_secs_f64()
+    );
+    println!(
+        "1,000 more rule changes, then one banning a member of one room: the bot used {:.2} s of CPU",
+        cpu_changes_alone.as_secs_f64()
     );
 }

@@ -131,6 +131,11 @@ impl Folder {
         self.dir.remove_file(plain(name)?)
     }
 
+    /// Opens `name` for reading (for a file read piece by piece).
+    pub fn open_file(&self, name: &str) -> io::Result<std::fs::File> {
+        Ok(self.dir.open(plain(name)?)?.into_std())
+    }
+
     /// Opens `name` for appending, creating it if missing.
     pub fn append(&self, name: &str) -> io::Result<std::fs::File> {
         let mut options = OpenOptions::new();

@@ -23,6 +23,9 @@ struct Room {
     join_rule: Option<String>,
     /// Room version 12 and later: creators outrank every power level.
     creators: Vec<String>,
+    /// `m.room.name`'s `name` and `m.room.canonical_alias`' `alias`, when set.
+    name: Option<String>,
+    alias: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -74,10 +77,16 @@ struct Counts {
 #[derive(Debug, PartialEq)]
 pub enum Applied {
     Ignored,
-    Membership { user: String, previous: Option<Membership>, now: Membership },
+    Membership {
+        user: String,
+        previous: Option<Membership>,
+        now: Membership,
+    },
     PowerLevels,
     Create,
     JoinRule,
+    /// The room's name or canonical alias.
+    Name,
 }
 
 impl RoomStates {
@@ -168,8 +177,23 @@ impl RoomStates {
                 rooms.entry(room_id.to_owned()).or_default().join_rule = rule;
                 Applied::JoinRule
             }
+            "m.room.name" | "m.room.canonical_alias" if state_key.is_empty() => {
+                let field = if event_type == "m.room.name" { "name" } else { "alias" };
+                let Ok(content) = serde_json::from_str::<serde_json::Value>(content) else { return Applied::Ignored };
+                let text = content.get(field).and_then(|n| n.as_str()).filter(|n| !n.is_empty()).map(str::to_owned);
+                let mut rooms = self.rooms.write().unwrap_or_else(|e| e.into_inner());
+                let room = rooms.entry(room_id.to_owned()).or_default();
+                *(if field == "name" { &mut room.name } else { &mut room.alias }) = text;
+                Applied::Name
+            }
             _ => Applied::Ignored,
         }
+    }
+
+    /// The room's name and canonical alias, each if set.
+    pub fn name(&self, room: &str) -> (Option<String>, Option<String>) {
+        let rooms = self.rooms.read().unwrap_or_else(|e| e.into_inner());
+        rooms.get(room).map_or((None, None), |r| (r.name.clone(), r.alias.clone()))
     }
 
     pub fn membership(&self, room: &str, user: &str) -> Option<Membership> {

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use gleipnir_runtime::event;
-use matrix_sdk::ruma::{OwnedRoomId, UserId};
 
 use super::history::Backwards;
 use super::ingest::{self, Input};
@@ -17,7 +16,7 @@ use super::{Bot, Lost, MAX_GAP_PAGES};
 impl Bot {
     /// Handles one sync: its inputs (see `ingest`) in order, then the rooms
     /// lost while doing so, then the policy engine's decisions.
-    pub(super) async fn handle_sync(&mut self, response: &matrix_sdk::sync::SyncResponse, since: &str) {
+    pub(super) async fn handle_sync(&mut self, parts: ingest::Parts<'_>, since: &str) {
         let policy = &self.session.policy;
         let watched = ingest::Watched {
             bot: &self.matrix.bot_user,
@@ -25,14 +24,14 @@ impl Bot {
             protected: &self.protected,
             is_list: &|room| policy.is_list(room),
         };
-        for input in ingest::ingest(ingest::Parts::of(response), &watched) {
+        for input in ingest::ingest(parts, &watched) {
             match input {
-                Input::Invite(room) => {
+                Input::Invite(room, inviter) => {
                     // The replacement of an upgraded protected room: follow the upgrade.
                     if let Some((old, new)) = self.pending_upgrades.iter().find(|(_, n)| n == room).cloned() {
                         self.follow_upgrade(&old, &new).await;
                     } else {
-                        self.consider_invite(room).await;
+                        self.consider_invite(room, inviter).await;
                     }
                 }
                 Input::State { room, json } => {
@@ -74,14 +73,27 @@ impl Bot {
     /// state sync) to the room cache, and keeps it for the first start, which
     /// needs each protected room's whole state again and so asks the
     /// homeserver for none of it.
-    pub(super) fn absorb_state(&mut self, response: &matrix_sdk::sync::SyncResponse) {
-        for joined in ingest::Parts::of(response).joined {
+    pub(super) fn absorb_state(&mut self, parts: &ingest::Parts<'_>) {
+        for joined in &parts.joined {
             let events: Vec<String> =
                 joined.state.iter().chain(&joined.timeline).map(|json| (*json).to_owned()).collect();
             for json in &events {
                 self.state_event(joined.room, json);
             }
-            self.first_state.insert(joined.room.to_owned(), events);
+            self.first_state.entry(joined.room.to_owned()).or_default().extend(events);
+        }
+    }
+
+    /// Applies the rooms' state kept from the last run (see `room_log`) to
+    /// the room cache, and keeps it for the first start, like
+    /// [`absorb_state`](Bot::absorb_state) (which then adds what the first
+    /// sync changed).
+    pub(super) fn absorb_kept(&mut self, kept: super::room_log::Rooms) {
+        for (room, events) in kept.rooms {
+            for json in &events {
+                self.state_event(&room, json);
+            }
+            self.first_state.insert(room, events);
         }
     }
 
@@ -108,8 +120,9 @@ impl Bot {
     /// applied room by room in the order given.
     pub(super) async fn load_room_states(&mut self, rooms: &[String]) {
         use futures_util::StreamExt;
-        // The first sync's full state, where this start comes right after it;
-        // the homeserver is asked only for the other rooms.
+        // The first sync's full state (or the kept state and what the first
+        // sync changed), where this start comes right after it; the
+        // homeserver is asked only for the other rooms.
         let mut first = std::mem::take(&mut self.first_state);
         let matrix = &self.matrix;
         let asked = rooms.iter().filter(|room| !first.contains_key(*room));
@@ -130,6 +143,8 @@ impl Bot {
                 None => {}
             }
         }
+        // The rest is for the watched lists (see `load_list`).
+        self.first_state = first;
     }
 
     /// The events between the previous sync (`since`) and the start of a
@@ -220,27 +235,14 @@ impl Bot {
         }
     }
 
-    async fn consider_invite(&mut self, room_id: &str) {
-        let Some(room) = OwnedRoomId::try_from(room_id).ok().and_then(|id| self.matrix.client.get_room(&id)) else {
-            return;
-        };
-        let inviter = match room.invite_details().await {
-            Ok(details) => details.inviter.map(|m| m.user_id().to_string()),
-            Err(_) => None,
-        };
-        let inviter_id = inviter.as_deref().and_then(|user| <&UserId>::try_from(user).ok());
-        let from_moderator = match (inviter_id, self.matrix.management_room()) {
-            (Some(user), Some(management)) => management
-                .get_member_no_sync(user)
-                .await
-                .ok()
-                .flatten()
-                .is_some_and(|m| m.membership() == &matrix_sdk::ruma::events::room::member::MembershipState::Join),
-            _ => false,
-        };
+    async fn consider_invite(&mut self, room_id: &str, inviter: Option<&str>) {
+        let inviter = inviter.map(str::to_owned);
+        let management = self.matrix.management.as_str();
+        let from_moderator = (inviter.as_deref())
+            .is_some_and(|user| self.rooms.membership(management, user) == Some(gleipnir_runtime::Membership::Join));
         if from_moderator {
-            match room.join().await {
-                Ok(()) => tracing::info!(room = %room_id, inviter = ?inviter, "joined on a moderator's invite"),
+            match self.matrix.join(room_id).await {
+                Ok(_) => tracing::info!(room = %room_id, inviter = ?inviter, "joined on a moderator's invite"),
                 Err(e) => {
                     tracing::warn!(room = %room_id, "cannot join on invite: {e}");
                     return;

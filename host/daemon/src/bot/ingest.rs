@@ -9,7 +9,7 @@
 //! never seen live, and is left out (the room's whole state is read when it
 //! is protected or watched; replaying the past would make old joins look new).
 
-use matrix_sdk::sync::{State, SyncResponse};
+use matrix_sdk::ruma::api::client::sync::sync_events::v3::{Response, State};
 
 use super::protected::Protected;
 
@@ -47,8 +47,9 @@ pub(crate) struct Left<'a> {
 /// One thing to handle, in order.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Input<'a> {
-    /// An invite: accepted from management-room members only.
-    Invite(&'a str),
+    /// An invite (the room, and who sent it as the invite's own member
+    /// event says): accepted from management-room members only.
+    Invite(&'a str, Option<&'a str>),
     /// A state event of a joined room's state section.
     State {
         room: &'a str,
@@ -76,45 +77,73 @@ pub(crate) enum Input<'a> {
 
 /// The parts of a sync response ingest reads.
 pub(crate) struct Parts<'a> {
-    pub(crate) invited: Vec<&'a str>,
+    /// Rooms the bot is invited to, each with its inviter if the invite says.
+    pub(crate) invited: Vec<(&'a str, Option<&'a str>)>,
     pub(crate) joined: Vec<Joined<'a>>,
     pub(crate) left: Vec<Left<'a>>,
 }
 
 impl<'a> Parts<'a> {
-    pub(crate) fn of(response: &'a SyncResponse) -> Parts<'a> {
+    /// The parts of `response`; `bot` is the bot's user id (its invites' inviters).
+    pub(crate) fn of(response: &'a Response, bot: &str) -> Parts<'a> {
         let state = |s: &'a State| match s {
-            State::Before(events) | State::After(events) => events.iter().map(|e| e.json().get()).collect::<Vec<_>>(),
+            State::Before(s) | State::After(s) => s.events.iter().map(|e| e.json().get()).collect::<Vec<_>>(),
+            _ => Vec::new(),
         };
         let joined = response
             .rooms
-            .joined
+            .join
             .iter()
             .map(|(room, update)| Joined {
                 room: room.as_str(),
                 state: state(&update.state),
-                timeline: update.timeline.events.iter().map(|e| e.raw().json().get()).collect(),
+                timeline: update.timeline.events.iter().map(|e| e.json().get()).collect(),
                 limited: update.timeline.limited,
                 prev_batch: update.timeline.prev_batch.as_deref(),
             })
             .collect();
         let left = response
             .rooms
-            .left
+            .leave
             .iter()
             .map(|(room, update)| {
                 let mut events = state(&update.state);
-                events.extend(update.timeline.events.iter().map(|e| e.raw().json().get()));
+                events.extend(update.timeline.events.iter().map(|e| e.json().get()));
                 Left { room: room.as_str(), events }
             })
             .collect();
-        Parts { invited: response.rooms.invited.keys().map(|r| r.as_str()).collect(), joined, left }
+        let invited = (response.rooms.invite.iter())
+            .map(|(room, invite)| {
+                let events = invite.invite_state.events.iter().map(|e| e.json().get());
+                (room.as_str(), events.filter_map(|json| inviter(json, bot)).next_back())
+            })
+            .collect();
+        Parts { invited, joined, left }
     }
+}
+
+/// The sender of `json` if it is the member event inviting `bot`.
+fn inviter<'a>(json: &'a str, bot: &str) -> Option<&'a str> {
+    #[derive(serde::Deserialize)]
+    struct Member<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        state_key: Option<&'a str>,
+        sender: Option<&'a str>,
+        content: Option<Content<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Content<'a> {
+        membership: Option<&'a str>,
+    }
+    let event = serde_json::from_str::<Member<'a>>(json).ok()?;
+    let invite = event.content.and_then(|c| c.membership) == Some("invite");
+    (event.kind == "m.room.member" && event.state_key == Some(bot) && invite).then_some(event.sender).flatten()
 }
 
 /// The inputs of one sync, in the order they are handled.
 pub(crate) fn ingest<'a>(parts: Parts<'a>, watched: &Watched<'_>) -> Vec<Input<'a>> {
-    let mut inputs: Vec<Input<'a>> = parts.invited.into_iter().map(Input::Invite).collect();
+    let mut inputs: Vec<Input<'a>> = parts.invited.into_iter().map(|(room, by)| Input::Invite(room, by)).collect();
     let mut joined = parts.joined;
     joined.sort_by_key(|j| j.room == watched.management);
     for j in joined {
@@ -195,7 +224,7 @@ mod tests {
         let protected = Protected::of(["!p"]);
         let is_list = |room: &str| room == "!list";
         let parts = Parts {
-            invited: vec!["!invited"],
+            invited: vec![("!invited", Some("@mod:x"))],
             joined: vec![
                 Joined {
                     room: "!m",
@@ -229,7 +258,7 @@ mod tests {
         assert_eq!(
             inputs,
             [
-                Input::Invite("!invited"),
+                Input::Invite("!invited", Some("@mod:x")),
                 Input::State { room: "!p", json: "s1" },
                 Input::Gap { room: "!p", prev_batch: "t1" },
                 Input::Timeline { room: "!p", json: "e1" },
@@ -241,6 +270,20 @@ mod tests {
                 Input::Lost("!list"),
             ]
         );
+    }
+
+    #[test]
+    fn an_invites_inviter_is_the_sender_of_the_bots_own_invite_event() {
+        let invite = |who: &str, membership: &str| {
+            serde_json::json!({"type": "m.room.member", "state_key": who, "sender": "@mod:x",
+                "content": {"membership": membership}})
+            .to_string()
+        };
+        assert_eq!(inviter(&invite(BOT, "invite"), BOT), Some("@mod:x"));
+        assert_eq!(inviter(&invite("@other:x", "invite"), BOT), None, "someone else's invite");
+        assert_eq!(inviter(&invite(BOT, "join"), BOT), None);
+        assert_eq!(inviter(r#"{"type": "m.room.name", "content": {"name": "x"}}"#, BOT), None);
+        assert_eq!(inviter("not json", BOT), None);
     }
 
     #[test]

@@ -13,12 +13,12 @@ use super::{Bot, executor, plan};
 /// The executor's view of the bot. A macro, not a method: the executor
 /// itself is borrowed mutably beside it.
 macro_rules! context {
-    ($bot:ident, $management:expr) => {
+    ($bot:ident) => {
         executor::Context {
             client: &$bot.matrix.client,
             rooms: &$bot.rooms,
             bot: &$bot.matrix.bot_user,
-            management: $management,
+            management: Some($bot.matrix.management.as_str()),
             protected: &$bot.protected,
             is_list: &|room| $bot.session.policy.is_list(room),
         }
@@ -55,7 +55,6 @@ impl Bot {
         if jobs.is_empty() {
             return;
         }
-        let management = self.matrix.management_room();
         // Neighbours that may go out at once do (all the bans of a rule
         // across rooms, all the redactions of a flood); the rest one by one.
         let mut jobs = jobs.into_iter().enumerate().peekable();
@@ -76,7 +75,7 @@ impl Bot {
                 marked.0.done(indices[i]);
                 marked.1[i] = true;
             };
-            let ctx = context!(self, management.as_ref());
+            let ctx = context!(self);
             let reports = self.executor.run_together(&ctx, wave, &sent).await;
             let (_, sent) = marked.into_inner().unwrap_or_else(|e| e.into_inner());
             for ((index, report), sent) in indices.iter().zip(reports).zip(sent) {
@@ -99,7 +98,6 @@ impl Bot {
     pub(super) async fn hold_account_actions(&mut self, jobs: Vec<executor::Job>) -> Vec<executor::Job> {
         let mut kept = Vec::with_capacity(jobs.len());
         let mut held: BTreeMap<String, plan::Plan> = BTreeMap::new();
-        let management = self.matrix.management_room();
         for job in jobs {
             let executor::Job::Act(origin, action) = &job else {
                 kept.push(job);
@@ -110,7 +108,7 @@ impl Bot {
                 continue;
             };
             let op = plan::Op::Protection { origin: origin.to_string(), action: action.clone() };
-            let ctx = context!(self, management.as_ref());
+            let ctx = context!(self);
             if let Some(why) = self.executor.account_out_of_reach(&ctx, user).await {
                 kept.push(executor::Job::Report(format!("{origin}: not {}: {why}.", op.describe())));
                 continue;
@@ -170,8 +168,7 @@ impl Bot {
     /// outside a sync's jobs (moderators' plans, server ACLs, room
     /// takedowns) is done.
     pub(crate) async fn act(&mut self, origin: &executor::Origin, act: executor::Act) -> executor::Outcome {
-        let management = self.matrix.management_room();
-        let ctx = context!(self, management.as_ref());
+        let ctx = context!(self);
         self.executor.act(&ctx, origin, act).await
     }
 
@@ -181,8 +178,7 @@ impl Bot {
         &mut self,
         acts: Vec<(executor::Origin, executor::Act)>,
     ) -> Vec<executor::Outcome> {
-        let management = self.matrix.management_room();
-        let ctx = context!(self, management.as_ref());
+        let ctx = context!(self);
         self.executor.act_together(&ctx, acts, &|_| {}).await
     }
 

@@ -83,6 +83,21 @@ pub(crate) async fn join_rule(client: &Client, room: &OwnedRoomId) -> anyhow::Re
     Ok(content.get("join_rule").and_then(|r| r.as_str()).unwrap_or("invite").to_owned())
 }
 
+/// Whether the management room is encrypted (has `m.room.encryption`), asked
+/// of the homeserver.
+pub(crate) async fn encrypted(client: &Client, room: &OwnedRoomId) -> anyhow::Result<bool> {
+    use matrix_sdk::ruma::api::client::state::get_state_event_for_key;
+    use matrix_sdk::ruma::api::error::ErrorKind;
+    use matrix_sdk::ruma::events::StateEventType;
+    let request =
+        get_state_event_for_key::v3::Request::new(room.clone(), StateEventType::RoomEncryption, String::new());
+    match client.send(request).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.client_api_error_kind() == Some(&ErrorKind::NotFound) => Ok(false),
+        Err(e) => Err(e).context("cannot read whether the management room is encrypted"),
+    }
+}
+
 /// Refuses a join rule that lets anyone join.
 pub(crate) fn check_join_rule(room: &str, rule: &str) -> anyhow::Result<()> {
     if is_open(rule) {

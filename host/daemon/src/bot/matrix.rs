@@ -3,9 +3,13 @@
 //! else reaches Matrix through this (or, for moderation actions, through
 //! the executor, which is handed the client).
 
+use std::collections::HashSet;
+use std::sync::RwLock;
+
 use anyhow::Context;
-use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, RoomOrAliasId};
-use matrix_sdk::{Client, Room};
+use gleipnir_runtime::rooms::RoomStates;
+use matrix_sdk::Client;
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, RoomOrAliasId, TransactionId};
 use serde_json::Value;
 
 use super::{account, notices};
@@ -18,22 +22,54 @@ pub(crate) struct Matrix {
     pub(crate) management_rule: String,
     /// The management room's notices, sent off the event path.
     notices: notices::Notices,
+    /// The rooms the bot is in, as the syncs (and its own joins) say. The
+    /// bot keeps no room in the client's store: it reads the syncs itself.
+    joined: RwLock<HashSet<String>>,
 }
 
 impl Matrix {
     pub(crate) fn new(client: Client, bot_user: String, management: OwnedRoomId, management_rule: String) -> Matrix {
         let notices = notices::Notices::start(client.clone(), management.clone());
-        Matrix { client, bot_user, management, management_rule, notices }
+        Matrix { client, bot_user, management, management_rule, notices, joined: RwLock::default() }
     }
 
-    pub(crate) fn management_room(&self) -> Option<Room> {
-        self.client.get_room(&self.management)
+    /// Whether the bot is in `room`.
+    pub(crate) fn is_joined(&self, room: &str) -> bool {
+        self.joined.read().unwrap_or_else(|e| e.into_inner()).contains(room)
     }
 
-    /// A room the bot has joined.
-    pub(crate) fn joined(&self, room: &str) -> Option<Room> {
-        let id = OwnedRoomId::try_from(room).ok()?;
-        self.client.get_room(&id).filter(|r| r.state() == matrix_sdk::RoomState::Joined)
+    /// The rooms the bot is in.
+    pub(crate) fn joined_rooms(&self) -> Vec<String> {
+        self.joined.read().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+
+    /// The bot is in these rooms now, and no longer in those.
+    pub(crate) fn joined_and_left<'a>(
+        &self,
+        joined: impl IntoIterator<Item = &'a str>,
+        left: impl IntoIterator<Item = &'a str>,
+    ) {
+        let mut rooms = self.joined.write().unwrap_or_else(|e| e.into_inner());
+        rooms.extend(joined.into_iter().map(str::to_owned));
+        for room in left {
+            rooms.remove(room);
+        }
+    }
+
+    /// Leaves `room`; true when the homeserver agreed.
+    pub(crate) async fn leave(&self, room: &str) -> bool {
+        use matrix_sdk::ruma::api::client::membership::leave_room;
+        let Ok(id) = OwnedRoomId::try_from(room) else { return false };
+        let left = self.client.send(leave_room::v3::Request::new(id)).await.is_ok();
+        if left {
+            self.joined_and_left([], [room]);
+        }
+        left
+    }
+
+    /// Sends an event of `event_type` with `content` to `room`; its id.
+    pub(crate) async fn send_raw(&self, room: &str, event_type: &str, content: &Value) -> anyhow::Result<OwnedEventId> {
+        send_raw(&self.client, room, event_type, content).await
     }
 
     /// A notice in the management room, queued (see `notices`): never waits.
@@ -49,15 +85,13 @@ impl Matrix {
 
     /// Reacts to an event of the management room with `key` (an annotation).
     pub(crate) async fn react(&self, event: &matrix_sdk::ruma::EventId, key: &str) -> anyhow::Result<()> {
-        let room = self.management_room().context("not in the management room")?;
         let content = serde_json::json!({"m.relates_to": {"rel_type": "m.annotation", "event_id": event, "key": key}});
-        room.send_raw("m.reaction", content).await?;
+        self.send_raw(self.management.as_str(), "m.reaction", &content).await?;
         Ok(())
     }
 
     /// Replaces the text of one of the bot's notices in the management room (an edit).
     pub(crate) async fn edit_notice(&self, event: &str, text: &str) -> anyhow::Result<()> {
-        let room = self.management_room().context("not in the management room")?;
         let html = super::html::render(text);
         let new = serde_json::json!({
             "msgtype": "m.notice", "body": text, "format": "org.matrix.custom.html", "formatted_body": html,
@@ -68,7 +102,7 @@ impl Matrix {
             "m.new_content": new,
             "m.relates_to": {"rel_type": "m.replace", "event_id": event},
         });
-        room.send_raw("m.room.message", content).await?;
+        self.send_raw(self.management.as_str(), "m.room.message", &content).await?;
         Ok(())
     }
 
@@ -87,12 +121,6 @@ impl Matrix {
         let id = OwnedRoomId::try_from(room).with_context(|| format!("`{room}` is not a room id"))?;
         let response = self.client.send(get_state_events::v3::Request::new(id)).await?;
         Ok(response.room_state.into_iter().map(|raw| raw.json().get().to_owned()).collect())
-    }
-
-    /// The room's name (`m.room.name`), or its canonical alias, as the
-    /// bot last synced it; `None` when it has neither or is not known.
-    pub(crate) fn room_name(&self, room: &str) -> Option<String> {
-        room_name(&self.client, room)
     }
 
     /// The room an alias names now, if it resolves.
@@ -114,7 +142,9 @@ impl Matrix {
 
     /// Joins a room by id or alias and returns its id.
     pub(crate) async fn join(&self, room: &str) -> anyhow::Result<OwnedRoomId> {
-        join(&self.client, room).await
+        let joined = join(&self.client, room).await?;
+        self.joined_and_left([joined.as_str()], []);
+        Ok(joined)
     }
 
     /// Joins a room through the servers `via` names (a permalink's `via`,
@@ -125,8 +155,24 @@ impl Matrix {
             via.iter().filter_map(|s| matrix_sdk::ruma::OwnedServerName::try_from(s.as_str()).ok()).collect();
         let joined =
             self.client.join_room_by_id_or_alias(id, &servers).await.with_context(|| format!("cannot join {room}"))?;
+        self.joined_and_left([joined.room_id().as_str()], []);
         Ok(joined.room_id().to_owned())
     }
+}
+
+/// Sends an event of `event_type` with `content` to `room`; its id.
+pub(crate) async fn send_raw(
+    client: &Client,
+    room: &str,
+    event_type: &str,
+    content: &Value,
+) -> anyhow::Result<OwnedEventId> {
+    use matrix_sdk::ruma::api::client::message::send_message_event;
+    use matrix_sdk::ruma::serde::Raw;
+    let id = OwnedRoomId::try_from(room).with_context(|| format!("`{room}` is not a room id"))?;
+    let content = Raw::from_json(serde_json::value::to_raw_value(content)?);
+    let request = send_message_event::v3::Request::new_raw(id, TransactionId::new(), event_type.into(), content);
+    Ok(client.send(request).await?.event_id)
 }
 
 /// Joins a room by id or alias and returns its id.
@@ -136,11 +182,9 @@ pub(crate) async fn join(client: &Client, room: &str) -> anyhow::Result<OwnedRoo
     Ok(joined.room_id().to_owned())
 }
 
-/// A room's name (`m.room.name`), or its canonical alias, from what `client`
-/// last synced; `None` when it has neither or is not known. For the parts
-/// handed the client rather than the `Matrix` (the executor, a protection's
-/// turn).
-pub(crate) fn room_name(client: &Client, room: &str) -> Option<String> {
-    let room = client.get_room(<&matrix_sdk::ruma::RoomId>::try_from(room).ok()?)?;
-    room.name().or_else(|| room.canonical_alias().map(|a| a.to_string()))
+/// A room's name (`m.room.name`), or its canonical alias, as the bot last
+/// saw them; `None` when it has neither or is not known.
+pub(crate) fn room_name(rooms: &RoomStates, room: &str) -> Option<String> {
+    let (name, alias) = rooms.name(room);
+    name.or(alias)
 }

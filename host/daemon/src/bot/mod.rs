@@ -38,6 +38,7 @@ mod protections;
 mod queries;
 mod report_notices;
 mod reports;
+mod room_log;
 mod route;
 mod say;
 mod serve;
@@ -55,7 +56,6 @@ use anyhow::{Context, bail};
 use gleipnir_runtime::host::StateQueries;
 use gleipnir_runtime::rooms::RoomStates;
 use gleipnir_runtime::{Clock, Runtime, RuntimeConfig};
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
 
@@ -117,6 +117,8 @@ pub(crate) struct Bot {
     jobs: Vec<executor::Job>,
     journal: journal::Journal,
     tokens: files::SyncToken,
+    /// Every joined room's state as of the saved token, for the next start.
+    room_log: room_log::RoomLog,
     /// Policy rules already acted on by protections and room takedowns.
     delivered: delivered::Delivered,
     /// Handling the events that arrived while the bot was stopped: commands
@@ -196,15 +198,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     }
     let management_rule = management::join_rule(&client, &management).await?;
     management::check_join_rule(&config.management_room, &management_rule)?;
-    if let Some(room) = client.get_room(&management) {
-        let encrypted = room.latest_encryption_state().await.map(|s| s.is_encrypted());
-        if encrypted.unwrap_or(false) {
-            bail!(
-                "the management room {} is encrypted; Gleipnir does not support end-to-end encryption yet, \
-                 so it could not read commands there: use an unencrypted management room",
-                config.management_room
-            );
-        }
+    if management::encrypted(&client, &management).await? {
+        bail!(
+            "the management room {} is encrypted; Gleipnir does not support end-to-end encryption yet, \
+             so it could not read commands there: use an unencrypted management room",
+            config.management_room
+        );
     }
 
     steps.done("management room");
@@ -282,6 +281,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         jobs: Vec::new(),
         journal,
         tokens,
+        room_log: room_log::RoomLog::new(&folders.data),
         delivered,
         replaying: false,
         stopped_at: None,
@@ -342,12 +342,13 @@ impl Bot {
 
         // A first start (no token) acts on nothing from before it; with a
         // stored token, everything since it is handled once started (a
-        // restart, a crash or an upgrade is no free pass for spam).
-        let mut settings = SyncSettings::default().filter(filter.clone()).full_state(true);
-        if let Some(token) = &stored {
-            settings = settings.token(token.clone());
-        }
-        let (first, since) = match self.matrix.client.sync_once(settings).await {
+        // restart, a crash or an upgrade is no free pass for spam). The rooms'
+        // state as of that token is kept in the data folder: then only what
+        // changed since is asked for, else every room's whole state.
+        let kept = stored.as_deref().and_then(|token| self.room_log.load(token));
+        let mut full = kept.is_none();
+        let first = serve::sync(&self.matrix.client, &filter, stored.as_deref(), full, Duration::ZERO).await;
+        let (first, since) = match first {
             Ok(first) => (first, stored),
             Err(e) if stored.is_some() && e.as_client_api_error().is_some() => {
                 // The homeserver refused the stored token: start from now rather than not at all.
@@ -356,14 +357,23 @@ impl Bot {
                 );
                 tracing::warn!("{text}");
                 self.matrix.notify(&text).await;
-                let settings = SyncSettings::default().filter(filter.clone()).full_state(true);
-                (self.matrix.client.sync_once(settings).await.context("the first sync failed")?, None)
+                full = true;
+                let first = serve::sync(&self.matrix.client, &filter, None, true, Duration::ZERO).await;
+                (first.context("the first sync failed")?, None)
             }
             Err(e) => return Err(e).context("the first sync failed"),
         };
-        self.load_counts().await;
-        self.absorb_state(&first);
         self.steps.done("first sync");
+        self.load_counts().await;
+        if let Some(kept) = kept.filter(|_| !full) {
+            self.matrix.joined_and_left(kept.rooms.keys().map(String::as_str), []);
+            self.absorb_kept(kept);
+        }
+        let parts = ingest::Parts::of(&first, &self.matrix.bot_user);
+        self.matrix.joined_and_left(parts.joined.iter().map(|j| j.room), parts.left.iter().map(|l| l.room));
+        self.room_log.record(&parts, &first.next_batch, full);
+        self.absorb_state(&parts);
+        self.steps.done("room state");
         let mut token = first.next_batch.clone();
         let mut replay = match since {
             Some(since) => Some((first, since)),
@@ -412,7 +422,7 @@ impl Bot {
                 self.flush_jobs(&token).await;
                 if let Some((response, since)) = replay.take() {
                     self.replaying = true;
-                    self.handle_sync(&response, &since).await;
+                    self.handle_sync(ingest::Parts::of(&response, &self.matrix.bot_user), &since).await;
                     self.replaying = false;
                     self.flush_jobs(&token).await;
                 }

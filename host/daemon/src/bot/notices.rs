@@ -9,7 +9,6 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use matrix_sdk::Client;
-use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -131,13 +130,12 @@ async fn send_loop(client: Client, room: OwnedRoomId, mut rx: mpsc::UnboundedRec
 }
 
 async fn send(client: &Client, room: &OwnedRoomId, text: &str) -> Option<OwnedEventId> {
-    let Some(room) = client.get_room(room) else {
-        tracing::warn!("not in the management room; notice not sent: {text}");
-        return None;
-    };
     let html = super::html::render(text);
-    match room.send(RoomMessageEventContent::notice_html(text, html)).await {
-        Ok(sent) => Some(sent.response.event_id),
+    let content = serde_json::json!({
+        "msgtype": "m.notice", "body": text, "format": "org.matrix.custom.html", "formatted_body": html,
+    });
+    match super::matrix::send_raw(client, room.as_str(), "m.room.message", &content).await {
+        Ok(id) => Some(id),
         Err(e) => {
             tracing::warn!("cannot send to the management room: {e}; the notice was: {text}");
             None

@@ -102,7 +102,7 @@ impl Bot {
             self.protected.len()
         );
         let sender_of = |event: &str| senders.get(event).cloned();
-        let room_name = |room: &str| say::room(self.matrix.room_name(room), room);
+        let room_name = |room: &str| say::room(super::matrix::room_name(&self.rooms, room), room);
         if actions.is_empty() {
             out.push_str("\nIt would have done nothing.");
         } else {

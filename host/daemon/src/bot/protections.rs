@@ -306,7 +306,7 @@ impl Protections {
         let class = event::class(&event.kind);
         let mut todo = Vec::new();
         let (enabled, health) = (&self.enabled, &mut self.health);
-        let turn = Turn { metrics: &self.metrics, protected, client: &self.queries.client, now };
+        let turn = Turn { metrics: &self.metrics, protected, rooms: &self.queries.state.rooms, now };
         sandboxed(|| {
             for (name, slot) in enabled.iter().filter(|(name, _)| !handled.contains(name)) {
                 let mut instance = slot.lock();
@@ -327,7 +327,7 @@ impl Protections {
     pub(crate) fn handle_one(&mut self, name: &str, event: &Event, protected: &Protected, now: Instant) -> Vec<Job> {
         let Some(slot) = self.enabled.get(name) else { return Vec::new() };
         let health = self.health.entry(name.to_owned()).or_default();
-        let turn = Turn { metrics: &self.metrics, protected, client: &self.queries.client, now };
+        let turn = Turn { metrics: &self.metrics, protected, rooms: &self.queries.state.rooms, now };
         sandboxed(|| handle_instance(name, &mut slot.lock(), health, &turn, event))
     }
 

@@ -177,7 +177,7 @@ impl Bot {
     /// Posts a report read in a protected room, offers the reactions, and
     /// remembers which notice it is.
     pub(super) async fn post_report(&mut self, report: &Listed, content: Option<&Value>) {
-        let name = self.matrix.joined(&report.room_id).and_then(|r| r.name());
+        let name = self.rooms.name(&report.room_id).0;
         let text = render(report, name.as_deref(), content);
         let Some(notice) = self.matrix.send_notice(&text).await else { return };
         for (key, _) in CHOICES {

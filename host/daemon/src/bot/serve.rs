@@ -6,10 +6,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use matrix_sdk::config::SyncSettings;
-use matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter;
+use matrix_sdk::Client;
+use matrix_sdk::ruma::api::client::sync::sync_events::v3::{Filter, Request, Response};
 
-use super::{Bot, gate, watch};
+use super::{Bot, gate, ingest, watch};
 
 impl Bot {
     /// The sync loop; returns when a moderator asks to start over. While a
@@ -53,7 +53,13 @@ impl Bot {
                 Ok(response) => {
                     backoff = Duration::from_millis(500);
                     self.last_sync = Some(Instant::now());
-                    self.handle_sync(&response, token).await;
+                    let parts = ingest::Parts::of(&response, &self.matrix.bot_user);
+                    let (joined, left) = (parts.joined.iter().map(|j| j.room), parts.left.iter().map(|l| l.room));
+                    self.matrix.joined_and_left(joined, left);
+                    // Before the token is saved (in `flush_jobs`): a start from
+                    // it finds the rooms' state as of it.
+                    self.room_log.record(&parts, &response.next_batch, false);
+                    self.handle_sync(parts, token).await;
                     *token = response.next_batch;
                     // Handled only after these actions, in order: asking early
                     // changes when the next events arrive, not when they are handled.
@@ -87,13 +93,33 @@ impl Bot {
         &self,
         filter: &Filter,
         token: &str,
-    ) -> tokio::task::JoinHandle<matrix_sdk::Result<matrix_sdk::sync::SyncResponse>> {
+    ) -> tokio::task::JoinHandle<Result<Response, matrix_sdk::HttpError>> {
         // An ACL waits for rule changes to settle: come back soon to send it.
         let wait = if self.session.policy.acl_due() { Duration::from_millis(500) } else { Duration::from_secs(30) };
-        let settings = SyncSettings::default().filter(filter.clone()).token(token.to_owned()).timeout(wait);
-        let client = self.matrix.client.clone();
-        tokio::spawn(async move { client.sync_once(settings).await })
+        let (client, filter, token) = (self.matrix.client.clone(), filter.clone(), token.to_owned());
+        tokio::spawn(async move { sync(&client, &filter, Some(&token), false, wait).await })
     }
+}
+
+/// One `/sync`, read by the bot itself: the client keeps no room state (the
+/// bot's own room cache and `room_log` do), so a sync costs the client
+/// nothing but the request, and a restart needs no full-state sync to know
+/// its rooms again. `full`: every room's whole state.
+pub(super) async fn sync(
+    client: &Client,
+    filter: &Filter,
+    since: Option<&str>,
+    full: bool,
+    wait: Duration,
+) -> Result<Response, matrix_sdk::HttpError> {
+    let mut request = Request::new();
+    request.filter = Some(filter.clone());
+    request.since = since.map(str::to_owned);
+    request.full_state = full;
+    request.timeout = Some(wait);
+    // The homeserver may hold the request for `wait`: the client waits longer.
+    let config = client.request_config().timeout(Duration::from_secs(30) + wait);
+    client.send(request).with_request_config(config).await
 }
 
 /// Resolves at `at`; never, without one.

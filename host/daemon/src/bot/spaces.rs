@@ -425,9 +425,7 @@ impl Bot {
     /// A room's name for a reply: its name or alias as the client knows it,
     /// else its id.
     pub(crate) fn room_name(&self, room: &str) -> String {
-        let Some(joined) = self.matrix.joined(room) else { return room.to_owned() };
-        let alias = joined.canonical_alias().map(|a| a.to_string());
-        match (joined.name(), alias) {
+        match self.rooms.name(room) {
             (Some(name), Some(alias)) => format!("{name} ({alias})"),
             (Some(name), None) => format!("{name} ({room})"),
             (None, Some(alias)) => alias,

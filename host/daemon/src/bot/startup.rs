@@ -83,7 +83,7 @@ impl Bot {
         let mut protected = Vec::new();
         for (index, room) in rooms {
             // A room the bot is in already needs no join.
-            if self.matrix.joined(&room).is_some() {
+            if self.matrix.is_joined(&room) {
                 protected.push(room);
                 continue;
             }
@@ -318,7 +318,7 @@ impl Bot {
     /// `[rooms] protect_all_joined`: every room the bot is in, but the
     /// management room and the watched lists, is protected.
     async fn protect_all_joined(&mut self) {
-        let joined: Vec<String> = self.matrix.client.joined_rooms().iter().map(|r| r.room_id().to_string()).collect();
+        let joined = self.matrix.joined_rooms();
         for room in joined {
             if room == self.matrix.management.as_str()
                 || self.session.policy.is_list(&room)

@@ -158,3 +158,72 @@ fn a_failed_write_is_reported_and_never_fatal() {
         std::fs::read_to_string(&token).ok().filter(|now| *now != stuck).map(|_| ())
     });
 }
+
+/// A restart takes the rooms' state from the data folder as of its token and
+/// asks only for what changed since: a member of the management room (where
+/// no state changed while the bot was stopped, so no sync brings it) is still
+/// out of reach, while a spammer who floods is banned. With the kept state
+/// damaged, the bot asks for every room's whole state instead, and knows the
+/// same.
+#[test]
+fn a_restart_keeps_the_rooms_state_and_asks_only_for_what_changed() {
+    let scene = Scene::new(Options::default());
+    let helper = scene.synapse.register(&unique_name("helper"), "helper-password", false).unwrap();
+    for room in [&scene.management, &scene.protected] {
+        let path = format!("/_matrix/client/v3/rooms/{room}/invite");
+        scene.synapse.call(&scene.moderator, "POST", &path, Some(&json!({"user_id": helper.user_id}))).unwrap();
+        join(&scene.synapse, &helper, room);
+    }
+    let mut gleipnir = scene.start(
+        &[],
+        &[
+            ("protections enable flooding", "flooding enabled"),
+            ("protections config set flooding max-per-minute 3", "max-per-minute: 10 → 3"),
+        ],
+    );
+    let kept = gleipnir.dir.join("data/room-state.log");
+    for (round, damage) in [(0, false), (1, true)] {
+        // A new spammer each round (flooding leaves one it acted on alone for a minute).
+        let spammer = match round {
+            0 => scene.spammer.clone(),
+            _ => {
+                let spammer = scene.synapse.register(&unique_name("spam"), "spam-password", false).unwrap();
+                let path = format!("/_matrix/client/v3/rooms/{}/invite", scene.protected);
+                scene
+                    .synapse
+                    .call(&scene.moderator, "POST", &path, Some(&json!({"user_id": spammer.user_id})))
+                    .unwrap();
+                join(&scene.synapse, &spammer, &scene.protected);
+                spammer
+            }
+        };
+        let _ = gleipnir.child.kill();
+        let _ = gleipnir.child.wait();
+        assert!(kept.exists(), "the rooms' state is kept in {}", kept.display());
+        if damage {
+            std::fs::write(&kept, "{\"j\": \"!cut short").unwrap();
+        }
+        // Sent while stopped: handled at start, each room as its state says.
+        let send_5 = |who: &synapse_harness::Account, what: &str| {
+            (0..5)
+                .map(|i| send(&scene.synapse, who, &scene.protected, &format!("{what} {round}.{i}")))
+                .collect::<Vec<_>>()
+        };
+        let helped = send_5(&helper, "helping");
+        let spam = send_5(&spammer, "spam");
+        gleipnir.restart();
+        eventually("the spammer banned", Duration::from_secs(90), || {
+            (membership(&scene.synapse, &scene.moderator, &scene.protected, &spammer.user_id).as_deref() == Some("ban"))
+                .then_some(())
+        });
+        eventually("the flood redacted", Duration::from_secs(60), || {
+            (redacted(&scene, &spam) == spam.len()).then_some(())
+        });
+        let helper_is = membership(&scene.synapse, &scene.moderator, &scene.protected, &helper.user_id);
+        assert_eq!(helper_is.as_deref(), Some("join"), "a member of the management room was acted on");
+        assert_eq!(redacted(&scene, &helped), 0);
+        let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
+        let from_kept = log.matches("from room-state.log").count();
+        assert_eq!(from_kept, 1, "the first restart took the kept state, the second could not: {log}");
+    }
+}

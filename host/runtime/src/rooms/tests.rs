@@ -176,3 +176,17 @@ fn join_rules_and_the_level_to_change_them_are_known() {
     assert_eq!(rooms.state_level("!r", "m.room.join_rules"), 100);
     assert_eq!(rooms.state_level("!r", "m.room.topic"), 60);
 }
+
+#[test]
+fn names_and_aliases_as_last_set() {
+    let states = RoomStates::new();
+    assert_eq!(states.name(ROOM), (None, None));
+    assert_eq!(states.apply(ROOM, "m.room.name", "", "@a:test", 1, r#"{"name": "Lobby"}"#), Applied::Name);
+    states.apply(ROOM, "m.room.canonical_alias", "", "@a:test", 1, r##"{"alias": "#lobby:test"}"##);
+    assert_eq!(states.name(ROOM), (Some("Lobby".into()), Some("#lobby:test".into())));
+    states.apply(ROOM, "m.room.name", "", "@a:test", 2, r#"{"name": ""}"#);
+    states.apply(ROOM, "m.room.canonical_alias", "", "@a:test", 2, r#"{"alias": 5}"#);
+    assert_eq!(states.name(ROOM), (None, None), "an empty name or a bad alias unsets it");
+    assert_eq!(states.apply(ROOM, "m.room.name", "x", "@a:test", 3, r#"{"name": "Not"}"#), Applied::Ignored);
+    assert_eq!(states.name(ROOM), (None, None));
+}

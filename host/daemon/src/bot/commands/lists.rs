@@ -7,7 +7,6 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use gleipnir_policy::{EntityKind, Recommendation};
-use matrix_sdk::ruma::OwnedRoomId;
 use serde_json::json;
 
 use super::super::plan::{Op, Plan};
@@ -54,7 +53,7 @@ impl Bot {
         let kind = EntityKind::of(entity);
         let hashed = hashed && !gleipnir_policy::glob::is_glob(entity);
         let published = gleipnir_policy::rule::publish(entity, &recommendation, reason, hashed);
-        if OwnedRoomId::try_from(list).ok().and_then(|id| self.matrix.client.get_room(&id)).is_none() {
+        if !self.matrix.is_joined(list) {
             return format!("I am not in {list}. Nothing changed.");
         }
         let act = executor::Act::WriteRule {

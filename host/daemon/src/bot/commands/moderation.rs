@@ -94,7 +94,7 @@ pub(crate) async fn membership_plan(
     };
     let mut plan = Plan::default();
     for room in rooms {
-        if m.joined(&room).is_none() {
+        if !m.is_joined(&room) {
             plan.skipped.push(format!("{room}: I am not in that room"));
             continue;
         }
@@ -122,7 +122,7 @@ pub(crate) async fn redact_plan(
                 Ok(mut r) => r.remove(0),
                 Err(e) => return Reply::Done(e),
             };
-            if m.joined(&room).is_none() {
+            if !m.is_joined(&room) {
                 return Reply::Done(format!("I am not in {room}, so I cannot redact there. Nothing changed."));
             }
             plan.ops.push(Op::Redact { room, event: event_id, reason: None });
@@ -167,7 +167,7 @@ pub(crate) async fn events_by(
     limit: usize,
     since: Option<u64>,
 ) -> Result<Vec<String>, String> {
-    if m.joined(room).is_none() {
+    if !m.is_joined(room) {
         return Err("I am not in that room".to_owned());
     }
     let mut pages = Backwards::new(room, MAX_PAGES)?.by(user)?;

@@ -223,10 +223,7 @@ impl Bot {
             self.protected.insert(id);
             return Err(format!("Could not save the room list: {e:#}"));
         }
-        let left = match self.matrix.client.get_room(&matrix_sdk::ruma::OwnedRoomId::try_from(id).expect("validated")) {
-            Some(r) => r.leave().await.is_ok(),
-            None => false,
-        };
+        let left = self.matrix.leave(id).await;
         self.session.policy.unprotected(id);
         Ok(left)
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use gleipnir_runtime::rooms::RoomStates;
 use gleipnir_runtime::{Action, Membership, RoomAction, SetJoinRule, json};
-use matrix_sdk::{Client, Room};
+use matrix_sdk::Client;
 use serde_json::Value;
 
 pub(crate) use admin_api::{AdminError, query, urlencode};
@@ -121,7 +121,7 @@ pub(crate) struct Context<'a> {
     pub(crate) client: &'a Client,
     pub(crate) rooms: &'a RoomStates,
     pub(crate) bot: &'a str,
-    pub(crate) management: Option<&'a Room>,
+    pub(crate) management: Option<&'a str>,
     pub(crate) protected: &'a super::protected::Protected,
     /// Whether a room is a watched policy list.
     pub(crate) is_list: &'a dyn Fn(&str) -> bool,
@@ -360,7 +360,7 @@ impl Executor {
                 other => Some(other.clone().text()),
             };
             // The room as moderators know it, where the bot has a name for it.
-            let room_name = room.as_deref().and_then(|r| super::matrix::room_name(ctx.client, r));
+            let room_name = room.as_deref().and_then(|r| super::matrix::room_name(ctx.rooms, r));
             audit.record(&super::audit::Entry {
                 ts: gleipnir_runtime::Clock::System.now_ms(),
                 origin: origin_kind.to_owned(),
@@ -430,7 +430,7 @@ impl Executor {
     /// The safety rules: `Some` when the act must not be carried out (or
     /// need not be).
     async fn check(&mut self, ctx: &Context<'_>, origin: &Origin, act: &Act) -> Option<Outcome> {
-        let management = ctx.management.map(|m| m.room_id().as_str());
+        let management = ctx.management;
         let kind = act.kind();
         match act {
             Act::Contract(action @ (Action::Ban(a) | Action::Kick(a))) => {

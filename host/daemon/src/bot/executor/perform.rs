@@ -7,7 +7,6 @@ use gleipnir_runtime::{Action, JoinRule, json};
 
 use matrix_sdk::Client;
 use matrix_sdk::config::RequestConfig;
-use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use matrix_sdk::ruma::{EventId, RoomId, TransactionId, UserId};
 use serde_json::json;
 
@@ -57,15 +56,13 @@ fn again_or_failed(e: matrix_sdk::HttpError) -> Performed {
 
 /// Calls the endpoint an act needs.
 pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>, Performed> {
-    let in_room = |id: &str| {
-        room_id(id).and_then(|id| client.get_room(&id)).ok_or_else(|| Performed::Failed("not in that room".to_owned()))
-    };
-    let failed = |e: matrix_sdk::Error| Performed::Failed(e.to_string());
+    // Whether the bot is in the room is the homeserver's to say: it refuses otherwise.
+    let in_room = |id: &str| room_id(id).ok_or_else(|| Performed::Failed(format!("`{id}` is not a room id")));
     match act {
         Act::Contract(Action::Redact(a)) => {
             use matrix_sdk::ruma::api::client::redact::redact_event;
             let event = <&EventId>::try_from(a.event_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
-            let room = in_room(&a.room_id)?.room_id().to_owned();
+            let room = in_room(&a.room_id)?;
             let mut request = redact_event::v3::Request::new(room, event.to_owned(), TransactionId::new());
             request.reason = Some(a.reason.clone()).filter(|r| !r.is_empty());
             client.send(request).with_request_config(one_try()).await.map_err(again_or_failed)?;
@@ -73,7 +70,7 @@ pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>
         Act::Contract(action @ (Action::Ban(a) | Action::Kick(a) | Action::Unban(a))) => {
             use matrix_sdk::ruma::api::client::membership::{ban_user, kick_user, unban_user};
             let user = <&UserId>::try_from(a.user_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
-            let room = in_room(&a.room_id)?.room_id().to_owned();
+            let room = in_room(&a.room_id)?;
             // An empty reason (a moderator gave none) is left out.
             let reason = Some(a.reason.clone()).filter(|r| !r.is_empty());
             let (user, config) = (user.to_owned(), one_try());
@@ -97,7 +94,10 @@ pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>
             .map_err(again_or_failed)?;
         }
         Act::Contract(Action::SendNotice(a)) => {
-            in_room(&a.room_id)?.send(RoomMessageEventContent::notice_plain(&a.body)).await.map_err(failed)?;
+            let content = json!({"msgtype": "m.notice", "body": a.body});
+            crate::bot::matrix::send_raw(client, in_room(&a.room_id)?.as_str(), "m.room.message", &content)
+                .await
+                .map_err(|e| Performed::Failed(format!("{e:#}")))?;
         }
         Act::Contract(Action::NotifyManagement(a)) => return Err(Performed::Notice(a.body.clone())),
         Act::Contract(Action::SuspendUser(a)) => {
@@ -123,10 +123,7 @@ pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>
                 JoinRule::Public | JoinRule::Invite | JoinRule::Knock => {}
             }
             let content = json!({"join_rule": json::join_rule(a.rule)});
-            in_room(&a.room_id)?
-                .send_state_event_raw("m.room.join_rules", "", content)
-                .await
-                .map_err(|e| Performed::Failed(e.to_string()))?;
+            send_state(client, in_room(&a.room_id)?, "m.room.join_rules", "", &content).await?;
         }
         Act::Contract(Action::SetPowerLevel(_)) => return Err(Performed::Unsupported("set-power-level")),
         Act::Contract(Action::AddPolicyRule(_) | Action::RemovePolicyRule(_)) => {
@@ -135,7 +132,9 @@ pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>
         Act::Contract(Action::DeactivateUser(_)) => return Err(Performed::Unsupported("deactivate-user")),
         Act::Contract(Action::Invite(a)) => {
             let user = <&UserId>::try_from(a.user_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
-            in_room(&a.room_id)?.invite_user_by_id(user).await.map_err(failed)?;
+            use matrix_sdk::ruma::api::client::membership::invite_user::v3::{InviteUserId, Request};
+            let request = Request::new(in_room(&a.room_id)?, InviteUserId::new(user.to_owned()).into());
+            client.send(request).await.map_err(|e| Performed::Failed(e.to_string()))?;
         }
         // Turned into a `set-join-rule` by `Executor::act`.
         Act::Contract(Action::RestoreJoinRule(_)) => return Err(Performed::Unsupported("restore-join-rule")),
@@ -147,20 +146,30 @@ pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>
         }
         Act::Contract(Action::PurgeRoom(a)) => return take_down(client, &a.room_id, &a.reason).await.map(Some),
         Act::ServerAcl { room, content } => {
-            in_room(room)?
-                .send_state_event_raw("m.room.server_acl", "", content.clone())
-                .await
-                .map_err(|e| Performed::Failed(e.to_string()))?;
+            send_state(client, in_room(room)?, "m.room.server_acl", "", content).await?;
         }
         Act::WriteRule { list, event_type, state_key, content } => {
-            in_room(list)?
-                .send_state_event_raw(event_type, state_key, content.clone())
-                .await
-                .map_err(|e| Performed::Failed(e.to_string()))?;
+            send_state(client, in_room(list)?, event_type, state_key, content).await?;
         }
         Act::TakeDownRoom { room, reason } => return take_down(client, room, reason).await.map(Some),
     }
     Ok(None)
+}
+
+/// Sends a state event.
+async fn send_state(
+    client: &Client,
+    room: matrix_sdk::ruma::OwnedRoomId,
+    event_type: &str,
+    state_key: &str,
+    content: &serde_json::Value,
+) -> Result<(), Performed> {
+    use matrix_sdk::ruma::api::client::state::send_state_event;
+    use matrix_sdk::ruma::serde::Raw;
+    let failed = |e: &dyn std::fmt::Display| Performed::Failed(e.to_string());
+    let content = Raw::from_json(serde_json::value::to_raw_value(content).map_err(|e| failed(&e))?);
+    let request = send_state_event::v3::Request::new_raw(room, event_type.into(), state_key.to_owned(), content);
+    client.send(request).await.map(drop).map_err(|e| failed(&e))
 }
 
 /// Blocks a room on this homeserver, then purges it; says how far it got.

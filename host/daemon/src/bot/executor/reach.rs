@@ -40,7 +40,7 @@ pub(super) fn cap_reason(action: &mut Action) {
 /// Why `user` is out of reach of actions on their account: the bot, a
 /// management-room member, or a moderator in any protected room.
 fn out_of_reach_anywhere(ctx: &Context<'_>, user: &str) -> Option<String> {
-    let management = ctx.management.map(|m| m.room_id().as_str());
+    let management = ctx.management;
     if let Some(why) = out_of_reach_everywhere(ctx.rooms, management, user, ctx.bot) {
         return Some(why.to_owned());
     }

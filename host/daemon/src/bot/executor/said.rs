@@ -93,7 +93,7 @@ pub(super) fn said(ctx: &Context<'_>, act: &Act) -> String {
 /// A room as moderators know it: its name or alias where the bot has one,
 /// with the id (`say::room`).
 pub(super) fn room_said(ctx: &Context<'_>, id: &str) -> String {
-    crate::bot::say::room(crate::bot::matrix::room_name(ctx.client, id), id)
+    crate::bot::say::room(crate::bot::matrix::room_name(ctx.rooms, id), id)
 }
 
 /// One line saying what an act does, for logs and dry runs.

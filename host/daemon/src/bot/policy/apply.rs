@@ -40,16 +40,24 @@ impl Bot {
         let room = crate::parse::room_ref(reference).map_err(WatchError::Reference)?;
         // A Draupnir permalink's `via` servers are how a room id is reached.
         let via = crate::parse::via_servers(reference);
-        let room_id = self.matrix.join_via(&room.to_string(), &via).await.map_err(WatchError::Join)?.to_string();
+        let room_id = match &room {
+            // A room the bot is in already needs no join.
+            crate::parse::RoomRef::Id(id) if self.matrix.is_joined(id) => id.clone(),
+            _ => self.matrix.join_via(&room.to_string(), &via).await.map_err(WatchError::Join)?.to_string(),
+        };
         self.load_list(&room_id).await?;
         self.session.policy.watching(&room_id, reference);
         Ok(room_id)
     }
 
-    /// Reads a list room's whole state and applies the difference to what
-    /// is known of it.
+    /// Reads a list room's whole state (from the first sync and the kept
+    /// state, on a first start; else from the homeserver) and applies the
+    /// difference to what is known of it.
     async fn load_list(&mut self, room_id: &str) -> Result<(), WatchError> {
-        let state = self.matrix.room_state(room_id).await.map_err(WatchError::Read)?;
+        let state = match self.first_state.remove(room_id) {
+            Some(state) => state,
+            None => self.matrix.room_state(room_id).await.map_err(WatchError::Read)?,
+        };
         // Rules that are gone from the state (lost while away) are removed,
         // under the event type they came in.
         for (event_type, state_key) in self.session.policy.gone_from(room_id, &state) {

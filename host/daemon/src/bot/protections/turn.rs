@@ -15,7 +15,7 @@ pub(super) struct Turn<'a> {
     pub(super) metrics: &'a crate::bot::metrics::Metrics,
     pub(super) protected: &'a Protected,
     /// For the names of rooms in what is said.
-    pub(super) client: &'a matrix_sdk::Client,
+    pub(super) rooms: &'a gleipnir_runtime::rooms::RoomStates,
     pub(super) now: Instant,
 }
 
@@ -29,7 +29,7 @@ pub(super) fn handle_instance(
     turn: &Turn<'_>,
     event: &Event,
 ) -> Vec<Job> {
-    let Turn { metrics, protected, client, now } = *turn;
+    let Turn { metrics, protected, rooms, now } = *turn;
     let mut todo = Vec::new();
     if health.quarantined(now) {
         return todo;
@@ -44,7 +44,7 @@ pub(super) fn handle_instance(
                 if health.refused(kind) {
                     // The room as moderators know it, where the bot has a name for it.
                     let room_name =
-                        |room: &str| crate::bot::say::room(crate::bot::matrix::room_name(client, room), room);
+                        |room: &str| crate::bot::say::room(crate::bot::matrix::room_name(rooms, room), room);
                     let what =
                         crate::bot::say::actions(std::slice::from_ref(&refusal.action), &|_| None, &room_name, 1)
                             .join(" ");

@@ -1,0 +1,422 @@
+//! The state of every room the bot is in, kept in `data_dir/room-state.log`
+//! as the syncs brought it, so that a restart needs no full-state sync: it
+//! takes the rooms' state as of the stored sync token from here and asks the
+//! homeserver only for what changed since (a full-state sync of 1,000 rooms
+//! took Synapse 5.4 s; see `docs/benchmarks.md`).
+//!
+//! One JSON object a line, appended after each sync is handled and before
+//! its token is saved:
+//! - `{"j": ROOM}`: the bot is in ROOM (every room a sync names);
+//! - `{"r": ROOM, "e": EVENT}`: a state event of ROOM, in sync order (the
+//!   state section, then the state events of the timeline);
+//! - `{"l": ROOM}`: the bot left ROOM (its state is dropped);
+//! - `{"t": TOKEN}`: everything above is the state as of TOKEN.
+//!
+//! Reading folds the lines up to the marker of the token the bot resumes
+//! from; anything after it (a sync handled but whose token was never saved)
+//! is left out, and a log without that marker (missing, damaged, cut short
+//! by a crash of the machine) is not used at all: the bot then asks for a
+//! full-state sync, as on a first start. A full-state sync rewrites the log;
+//! it is compacted (rewritten as its fold) when it has grown to several
+//! times what it holds.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use gleipnir_runtime::Folder;
+
+use super::ingest::Parts;
+
+const FILE: &str = "room-state.log";
+
+/// Appended bytes beyond which the log is compacted, whatever it holds.
+const COMPACT_AFTER: u64 = 64 << 20;
+
+/// Each joined room's state events, in the order they were seen (a later
+/// event of the same type and state key in place of the earlier).
+#[derive(Debug, Default)]
+pub(crate) struct Rooms {
+    pub(crate) rooms: HashMap<String, Vec<String>>,
+    index: HashMap<String, HashMap<(String, String), usize>>,
+}
+
+impl Rooms {
+    fn joined(&mut self, room: &str) {
+        if !self.rooms.contains_key(room) {
+            self.rooms.insert(room.to_owned(), Vec::new());
+            self.index.insert(room.to_owned(), HashMap::new());
+        }
+    }
+
+    fn left(&mut self, room: &str) {
+        self.rooms.remove(room);
+        self.index.remove(room);
+    }
+
+    /// Takes in a state event of `room`; false when `json` is no state event.
+    fn state(&mut self, room: &str, json: &str) -> bool {
+        let Some(key) = state_key(json) else { return false };
+        self.joined(room);
+        let (events, index) = (self.rooms.get_mut(room), self.index.get_mut(room));
+        let (Some(events), Some(index)) = (events, index) else { return false };
+        match index.get(&key) {
+            Some(&at) => events[at] = json.to_owned(),
+            None => {
+                index.insert(key, events.len());
+                events.push(json.to_owned());
+            }
+        }
+        true
+    }
+
+    /// The log's lines for these rooms, then the marker of `token`.
+    fn lines(&self, token: &str) -> String {
+        let mut out = String::new();
+        for (room, events) in &self.rooms {
+            line(&mut out, &serde_json::json!({"j": room}));
+            for json in events {
+                state_line(&mut out, room, json);
+            }
+        }
+        line(&mut out, &serde_json::json!({"t": token}));
+        out
+    }
+
+    fn len(&self) -> usize {
+        self.rooms.values().map(|events| events.iter().map(|e| e.len() + 40).sum::<usize>()).sum()
+    }
+}
+
+pub(crate) struct RoomLog {
+    data: Folder,
+    /// Bytes appended since the log was last written whole, and its size then.
+    appended: u64,
+    base: u64,
+    /// Appending failed: nothing more is appended (the log would have a
+    /// hole) until the next full-state sync rewrites it.
+    broken: bool,
+}
+
+impl RoomLog {
+    pub(crate) fn new(data: &Folder) -> RoomLog {
+        RoomLog { data: data.clone(), appended: 0, base: 0, broken: true }
+    }
+
+    /// The rooms' state as of `token`, if the log holds it.
+    pub(crate) fn load(&mut self, token: &str) -> Option<Rooms> {
+        let file = match self.data.open_file(FILE) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!("cannot read {}: {e}; the first sync takes every room's whole state", self.shown());
+                return None;
+            }
+        };
+        // Read a line at a time: the file is never held whole beside its fold.
+        let size = file.metadata().map_or(0, |m| m.len());
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(file));
+        let Some(rooms) = fold(&mut lines, token) else {
+            tracing::info!("{} does not reach the stored sync token; the first sync takes every room's state", FILE);
+            return None;
+        };
+        let n = rooms.rooms.len();
+        tracing::info!(
+            "the state of {n} room(s) as of the stored sync token from {FILE}: the first sync asks for what changed"
+        );
+        self.broken = false;
+        self.base = size;
+        self.appended = 0;
+        // What came after the token, or a log grown well past what it holds:
+        // written again as it stands at the token.
+        let held = rooms.len() as u64;
+        if lines.next().is_some() || self.base > 3 * held + (1 << 20) {
+            self.rewrite(&rooms, token);
+        }
+        Some(rooms)
+    }
+
+    /// Records a sync after it was handled, before its token is saved. A
+    /// full-state sync (`full`) starts the log over.
+    pub(crate) fn record(&mut self, parts: &Parts<'_>, token: &str, full: bool) {
+        if full {
+            let mut rooms = Rooms::default();
+            for joined in &parts.joined {
+                rooms.joined(joined.room);
+                for json in joined.state.iter().chain(&joined.timeline) {
+                    rooms.state(joined.room, json);
+                }
+            }
+            self.rewrite(&rooms, token);
+            return;
+        }
+        if self.broken {
+            return;
+        }
+        let mut out = String::new();
+        for joined in &parts.joined {
+            line(&mut out, &serde_json::json!({"j": joined.room}));
+            for json in &joined.state {
+                state_line(&mut out, joined.room, json);
+            }
+            // Timeline events: only state (a quick look first: most are messages).
+            for json in joined.timeline.iter().filter(|json| json.contains("\"state_key\"")) {
+                if state_key(json).is_some() {
+                    state_line(&mut out, joined.room, json);
+                }
+            }
+        }
+        for left in &parts.left {
+            line(&mut out, &serde_json::json!({"l": left.room}));
+        }
+        out.push_str(&marker(token));
+        let written = self.data.append(FILE).and_then(|mut file| file.write_all(out.as_bytes()));
+        match written {
+            Ok(()) => self.appended += out.len() as u64,
+            Err(e) => {
+                // A hole in the log would make a restart take stale state: stop
+                // here; the next restart takes every room's state again.
+                tracing::warn!("cannot append to {}: {e}; the next start takes every room's state", self.shown());
+                self.broken = true;
+                let _ = self.data.remove(FILE);
+                return;
+            }
+        }
+        if self.appended > COMPACT_AFTER.max(2 * self.base) {
+            self.compact(token);
+        }
+    }
+
+    /// The log read back and written as its fold.
+    fn compact(&mut self, token: &str) {
+        let file = self.data.open_file(FILE);
+        let rooms = file.ok().and_then(|file| {
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(file));
+            fold(&mut lines, token)
+        });
+        match rooms {
+            Some(rooms) => self.rewrite(&rooms, token),
+            None => {
+                tracing::warn!("{} could not be read back; the next start takes every room's state", self.shown());
+                self.broken = true;
+                let _ = self.data.remove(FILE);
+            }
+        }
+    }
+
+    fn rewrite(&mut self, rooms: &Rooms, token: &str) {
+        let text = rooms.lines(token);
+        match self.data.write_durably(FILE, text.as_bytes(), false) {
+            Ok(()) => {
+                self.broken = false;
+                self.base = text.len() as u64;
+                self.appended = 0;
+            }
+            Err(e) => {
+                tracing::warn!("{e}; the next start takes every room's state");
+                self.broken = true;
+                let _ = self.data.remove(FILE);
+            }
+        }
+    }
+
+    fn shown(&self) -> String {
+        self.data.shown(FILE).display().to_string()
+    }
+}
+
+/// The rooms' state up to the marker of `token` (the lines after it are
+/// left unread); `None` without that marker or with a damaged line before it.
+fn fold(lines: &mut impl Iterator<Item = std::io::Result<String>>, token: &str) -> Option<Rooms> {
+    #[derive(serde::Deserialize)]
+    struct Line<'a> {
+        #[serde(borrow)]
+        j: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        r: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        e: Option<&'a serde_json::value::RawValue>,
+        #[serde(borrow)]
+        l: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
+        t: Option<std::borrow::Cow<'a, str>>,
+    }
+    let mut rooms = Rooms::default();
+    for text in lines {
+        let text = text.ok()?;
+        let line: Line<'_> = serde_json::from_str(&text).ok()?;
+        match line {
+            Line { t: Some(t), .. } if t == token => return Some(rooms),
+            Line { t: Some(_), .. } => {}
+            Line { j: Some(room), .. } => rooms.joined(&room),
+            Line { r: Some(room), e: Some(event), .. } => {
+                if !rooms.state(&room, event.get()) {
+                    return None;
+                }
+            }
+            Line { l: Some(room), .. } => rooms.left(&room),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// A state event's type and state key; `None` for any other event.
+fn state_key(json: &str) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct Keys {
+        #[serde(rename = "type")]
+        kind: String,
+        state_key: String,
+    }
+    let keys: Keys = serde_json::from_str(json).ok()?;
+    Some((keys.kind, keys.state_key))
+}
+
+fn marker(token: &str) -> String {
+    let mut out = String::new();
+    line(&mut out, &serde_json::json!({"t": token}));
+    out
+}
+
+fn line(out: &mut String, value: &serde_json::Value) {
+    out.push_str(&value.to_string());
+    out.push('\n');
+}
+
+/// A state event's line: its JSON as the homeserver sent it, unless that
+/// spans lines (then written again on one).
+fn state_line(out: &mut String, room: &str, json: &str) {
+    let room = serde_json::Value::from(room).to_string();
+    if json.contains('\n') {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else { return };
+        out.push_str(&format!("{{\"r\":{room},\"e\":{value}}}\n"));
+    } else {
+        out.push_str(&format!("{{\"r\":{room},\"e\":{json}}}\n"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bot::ingest::{Joined, Left};
+
+    fn member(who: &str, membership: &str) -> String {
+        serde_json::json!({"type": "m.room.member", "state_key": who, "sender": who,
+            "content": {"membership": membership}})
+        .to_string()
+    }
+
+    /// A fresh folder, removed when the guard drops.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn folder() -> (Scratch, Folder) {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("gleipnir-room-log-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let folder = Folder::create(&dir).unwrap();
+        (Scratch(dir), folder)
+    }
+
+    fn sync<'a>(joined: Vec<Joined<'a>>, left: Vec<&'a str>) -> Parts<'a> {
+        let left = left.into_iter().map(|room| Left { room, events: Vec::new() }).collect();
+        Parts { invited: Vec::new(), joined, left }
+    }
+
+    #[test]
+    fn a_restart_takes_the_state_as_of_its_token_and_nothing_after() {
+        let (_dir, data) = folder();
+        let (alice, bob, alice_left) = (member("@a:x", "join"), member("@b:x", "join"), member("@a:x", "leave"));
+        let message = r#"{"type": "m.room.message", "content": {"body": "state_key"}}"#;
+        let mut log = RoomLog::new(&data);
+        let first = sync(vec![Joined { room: "!p", state: vec![&alice], ..Default::default() }], vec![]);
+        log.record(&first, "t1", true);
+        let second = sync(
+            vec![
+                Joined { room: "!p", timeline: vec![message, &bob, &alice_left], ..Default::default() },
+                Joined { room: "!q", state: vec![&alice], ..Default::default() },
+            ],
+            vec![],
+        );
+        log.record(&second, "t2", false);
+        // Handled, token never saved: a restart from t2 must not see it.
+        let third = sync(vec![], vec!["!q"]);
+        log.record(&third, "t3", false);
+
+        let text = data.read_to_string(FILE).unwrap();
+        let at_t1 = fold(&mut text.lines().map(|l| Ok(l.to_owned())), "t1").expect("t1 is in the log");
+        assert_eq!(at_t1.rooms["!p"], [alice.as_str()]);
+        assert!(!at_t1.rooms.contains_key("!q"));
+
+        let rooms = RoomLog::new(&data).load("t2").expect("the log reaches t2");
+        assert_eq!(
+            rooms.rooms["!p"],
+            [alice_left.as_str(), bob.as_str()],
+            "one event per state key, messages left out"
+        );
+        assert_eq!(rooms.rooms["!q"], [alice.as_str()]);
+
+        // Loading rewrote the log as it stands at t2: t3 is gone for good.
+        assert!(RoomLog::new(&data).load("t3").is_none());
+        assert!(RoomLog::new(&data).load("t2").is_some());
+    }
+
+    #[test]
+    fn a_log_without_the_token_or_damaged_before_it_is_not_used() {
+        let (_dir, data) = folder();
+        let alice = member("@a:x", "join");
+        let mut log = RoomLog::new(&data);
+        log.record(&sync(vec![Joined { room: "!p", state: vec![&alice], ..Default::default() }], vec![]), "t1", true);
+        assert!(RoomLog::new(&data).load("elsewhere").is_none(), "a token the log never reached");
+        let mut text = data.read_to_string(FILE).unwrap();
+        text.insert_str(0, "{\"r\": \"!p\", \"e\": {\"type\": \"m.room.member\"}}\n");
+        data.write_durably(FILE, text.as_bytes(), false).unwrap();
+        assert!(RoomLog::new(&data).load("t1").is_none(), "an event without a state key");
+        data.write_durably(FILE, b"{\"j\": \"!p\"}\n{\"t\": \"t", false).unwrap();
+        assert!(RoomLog::new(&data).load("t").is_none(), "a line cut short");
+        assert!(RoomLog::new(&data).load("t1").is_none());
+    }
+
+    #[test]
+    fn leaving_drops_a_rooms_state_and_a_full_sync_starts_over() {
+        let (_dir, data) = folder();
+        let alice = member("@a:x", "join");
+        let mut log = RoomLog::new(&data);
+        let both = sync(
+            vec![
+                Joined { room: "!p", state: vec![&alice], ..Default::default() },
+                Joined { room: "!q", state: vec![&alice], ..Default::default() },
+            ],
+            vec![],
+        );
+        log.record(&both, "t1", true);
+        log.record(&sync(vec![], vec!["!q"]), "t2", false);
+        let rooms = RoomLog::new(&data).load("t2").unwrap();
+        assert!(!rooms.rooms.contains_key("!q"));
+        log.record(&sync(vec![Joined { room: "!r", ..Default::default() }], vec![]), "t3", true);
+        let rooms = RoomLog::new(&data).load("t3").unwrap();
+        assert_eq!(rooms.rooms.keys().collect::<Vec<_>>(), ["!r"], "a full sync names every room the bot is in");
+        assert!(RoomLog::new(&data).load("t2").is_none());
+    }
+
+    #[test]
+    fn room_ids_and_events_that_need_escaping_survive() {
+        let (_dir, data) = folder();
+        let pretty =
+            "{\n \"type\": \"m.room.name\",\n \"state_key\": \"\",\n \"content\": {\"name\": \"a\\\"b\\n\"}\n}";
+        let room = "!we\"ird\n:x";
+        let mut log = RoomLog::new(&data);
+        log.record(&sync(vec![Joined { room, ..Default::default() }], vec![]), "t0", true);
+        log.record(&sync(vec![Joined { room, state: vec![pretty], ..Default::default() }], vec![]), "t\"1", false);
+        let rooms = RoomLog::new(&data).load("t\"1").unwrap();
+        let name: serde_json::Value = serde_json::from_str(&rooms.rooms[room][0]).unwrap();
+        assert_eq!(name["content"]["name"], "a\"b\n");
+    }
+}
