@@ -5,13 +5,13 @@
 /// A glob entity from a policy rule.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Glob {
-    pattern: String,
+    pattern: Box<str>,
 }
 
 impl Glob {
     /// `None` when `pattern` has no wildcard (then it is a literal).
     pub fn new(pattern: &str) -> Option<Glob> {
-        is_glob(pattern).then(|| Glob { pattern: pattern.to_owned() })
+        is_glob(pattern).then(|| Glob { pattern: pattern.into() })
     }
 
     pub fn as_str(&self) -> &str {

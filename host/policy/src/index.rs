@@ -76,7 +76,7 @@ impl KindIndex {
     fn insert(&mut self, rule: Arc<Rule>) {
         match &rule.entity {
             Entity::Literal(l) => add(&mut self.literal, l.clone(), rule),
-            Entity::Hashed(h) => add(&mut self.hashed, *h, rule),
+            Entity::Hashed(h) => add(&mut self.hashed, **h, rule),
             Entity::Glob(_) => {
                 self.globs.push(rule);
                 self.compiled = OnceLock::new();

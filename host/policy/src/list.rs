@@ -103,11 +103,43 @@ pub struct PolicyList {
     revision: u64,
     /// Rule events that could not be used, by (event type, state key): why.
     invalid: HashMap<(String, String), String>,
+    /// The reasons the list's rules give, each held once: a large list gives
+    /// a handful ("spam", "ban evasion") to thousands of rules.
+    reasons: Reasons,
+}
+
+/// Reasons held once each; those no rule gives any more are dropped now
+/// and then (when the set has doubled since the last sweep).
+#[derive(Debug, Default)]
+struct Reasons {
+    held: std::collections::HashSet<Arc<str>>,
+    after_sweep: usize,
+}
+
+impl Reasons {
+    fn intern(&mut self, reason: Arc<str>) -> Arc<str> {
+        if let Some(held) = self.held.get(&reason) {
+            return held.clone();
+        }
+        if self.held.len() >= 2 * self.after_sweep + 64 {
+            self.held.retain(|r| Arc::strong_count(r) > 1);
+            self.after_sweep = self.held.len();
+        }
+        self.held.insert(reason.clone());
+        reason
+    }
 }
 
 impl PolicyList {
     pub fn new(room: &str) -> PolicyList {
-        PolicyList { room: Arc::from(room), slots: Default::default(), rules: 0, revision: 0, invalid: HashMap::new() }
+        PolicyList {
+            room: Arc::from(room),
+            slots: Default::default(),
+            rules: 0,
+            revision: 0,
+            invalid: HashMap::new(),
+            reasons: Reasons::default(),
+        }
     }
 
     pub fn room(&self) -> &str {
@@ -143,10 +175,11 @@ impl PolicyList {
         };
         let place = rule::Place { list: &self.room, kind, generation, state_key: &key };
         let new = match rule::parse_keyed(&place, content) {
-            Content::Rule(r) => {
+            Content::Rule(mut r) => {
                 if !self.invalid.is_empty() {
                     self.invalid.remove(&(event_type.to_owned(), state_key.to_owned()));
                 }
+                r.reason = self.reasons.intern(r.reason);
                 Some(Arc::new(r))
             }
             Content::Empty => {
@@ -270,6 +303,27 @@ mod tests {
 
     fn entity(change: &Change) -> String {
         change.new_rule().or(change.old_rule()).unwrap().entity.to_string()
+    }
+
+    #[test]
+    fn a_reason_is_held_once_and_dropped_when_no_rule_gives_it() {
+        let mut list = PolicyList::new("!list");
+        let ban = |i: usize, reason: &str| {
+            format!(r#"{{"entity": "@u{i}:x", "recommendation": "m.ban", "reason": "{reason}"}}"#)
+        };
+        for i in 0..10 {
+            list.apply("m.policy.rule.user", &format!("k{i}"), &ban(i, "spam"));
+        }
+        let reasons: Vec<&Arc<str>> = list.rules().map(|r| &r.reason).collect();
+        assert!(reasons.iter().all(|r| Arc::ptr_eq(r, reasons[0])), "one allocation for ten rules");
+        assert_eq!(&*list.get(EntityKind::User, "k3").unwrap().reason, "spam");
+        // Many reasons come and go (a hostile list): the set does not keep them all.
+        for round in 0..1000 {
+            list.apply("m.policy.rule.user", "churn", &ban(0, &format!("reason {round}")));
+        }
+        assert!(list.reasons.held.len() < 200, "{} reasons held", list.reasons.held.len());
+        assert!(list.reasons.held.iter().any(|r| &**r == "spam"), "a reason still given stays");
+        assert_eq!(&*list.get(EntityKind::User, "churn").unwrap().reason, "reason 999");
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub fn rule_type(event_type: &str) -> Option<(EntityKind, Generation)> {
 pub enum Recommendation {
     Ban,
     Takedown,
-    Other(String),
+    Other(Box<str>),
 }
 
 impl Recommendation {
@@ -95,7 +95,7 @@ impl Recommendation {
         match text {
             "m.ban" | "org.matrix.mjolnir.ban" => Recommendation::Ban,
             "m.takedown" | "org.matrix.msc4204.takedown" => Recommendation::Takedown,
-            other => Recommendation::Other(other.to_owned()),
+            other => Recommendation::Other(other.into()),
         }
     }
 
@@ -129,8 +129,9 @@ pub enum Entity {
     /// Shared with the index's key: one allocation per rule.
     Literal(Arc<str>),
     Glob(Glob),
-    /// MSC4205: only the sha256 of the entity is published.
-    Hashed([u8; 32]),
+    /// MSC4205: only the sha256 of the entity is published. (Boxed: inline,
+    /// it would make every rule 16 bytes larger.)
+    Hashed(Box<[u8; 32]>),
 }
 
 impl Entity {
@@ -151,9 +152,9 @@ impl Entity {
             // Peers hash a server name as it appears (`Banned.Example.com`);
             // the lower-cased name matches too, as literal names do in any case.
             Entity::Hashed(h) if kind == EntityKind::Server => {
-                sha256(text) == *h || sha256(&text.to_ascii_lowercase()) == *h
+                sha256(text) == **h || sha256(&text.to_ascii_lowercase()) == **h
             }
-            Entity::Hashed(h) => sha256(text) == *h,
+            Entity::Hashed(h) => sha256(text) == **h,
         }
     }
 }
@@ -163,7 +164,7 @@ impl fmt::Display for Entity {
         match self {
             Entity::Literal(l) => f.write_str(l),
             Entity::Glob(g) => f.write_str(g.as_str()),
-            Entity::Hashed(h) => write!(f, "sha256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)),
+            Entity::Hashed(h) => write!(f, "sha256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(**h)),
         }
     }
 }
@@ -210,7 +211,8 @@ pub struct Rule {
     pub state_key: Arc<str>,
     pub entity: Entity,
     pub recommendation: Recommendation,
-    pub reason: String,
+    /// Shared by the rules of a list that give the same reason (see `list`).
+    pub reason: Arc<str>,
 }
 
 impl Rule {
@@ -313,8 +315,8 @@ pub(crate) fn parse_keyed(place: &Place<'_>, content: &str) -> Content {
         }
     });
     let entity = text(fields.entity).filter(|e| !e.is_empty());
-    let reason = text(fields.reason).map(Cow::into_owned).unwrap_or_default();
-    rule(place, Recommendation::parse(&recommendation), entity.as_deref(), hash.as_deref(), reason)
+    let reason = text(fields.reason).unwrap_or_default();
+    rule(place, Recommendation::parse(&recommendation), entity.as_deref(), hash.as_deref(), &reason)
 }
 
 /// The rule from its fields, once read.
@@ -323,7 +325,7 @@ fn rule(
     recommendation: Recommendation,
     entity: Option<&str>,
     hash: Option<&str>,
-    reason: String,
+    reason: &str,
 ) -> Content {
     let Place { list, kind, generation, state_key } = *place;
     let entity = match (entity, hash) {
@@ -335,7 +337,7 @@ fn rule(
             }
         }
         (None, Some(hash)) => match decode_hash(hash) {
-            Some(h) => Entity::Hashed(h),
+            Some(h) => Entity::Hashed(Box::new(h)),
             None => return Content::Invalid(format!("`{hash}` is not a base64 sha256")),
         },
         (None, None) => return Content::Invalid("no entity".to_owned()),
@@ -347,7 +349,7 @@ fn rule(
         state_key: state_key.clone(),
         entity,
         recommendation,
-        reason,
+        reason: Arc::from(reason),
     })
 }
 
@@ -372,7 +374,7 @@ fn parse_value(place: &Place<'_>, content: &str) -> Content {
         .iter()
         .find_map(|key| object.get(*key).and_then(|h| h.get("sha256")).and_then(Value::as_str));
     let entity = object.get("entity").and_then(Value::as_str).filter(|e| !e.is_empty());
-    let reason = object.get("reason").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let reason = object.get("reason").and_then(Value::as_str).unwrap_or_default();
     rule(place, recommendation, entity, hash, reason)
 }
 

@@ -59,7 +59,7 @@ impl HostQueries for BotQueries {
         let entity = match (&rule.entity, &rule.entity_sha256) {
             (Some(text), _) => Entity::from_text(text),
             (None, Some(hash)) => match gleipnir_policy::rule::decode_hash(hash) {
-                Some(h) => Entity::Hashed(h),
+                Some(h) => Entity::Hashed(Box::new(h)),
                 None => return Vec::new(),
             },
             (None, None) => return Vec::new(),

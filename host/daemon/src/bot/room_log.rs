@@ -55,15 +55,15 @@ impl Rooms {
 
     /// Takes in a state event of `room`; false when `json` is no state event.
     fn state(&mut self, room: &str, json: &str) -> bool {
-        let Some(key) = state_key(json) else { return false };
+        let Some(State { key, json }) = State::of(json) else { return false };
         self.joined(room);
         let (events, index) = (self.rooms.get_mut(room), self.index.get_mut(room));
         let (Some(events), Some(index)) = (events, index) else { return false };
         match index.get(&key) {
-            Some(&at) => events[at] = json.to_owned(),
+            Some(&at) => events[at] = json,
             None => {
                 index.insert(key, events.len());
-                events.push(json.to_owned());
+                events.push(json);
             }
         }
         true
@@ -155,14 +155,10 @@ impl RoomLog {
         let mut out = String::new();
         for joined in &parts.joined {
             line(&mut out, &serde_json::json!({"j": joined.room}));
-            for json in &joined.state {
-                state_line(&mut out, joined.room, json);
-            }
             // Timeline events: only state (a quick look first: most are messages).
-            for json in joined.timeline.iter().filter(|json| json.contains("\"state_key\"")) {
-                if state_key(json).is_some() {
-                    state_line(&mut out, joined.room, json);
-                }
+            let timeline = joined.timeline.iter().filter(|json| json.contains("\"state_key\""));
+            for state in joined.state.iter().chain(timeline).filter_map(|json| State::of(json)) {
+                state_line(&mut out, joined.room, &state.json);
             }
         }
         for left in &parts.left {
@@ -260,16 +256,41 @@ fn fold(lines: &mut impl Iterator<Item = std::io::Result<String>>, token: &str) 
     None
 }
 
-/// A state event's type and state key; `None` for any other event.
-fn state_key(json: &str) -> Option<(String, String)> {
-    #[derive(serde::Deserialize)]
-    struct Keys {
-        #[serde(rename = "type")]
-        kind: String,
-        state_key: String,
+/// A state event as the log keeps it: its type, state key, sender and
+/// content, all the bot reads of room state (no ids, timestamps or
+/// `unsigned`, which made up most of an event), on one line.
+struct State {
+    key: (String, String),
+    json: String,
+}
+
+impl State {
+    /// `None` for anything but a state event with content.
+    fn of(json: &str) -> Option<State> {
+        #[derive(serde::Deserialize)]
+        struct Event<'a> {
+            #[serde(rename = "type")]
+            kind: String,
+            state_key: String,
+            #[serde(default)]
+            sender: String,
+            #[serde(borrow)]
+            content: &'a serde_json::value::RawValue,
+        }
+        let event: Event<'_> = serde_json::from_str(json).ok()?;
+        let content = match event.content.get() {
+            one_line if !one_line.contains('\n') => one_line.to_owned(),
+            lines => serde_json::from_str::<serde_json::Value>(lines).ok()?.to_string(),
+        };
+        let text = |s: &str| serde_json::Value::from(s).to_string();
+        let json = format!(
+            "{{\"type\":{},\"state_key\":{},\"sender\":{},\"content\":{content}}}",
+            text(&event.kind),
+            text(&event.state_key),
+            text(&event.sender)
+        );
+        Some(State { key: (event.kind, event.state_key), json })
     }
-    let keys: Keys = serde_json::from_str(json).ok()?;
-    Some((keys.kind, keys.state_key))
 }
 
 fn marker(token: &str) -> String {
@@ -283,16 +304,10 @@ fn line(out: &mut String, value: &serde_json::Value) {
     out.push('\n');
 }
 
-/// A state event's line: its JSON as the homeserver sent it, unless that
-/// spans lines (then written again on one).
+/// A state event's line (`json` as [`State`] wrote it: on one line).
 fn state_line(out: &mut String, room: &str, json: &str) {
     let room = serde_json::Value::from(room).to_string();
-    if json.contains('\n') {
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(json) else { return };
-        out.push_str(&format!("{{\"r\":{room},\"e\":{value}}}\n"));
-    } else {
-        out.push_str(&format!("{{\"r\":{room},\"e\":{json}}}\n"));
-    }
+    out.push_str(&format!("{{\"r\":{room},\"e\":{json}}}\n"));
 }
 
 #[cfg(test)]
@@ -300,10 +315,28 @@ mod tests {
     use super::*;
     use crate::bot::ingest::{Joined, Left};
 
+    /// A member event as the homeserver sends it: ids, timestamps, `unsigned`.
     fn member(who: &str, membership: &str) -> String {
         serde_json::json!({"type": "m.room.member", "state_key": who, "sender": who,
-            "content": {"membership": membership}})
+            "content": {"membership": membership}, "event_id": "$e", "origin_server_ts": 1,
+            "unsigned": {"age": 5, "prev_content": {"membership": "invite"}}})
         .to_string()
+    }
+
+    /// The events as the log keeps them: what the bot reads of state, no more.
+    fn kept(events: &[&str]) -> Vec<serde_json::Value> {
+        let keep = |json: &&str| {
+            let mut event: serde_json::Value = serde_json::from_str(json).unwrap();
+            for field in ["event_id", "origin_server_ts", "unsigned"] {
+                event.as_object_mut().unwrap().remove(field);
+            }
+            event
+        };
+        events.iter().map(keep).collect()
+    }
+
+    fn values(events: &[String]) -> Vec<serde_json::Value> {
+        events.iter().map(|json| serde_json::from_str(json).unwrap()).collect()
     }
 
     /// A fresh folder, removed when the guard drops.
@@ -352,16 +385,16 @@ mod tests {
 
         let text = data.read_to_string(FILE).unwrap();
         let at_t1 = fold(&mut text.lines().map(|l| Ok(l.to_owned())), "t1").expect("t1 is in the log");
-        assert_eq!(at_t1.rooms["!p"], [alice.as_str()]);
+        assert_eq!(values(&at_t1.rooms["!p"]), kept(&[&alice]));
         assert!(!at_t1.rooms.contains_key("!q"));
 
         let rooms = RoomLog::new(&data).load("t2").expect("the log reaches t2");
         assert_eq!(
-            rooms.rooms["!p"],
-            [alice_left.as_str(), bob.as_str()],
+            values(&rooms.rooms["!p"]),
+            kept(&[&alice_left, &bob]),
             "one event per state key, messages left out"
         );
-        assert_eq!(rooms.rooms["!q"], [alice.as_str()]);
+        assert_eq!(values(&rooms.rooms["!q"]), kept(&[&alice]));
 
         // Loading rewrote the log as it stands at t2: t3 is gone for good.
         assert!(RoomLog::new(&data).load("t3").is_none());

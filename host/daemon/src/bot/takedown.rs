@@ -61,7 +61,7 @@ impl Bot {
         }
         let mut text = head;
         for room in rooms {
-            let act = Act::TakeDownRoom { room: room.clone(), reason: rule.reason.clone() };
+            let act = Act::TakeDownRoom { room: room.clone(), reason: rule.reason.to_string() };
             let outcome = match self.act(&Origin::Policy, act).await {
                 Outcome::Done(note) => {
                     tracing::info!(room, "room taken down");

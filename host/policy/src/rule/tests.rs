@@ -128,7 +128,7 @@ fn wrongly_typed_optional_fields_read_as_absent() {
     ] {
         let Content::Rule(r) = rule("m.policy.rule.user", &content) else { panic!("{content}") };
         assert!(r.entity.matches(EntityKind::User, "@hidden:evil.example"), "{content}");
-        assert_eq!(r.reason, "", "{content}");
+        assert_eq!(&*r.reason, "", "{content}");
     }
 }
 

@@ -175,7 +175,7 @@ fn policy_event(change: &gleipnir_policy::Change) -> gleipnir_runtime::Event {
                 entity,
                 entity_sha256,
                 recommendation: rule.recommendation.as_str().to_owned(),
-                reason: rule.reason.clone(),
+                reason: rule.reason.to_string(),
             },
         }),
     }

@@ -357,7 +357,7 @@ impl Policy {
             .rules(EntityKind::of(entity))
             .filter(|r| r.recommendation.acts())
             .filter(|r| match &r.entity {
-                Entity::Hashed(h) => *h == hash,
+                Entity::Hashed(h) => **h == hash,
                 other => other.to_string() == entity,
             })
             .cloned()
@@ -402,8 +402,11 @@ impl Policy {
     /// report) if a rule says so.
     pub(crate) fn newcomer(&self, room: &str, user: &str) -> Vec<Job> {
         let Some(rule) = self.index.acting(EntityKind::User, user) else { return Vec::new() };
-        let action =
-            Action::Ban(TargetUser { room_id: room.to_owned(), user_id: user.to_owned(), reason: rule.reason.clone() });
+        let action = Action::Ban(TargetUser {
+            room_id: room.to_owned(),
+            user_id: user.to_owned(),
+            reason: rule.reason.to_string(),
+        });
         vec![
             Job::Report(format!("Policy: banning {user} in {room} on joining ({rule}).")),
             Job::Act(Origin::Policy, action),
@@ -435,7 +438,7 @@ impl Policy {
             let action = Action::Ban(TargetUser {
                 room_id: ban.room.to_string(),
                 user_id: ban.user.clone(),
-                reason: ban.rule.reason.clone(),
+                reason: ban.rule.reason.to_string(),
             });
             Job::Act(Origin::Policy, action)
         }));
