@@ -15,7 +15,10 @@
 //!
 //! Run: `cargo bench -p gleipnir --bench aims` (50 rooms of 20 members), or
 //! `cargo bench -p gleipnir --bench aims -- --rooms 1000 --members 20
-//! --rules 1000`. Under `cargo test` it only says how to run it: it starts a
+//! --rules 1000 --held-rules 100000` (`--held-rules`: rules the bot watches
+//! from its first start, in lists of 1,000: Synapse writes a full state
+//! snapshot every 100 state events of a room, so one list of 100,000 would
+//! take hours to build). Under `cargo test` it only says how to run it: it starts a
 //! homeserver and takes minutes.
 
 use std::io::Read;
@@ -211,7 +214,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if !args.iter().any(|a| a == "--bench") {
         println!(
-            "aims: run with `cargo bench -p gleipnir --bench aims [-- --rooms N --members M --rules R]` (starts Synapse, takes minutes)"
+            "aims: run with `cargo bench -p gleipnir --bench aims [-- --rooms N --members M --rules R --held-rules H]` (starts Synapse, takes minutes)"
         );
         return;
     }
@@ -221,6 +224,7 @@ fn main() {
     let rooms_wanted = number("--rooms", 50);
     let members_wanted = number("--members", 20).max(NAMED_MEMBERS);
     let list_rules = number("--rules", 1000);
+    let held_rules = number("--held-rules", 0);
     let synapse = Synapse::start(Options::default()).unwrap_or_else(|e| panic!("{e}"));
     let bot = synapse.register(&unique_name("bot"), "bot-password", false).unwrap();
     let moderator = synapse.register(&unique_name("mod"), "mod-password", false).unwrap();
@@ -286,10 +290,26 @@ fn main() {
         let path = format!("/_matrix/client/v3/rooms/{big_list}/state/m.policy.rule.user/{key}");
         synapse.call(&moderator, "PUT", &path, Some(&rule)).unwrap();
     });
+    // Rules held from the first start, naming nobody here, in lists of 1,000.
+    let held_lists: Vec<String> = (0..held_rules.div_ceil(1000))
+        .map(|_| {
+            let held = create_room(&synapse, &moderator, &[&bot]);
+            join(&synapse, &bot, &held);
+            held
+        })
+        .collect();
+    let held: Vec<usize> = (0..held_rules).collect();
+    at_once(&held, |i| {
+        let rule =
+            json!({"entity": format!("@held{i}:elsewhere.example"), "recommendation": "m.ban", "reason": "spam"});
+        let path = format!("/_matrix/client/v3/rooms/{}/state/m.policy.rule.user/held{i}", held_lists[i / 1000]);
+        synapse.call(&moderator, "PUT", &path, Some(&rule)).unwrap();
+    });
     println!(
-        "set-up: {} rooms of {} members, a {list_rules}-rule list, in {:.1} s",
+        "set-up: {} rooms of {} members, a {list_rules}-rule list, {held_rules} rules held in {} lists, in {:.1} s",
         rooms.len(),
         members.len(),
+        held_lists.len(),
         setup.elapsed().as_secs_f64()
     );
 
@@ -298,7 +318,9 @@ fn main() {
         synapse.call(&bot, "PUT", &path, Some(&content)).unwrap();
     };
     write("org.matrix.mjolnir.protected_rooms", json!({ "rooms": rooms }));
-    write("org.matrix.mjolnir.watched_lists", json!({"references": [format!("https://matrix.to/#/{list}")]}));
+    let references: Vec<String> =
+        std::iter::once(&list).chain(&held_lists).map(|l| format!("https://matrix.to/#/{l}")).collect();
+    write("org.matrix.mjolnir.watched_lists", json!({ "references": references }));
     write("org.matrix.mjolnir.enabled_protections", json!({"enabled": ["flooding"]}));
 
     let dir = std::env::temp_dir().join(unique_name("gleipnir-aims-"));
@@ -515,7 +537,7 @@ fn main() {
         println!("  {what}: {:.2} s; the bot says ready in {ready}", took.as_secs_f64());
     }
     println!(
-        "resident memory: {:.1} MiB 2 s after start, {:.1} MiB after watching the {list_rules}-rule list and 1,000 rule changes (peak {:.1} MiB)",
+        "resident memory (holding {held_rules} rules from the start): {:.1} MiB 2 s after start, {:.1} MiB after watching the {list_rules}-rule list and 1,000 rule changes (peak {:.1} MiB)",
         rss_start as f64 / 1024.0,
         rss_after as f64 / 1024.0,
         rss_peak as f64 / 1024.0
