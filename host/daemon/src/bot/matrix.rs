@@ -9,7 +9,7 @@ use std::sync::RwLock;
 use anyhow::Context;
 use gleipnir_runtime::rooms::RoomStates;
 use matrix_sdk::Client;
-use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, RoomOrAliasId, TransactionId};
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomId, RoomOrAliasId};
 use serde_json::Value;
 
 use super::{account, notices};
@@ -69,7 +69,7 @@ impl Matrix {
 
     /// Sends an event of `event_type` with `content` to `room`; its id.
     pub(crate) async fn send_raw(&self, room: &str, event_type: &str, content: &Value) -> anyhow::Result<OwnedEventId> {
-        send_raw(&self.client, room, event_type, content).await
+        super::raw::send_raw(&self.client, room, event_type, content).await
     }
 
     /// A notice in the management room, queued (see `notices`): never waits.
@@ -158,21 +158,6 @@ impl Matrix {
         self.joined_and_left([joined.room_id().as_str()], []);
         Ok(joined.room_id().to_owned())
     }
-}
-
-/// Sends an event of `event_type` with `content` to `room`; its id.
-pub(crate) async fn send_raw(
-    client: &Client,
-    room: &str,
-    event_type: &str,
-    content: &Value,
-) -> anyhow::Result<OwnedEventId> {
-    use matrix_sdk::ruma::api::client::message::send_message_event;
-    use matrix_sdk::ruma::serde::Raw;
-    let id = OwnedRoomId::try_from(room).with_context(|| format!("`{room}` is not a room id"))?;
-    let content = Raw::from_json(serde_json::value::to_raw_value(content)?);
-    let request = send_message_event::v3::Request::new_raw(id, TransactionId::new(), event_type.into(), content);
-    Ok(client.send(request).await?.event_id)
 }
 
 /// Joins a room by id or alias and returns its id.

@@ -36,6 +36,7 @@ mod propagation;
 mod protected;
 mod protections;
 mod queries;
+mod raw;
 mod report_notices;
 mod reports;
 mod room_log;

@@ -134,7 +134,7 @@ async fn send(client: &Client, room: &OwnedRoomId, text: &str) -> Option<OwnedEv
     let content = serde_json::json!({
         "msgtype": "m.notice", "body": text, "format": "org.matrix.custom.html", "formatted_body": html,
     });
-    match super::matrix::send_raw(client, room.as_str(), "m.room.message", &content).await {
+    match super::raw::send_raw(client, room.as_str(), "m.room.message", &content).await {
         Ok(id) => Some(id),
         Err(e) => {
             tracing::warn!("cannot send to the management room: {e}; the notice was: {text}");

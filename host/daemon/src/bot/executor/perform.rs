@@ -95,7 +95,7 @@ pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>
         }
         Act::Contract(Action::SendNotice(a)) => {
             let content = json!({"msgtype": "m.notice", "body": a.body});
-            crate::bot::matrix::send_raw(client, in_room(&a.room_id)?.as_str(), "m.room.message", &content)
+            crate::bot::raw::send_raw(client, in_room(&a.room_id)?.as_str(), "m.room.message", &content)
                 .await
                 .map_err(|e| Performed::Failed(format!("{e:#}")))?;
         }
