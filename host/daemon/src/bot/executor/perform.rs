@@ -7,7 +7,7 @@ use gleipnir_runtime::{Action, JoinRule, json};
 
 use matrix_sdk::Client;
 use matrix_sdk::config::RequestConfig;
-use matrix_sdk::ruma::{EventId, RoomId, TransactionId, UserId};
+use matrix_sdk::ruma::{EventId, RoomId, UserId};
 use serde_json::json;
 
 use super::Act;
@@ -63,7 +63,7 @@ pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>
             use matrix_sdk::ruma::api::client::redact::redact_event;
             let event = <&EventId>::try_from(a.event_id.as_str()).map_err(|e| Performed::Failed(e.to_string()))?;
             let room = in_room(&a.room_id)?;
-            let mut request = redact_event::v3::Request::new(room, event.to_owned(), TransactionId::new());
+            let mut request = redact_event::v3::Request::new(room, event.to_owned(), redaction_txn(&a.room_id, event));
             request.reason = Some(a.reason.clone()).filter(|r| !r.is_empty());
             client.send(request).with_request_config(one_try()).await.map_err(again_or_failed)?;
         }
@@ -156,6 +156,17 @@ pub(super) async fn perform(client: &Client, act: &Act) -> Result<Option<String>
     Ok(None)
 }
 
+/// The transaction id of the redaction of `event`: the same every time it
+/// is sent (a retry after a lost answer, a restart of the bot, whose session
+/// and so device are kept), so that a homeserver that carried out the first
+/// request answers the next with it instead of redacting again. (Synapse
+/// keeps the ids of a device's transactions for a day, across its own restarts.)
+fn redaction_txn(room: &str, event: &EventId) -> matrix_sdk::ruma::OwnedTransactionId {
+    let hash = gleipnir_policy::rule::sha256(&format!("{room}\n{event}"));
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("gleipnir-redact-{hex}").into()
+}
+
 /// Sends a state event.
 async fn send_state(
     client: &Client,
@@ -205,4 +216,19 @@ pub(super) async fn sender_of(client: &Client, room: &str, event: &str) -> Optio
 
 fn room_id(id: &str) -> Option<matrix_sdk::ruma::OwnedRoomId> {
     <&RoomId>::try_from(id).ok().map(ToOwned::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redaction_has_the_same_transaction_id_every_time_it_is_sent() {
+        let (one, other) = (<&EventId>::try_from("$one").unwrap(), <&EventId>::try_from("$other").unwrap());
+        assert_eq!(redaction_txn("!r:x", one), redaction_txn("!r:x", one));
+        assert_ne!(redaction_txn("!r:x", one), redaction_txn("!r:x", other));
+        assert_ne!(redaction_txn("!r:x", one), redaction_txn("!s:x", one));
+        let txn = redaction_txn("!r:x", one);
+        assert!(txn.as_str().bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{txn}");
+    }
 }
