@@ -290,21 +290,25 @@ fn main() {
         let path = format!("/_matrix/client/v3/rooms/{big_list}/state/m.policy.rule.user/{key}");
         synapse.call(&moderator, "PUT", &path, Some(&rule)).unwrap();
     });
-    // Rules held from the first start, naming nobody here, in lists of 1,000.
-    let held_lists: Vec<String> = (0..held_rules.div_ceil(1000))
-        .map(|_| {
-            let held = create_room(&synapse, &moderator, &[&bot]);
-            join(&synapse, &bot, &held);
-            held
-        })
-        .collect();
-    let held: Vec<usize> = (0..held_rules).collect();
-    at_once(&held, |i| {
-        let rule =
-            json!({"entity": format!("@held{i}:elsewhere.example"), "recommendation": "m.ban", "reason": "spam"});
-        let path = format!("/_matrix/client/v3/rooms/{}/state/m.policy.rule.user/held{i}", held_lists[i / 1000]);
-        synapse.call(&moderator, "PUT", &path, Some(&rule)).unwrap();
+    // Rules held from the first start, naming nobody here, in lists of 1,000,
+    // each list created with its rules as initial state (one request, and
+    // Synapse persists them together: half again as fast as one `PUT` each).
+    let list_starts: Vec<usize> = (0..held_rules).step_by(1000).collect();
+    let held_lists = Mutex::new(Vec::new());
+    at_once(&list_starts, |&start| {
+        let rules: Vec<Value> = (start..held_rules.min(start + 1000))
+            .map(|i| {
+                json!({"type": "m.policy.rule.user", "state_key": format!("held{i}"),
+                    "content": {"entity": format!("@held{i}:elsewhere.example"), "recommendation": "m.ban", "reason": "spam"}})
+            })
+            .collect();
+        let body = json!({"preset": "private_chat", "invite": [bot.user_id], "initial_state": rules});
+        let reply = synapse.call(&moderator, "POST", "/_matrix/client/v3/createRoom", Some(&body)).unwrap();
+        let held = reply["room_id"].as_str().unwrap().to_owned();
+        join(&synapse, &bot, &held);
+        held_lists.lock().unwrap().push(held);
     });
+    let held_lists = held_lists.into_inner().unwrap();
     println!(
         "set-up: {} rooms of {} members, a {list_rules}-rule list, {held_rules} rules held in {} lists, in {:.1} s",
         rooms.len(),

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use serde_json::{Value, json};
 
 use crate::index::Index;
-use crate::rule::{Entity, EntityKind};
+use crate::rule::{EntityKind, EntityRef};
 
 /// What goes into `m.room.server_acl`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,18 +65,15 @@ pub fn compile(index: &Index, own_server: &str) -> Compiled {
     let mut deny = BTreeSet::new();
     let mut left_out = BTreeSet::new();
     for rule in index.rules(EntityKind::Server).filter(|r| r.recommendation.acts()) {
-        match &rule.entity {
-            Entity::Hashed(_) => {
-                left_out.insert(format!("{}: a hashed server rule cannot be written into an ACL", rule.entity));
+        match rule.entity() {
+            entity @ EntityRef::Hashed(_) => {
+                left_out.insert(format!("{entity}: a hashed server rule cannot be written into an ACL"));
             }
             entity if entity.matches(EntityKind::Server, &own) => {
                 left_out.insert(format!("{entity}: it would deny this bot's own server {own}"));
             }
-            Entity::Literal(s) => {
-                deny.insert(s.to_string());
-            }
-            Entity::Glob(g) => {
-                deny.insert(g.as_str().to_owned());
+            EntityRef::Literal(s) | EntityRef::Glob(s) => {
+                deny.insert(s.to_owned());
             }
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::index::Index;
 use crate::list::{Change, Delta};
-use crate::rule::{Entity, EntityKind, Rule};
+use crate::rule::{EntityKind, EntityRef, Rule};
 
 /// Members (joined, invited or knocking) of the protected rooms.
 #[derive(Debug, Default)]
@@ -100,10 +100,10 @@ pub fn bans_for(delta: &Delta, members: &Members) -> Vec<Ban> {
         .collect();
     let mut matched: Vec<(&str, Arc<Rule>)> = Vec::new();
     let (literal, other): (Vec<&Arc<Rule>>, Vec<&Arc<Rule>>) =
-        acting.iter().partition(|r| matches!(r.entity, Entity::Literal(_)));
+        acting.iter().partition(|r| matches!(r.entity(), EntityRef::Literal(_)));
     for rule in literal {
-        if let Entity::Literal(user) = &rule.entity
-            && let Some((user, _)) = members.users.get_key_value(&**user)
+        if let EntityRef::Literal(user) = rule.entity()
+            && let Some((user, _)) = members.users.get_key_value(user)
         {
             matched.push((user, (*rule).clone()));
         }
@@ -111,7 +111,7 @@ pub fn bans_for(delta: &Delta, members: &Members) -> Vec<Ban> {
     if other.len() <= SCAN_PER_RULE_UP_TO {
         for rule in other {
             matched.extend(
-                members.users().filter(|u| rule.entity.matches(EntityKind::User, u)).map(|u| (u, (*rule).clone())),
+                members.users().filter(|u| rule.entity().matches(EntityKind::User, u)).map(|u| (u, (*rule).clone())),
             );
         }
     } else {
@@ -166,7 +166,8 @@ mod tests {
     }
 
     fn render(bans: &[Ban]) -> Vec<String> {
-        let mut out: Vec<String> = bans.iter().map(|b| format!("{} {} ({})", b.room, b.user, b.rule.entity)).collect();
+        let mut out: Vec<String> =
+            bans.iter().map(|b| format!("{} {} ({})", b.room, b.user, b.rule.entity())).collect();
         out.sort();
         out
     }

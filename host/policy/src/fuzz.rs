@@ -91,11 +91,11 @@ fn rule_events(u: &mut Unstructured<'_>) -> arbitrary::Result<String> {
 
 /// The rules a simple scan finds: what the index must find too.
 fn naive(list: &PolicyList, kind: EntityKind, probe: &str) -> BTreeSet<(String, String)> {
-    list.rules().filter(|r| r.kind == kind && r.entity.matches(kind, probe)).map(key).collect()
+    list.rules().filter(|r| r.kind == kind && r.entity().matches(kind, probe)).map(key).collect()
 }
 
 fn key(rule: &Arc<Rule>) -> (String, String) {
-    (rule.state_key.to_string(), rule.entity.to_string())
+    (rule.state_key().to_string(), rule.entity().to_string())
 }
 
 fn check_rule_events(input: &str) {

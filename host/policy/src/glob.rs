@@ -19,14 +19,23 @@ impl Glob {
     }
 
     pub fn matches(&self, text: &str) -> bool {
-        matches(self.pattern.as_bytes(), text.as_bytes())
+        matches_text(&self.pattern, text)
     }
 
-    /// The longest run of characters without a wildcard: every text the glob
-    /// matches contains it, so it can index the glob. Empty for `*`, `??`.
     pub fn key(&self) -> &str {
-        self.pattern.split(['*', '?']).max_by_key(|piece| piece.len()).unwrap_or("")
+        key(&self.pattern)
     }
+}
+
+/// Whether the glob `pattern` matches all of `text`.
+pub fn matches_text(pattern: &str, text: &str) -> bool {
+    matches(pattern.as_bytes(), text.as_bytes())
+}
+
+/// The longest run of characters without a wildcard: every text the glob
+/// matches contains it, so it can index the glob. Empty for `*`, `??`.
+pub fn key(pattern: &str) -> &str {
+    pattern.split(['*', '?']).max_by_key(|piece| piece.len()).unwrap_or("")
 }
 
 /// Whether `text` holds a wildcard.

@@ -6,59 +6,75 @@
 //! automaton is rebuilt lazily, the first time it is needed after a change.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, OnceLock};
 
 use aho_corasick::AhoCorasick;
+use hashbrown::HashTable;
 
 use crate::list::{Change, Delta};
-use crate::rule::{Entity, EntityKind, Rule, sha256};
+use crate::rule::{EntityKind, EntityRef, Rule, sha256};
 
-/// The rules under one key: nearly always one, held without a `Vec`.
-enum Rules {
-    One(Arc<Rule>),
-    Many(Vec<Arc<Rule>>),
+/// Rules by their own entity (a literal's text, or a hash): the table holds
+/// only the rules, nothing twice. Rules naming the same entity (in two
+/// lists) sit side by side under one hash.
+#[derive(Default)]
+struct ByEntity {
+    table: HashTable<Arc<Rule>>,
 }
 
-impl Rules {
-    fn as_slice(&self) -> &[Arc<Rule>] {
-        match self {
-            Rules::One(rule) => std::slice::from_ref(rule),
-            Rules::Many(rules) => rules,
-        }
-    }
-
-    fn push(&mut self, rule: Arc<Rule>) {
-        match self {
-            Rules::One(first) => *self = Rules::Many(vec![first.clone(), rule]),
-            Rules::Many(rules) => rules.push(rule),
-        }
-    }
-
-    /// Keeps the rules `keep` says; `false` when none is left.
-    fn retain(&mut self, keep: impl Fn(&Arc<Rule>) -> bool) -> bool {
-        let Rules::Many(rules) = self else { return keep(self.as_slice().first().expect("one rule")) };
-        rules.retain(|r| keep(r));
-        if let [_] = rules.as_slice() {
-            *self = Rules::One(rules.pop().expect("one rule"));
-        }
-        !self.as_slice().is_empty()
+/// What a rule is filed under, if it is filed by entity.
+fn filed_under(rule: &Rule) -> Option<EntityRef<'_>> {
+    match rule.entity() {
+        EntityRef::Glob(_) => None,
+        filed => Some(filed),
     }
 }
 
-fn add<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Rules>, key: K, rule: Arc<Rule>) {
-    match map.entry(key) {
-        std::collections::hash_map::Entry::Occupied(mut rules) => rules.get_mut().push(rule),
-        std::collections::hash_map::Entry::Vacant(place) => {
-            place.insert(Rules::One(rule));
+impl ByEntity {
+    fn hash(hasher: &RandomState, entity: EntityRef<'_>) -> u64 {
+        match entity {
+            EntityRef::Literal(text) | EntityRef::Glob(text) => hasher.hash_one(text),
+            EntityRef::Hashed(hash) => hasher.hash_one(hash),
         }
     }
+
+    fn rehash(hasher: &RandomState) -> impl Fn(&Arc<Rule>) -> u64 + '_ {
+        |rule: &Arc<Rule>| ByEntity::hash(hasher, rule.entity())
+    }
+
+    fn insert(&mut self, hasher: &RandomState, rule: Arc<Rule>) {
+        let hash = ByEntity::hash(hasher, rule.entity());
+        self.table.insert_unique(hash, rule, ByEntity::rehash(hasher));
+    }
+
+    /// Removes the rule for `rule`'s slot (see `KindIndex::remove`).
+    fn remove(&mut self, hasher: &RandomState, rule: &Rule) {
+        let entity = rule.entity();
+        let found =
+            self.table.find_entry(ByEntity::hash(hasher, entity), |r| r.entity() == entity && same_slot(r, rule));
+        if let Ok(found) = found {
+            found.remove();
+            if self.table.capacity() > 64 && self.table.len() < self.table.capacity() / 4 {
+                self.table.shrink_to_fit(ByEntity::rehash(hasher));
+            }
+        }
+    }
+
+    fn matching<'a>(&'a self, hasher: &RandomState, entity: EntityRef<'_>, out: &mut Vec<&'a Arc<Rule>>) {
+        out.extend(self.table.iter_hash(ByEntity::hash(hasher, entity)).filter(|r| r.entity() == entity));
+    }
+}
+
+/// Whether two rules stand for the same (list, state key).
+fn same_slot(a: &Rule, b: &Rule) -> bool {
+    a.list == b.list && a.state_key() == b.state_key()
 }
 
 #[derive(Default)]
 struct KindIndex {
-    /// Keyed by the rule's own entity text (the same allocation).
-    literal: HashMap<Arc<str>, Rules>,
-    hashed: HashMap<[u8; 32], Rules>,
+    literal: ByEntity,
+    hashed: ByEntity,
     globs: Vec<Arc<Rule>>,
     compiled: OnceLock<Compiled>,
 }
@@ -73,11 +89,11 @@ struct Compiled {
 }
 
 impl KindIndex {
-    fn insert(&mut self, rule: Arc<Rule>) {
-        match &rule.entity {
-            Entity::Literal(l) => add(&mut self.literal, l.clone(), rule),
-            Entity::Hashed(h) => add(&mut self.hashed, **h, rule),
-            Entity::Glob(_) => {
+    fn insert(&mut self, hasher: &RandomState, rule: Arc<Rule>) {
+        match filed_under(&rule) {
+            Some(EntityRef::Hashed(_)) => self.hashed.insert(hasher, rule),
+            Some(_) => self.literal.insert(hasher, rule),
+            None => {
                 self.globs.push(rule);
                 self.compiled = OnceLock::new();
             }
@@ -88,21 +104,11 @@ impl KindIndex {
     /// pointer: a rule of a newer event type with the same meaning takes
     /// over a state key without a change (so without reaching the index),
     /// and the index still holds the rule it took over from.
-    fn remove(&mut self, rule: &Arc<Rule>) {
-        fn same_slot(a: &Rule, b: &Rule) -> bool {
-            a.list == b.list && a.state_key == b.state_key
-        }
-        fn take<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Rules>, key: &K, rule: &Arc<Rule>) {
-            if let Some(rules) = map.get_mut(key)
-                && !rules.retain(|r| !same_slot(r, rule))
-            {
-                map.remove(key);
-            }
-        }
-        match &rule.entity {
-            Entity::Literal(l) => take(&mut self.literal, l, rule),
-            Entity::Hashed(h) => take(&mut self.hashed, h, rule),
-            Entity::Glob(_) => {
+    fn remove(&mut self, hasher: &RandomState, rule: &Rule) {
+        match filed_under(rule) {
+            Some(EntityRef::Hashed(_)) => self.hashed.remove(hasher, rule),
+            Some(_) => self.literal.remove(hasher, rule),
+            None => {
                 if let Some(i) = self.globs.iter().position(|r| same_slot(r, rule)) {
                     self.globs.swap_remove(i);
                     self.compiled = OnceLock::new();
@@ -118,8 +124,8 @@ impl KindIndex {
             let mut by_key: Vec<Vec<u32>> = Vec::new();
             let mut always = Vec::new();
             for (i, rule) in self.globs.iter().enumerate() {
-                let Entity::Glob(glob) = &rule.entity else { continue };
-                let key = glob.key();
+                let EntityRef::Glob(pattern) = rule.entity() else { continue };
+                let key = crate::glob::key(pattern);
                 if key.is_empty() {
                     always.push(i as u32);
                     continue;
@@ -138,19 +144,20 @@ impl KindIndex {
 
     /// Every rule matching `entity` (already lower-cased for servers);
     /// `as_seen` is the server name as it appeared, for hashed rules.
-    fn matching<'a>(&'a self, kind: EntityKind, entity: &str, as_seen: Option<&str>, out: &mut Vec<&'a Arc<Rule>>) {
-        if let Some(rules) = self.literal.get(entity) {
-            out.extend(rules.as_slice());
-        }
-        if !self.hashed.is_empty() {
-            if let Some(rules) = self.hashed.get(&sha256(entity)) {
-                out.extend(rules.as_slice());
-            }
+    fn matching<'a>(
+        &'a self,
+        hasher: &RandomState,
+        kind: EntityKind,
+        entity: &str,
+        as_seen: Option<&str>,
+        out: &mut Vec<&'a Arc<Rule>>,
+    ) {
+        self.literal.matching(hasher, EntityRef::Literal(entity), out);
+        if !self.hashed.table.is_empty() {
+            self.hashed.matching(hasher, EntityRef::Hashed(&sha256(entity)), out);
             // Peers hash a server name as it appears (`Banned.Example.com`).
-            if let Some(seen) = as_seen.filter(|seen| *seen != entity)
-                && let Some(rules) = self.hashed.get(&sha256(seen))
-            {
-                out.extend(rules.as_slice());
+            if let Some(seen) = as_seen.filter(|seen| *seen != entity) {
+                self.hashed.matching(hasher, EntityRef::Hashed(&sha256(seen)), out);
             }
         }
         if self.globs.is_empty() {
@@ -159,7 +166,7 @@ impl KindIndex {
         let compiled = self.compiled();
         let check = |i: u32, out: &mut Vec<&'a Arc<Rule>>| {
             let rule = &self.globs[i as usize];
-            if rule.entity.matches(kind, entity) {
+            if rule.entity().matches(kind, entity) {
                 out.push(rule);
             }
         };
@@ -183,9 +190,11 @@ impl KindIndex {
     }
 
     fn len(&self) -> usize {
-        self.literal.values().map(|r| r.as_slice().len()).sum::<usize>()
-            + self.hashed.values().map(|r| r.as_slice().len()).sum::<usize>()
-            + self.globs.len()
+        self.literal.table.len() + self.hashed.table.len() + self.globs.len()
+    }
+
+    fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.literal.table.iter().chain(self.hashed.table.iter()).chain(self.globs.iter())
     }
 }
 
@@ -193,6 +202,7 @@ impl KindIndex {
 #[derive(Default)]
 pub struct Index {
     kinds: [KindIndex; 3],
+    hasher: RandomState,
 }
 
 impl std::fmt::Debug for Index {
@@ -210,10 +220,6 @@ impl Index {
         &self.kinds[kind as usize]
     }
 
-    fn kind_mut(&mut self, kind: EntityKind) -> &mut KindIndex {
-        &mut self.kinds[kind as usize]
-    }
-
     pub fn apply(&mut self, delta: &Delta) {
         for change in &delta.changes {
             self.apply_change(change);
@@ -222,27 +228,19 @@ impl Index {
 
     pub fn apply_change(&mut self, change: &Change) {
         if let Some(old) = change.old_rule() {
-            self.kind_mut(old.kind).remove(old);
+            self.kinds[old.kind as usize].remove(&self.hasher, old);
         }
         if let Some(new) = change.new_rule() {
-            self.kind_mut(new.kind).insert(new.clone());
+            self.kinds[new.kind as usize].insert(&self.hasher, new.clone());
         }
     }
 
     /// Drops every rule of one list (it is no longer watched).
     pub fn remove_list(&mut self, list: &str) {
         for kind in &mut self.kinds {
-            let doomed: Vec<Arc<Rule>> = kind
-                .literal
-                .values()
-                .chain(kind.hashed.values())
-                .flat_map(Rules::as_slice)
-                .chain(kind.globs.iter())
-                .filter(|r| &*r.list == list)
-                .cloned()
-                .collect();
+            let doomed: Vec<Arc<Rule>> = kind.rules().filter(|r| &*r.list == list).cloned().collect();
             for rule in &doomed {
-                kind.remove(rule);
+                kind.remove(&self.hasher, rule);
             }
         }
     }
@@ -250,10 +248,11 @@ impl Index {
     /// Every rule of `kind` matching `entity`: literal, hashed, then globs.
     pub fn matching(&self, kind: EntityKind, entity: &str) -> Vec<&Arc<Rule>> {
         let mut out = Vec::new();
+        let index = self.kind(kind);
         if kind == EntityKind::Server {
-            self.kind(kind).matching(kind, &entity.to_ascii_lowercase(), Some(entity), &mut out);
+            index.matching(&self.hasher, kind, &entity.to_ascii_lowercase(), Some(entity), &mut out);
         } else {
-            self.kind(kind).matching(kind, entity, None, &mut out);
+            index.matching(&self.hasher, kind, entity, None, &mut out);
         }
         out
     }
@@ -265,12 +264,7 @@ impl Index {
 
     /// Every rule of one kind.
     pub fn rules(&self, kind: EntityKind) -> impl Iterator<Item = &Arc<Rule>> {
-        let k = self.kind(kind);
-        k.literal
-            .values()
-            .flat_map(Rules::as_slice)
-            .chain(k.hashed.values().flat_map(Rules::as_slice))
-            .chain(k.globs.iter())
+        self.kind(kind).rules()
     }
 
     pub fn len(&self) -> usize {
@@ -303,7 +297,7 @@ mod tests {
     }
 
     fn entities(rules: Vec<&Arc<Rule>>) -> Vec<String> {
-        let mut out: Vec<String> = rules.iter().map(|r| r.entity.to_string()).collect();
+        let mut out: Vec<String> = rules.iter().map(|r| r.entity().to_string()).collect();
         out.sort();
         out
     }
@@ -354,7 +348,7 @@ mod tests {
         );
         assert_eq!(entities(index.matching(EntityKind::User, "@good:x")), ["*"]);
         assert!(index.acting(EntityKind::User, "@good:x").is_none(), "an unknown recommendation never acts");
-        assert_eq!(index.acting(EntityKind::User, "@spam:x").unwrap().entity.to_string(), "@spam:x");
+        assert_eq!(index.acting(EntityKind::User, "@spam:x").unwrap().entity().to_string(), "@spam:x");
         assert_eq!(entities(index.matching(EntityKind::Server, "Matrix.EVIL.example")), ["*.evil.example"]);
         assert_eq!(entities(index.matching(EntityKind::Server, "bad.example")), ["bad.example"]);
         assert!(index.matching(EntityKind::Room, "!room").is_empty());

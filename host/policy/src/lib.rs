@@ -46,4 +46,4 @@ pub use acl::{ServerAcl, compile as compile_acl};
 pub use apply::{Ban, Members, bans_for};
 pub use index::Index;
 pub use list::{Change, Delta, PolicyList};
-pub use rule::{Entity, EntityKind, Recommendation, Rule};
+pub use rule::{Entity, EntityKind, EntityRef, Recommendation, Rule};

@@ -3,8 +3,12 @@
 //! effect for that (kind, state key); a batch of them is a [`Delta`], and the
 //! index, the ban applier and the ACL all work from deltas.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+
+use hashbrown::HashTable;
+use hashbrown::hash_table::Entry;
 
 use crate::rule::{self, Content, EntityKind, Generation, Rule};
 
@@ -53,41 +57,88 @@ impl Delta {
 /// What the three generations of event type hold for one (kind, state
 /// key): per generation a rule, an event without a usable rule (`{}` or
 /// invalid content, which removes the rule, including one an older type
-/// holds), or nothing.
-#[derive(Debug, Default)]
-struct Slot {
+/// holds), or nothing. Nearly every slot holds one rule of the newest type
+/// and nothing else, and is held as that rule alone.
+#[derive(Debug)]
+enum Slot {
+    Stable(Arc<Rule>),
+    Mixed(Box<Mixed>),
+}
+
+#[derive(Debug)]
+struct Mixed {
+    key: Box<str>,
     rules: [Option<Arc<Rule>>; 3],
     /// Bit `generation`: that generation's event holds no usable rule.
     cleared: u8,
-    /// Seen already in the batch `apply_all` is folding.
-    touched: bool,
 }
 
 impl Slot {
-    fn set(&mut self, generation: Generation, rule: Option<Arc<Rule>>) {
-        let g = generation as usize;
-        self.cleared &= !(1 << g);
-        if rule.is_none() {
-            self.cleared |= 1 << g;
+    fn key(&self) -> &str {
+        match self {
+            Slot::Stable(rule) => rule.state_key(),
+            Slot::Mixed(mixed) => &mixed.key,
         }
-        self.rules[g] = rule;
     }
 
     /// The newest generation with an event decides: its rule, or none when
     /// that event holds no usable rule (Mjolnir's "soft redacted" rules:
     /// `{}` under `m.policy.rule.user` removes a rule under `m.room.rule.user`).
     fn effective(&self) -> Option<&Arc<Rule>> {
+        let mixed = match self {
+            Slot::Stable(rule) => return Some(rule),
+            Slot::Mixed(mixed) => mixed,
+        };
         for g in [Generation::Stable, Generation::Room, Generation::Mjolnir] {
             let g = g as usize;
-            if self.rules[g].is_some() || self.cleared & (1 << g) != 0 {
-                return self.rules[g].as_ref();
+            if mixed.rules[g].is_some() || mixed.cleared & (1 << g) != 0 {
+                return mixed.rules[g].as_ref();
             }
         }
         None
     }
 
-    fn is_empty(&self) -> bool {
-        self.cleared == 0 && self.rules.iter().all(Option::is_none)
+    /// The rules each generation holds.
+    fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        let (stable, mixed) = match self {
+            Slot::Stable(rule) => (Some(rule), None),
+            Slot::Mixed(mixed) => (None, Some(mixed.rules.iter().flatten())),
+        };
+        stable.into_iter().chain(mixed.into_iter().flatten())
+    }
+
+    /// The slot once `generation`'s event holds `rule` (`None`: no usable
+    /// rule); `None` when nothing that can matter is left.
+    fn set(slot: Option<Slot>, key: &str, generation: Generation, rule: Option<Arc<Rule>>) -> Option<Slot> {
+        // The common case: a rule of the newest type, alone.
+        if generation == Generation::Stable
+            && let Some(rule) = &rule
+            && matches!(slot, None | Some(Slot::Stable(_)))
+        {
+            return Some(Slot::Stable(rule.clone()));
+        }
+        let mut mixed = match slot {
+            None => Mixed { key: key.into(), rules: Default::default(), cleared: 0 },
+            Some(Slot::Stable(rule)) => Mixed { key: key.into(), rules: [Some(rule), None, None], cleared: 0 },
+            Some(Slot::Mixed(mixed)) => *mixed,
+        };
+        let g = generation as usize;
+        mixed.cleared &= !(1 << g);
+        if rule.is_none() {
+            mixed.cleared |= 1 << g;
+        }
+        mixed.rules[g] = rule;
+        // A cleared oldest type shadows nothing: only what can matter is kept.
+        let oldest = Generation::Mjolnir as usize;
+        if mixed.rules[oldest].is_none() {
+            mixed.cleared &= !(1 << oldest);
+        }
+        match mixed.rules {
+            _ if mixed.cleared != 0 => Some(Slot::Mixed(Box::new(mixed))),
+            [None, None, None] => None,
+            [Some(rule), None, None] => Some(Slot::Stable(rule)),
+            _ => Some(Slot::Mixed(Box::new(mixed))),
+        }
     }
 }
 
@@ -95,9 +146,9 @@ impl Slot {
 #[derive(Debug)]
 pub struct PolicyList {
     room: Arc<str>,
-    /// Per kind, per state key: what each generation of event type holds.
-    /// The key is the same allocation as the rules' `state_key`.
-    slots: [HashMap<Arc<str>, Slot>; 3],
+    /// Per kind, the slots by state key.
+    slots: [HashTable<Slot>; 3],
+    hasher: RandomState,
     /// Rules in effect.
     rules: usize,
     revision: u64,
@@ -135,6 +186,7 @@ impl PolicyList {
         PolicyList {
             room: Arc::from(room),
             slots: Default::default(),
+            hasher: RandomState::new(),
             rules: 0,
             revision: 0,
             invalid: HashMap::new(),
@@ -154,26 +206,21 @@ impl PolicyList {
     /// Applies one state event; the change to the rule in effect, if any.
     /// Events that are not rules are ignored.
     pub fn apply(&mut self, event_type: &str, state_key: &str, content: &str) -> Option<Change> {
-        self.apply_one(event_type, state_key, content, false).and_then(|(_, change)| change)
+        let (kind, generation) = rule::rule_type(event_type)?;
+        let (before, after) = self.apply_one(kind, generation, event_type, state_key, content);
+        changed(before, after)
     }
 
-    /// `apply`, and the slot's key; in a batch the slot is marked touched
-    /// and kept even when empty (`apply_all` tidies up).
+    /// Applies one rule event; the rule in effect for its slot before and after.
     fn apply_one(
         &mut self,
+        kind: EntityKind,
+        generation: Generation,
         event_type: &str,
         state_key: &str,
         content: &str,
-        batch: bool,
-    ) -> Option<(Arc<str>, Option<Change>)> {
-        let (kind, generation) = rule::rule_type(event_type)?;
-        let slots = &mut self.slots[kind as usize];
-        // One allocation of the state key, shared by the slot and its rules.
-        let key = match slots.get_key_value(state_key) {
-            Some((key, _)) => key.clone(),
-            None => Arc::from(state_key),
-        };
-        let place = rule::Place { list: &self.room, kind, generation, state_key: &key };
+    ) -> (Option<Arc<Rule>>, Option<Arc<Rule>>) {
+        let place = rule::Place { list: &self.room, kind, generation, state_key };
         let new = match rule::parse_keyed(&place, content) {
             Content::Rule(mut r) => {
                 if !self.invalid.is_empty() {
@@ -193,29 +240,45 @@ impl PolicyList {
                 None
             }
         };
-        let slot = slots.entry(key.clone()).or_default();
-        let before = slot.effective().cloned();
-        slot.set(generation, new);
-        let after = slot.effective().cloned();
-        // A cleared oldest type shadows nothing: only what can matter is kept.
-        let mjolnir = Generation::Mjolnir as usize;
-        if slot.rules[mjolnir].is_none() {
-            slot.cleared &= !(1 << mjolnir);
-        }
-        slot.touched |= batch;
-        if slot.is_empty() && !slot.touched {
-            slots.remove(state_key);
-        }
-        match (&before, &after) {
-            (None, Some(_)) => self.rules += 1,
-            (Some(_), None) => self.rules -= 1,
-            _ => {}
-        }
-        let change = changed(before, after);
-        if change.is_some() {
+        let hasher = &self.hasher;
+        let hash = hasher.hash_one(state_key);
+        let entry = self.slots[kind as usize].entry(hash, |s| s.key() == state_key, |s| hasher.hash_one(s.key()));
+        let (before, after) = match entry {
+            Entry::Occupied(occupied) => {
+                let (slot, vacant) = occupied.remove();
+                let before = slot.effective().cloned();
+                let slot = Slot::set(Some(slot), state_key, generation, new);
+                let after = slot.as_ref().and_then(Slot::effective).cloned();
+                if let Some(slot) = slot {
+                    vacant.insert(slot);
+                }
+                (before, after)
+            }
+            Entry::Vacant(vacant) => {
+                let slot = Slot::set(None, state_key, generation, new);
+                let after = slot.as_ref().and_then(Slot::effective).cloned();
+                if let Some(slot) = slot {
+                    vacant.insert(slot);
+                }
+                (None, after)
+            }
+        };
+        let change = match (&before, &after) {
+            (None, None) => false,
+            (None, Some(_)) => {
+                self.rules += 1;
+                true
+            }
+            (Some(_), None) => {
+                self.rules -= 1;
+                true
+            }
+            (Some(old), Some(new)) => !old.same_meaning(new),
+        };
+        if change {
             self.revision += 1;
         }
-        Some((key, change))
+        (before, after)
     }
 
     /// Applies many state events (e.g. the room's whole state at load) as
@@ -224,34 +287,26 @@ impl PolicyList {
     pub fn apply_all<'a>(&mut self, events: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>) -> Delta {
         let events = events.into_iter();
         // Each (kind, state key) touched, with the rule in effect before.
-        let mut touched: Vec<(EntityKind, Arc<str>, Option<Arc<Rule>>)> = Vec::with_capacity(events.size_hint().0);
+        let mut touched: Vec<(EntityKind, &'a str, Option<Arc<Rule>>)> = Vec::with_capacity(events.size_hint().0);
+        let mut seen: HashSet<(EntityKind, &'a str)> = HashSet::with_capacity(events.size_hint().0);
         for (event_type, state_key, content) in events {
-            let Some((kind, _)) = rule::rule_type(event_type) else { continue };
-            let slot = self.slots[kind as usize].get(state_key);
-            let first = slot.is_none_or(|s| !s.touched);
-            let before = if first { slot.and_then(Slot::effective).cloned() } else { None };
-            let Some((key, _)) = self.apply_one(event_type, state_key, content, true) else { continue };
-            if first {
-                touched.push((kind, key, before));
+            let Some((kind, generation)) = rule::rule_type(event_type) else { continue };
+            let (before, _) = self.apply_one(kind, generation, event_type, state_key, content);
+            if seen.insert((kind, state_key)) {
+                touched.push((kind, state_key, before));
             }
         }
-        let mut changes = Vec::with_capacity(touched.len());
-        for (kind, key, before) in touched {
-            let slots = &mut self.slots[kind as usize];
-            let Some(slot) = slots.get_mut(&key) else { continue };
-            slot.touched = false;
-            let after = slot.effective().cloned();
-            if slot.is_empty() {
-                slots.remove(&key);
-            }
-            changes.extend(changed(before, after));
-        }
+        drop(seen);
+        let changes = touched
+            .into_iter()
+            .filter_map(|(kind, key, before)| changed(before, self.get(kind, key).cloned()))
+            .collect();
         Delta { changes }
     }
 
     /// Every rule in effect.
     pub fn rules(&self) -> impl Iterator<Item = &Arc<Rule>> {
-        self.slots.iter().flat_map(HashMap::values).filter_map(Slot::effective)
+        self.slots.iter().flat_map(HashTable::iter).filter_map(Slot::effective)
     }
 
     /// The rules in effect.
@@ -268,17 +323,21 @@ impl PolicyList {
         self.invalid.iter().map(|((t, k), why)| (t.as_str(), k.as_str(), why.as_str()))
     }
 
+    fn slot(&self, kind: EntityKind, state_key: &str) -> Option<&Slot> {
+        self.slots[kind as usize].find(self.hasher.hash_one(state_key), |s| s.key() == state_key)
+    }
+
     /// The rule in effect for a state key, if any.
     pub fn get(&self, kind: EntityKind, state_key: &str) -> Option<&Arc<Rule>> {
-        self.slots[kind as usize].get(state_key).and_then(Slot::effective)
+        self.slot(kind, state_key).and_then(Slot::effective)
     }
 
     /// The event types under which a rule stands for a state key (the one in
     /// effect and any older one it shadows): clearing a rule clears them
     /// all, so a peer that falls back to an older type finds nothing either.
     pub fn event_types(&self, kind: EntityKind, state_key: &str) -> Vec<String> {
-        let Some(slot) = self.slots[kind as usize].get(state_key) else { return Vec::new() };
-        slot.rules.iter().flatten().map(|rule| rule::event_type(rule)).collect()
+        let Some(slot) = self.slot(kind, state_key) else { return Vec::new() };
+        slot.rules().map(|rule| rule::event_type(rule)).collect()
     }
 }
 
@@ -296,13 +355,13 @@ fn changed(before: Option<Arc<Rule>>, after: Option<Arc<Rule>>) -> Option<Change
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rule::{Entity, Recommendation};
+    use crate::rule::{EntityRef, Recommendation};
 
     const BAN_A: &str = r#"{"entity": "@a:x", "recommendation": "m.ban", "reason": "spam"}"#;
     const BAN_B: &str = r#"{"entity": "@b:x", "recommendation": "m.ban"}"#;
 
     fn entity(change: &Change) -> String {
-        change.new_rule().or(change.old_rule()).unwrap().entity.to_string()
+        change.new_rule().or(change.old_rule()).unwrap().entity().to_string()
     }
 
     #[test]
@@ -337,7 +396,7 @@ mod tests {
         assert_eq!(list.revision(), 1);
         let modified = list.apply("m.policy.rule.user", "k", BAN_B).unwrap();
         assert!(
-            matches!(&modified, Change::Modified { old, new } if old.entity.to_string() == "@a:x" && new.entity.to_string() == "@b:x")
+            matches!(&modified, Change::Modified { old, new } if old.entity().to_string() == "@a:x" && new.entity().to_string() == "@b:x")
         );
         let removed = list.apply("m.policy.rule.user", "k", "{}").unwrap();
         assert_eq!(entity(&removed), "@b:x");
@@ -354,7 +413,7 @@ mod tests {
         assert!(matches!(change, Change::Modified { .. }));
         // An older type under the same key does not override the newer one.
         assert_eq!(list.apply("m.room.rule.user", "k", BAN_A), None);
-        assert_eq!(list.get(EntityKind::User, "k").unwrap().entity, Entity::Literal("@b:x".into()));
+        assert_eq!(list.get(EntityKind::User, "k").unwrap().entity(), EntityRef::Literal("@b:x"));
         assert_eq!(
             list.event_types(EntityKind::User, "k"),
             ["m.policy.rule.user", "m.room.rule.user", "org.matrix.mjolnir.rule.user"]
@@ -405,7 +464,7 @@ mod tests {
             ("m.policy.rule.user", "gone", "{}"),
         ]);
         assert_eq!(delta.changes.len(), 2, "{delta:#?}");
-        assert!(matches!(&delta.changes[0], Change::Added(r) if r.entity.to_string() == "@b:x"));
+        assert!(matches!(&delta.changes[0], Change::Added(r) if r.entity().to_string() == "@b:x"));
         assert!(matches!(&delta.changes[1], Change::Removed(r) if r.recommendation == Recommendation::Ban));
     }
 }

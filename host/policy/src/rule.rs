@@ -9,7 +9,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::glob::Glob;
+use crate::glob::{self, Glob};
 
 /// What a rule is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,7 +87,8 @@ pub fn rule_type(event_type: &str) -> Option<(EntityKind, Generation)> {
 pub enum Recommendation {
     Ban,
     Takedown,
-    Other(Box<str>),
+    /// Boxed twice: a thin pointer keeps every rule 8 bytes smaller.
+    Other(Box<String>),
 }
 
 impl Recommendation {
@@ -95,7 +96,7 @@ impl Recommendation {
         match text {
             "m.ban" | "org.matrix.mjolnir.ban" => Recommendation::Ban,
             "m.takedown" | "org.matrix.msc4204.takedown" => Recommendation::Takedown,
-            other => Recommendation::Other(other.into()),
+            other => Recommendation::Other(Box::new(other.to_owned())),
         }
     }
 
@@ -108,7 +109,7 @@ impl Recommendation {
         match self {
             Recommendation::Ban => "m.ban",
             Recommendation::Takedown => "m.takedown",
-            Recommendation::Other(s) => s,
+            Recommendation::Other(s) => s.as_str(),
         }
     }
 
@@ -126,11 +127,10 @@ impl Recommendation {
 /// The entity a rule names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Entity {
-    /// Shared with the index's key: one allocation per rule.
-    Literal(Arc<str>),
+    Literal(Box<str>),
     Glob(Glob),
     /// MSC4205: only the sha256 of the entity is published. (Boxed: inline,
-    /// it would make every rule 16 bytes larger.)
+    /// it would make every entity 16 bytes larger.)
     Hashed(Box<[u8; 32]>),
 }
 
@@ -139,32 +139,69 @@ impl Entity {
     pub fn from_text(text: &str) -> Entity {
         match Glob::new(text) {
             Some(glob) => Entity::Glob(glob),
-            None => Entity::Literal(Arc::from(text)),
+            None => Entity::Literal(text.into()),
+        }
+    }
+
+    pub fn as_ref(&self) -> EntityRef<'_> {
+        match self {
+            Entity::Literal(l) => EntityRef::Literal(l),
+            Entity::Glob(g) => EntityRef::Glob(g.as_str()),
+            Entity::Hashed(h) => EntityRef::Hashed(h),
         }
     }
 
     pub fn matches(&self, kind: EntityKind, text: &str) -> bool {
-        match self {
-            Entity::Literal(l) if kind == EntityKind::Server => l.eq_ignore_ascii_case(text),
-            Entity::Literal(l) => **l == *text,
-            Entity::Glob(g) if kind == EntityKind::Server => g.matches(&text.to_ascii_lowercase()),
-            Entity::Glob(g) => g.matches(text),
-            // Peers hash a server name as it appears (`Banned.Example.com`);
-            // the lower-cased name matches too, as literal names do in any case.
-            Entity::Hashed(h) if kind == EntityKind::Server => {
-                sha256(text) == **h || sha256(&text.to_ascii_lowercase()) == **h
-            }
-            Entity::Hashed(h) => sha256(text) == **h,
-        }
+        self.as_ref().matches(kind, text)
     }
 }
 
 impl fmt::Display for Entity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_ref().fmt(f)
+    }
+}
+
+/// The entity a rule names, borrowed from the rule (which holds its state
+/// key and its entity in one allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityRef<'a> {
+    Literal(&'a str),
+    /// The pattern.
+    Glob(&'a str),
+    Hashed(&'a [u8; 32]),
+}
+
+impl EntityRef<'_> {
+    pub fn matches(self, kind: EntityKind, text: &str) -> bool {
         match self {
-            Entity::Literal(l) => f.write_str(l),
-            Entity::Glob(g) => f.write_str(g.as_str()),
-            Entity::Hashed(h) => write!(f, "sha256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(**h)),
+            EntityRef::Literal(l) if kind == EntityKind::Server => l.eq_ignore_ascii_case(text),
+            EntityRef::Literal(l) => l == text,
+            EntityRef::Glob(g) if kind == EntityKind::Server => glob::matches_text(g, &text.to_ascii_lowercase()),
+            EntityRef::Glob(g) => glob::matches_text(g, text),
+            // Peers hash a server name as it appears (`Banned.Example.com`);
+            // the lower-cased name matches too, as literal names do in any case.
+            EntityRef::Hashed(h) if kind == EntityKind::Server => {
+                sha256(text) == *h || sha256(&text.to_ascii_lowercase()) == *h
+            }
+            EntityRef::Hashed(h) => sha256(text) == *h,
+        }
+    }
+
+    pub fn to_owned(self) -> Entity {
+        match self {
+            EntityRef::Literal(l) => Entity::Literal(l.into()),
+            EntityRef::Glob(g) => Entity::from_text(g),
+            EntityRef::Hashed(h) => Entity::Hashed(Box::new(*h)),
+        }
+    }
+}
+
+impl fmt::Display for EntityRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EntityRef::Literal(text) | EntityRef::Glob(text) => f.write_str(text),
+            EntityRef::Hashed(h) => write!(f, "sha256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(h)),
         }
     }
 }
@@ -200,31 +237,80 @@ pub fn sha256_published(entity: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha256(entity))
 }
 
-/// One rule in effect.
+/// One rule in effect. Held behind an `Arc` by the list's slot for it
+/// and by the index, so every field counts a hundred thousand times: the
+/// state key and the entity share one allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// The policy room it is in.
     pub list: Arc<str>,
     pub kind: EntityKind,
     pub generation: Generation,
-    /// Shared with the list's slot for it: one allocation per state key.
-    pub state_key: Arc<str>,
-    pub entity: Entity,
     pub recommendation: Recommendation,
     /// Shared by the rules of a list that give the same reason (see `list`).
     pub reason: Arc<str>,
+    /// The state key, then the entity's text (none for a hashed rule).
+    text: Box<str>,
+    /// A hashed rule's hash.
+    hash: Option<Box<[u8; 32]>>,
+    key_len: u32,
+    form: Form,
+}
+
+/// How a rule names its entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Literal,
+    Glob,
+    Hashed,
 }
 
 impl Rule {
+    pub fn new(
+        list: Arc<str>,
+        kind: EntityKind,
+        generation: Generation,
+        state_key: &str,
+        entity: EntityRef<'_>,
+        recommendation: Recommendation,
+        reason: Arc<str>,
+    ) -> Rule {
+        let (named, form, hash) = match entity {
+            EntityRef::Literal(text) => (text, Form::Literal, None),
+            EntityRef::Glob(text) => (text, Form::Glob, None),
+            EntityRef::Hashed(hash) => ("", Form::Hashed, Some(Box::new(*hash))),
+        };
+        // A state key longer than 4 GiB cannot come in an event.
+        let key_len = u32::try_from(state_key.len()).expect("a state key shorter than 4 GiB");
+        let mut text = String::with_capacity(state_key.len() + named.len());
+        text.push_str(state_key);
+        text.push_str(named);
+        Rule { list, kind, generation, recommendation, reason, text: text.into_boxed_str(), hash, key_len, form }
+    }
+
+    pub fn state_key(&self) -> &str {
+        &self.text[..self.key_len as usize]
+    }
+
+    pub fn entity(&self) -> EntityRef<'_> {
+        let named = &self.text[self.key_len as usize..];
+        match (self.form, &self.hash) {
+            (Form::Hashed, Some(hash)) => EntityRef::Hashed(hash),
+            (Form::Glob, _) => EntityRef::Glob(named),
+            // `new` gives a hashed rule its hash; no other rule has one.
+            (Form::Literal | Form::Hashed, _) => EntityRef::Literal(named),
+        }
+    }
+
     /// Same meaning (entity, recommendation, reason), wherever it came from.
     pub fn same_meaning(&self, other: &Rule) -> bool {
-        self.entity == other.entity && self.recommendation == other.recommendation && self.reason == other.reason
+        self.entity() == other.entity() && self.recommendation == other.recommendation && self.reason == other.reason
     }
 }
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {} ({})", self.kind.name(), self.entity, self.recommendation.as_str(), self.list)?;
+        write!(f, "{} {} {} ({})", self.kind.name(), self.entity(), self.recommendation.as_str(), self.list)?;
         if !self.reason.is_empty() {
             write!(f, ": {}", self.reason)?;
         }
@@ -278,16 +364,16 @@ fn text(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
 /// Reads a rule event. `None` when the type is not a rule type.
 pub fn parse(list: &Arc<str>, event_type: &str, state_key: &str, content: &str) -> Option<Content> {
     let (kind, generation) = rule_type(event_type)?;
-    Some(parse_keyed(&Place { list, kind, generation, state_key: &Arc::from(state_key) }, content))
+    Some(parse_keyed(&Place { list, kind, generation, state_key }, content))
 }
 
 /// Where a rule event stands: its list, the kind and generation its type
-/// says, and its state key (already shared with the list's slot).
+/// says, and its state key.
 pub(crate) struct Place<'a> {
     pub(crate) list: &'a Arc<str>,
     pub(crate) kind: EntityKind,
     pub(crate) generation: Generation,
-    pub(crate) state_key: &'a Arc<str>,
+    pub(crate) state_key: &'a str,
 }
 
 /// Reads a rule event of a known type.
@@ -328,29 +414,28 @@ fn rule(
     reason: &str,
 ) -> Content {
     let Place { list, kind, generation, state_key } = *place;
+    let lowered;
+    let decoded;
     let entity = match (entity, hash) {
         (Some(e), _) => {
-            if kind == EntityKind::Server {
-                Entity::from_text(&e.to_ascii_lowercase())
+            let e = if kind == EntityKind::Server {
+                lowered = e.to_ascii_lowercase();
+                &lowered
             } else {
-                Entity::from_text(e)
-            }
+                e
+            };
+            if glob::is_glob(e) { EntityRef::Glob(e) } else { EntityRef::Literal(e) }
         }
         (None, Some(hash)) => match decode_hash(hash) {
-            Some(h) => Entity::Hashed(Box::new(h)),
+            Some(h) => {
+                decoded = h;
+                EntityRef::Hashed(&decoded)
+            }
             None => return Content::Invalid(format!("`{hash}` is not a base64 sha256")),
         },
         (None, None) => return Content::Invalid("no entity".to_owned()),
     };
-    Content::Rule(Rule {
-        list: list.clone(),
-        kind,
-        generation,
-        state_key: state_key.clone(),
-        entity,
-        recommendation,
-        reason: Arc::from(reason),
-    })
+    Content::Rule(Rule::new(list.clone(), kind, generation, state_key, entity, recommendation, Arc::from(reason)))
 }
 
 /// Reads a rule's content through a `Value`: the way for content the field

@@ -104,8 +104,8 @@ fn key(rule: &Rule) -> String {
         "{}\n{:?}\n{}\n{}\n{}",
         rule.list,
         rule.kind,
-        rule.state_key,
-        rule.entity,
+        rule.state_key(),
+        rule.entity(),
         rule.recommendation.as_str()
     );
     gleipnir_policy::rule::sha256(&text).iter().take(16).map(|b| format!("{b:02x}")).collect()

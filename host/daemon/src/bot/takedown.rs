@@ -11,7 +11,7 @@
 
 use std::fmt::Write;
 
-use gleipnir_policy::rule::{Entity, EntityKind, Recommendation, Rule};
+use gleipnir_policy::rule::{EntityKind, EntityRef, Recommendation, Rule};
 
 use super::Bot;
 use super::executor::{Act, Origin, Outcome, query};
@@ -39,19 +39,19 @@ impl Bot {
     }
 
     async fn take_down_room(&mut self, rule: &Rule) -> String {
-        let head = format!("Room takedown rule for {} in {}", rule.entity, rule.list);
-        let rooms = match &rule.entity {
-            Entity::Literal(id) if id.starts_with('!') => vec![id.to_string()],
-            Entity::Literal(alias) => match self.matrix.resolve(alias).await {
+        let head = format!("Room takedown rule for {} in {}", rule.entity(), rule.list);
+        let rooms = match rule.entity() {
+            EntityRef::Literal(id) if id.starts_with('!') => vec![id.to_string()],
+            EntityRef::Literal(alias) => match self.matrix.resolve(alias).await {
                 Some(id) => vec![id],
                 None => return format!("{head}: {alias} does not resolve to a room; nothing done."),
             },
-            Entity::Glob(_) => {
+            EntityRef::Glob(_) => {
                 return format!(
                     "{head}: a glob never names rooms to take down (it could match rooms nobody meant); nothing done."
                 );
             }
-            Entity::Hashed(hash) => match self.rooms_with_hash(hash).await {
+            EntityRef::Hashed(hash) => match self.rooms_with_hash(hash).await {
                 Ok(rooms) => rooms,
                 Err(e) => return format!("{head}: cannot list this homeserver's rooms to match the hash: {e}"),
             },

@@ -153,7 +153,7 @@ impl Bot {
                     plan.ops.push(Op::RemoveRule {
                         room: rule.list.to_string(),
                         event_type: event_type.clone(),
-                        state_key: rule.state_key.to_string(),
+                        state_key: rule.state_key().to_string(),
                         rule: shown,
                     });
                 }

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use gleipnir_policy::{Entity, EntityKind};
+use gleipnir_policy::{EntityKind, EntityRef};
 
 use super::super::{Bot, executor};
 
@@ -153,8 +153,8 @@ fn policy_event(change: &gleipnir_policy::Change) -> gleipnir_runtime::Event {
         gleipnir_policy::Change::Modified { new, .. } => (RuleChange::Modified, new),
         gleipnir_policy::Change::Removed(r) => (RuleChange::Removed, r),
     };
-    let (entity, entity_sha256) = match &rule.entity {
-        Entity::Hashed(h) => (None, Some(gleipnir_policy::rule::hash_base64(h))),
+    let (entity, entity_sha256) = match rule.entity() {
+        EntityRef::Hashed(h) => (None, Some(gleipnir_policy::rule::hash_base64(h))),
         other => (Some(other.to_string()), None),
     };
     gleipnir_runtime::Event {

@@ -13,7 +13,7 @@ use std::fmt::Write;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Instant;
 
-use gleipnir_policy::{Delta, Entity, EntityKind, Index, Members, PolicyList, Rule, ServerAcl};
+use gleipnir_policy::{Delta, EntityKind, EntityRef, Index, Members, PolicyList, Rule, ServerAcl};
 use gleipnir_runtime::{Action, TargetUser};
 use serde_json::Value;
 
@@ -248,8 +248,8 @@ impl Policy {
             .filter_map(|e| gleipnir_policy::rule::rule_type(&e.kind).map(|(k, _)| (k, e.state_key.as_str())))
             .collect();
         list.rules()
-            .filter(|r| !present.contains(&(r.kind, &*r.state_key)))
-            .map(|r| (gleipnir_policy::rule::event_type(r), r.state_key.to_string()))
+            .filter(|r| !present.contains(&(r.kind, r.state_key())))
+            .map(|r| (gleipnir_policy::rule::event_type(r), r.state_key().to_string()))
             .collect()
     }
 
@@ -356,8 +356,8 @@ impl Policy {
             .read()
             .rules(EntityKind::of(entity))
             .filter(|r| r.recommendation.acts())
-            .filter(|r| match &r.entity {
-                Entity::Hashed(h) => **h == hash,
+            .filter(|r| match r.entity() {
+                EntityRef::Hashed(h) => *h == hash,
                 other => other.to_string() == entity,
             })
             .cloned()
@@ -367,7 +367,7 @@ impl Policy {
     /// The event types under which `rule`'s state key holds a rule (the one
     /// in effect and the older ones it shadows): removing it clears each.
     pub(crate) fn rule_types(&self, rule: &Rule) -> Vec<String> {
-        let types = self.lists.get(&*rule.list).map(|l| l.event_types(rule.kind, &rule.state_key)).unwrap_or_default();
+        let types = self.lists.get(&*rule.list).map(|l| l.event_types(rule.kind, rule.state_key())).unwrap_or_default();
         if types.is_empty() { vec![gleipnir_policy::rule::event_type(rule)] } else { types }
     }
 
