@@ -405,6 +405,25 @@ disable_existing_loggers: false
     }
 }
 
+impl Synapse {
+    /// A `GET` as `account` whose reply may be large (a full-state `/sync`):
+    /// the reply's length in bytes, read whole.
+    pub fn get_whole(&self, account: &Account, path: &str) -> Result<usize, String> {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let url = format!("{}{path}", self.url());
+        let auth = format!("Bearer {}", account.access_token);
+        let mut response =
+            agent.get(&url).header("Authorization", &auth).call().map_err(|e| format!("GET {path}: {e}"))?;
+        let status = response.status();
+        let body =
+            response.body_mut().with_config().limit(u64::MAX).read_to_vec().map_err(|e| format!("GET {path}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("GET {path}: {status}: {}", String::from_utf8_lossy(&body)));
+        }
+        Ok(body.len())
+    }
+}
+
 impl Drop for Synapse {
     fn drop(&mut self) {
         self.stop();
