@@ -178,7 +178,7 @@ impl Bot {
         events
     }
 
-    async fn handle_timeline_event(&mut self, room: &str, json: &str) {
+    pub(super) async fn handle_timeline_event(&mut self, room: &str, json: &str) {
         let converted = event::from_json(json, Some(room), &|r, u| self.rooms.membership(r, u));
         // Messages, reactions and redactions are never state: skip parsing them again.
         let message_like = matches!(

@@ -79,6 +79,8 @@ pub(crate) struct Bot {
     protections: protections::Protections,
     /// What one start set up; `restart` and safe mode replace it whole.
     session: Session,
+    /// When the process began to start (uptime; on a first start, messages
+    /// in the management room since then are commands).
     started: Instant,
     /// How long each step of the current start took.
     steps: startup::Steps,
@@ -169,6 +171,7 @@ pub(crate) struct Lost {
 }
 
 pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
+    let started = Instant::now();
     let mut steps = startup::Steps::begin();
     let folders = files::Folders::open(&config)?;
     let metrics = Arc::new(metrics::Metrics::new());
@@ -256,7 +259,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         queries,
         runtime,
         session: Session::default(),
-        started: Instant::now(),
+        started,
         steps,
         last_sync: None,
         give_back: Default::default(),
@@ -371,6 +374,17 @@ impl Bot {
             self.absorb_kept(kept);
         }
         let parts = ingest::Parts::of(&first, &self.matrix.bot_user);
+        // A first start acts on nothing from before it; a command a moderator
+        // sent while it loaded (a full-state sync of many rooms takes a while)
+        // is run once it is ready, not dropped with the history before it.
+        let mut sent_while_loading = match since {
+            None => {
+                let begun_ms =
+                    self.queries.state.clock.now_ms().saturating_sub(self.started.elapsed().as_millis() as u64);
+                ingest::messages_since(&parts, self.matrix.management.as_str(), begun_ms)
+            }
+            Some(_) => Vec::new(),
+        };
         self.matrix.joined_and_left(parts.joined.iter().map(|j| j.room), parts.left.iter().map(|l| l.room));
         self.room_log.record(&parts, &first.next_batch, full);
         self.absorb_state(&parts);
@@ -427,6 +441,13 @@ impl Bot {
                     self.replaying = false;
                     self.flush_jobs(&token).await;
                 }
+            }
+            if !sent_while_loading.is_empty() {
+                let management = self.matrix.management.to_string();
+                for json in std::mem::take(&mut sent_while_loading) {
+                    self.handle_timeline_event(&management, &json).await;
+                }
+                self.flush_jobs(&token).await;
             }
             self.restart = false;
             self.start_watcher();

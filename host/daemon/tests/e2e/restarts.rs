@@ -227,3 +227,25 @@ fn a_restart_keeps_the_rooms_state_and_asks_only_for_what_changed() {
         assert_eq!(from_kept, 1, "the first restart took the kept state, the second could not: {log}");
     }
 }
+
+/// A first start acts on nothing from before it, but a command sent while it
+/// loads (after the process started, before its first sync answered) is run
+/// once it is ready, not dropped with the room's history.
+#[test]
+fn a_command_sent_while_a_first_start_loads_is_run_once_ready() {
+    let scene = Scene::new(Options::default());
+    send(&scene.synapse, &scene.moderator, &scene.management, "!gleipnir rooms");
+    // Sent right after the process starts: it is still logging in, so the
+    // command lands in the first sync's timeline (and is answered either way).
+    let _gleipnir = start_bot(&scene.synapse, &scene.bot, &scene.management);
+    send(&scene.synapse, &scene.moderator, &scene.management, "!gleipnir status");
+    let status = eventually("the status sent while the bot started", Duration::from_secs(60), || {
+        scene.notices().into_iter().find(|n| n.contains("Protections:"))
+    });
+    assert!(status.contains("Protected rooms: 0"), "{status}");
+    // The command from before the start was not run: a marker command
+    // answered after it finds no answer to it.
+    scene.command("status", "Protections:");
+    let notices = scene.notices();
+    assert!(!notices.iter().any(|n| n.contains("No protected rooms")), "{notices:?}");
+}
