@@ -97,6 +97,37 @@ impl Bot {
         }
     }
 
+    /// Reads again the whole state of rooms whose kept state is stale (a
+    /// redaction since; see `room_log`), the requests going out at once (at
+    /// most `executor::AT_ONCE`): into the room cache, the first start's
+    /// state (in place of the kept state and what the first sync changed)
+    /// and the log. A room that cannot be read is left out of the first
+    /// start's state, so the start reads it again where it needs it.
+    pub(super) async fn read_stale(&mut self, rooms: &[String]) {
+        use futures_util::StreamExt;
+        let matrix = &self.matrix;
+        let read: Vec<(&String, anyhow::Result<Vec<String>>)> = futures_util::stream::iter(rooms)
+            .map(|room| async move { (room, matrix.room_state(room).await) })
+            .buffer_unordered(super::executor::AT_ONCE)
+            .collect()
+            .await;
+        for (room, state) in read {
+            match state {
+                Ok(state) => {
+                    for json in &state {
+                        self.state_event(room, json);
+                    }
+                    self.room_log.refreshed(room, &state);
+                    self.first_state.insert(room.clone(), state);
+                }
+                Err(e) => {
+                    tracing::warn!(room, "cannot read the room's state again after a redaction: {e}");
+                    self.first_state.remove(room);
+                }
+            }
+        }
+    }
+
     /// Reads a room's whole state into the room cache; the state as read
     /// (empty when it could not be read, which is logged).
     pub(super) async fn load_room_state(&mut self, room: &str) -> Vec<String> {

@@ -369,8 +369,14 @@ impl Bot {
         };
         self.steps.done("first sync");
         self.load_counts().await;
-        if let Some(kept) = kept.filter(|_| !full) {
+        // Rooms with a redaction since their state was kept: read again below.
+        let mut stale = Vec::new();
+        if let Some(mut kept) = kept.filter(|_| !full) {
             self.matrix.joined_and_left(kept.rooms.keys().map(String::as_str), []);
+            for room in kept.stale.drain() {
+                kept.rooms.remove(&room);
+                stale.push(room);
+            }
             self.absorb_kept(kept);
         }
         let parts = ingest::Parts::of(&first, &self.matrix.bot_user);
@@ -388,6 +394,7 @@ impl Bot {
         self.matrix.joined_and_left(parts.joined.iter().map(|j| j.room), parts.left.iter().map(|l| l.room));
         self.room_log.record(&parts, &first.next_batch, full);
         self.absorb_state(&parts);
+        self.read_stale(&stale).await;
         self.steps.done("room state");
         let mut token = first.next_batch.clone();
         let mut replay = match since {

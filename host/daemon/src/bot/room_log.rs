@@ -10,6 +10,11 @@
 //! - `{"r": ROOM, "e": EVENT}`: a state event of ROOM, in sync order (the
 //!   state section, then the state events of the timeline);
 //! - `{"l": ROOM}`: the bot left ROOM (its state is dropped);
+//! - `{"x": ROOM}`: something in ROOM was redacted. A sync does not send a
+//!   redacted state event again, so the kept state may hold content the
+//!   homeserver no longer has (a policy rule withdrawn by redaction): the
+//!   room's kept state is not used, and the start reads it again from the
+//!   homeserver and appends it ([`RoomLog::refreshed`]);
 //! - `{"t": TOKEN}`: everything above is the state as of TOKEN.
 //!
 //! Reading folds the lines up to the marker of the token the bot resumes
@@ -20,7 +25,7 @@
 //! it is compacted (rewritten as its fold) when it has grown to several
 //! times what it holds.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use gleipnir_runtime::Folder;
@@ -38,6 +43,9 @@ const COMPACT_AFTER: u64 = 64 << 20;
 pub(crate) struct Rooms {
     pub(crate) rooms: HashMap<String, Vec<String>>,
     index: HashMap<String, HashMap<(String, String), usize>>,
+    /// Rooms with a redaction since their state was last read whole: their
+    /// kept state is not to be trusted (the start reads it again).
+    pub(crate) stale: HashSet<String>,
 }
 
 impl Rooms {
@@ -51,6 +59,7 @@ impl Rooms {
     fn left(&mut self, room: &str) {
         self.rooms.remove(room);
         self.index.remove(room);
+        self.stale.remove(room);
     }
 
     /// Takes in a state event of `room`; false when `json` is no state event.
@@ -76,6 +85,9 @@ impl Rooms {
             line(&mut out, &serde_json::json!({"j": room}));
             for json in events {
                 state_line(&mut out, room, json);
+            }
+            if self.stale.contains(room) {
+                line(&mut out, &serde_json::json!({"x": room}));
             }
         }
         line(&mut out, &serde_json::json!({"t": token}));
@@ -160,6 +172,9 @@ impl RoomLog {
             for state in joined.state.iter().chain(timeline).filter_map(|json| State::of(json)) {
                 state_line(&mut out, joined.room, &state.json);
             }
+            if joined.timeline.iter().any(|json| is_redaction(json)) {
+                line(&mut out, &serde_json::json!({"x": joined.room}));
+            }
         }
         for left in &parts.left {
             line(&mut out, &serde_json::json!({"l": left.room}));
@@ -179,6 +194,28 @@ impl RoomLog {
         }
         if self.appended > COMPACT_AFTER.max(2 * self.base) {
             self.compact(token);
+        }
+    }
+
+    /// A room's whole state as just read from the homeserver (it was
+    /// stale): appended, to count from the next sync's marker on.
+    pub(crate) fn refreshed(&mut self, room: &str, state: &[String]) {
+        if self.broken {
+            return;
+        }
+        let mut out = String::new();
+        line(&mut out, &serde_json::json!({"l": room}));
+        line(&mut out, &serde_json::json!({"j": room}));
+        for state in state.iter().filter_map(|json| State::of(json)) {
+            state_line(&mut out, room, &state.json);
+        }
+        match self.data.append(FILE).and_then(|mut file| file.write_all(out.as_bytes())) {
+            Ok(()) => self.appended += out.len() as u64,
+            Err(e) => {
+                tracing::warn!("cannot append to {}: {e}; the next start takes every room's state", self.shown());
+                self.broken = true;
+                let _ = self.data.remove(FILE);
+            }
         }
     }
 
@@ -234,6 +271,8 @@ fn fold(lines: &mut impl Iterator<Item = std::io::Result<String>>, token: &str) 
         #[serde(borrow)]
         l: Option<std::borrow::Cow<'a, str>>,
         #[serde(borrow)]
+        x: Option<std::borrow::Cow<'a, str>>,
+        #[serde(borrow)]
         t: Option<std::borrow::Cow<'a, str>>,
     }
     let mut rooms = Rooms::default();
@@ -250,6 +289,10 @@ fn fold(lines: &mut impl Iterator<Item = std::io::Result<String>>, token: &str) 
                 }
             }
             Line { l: Some(room), .. } => rooms.left(&room),
+            Line { x: Some(room), .. } => {
+                rooms.joined(&room);
+                rooms.stale.insert(room.into_owned());
+            }
             _ => return None,
         }
     }
@@ -291,6 +334,17 @@ impl State {
         );
         Some(State { key: (event.kind, event.state_key), json })
     }
+}
+
+/// Whether a timeline event is a redaction (a quick look first: most are messages).
+fn is_redaction(json: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    json.contains("m.room.redaction")
+        && serde_json::from_str::<Head<'_>>(json).is_ok_and(|head| head.kind == "m.room.redaction")
 }
 
 fn marker(token: &str) -> String {
@@ -399,6 +453,60 @@ mod tests {
         // Loading rewrote the log as it stands at t2: t3 is gone for good.
         assert!(RoomLog::new(&data).load("t3").is_none());
         assert!(RoomLog::new(&data).load("t2").is_some());
+    }
+
+    #[test]
+    fn a_redaction_makes_a_rooms_kept_state_stale_until_it_is_read_again() {
+        let (_dir, data) = folder();
+        let rule = serde_json::json!({"type": "m.policy.rule.user", "state_key": "r", "sender": "@m:x",
+            "content": {"entity": "@spam:x", "recommendation": "m.ban"}})
+        .to_string();
+        let redaction = serde_json::json!({"type": "m.room.redaction", "sender": "@m:x", "redacts": "$rule",
+            "content": {"redacts": "$rule"}})
+        .to_string();
+        let message = r#"{"type": "m.room.message", "sender": "@m:x", "content": {"body": "m.room.redaction"}}"#;
+        let mut log = RoomLog::new(&data);
+        let first = sync(vec![Joined { room: "!list", state: vec![&rule], ..Default::default() }], vec![]);
+        log.record(&first, "t1", true);
+        // A message that only names a redaction changes nothing.
+        log.record(
+            &sync(vec![Joined { room: "!list", timeline: vec![message], ..Default::default() }], vec![]),
+            "t2",
+            false,
+        );
+        let mut log = RoomLog::new(&data);
+        assert!(log.load("t2").unwrap().stale.is_empty());
+        log.record(
+            &sync(vec![Joined { room: "!list", timeline: vec![&redaction], ..Default::default() }], vec![]),
+            "t3",
+            false,
+        );
+        let mut log = RoomLog::new(&data);
+        let rooms = log.load("t3").unwrap();
+        assert!(rooms.stale.contains("!list"), "the rule's kept content may be gone from the homeserver");
+        assert!(rooms.rooms.contains_key("!list"), "still a joined room");
+        // Read again (now without the rule's content), from the next marker on.
+        let redacted = serde_json::json!({"type": "m.policy.rule.user", "state_key": "r", "sender": "@m:x",
+            "content": {}})
+        .to_string();
+        log.refreshed("!list", std::slice::from_ref(&redacted));
+        log.record(&sync(vec![], vec![]), "t4", false);
+        let text = data.read_to_string(FILE).unwrap();
+        let at_t3 = fold(&mut text.lines().map(|l| Ok(l.to_owned())), "t3").unwrap();
+        assert!(at_t3.stale.contains("!list"), "not before t4");
+        let rooms = RoomLog::new(&data).load("t4").unwrap();
+        assert!(rooms.stale.is_empty());
+        assert_eq!(values(&rooms.rooms["!list"]), kept(&[&redacted]));
+        // A stale mark survives the log being written whole.
+        let mut log = RoomLog::new(&data);
+        log.load("t4").unwrap();
+        log.record(
+            &sync(vec![Joined { room: "!list", timeline: vec![&redaction], ..Default::default() }], vec![]),
+            "t5",
+            false,
+        );
+        log.compact("t5");
+        assert!(RoomLog::new(&data).load("t5").unwrap().stale.contains("!list"));
     }
 
     #[test]

@@ -249,3 +249,34 @@ fn a_command_sent_while_a_first_start_loads_is_run_once_ready() {
     let notices = scene.notices();
     assert!(!notices.iter().any(|n| n.contains("No protected rooms")), "{notices:?}");
 }
+
+/// A sync does not send a redacted state event again: a rule withdrawn by
+/// redacting it stays withdrawn after a restart that takes the rooms' state
+/// from `room-state.log`, where it was kept whole.
+#[test]
+fn a_rule_withdrawn_by_redaction_stays_withdrawn_after_a_restart() {
+    let scene = Scene::new(Options::default());
+    let (synapse, moderator) = (&scene.synapse, &scene.moderator);
+    let list = create_room(synapse, moderator, &[&scene.bot], json!({}));
+    let named = "@withdrawn:elsewhere.example";
+    put_rule(synapse, moderator, &list, "user", "withdrawn", json!({"entity": named, "recommendation": "m.ban"}));
+    let mut gleipnir = scene.start(&[], &[]);
+    scene.command(&format!("watch {list}"), "Now watching");
+    scene.command(&format!("rules matching {named}"), "1 rule(s) match");
+
+    let state = synapse.call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{list}/state"), None).unwrap();
+    let rule = state.as_array().unwrap().iter().find(|e| e["state_key"] == "withdrawn").unwrap()["event_id"].clone();
+    let redact = format!("/_matrix/client/v3/rooms/{list}/redact/{}/{}", rule.as_str().unwrap(), unique_name("x"));
+    synapse.call(moderator, "PUT", &redact, Some(&json!({}))).unwrap();
+    eventually("the redacted rule gone", Duration::from_secs(30), || {
+        scene.command(&format!("rules matching {named}"), "match").contains("No rule matches").then_some(())
+    });
+
+    let started = |scene: &Scene| scene.notices().iter().filter(|n| n.contains("Gleipnir started")).count();
+    let before = started(&scene);
+    gleipnir.restart();
+    eventually("the bot started again", Duration::from_secs(60), || (started(&scene) > before).then_some(()));
+    let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
+    assert_eq!(log.matches("from room-state.log").count(), 1, "the restart took the kept state: {log}");
+    scene.command(&format!("rules matching {named}"), "No rule matches");
+}
