@@ -81,6 +81,24 @@ fn flood_protection_end_to_end() {
         eventually("the spam redacted", Duration::from_secs(30), || {
             spam.iter().all(|id| is_redacted(&synapse, &moderator, &protected, id)).then_some(())
         });
+        // The attacker was stopped first: in the room's order, the ban comes
+        // before every one of the bot's redactions.
+        let path = format!("/_matrix/client/v3/rooms/{protected}/messages?dir=f&limit=500");
+        let events = synapse.call(&moderator, "GET", &path, None).unwrap()["chunk"].as_array().unwrap().clone();
+        let ban = events
+            .iter()
+            .position(|e| {
+                e["type"] == "m.room.member"
+                    && e["state_key"] == spammer.user_id.as_str()
+                    && e["content"]["membership"] == "ban"
+            })
+            .expect("the ban in the room's timeline");
+        let redactions: Vec<usize> = (events.iter().enumerate())
+            .filter(|(_, e)| e["type"] == "m.room.redaction" && e["sender"] == bot.user_id.as_str())
+            .map(|(at, _)| at)
+            .collect();
+        assert_eq!(redactions.len(), spam.len(), "one redaction for each message of the flood");
+        assert!(redactions.iter().all(|&at| at > ban), "the ban at {ban}, redactions at {redactions:?}");
         assert_eq!(membership(&synapse, &moderator, &protected, &moderator.user_id).as_deref(), Some("join"));
         assert_eq!(membership(&synapse, &moderator, &protected, &chatter.user_id).as_deref(), Some("join"));
         // The command sent in the protected room did nothing: flooding is still enabled.
