@@ -180,17 +180,8 @@ impl RoomLog {
             line(&mut out, &serde_json::json!({"l": left.room}));
         }
         out.push_str(&marker(token));
-        let written = self.data.append(FILE).and_then(|mut file| file.write_all(out.as_bytes()));
-        match written {
-            Ok(()) => self.appended += out.len() as u64,
-            Err(e) => {
-                // A hole in the log would make a restart take stale state: stop
-                // here; the next restart takes every room's state again.
-                tracing::warn!("cannot append to {}: {e}; the next start takes every room's state", self.shown());
-                self.broken = true;
-                let _ = self.data.remove(FILE);
-                return;
-            }
+        if !self.append(&out) {
+            return;
         }
         if self.appended > COMPACT_AFTER.max(2 * self.base) {
             self.compact(token);
@@ -209,12 +200,23 @@ impl RoomLog {
         for state in state.iter().filter_map(|json| State::of(json)) {
             state_line(&mut out, room, &state.json);
         }
+        self.append(&out);
+    }
+
+    /// Appends `out`; false when that failed. A hole in the log would make a
+    /// restart take stale state: then nothing more is appended and the next
+    /// start takes every room's state again.
+    fn append(&mut self, out: &str) -> bool {
         match self.data.append(FILE).and_then(|mut file| file.write_all(out.as_bytes())) {
-            Ok(()) => self.appended += out.len() as u64,
+            Ok(()) => {
+                self.appended += out.len() as u64;
+                true
+            }
             Err(e) => {
                 tracing::warn!("cannot append to {}: {e}; the next start takes every room's state", self.shown());
                 self.broken = true;
                 let _ = self.data.remove(FILE);
+                false
             }
         }
     }
