@@ -116,16 +116,34 @@ impl ComponentCache {
                 }
             }
         }
-        let compiled = engine.precompile_component(bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-        // A crash never leaves half a file, and threads and processes
-        // compiling the same component each write their own temporary file.
-        if let Err(e) = self.folder.write_durably(&name, &seal(&source, &compiled), false) {
-            tracing::warn!("cannot cache compiled component: {e}");
-        }
+        let compiled = self.compile(engine, bytes, &source, &name)?;
         // SAFETY: `compiled` was produced by this engine a moment ago.
         let component =
             unsafe { Component::deserialize(engine, &compiled) }.map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         Ok((component, hash))
+    }
+
+    /// Compiles `bytes` into the cache unless an intact entry is there
+    /// already, so a later load takes the cached compilation. A component
+    /// that does not compile is left for that load to report.
+    pub(crate) fn warm(&self, engine: &Engine, bytes: &[u8]) {
+        let source = Sha256::digest(bytes);
+        let name = self.name_for(&hex(&source));
+        if self.folder.read(&name).is_ok_and(|entry| unseal(&entry, &source).is_ok()) {
+            return;
+        }
+        let _ = self.compile(engine, bytes, &source, &name);
+    }
+
+    /// Compiles and writes the entry `name`; the compiled artifact.
+    fn compile(&self, engine: &Engine, bytes: &[u8], source: &[u8], name: &str) -> Result<Vec<u8>, LoadError> {
+        let compiled = engine.precompile_component(bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        // A crash never leaves half a file, and threads and processes
+        // compiling the same component each write their own temporary file.
+        if let Err(e) = self.folder.write_durably(name, &seal(source, &compiled), false) {
+            tracing::warn!("cannot cache compiled component: {e}");
+        }
+        Ok(compiled)
     }
 }
 

@@ -505,6 +505,20 @@ impl Runtime {
         self.load_bytes_with(&bytes, limits)
     }
 
+    /// Compiles every component in `folder` into the compiled cache (one
+    /// there already is only checked), so that loading it later, at start,
+    /// takes the cached compilation: run beside the first sync. What does
+    /// not read or compile is left for the load to report.
+    pub fn warm_cache(&self, folder: &Folder) {
+        let Some(cache) = self.cache() else { return };
+        let Ok(names) = folder.names() else { return };
+        for name in names.iter().filter(|n| n.ends_with(".wasm") && !n.starts_with('.')) {
+            if let Ok(bytes) = folder.read(name) {
+                cache.warm(&self.engine, &bytes);
+            }
+        }
+    }
+
     /// Loads a protection from component bytes under the runtime's limits.
     pub fn load_bytes(self: &Arc<Self>, bytes: &[u8]) -> Result<Plugin, LoadError> {
         self.load_bytes_with(bytes, self.limits)

@@ -44,3 +44,39 @@ fn a_swapped_or_flipped_cache_entry_is_recompiled() {
 
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Warming the cache (beside a start's first sync) compiles each component
+/// of the plugin folder once, skips files being written (`.name`) and what
+/// does not compile (the load reports it), and mends a damaged entry.
+#[test]
+fn warming_compiles_each_plugin_once_and_mends_a_damaged_entry() {
+    let root = std::env::temp_dir().join(format!("gleipnir-cache-warm-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let plugins_dir = root.join("plugins");
+    std::fs::create_dir_all(&plugins_dir).unwrap();
+    std::fs::copy(plugins::NOOP, plugins_dir.join("noop.wasm")).unwrap();
+    std::fs::copy(plugins::FLOODING, plugins_dir.join(".flooding.wasm")).unwrap();
+    std::fs::write(plugins_dir.join("broken.wasm"), b"not a component").unwrap();
+    let cache_dir = root.join("cache");
+    let runtime = gleipnir_runtime::Runtime::new(gleipnir_runtime::RuntimeConfig {
+        cache: Some(gleipnir_runtime::Folder::create(&cache_dir).unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
+    let plugins_folder = gleipnir_runtime::Folder::create(&plugins_dir).unwrap();
+
+    runtime.warm_cache(&plugins_folder);
+    let entry = only_entry(&cache_dir);
+    let written = std::fs::metadata(&entry).unwrap().modified().unwrap();
+    runtime.warm_cache(&plugins_folder);
+    assert_eq!(std::fs::metadata(&entry).unwrap().modified().unwrap(), written, "compiled again");
+
+    let whole = std::fs::read(&entry).unwrap();
+    std::fs::write(&entry, &whole[..whole.len() / 2]).unwrap();
+    runtime.warm_cache(&plugins_folder);
+    assert_eq!(std::fs::read(&entry).unwrap(), whole, "a damaged entry is compiled again");
+    let loaded = runtime.load_file(&plugins_dir.join("noop.wasm")).unwrap();
+    assert_eq!(loaded.name(), "noop");
+
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -82,6 +82,9 @@ pub(crate) struct Bot {
     /// When the process began to start (uptime; on a first start, messages
     /// in the management room since then are commands).
     started: Instant,
+    /// The plugins being compiled into the cache beside the first sync;
+    /// the first start waits for it before loading them.
+    warming: Option<tokio::task::JoinHandle<()>>,
     /// How long each step of the current start took.
     steps: startup::Steps,
     last_sync: Option<Instant>,
@@ -213,6 +216,12 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     steps.done("management room");
     let runtime =
         Runtime::new(RuntimeConfig { limits: config.limits, cache: Some(folders.data.child("components", true)?) })?;
+    // Compiling a plugin (on a first start, or a new file) takes a while:
+    // done beside the first sync, into the compiled cache the start loads from.
+    let warming = {
+        let (runtime, plugins) = (runtime.clone(), folders.plugins.clone());
+        tokio::task::spawn_blocking(move || runtime.warm_cache(&plugins))
+    };
     let protected = protected::Protected::default();
     let rooms = Arc::new(RoomStates::new());
     let queries = Arc::new(BotQueries {
@@ -260,6 +269,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         runtime,
         session: Session::default(),
         started,
+        warming: Some(warming),
         steps,
         last_sync: None,
         give_back: Default::default(),

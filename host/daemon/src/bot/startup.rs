@@ -46,6 +46,10 @@ impl Bot {
         self.protections.start_over();
         // A file that does not load is a problem only for a protection that
         // is enabled (below); any other is reported and shown in `plugins`.
+        if let Some(warming) = self.warming.take() {
+            // A compilation that panicked is the load's to report.
+            let _ = warming.await;
+        }
         let plugins = self.folders.plugins.clone();
         let mut problems = self.protections.load(&plugins);
         self.steps.done("plugins");
