@@ -209,6 +209,37 @@ impl Bot {
         events
     }
 
+    /// On a first start (which acts on nothing from before it): the
+    /// management room's messages sent since the process began, up to the
+    /// first sync's position (`up_to`, its timeline's start), oldest first.
+    /// That sync asks for no timeline, so they are read here: one page of
+    /// 100 back from it.
+    pub(super) async fn sent_while_loading(&self, up_to: Option<&str>) -> Vec<String> {
+        let room = self.matrix.management.as_str();
+        let Some(up_to) = up_to else {
+            tracing::warn!(
+                "the first sync gave no position for the management room: commands sent while starting are not run"
+            );
+            return Vec::new();
+        };
+        let Ok(pages) = Backwards::new(room, 1) else { return Vec::new() };
+        let begun_ms = self.queries.state.clock.now_ms().saturating_sub(self.started.elapsed().as_millis() as u64);
+        match pages.from(up_to).next(&self.matrix.client, 100).await {
+            Ok(Some(newest_first)) => {
+                let mut events = ingest::messages_since(newest_first.iter().map(|e| e.json().get()), begun_ms);
+                events.reverse();
+                events
+            }
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                let text = format!("could not read the commands sent while Gleipnir started ({e}); send them again");
+                tracing::warn!("{text}");
+                self.matrix.notify(&text).await;
+                Vec::new()
+            }
+        }
+    }
+
     pub(super) async fn handle_timeline_event(&mut self, room: &str, json: &str) {
         let converted = event::from_json(json, Some(room), &|r, u| self.rooms.membership(r, u));
         // Messages, reactions and redactions are never state: skip parsing them again.

@@ -192,23 +192,22 @@ pub(crate) fn is_own_join(json: &str, bot: &str) -> bool {
         && event.unsigned.get("prev_content").and_then(membership).as_deref() != Some("join")
 }
 
-/// The messages of `room` in a sync's timeline that the homeserver stamped
-/// at or after `since_ms`, in order: on a first start, those a moderator
+/// The messages among `events` (JSON) that the homeserver stamped at or
+/// after `since_ms`, in their order: on a first start, those a moderator
 /// sent while the bot loaded.
-pub(crate) fn messages_since(parts: &Parts<'_>, room: &str, since_ms: u64) -> Vec<String> {
+pub(crate) fn messages_since<'a>(events: impl Iterator<Item = &'a str>, since_ms: u64) -> Vec<String> {
     #[derive(serde::Deserialize)]
     struct Head<'a> {
         #[serde(rename = "type", borrow)]
         kind: &'a str,
         origin_server_ts: u64,
     }
-    let timeline = parts.joined.iter().filter(|j| j.room == room).flat_map(|j| j.timeline.iter());
-    timeline
+    events
         .filter(|json| {
             serde_json::from_str::<Head<'_>>(json)
                 .is_ok_and(|head| head.kind == "m.room.message" && head.origin_server_ts >= since_ms)
         })
-        .map(|json| (*json).to_owned())
+        .map(str::to_owned)
         .collect()
 }
 
@@ -217,33 +216,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_since_a_time_are_those_stamped_at_or_after_it_in_one_room() {
+    fn messages_since_a_time_are_those_stamped_at_or_after_it() {
         let event = |kind: &str, ts: u64, body: &str| {
             serde_json::json!({"type": kind, "origin_server_ts": ts, "sender": "@mod:x", "content": {"body": body}})
                 .to_string()
         };
-        let management = [
+        let events = [
             event("m.room.message", 999, "before"),
             event("m.room.message", 1000, "at"),
             event("m.reaction", 1001, "a reaction"),
             "{\"type\": \"m.room.message\", \"origin_server_ts\": \"late\"}".to_owned(),
             event("m.room.message", 1002, "after"),
         ];
-        let other = [event("m.room.message", 1003, "elsewhere")];
-        let parts = Parts {
-            invited: Vec::new(),
-            joined: vec![
-                Joined { room: "!other", timeline: other.iter().map(String::as_str).collect(), ..Joined::default() },
-                Joined { room: "!m", timeline: management.iter().map(String::as_str).collect(), ..Joined::default() },
-            ],
-            left: Vec::new(),
-        };
-        let kept: Vec<String> = messages_since(&parts, "!m", 1000)
+        let kept: Vec<String> = messages_since(events.iter().map(String::as_str), 1000)
             .iter()
             .map(|json| serde_json::from_str::<serde_json::Value>(json).unwrap()["content"]["body"].to_string())
             .collect();
         assert_eq!(kept, ["\"at\"", "\"after\""]);
-        assert!(messages_since(&parts, "!m", 5000).is_empty());
+        assert!(messages_since(events.iter().map(String::as_str), 5000).is_empty());
     }
 
     const BOT: &str = "@bot:x";

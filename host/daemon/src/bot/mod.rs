@@ -328,13 +328,20 @@ impl Bot {
     /// The first sync (room state, acting on nothing), then start, serve,
     /// and start again whenever a moderator asks for `restart` or `safe mode`.
     async fn run(&mut self) -> anyhow::Result<()> {
-        let mut timeline = RoomEventFilter::default();
-        timeline.limit = Some(100u32.into());
-        let mut room_filter = RoomFilter::default();
-        room_filter.timeline = timeline;
-        let mut definition = FilterDefinition::default();
-        definition.room = room_filter;
-        let filter = Filter::FilterDefinition(definition);
+        let timeline_of = |limit: u32| {
+            let mut timeline = RoomEventFilter::default();
+            timeline.limit = Some(limit.into());
+            let mut room_filter = RoomFilter::default();
+            room_filter.timeline = timeline;
+            let mut definition = FilterDefinition::default();
+            definition.room = room_filter;
+            Filter::FilterDefinition(definition)
+        };
+        let filter = timeline_of(100);
+        // A first start acts on nothing from before it, so its sync asks for
+        // no timeline: every room's whole state comes in the state section,
+        // and the homeserver answers in half the time (see docs/benchmarks.md).
+        let first_start = timeline_of(0);
 
         // Actions a previous run decided and did not finish: their batch's
         // token is past the events that decided them.
@@ -361,7 +368,8 @@ impl Bot {
         // changed since is asked for, else every room's whole state.
         let kept = stored.as_deref().and_then(|token| self.room_log.load(token));
         let mut full = kept.is_none();
-        let first = serve::sync(&self.matrix.client, &filter, stored.as_deref(), full, Duration::ZERO).await;
+        let asked = if stored.is_some() { &filter } else { &first_start };
+        let first = serve::sync(&self.matrix.client, asked, stored.as_deref(), full, Duration::ZERO).await;
         let (first, since) = match first {
             Ok(first) => (first, stored),
             Err(e) if stored.is_some() && e.as_client_api_error().is_some() => {
@@ -372,7 +380,7 @@ impl Bot {
                 tracing::warn!("{text}");
                 self.matrix.notify(&text).await;
                 full = true;
-                let first = serve::sync(&self.matrix.client, &filter, None, true, Duration::ZERO).await;
+                let first = serve::sync(&self.matrix.client, &first_start, None, true, Duration::ZERO).await;
                 (first.context("the first sync failed")?, None)
             }
             Err(e) => return Err(e).context("the first sync failed"),
@@ -393,18 +401,19 @@ impl Bot {
         // A first start acts on nothing from before it; a command a moderator
         // sent while it loaded (a full-state sync of many rooms takes a while)
         // is run once it is ready, not dropped with the history before it.
-        let mut sent_while_loading = match since {
-            None => {
-                let begun_ms =
-                    self.queries.state.clock.now_ms().saturating_sub(self.started.elapsed().as_millis() as u64);
-                ingest::messages_since(&parts, self.matrix.management.as_str(), begun_ms)
-            }
-            Some(_) => Vec::new(),
+        let management = self.matrix.management.as_str();
+        let up_to = match since {
+            None => parts.joined.iter().find(|j| j.room == management).map(|j| j.prev_batch.map(str::to_owned)),
+            Some(_) => None,
         };
         self.matrix.joined_and_left(parts.joined.iter().map(|j| j.room), parts.left.iter().map(|l| l.room));
         self.room_log.record(&parts, &first.next_batch, full);
         self.absorb_state(&parts);
         self.read_stale(&stale).await;
+        let mut sent_while_loading = match up_to {
+            Some(up_to) => self.sent_while_loading(up_to.as_deref()).await,
+            None => Vec::new(),
+        };
         self.steps.done("room state");
         let mut token = first.next_batch.clone();
         let mut replay = match since {

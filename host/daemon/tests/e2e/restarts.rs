@@ -233,11 +233,18 @@ fn a_restart_keeps_the_rooms_state_and_asks_only_for_what_changed() {
 /// once it is ready, not dropped with the room's history.
 #[test]
 fn a_command_sent_while_a_first_start_loads_is_run_once_ready() {
-    let scene = Scene::new(Options::default());
+    let mut scene = Scene::new(Options { persistent: true, ..Options::default() });
     send(&scene.synapse, &scene.moderator, &scene.management, "!gleipnir rooms");
-    // Sent right after the process starts: it is still logging in, so the
-    // command lands in the first sync's timeline (and is answered either way).
-    let _gleipnir = start_bot(&scene.synapse, &scene.bot, &scene.management);
+    // The bot starts while the homeserver is down and waits for it; the
+    // command is sent as soon as the homeserver is back, while the bot still
+    // has to notice, log in and join before its first sync.
+    scene.synapse.stop();
+    let gleipnir = start_bot(&scene.synapse, &scene.bot, &scene.management);
+    eventually("the bot waiting for the homeserver", Duration::from_secs(60), || {
+        let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap_or_default();
+        log.contains("cannot reach the homeserver").then_some(())
+    });
+    scene.synapse.restart().unwrap();
     send(&scene.synapse, &scene.moderator, &scene.management, "!gleipnir status");
     let status = eventually("the status sent while the bot started", Duration::from_secs(60), || {
         scene.notices().into_iter().find(|n| n.contains("Protections:"))
