@@ -18,6 +18,10 @@ const MAX_QUEUED: usize = 200;
 const BURST: u32 = 10;
 /// Then one notice per this much time.
 const SPACING: Duration = Duration::from_millis(500);
+/// What one notice's text may take, plain and HTML together: a homeserver
+/// refuses an event over 65,536 bytes (Synapse: `M_TOO_LARGE`), and the
+/// event's own fields come on top.
+const MAX_NOTICE: usize = 48 * 1024;
 
 /// One notice to send; `reply` wants the sent event's id.
 struct Outgoing {
@@ -129,10 +133,50 @@ async fn send_loop(client: Client, room: OwnedRoomId, mut rx: mpsc::UnboundedRec
     }
 }
 
-async fn send(client: &Client, room: &OwnedRoomId, text: &str) -> Option<OwnedEventId> {
+/// The notice's plain text and HTML, cut after a line so that both fit in
+/// one event (with what was left out said at the end), or whole.
+fn fit(text: &str) -> (String, String) {
     let html = super::html::render(text);
+    if text.len() + html.len() <= MAX_NOTICE {
+        return (text.to_owned(), html);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let cut = |kept: usize| {
+        let mut head = lines[..kept].join("\n");
+        if kept == 0 {
+            // Not even the first line fits: as much of it as surely does.
+            let mut end = lines.first().map_or(0, |l| l.len()).min(MAX_NOTICE / 8);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            head = format!("{}…", &text[..end]);
+        }
+        let left = lines.len() - kept;
+        let body = format!(
+            "{head}\n… {left} more line(s) not shown: the notice was too long for one message (the bot's log has all of it)."
+        );
+        let html = super::html::render(&body);
+        (body, html)
+    };
+    // The most lines that fit, by halving.
+    let (mut fits, mut too_many) = (0, lines.len());
+    while too_many - fits > 1 {
+        let mid = (fits + too_many) / 2;
+        let (body, html) = cut(mid);
+        if body.len() + html.len() <= MAX_NOTICE {
+            fits = mid;
+        } else {
+            too_many = mid;
+        }
+    }
+    tracing::warn!("a notice too long for one message was cut; the whole notice: {text}");
+    cut(fits)
+}
+
+async fn send(client: &Client, room: &OwnedRoomId, text: &str) -> Option<OwnedEventId> {
+    let (body, html) = fit(text);
     let content = serde_json::json!({
-        "msgtype": "m.notice", "body": text, "format": "org.matrix.custom.html", "formatted_body": html,
+        "msgtype": "m.notice", "body": body, "format": "org.matrix.custom.html", "formatted_body": html,
     });
     match super::raw::send_raw(client, room.as_str(), "m.room.message", &content).await {
         Ok(id) => Some(id),
@@ -169,6 +213,31 @@ mod tests {
         assert_eq!(sent.len(), MAX_QUEUED);
         assert_eq!(sent[0], "report 50\n(50 other notice(s) were dropped: too many at once; the log has them.)");
         assert_eq!(sent[MAX_QUEUED - 1], format!("report {}", MAX_QUEUED + 49));
+    }
+
+    #[test]
+    fn a_notice_too_long_for_one_event_is_cut_after_a_line_and_says_so() {
+        let short = "Policy rules that changed (2):\n- added a\n- added b";
+        assert_eq!(fit(short), (short.to_owned(), crate::bot::html::render(short)));
+
+        let long: String =
+            (0..5000).map(|i| format!("\n- added user @held{i}:elsewhere.example m.ban: spam")).collect();
+        let text = format!("Policy rules that changed (5000):{long}");
+        let (body, html) = fit(&text);
+        assert!(body.len() + html.len() <= MAX_NOTICE, "{} bytes", body.len() + html.len());
+        assert!(body.len() + html.len() > MAX_NOTICE * 3 / 4, "as much as fits is kept");
+        let kept = body.lines().count() - 1;
+        assert!(text.starts_with(&body.lines().take(kept).collect::<Vec<_>>().join("\n")));
+        assert!(body.ends_with(&format!(
+            "… {} more line(s) not shown: the notice was too long for one message (the bot's log has all of it).",
+            5001 - kept
+        )));
+
+        // One line longer than a message, of characters HTML escapes: part of it.
+        let line = "<&>é".repeat(20_000);
+        let (body, html) = fit(&line);
+        assert!(body.len() + html.len() <= MAX_NOTICE);
+        assert!(body.starts_with("<&>é<&>é") && body.contains("…\n… 1 more line(s) not shown"));
     }
 
     #[test]

@@ -26,12 +26,24 @@ impl Policy {
             by_list.entry(rule.map_or("?", |r| &*r.list)).or_default().push(change);
         }
         let mut out = format!("Policy rules that changed or newly apply ({}):", changes.changes.len());
+        // Changes shown one a line, at most; the lists past them are named
+        // with their counts (watching many lists at once must still make one
+        // message a moderator can read).
+        const SHOWN: usize = 40;
+        let mut shown = 0;
+        let mut rest: Vec<(String, usize)> = Vec::new();
         for (list, list_changes) in by_list {
             let name = self.shortcodes.iter().find(|(_, r)| *r == list).map_or(list.to_owned(), |(c, _)| c.clone());
+            if shown >= SHOWN {
+                rest.push((name, list_changes.len()));
+                continue;
+            }
             let who: Vec<String> = changed_by.get(list).map(|s| s.iter().cloned().collect()).unwrap_or_default();
             let by = if who.is_empty() { String::new() } else { format!(" by {}", who.join(", ")) };
             let _ = write!(out, "\n{name}{by}:");
-            for change in list_changes.iter().take(10) {
+            let here = list_changes.len().min(10).min(SHOWN - shown);
+            shown += here;
+            for change in list_changes.iter().take(here) {
                 let (verb, rule) = match change {
                     gleipnir_policy::Change::Added(rule) => ("added", rule),
                     gleipnir_policy::Change::Modified { new, .. } => ("changed", new),
@@ -50,9 +62,20 @@ impl Policy {
                 };
                 let _ = write!(out, "\n- {verb} {rule}{matched}");
             }
-            if list_changes.len() > 10 {
-                let _ = write!(out, "\n- … and {} more", list_changes.len() - 10);
+            if list_changes.len() > here {
+                let _ = write!(out, "\n- … and {} more", list_changes.len() - here);
             }
+        }
+        if !rest.is_empty() {
+            let count: usize = rest.iter().map(|(_, n)| n).sum();
+            let named: Vec<String> = rest.iter().take(10).map(|(name, n)| format!("{name} ({n})")).collect();
+            let more = if rest.len() > 10 { format!(", and {} more", rest.len() - 10) } else { String::new() };
+            let _ = write!(
+                out,
+                "\n… and {count} change(s) in {} more list(s): {}{more}. `!gleipnir rules` shows every list.",
+                rest.len(),
+                named.join(", ")
+            );
         }
         Some(out)
     }

@@ -225,3 +225,34 @@ fn rule_changes_are_reported_once_per_batch_with_who_and_how_many_members() {
     assert!(report.contains("coc by @other:x:\n- removed user @spam*:evil.example"), "{report}");
     assert!(!report.contains("@mod:x"), "{report}");
 }
+
+#[test]
+fn watching_many_lists_at_once_is_reported_in_one_readable_notice() {
+    let mut policy = Policy::default();
+    for l in 0..100 {
+        let list = format!("!list{l:03}");
+        policy.lists.insert(list.clone(), PolicyList::new(&list));
+        for r in 0..1000 {
+            let ban = json!({"entity": format!("@held{l}x{r}:elsewhere.example"), "recommendation": "m.ban", "reason": "spam"});
+            policy.on_rule_state(&list, "m.policy.rule.user", &format!("r{r}"), &ban.to_string(), "@mod:x");
+        }
+    }
+    let delta = policy.take_pending();
+    let report = policy.change_report(&delta).expect("a report");
+    assert!(
+        report.starts_with(
+            "Policy rules that changed or newly apply (100000):\n!list000 by @mod:x:\n- added user @held0x"
+        ),
+        "{report}"
+    );
+    assert_eq!(report.lines().filter(|l| l.starts_with("- added")).count(), 40, "{report}");
+    assert!(report.contains("\n!list003 by @mod:x:\n") && !report.contains("\n!list004 by"), "{report}");
+    assert!(
+        report.contains(
+            "\n- … and 990 more\n… and 96000 change(s) in 96 more list(s): !list004 (1000), !list005 (1000), "
+        ),
+        "{report}"
+    );
+    assert!(report.ends_with("!list013 (1000), and 86 more. `!gleipnir rules` shows every list."), "{report}");
+    assert!(report.len() < 8 * 1024, "{} bytes", report.len());
+}
