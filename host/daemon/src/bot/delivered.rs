@@ -17,7 +17,8 @@ const DELIVERED: &str = "policy-delivered.json";
 
 pub(crate) struct Delivered {
     data: Folder,
-    keys: HashSet<String>,
+    /// Each rule's key, the first 16 bytes of a hash (written as hex).
+    keys: HashSet<u128>,
     dirty: bool,
     /// The file could not be read (not missing, not damaged): it is not
     /// overwritten, so nothing in it is lost for a passing error.
@@ -43,9 +44,15 @@ impl Delivered {
                 return (delivered, Some(why));
             }
         };
-        match serde_json::from_str::<Vec<String>>(&text) {
+        let keys = serde_json::from_str::<Vec<&str>>(&text).map_err(|e| e.to_string()).and_then(|keys| {
+            let read = |hex: &str| (hex.len() == 32).then(|| u128::from_str_radix(hex, 16).ok()).flatten();
+            keys.iter()
+                .map(|hex| read(hex).ok_or(format!("{hex:?} is not a key")))
+                .collect::<Result<HashSet<u128>, _>>()
+        });
+        match keys {
             Ok(keys) => {
-                delivered.keys = keys.into_iter().collect();
+                delivered.keys = keys;
                 (delivered, None)
             }
             Err(e) => {
@@ -87,8 +94,9 @@ impl Delivered {
         if !self.dirty || self.unreadable {
             return Ok(());
         }
-        let mut keys: Vec<&String> = self.keys.iter().collect();
-        keys.sort();
+        let mut keys: Vec<u128> = self.keys.iter().copied().collect();
+        keys.sort_unstable();
+        let keys: Vec<String> = keys.iter().map(|key| format!("{key:032x}")).collect();
         let text = serde_json::to_string(&keys)?;
         self.data.write_durably(DELIVERED, text.as_bytes(), false)?;
         self.dirty = false;
@@ -99,7 +107,7 @@ impl Delivered {
 /// What makes a rule the same rule: where it is and what it says to do to
 /// whom (a new reason alone does not make it new). Hashed, so the file does
 /// not list who was taken down.
-fn key(rule: &Rule) -> String {
+fn key(rule: &Rule) -> u128 {
     let text = format!(
         "{}\n{:?}\n{}\n{}\n{}",
         rule.list,
@@ -108,7 +116,8 @@ fn key(rule: &Rule) -> String {
         rule.entity(),
         rule.recommendation.as_str()
     );
-    gleipnir_policy::rule::sha256(&text).iter().take(16).map(|b| format!("{b:02x}")).collect()
+    let hash = gleipnir_policy::rule::sha256(&text);
+    u128::from_be_bytes(hash[..16].try_into().expect("16 of 32 bytes"))
 }
 
 #[cfg(test)]
@@ -136,6 +145,25 @@ mod tests {
         let first = delta(&mut list, &[("m.policy.rule.user", "a", td), ("m.policy.rule.user", "b", ban)]);
         assert_eq!(delivered.fresh(&first).changes.len(), 2);
         delivered.save().unwrap();
+        // The file lists each key as the first 16 bytes of its hash in hex, sorted.
+        let text = std::fs::read_to_string(dir.join("policy-delivered.json")).unwrap();
+        let mut expected: Vec<String> = first
+            .changes
+            .iter()
+            .map(|c| {
+                let rule = c.new_rule().unwrap();
+                let text = format!(
+                    "!list:x\n{:?}\n{}\n{}\n{}",
+                    rule.kind,
+                    rule.state_key(),
+                    rule.entity(),
+                    rule.recommendation.as_str()
+                );
+                gleipnir_policy::rule::sha256(&text).iter().take(16).map(|b| format!("{b:02x}")).collect()
+            })
+            .collect();
+        expected.sort();
+        assert_eq!(serde_json::from_str::<Vec<String>>(&text).unwrap(), expected);
 
         // The next start loads the same list again, and a new rule came meanwhile.
         let (mut delivered, _) = Delivered::load(&Folder::open(&dir).unwrap());
@@ -152,6 +180,9 @@ mod tests {
         let back = delta(&mut list, &[("m.policy.rule.user", "c", c)]);
         assert_eq!(delivered.fresh(&back).changes.len(), 1);
 
+        std::fs::write(dir.join("policy-delivered.json"), r#"["not a key"]"#).unwrap();
+        let (_, problem) = Delivered::load(&Folder::open(&dir).unwrap());
+        assert!(problem.unwrap().contains("\"not a key\" is not a key"));
         std::fs::write(dir.join("policy-delivered.json"), "[1, 2").unwrap();
         let (delivered, problem) = Delivered::load(&Folder::open(&dir).unwrap());
         assert!(problem.unwrap().contains("is damaged"));

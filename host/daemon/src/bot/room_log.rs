@@ -25,6 +25,7 @@
 //! it is compacted (rewritten as its fold) when it has grown to several
 //! times what it holds.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
@@ -42,7 +43,11 @@ const COMPACT_AFTER: u64 = 64 << 20;
 #[derive(Debug, Default)]
 pub(crate) struct Rooms {
     pub(crate) rooms: HashMap<String, Vec<String>>,
-    index: HashMap<String, HashMap<(String, String), usize>>,
+    /// Per room, where in its events each (type, state key) is, by hash
+    /// alone: the key is read from the event itself when the hashes meet
+    /// (a 100,000-rule list's keys would otherwise be held twice).
+    index: HashMap<String, hashbrown::HashTable<u32>>,
+    hasher: std::hash::RandomState,
     /// Rooms with a redaction since their state was last read whole: their
     /// kept state is not to be trusted (the start reads it again).
     pub(crate) stale: HashSet<String>,
@@ -52,7 +57,7 @@ impl Rooms {
     fn joined(&mut self, room: &str) {
         if !self.rooms.contains_key(room) {
             self.rooms.insert(room.to_owned(), Vec::new());
-            self.index.insert(room.to_owned(), HashMap::new());
+            self.index.insert(room.to_owned(), hashbrown::HashTable::new());
         }
     }
 
@@ -68,10 +73,15 @@ impl Rooms {
         self.joined(room);
         let (events, index) = (self.rooms.get_mut(room), self.index.get_mut(room));
         let (Some(events), Some(index)) = (events, index) else { return false };
-        match index.get(&key) {
-            Some(&at) => events[at] = json,
+        let hash_of = |kind: &str, key: &str| std::hash::BuildHasher::hash_one(&self.hasher, (kind, key));
+        let hash = hash_of(&key.0, &key.1);
+        let same = |at: &u32| State::key_of(&events[*at as usize]).is_some_and(|(k, s)| k == key.0 && s == key.1);
+        match index.find(hash, same) {
+            Some(&at) => events[at as usize] = json,
             None => {
-                index.insert(key, events.len());
+                let Ok(at) = u32::try_from(events.len()) else { return false };
+                let rehash = |at: &u32| State::key_of(&events[*at as usize]).map_or(0, |(k, s)| hash_of(&k, &s));
+                index.insert_unique(hash, at, rehash);
                 events.push(json);
             }
         }
@@ -265,17 +275,17 @@ fn fold(lines: &mut impl Iterator<Item = std::io::Result<String>>, token: &str) 
     #[derive(serde::Deserialize)]
     struct Line<'a> {
         #[serde(borrow)]
-        j: Option<std::borrow::Cow<'a, str>>,
+        j: Option<Cow<'a, str>>,
         #[serde(borrow)]
-        r: Option<std::borrow::Cow<'a, str>>,
+        r: Option<Cow<'a, str>>,
         #[serde(borrow)]
         e: Option<&'a serde_json::value::RawValue>,
         #[serde(borrow)]
-        l: Option<std::borrow::Cow<'a, str>>,
+        l: Option<Cow<'a, str>>,
         #[serde(borrow)]
-        x: Option<std::borrow::Cow<'a, str>>,
+        x: Option<Cow<'a, str>>,
         #[serde(borrow)]
-        t: Option<std::borrow::Cow<'a, str>>,
+        t: Option<Cow<'a, str>>,
     }
     let mut rooms = Rooms::default();
     for text in lines {
@@ -336,6 +346,19 @@ impl State {
         );
         Some(State { key: (event.kind, event.state_key), json })
     }
+
+    /// The type and state key of an event as the log keeps it.
+    fn key_of(json: &str) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+        #[derive(serde::Deserialize)]
+        struct Key<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+            #[serde(borrow)]
+            state_key: Cow<'a, str>,
+        }
+        let key: Key<'_> = serde_json::from_str(json).ok()?;
+        Some((key.kind, key.state_key))
+    }
 }
 
 /// Whether a timeline event is a redaction (a quick look first: most are messages).
@@ -343,7 +366,7 @@ fn is_redaction(json: &str) -> bool {
     #[derive(serde::Deserialize)]
     struct Head<'a> {
         #[serde(rename = "type", borrow)]
-        kind: std::borrow::Cow<'a, str>,
+        kind: Cow<'a, str>,
     }
     json.contains("m.room.redaction")
         && serde_json::from_str::<Head<'_>>(json).is_ok_and(|head| head.kind == "m.room.redaction")
