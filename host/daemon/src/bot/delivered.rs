@@ -102,11 +102,9 @@ impl Delivered {
             self.rewrite = true;
         }
         for (number, line) in whole.lines().enumerate() {
-            let key =
-                line.get(1..).and_then(read_key).ok_or(format!("line {} is not a change: {line:?}", number + 1))?;
-            match line.as_bytes()[0] {
-                b'+' => keys.insert(key),
-                b'-' => keys.remove(&key),
+            match (line.as_bytes().first(), line.get(1..).and_then(read_key)) {
+                (Some(b'+'), Some(key)) => keys.insert(key),
+                (Some(b'-'), Some(key)) => keys.remove(&key),
                 _ => return Err(format!("line {} is not a change: {line:?}", number + 1)),
             };
             self.appended += 1;
