@@ -9,7 +9,7 @@
 //! and a symbolic link inside that points out of the folder is refused by
 //! `cap-std` when followed.
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -149,21 +149,34 @@ impl Folder {
     /// folder synced so the rename itself is on disk. `private` creates the
     /// file readable by its owner alone from the start.
     pub fn write_durably(&self, name: &str, bytes: &[u8], private: bool) -> io::Result<()> {
+        self.write_durably_with(name, private, |out| out.write_all(bytes))
+    }
+
+    /// [`write_durably`](Folder::write_durably), the bytes written by `write`
+    /// (buffered) rather than held whole first; what `write` returns.
+    pub fn write_durably_with<T>(
+        &self,
+        name: &str,
+        private: bool,
+        write: impl FnOnce(&mut dyn io::Write) -> io::Result<T>,
+    ) -> io::Result<T> {
         static WRITES: AtomicU64 = AtomicU64::new(0);
         let name = plain(name)?;
         let tmp = format!(".{name}.tmp.{}.{}", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed));
-        let written = (|| {
+        let written = (|| -> io::Result<T> {
             let mut options = OpenOptions::new();
             options.write(true).create(true).truncate(true);
             #[cfg(unix)]
             if private {
                 cap_std::fs::OpenOptionsExt::mode(&mut options, 0o600);
             }
-            let mut file = self.dir.open_with(&tmp, &options)?;
-            file.write_all(bytes)?;
+            let mut out = io::BufWriter::with_capacity(64 << 10, self.dir.open_with(&tmp, &options)?);
+            let written = write(&mut out)?;
+            let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
             file.sync_all()?;
             self.dir.rename(&tmp, &self.dir, name)?;
-            self.sync()
+            self.sync()?;
+            Ok(written)
         })();
         if written.is_err() {
             let _ = self.dir.remove_file(&tmp);

@@ -80,21 +80,31 @@ impl Bot {
             for json in &events {
                 self.state_event(joined.room, json);
             }
-            self.first_state.entry(joined.room.to_owned()).or_default().extend(events);
+            self.first_state.synced(joined.room, events);
         }
     }
 
     /// Applies the rooms' state kept from the last run (see `room_log`) to
-    /// the room cache, and keeps it for the first start, like
-    /// [`absorb_state`](Bot::absorb_state) (which then adds what the first
-    /// sync changed).
-    pub(super) fn absorb_kept(&mut self, kept: super::room_log::Rooms) {
-        for (room, events) in kept.rooms {
-            for json in &events {
-                self.state_event(&room, json);
+    /// the room cache, read an event at a time, and keeps where it is for
+    /// the first start, like [`absorb_state`](Bot::absorb_state) (which then
+    /// adds what the first sync changed). Returns the rooms whose kept state
+    /// could not be read: to be read again from the homeserver.
+    pub(super) fn absorb_kept(&mut self, kept: super::room_log::Rooms) -> Vec<String> {
+        let mut unread = Vec::new();
+        for (room, kept) in kept.into_rooms() {
+            let read = kept.events().try_for_each(|json| {
+                self.state_event(&room, &json?);
+                Ok::<_, std::io::Error>(())
+            });
+            match read {
+                Ok(()) => self.first_state.kept(room, kept),
+                Err(e) => {
+                    tracing::warn!(room, "cannot read the room's kept state ({e}); reading it from the homeserver");
+                    unread.push(room);
+                }
             }
-            self.first_state.insert(room, events);
         }
+        unread
     }
 
     /// Reads again the whole state of rooms whose kept state is stale (a
@@ -118,7 +128,7 @@ impl Bot {
                         self.state_event(room, json);
                     }
                     self.room_log.refreshed(room, &state);
-                    self.first_state.insert(room.clone(), state);
+                    self.first_state.replace(room.clone(), state);
                 }
                 Err(e) => {
                     tracing::warn!(room, "cannot read the room's state again after a redaction: {e}");
@@ -156,15 +166,26 @@ impl Bot {
         // homeserver is asked only for the other rooms.
         let mut first = std::mem::take(&mut self.first_state);
         let matrix = &self.matrix;
-        let asked = rooms.iter().filter(|room| !first.contains_key(*room));
+        let asked = rooms.iter().filter(|room| !first.contains(room));
         let mut read: HashMap<&String, anyhow::Result<Vec<String>>> = futures_util::stream::iter(asked)
             .map(|room| async move { (room, matrix.room_state(room).await) })
             .buffer_unordered(super::executor::AT_ONCE)
             .collect()
             .await;
+        let mut unread = Vec::new();
         for room in rooms {
-            let state = first.remove(room).map(Ok).or_else(|| read.remove(room));
-            match state {
+            if let Some(mut source) = first.take(room) {
+                let applied = source.events().try_for_each(|json| {
+                    self.state_event(room, &json?);
+                    Ok::<_, std::io::Error>(())
+                });
+                if let Err(e) = applied {
+                    tracing::warn!(room, "cannot read the room's kept state ({e}); reading it from the homeserver");
+                    unread.push(room);
+                }
+                continue;
+            }
+            match read.remove(room) {
                 Some(Ok(state)) => {
                     for json in &state {
                         self.state_event(room, json);
@@ -173,6 +194,9 @@ impl Bot {
                 Some(Err(e)) => tracing::warn!(room, "cannot load room state: {e}"),
                 None => {}
             }
+        }
+        for room in unread {
+            self.load_room_state(room).await;
         }
         // The rest is for the watched lists (see `load_list`).
         self.first_state = first;

@@ -12,6 +12,7 @@ mod draupnir;
 mod events;
 mod executor;
 mod files;
+mod first_state;
 mod gate;
 mod grants;
 mod health;
@@ -49,7 +50,7 @@ mod takedown;
 mod ticks;
 mod watch;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -111,9 +112,9 @@ pub(crate) struct Bot {
     proposals: propagation::Proposals,
     /// Protected rooms upgraded (a tombstone seen): (old room, replacement).
     upgrades: Vec<(String, String)>,
-    /// Each joined room's state and timeline from the first sync (full
-    /// state), for the first start; empty once it has been used.
-    first_state: HashMap<String, Vec<String>>,
+    /// Each joined room's state for the first start (see `first_state`);
+    /// empty once it has been used.
+    first_state: first_state::FirstState,
     /// Upgrades whose replacement could not be joined yet: followed when an
     /// invite to it comes.
     pending_upgrades: Vec<(String, String)>,
@@ -289,7 +290,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         report_notices: report_notices::ReportNotices::load(&folders.data),
         proposals: propagation::Proposals::default(),
         upgrades: Vec::new(),
-        first_state: HashMap::new(),
+        first_state: first_state::FirstState::default(),
         pending_upgrades: Vec::new(),
         counts_saved: Instant::now(),
         jobs: Vec::new(),
@@ -390,12 +391,9 @@ impl Bot {
         // Rooms with a redaction since their state was kept: read again below.
         let mut stale = Vec::new();
         if let Some(mut kept) = kept.filter(|_| !full) {
-            self.matrix.joined_and_left(kept.rooms.keys().map(String::as_str), []);
-            for room in kept.stale.drain() {
-                kept.rooms.remove(&room);
-                stale.push(room);
-            }
-            self.absorb_kept(kept);
+            self.matrix.joined_and_left(kept.names(), []);
+            stale = kept.take_stale();
+            stale.extend(self.absorb_kept(kept));
         }
         let parts = ingest::Parts::of(&first, &self.matrix.bot_user);
         // A first start acts on nothing from before it; a command a moderator

@@ -27,7 +27,9 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
+use std::fs::File;
+use std::io::{self, BufRead as _, Write};
+use std::sync::Arc;
 
 use gleipnir_runtime::Folder;
 
@@ -38,75 +40,155 @@ const FILE: &str = "room-state.log";
 /// Appended bytes beyond which the log is compacted, whatever it holds.
 const COMPACT_AFTER: u64 = 64 << 20;
 
-/// Each joined room's state events, in the order they were seen (a later
-/// event of the same type and state key in place of the earlier).
-#[derive(Debug, Default)]
+/// The rooms' state as of a token, as the log holds it: where each joined
+/// room's state events are in the log (one per type and state key, the
+/// latest), in the order they were first seen. The events themselves are
+/// read from the log when they are used, a room at a time and an event at
+/// a time: a 100,000-rule list is never held whole (it was 31.6 MB of log).
+#[derive(Debug)]
 pub(crate) struct Rooms {
-    pub(crate) rooms: HashMap<String, Vec<String>>,
-    /// Per room, where in its events each (type, state key) is, by hash
-    /// alone: the key is read from the event itself when the hashes meet
-    /// (a 100,000-rule list's keys would otherwise be held twice).
-    index: HashMap<String, hashbrown::HashTable<u32>>,
-    hasher: std::hash::RandomState,
+    rooms: HashMap<String, Vec<Span>>,
     /// Rooms with a redaction since their state was last read whole: their
     /// kept state is not to be trusted (the start reads it again).
-    pub(crate) stale: HashSet<String>,
+    stale: HashSet<String>,
+    /// The log as it was read: its events stay readable through this handle
+    /// when the log is written anew (the new file replaces the name only).
+    file: Arc<File>,
+}
+
+/// Where a kept state event is in the log: its bytes from `at`.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    at: u64,
+    len: u32,
 }
 
 impl Rooms {
-    fn joined(&mut self, room: &str) {
-        if !self.rooms.contains_key(room) {
-            self.rooms.insert(room.to_owned(), Vec::new());
-            self.index.insert(room.to_owned(), hashbrown::HashTable::new());
+    /// The joined rooms.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &str> {
+        self.rooms.keys().map(String::as_str)
+    }
+
+    /// The rooms whose kept state is stale, taken out.
+    pub(crate) fn take_stale(&mut self) -> Vec<String> {
+        let stale: Vec<String> = self.stale.drain().collect();
+        for room in &stale {
+            self.rooms.remove(room);
         }
+        stale
     }
 
-    fn left(&mut self, room: &str) {
-        self.rooms.remove(room);
-        self.index.remove(room);
-        self.stale.remove(room);
+    /// Each room's kept state, to be read.
+    pub(crate) fn into_rooms(self) -> impl Iterator<Item = (String, Kept)> {
+        let file = self.file;
+        self.rooms.into_iter().map(move |(room, spans)| (room, Kept { file: file.clone(), spans }))
     }
 
-    /// Takes in a state event of `room`; false when `json` is no state event.
-    fn state(&mut self, room: &str, json: &str) -> bool {
-        let Some(State { key, json }) = State::of(json) else { return false };
-        self.joined(room);
-        let (events, index) = (self.rooms.get_mut(room), self.index.get_mut(room));
-        let (Some(events), Some(index)) = (events, index) else { return false };
-        let hash_of = |kind: &str, key: &str| std::hash::BuildHasher::hash_one(&self.hasher, (kind, key));
-        let hash = hash_of(&key.0, &key.1);
-        let same = |at: &u32| State::key_of(&events[*at as usize]).is_some_and(|(k, s)| k == key.0 && s == key.1);
-        match index.find(hash, same) {
-            Some(&at) => events[at as usize] = json,
-            None => {
-                let Ok(at) = u32::try_from(events.len()) else { return false };
-                let rehash = |at: &u32| State::key_of(&events[*at as usize]).map_or(0, |(k, s)| hash_of(&k, &s));
-                index.insert_unique(hash, at, rehash);
-                events.push(json);
-            }
-        }
-        true
+    /// About what the state takes on a line each.
+    fn held(&self) -> u64 {
+        self.rooms.values().flatten().map(|span| u64::from(span.len) + 40).sum()
     }
 
-    /// The log's lines for these rooms, then the marker of `token`.
-    fn lines(&self, token: &str) -> String {
-        let mut out = String::new();
-        for (room, events) in &self.rooms {
-            line(&mut out, &serde_json::json!({"j": room}));
-            for json in events {
-                state_line(&mut out, room, json);
+    /// Writes the log's lines for these rooms, then the marker of `token`;
+    /// the bytes written.
+    fn write(&self, out: &mut dyn Write, token: &str) -> io::Result<u64> {
+        let mut written = 0;
+        let mut put = |out: &mut dyn Write, text: &str| {
+            written += text.len() as u64;
+            out.write_all(text.as_bytes())
+        };
+        let mut read = Reader::new(&self.file);
+        for (room, spans) in &self.rooms {
+            put(out, &line(&serde_json::json!({"j": room})))?;
+            for span in spans {
+                put(out, &state_line(room, read.event(*span)?))?;
             }
             if self.stale.contains(room) {
-                line(&mut out, &serde_json::json!({"x": room}));
+                put(out, &line(&serde_json::json!({"x": room})))?;
             }
         }
-        line(&mut out, &serde_json::json!({"t": token}));
-        out
+        put(out, &marker(token))?;
+        Ok(written)
+    }
+}
+
+/// One room's kept state events, read from the log when asked for.
+#[derive(Debug)]
+pub(crate) struct Kept {
+    file: Arc<File>,
+    spans: Vec<Span>,
+}
+
+impl Kept {
+    /// The events, in order, read from the log one at a time (a failed read
+    /// ends them with its error).
+    pub(crate) fn events(&self) -> Events<'_> {
+        Events { reader: Reader::new(&self.file), spans: self.spans.iter() }
+    }
+}
+
+pub(crate) struct Events<'a> {
+    reader: Reader<'a>,
+    spans: std::slice::Iter<'a, Span>,
+}
+
+impl Iterator for Events<'_> {
+    type Item = io::Result<String>;
+
+    fn next(&mut self) -> Option<io::Result<String>> {
+        let span = *self.spans.next()?;
+        Some(self.reader.event(span).map(str::to_owned))
+    }
+}
+
+/// Reads events from the log by where they are, a window of the file at a
+/// time: a room's events mostly lie one after the other.
+struct Reader<'a> {
+    file: &'a File,
+    window: Vec<u8>,
+    at: u64,
+}
+
+impl<'a> Reader<'a> {
+    const WINDOW: usize = 64 << 10;
+
+    fn new(file: &'a File) -> Reader<'a> {
+        Reader { file, window: Vec::new(), at: 0 }
     }
 
-    fn len(&self) -> usize {
-        self.rooms.values().map(|events| events.iter().map(|e| e.len() + 40).sum::<usize>()).sum()
+    fn event(&mut self, span: Span) -> io::Result<&str> {
+        let len = span.len as usize;
+        let inside = span.at >= self.at && span.at + len as u64 <= self.at + self.window.len() as u64;
+        if !inside {
+            self.window.resize(len.max(Self::WINDOW), 0);
+            let read = read_at(self.file, &mut self.window, span.at)?;
+            self.window.truncate(read);
+            self.at = span.at;
+            if read < len {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the room state log was cut short"));
+            }
+        }
+        let from = (span.at - self.at) as usize;
+        std::str::from_utf8(&self.window[from..from + len]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
+}
+
+/// Reads into `buf` from `at`, until it is full or the file ends; how much was read.
+fn read_at(file: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::read_at(file, &mut buf[done..], at + done as u64);
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_read(file, &mut buf[done..], at + done as u64);
+        match n {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
 }
 
 pub(crate) struct RoomLog {
@@ -128,16 +210,14 @@ impl RoomLog {
     pub(crate) fn load(&mut self, token: &str) -> Option<Rooms> {
         let file = match self.data.open_file(FILE) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
             Err(e) => {
                 tracing::warn!("cannot read {}: {e}; the first sync takes every room's whole state", self.shown());
                 return None;
             }
         };
-        // Read a line at a time: the file is never held whole beside its fold.
         let size = file.metadata().map_or(0, |m| m.len());
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(file));
-        let Some(rooms) = fold(&mut lines, token) else {
+        let Some(Folded { rooms, end }) = fold(file, token) else {
             tracing::info!("{} does not reach the stored sync token; the first sync takes every room's state", FILE);
             return None;
         };
@@ -150,8 +230,7 @@ impl RoomLog {
         self.appended = 0;
         // What came after the token, or a log grown well past what it holds:
         // written again as it stands at the token.
-        let held = rooms.len() as u64;
-        if lines.next().is_some() || self.base > 3 * held + (1 << 20) {
+        if end < size || self.base > 3 * rooms.held() + (1 << 20) {
             self.rewrite(&rooms, token);
         }
         Some(rooms)
@@ -161,14 +240,23 @@ impl RoomLog {
     /// full-state sync (`full`) starts the log over.
     pub(crate) fn record(&mut self, parts: &Parts<'_>, token: &str, full: bool) {
         if full {
-            let mut rooms = Rooms::default();
-            for joined in &parts.joined {
-                rooms.joined(joined.room);
-                for json in joined.state.iter().chain(&joined.timeline) {
-                    rooms.state(joined.room, json);
+            // Every room's state in sync order: a later event of a type and
+            // state key replaces an earlier one when the log is read.
+            let write = |out: &mut dyn Write| {
+                let mut written = 0;
+                for joined in &parts.joined {
+                    let mut text = line(&serde_json::json!({"j": joined.room}));
+                    for state in joined.state.iter().chain(&joined.timeline).filter_map(|json| State::of(json)) {
+                        text.push_str(&state_line(joined.room, &state.json));
+                    }
+                    out.write_all(text.as_bytes())?;
+                    written += text.len() as u64;
                 }
-            }
-            self.rewrite(&rooms, token);
+                let text = marker(token);
+                out.write_all(text.as_bytes())?;
+                Ok(written + text.len() as u64)
+            };
+            self.written(self.data.write_durably_with(FILE, false, write));
             return;
         }
         if self.broken {
@@ -176,18 +264,18 @@ impl RoomLog {
         }
         let mut out = String::new();
         for joined in &parts.joined {
-            line(&mut out, &serde_json::json!({"j": joined.room}));
+            out.push_str(&line(&serde_json::json!({"j": joined.room})));
             // Timeline events: only state (a quick look first: most are messages).
             let timeline = joined.timeline.iter().filter(|json| json.contains("\"state_key\""));
             for state in joined.state.iter().chain(timeline).filter_map(|json| State::of(json)) {
-                state_line(&mut out, joined.room, &state.json);
+                out.push_str(&state_line(joined.room, &state.json));
             }
             if joined.timeline.iter().any(|json| is_redaction(json)) {
-                line(&mut out, &serde_json::json!({"x": joined.room}));
+                out.push_str(&line(&serde_json::json!({"x": joined.room})));
             }
         }
         for left in &parts.left {
-            line(&mut out, &serde_json::json!({"l": left.room}));
+            out.push_str(&line(&serde_json::json!({"l": left.room})));
         }
         out.push_str(&marker(token));
         if !self.append(&out) {
@@ -204,11 +292,10 @@ impl RoomLog {
         if self.broken {
             return;
         }
-        let mut out = String::new();
-        line(&mut out, &serde_json::json!({"l": room}));
-        line(&mut out, &serde_json::json!({"j": room}));
+        let mut out = line(&serde_json::json!({"l": room}));
+        out.push_str(&line(&serde_json::json!({"j": room})));
         for state in state.iter().filter_map(|json| State::of(json)) {
-            state_line(&mut out, room, &state.json);
+            out.push_str(&state_line(room, &state.json));
         }
         self.append(&out);
     }
@@ -233,13 +320,8 @@ impl RoomLog {
 
     /// The log read back and written as its fold.
     fn compact(&mut self, token: &str) {
-        let file = self.data.open_file(FILE);
-        let rooms = file.ok().and_then(|file| {
-            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(file));
-            fold(&mut lines, token)
-        });
-        match rooms {
-            Some(rooms) => self.rewrite(&rooms, token),
+        match self.data.open_file(FILE).ok().and_then(|file| fold(file, token)) {
+            Some(Folded { rooms, .. }) => self.rewrite(&rooms, token),
             None => {
                 tracing::warn!("{} could not be read back; the next start takes every room's state", self.shown());
                 self.broken = true;
@@ -249,11 +331,15 @@ impl RoomLog {
     }
 
     fn rewrite(&mut self, rooms: &Rooms, token: &str) {
-        let text = rooms.lines(token);
-        match self.data.write_durably(FILE, text.as_bytes(), false) {
-            Ok(()) => {
+        self.written(self.data.write_durably_with(FILE, false, |out| rooms.write(out, token)));
+    }
+
+    /// After the log was written whole (`size` bytes).
+    fn written(&mut self, size: io::Result<u64>) {
+        match size {
+            Ok(size) => {
                 self.broken = false;
-                self.base = text.len() as u64;
+                self.base = size;
                 self.appended = 0;
             }
             Err(e) => {
@@ -269,9 +355,16 @@ impl RoomLog {
     }
 }
 
-/// The rooms' state up to the marker of `token` (the lines after it are
-/// left unread); `None` without that marker or with a damaged line before it.
-fn fold(lines: &mut impl Iterator<Item = std::io::Result<String>>, token: &str) -> Option<Rooms> {
+/// The log folded up to the marker of a token, and where that marker ends.
+struct Folded {
+    rooms: Rooms,
+    end: u64,
+}
+
+/// The rooms' state in `file` up to the marker of `token` (the lines after
+/// it are left unread); `None` without that marker, with a damaged line
+/// before it, or when the file cannot be read.
+fn fold(file: File, token: &str) -> Option<Folded> {
     #[derive(serde::Deserialize)]
     struct Line<'a> {
         #[serde(borrow)]
@@ -287,35 +380,97 @@ fn fold(lines: &mut impl Iterator<Item = std::io::Result<String>>, token: &str) 
         #[serde(borrow)]
         t: Option<Cow<'a, str>>,
     }
-    let mut rooms = Rooms::default();
-    for text in lines {
-        let text = text.ok()?;
+    /// A room's events as folded so far, and where each (type, state key)
+    /// is among them: by hash, the key itself read back from the log when
+    /// the hashes meet (a 100,000-rule list's keys are never held).
+    #[derive(Default)]
+    struct Room {
+        spans: Vec<Span>,
+        index: hashbrown::HashTable<(u64, u32)>,
+    }
+    let file = Arc::new(file);
+    let mut lines = io::BufReader::with_capacity(64 << 10, &*file);
+    let mut keys = Reader::new(&file);
+    let hasher = std::hash::RandomState::new();
+    // Looked up by `&str`: a room's id is not allocated again for each line.
+    let mut rooms: hashbrown::HashMap<String, Room, _> = hashbrown::HashMap::with_hasher(std::hash::RandomState::new());
+    let mut stale = HashSet::new();
+    let (mut text, mut at) = (String::new(), 0u64);
+    loop {
+        text.clear();
+        let read = lines.read_line(&mut text).ok()?;
+        if read == 0 {
+            return None;
+        }
+        let start = at;
+        at += read as u64;
         let line: Line<'_> = serde_json::from_str(&text).ok()?;
         match line {
-            Line { t: Some(t), .. } if t == token => return Some(rooms),
+            Line { t: Some(t), .. } if t == token => break,
             Line { t: Some(_), .. } => {}
-            Line { j: Some(room), .. } => rooms.joined(&room),
+            Line { j: Some(room), .. } => {
+                rooms.entry_ref(&*room).or_default();
+            }
             Line { r: Some(room), e: Some(event), .. } => {
-                if !rooms.state(&room, event.get()) {
+                let json = event.get();
+                let (kind, key) = State::key_of(json)?;
+                let span = Span {
+                    at: start + (json.as_ptr() as usize - text.as_ptr() as usize) as u64,
+                    len: u32::try_from(json.len()).ok()?,
+                };
+                let Room { spans, index } = rooms.entry_ref(&*room).or_default();
+                let hash = std::hash::BuildHasher::hash_one(&hasher, (&kind, &key));
+                // The same hash: the same key unless what is there says otherwise.
+                let mut unreadable = false;
+                let same = |&(h, i): &(u64, u32)| {
+                    h == hash
+                        && match keys.event(spans[i as usize]) {
+                            Ok(there) => State::key_of(there).is_some_and(|(k, s)| k == kind && s == key),
+                            Err(_) => {
+                                unreadable = true;
+                                false
+                            }
+                        }
+                };
+                match index.find(hash, same) {
+                    Some(&(_, i)) => spans[i as usize] = span,
+                    None => {
+                        let i = u32::try_from(spans.len()).ok()?;
+                        index.insert_unique(hash, (hash, i), |&(h, _)| h);
+                        spans.push(span);
+                    }
+                }
+                if unreadable {
                     return None;
                 }
             }
-            Line { l: Some(room), .. } => rooms.left(&room),
+            Line { l: Some(room), .. } => {
+                rooms.remove(&*room);
+                stale.remove(&*room);
+            }
             Line { x: Some(room), .. } => {
-                rooms.joined(&room);
-                rooms.stale.insert(room.into_owned());
+                let room = room.into_owned();
+                rooms.entry(room.clone()).or_default();
+                stale.insert(room);
             }
             _ => return None,
         }
     }
-    None
+    drop((lines, keys));
+    let rooms = rooms
+        .into_iter()
+        .map(|(room, Room { mut spans, .. })| {
+            spans.shrink_to_fit();
+            (room, spans)
+        })
+        .collect();
+    Some(Folded { rooms: Rooms { rooms, stale, file }, end: at })
 }
 
 /// A state event as the log keeps it: its type, state key, sender and
 /// content, all the bot reads of room state (no ids, timestamps or
 /// `unsigned`, which made up most of an event), on one line.
 struct State {
-    key: (String, String),
     json: String,
 }
 
@@ -324,11 +479,12 @@ impl State {
     fn of(json: &str) -> Option<State> {
         #[derive(serde::Deserialize)]
         struct Event<'a> {
-            #[serde(rename = "type")]
-            kind: String,
-            state_key: String,
-            #[serde(default)]
-            sender: String,
+            #[serde(rename = "type", borrow)]
+            kind: Cow<'a, str>,
+            #[serde(borrow)]
+            state_key: Cow<'a, str>,
+            #[serde(default, borrow)]
+            sender: Cow<'a, str>,
             #[serde(borrow)]
             content: &'a serde_json::value::RawValue,
         }
@@ -344,7 +500,7 @@ impl State {
             text(&event.state_key),
             text(&event.sender)
         );
-        Some(State { key: (event.kind, event.state_key), json })
+        Some(State { json })
     }
 
     /// The type and state key of an event as the log keeps it.
@@ -373,20 +529,19 @@ fn is_redaction(json: &str) -> bool {
 }
 
 fn marker(token: &str) -> String {
-    let mut out = String::new();
-    line(&mut out, &serde_json::json!({"t": token}));
+    line(&serde_json::json!({"t": token}))
+}
+
+fn line(value: &serde_json::Value) -> String {
+    let mut out = value.to_string();
+    out.push('\n');
     out
 }
 
-fn line(out: &mut String, value: &serde_json::Value) {
-    out.push_str(&value.to_string());
-    out.push('\n');
-}
-
 /// A state event's line (`json` as [`State`] wrote it: on one line).
-fn state_line(out: &mut String, room: &str, json: &str) {
+fn state_line(room: &str, json: &str) -> String {
     let room = serde_json::Value::from(room).to_string();
-    out.push_str(&format!("{{\"r\":{room},\"e\":{json}}}\n"));
+    format!("{{\"r\":{room},\"e\":{json}}}\n")
 }
 
 #[cfg(test)]

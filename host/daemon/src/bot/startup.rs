@@ -245,7 +245,7 @@ impl Bot {
         }
         self.steps.done("policy");
         // The first sync's state is for the first start only: later it would be stale.
-        self.first_state = std::collections::HashMap::new();
+        self.first_state.clear();
         problems
     }
 

@@ -259,7 +259,8 @@ fn a_command_sent_while_a_first_start_loads_is_run_once_ready() {
 
 /// A sync does not send a redacted state event again: a rule withdrawn by
 /// redacting it stays withdrawn after a restart that takes the rooms' state
-/// from `room-state.log`, where it was kept whole.
+/// from `room-state.log`, where it was kept whole. The rules of a list with
+/// no redaction come from there (read an event at a time).
 #[test]
 fn a_rule_withdrawn_by_redaction_stays_withdrawn_after_a_restart() {
     let scene = Scene::new(Options::default());
@@ -267,8 +268,16 @@ fn a_rule_withdrawn_by_redaction_stays_withdrawn_after_a_restart() {
     let list = create_room(synapse, moderator, &[&scene.bot], json!({}));
     let named = "@withdrawn:elsewhere.example";
     put_rule(synapse, moderator, &list, "user", "withdrawn", json!({"entity": named, "recommendation": "m.ban"}));
+    let other = create_room(synapse, moderator, &[&scene.bot], json!({}));
+    let kept = "@kept:elsewhere.example";
+    for i in 0..3 {
+        let rule = json!({"entity": format!("@kept{i}:elsewhere.example"), "recommendation": "m.ban"});
+        put_rule(synapse, moderator, &other, "user", &format!("other{i}"), rule);
+    }
+    put_rule(synapse, moderator, &other, "user", "kept", json!({"entity": kept, "recommendation": "m.ban"}));
     let mut gleipnir = scene.start(&[], &[]);
     scene.command(&format!("watch {list}"), "Now watching");
+    scene.command(&format!("watch {other}"), "Now watching");
     scene.command(&format!("rules matching {named}"), "1 rule(s) match");
 
     let state = synapse.call(moderator, "GET", &format!("/_matrix/client/v3/rooms/{list}/state"), None).unwrap();
@@ -286,4 +295,6 @@ fn a_rule_withdrawn_by_redaction_stays_withdrawn_after_a_restart() {
     let log = std::fs::read_to_string(gleipnir.dir.join("gleipnir.log")).unwrap();
     assert_eq!(log.matches("from room-state.log").count(), 1, "the restart took the kept state: {log}");
     scene.command(&format!("rules matching {named}"), "No rule matches");
+    scene.command(&format!("rules matching {kept}"), "1 rule(s) match");
+    scene.command("status", "2 (4 rules)");
 }

@@ -52,12 +52,25 @@ impl Bot {
 
     /// Reads a list room's whole state (from the first sync and the kept
     /// state, on a first start; else from the homeserver) and applies the
-    /// difference to what is known of it.
+    /// difference to what is known of it (after a failed read of the kept
+    /// state, the rules it did read that are gone are withdrawn).
     async fn load_list(&mut self, room_id: &str) -> Result<(), WatchError> {
-        let state = match self.first_state.remove(room_id) {
-            Some(state) => state,
-            None => self.matrix.room_state(room_id).await.map_err(WatchError::Read)?,
-        };
+        // The first start's state, read an event at a time (a list of
+        // 100,000 rules is never held whole), into a list that holds no
+        // rules yet (so none can be gone from it).
+        if let Some(mut source) = self.first_state.take(room_id)
+            && self.session.policy.open(room_id)
+        {
+            let applied = source.events().try_for_each(|json| {
+                self.state_event(room_id, &json?);
+                Ok::<_, std::io::Error>(())
+            });
+            match applied {
+                Ok(()) => return Ok(()),
+                Err(e) => tracing::warn!(room_id, "cannot read the list's kept state ({e}); reading it again"),
+            }
+        }
+        let state = self.matrix.room_state(room_id).await.map_err(WatchError::Read)?;
         // Rules that are gone from the state (lost while away) are removed,
         // under the event type they came in.
         for (event_type, state_key) in self.session.policy.gone_from(room_id, &state) {

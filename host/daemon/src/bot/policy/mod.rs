@@ -231,6 +231,13 @@ impl Policy {
         }
     }
 
+    /// Starts keeping the rules of the list `room_id` if it was not yet
+    /// (its state events then go into it); whether it holds no rules.
+    pub(crate) fn open(&mut self, room_id: &str) -> bool {
+        let list = self.lists.entry(room_id.to_owned()).or_insert_with(|| PolicyList::new(room_id));
+        list.rules().next().is_none()
+    }
+
     /// A list whose state is about to be read whole: the rules it holds that
     /// are not in `state` (lost while away), as (event type, state key), to
     /// be removed under the type they came in.

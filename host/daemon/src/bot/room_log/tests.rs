@@ -25,6 +25,17 @@ fn values(events: &[String]) -> Vec<serde_json::Value> {
     events.iter().map(|json| serde_json::from_str(json).unwrap()).collect()
 }
 
+/// A room's kept events, read from the log.
+fn events(rooms: &Rooms, room: &str) -> Vec<String> {
+    let mut read = Reader::new(&rooms.file);
+    rooms.rooms[room].iter().map(|span| read.event(*span).unwrap().to_owned()).collect()
+}
+
+/// The log as it stands folded at `token`, without writing it again.
+fn fold_at(data: &Folder, token: &str) -> Option<Rooms> {
+    fold(data.open_file(FILE).unwrap(), token).map(|folded| folded.rooms)
+}
+
 /// A fresh folder, removed when the guard drops.
 struct Scratch(std::path::PathBuf);
 
@@ -69,14 +80,18 @@ fn a_restart_takes_the_state_as_of_its_token_and_nothing_after() {
     let third = sync(vec![], vec!["!q"]);
     log.record(&third, "t3", false);
 
-    let text = data.read_to_string(FILE).unwrap();
-    let at_t1 = fold(&mut text.lines().map(|l| Ok(l.to_owned())), "t1").expect("t1 is in the log");
-    assert_eq!(values(&at_t1.rooms["!p"]), kept(&[&alice]));
+    let at_t1 = fold_at(&data, "t1").expect("t1 is in the log");
+    assert_eq!(values(&events(&at_t1, "!p")), kept(&[&alice]));
     assert!(!at_t1.rooms.contains_key("!q"));
 
+    // Loading writes the log anew (t3 came after t2): the events are read
+    // from the log as it was read, and from the new one alike.
     let rooms = RoomLog::new(&data).load("t2").expect("the log reaches t2");
-    assert_eq!(values(&rooms.rooms["!p"]), kept(&[&alice_left, &bob]), "one event per state key, messages left out");
-    assert_eq!(values(&rooms.rooms["!q"]), kept(&[&alice]));
+    let again = fold_at(&data, "t2").unwrap();
+    for rooms in [rooms, again] {
+        assert_eq!(values(&events(&rooms, "!p")), kept(&[&alice_left, &bob]), "one event per state key, no messages");
+        assert_eq!(values(&events(&rooms, "!q")), kept(&[&alice]));
+    }
 
     // Loading rewrote the log as it stands at t2: t3 is gone for good.
     assert!(RoomLog::new(&data).load("t3").is_none());
@@ -87,24 +102,30 @@ fn a_restart_takes_the_state_as_of_its_token_and_nothing_after() {
 fn one_event_per_type_and_state_key_whatever_they_hold() {
     // Keys with escapes (read back owned) and keys whose hashes may meet: each
     // later event replaces the earlier of the same type and key, and only it.
+    let (_dir, data) = folder();
     let keys = ["", r#"a\"b"#, r"\u00e9", "é", r"line\nbreak", "@m:x"];
-    let mut rooms = Rooms::default();
+    let mut state = Vec::new();
     for round in 0..3 {
         for (i, key) in keys.iter().enumerate() {
             for kind in ["m.policy.rule.user", "m.room.member"] {
-                let event =
-                    format!(r#"{{"type": "{kind}", "state_key": "{key}", "content": {{"n": {round}, "i": {i}}}}}"#);
-                assert!(rooms.state("!r", &event), "{event}");
+                state.push(format!(
+                    r#"{{"type": "{kind}", "state_key": "{key}", "content": {{"n": {round}, "i": {i}}}}}"#
+                ));
             }
         }
         for i in 0..2000 {
-            rooms.state("!r", &format!(r#"{{"type": "t", "state_key": "k{i}", "content": {{"n": {round}}}}}"#));
+            state.push(format!(r#"{{"type": "t", "state_key": "k{i}", "content": {{"n": {round}}}}}"#));
         }
     }
-    let events = &rooms.rooms["!r"];
+    let state: Vec<&str> = state.iter().map(String::as_str).collect();
+    let mut log = RoomLog::new(&data);
+    log.record(&sync(vec![Joined { room: "!r", state, ..Default::default() }], vec![]), "t1", true);
+    let events = events(&RoomLog::new(&data).load("t1").unwrap(), "!r");
     // "\u00e9" and "é" are the same key once read.
     assert_eq!(events.len(), 2 * (keys.len() - 1) + 2000);
     assert!(events.iter().all(|e| e.contains(r#""n": 2"#)), "every event from the last round");
+    let first: serde_json::Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(first["state_key"], "", "in the order first seen");
 }
 
 #[test]
@@ -143,12 +164,11 @@ fn a_redaction_makes_a_rooms_kept_state_stale_until_it_is_read_again() {
     .to_string();
     log.refreshed("!list", std::slice::from_ref(&redacted));
     log.record(&sync(vec![], vec![]), "t4", false);
-    let text = data.read_to_string(FILE).unwrap();
-    let at_t3 = fold(&mut text.lines().map(|l| Ok(l.to_owned())), "t3").unwrap();
+    let at_t3 = fold_at(&data, "t3").unwrap();
     assert!(at_t3.stale.contains("!list"), "not before t4");
     let rooms = RoomLog::new(&data).load("t4").unwrap();
     assert!(rooms.stale.is_empty());
-    assert_eq!(values(&rooms.rooms["!list"]), kept(&[&redacted]));
+    assert_eq!(values(&events(&rooms, "!list")), kept(&[&redacted]));
     // A stale mark survives the log being written whole.
     let mut log = RoomLog::new(&data);
     log.load("t4").unwrap();
@@ -208,6 +228,22 @@ fn room_ids_and_events_that_need_escaping_survive() {
     log.record(&sync(vec![Joined { room, ..Default::default() }], vec![]), "t0", true);
     log.record(&sync(vec![Joined { room, state: vec![pretty], ..Default::default() }], vec![]), "t\"1", false);
     let rooms = RoomLog::new(&data).load("t\"1").unwrap();
-    let name: serde_json::Value = serde_json::from_str(&rooms.rooms[room][0]).unwrap();
+    let name: serde_json::Value = serde_json::from_str(&events(&rooms, room)[0]).unwrap();
     assert_eq!(name["content"]["name"], "a\"b\n");
+}
+
+#[test]
+fn a_kept_event_that_can_no_longer_be_read_is_an_error_not_a_gap() {
+    let (_dir, data) = folder();
+    let (alice, bob) = (member("@a:x", "join"), member("@b:x", "join"));
+    let mut log = RoomLog::new(&data);
+    log.record(&sync(vec![Joined { room: "!p", state: vec![&alice, &bob], ..Default::default() }], vec![]), "t1", true);
+    let rooms = RoomLog::new(&data).load("t1").unwrap();
+    // The file as read, cut short under the bot's feet (a failing disk).
+    let path = data.shown(FILE);
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(20).unwrap();
+    let (_, kept) = rooms.into_rooms().next().unwrap();
+    let read: Vec<io::Result<String>> = kept.events().collect();
+    assert_eq!(read.len(), 2);
+    assert!(read.iter().all(Result::is_err), "{read:?}");
 }
