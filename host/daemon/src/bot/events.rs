@@ -92,11 +92,7 @@ impl Bot {
     pub(super) fn absorb_kept(&mut self, kept: super::room_log::Rooms) -> Vec<String> {
         let mut unread = Vec::new();
         for (room, kept) in kept.into_rooms() {
-            let read = kept.events().try_for_each(|json| {
-                self.state_event(&room, &json?);
-                Ok::<_, std::io::Error>(())
-            });
-            match read {
+            match self.apply_read_state(&room, kept.events()) {
                 Ok(()) => self.first_state.kept(room, kept),
                 Err(e) => {
                     tracing::warn!(room, "cannot read the room's kept state ({e}); reading it from the homeserver");
@@ -105,6 +101,19 @@ impl Bot {
             }
         }
         unread
+    }
+
+    /// Applies state events as they are read (from the kept state), as sync
+    /// state; a failed read stops it.
+    pub(super) fn apply_read_state(
+        &mut self,
+        room: &str,
+        events: impl Iterator<Item = std::io::Result<String>>,
+    ) -> std::io::Result<()> {
+        for json in events {
+            self.state_event(room, &json?);
+        }
+        Ok(())
     }
 
     /// Reads again the whole state of rooms whose kept state is stale (a
@@ -175,11 +184,7 @@ impl Bot {
         let mut unread = Vec::new();
         for room in rooms {
             if let Some(mut source) = first.take(room) {
-                let applied = source.events().try_for_each(|json| {
-                    self.state_event(room, &json?);
-                    Ok::<_, std::io::Error>(())
-                });
-                if let Err(e) = applied {
+                if let Err(e) = self.apply_read_state(room, source.events()) {
                     tracing::warn!(room, "cannot read the room's kept state ({e}); reading it from the homeserver");
                     unread.push(room);
                 }

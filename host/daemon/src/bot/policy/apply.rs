@@ -61,11 +61,7 @@ impl Bot {
         if let Some(mut source) = self.first_state.take(room_id)
             && self.session.policy.open(room_id)
         {
-            let applied = source.events().try_for_each(|json| {
-                self.state_event(room_id, &json?);
-                Ok::<_, std::io::Error>(())
-            });
-            match applied {
+            match self.apply_read_state(room_id, source.events()) {
                 Ok(()) => return Ok(()),
                 Err(e) => tracing::warn!(room_id, "cannot read the list's kept state ({e}); reading it again"),
             }
