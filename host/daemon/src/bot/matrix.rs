@@ -120,7 +120,8 @@ impl Matrix {
         use matrix_sdk::ruma::api::client::state::get_state_events;
         let id = OwnedRoomId::try_from(room).with_context(|| format!("`{room}` is not a room id"))?;
         let response = self.client.send(get_state_events::v3::Request::new(id)).await?;
-        Ok(response.room_state.into_iter().map(|raw| raw.json().get().to_owned()).collect())
+        // Each event's text moved out, not copied (a list of many rules is a large answer).
+        Ok(response.room_state.into_iter().map(|raw| Box::<str>::from(raw.into_json()).into_string()).collect())
     }
 
     /// The room an alias names now, if it resolves.
