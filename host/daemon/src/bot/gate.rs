@@ -90,6 +90,10 @@ pub(crate) enum News {
     /// What protections decided on a message they handled before it
     /// landed, other than refusing it: carried out as theirs.
     Acted { by: String, actions: Vec<gleipnir_runtime::Action> },
+    /// Actions a protection decided in a check or before a message landed
+    /// that it may not take (a capability not declared or not granted, a
+    /// field out of bounds): counted and said as on the sync path.
+    Refusals { by: String, refused: Vec<gleipnir_runtime::Refusal> },
     /// A protection faulted in `check` (it was restarted when the fault killed it).
     Fault { protection: String, fault: String },
     /// A member's abuse report, forwarded to the listener and accepted by
@@ -349,6 +353,7 @@ impl Gate {
             match outcome {
                 Ok(mut outcome) => {
                     super::protections::only_in_protected_rooms(&mut outcome, &self.0.protected);
+                    self.tell_refusals(&handler.name, outcome.refused);
                     if !outcome.actions.is_empty() {
                         decided.push((handler.name.clone(), handler.errcode.clone(), outcome.actions));
                     }
@@ -434,6 +439,7 @@ impl Gate {
                 Ok(Checked::Allow) => {}
                 Ok(Checked::Deny { reason, mut follow_up }) => {
                     super::protections::only_in_protected_rooms(&mut follow_up, &self.0.protected);
+                    self.tell_refusals(&checker.name, follow_up.refused);
                     let answer = Answer::Deny { errcode: checker.errcode.clone(), reason: reason.clone() };
                     self.tell(News::Refused {
                         by: checker.name.clone(),
@@ -476,6 +482,12 @@ impl Gate {
     /// A forwarded abuse report the homeserver accepted.
     pub(crate) fn report(&self, report: super::reports::Listed) {
         self.tell(News::Report(report));
+    }
+
+    fn tell_refusals(&self, by: &str, refused: Vec<gleipnir_runtime::Refusal>) {
+        if !refused.is_empty() {
+            self.tell(News::Refusals { by: by.to_owned(), refused });
+        }
     }
 
     fn tell(&self, news: News) {
@@ -602,6 +614,12 @@ impl super::Bot {
             News::Acted { by, actions } => {
                 let origin = super::executor::Origin::Protection(by);
                 self.jobs.extend(actions.into_iter().map(|a| super::executor::Job::Act(origin.clone(), a)));
+                self.flush_jobs(token).await;
+            }
+            News::Refusals { by, refused } => {
+                let health = self.protections.health.entry(by.clone()).or_default();
+                let said = super::protections::refusal_reports(&by, refused, health, &self.metrics, &self.rooms);
+                self.jobs.extend(said);
                 self.flush_jobs(token).await;
             }
             News::Report(report) => self.forwarded_report(report, token).await,

@@ -23,8 +23,8 @@ use crate::state::{Kind, Path, Problem};
 
 mod turn;
 
-pub(crate) use turn::only_in_protected_rooms;
 use turn::{Turn, handle_instance};
+pub(crate) use turn::{only_in_protected_rooms, refusal_reports};
 
 /// An enabled protection's instance, shared with the pre-emptive checks
 /// (`gate.rs`), which call it between the bot's own calls: a guard is

@@ -10,7 +10,22 @@ fn same_verdicts(
     settings: &[(&str, gleipnir_runtime::SettingValue)],
     stream: &[(&str, &str)],
 ) -> (Vec<usize>, Vec<News>) {
-    use gleipnir_runtime::{Capability, CapabilitySet};
+    same_verdicts_granted(plugin, &GRANTED, settings, stream)
+}
+
+const GRANTED: [gleipnir_runtime::Capability; 4] = {
+    use gleipnir_runtime::Capability;
+    [Capability::Redact, Capability::Ban, Capability::NotifyManagement, Capability::SendNotice]
+};
+
+/// [`same_verdicts`] with the protection granted `granted` alone.
+fn same_verdicts_granted(
+    plugin: &str,
+    granted: &[gleipnir_runtime::Capability],
+    settings: &[(&str, gleipnir_runtime::SettingValue)],
+    stream: &[(&str, &str)],
+) -> (Vec<usize>, Vec<News>) {
+    use gleipnir_runtime::CapabilitySet;
     let plugin = gleipnir_tests::load(plugin);
     let (queries, rooms) = gleipnir_tests::queries();
     // @old:x was here before the room was protected; @new:x joined after.
@@ -20,10 +35,7 @@ fn same_verdicts(
     rooms.vouch_for_members("!room:x");
     let now = gleipnir_runtime::Clock::System.now_ms();
     rooms.apply("!room:x", "m.room.member", "@new:x", "@new:x", now, join);
-    let granted: CapabilitySet =
-        [Capability::Redact, Capability::Ban, Capability::NotifyManagement, Capability::SendNotice]
-            .into_iter()
-            .collect();
+    let granted: CapabilitySet = granted.iter().copied().collect();
     let overrides: Vec<_> = settings.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
     let instance = || {
         let mut i = plugin.instantiate(queries.clone(), granted).unwrap();
@@ -91,6 +103,29 @@ fn flooding_decides_the_same_before_and_after_a_message_lands() {
     assert!(acted.iter().any(|a| matches!(a, Action::Ban(b) if b.user_id == "@spam:x")));
     assert!(acted.iter().any(|a| matches!(a, Action::Redact(r) if r.event_id == "$e3")));
     assert!(!acted.iter().any(|a| matches!(a, Action::Redact(r) if r.event_id == "$e4" || r.event_id == "$e6")));
+}
+
+/// What a protection may not do is said when it decides before a message
+/// lands as when it decides after (the sync path skips what the gate handled).
+#[test]
+fn an_action_refused_before_a_message_lands_is_told() {
+    use gleipnir_runtime::{Action, Capability, SettingValue};
+    let stream: Vec<(&str, &str)> = (0..5).map(|_| ("@spam:x", "a message")).collect();
+    let settings = [("max-per-minute", SettingValue::Integer(3))];
+    let no_ban = [Capability::Redact, Capability::NotifyManagement, Capability::SendNotice];
+    let (refused, told) = same_verdicts_granted(gleipnir_tests::plugins::FLOODING, &no_ban, &settings, &stream);
+    assert_eq!(refused, [3, 4], "the 4th message and after, still refused: redacting is granted");
+    assert!(!acted(&told).iter().any(|a| matches!(a, Action::Ban(_))));
+    let refusals: Vec<_> = told
+        .iter()
+        .filter_map(|n| if let News::Refusals { by, refused } = n { Some((by, refused)) } else { None })
+        .collect();
+    assert!(!refusals.is_empty(), "{told:?}");
+    for (by, refused) in refusals {
+        assert_eq!(by, "flooding");
+        assert!(refused.iter().all(|r| matches!(&r.action, Action::Ban(b) if b.user_id == "@spam:x")), "{refused:?}");
+        assert!(refused.iter().all(|r| r.why.contains("not granted")), "{refused:?}");
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use gleipnir_runtime::{Event, Instance};
+use gleipnir_runtime::{Event, Instance, Refusal};
 
 use crate::bot::executor::{Job, Origin};
 use crate::bot::health::Health;
@@ -17,6 +17,34 @@ pub(super) struct Turn<'a> {
     /// For the names of rooms in what is said.
     pub(super) rooms: &'a gleipnir_runtime::rooms::RoomStates,
     pub(super) now: Instant,
+}
+
+/// Actions protection `name` was refused (see `Instance::handle`): each
+/// counted, and said once per kind of action (rooms by name). The sync path
+/// and the checks before an event lands (`gate`) alike.
+pub(crate) fn refusal_reports(
+    name: &str,
+    refused: Vec<Refusal>,
+    health: &mut Health,
+    metrics: &crate::bot::metrics::Metrics,
+    rooms: &gleipnir_runtime::rooms::RoomStates,
+) -> Vec<Job> {
+    let mut said = Vec::new();
+    for refusal in refused {
+        metrics.capability_refusal(name);
+        let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&refusal.action));
+        if health.refused(kind) {
+            // The room as moderators know it, where the bot has a name for it.
+            let room_name = |room: &str| crate::bot::say::room(crate::bot::matrix::room_name(rooms, room), room);
+            let what =
+                crate::bot::say::actions(std::slice::from_ref(&refusal.action), &|_| None, &room_name, 1).join(" ");
+            said.push(Job::Report(format!(
+                "{name}: refused {what}: {}. (Said once per kind of action; `status` counts them.)",
+                refusal.why
+            )));
+        }
+    }
+    said
 }
 
 /// One protection's turn at an event, in guest code (see `sandboxed`): its
@@ -38,22 +66,7 @@ pub(super) fn handle_instance(
     match instance.handle(event) {
         Ok(mut outcome) => {
             only_in_protected_rooms(&mut outcome, protected);
-            for refusal in outcome.refused {
-                metrics.capability_refusal(name);
-                let kind = gleipnir_runtime::capability::name(gleipnir_runtime::capability::required(&refusal.action));
-                if health.refused(kind) {
-                    // The room as moderators know it, where the bot has a name for it.
-                    let room_name =
-                        |room: &str| crate::bot::say::room(crate::bot::matrix::room_name(rooms, room), room);
-                    let what =
-                        crate::bot::say::actions(std::slice::from_ref(&refusal.action), &|_| None, &room_name, 1)
-                            .join(" ");
-                    todo.push(Job::Report(format!(
-                        "{name}: refused {what}: {}. (Said once per kind of action; `status` counts them.)",
-                        refusal.why
-                    )));
-                }
-            }
+            todo.extend(refusal_reports(name, std::mem::take(&mut outcome.refused), health, metrics, rooms));
             todo.extend(outcome.actions.into_iter().map(|a| Job::Act(Origin::Protection(name.to_owned()), a)));
         }
         Err(fault) => {
