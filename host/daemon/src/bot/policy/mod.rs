@@ -242,17 +242,22 @@ impl Policy {
     /// are not in `state` (lost while away), as (event type, state key), to
     /// be removed under the type they came in.
     pub(crate) fn gone_from(&mut self, room_id: &str, state: &[String]) -> Vec<(String, String)> {
+        // Borrowed from the events where they hold no escapes (a list of many rules is a large state).
         #[derive(serde::Deserialize)]
-        struct Key {
-            #[serde(rename = "type")]
-            kind: String,
-            state_key: String,
+        struct Key<'a> {
+            #[serde(rename = "type", borrow)]
+            kind: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            state_key: std::borrow::Cow<'a, str>,
         }
         let list = self.lists.entry(room_id.to_owned()).or_insert_with(|| PolicyList::new(room_id));
-        let keys: Vec<Key> = state.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
+        if list.rules().next().is_none() {
+            return Vec::new();
+        }
+        let keys: Vec<Key<'_>> = state.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
         let present: HashSet<(EntityKind, &str)> = keys
             .iter()
-            .filter_map(|e| gleipnir_policy::rule::rule_type(&e.kind).map(|(k, _)| (k, e.state_key.as_str())))
+            .filter_map(|e| gleipnir_policy::rule::rule_type(&e.kind).map(|(k, _)| (k, &*e.state_key)))
             .collect();
         list.rules()
             .filter(|r| !present.contains(&(r.kind, r.state_key())))
