@@ -215,20 +215,3 @@ fn a_late_check_counts_only_if_it_finished_first() {
     assert!(late.give_up(true));
     assert_eq!(late.finish(), Some(true), "given up: the message was allowed and landed");
 }
-
-#[test]
-fn refusals_are_said_at_once_then_coalesced() {
-    let mut r = Refusals::default();
-    let start = Instant::now();
-    assert!(r.due_at().is_none() && r.take(start).is_none());
-    r.add("policy", "!r:x", "@u:x", "join", "banned");
-    assert!(r.due_at().is_some_and(|at| at <= Instant::now()));
-    let said = r.take(start).unwrap();
-    assert_eq!(said, "Refused before the homeserver accepted it:\n- join by @u:x in !r:x (policy: banned)");
-    for _ in 0..3 {
-        r.add("flooding", "!r:x", "@f:x", "m.room.message", "too fast");
-    }
-    assert!(r.take(start + Duration::from_secs(1)).is_none(), "said at most every 5 s");
-    let said = r.take(start + SAY_EVERY).unwrap();
-    assert!(said.ends_with("- m.room.message by @f:x in !r:x ×3 (flooding: too fast)"), "{said}");
-}
