@@ -9,6 +9,8 @@
 //! never seen live, and is left out (the room's whole state is read when it
 //! is protected or watched; replaying the past would make old joins look new).
 
+use std::borrow::Cow;
+
 use matrix_sdk::ruma::api::client::sync::sync_events::v3::{Response, State};
 
 use super::protected::Protected;
@@ -169,6 +171,19 @@ pub(crate) fn ingest<'a>(parts: Parts<'a>, watched: &Watched<'_>) -> Vec<Input<'
         inputs.push(Input::Lost(l.room));
     }
     inputs
+}
+
+/// The type and state key of a state event (borrowed where they hold no escapes).
+pub(crate) fn state_key_of(json: &str) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+    #[derive(serde::Deserialize)]
+    struct Key<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow)]
+        state_key: Cow<'a, str>,
+    }
+    let key: Key<'_> = serde_json::from_str(json).ok()?;
+    Some((key.kind, key.state_key))
 }
 
 /// Whether `json` is `bot` joining a room (not a profile change of the bot

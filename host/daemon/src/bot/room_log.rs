@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use gleipnir_runtime::Folder;
 
-use super::ingest::Parts;
+use super::ingest::{Parts, state_key_of};
 
 const FILE: &str = "room-state.log";
 
@@ -246,8 +246,8 @@ impl RoomLog {
                 let mut written = 0;
                 for joined in &parts.joined {
                     let mut text = line(&serde_json::json!({"j": joined.room}));
-                    for state in joined.state.iter().chain(&joined.timeline).filter_map(|json| State::of(json)) {
-                        text.push_str(&state_line(joined.room, &state.json));
+                    for state in joined.state.iter().chain(&joined.timeline).filter_map(|json| kept(json)) {
+                        text.push_str(&state_line(joined.room, &state));
                     }
                     out.write_all(text.as_bytes())?;
                     written += text.len() as u64;
@@ -267,8 +267,8 @@ impl RoomLog {
             out.push_str(&line(&serde_json::json!({"j": joined.room})));
             // Timeline events: only state (a quick look first: most are messages).
             let timeline = joined.timeline.iter().filter(|json| json.contains("\"state_key\""));
-            for state in joined.state.iter().chain(timeline).filter_map(|json| State::of(json)) {
-                out.push_str(&state_line(joined.room, &state.json));
+            for state in joined.state.iter().chain(timeline).filter_map(|json| kept(json)) {
+                out.push_str(&state_line(joined.room, &state));
             }
             if joined.timeline.iter().any(|json| is_redaction(json)) {
                 out.push_str(&line(&serde_json::json!({"x": joined.room})));
@@ -294,8 +294,8 @@ impl RoomLog {
         }
         let mut out = line(&serde_json::json!({"l": room}));
         out.push_str(&line(&serde_json::json!({"j": room})));
-        for state in state.iter().filter_map(|json| State::of(json)) {
-            out.push_str(&state_line(room, &state.json));
+        for state in state.iter().filter_map(|json| kept(json)) {
+            out.push_str(&state_line(room, &state));
         }
         self.append(&out);
     }
@@ -413,7 +413,7 @@ fn fold(file: File, token: &str) -> Option<Folded> {
             }
             Line { r: Some(room), e: Some(event), .. } => {
                 let json = event.get();
-                let (kind, key) = State::key_of(json)?;
+                let (kind, key) = state_key_of(json)?;
                 let span = Span {
                     at: start + (json.as_ptr() as usize - text.as_ptr() as usize) as u64,
                     len: u32::try_from(json.len()).ok()?,
@@ -425,7 +425,7 @@ fn fold(file: File, token: &str) -> Option<Folded> {
                 let same = |&(h, i): &(u64, u32)| {
                     h == hash
                         && match keys.event(spans[i as usize]) {
-                            Ok(there) => State::key_of(there).is_some_and(|(k, s)| k == kind && s == key),
+                            Ok(there) => state_key_of(there).is_some_and(|(k, s)| k == kind && s == key),
                             Err(_) => {
                                 unreadable = true;
                                 false
@@ -469,52 +469,32 @@ fn fold(file: File, token: &str) -> Option<Folded> {
 
 /// A state event as the log keeps it: its type, state key, sender and
 /// content, all the bot reads of room state (no ids, timestamps or
-/// `unsigned`, which made up most of an event), on one line.
-struct State {
-    json: String,
-}
-
-impl State {
-    /// `None` for anything but a state event with content.
-    fn of(json: &str) -> Option<State> {
-        #[derive(serde::Deserialize)]
-        struct Event<'a> {
-            #[serde(rename = "type", borrow)]
-            kind: Cow<'a, str>,
-            #[serde(borrow)]
-            state_key: Cow<'a, str>,
-            #[serde(default, borrow)]
-            sender: Cow<'a, str>,
-            #[serde(borrow)]
-            content: &'a serde_json::value::RawValue,
-        }
-        let event: Event<'_> = serde_json::from_str(json).ok()?;
-        let content = match event.content.get() {
-            one_line if !one_line.contains('\n') => one_line.to_owned(),
-            lines => serde_json::from_str::<serde_json::Value>(lines).ok()?.to_string(),
-        };
-        let text = |s: &str| serde_json::Value::from(s).to_string();
-        let json = format!(
-            "{{\"type\":{},\"state_key\":{},\"sender\":{},\"content\":{content}}}",
-            text(&event.kind),
-            text(&event.state_key),
-            text(&event.sender)
-        );
-        Some(State { json })
+/// `unsigned`, which made up most of an event), on one line. `None` for
+/// anything but a state event with content.
+fn kept(json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow)]
+        state_key: Cow<'a, str>,
+        #[serde(default, borrow)]
+        sender: Cow<'a, str>,
+        #[serde(borrow)]
+        content: &'a serde_json::value::RawValue,
     }
-
-    /// The type and state key of an event as the log keeps it.
-    fn key_of(json: &str) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
-        #[derive(serde::Deserialize)]
-        struct Key<'a> {
-            #[serde(rename = "type", borrow)]
-            kind: Cow<'a, str>,
-            #[serde(borrow)]
-            state_key: Cow<'a, str>,
-        }
-        let key: Key<'_> = serde_json::from_str(json).ok()?;
-        Some((key.kind, key.state_key))
-    }
+    let event: Event<'_> = serde_json::from_str(json).ok()?;
+    let content = match event.content.get() {
+        one_line if !one_line.contains('\n') => one_line.to_owned(),
+        lines => serde_json::from_str::<serde_json::Value>(lines).ok()?.to_string(),
+    };
+    let text = |s: &str| serde_json::Value::from(s).to_string();
+    Some(format!(
+        "{{\"type\":{},\"state_key\":{},\"sender\":{},\"content\":{content}}}",
+        text(&event.kind),
+        text(&event.state_key),
+        text(&event.sender)
+    ))
 }
 
 /// Whether a timeline event is a redaction (a quick look first: most are messages).
@@ -538,7 +518,7 @@ fn line(value: &serde_json::Value) -> String {
     out
 }
 
-/// A state event's line (`json` as [`State`] wrote it: on one line).
+/// A state event's line (`json` as [`kept`] wrote it: on one line).
 fn state_line(room: &str, json: &str) -> String {
     let room = serde_json::Value::from(room).to_string();
     format!("{{\"r\":{room},\"e\":{json}}}\n")

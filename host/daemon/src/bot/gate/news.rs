@@ -57,36 +57,30 @@ impl crate::bot::Bot {
     pub(crate) fn publish_gate(&self) {
         let Some(gate) = &self.gate else { return };
         let now = Instant::now();
-        let checkers = self
-            .protections
-            .enabled
-            .iter()
-            .filter(|(name, _)| self.protections.health.get(*name).is_none_or(|h| h.quarantined_for(now).is_none()))
+        // Each enabled protection not quarantined, as a checker of `classes`.
+        let ready =
+            self.protections.enabled.iter().filter(|(name, _)| {
+                self.protections.health.get(*name).is_none_or(|h| h.quarantined_for(now).is_none())
+            });
+        let checker = |name: &String, slot: &super::Slot, classes| Checker {
+            name: name.clone(),
+            slot: slot.clone(),
+            classes,
+            errcode: self.config.errcodes.get(name).cloned().unwrap_or_else(|| "M_FORBIDDEN".to_owned()),
+        };
+        let checkers = ready
+            .clone()
             .filter_map(|(name, slot)| {
                 let classes = slot.plugin().descriptor().checks.clone();
-                (!classes.is_empty()).then(|| Checker {
-                    name: name.clone(),
-                    slot: slot.clone(),
-                    classes,
-                    errcode: self.config.errcodes.get(name).cloned().unwrap_or_else(|| "M_FORBIDDEN".to_owned()),
-                })
+                (!classes.is_empty()).then(|| checker(name, slot, classes))
             })
             .collect();
-        let handlers = self
-            .protections
-            .enabled
-            .iter()
-            .filter(|(name, _)| self.protections.health.get(*name).is_none_or(|h| h.quarantined_for(now).is_none()))
+        let handlers = ready
             .filter_map(|(name, slot)| {
                 let plugin = slot.plugin();
                 let reads = plugin.wants(gleipnir_runtime::EventClass::Message);
                 let checks_itself = plugin.descriptor().checks.contains(&CheckClass::Event);
-                (reads && !checks_itself).then(|| Checker {
-                    name: name.clone(),
-                    slot: slot.clone(),
-                    classes: Vec::new(),
-                    errcode: self.config.errcodes.get(name).cloned().unwrap_or_else(|| "M_FORBIDDEN".to_owned()),
-                })
+                (reads && !checks_itself).then(|| checker(name, slot, Vec::new()))
             })
             .collect();
         gate.publish(View { active: !self.safe_mode, index: self.session.policy.shared_index(), checkers, handlers });

@@ -242,22 +242,15 @@ impl Policy {
     /// are not in `state` (lost while away), as (event type, state key), to
     /// be removed under the type they came in.
     pub(crate) fn gone_from(&mut self, room_id: &str, state: &[String]) -> Vec<(String, String)> {
-        // Borrowed from the events where they hold no escapes (a list of many rules is a large state).
-        #[derive(serde::Deserialize)]
-        struct Key<'a> {
-            #[serde(rename = "type", borrow)]
-            kind: std::borrow::Cow<'a, str>,
-            #[serde(borrow)]
-            state_key: std::borrow::Cow<'a, str>,
-        }
         let list = self.lists.entry(room_id.to_owned()).or_insert_with(|| PolicyList::new(room_id));
         if list.rules().next().is_none() {
             return Vec::new();
         }
-        let keys: Vec<Key<'_>> = state.iter().filter_map(|json| serde_json::from_str(json).ok()).collect();
+        // Borrowed from the events where they hold no escapes (a list of many rules is a large state).
+        let keys: Vec<_> = state.iter().filter_map(|json| crate::bot::ingest::state_key_of(json)).collect();
         let present: HashSet<(EntityKind, &str)> = keys
             .iter()
-            .filter_map(|e| gleipnir_policy::rule::rule_type(&e.kind).map(|(k, _)| (k, &*e.state_key)))
+            .filter_map(|(kind, key)| gleipnir_policy::rule::rule_type(kind).map(|(k, _)| (k, &**key)))
             .collect();
         list.rules()
             .filter(|r| !present.contains(&(r.kind, r.state_key())))
